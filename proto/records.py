@@ -1,0 +1,162 @@
+"""Typed records shared by the controller, the agent and the CLI.
+
+The code works on these dataclasses. Protobuf appears only at the wire
+(`to_wire` / `from_wire`) and JSON only in etcd (`to_json` / `from_json`),
+so neither format leaks into the logic.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from proto import vxmesh_pb2 as pb
+
+R = TypeVar("R", bound="Record")
+
+
+class Record:
+    """Conversions every record shares; fields map 1:1 onto the proto message."""
+
+    WIRE: type  # the protobuf message class with the same field names
+
+    def to_wire(self):
+        msg = self.WIRE()
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):
+                target = getattr(msg, f.name)
+                for item in value:
+                    if isinstance(item, Record):
+                        target.append(item.to_wire())
+                    else:
+                        target.append(item)
+            elif isinstance(value, dict):
+                getattr(msg, f.name).update(value)
+            else:
+                setattr(msg, f.name, value)
+        return msg
+
+    @classmethod
+    def from_wire(cls: type[R], msg) -> R:
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            value = getattr(msg, f.name)
+            item_type = _LIST_ITEM_TYPES.get((cls.__name__, f.name))
+            if item_type is not None:
+                kwargs[f.name] = [item_type.from_wire(v) for v in value]
+            elif hasattr(value, "items"):  # protobuf map
+                kwargs[f.name] = dict(value)
+            elif hasattr(value, "extend"):  # protobuf repeated scalar
+                kwargs[f.name] = list(value)
+            else:
+                kwargs[f.name] = value
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), sort_keys=True).encode()
+
+    @classmethod
+    def from_dict(cls: type[R], data: dict[str, Any]) -> R:
+        kwargs: dict[str, Any] = {}
+        names = {f.name for f in dataclasses.fields(cls)}
+        for key, value in data.items():
+            if key not in names:
+                continue  # written by a newer controller: ignore, don't fail
+            item_type = _LIST_ITEM_TYPES.get((cls.__name__, key))
+            if item_type is not None:
+                value = [item_type.from_dict(v) for v in value]
+            kwargs[key] = value
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls: type[R], raw: bytes | str) -> R:
+        return cls.from_dict(json.loads(raw))
+
+
+@dataclass
+class Network(Record):
+    WIRE = pb.Network
+    name: str
+    subnet: str
+    gateway: str
+    vni: int
+    driver: str = "overlay"
+    id: str = ""
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Endpoint(Record):
+    """One row of the MAC/IP -> VTEP table."""
+    WIRE = pb.Endpoint
+    network: str
+    container: str
+    host: str
+    vtep: str
+    ip: str
+    mac: str
+
+
+@dataclass
+class Attachment(Record):
+    WIRE = pb.Attachment
+    network: str
+    ip: str
+    mac: str
+
+
+@dataclass
+class ContainerSpec(Record):
+    """The desired container, written by the controller, run by the agent."""
+    WIRE = pb.ContainerSpec
+    id: str
+    name: str
+    host: str
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    hostname: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    desired: str = "running"
+    created_at: float = 0.0
+    generation: int = 0
+
+    @property
+    def networks(self) -> list[str]:
+        return [a.network for a in self.attachments]
+
+
+@dataclass
+class ContainerStatus(Record):
+    """What the agent observed; `generation` ties it to a spec generation."""
+    WIRE = pb.ContainerStatus
+    name: str
+    id: str
+    state: str = "created"
+    pid: int = 0
+    exit_code: int = 0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+    error: str = ""
+    generation: int = 0
+
+
+@dataclass
+class Host(Record):
+    WIRE = pb.Host
+    name: str
+    vtep: str
+    api: str = ""
+    mtu: int = 1500
+    state: str = "down"
+    containers: int = 0
+    registered_at: float = 0.0
+
+
+_LIST_ITEM_TYPES: dict[tuple[str, str], type[Record]] = {
+    ("ContainerSpec", "attachments"): Attachment,
+}
