@@ -124,6 +124,7 @@ class ContainerSpec(Record):
     desired: str = "running"
     created_at: float = 0.0
     generation: int = 0
+    stop_timeout: int = 10
 
     @property
     def networks(self) -> list[str]:
@@ -143,6 +144,7 @@ class ContainerStatus(Record):
     finished_at: float = 0.0
     error: str = ""
     generation: int = 0
+    host: str = ""
 
 
 @dataclass

@@ -1,0 +1,59 @@
+# The two commands of the README: `make lab` and `make test`. Both set up
+# what they need first (Debian packages, then Python packages in .venv).
+
+PYTHON    ?= python3
+VENV      := .venv
+PY        := $(VENV)/bin/python
+APT_PKGS  := etcd-server etcd-client iproute2 nftables iputils-ping iperf3 tshark tcpdump \
+             busybox-static util-linux procps python3-venv
+APT_STAMP := $(VENV)/.apt-installed
+PIP_STAMP := $(VENV)/.pip-installed
+PROTO_OUT := proto/vxmesh_pb2.py proto/vxmesh_pb2_grpc.py proto/vxmesh_pb2.pyi
+
+.PHONY: setup lab lab-down lab-status test unit proto proto-check clean
+
+setup: $(APT_STAMP) $(PIP_STAMP)
+
+$(APT_STAMP):
+	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	@touch $@
+
+$(PIP_STAMP): pyproject.toml $(APT_STAMP)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $@
+
+# Regenerate the gRPC/protobuf Python from proto/vxmesh.proto.
+proto: $(PIP_STAMP)
+	$(PY) -m grpc_tools.protoc -I. --python_out=. --grpc_python_out=. --pyi_out=. proto/vxmesh.proto
+
+# Fail when the checked-in generated code differs from what `make proto` makes.
+proto-check: $(PIP_STAMP)
+	@tmp=$$(mktemp -d) && mkdir -p $$tmp/proto && cp proto/vxmesh.proto $$tmp/proto/ && \
+	$(PY) -m grpc_tools.protoc -I$$tmp --python_out=$$tmp --grpc_python_out=$$tmp --pyi_out=$$tmp $$tmp/proto/vxmesh.proto && \
+	for f in $(PROTO_OUT); do \
+	  cmp -s $$tmp/$$f $$f || { echo "$$f is out of date: run 'make proto'"; rm -rf $$tmp; exit 1; }; \
+	done; rm -rf $$tmp; echo "generated protobuf code is up to date"
+
+lab: setup
+	$(PY) -m deploy.lab up
+
+lab-down: $(PIP_STAMP)
+	$(PY) -m deploy.lab down
+
+lab-status: $(PIP_STAMP)
+	$(PY) -m deploy.lab status
+
+unit: setup
+	$(PY) -m pytest -q -m "not integration"
+
+test: setup proto-check
+	$(PY) -m pytest -q
+
+clean: lab-down
+	rm -rf $(VENV) *.egg-info

@@ -1,0 +1,51 @@
+"""The agent's copy of what the controller says this host should have.
+
+Fed by the stream's snapshots and deltas, tagged with the etcd revision it
+reflects so a reconnect can resume from there. The reconcile loop reads it;
+it never touches the kernel itself.
+"""
+from __future__ import annotations
+
+from proto import vxmesh_pb2 as pb
+from proto.records import ContainerSpec, Endpoint, Host, Network, Record
+
+_WIRE_TYPES: dict[str, type[Record]] = {
+    "network": Network,
+    "endpoint": Endpoint,
+    "container": ContainerSpec,
+    "host": Host,
+}
+
+
+class View:
+    def __init__(self, host: str):
+        self.host = host
+        self.revision = 0
+        self.records: dict[str, Record] = {}
+
+    def apply(self, update: pb.ViewUpdate) -> None:
+        if update.snapshot:
+            self.records = {}
+        for change in update.changes:
+            kind = change.WhichOneof("record")
+            if change.deleted or kind is None:
+                self.records.pop(change.key, None)
+            else:
+                self.records[change.key] = _WIRE_TYPES[kind].from_wire(getattr(change, kind))
+        self.revision = update.revision
+
+    def containers(self) -> dict[str, ContainerSpec]:
+        """Desired containers on this host, by name."""
+        return {r.name: r for r in self.records.values()
+                if isinstance(r, ContainerSpec) and r.host == self.host}
+
+    def networks(self) -> dict[str, Network]:
+        """The networks this host takes part in: those its containers attach to."""
+        wanted = {net for spec in self.containers().values() for net in spec.networks}
+        return {r.name: r for r in self.records.values() if isinstance(r, Network) and r.name in wanted}
+
+    def endpoints(self, network: str) -> list[Endpoint]:
+        return [r for r in self.records.values() if isinstance(r, Endpoint) and r.network == network]
+
+    def hosts(self) -> dict[str, Host]:
+        return {r.name: r for r in self.records.values() if isinstance(r, Host)}

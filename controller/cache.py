@@ -1,0 +1,128 @@
+"""One etcd watch feeding every agent stream (the fan-out of the controller).
+
+The cache reads the whole prefix once, then follows a single watch. It keeps
+a bounded history of decoded events, so a stream that fell behind, or an
+agent that reconnects with the revision it last applied, replays just what
+it missed. A stream that asks for a revision older than the history gets a
+fresh snapshot instead. Streams pull from the cache at their own pace: a
+slow agent never holds up the others.
+"""
+from __future__ import annotations
+
+import asyncio
+import bisect
+import logging
+from typing import Callable
+
+from controller.etcd import Compacted, Etcd, EtcdUnavailable
+from controller.index import Index, StateEvent
+from controller.keys import Keys
+
+log = logging.getLogger(__name__)
+
+Batch = tuple[int, list[StateEvent]]
+
+
+class StateCache:
+    def __init__(self, etcd: Etcd, keys: Keys, history_limit: int = 100_000):
+        self.etcd = etcd
+        self.keys = keys
+        self.history_limit = history_limit
+        self.index = Index(keys)
+        self.revision = 0
+        # Replays can start from any revision >= floor.
+        self.floor = 0
+        self.healthy = False
+        self._revs: list[int] = []
+        self._batches: list[list[StateEvent]] = []
+        self._events_kept = 0
+        self._changed = asyncio.Condition()
+        self._task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        await self._load()
+        self._task = asyncio.create_task(self._follow(), name="state-cache-watch")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    def batches_since(self, revision: int) -> list[Batch] | None:
+        """The batches after `revision`, or None when they are no longer kept."""
+        if revision < self.floor:
+            return None
+        start = bisect.bisect_right(self._revs, revision)
+        return list(zip(self._revs[start:], self._batches[start:]))
+
+    async def wait_beyond(self, revision: int, timeout: float | None = None) -> bool:
+        """Wait until the cache has moved past `revision`, or was reloaded."""
+        return await self.wait_until(lambda: self.revision > revision or self.floor > revision, timeout)
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
+                return True
+            except asyncio.TimeoutError:
+                return False
+
+    async def _load(self) -> None:
+        kvs, revision = await self.etcd.get_prefix(self.keys.prefix)
+        index = Index(self.keys)
+        index.load(kvs)
+        self.index = index
+        self._revs, self._batches, self._events_kept = [], [], 0
+        self.revision = self.floor = revision
+        self.healthy = True
+        await self._notify()
+
+    async def _follow(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                async for revision, events in self.etcd.watch(self.keys.prefix, self.revision + 1):
+                    self._record(revision, self.index.apply(events))
+                    self.healthy = True
+                    backoff = 0.1
+                    await self._notify()
+            except Compacted:
+                log.warning("watch revision %d was compacted: reloading the state", self.revision + 1)
+                await self._reload_later()
+            except EtcdUnavailable as err:
+                self.healthy = False
+                log.warning("etcd watch lost (%s); retrying in %.1fs", err, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _reload_later(self) -> None:
+        while True:
+            try:
+                await self._load()
+                return
+            except EtcdUnavailable as err:
+                self.healthy = False
+                log.warning("cannot reload state from etcd: %s", err)
+                await asyncio.sleep(1.0)
+
+    def _record(self, revision: int, events: list[StateEvent]) -> None:
+        if revision > self.revision:
+            self.revision = revision
+        if not events:
+            return  # a progress notification: the revision moved, nothing to replay
+        self._revs.append(revision)
+        self._batches.append(events)
+        self._events_kept += len(events)
+        if self._events_kept > self.history_limit:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop the older half of the history; replays from before it get snapshots."""
+        cut = len(self._revs) // 2 or 1
+        self.floor = self._revs[cut - 1]
+        self._events_kept -= sum(len(b) for b in self._batches[:cut])
+        del self._revs[:cut], self._batches[:cut]
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()

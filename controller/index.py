@@ -1,0 +1,109 @@
+"""The controller's in-memory mirror of etcd, indexed the way the streams read it.
+
+etcd stays the only source of truth: the index is rebuilt from a range read
+and kept current by one watch (see cache.py). Values are decoded once here,
+so every agent stream shares the same record objects.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from controller.etcd import KV, Event
+from controller.keys import Keys
+from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network, Record
+
+_RECORD_TYPES: dict[str, type[Record]] = {
+    "network": Network,
+    "endpoint": Endpoint,
+    "container": ContainerSpec,
+    "host": Host,
+    "status": ContainerStatus,
+}
+
+
+@dataclass(frozen=True)
+class StateEvent:
+    """An etcd event decoded: which kind of key, its path parts, new and old record."""
+    key: str
+    kind: str
+    parts: tuple[str, ...]
+    record: Record | None   # None when the key was deleted
+    prev: Record | None
+
+
+class Index:
+    def __init__(self, keys: Keys):
+        self.keys = keys
+        self.networks: dict[str, Network] = {}
+        self.hosts: dict[str, Host] = {}                 # key -> host
+        self.alive: set[str] = set()                     # host names with a live lease
+        self.statuses: dict[str, ContainerStatus] = {}   # container name -> status
+        self._containers: dict[str, dict[str, ContainerSpec]] = defaultdict(dict)  # host -> key -> spec
+        self._endpoints: dict[str, dict[str, Endpoint]] = defaultdict(dict)        # network -> key -> ep
+
+    def containers_on(self, host: str) -> dict[str, ContainerSpec]:
+        return self._containers.get(host, {})
+
+    def endpoints_of(self, network: str) -> dict[str, Endpoint]:
+        return self._endpoints.get(network, {})
+
+    def load(self, kvs: list[KV]) -> None:
+        for kv in kvs:
+            self._apply(kv.key, True, self._decode(kv), None)
+
+    def apply(self, events: list[Event]) -> list[StateEvent]:
+        decoded = []
+        for ev in events:
+            present = ev.kind == "put"
+            record = self._decode(ev.kv) if present else None
+            prev = self._decode(ev.prev) if ev.prev is not None else None
+            state_event = self._apply(ev.kv.key, present, record, prev)
+            if state_event is not None:
+                decoded.append(state_event)
+        return decoded
+
+    def _parse(self, key: str) -> tuple[str, tuple[str, ...]] | None:
+        try:
+            return self.keys.parse(key)
+        except ValueError:
+            return None  # not a key of ours (e.g. written by hand): not indexed
+
+    def _decode(self, kv: KV) -> Record | None:
+        parsed = self._parse(kv.key)
+        if parsed is None or parsed[0] not in _RECORD_TYPES:
+            return None
+        return _RECORD_TYPES[parsed[0]].from_json(kv.value)
+
+    def _apply(self, key: str, present: bool, record: Record | None, prev: Record | None) -> StateEvent | None:
+        parsed = self._parse(key)
+        if parsed is None:
+            return None
+        kind, parts = parsed
+        if kind == "network":
+            _set(self.networks, parts[0], record)
+        elif kind == "host":
+            _set(self.hosts, key, record)
+        elif kind == "alive":
+            # The key exists while the host's lease does.
+            (self.alive.add if present else self.alive.discard)(parts[0])
+        elif kind == "status":
+            _set(self.statuses, parts[0], record)
+        elif kind == "container":
+            spec = record or prev
+            if spec is not None:
+                _set(self._containers[spec.host], key, record)
+            else:  # a delete whose old value etcd no longer had
+                for specs in self._containers.values():
+                    specs.pop(key, None)
+        elif kind == "endpoint":
+            _set(self._endpoints[parts[0]], key, record)
+        return StateEvent(key, kind, parts, record, prev)
+
+
+def _set(table: dict, key, record) -> None:
+    if record is None:
+        table.pop(key, None)
+    else:
+        table[key] = record
+

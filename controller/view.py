@@ -1,0 +1,99 @@
+"""What one host may see of the cluster state, and how each change alters it.
+
+An agent's view holds: the containers placed on its host, every registered
+host, and — only for the networks that have a container on this host — the
+network record and all of its endpoints (the MAC/IP -> VTEP table). The
+first container of a network on the host pulls in that network's whole
+table; the last one leaving withdraws it.
+
+This module is pure logic over the in-memory index, so the snapshot, delta
+and resume rules are unit-tested without etcd or gRPC.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+from controller.index import Index, StateEvent
+from proto import vxmesh_pb2 as pb
+from proto.records import ContainerSpec, Endpoint, Host, Network, Record
+
+
+@dataclass(frozen=True)
+class Change:
+    """One put (record set) or delete (record None) of a key in a view."""
+    key: str
+    record: Record | None
+
+    def to_wire(self) -> pb.Change:
+        msg = pb.Change(key=self.key, deleted=self.record is None)
+        if isinstance(self.record, Network):
+            msg.network.CopyFrom(self.record.to_wire())
+        elif isinstance(self.record, Endpoint):
+            msg.endpoint.CopyFrom(self.record.to_wire())
+        elif isinstance(self.record, ContainerSpec):
+            msg.container.CopyFrom(self.record.to_wire())
+        elif isinstance(self.record, Host):
+            msg.host.CopyFrom(self.record.to_wire())
+        return msg
+
+
+class AgentView:
+    """The filter between the cluster state and one agent."""
+
+    def __init__(self, host: str, index: Index, networks: Iterable[str] = ()):
+        self.host = host
+        self.index = index
+        # The networks this agent holds tables for. A resuming agent tells us
+        # which ones it had, so replayed changes are filtered as they were.
+        self.networks: set[str] = set(networks)
+
+    def snapshot(self) -> list[Change]:
+        self.networks = self._wanted_networks()
+        changes = [Change(key, host) for key, host in self.index.hosts.items()]
+        changes += [Change(key, spec) for key, spec in self.index.containers_on(self.host).items()]
+        for name in sorted(self.networks):
+            changes += self._network_rows(name)
+        return changes
+
+    def changes(self, events: list[StateEvent]) -> list[Change]:
+        """The view's changes for one etcd revision's events (already applied to the index)."""
+        out: list[Change] = []
+        membership_changed = False
+        for ev in events:
+            if ev.kind == "container":
+                spec = ev.record or ev.prev
+                if spec is not None and spec.host == self.host:
+                    out.append(Change(ev.key, ev.record))
+                    membership_changed = True
+            elif ev.kind in ("endpoint", "network"):
+                if ev.parts[0] in self.networks:
+                    out.append(Change(ev.key, ev.record))
+            elif ev.kind == "host":
+                out.append(Change(ev.key, ev.record))
+        if membership_changed:
+            out += self.sync_membership()
+        return out
+
+    def sync_membership(self) -> list[Change]:
+        """Bring the set of networks in line with the containers on the host."""
+        wanted = self._wanted_networks()
+        out: list[Change] = []
+        for name in sorted(wanted - self.networks):
+            out += self._network_rows(name)
+        for name in sorted(self.networks - wanted):
+            out.append(Change(self.index.keys.network(name), None))
+            out += [Change(key, None) for key in self.index.endpoints_of(name)]
+        self.networks = wanted
+        return out
+
+    def _wanted_networks(self) -> set[str]:
+        return {net for spec in self.index.containers_on(self.host).values() for net in spec.networks}
+
+    def _network_rows(self, name: str) -> list[Change]:
+        rows: list[Change] = []
+        network = self.index.networks.get(name)
+        if network is not None:
+            rows.append(Change(self.index.keys.network(name), network))
+        rows += [Change(key, ep) for key, ep in self.index.endpoints_of(name).items()]
+        return rows
