@@ -1,0 +1,331 @@
+"""A multi-host vxmesh lab on one machine, each "host" a network namespace.
+
+    P-fabric   bridge `fabric`, the underlay switch (no address)
+    P-ctl      10.231.0.2    etcd + controller
+    P-hN       10.231.0.1N   agent N
+    P-ext      10.231.0.100  `deploy/ext_server.py`, an outside TCP server
+
+The root namespace gets no address, route or link. Everything the lab owns
+is named from its prefix, so `down()` can find it again from a fresh process,
+even when the state file is gone.
+
+    python -m deploy.lab up|down|status [--prefix P]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from deploy.lab_errors import LabCommandError, LabError, LabExists
+from deploy.lab_processes import REPO_ROOT, ProcessRecord, Supervisor, is_alive
+from deploy.lab_topology import (cable_host, create_fabric, create_netns, delete_netns,
+                                 list_netns, listening_on)
+
+DEFAULT_PREFIX = "vxlab"
+CONTROLLER_IP = "10.231.0.2"
+EXT_IP = "10.231.0.100"
+CONTROLLER_PORT = 7946
+AGENT_PORT = 7947
+EXT_PORT = 8080
+MAX_HOSTS = 80            # host N is 10.231.0.(10+N): stays clear of ext's .100
+AGENT_STATE_ROOT = Path("/run/vxmesh")
+UNIX_PATH_MAX = 107       # sun_path is 108 bytes including the NUL
+PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
+# A prefix like "h1" would name its agents "h1-h1", whose netns
+# "vxm-h1-h1-..." the default lab's `down()` would take for its own host h1.
+RESERVED_PREFIX_RE = re.compile(r"^h[0-9]+$")
+
+
+@dataclass
+class LabHost:
+    name: str          # the agent's host name
+    netns: str
+    underlay_ip: str
+    api: str
+
+
+class Lab:
+    ext_ip = EXT_IP
+
+    def __init__(self, prefix: str = DEFAULT_PREFIX, hosts: int = 3, underlay_mtu: int = 1500,
+                 state_root: Path = Path("/run/vxmesh-lab")) -> None:
+        if not PREFIX_RE.match(prefix) or RESERVED_PREFIX_RE.match(prefix):
+            raise ValueError(f"lab prefix {prefix!r} must be 2-12 lowercase letters/digits starting "
+                             "with a letter, and not of the form h<digits>")
+        if not 1 <= hosts <= MAX_HOSTS:
+            raise ValueError(f"a lab has 1..{MAX_HOSTS} hosts, not {hosts}")
+        if not 576 <= underlay_mtu <= 65535:
+            raise ValueError(f"underlay MTU {underlay_mtu} is outside 576..65535")
+        self.prefix = prefix
+        self.underlay_mtu = underlay_mtu
+        self.state_dir = Path(state_root) / prefix
+        self.controller_socket = str(self.state_dir / "controller.sock")
+        if len(self.controller_socket) > UNIX_PATH_MAX:
+            raise ValueError(f"controller socket path {self.controller_socket} is longer than "
+                             f"{UNIX_PATH_MAX} bytes; use a shorter state_root")
+        self.fabric_ns = f"{prefix}-fabric"
+        self.ctl_ns = f"{prefix}-ctl"
+        self.ext_ns = f"{prefix}-ext"
+        self.hosts = [self._make_host(i) for i in range(1, hosts + 1)]
+        records = self._read_state_file()  # may replace hosts and MTU with the running lab's
+        self._procs = Supervisor(self.state_dir / "logs", records, self._save_state)
+
+    # ---- naming ----------------------------------------------------------
+
+    def _make_host(self, index: int) -> LabHost:
+        ip = f"10.231.0.{10 + index}"
+        # Agents name global objects after their host; only `make lab` owns h1..hN.
+        name = f"h{index}" if self.prefix == DEFAULT_PREFIX else f"{self.prefix}-h{index}"
+        return LabHost(name=name, netns=f"{self.prefix}-h{index}", underlay_ip=ip,
+                       api=f"{ip}:{AGENT_PORT}")
+
+    @property
+    def _state_file(self) -> Path:
+        return self.state_dir / "pids.json"
+
+    @property
+    def _host_name_re(self) -> str:
+        return r"h[0-9]+" if self.prefix == DEFAULT_PREFIX else rf"{self.prefix}-h[0-9]+"
+
+    def _lab_namespaces(self) -> list[str]:
+        """This lab's namespaces as they exist now, whatever the host count."""
+        own = re.compile(rf"^{self.prefix}-(fabric|ctl|ext|h[0-9]+)$")
+        return [ns for ns in list_netns() if own.match(ns)]
+
+    def _agent_namespaces(self) -> list[str]:
+        """Containers and overlays the agents made: `vxm-<host>-...`."""
+        theirs = re.compile(rf"^vxm-{self._host_name_re}-")
+        return [ns for ns in list_netns() if theirs.match(ns)]
+
+    def _agent_state_dirs(self) -> list[Path]:
+        theirs = re.compile(rf"^{self._host_name_re}$")
+        if not AGENT_STATE_ROOT.is_dir():
+            return []
+        return [d for d in AGENT_STATE_ROOT.iterdir() if theirs.match(d.name)]
+
+    # ---- state file --------------------------------------------------------
+
+    def _read_state_file(self) -> dict[str, ProcessRecord]:
+        # A lab already running under this prefix is the truth: a fresh
+        # process (`lab down`, `lab status`) must see its hosts and pids.
+        try:
+            state = json.loads(self._state_file.read_text())
+        except FileNotFoundError:
+            return {}
+        except json.JSONDecodeError as exc:
+            raise LabError(f"lab state file {self._state_file} is corrupt: {exc}") from exc
+        self.underlay_mtu = state["underlay_mtu"]
+        self.hosts = [LabHost(**h) for h in state["hosts"]]
+        return {role: ProcessRecord(**r) for role, r in state["processes"].items()}
+
+    def _save_state(self) -> None:
+        state = {"prefix": self.prefix, "underlay_mtu": self.underlay_mtu,
+                 "hosts": [asdict(h) for h in self.hosts],
+                 "processes": {role: asdict(r) for role, r in self._procs.records.items()}}
+        tmp = self._state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self._state_file)
+
+    # ---- lifecycle -------------------------------------------------------
+
+    def _leftovers(self) -> list[str]:
+        found = self._lab_namespaces() + self._agent_namespaces()
+        found += [str(d) for d in self._agent_state_dirs()]
+        return found + ([str(self.state_dir)] if self.state_dir.exists() else [])
+
+    def exists(self) -> bool:
+        """True if anything this lab would own is present, even a leftover."""
+        return bool(self._leftovers())
+
+    def up(self, start_vxmesh: bool = True) -> None:
+        if self.exists():
+            raise LabExists(f"lab {self.prefix!r} already exists ({', '.join(self._leftovers())}); "
+                            f"run `python -m deploy.lab down --prefix {self.prefix}` first")
+        try:
+            self.state_dir.mkdir(parents=True)
+            self._build_topology()
+            self._save_state()
+            self._start_ext()
+            if start_vxmesh:
+                self.start_controller()
+                for host in self.hosts:
+                    self._procs.spawn(f"agent-{host.name}", host.netns, self.agent_argv(host))
+                self.wait_hosts_up()
+        except BaseException as exc:
+            try:
+                self.down()
+            except Exception as cleanup_exc:
+                exc.add_note(f"and tearing the half-built lab down failed too: {cleanup_exc}")
+            raise
+
+    def down(self) -> None:
+        # Agents die in the same sweep as their containers, so none is left
+        # alive to create a namespace after we listed them.
+        self._procs.kill_all(self._lab_namespaces() + self._agent_namespaces())
+        for ns in self._agent_namespaces() + self._lab_namespaces():
+            delete_netns(ns)
+        for state_dir in self._agent_state_dirs():
+            shutil.rmtree(state_dir)
+        if self.state_dir.exists():
+            shutil.rmtree(self.state_dir)
+
+    def _build_topology(self) -> None:
+        create_fabric(self.fabric_ns)
+        wired = [("p-ctl", self.ctl_ns, CONTROLLER_IP), ("p-ext", self.ext_ns, EXT_IP)]
+        wired += [(f"p-{h.netns.rsplit('-', 1)[1]}", h.netns, h.underlay_ip) for h in self.hosts]
+        for port, netns, address in wired:
+            create_netns(netns)
+            cable_host(self.fabric_ns, port, netns, address, self.underlay_mtu)
+
+    # ---- processes -------------------------------------------------------
+
+    def controller_argv(self) -> list[str]:
+        return [sys.executable, "-m", "controller.cli", "controller",
+                "--listen", f"{CONTROLLER_IP}:{CONTROLLER_PORT}",
+                "--listen", f"unix://{self.controller_socket}",
+                "--data-dir", str(self.state_dir / "etcd")]
+
+    def agent_argv(self, host: LabHost) -> list[str]:
+        return [sys.executable, "-m", "controller.cli", "agent", "--name", host.name,
+                "--controller", f"{CONTROLLER_IP}:{CONTROLLER_PORT}",
+                "--vtep-ip", host.underlay_ip, "--api", host.api]
+
+    def ext_argv(self) -> list[str]:
+        return [sys.executable, "-m", "deploy.ext_server", "--listen", EXT_IP, "--port", str(EXT_PORT)]
+
+    def _start_ext(self) -> None:
+        self._procs.spawn("ext", self.ext_ns, self.ext_argv())
+        self._procs.wait_until(
+            f"ext server on {EXT_IP}:{EXT_PORT}",
+            lambda: _unless(listening_on(self.ext_ns, EXT_PORT), "not listening yet"),
+            ["ext"], timeout=15)
+
+    def start_controller(self, timeout: float = 30) -> None:
+        self._procs.spawn("controller", self.ctl_ns, self.controller_argv())
+        self._procs.wait_until(f"controller on {self.controller_socket}", self._controller_silent,
+                               ["controller"], timeout)
+
+    def stop_controller(self) -> None:
+        # The whole namespace, not just the pid: the controller's private
+        # etcd must die with it, as on a real crashed host, or the restart
+        # would find its port and data dir taken.
+        self._procs.stop("controller", self.ctl_ns)
+
+    def start_agent(self, host: LabHost | str, timeout: float = 30) -> None:
+        host = self._host(host)
+        role = f"agent-{host.name}"
+        self._procs.spawn(role, host.netns, self.agent_argv(host))
+        self._procs.wait_until(
+            f"agent {host.name} API on {host.api}",
+            lambda: _unless(listening_on(host.netns, AGENT_PORT), "not listening yet"),
+            [role], timeout)
+        self.wait_hosts_up([host.name], timeout)
+
+    def stop_agent(self, host: LabHost | str) -> None:
+        """kill -9 everything in the host's namespace; containers (in their
+        own `vxm-` namespaces) survive, as they would an agent crash."""
+        host = self._host(host)
+        self._procs.stop(f"agent-{host.name}", host.netns)
+
+    def _host(self, host: LabHost | str) -> LabHost:
+        name = host.name if isinstance(host, LabHost) else host
+        for candidate in self.hosts:
+            if candidate.name == name:
+                return candidate
+        raise LabError(f"lab {self.prefix!r} has no host {name!r}; hosts: {[h.name for h in self.hosts]}")
+
+    def _controller_silent(self) -> str | None:
+        if not Path(self.controller_socket).exists():
+            return "socket not created yet"
+        proc = self.cli("host", "ls", "--format", "json", check=False, timeout=10)
+        return _unless(proc.returncode == 0, f"`host ls` failed: {proc.stderr.strip()[-500:]}")
+
+    def host_states(self) -> dict[str, str]:
+        """{host name: state} as the controller reports it."""
+        listing = json.loads(self.cli("host", "ls", "--format", "json").stdout)
+        rows = listing["hosts"] if isinstance(listing, dict) else listing
+        return {row["name"]: row["state"] for row in rows}
+
+    def wait_hosts_up(self, names: list[str] | None = None, timeout: float = 60) -> None:
+        names = names if names is not None else [h.name for h in self.hosts]
+        roles = ["controller", *(f"agent-{n}" for n in names)]
+        self._procs.wait_until(f"hosts {names} up in `host ls`", lambda: self._hosts_not_up(names),
+                               roles, timeout)
+
+    def _hosts_not_up(self, names: list[str]) -> str | None:
+        try:
+            states = self.host_states()
+        except (LabCommandError, subprocess.TimeoutExpired) as exc:
+            return str(exc)  # e.g. the controller is still restarting
+        waiting = {n: states.get(n, "unregistered") for n in names if states.get(n) != "up"}
+        return _unless(not waiting, f"not up: {waiting}")
+
+    # ---- running commands ------------------------------------------------
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
+        argv = [sys.executable, "-m", "controller.cli", "--controller",
+                f"unix://{self.controller_socket}", *args]
+        return _run(argv, check, timeout)
+
+    def netns_exec(self, netns: str, *argv: str, check: bool = True,
+                   timeout: float = 30) -> subprocess.CompletedProcess:
+        return _run(["ip", "netns", "exec", netns, *map(str, argv)], check, timeout)
+
+    def status(self) -> str:
+        lines = [f"lab {self.prefix}: {'present' if self.exists() else 'absent'}, state {self.state_dir}"]
+        present = set(list_netns())
+        rows = [("controller", self.ctl_ns, CONTROLLER_IP, "controller"),
+                ("ext", self.ext_ns, EXT_IP, "ext")]
+        rows += [(h.name, h.netns, h.underlay_ip, f"agent-{h.name}") for h in self.hosts]
+        for name, netns, address, role in rows:
+            record = self._procs.records.get(role)
+            process = "not started" if record is None else (
+                f"pid {record.pid} {'alive' if is_alive(record) else 'dead'}")
+            netns_state = netns if netns in present else f"{netns} (missing)"
+            lines.append(f"  {name:<14} {netns_state:<22} {address:<14} {process}")
+        return "\n".join(lines)
+
+
+def _unless(ready: bool, reason: str) -> str | None:
+    return None if ready else reason
+
+
+def _run(argv: list[str], check: bool, timeout: float) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
+    if check and proc.returncode != 0:
+        raise LabCommandError(proc.returncode, argv, proc.stdout, proc.stderr)
+    return proc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.lab", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--prefix", default=DEFAULT_PREFIX)
+    parser.add_argument("--hosts", type=int, default=3)
+    parser.add_argument("--mtu", type=int, default=1500, help="underlay MTU")
+    parser.add_argument("--no-vxmesh", action="store_true", help="only the plumbing and ext server")
+    args = parser.parse_args(argv)
+    lab = Lab(args.prefix, hosts=args.hosts, underlay_mtu=args.mtu)
+    try:
+        if args.action == "up":
+            lab.up(start_vxmesh=not args.no_vxmesh)
+            print(lab.status())
+        elif args.action == "down":
+            lab.down()
+        else:
+            print(lab.status())
+    except LabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

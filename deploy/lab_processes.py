@@ -1,0 +1,159 @@
+"""Starting, waiting for, recognising and killing the lab's processes."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from deploy.lab_errors import LabError
+from deploy.lab_topology import list_netns, netns_pids
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+POLL_INTERVAL = 0.2
+
+
+@dataclass
+class ProcessRecord:
+    role: str          # "controller", "agent-<host>", "ext"
+    netns: str
+    argv: list[str]
+    log: str
+    pid: int
+    # Kernel start time of the pid: a fresh `lab down` must not kill an
+    # unrelated process that later reused the number.
+    start_ticks: int
+
+
+def start_ticks(pid: int) -> int | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
+    fields = stat[stat.rindex(")") + 2:].split()
+    if fields[0] == "Z":
+        return None  # exited, only waiting to be reaped
+    return int(fields[19])  # field 22 of the whole line
+
+
+def is_alive(record: ProcessRecord) -> bool:
+    return start_ticks(record.pid) == record.start_ticks
+
+
+def log_tail(log: Path | str, lines: int = 30) -> str:
+    try:
+        text = Path(log).read_text(errors="replace")
+    except FileNotFoundError:
+        return "(no log written)"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def kill_netns_processes(namespaces: Iterable[str], timeout: float = 10.0) -> None:
+    """SIGKILL everything in `namespaces` until none is left.
+
+    Loops because a dying agent may still have forked, or a process may be
+    between fork and exec, when the first list was taken.
+    """
+    wanted = set(namespaces)
+    deadline = time.monotonic() + timeout
+    while True:
+        present = [ns for ns in list_netns() if ns in wanted]
+        pids = {pid for ns in present for pid in netns_pids(ns)}
+        if not pids:
+            return
+        if time.monotonic() > deadline:
+            raise LabError(f"processes {sorted(pids)} in {present} survived SIGKILL for {timeout}s")
+        for pid in pids:
+            _sigkill(pid)
+        time.sleep(0.05)
+
+
+def _sigkill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # already gone: that is what we wanted
+
+
+class Supervisor:
+    """The lab's processes by role, with their logs; `on_change` persists them."""
+
+    def __init__(self, log_dir: Path, records: dict[str, ProcessRecord],
+                 on_change: Callable[[], None]) -> None:
+        self.log_dir = log_dir
+        self.records = records
+        self._on_change = on_change
+        self._popens: dict[str, subprocess.Popen] = {}  # only those this process started
+
+    def spawn(self, role: str, netns: str, argv: list[str]) -> ProcessRecord:
+        log = self.log_dir / f"{role}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "ab") as log_file:
+            log_file.write(f"=== {time.strftime('%H:%M:%S')} starting {' '.join(argv)}\n".encode())
+            log_file.flush()
+            # `ip netns exec` execs in place, so the pid we get is the
+            # program's. A new session keeps it alive after `lab up` exits
+            # and out of reach of the terminal's Ctrl-C.
+            popen = subprocess.Popen(
+                ["ip", "netns", "exec", netns, *argv],
+                stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                start_new_session=True,
+            )
+        ticks = start_ticks(popen.pid)
+        if ticks is None:
+            popen.wait()
+            raise LabError(f"{role} exited at once (exit {popen.returncode}); log {log}:\n{log_tail(log)}")
+        self.records[role] = ProcessRecord(role, netns, argv, str(log), popen.pid, ticks)
+        self._popens[role] = popen
+        self._on_change()
+        return self.records[role]
+
+    def wait_until(self, what: str, not_ready: Callable[[], str | None], roles: list[str],
+                   timeout: float) -> None:
+        """Poll until `not_ready()` has no reason left to give; fail early,
+        with its log, if a process in `roles` died meanwhile."""
+        roles = [r for r in roles if r in self.records]
+        deadline = time.monotonic() + timeout
+        while (reason := not_ready()) is not None:
+            for role in roles:
+                record = self.records[role]
+                if not is_alive(record):
+                    raise LabError(f"{role} (pid {record.pid}) died while waiting for {what}; "
+                                   f"log {record.log}:\n{log_tail(record.log)}")
+            if time.monotonic() > deadline:
+                tails = "\n".join(f"--- {r} ({self.records[r].log}):\n{log_tail(self.records[r].log)}"
+                                  for r in roles)
+                raise LabError(f"timed out after {timeout}s waiting for {what} ({reason})\n{tails}")
+            time.sleep(POLL_INTERVAL)
+
+    def stop(self, role: str, netns: str) -> None:
+        """kill -9 `role` and everything else in its namespace."""
+        record = self.records.get(role)
+        if record is not None and is_alive(record):
+            _sigkill(record.pid)
+        kill_netns_processes([netns])
+        self._reap(role)
+
+    def kill_all(self, namespaces: list[str]) -> None:
+        # Recorded pids too: a process that left its namespace is still ours.
+        for record in self.records.values():
+            if is_alive(record):
+                _sigkill(record.pid)
+        kill_netns_processes(namespaces)
+        for role in list(self._popens):
+            self._reap(role)
+        self.records.clear()
+
+    def _reap(self, role: str) -> None:
+        popen = self._popens.pop(role, None)
+        if popen is None:
+            return
+        try:
+            popen.wait(timeout=5)
+        except subprocess.TimeoutExpired as exc:
+            raise LabError(f"{role} (pid {popen.pid}) did not die after SIGKILL") from exc
