@@ -1,0 +1,215 @@
+"""The Controller service: the user API the CLI speaks.
+
+State changes go to etcd through the Store (transactions); waiting for an
+agent to act goes through the cache, which sees the agent's status reports.
+Container operations that must run on the container's host (exec, logs,
+kernel tables) are forwarded to that host's agent.
+"""
+from __future__ import annotations
+
+import logging
+from typing import AsyncIterator
+
+import grpc
+
+from controller.cache import StateCache
+from controller.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, UserError
+from controller.store import Store
+from proto import vxmesh_pb2 as pb
+from proto import vxmesh_pb2_grpc as pb_grpc
+from proto.records import ContainerSpec, ContainerStatus
+
+log = logging.getLogger(__name__)
+
+# How long `run` waits for the agent to report the container running.
+START_TIMEOUT = 30.0
+# How long `rm` waits for the agent to confirm the teardown.
+REMOVE_TIMEOUT = 15.0
+
+
+def _user_errors(method):
+    """Turn a UserError into a gRPC status with its one-line message."""
+    async def wrapper(self, request, context):
+        try:
+            return await method(self, request, context)
+        except UserError as err:
+            await context.abort(err.code, str(err))
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
+class ControllerService(pb_grpc.ControllerServicer):
+    def __init__(self, store: Store, cache: StateCache):
+        self.store = store
+        self.cache = cache
+        self._channels: dict[str, grpc.aio.Channel] = {}
+
+    # ---- networks ----------------------------------------------------------
+
+    @_user_errors
+    async def CreateNetwork(self, request, context):
+        network = await self.store.create_network(
+            request.name, request.subnet, gateway=request.gateway, vni=request.vni,
+            driver=request.driver or "overlay")
+        return network.to_wire()
+
+    @_user_errors
+    async def ListNetworks(self, request, context):
+        return pb.NetworkList(networks=[n.to_wire() for n in await self.store.list_networks()])
+
+    @_user_errors
+    async def InspectNetwork(self, request, context):
+        network = await self.store.get_network(request.name)
+        endpoints = await self.store.network_endpoints(request.name)
+        return pb.NetworkDetail(network=network.to_wire(), endpoints=[e.to_wire() for e in endpoints])
+
+    @_user_errors
+    async def RemoveNetwork(self, request, context):
+        await self.store.remove_network(request.name)
+        return pb.Empty()
+
+    # ---- hosts -------------------------------------------------------------
+
+    @_user_errors
+    async def ListHosts(self, request, context):
+        return pb.HostList(hosts=[h.to_wire() for h in await self.store.list_hosts()])
+
+    @_user_errors
+    async def HostTables(self, request, context):
+        stub = await self._agent(request.host)
+        return await _forward(stub.Tables(pb.TablesRequest(network=request.network), timeout=30))
+
+    # ---- containers --------------------------------------------------------
+
+    @_user_errors
+    async def Run(self, request, context):
+        host = request.host or await self._least_loaded_host()
+        hosts = {h.name: h for h in await self.store.list_hosts()}
+        if host not in hosts:
+            raise NotFound(f"no such host: {host!r}")
+        if hosts[host].state != "up":
+            raise FailedPrecondition(f"host {host!r} is down")
+        if not request.command:
+            raise InvalidArgument("no command given: vxmesh run [OPTIONS] -- CMD [ARG...]")
+        spec = await self.store.create_container(
+            request.name, host, list(request.command), dict(request.env),
+            request.hostname or request.name, list(request.networks))
+        status = await self._wait_status(spec, lambda s: s.state in ("running", "exited") or bool(s.error),
+                                         START_TIMEOUT)
+        if status is not None and status.error:
+            raise FailedPrecondition(f"container {spec.name!r} failed to start: {status.error}")
+        return _detail(spec, status)
+
+    @_user_errors
+    async def ListContainers(self, request, context):
+        details = [_detail(spec, status) for spec, status in await self.store.list_containers()]
+        if not request.all:
+            details = [d for d in details if d.status.state == "running"]
+        return pb.ContainerList(containers=details)
+
+    @_user_errors
+    async def Inspect(self, request, context):
+        return _detail(*await self.store.get_container(request.name))
+
+    @_user_errors
+    async def Stop(self, request, context):
+        spec, _ = await self.store.get_container(request.name)
+        timeout = request.timeout or spec.stop_timeout
+        spec = await self.store.set_desired(request.name, "stopped", stop_timeout=timeout)
+        status = await self._wait_status(spec, lambda s: s.state != "running", timeout + 10.0)
+        return _detail(spec, status)
+
+    @_user_errors
+    async def Remove(self, request, context):
+        spec, status = await self.store.get_container(request.name)
+        if status is not None and status.state == "running" and not request.force:
+            raise FailedPrecondition(
+                f"container {request.name!r} is running: stop it first or use rm -f")
+        await self.store.delete_container(request.name)
+        # The agent kills and tears it down, then reports "removed" and the
+        # controller releases its addresses; wait for that so `rm` means gone.
+        released = await self.cache.wait_until(lambda: request.name not in self.cache.index.statuses,
+                                               REMOVE_TIMEOUT)
+        if not released:
+            log.warning("host %s has not confirmed removing %s yet", spec.host, spec.name)
+        return pb.Empty()
+
+    @_user_errors
+    async def Exec(self, request, context) -> AsyncIterator[pb.ExecOutput]:
+        spec, _ = await self.store.get_container(request.container)
+        stub = await self._agent(spec.host)
+        async for chunk in _forward_stream(stub.Exec(request)):
+            yield chunk
+
+    @_user_errors
+    async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
+        spec, _ = await self.store.get_container(request.container)
+        stub = await self._agent(spec.host)
+        async for chunk in _forward_stream(stub.Logs(request)):
+            yield chunk
+
+    # ---- helpers -----------------------------------------------------------
+
+    async def _least_loaded_host(self) -> str:
+        live = [h for h in await self.store.list_hosts() if h.state == "up"]
+        if not live:
+            raise FailedPrecondition("no live host to run the container on")
+        return min(live, key=lambda h: (h.containers, h.name)).name
+
+    async def _wait_status(self, spec: ContainerSpec, done, timeout: float) -> ContainerStatus | None:
+        def current() -> ContainerStatus | None:
+            status = self.cache.index.statuses.get(spec.name)
+            return status if status is not None and status.id == spec.id else None
+
+        def finished() -> bool:
+            status = current()
+            return status is not None and status.generation >= spec.generation and done(status)
+
+        await self.cache.wait_until(finished, timeout)
+        return current()
+
+    async def _agent(self, host: str) -> pb_grpc.HostAgentStub:
+        hosts = {h.name: h for h in await self.store.list_hosts()}
+        if host not in hosts:
+            raise NotFound(f"no such host: {host!r}")
+        if hosts[host].state != "up" or not hosts[host].api:
+            raise Unavailable(f"host {host!r} is down")
+        address = hosts[host].api
+        if address not in self._channels:
+            self._channels[address] = grpc.aio.insecure_channel(address)
+        return pb_grpc.HostAgentStub(self._channels[address])
+
+    async def close(self) -> None:
+        for channel in self._channels.values():
+            await channel.close()
+
+
+def _detail(spec: ContainerSpec, status: ContainerStatus | None) -> pb.ContainerDetail:
+    detail = pb.ContainerDetail(spec=spec.to_wire())
+    if status is not None:
+        detail.status.CopyFrom(status.to_wire())
+    else:
+        detail.status.CopyFrom(pb.ContainerStatus(name=spec.name, id=spec.id, state="created"))
+    return detail
+
+
+async def _forward(call):
+    """Pass an agent's error through as the user's error, with its message."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as err:
+        raise _user_error(err) from None
+
+
+async def _forward_stream(call):
+    try:
+        async for item in call:
+            yield item
+    except grpc.aio.AioRpcError as err:
+        raise _user_error(err) from None
+
+
+def _user_error(err: grpc.aio.AioRpcError) -> UserError:
+    error = UserError(err.details() or err.code().name)
+    error.code = err.code()
+    return error

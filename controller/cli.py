@@ -1,0 +1,318 @@
+"""`vxmesh`: the docker-shaped command line, and the entry to the daemons.
+
+User commands talk to a controller over gRPC (address from --controller,
+VXMESH_CONTROLLER, or the namespace lab's unix socket). A user mistake is
+one line on stderr and a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import grpc
+
+from proto import vxmesh_pb2 as pb
+from proto import vxmesh_pb2_grpc as pb_grpc
+from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network
+
+DEFAULT_CONTROLLER = "unix:///run/vxmesh-lab/vxlab/controller.sock"
+RPC_TIMEOUT = 60.0
+
+
+class CliError(Exception):
+    """A one-line error for the user."""
+
+
+# ---- argument parsing --------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vxmesh", description="A multi-host VXLAN overlay for containers.")
+    parser.add_argument("--controller", default=os.environ.get("VXMESH_CONTROLLER", DEFAULT_CONTROLLER),
+                        help="controller address: host:port or unix:///path (env VXMESH_CONTROLLER)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    ctl = sub.add_parser("controller", help="run a controller")
+    ctl.add_argument("--etcd", default="", help="etcd endpoints, comma separated (default: run a private etcd)")
+    ctl.add_argument("--listen", action="append", default=[], help="address to serve on (repeatable)")
+    ctl.add_argument("--data-dir", default="/var/lib/vxmesh/etcd", help="data directory of the private etcd")
+    ctl.add_argument("--prefix", default="/vxmesh/", help="etcd key prefix")
+    ctl.add_argument("--host-ttl", type=int, default=6, help="seconds without heartbeat before a host is down")
+
+    agent = sub.add_parser("agent", help="run a host agent")
+    agent.add_argument("--name", required=True, help="this host's name")
+    agent.add_argument("--controller", dest="agent_controllers", required=True,
+                       help="controller addresses, comma separated")
+    agent.add_argument("--vtep-ip", required=True, help="this host's underlay address (the VTEP)")
+    agent.add_argument("--api", default="", help="where to serve exec/logs/tables (default VTEP_IP:7947)")
+    agent.add_argument("--state-root", default="/run/vxmesh", help="directory for per-host state")
+    agent.add_argument("--gwbridge-subnet", default="172.18.0.0/16")
+
+    network = sub.add_parser("network", help="manage networks").add_subparsers(dest="action", required=True)
+    create = network.add_parser("create", help="create a network")
+    create.add_argument("--driver", default="overlay")
+    create.add_argument("--subnet", required=True)
+    create.add_argument("--gateway", default="")
+    create.add_argument("--vni", type=int, default=0)
+    create.add_argument("name")
+    network.add_parser("ls", help="list networks")
+    inspect_net = network.add_parser("inspect", help="show a network and its endpoints as JSON")
+    inspect_net.add_argument("name")
+    rm_net = network.add_parser("rm", help="remove a network")
+    rm_net.add_argument("name")
+
+    host = sub.add_parser("host", help="list hosts").add_subparsers(dest="action", required=True)
+    host_ls = host.add_parser("ls", help="list hosts")
+    host_ls.add_argument("--format", choices=["table", "json"], default="table")
+
+    run = sub.add_parser("run", help="run a container: vxmesh run [OPTIONS] -- CMD [ARG...]")
+    run.add_argument("-d", "--detach", action="store_true", help="run in the background (always the case)")
+    run.add_argument("--name", required=True)
+    run.add_argument("--host", default="", help="host to run on (default: least loaded live host)")
+    run.add_argument("--network", action="append", default=[], help="network to attach (repeatable)")
+    run.add_argument("--hostname", default="")
+    run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    run.add_argument("cmd", nargs=argparse.REMAINDER)
+
+    ps = sub.add_parser("ps", help="list containers")
+    ps.add_argument("-a", "--all", action="store_true", help="also stopped containers")
+    ps.add_argument("--format", choices=["table", "json"], default="table")
+
+    for name, text in (("inspect", "show a container as JSON"), ("logs", "print a container's output")):
+        cmd = sub.add_parser(name, help=text)
+        cmd.add_argument("name")
+    exec_ = sub.add_parser("exec", help="run a command in a container: vxmesh exec NAME -- CMD [ARG...]")
+    exec_.add_argument("name")
+    exec_.add_argument("cmd", nargs=argparse.REMAINDER)
+    stop = sub.add_parser("stop", help="stop a container (SIGTERM, then SIGKILL)")
+    stop.add_argument("-t", "--time", type=int, default=0, help="seconds to wait before SIGKILL (default 10)")
+    stop.add_argument("name")
+    rm = sub.add_parser("rm", help="remove a container")
+    rm.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
+    rm.add_argument("name")
+    tables = sub.add_parser("tables", help="the MAC/IP -> VTEP entries a host has programmed in its kernel")
+    tables.add_argument("host")
+    tables.add_argument("--network", default="")
+    return parser
+
+
+def _command(args: argparse.Namespace) -> list[str]:
+    cmd = list(args.cmd)
+    if cmd and cmd[0] == "--":
+        cmd = cmd[1:]
+    if not cmd:
+        raise CliError(f"'vxmesh {args.command}' needs a command: vxmesh {args.command} ... -- CMD [ARG...]")
+    return cmd
+
+
+def _env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"invalid environment variable {pair!r}: expected KEY=VALUE")
+        env[key] = value
+    return env
+
+
+# ---- output ---------------------------------------------------------------
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["   ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def container_json(detail: pb.ContainerDetail) -> dict:
+    spec = ContainerSpec.from_wire(detail.spec)
+    status = ContainerStatus.from_wire(detail.status)
+    return {
+        "id": spec.id, "name": spec.name, "host": spec.host, "hostname": spec.hostname,
+        "command": spec.command, "env": spec.env, "created_at": spec.created_at,
+        "state": status.state, "pid": status.pid, "exit_code": status.exit_code,
+        "started_at": status.started_at, "finished_at": status.finished_at, "error": status.error,
+        "networks": {a.network: {"ip": a.ip, "mac": a.mac} for a in spec.attachments},
+    }
+
+
+def network_json(detail: pb.NetworkDetail) -> dict:
+    network = Network.from_wire(detail.network)
+    data = {k: v for k, v in network.to_dict().items()}
+    data["endpoints"] = [{"container": e.container, "host": e.host, "ip": e.ip, "mac": e.mac}
+                         for e in (Endpoint.from_wire(x) for x in detail.endpoints)]
+    return data
+
+
+def _age(t: float) -> str:
+    seconds = max(0, int(time.time() - t))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit} ago"
+    return f"{seconds}s ago"
+
+
+# ---- user commands ------------------------------------------------------------
+
+async def user_command(args: argparse.Namespace) -> int:
+    async with _channel(args.controller) as channel:
+        api = pb_grpc.ControllerStub(channel)
+        if args.command == "network":
+            return await _network(api, args)
+        if args.command == "host":
+            hosts = [Host.from_wire(h) for h in (await api.ListHosts(pb.Empty(), timeout=RPC_TIMEOUT)).hosts]
+            if args.format == "json":
+                print(json.dumps([{"name": h.name, "vtep": h.vtep, "state": h.state, "containers": h.containers,
+                                   "mtu": h.mtu, "api": h.api} for h in hosts], indent=2))
+            else:
+                print(_table([[h.name, h.vtep, h.state, str(h.containers)] for h in hosts],
+                             ["NAME", "VTEP", "STATE", "CONTAINERS"]))
+            return 0
+        if args.command == "run":
+            detail = await api.Run(pb.RunRequest(
+                name=args.name, host=args.host, networks=args.network, hostname=args.hostname,
+                env=_env(args.env), command=_command(args)), timeout=RPC_TIMEOUT)
+            print(detail.spec.id)
+            return 0
+        if args.command == "ps":
+            reply = await api.ListContainers(pb.ListContainersRequest(all=args.all), timeout=RPC_TIMEOUT)
+            items = [container_json(d) for d in reply.containers]
+            if args.format == "json":
+                print(json.dumps(items, indent=2))
+            else:
+                rows = [[c["id"][:12], c["name"], c["host"], " ".join(c["command"])[:30],
+                         _status_text(c), ",".join(f"{n}:{v['ip']}" for n, v in c["networks"].items())]
+                        for c in items]
+                print(_table(rows, ["CONTAINER ID", "NAME", "HOST", "COMMAND", "STATUS", "NETWORKS"]))
+            return 0
+        if args.command == "inspect":
+            detail = await api.Inspect(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+            print(json.dumps(container_json(detail), indent=2))
+            return 0
+        if args.command == "exec":
+            return await _exec(api, args)
+        if args.command == "logs":
+            async for chunk in api.Logs(pb.LogsRequest(container=args.name), timeout=RPC_TIMEOUT):
+                sys.stdout.buffer.write(chunk.data)
+            sys.stdout.buffer.flush()
+            return 0
+        if args.command == "stop":
+            await api.Stop(pb.StopRequest(name=args.name, timeout=args.time), timeout=RPC_TIMEOUT + args.time)
+            print(args.name)
+            return 0
+        if args.command == "rm":
+            await api.Remove(pb.NameRequest(name=args.name, force=args.force), timeout=RPC_TIMEOUT)
+            print(args.name)
+            return 0
+        if args.command == "tables":
+            reply = await api.HostTables(pb.HostTablesRequest(host=args.host, network=args.network),
+                                         timeout=RPC_TIMEOUT)
+            print(_table([[e.network, str(e.vni), e.mac, e.ip, e.vtep] for e in reply.entries],
+                         ["NETWORK", "VNI", "MAC", "IP", "VTEP"]))
+            return 0
+    raise CliError(f"unknown command {args.command!r}")
+
+
+def _status_text(c: dict) -> str:
+    if c["state"] == "running":
+        return f"Up since {_age(c['started_at'])}"
+    if c["state"] == "exited":
+        return f"Exited ({c['exit_code']}) {_age(c['finished_at'])}" if c["finished_at"] else f"Exited ({c['exit_code']})"
+    return c["state"].capitalize()
+
+
+async def _network(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    if args.action == "create":
+        network = await api.CreateNetwork(pb.CreateNetworkRequest(
+            name=args.name, driver=args.driver, subnet=args.subnet, gateway=args.gateway, vni=args.vni),
+            timeout=RPC_TIMEOUT)
+        print(network.id)
+    elif args.action == "ls":
+        reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
+        print(_table([[n.id[:12], n.name, n.driver, n.subnet, n.gateway, str(n.vni)] for n in reply.networks],
+                     ["NETWORK ID", "NAME", "DRIVER", "SUBNET", "GATEWAY", "VNI"]))
+    elif args.action == "inspect":
+        detail = await api.InspectNetwork(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+        print(json.dumps(network_json(detail), indent=2))
+    elif args.action == "rm":
+        await api.RemoveNetwork(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+        print(args.name)
+    return 0
+
+
+async def _exec(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    code = 0
+    async for out in api.Exec(pb.ExecRequest(container=args.name, command=_command(args)), timeout=RPC_TIMEOUT):
+        if out.stdout:
+            sys.stdout.buffer.write(out.stdout)
+            sys.stdout.buffer.flush()
+        if out.stderr:
+            sys.stderr.buffer.write(out.stderr)
+            sys.stderr.buffer.flush()
+        if out.exited:
+            code = out.exit_code
+    return code
+
+
+class _channel:
+    """A channel to the controller whose connection failure reads as one line."""
+
+    def __init__(self, address: str):
+        self.address = address
+        self.channel = grpc.aio.insecure_channel(address)
+
+    async def __aenter__(self) -> grpc.aio.Channel:
+        try:
+            await asyncio.wait_for(self.channel.channel_ready(), 5.0)
+        except asyncio.TimeoutError:
+            await self.channel.close()
+            raise CliError(f"cannot reach the controller at {self.address} "
+                           "(is it running? set --controller or VXMESH_CONTROLLER)") from None
+        return self.channel
+
+    async def __aexit__(self, *exc) -> None:
+        await self.channel.close()
+
+
+def _first_host(cidr: str) -> str:
+    import ipaddress
+    try:
+        return str(next(ipaddress.ip_network(cidr).hosts()))
+    except (ValueError, StopIteration):
+        raise CliError(f"invalid --gwbridge-subnet {cidr!r}: expected a CIDR such as 172.18.0.0/16") from None
+
+
+# ---- entry point -----------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "controller":
+            from controller.server import ControllerConfig, run
+            run(ControllerConfig(listen=args.listen or ["127.0.0.1:7946"],
+                                 etcd=[e for e in args.etcd.split(",") if e], data_dir=Path(args.data_dir),
+                                 prefix=args.prefix, host_ttl=args.host_ttl))
+            return 0
+        if args.command == "agent":
+            from agent.main import AgentConfig, run as run_agent
+            run_agent(AgentConfig(name=args.name, controllers=[c for c in args.agent_controllers.split(",") if c],
+                                  vtep_ip=args.vtep_ip, api=args.api or f"{args.vtep_ip}:7947",
+                                  state_root=Path(args.state_root), gwbridge_subnet=args.gwbridge_subnet,
+                                  gwbridge_gateway=_first_host(args.gwbridge_subnet)))
+            return 0
+        return asyncio.run(user_command(args))
+    except CliError as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+    except grpc.aio.AioRpcError as err:
+        print(f"Error: {err.details() or err.code().name}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""`vxmesh controller`: wire etcd, the state cache and the gRPC services together."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+from controller.agent_link import AgentLinkService
+from controller.api import ControllerService
+from controller.cache import StateCache
+from controller.embedded_etcd import EmbeddedEtcd
+from controller.etcd import Etcd
+from controller.keys import Keys
+from controller.store import Store
+from proto import vxmesh_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+# Bounds every message a client may send us (a misbehaving client gets
+# RESOURCE_EXHAUSTED instead of making the controller buffer it).
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class ControllerConfig:
+    listen: list[str] = field(default_factory=lambda: ["127.0.0.1:7946"])
+    etcd: list[str] = field(default_factory=list)   # empty: run a private etcd
+    data_dir: Path = Path("/var/lib/vxmesh/etcd")
+    prefix: str = "/vxmesh/"
+    host_ttl: int = 6
+
+
+async def serve(config: ControllerConfig) -> None:
+    async with contextlib.AsyncExitStack() as stack:
+        endpoints = config.etcd
+        if not endpoints:
+            embedded = await stack.enter_async_context(EmbeddedEtcd(config.data_dir))
+            endpoints = [embedded.endpoint]
+        etcd = await Etcd.connect(endpoints)
+        stack.push_async_callback(etcd.close)
+
+        keys = Keys(config.prefix)
+        store = Store(etcd, config.prefix)
+        cache = StateCache(etcd, keys)
+        await cache.start()
+        stack.push_async_callback(cache.stop)
+
+        api = ControllerService(store, cache)
+        stack.push_async_callback(api.close)
+        server = grpc.aio.server(options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.keepalive_time_ms", 10_000),
+            ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
+        ])
+        pb_grpc.add_ControllerServicer_to_server(api, server)
+        pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl), server)
+        for address in config.listen:
+            _prepare_unix_socket(address)
+            server.add_insecure_port(address)
+        await server.start()
+        log.info("controller listening on %s (etcd %s, prefix %s)",
+                 ", ".join(config.listen), ",".join(endpoints), config.prefix)
+        try:
+            await _until_signalled()
+        finally:
+            await server.stop(grace=1.0)
+
+
+def _prepare_unix_socket(address: str) -> None:
+    """A socket file left by a killed controller would make the bind fail."""
+    if address.startswith("unix://"):
+        path = Path(address[len("unix://"):])
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+async def _until_signalled() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def run(config: ControllerConfig) -> None:
+    logging.basicConfig(level=os.environ.get("VXMESH_LOG", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(config))
