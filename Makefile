@@ -41,7 +41,7 @@ proto-check: $(PIP_STAMP)
 	done; rm -rf $$tmp; echo "generated protobuf code is up to date"
 
 lab: setup
-	$(PY) -m deploy.lab up
+	$(PY) -m deploy.demo
 
 lab-down: $(PIP_STAMP)
 	$(PY) -m deploy.lab down

@@ -95,11 +95,14 @@ class Supervisor:
         with open(log, "ab") as log_file:
             log_file.write(f"=== {time.strftime('%H:%M:%S')} starting {' '.join(argv)}\n".encode())
             log_file.flush()
-            # `ip netns exec` execs in place, so the pid we get is the
+            # nsenter enters only the network namespace: unlike `ip netns
+            # exec` it keeps the machine's mount namespace, so the namespaces
+            # an agent creates (bind mounts under /run/netns) are visible to
+            # everyone else. It execs in place, so the pid we get is the
             # program's. A new session keeps it alive after `lab up` exits
             # and out of reach of the terminal's Ctrl-C.
             popen = subprocess.Popen(
-                ["ip", "netns", "exec", netns, *argv],
+                ["nsenter", f"--net=/run/netns/{netns}", *argv],
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,

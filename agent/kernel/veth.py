@@ -1,0 +1,205 @@
+"""A container's network interface: a veth pair from its namespace to a bridge.
+
+The pair is created by one netlink request sent from the bridge's
+namespace, with the container end placed (IFLA_NET_NS_FD) straight into the
+container namespace under its final name. Nothing ever exists under a
+temporary name in the host namespace, so a crash mid-way leaves either the
+whole pair or nothing; a pair whose halves no longer match is deleted and
+rebuilt.
+"""
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from pyroute2 import AsyncIPRoute
+
+from agent.kernel.links import (
+    AF_INET,
+    delete_link,
+    ensure_only_address,
+    get_link,
+    link_kind,
+    set_mtu_and_up,
+)
+from agent.kernel.netns import iproute, netns_exists, netns_path
+from agent.names import check_ifname
+
+_MAIN_TABLE = 254
+
+
+@dataclass(frozen=True)
+class Interface:
+    container_netns: str
+    ifname: str  # inside the container: "eth0", "eth1", ...
+    peer_netns: str | None  # where the bridge is; None = current namespace
+    peer_ifname: str
+    bridge: str  # bridge in peer_netns the peer end is enslaved to
+    address: str  # "ip/prefixlen" on the container end
+    mac: str | None
+    mtu: int
+    default_gateway: str | None
+    isolated: bool = False  # bridge port isolation on the peer end
+
+    def __post_init__(self) -> None:
+        check_ifname(self.ifname)
+        check_ifname(self.peer_ifname)
+        check_ifname(self.bridge)
+        try:
+            ipaddress.IPv4Interface(self.address)
+        except ValueError:
+            raise ValueError(
+                f"address {self.address!r} is not an IPv4 ip/prefixlen"
+            ) from None
+        if "/" not in self.address:
+            raise ValueError(f"address {self.address!r} lacks a /prefixlen")
+        if self.default_gateway is not None:
+            try:
+                ipaddress.IPv4Address(self.default_gateway)
+            except ValueError:
+                raise ValueError(
+                    f"default_gateway {self.default_gateway!r} is not an "
+                    f"IPv4 address"
+                ) from None
+        if self.mac is not None and not _is_unicast_mac(self.mac):
+            raise ValueError(f"mac {self.mac!r} is not a unicast MAC address")
+        if not 68 <= self.mtu <= 65535:
+            raise ValueError(f"mtu {self.mtu} is not in 68..65535")
+
+    @property
+    def ip(self) -> str:
+        return str(ipaddress.IPv4Interface(self.address).ip)
+
+    @property
+    def prefixlen(self) -> int:
+        return ipaddress.IPv4Interface(self.address).network.prefixlen
+
+
+async def ensure_interface(iface: Interface) -> None:
+    """Create or repair the pair; an intact, correct pair is left untouched."""
+    async with iproute(iface.container_netns) as inner, iproute(
+        iface.peer_netns
+    ) as outer:
+        bridge = await get_link(outer, iface.bridge)
+        if bridge is None or link_kind(bridge) != "bridge":
+            where = iface.peer_netns or "the current namespace"
+            raise LookupError(
+                f"bridge {iface.bridge} does not exist in {where}; "
+                f"ensure the overlay or gwbridge first"
+            )
+        inner_end = await get_link(inner, iface.ifname)
+        outer_end = await get_link(outer, iface.peer_ifname)
+        if not _is_pair(inner_end, outer_end):
+            # Whatever is there is a leftover (one half, or halves of two
+            # different pairs): start clean.
+            if inner_end is not None:
+                await delete_link(inner, inner_end["index"])
+            if outer_end is not None:
+                await delete_link(outer, outer_end["index"])
+            await _create_pair(outer, iface)
+            inner_end = await get_link(inner, iface.ifname)
+            outer_end = await get_link(outer, iface.peer_ifname)
+            if not _is_pair(inner_end, outer_end):
+                raise RuntimeError(
+                    f"veth {iface.peer_ifname}/{iface.ifname} for "
+                    f"{iface.container_netns} was created but is not visible"
+                )
+        await _configure_container_end(inner, inner_end, iface)
+        await _configure_bridge_end(outer, outer_end, bridge["index"], iface)
+
+
+async def remove_interface(iface: Interface) -> None:
+    """Delete the pair; absent links or namespaces are not an error."""
+    if iface.peer_netns is None or netns_exists(iface.peer_netns):
+        async with iproute(iface.peer_netns) as outer:
+            outer_end = await get_link(outer, iface.peer_ifname)
+            if outer_end is not None and link_kind(outer_end) == "veth":
+                await delete_link(outer, outer_end["index"])
+    # Deleting one end takes the other with it; this catches an orphaned
+    # container end whose peer was already gone or renamed.
+    if netns_exists(iface.container_netns):
+        async with iproute(iface.container_netns) as inner:
+            inner_end = await get_link(inner, iface.ifname)
+            if inner_end is not None:
+                await delete_link(inner, inner_end["index"])
+
+
+def _is_pair(inner_end, outer_end) -> bool:
+    if inner_end is None or outer_end is None:
+        return False
+    if link_kind(inner_end) != "veth" or link_kind(outer_end) != "veth":
+        return False
+    # Each veth end reports its peer's ifindex (in the peer's namespace).
+    return (
+        inner_end.get("IFLA_LINK") == outer_end["index"]
+        and outer_end.get("IFLA_LINK") == inner_end["index"]
+    )
+
+
+async def _create_pair(outer: AsyncIPRoute, iface: Interface) -> None:
+    peer = {
+        "ifname": iface.ifname,
+        "net_ns_fd": netns_path(iface.container_netns),
+        "mtu": iface.mtu,
+    }
+    if iface.mac is not None:
+        peer["address"] = iface.mac.lower()
+    await outer.link(
+        "add",
+        ifname=iface.peer_ifname,
+        kind="veth",
+        mtu=iface.mtu,
+        peer=peer,
+    )
+
+
+async def _configure_container_end(
+    inner: AsyncIPRoute, link, iface: Interface
+) -> None:
+    index = link["index"]
+    if iface.mac is not None and link.get("address") != iface.mac.lower():
+        await inner.link("set", index=index, address=iface.mac.lower())
+    await ensure_only_address(inner, index, iface.ip, iface.prefixlen)
+    await set_mtu_and_up(inner, link, iface.mtu)
+    if iface.default_gateway is not None:
+        await _ensure_default_route(inner, index, iface.default_gateway)
+
+
+async def _ensure_default_route(
+    inner: AsyncIPRoute, index: int, gateway: str
+) -> None:
+    async for route in await inner.route("dump", family=AF_INET):
+        if (
+            route["dst_len"] == 0
+            and route.get("table") == _MAIN_TABLE
+            and route.get("gateway") == gateway
+            and route.get("oif") == index
+        ):
+            return
+    await inner.route(
+        "replace", dst="0.0.0.0/0", gateway=gateway, oif=index
+    )
+
+
+async def _configure_bridge_end(
+    outer: AsyncIPRoute, link, bridge_index: int, iface: Interface
+) -> None:
+    index = link["index"]
+    if link.get("IFLA_MASTER") != bridge_index:
+        await outer.link("set", index=index, master=bridge_index)
+        (link,) = await outer.link("get", index=index)
+    isolated = link.get(("linkinfo", "slave_data", "IFLA_BRPORT_ISOLATED"))
+    if bool(isolated) != iface.isolated:
+        await outer.brport("set", index=index, isolated=int(iface.isolated))
+    await set_mtu_and_up(outer, link, iface.mtu)
+
+
+def _is_unicast_mac(mac: str) -> bool:
+    parts = mac.split(":")
+    if len(parts) != 6:
+        return False
+    try:
+        octets = [int(p, 16) for p in parts if len(p) == 2]
+    except ValueError:
+        return False
+    return len(octets) == 6 and not octets[0] & 1
