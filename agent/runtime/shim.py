@@ -1,0 +1,106 @@
+"""`python -m agent.runtime.shim <state-dir>`: start one container, then exit.
+
+The agent runs this detached (own session, stdin /dev/null) so the container
+never depends on the agent process. The shim joins the named network
+namespace, unshares pid/mount/uts/ipc, sets the hostname and forks the
+container's PID 1 (agent.runtime.init_process). Once PID 1 reports that the
+command was exec'd, the shim writes pid.json and exits, leaving PID 1 to be
+adopted by the host's init; on failure it writes start-error.json instead.
+
+The shim must be a fresh process: unshare(CLONE_NEWNS) refuses to run in a
+multi-threaded one like the agent, and the new pid namespace only applies to
+children of the caller.
+
+Exit status: 0 started, 1 start failed (see start-error.json), 2 bad usage.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from agent.runtime import init_process, linux, procfs
+from agent.runtime.model import ContainerConfig, ContainerError
+from agent.runtime.statedir import Launched, StartFailure, StateDir
+
+
+class StartError(Exception):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print(f"usage: {argv[0]} <container-state-dir>", file=sys.stderr)
+        return 2
+    state = StateDir(Path(argv[1]))
+    try:
+        config = state.read_config()
+        if config is None:
+            raise StartError(f"no {state.config_file}", init_process.EXIT_RUNTIME_FAILED)
+        launched = launch(config, state)
+    except (StartError, ContainerError) as e:
+        code = e.exit_code if isinstance(e, StartError) else init_process.EXIT_RUNTIME_FAILED
+        state.write_start_failure(StartFailure(error=str(e), exit_code=code, failed_at=time.time()))
+        print(f"vxmesh shim: {e}", file=sys.stderr)
+        return 1
+    state.write_launched(launched)
+    return 0
+
+
+def launch(config: ContainerConfig, state: StateDir) -> Launched:
+    _enter_namespaces(config)
+    log_fd = os.open(state.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    report_r, report_w = os.pipe()  # close-on-exec, see init_process.run
+    # PID 1 drops signals it has no handler for. Blocked signals are kept
+    # pending instead, so a stop that races the start is not lost.
+    signal.pthread_sigmask(signal.SIG_BLOCK, init_process.FORWARDED_SIGNALS)
+    started_at = time.time()
+    pid = os.fork()
+    if pid == 0:
+        os.close(report_r)
+        init_process.run(config, state, log_fd, report_w)
+    os.close(report_w)
+    os.close(log_fd)
+    # PID 1 is our child until we exit, so its /proc entry (zombie or not)
+    # cannot vanish before we have read its start time.
+    who = procfs.identify(pid)
+    if who is None:
+        raise StartError(f"container PID 1 ({pid}) vanished", init_process.EXIT_RUNTIME_FAILED)
+    with os.fdopen(report_r, "rb") as f:
+        report = f.read()
+    if report:
+        os.waitpid(pid, 0)  # it exits right after reporting: leave no zombie behind
+        failure = json.loads(report)
+        raise StartError(failure["error"], int(failure["exit_code"]))
+    return Launched(pid=pid, start_time=who.start_time, started_at=started_at)
+
+
+def _enter_namespaces(config: ContainerConfig) -> None:
+    try:
+        netns_fd = os.open(config.netns_path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise StartError(f"cannot open network namespace {config.netns_path}: {e.strerror}",
+                         init_process.EXIT_RUNTIME_FAILED) from e
+    try:
+        linux.setns(netns_fd, linux.CLONE_NEWNET)
+    except OSError as e:
+        raise StartError(f"cannot join network namespace {config.netns_path}: {e.strerror}",
+                         init_process.EXIT_RUNTIME_FAILED) from e
+    finally:
+        os.close(netns_fd)
+    try:
+        linux.unshare(linux.CLONE_NEWPID | linux.CLONE_NEWNS | linux.CLONE_NEWUTS
+                      | linux.CLONE_NEWIPC)
+        linux.sethostname(config.hostname)
+    except OSError as e:
+        raise StartError(f"cannot create namespaces for {config.name!r}: {e.strerror}",
+                         init_process.EXIT_RUNTIME_FAILED) from e
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
