@@ -38,6 +38,18 @@ def _user_errors(method):
     return wrapper
 
 
+def _user_errors_streaming(method):
+    """The same for server-streaming methods (async generators)."""
+    async def wrapper(self, request, context):
+        try:
+            async for item in method(self, request, context):
+                yield item
+        except UserError as err:
+            await context.abort(err.code, str(err))
+    wrapper.__name__ = method.__name__
+    return wrapper
+
+
 class ControllerService(pb_grpc.ControllerServicer):
     def __init__(self, store: Store, cache: StateCache):
         self.store = store
@@ -134,14 +146,14 @@ class ControllerService(pb_grpc.ControllerServicer):
             log.warning("host %s has not confirmed removing %s yet", spec.host, spec.name)
         return pb.Empty()
 
-    @_user_errors
+    @_user_errors_streaming
     async def Exec(self, request, context) -> AsyncIterator[pb.ExecOutput]:
         spec, _ = await self.store.get_container(request.container)
         stub = await self._agent(spec.host)
         async for chunk in _forward_stream(stub.Exec(request)):
             yield chunk
 
-    @_user_errors
+    @_user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
         spec, _ = await self.store.get_container(request.container)
         stub = await self._agent(spec.host)

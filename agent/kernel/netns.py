@@ -1,9 +1,11 @@
 """Named network namespaces (the /run/netns files `ip netns` also uses).
 
-pyroute2 creates a namespace and opens a netlink socket inside one by
-forking a short-lived child process and waiting for it; that blocks for
-~10 ms, so those calls are sent to a thread on purpose instead of stalling
-the agent's event loop.
+pyroute2 creates a namespace, and opens a netlink socket inside one, by
+forking a child process; a fork beside gRPC's threads can crash the child.
+So we never fork: setns() and unshare(CLONE_NEWNET) act on the calling
+thread only, so a worker thread steps into the namespace, does its one
+thing, and steps back. Those calls are sent to a thread on purpose, also
+because they block.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from pyroute2 import AsyncIPRoute
 from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink import NETLINK_ROUTE
 
+from agent import linux
 from agent.kernel.links import IFF_UP
 
 NETNS_DIR = "/run/netns"
@@ -103,7 +106,7 @@ async def ensure_netns(name: str) -> None:
         if os.path.lexists(path):
             await asyncio.to_thread(_remove_mount_point, name)
         try:
-            await asyncio.to_thread(pyroute2_netns.create, name)
+            await asyncio.to_thread(_create_netns, name)
         except FileExistsError:
             # Someone else created it between our check and create.
             if not netns_exists(name):
@@ -155,16 +158,67 @@ def _open_rtnl_socket(name: str) -> socket.socket:
             f"network namespace {name!r} does not exist",
             netns_path(name),
         )
-    sock = pyroute2_netns.create_socket(
-        name,
-        socket.AF_NETLINK,
-        socket.SOCK_DGRAM,
-        NETLINK_ROUTE,
-        flags=0,
-    )
+    with _thread_in_netns(netns_path(name)):
+        sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_ROUTE)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SOCKET_BUFFER)
     return sock
+
+
+@contextlib.contextmanager
+def _thread_in_netns(path: str | None):
+    """Move this thread into the namespace at `path` (None: a new one), then back.
+
+    A socket keeps the namespace it was created in, so what is opened inside
+    stays there after the thread returns.
+    """
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    try:
+        if path is None:
+            linux.unshare(linux.CLONE_NEWNET)
+        else:
+            target = os.open(path, os.O_RDONLY)
+            try:
+                linux.setns(target, linux.CLONE_NEWNET)
+            finally:
+                os.close(target)
+        try:
+            yield
+        finally:
+            # A thread left in the wrong namespace would poison every later
+            # call that lands on it: there is no way to continue safely.
+            try:
+                linux.setns(own, linux.CLONE_NEWNET)
+            except OSError as err:
+                os.write(2, f"fatal: cannot return a thread to its network namespace: {err}\n".encode())
+                os._exit(70)
+    finally:
+        os.close(own)
+
+
+def _create_netns(name: str) -> None:
+    """What `ip netns add` does, for this thread's new namespace."""
+    path = netns_path(name)
+    os.makedirs(NETNS_DIR, exist_ok=True)
+    _share_netns_dir()
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+    try:
+        with _thread_in_netns(None):
+            linux.mount("/proc/thread-self/ns/net", path, None, linux.MS_BIND)
+    except BaseException:
+        os.unlink(path)
+        raise
+
+
+def _share_netns_dir() -> None:
+    """Make /run/netns a shared mount, so namespace mounts propagate (as iproute2 does)."""
+    try:
+        linux.mount("", NETNS_DIR, "none", linux.MS_SHARED | linux.MS_REC)
+    except OSError as err:
+        if err.errno != errno.EINVAL:  # EINVAL: not a mount point yet
+            raise
+        linux.mount(NETNS_DIR, NETNS_DIR, "none", linux.MS_BIND | linux.MS_REC)
+        linux.mount("", NETNS_DIR, "none", linux.MS_SHARED | linux.MS_REC)
 
 
 def _remove_mount_point(name: str) -> None:

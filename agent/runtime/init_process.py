@@ -21,7 +21,7 @@ import time
 import traceback
 from typing import NoReturn
 
-from agent.runtime import linux
+from agent import linux
 from agent.runtime.model import ContainerConfig, command_environment
 from agent.runtime.statedir import Exited, StateDir
 

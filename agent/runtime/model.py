@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from agent.runtime import linux
+from agent import linux
 
 CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 

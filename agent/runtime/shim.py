@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from agent.runtime import init_process, linux, procfs
+from agent import linux
+from agent.runtime import init_process, procfs
 from agent.runtime.model import ContainerConfig, ContainerError
 from agent.runtime.statedir import Launched, StartFailure, StateDir
 

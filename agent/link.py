@@ -1,0 +1,98 @@
+"""The agent's end of the AgentLink stream.
+
+Keeps one stream open to one of the controllers it was given, sends the
+hello (with the revision to resume from), a heartbeat every second and the
+status reports the reconcile loop queues; applies the view updates it gets
+and wakes the reconcile loop. On any break it moves on to the next
+controller with a short backoff and resumes from the last applied revision.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Callable
+
+import grpc
+
+from agent.view import View
+from proto import vxmesh_pb2 as pb
+from proto import vxmesh_pb2_grpc as pb_grpc
+from proto.records import ContainerStatus, Host
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 1.0
+
+
+class ControllerLink:
+    def __init__(self, addresses: list[str], host: Host, view: View,
+                 on_update: Callable[[], None], held_containers: Callable[[], list[str]]):
+        self.addresses = addresses
+        self.host = host
+        self.view = view
+        self.on_update = on_update
+        self.held_containers = held_containers
+        self.connected = asyncio.Event()
+        self._outbox: asyncio.Queue[pb.AgentMessage] = asyncio.Queue()
+        self._reported: dict[str, ContainerStatus] = {}
+
+    def report(self, status: ContainerStatus) -> None:
+        """Queue a status report, unless it says what was last said."""
+        if self._reported.get(status.name) == status:
+            return
+        self._reported[status.name] = status
+        self._outbox.put_nowait(pb.AgentMessage(status=status.to_wire()))
+
+    def forget(self, name: str) -> None:
+        self._reported.pop(name, None)
+
+    async def run(self) -> None:
+        backoff = 0.1
+        attempt = 0
+        while True:
+            address = self.addresses[attempt % len(self.addresses)]
+            attempt += 1
+            try:
+                await self._session(address)
+                backoff = 0.1
+            except (grpc.aio.AioRpcError, ConnectionError, asyncio.TimeoutError) as err:
+                detail = err.details() if isinstance(err, grpc.aio.AioRpcError) else str(err)
+                log.warning("controller %s: %s; reconnecting in %.1fs", address, detail, backoff)
+            self.connected.clear()
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 2.0)
+
+    async def _session(self, address: str) -> None:
+        async with grpc.aio.insecure_channel(address) as channel:
+            stub = pb_grpc.AgentLinkStub(channel)
+            call = stub.Connect(self._messages())
+            first = True
+            async for msg in call:
+                if msg.WhichOneof("kind") != "update":
+                    continue
+                self.view.apply(msg.update)
+                if first:
+                    first = False
+                    self.connected.set()
+                    log.info("connected to %s: %s at revision %d", address,
+                             "snapshot" if msg.update.snapshot else "resumed", msg.update.revision)
+                self.on_update()
+
+    async def _messages(self):
+        hello = pb.Hello(host=self.host.to_wire(), resume_revision=self.view.revision,
+                         networks=sorted(self.view.networks()), containers=self.held_containers())
+        yield pb.AgentMessage(hello=hello)
+        # A new controller knows nothing of what was reported to the old one.
+        for status in self._reported.values():
+            yield pb.AgentMessage(status=status.to_wire())
+        loop = asyncio.get_running_loop()
+        next_beat = loop.time()
+        while True:
+            # Heartbeats go out on time even while reports keep flowing.
+            if loop.time() >= next_beat:
+                next_beat = loop.time() + HEARTBEAT_SECONDS
+                yield pb.AgentMessage(heartbeat=pb.Heartbeat(applied_revision=self.view.revision))
+            try:
+                yield await asyncio.wait_for(self._outbox.get(), max(0.0, next_beat - loop.time()))
+            except asyncio.TimeoutError:
+                pass

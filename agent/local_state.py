@@ -1,0 +1,55 @@
+"""What this agent built for each container, kept on disk under /run/vxmesh/<host>/.
+
+The record is written before any kernel object is made, so an agent that
+dies half-way knows after its restart what to finish or tear down, even when
+the controller has already forgotten the container.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from proto.records import ContainerSpec
+
+
+@dataclass
+class LocalContainer:
+    spec: ContainerSpec
+    gw_ip: str = ""                # this host's gwbridge address for it ("" = none)
+    started_generation: int = -1   # the spec generation last started
+    error: str = ""                # why the last start failed
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["spec"] = self.spec.to_dict()
+        return json.dumps(data, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, raw: str) -> "LocalContainer":
+        data = json.loads(raw)
+        data["spec"] = ContainerSpec.from_dict(data["spec"])
+        return cls(**data)
+
+
+class LocalState:
+    def __init__(self, root: Path):
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def load_all(self) -> dict[str, LocalContainer]:
+        records = {}
+        for path in sorted(self.root.glob("*.json")):
+            record = LocalContainer.from_json(path.read_text())
+            records[record.spec.name] = record
+        return records
+
+    def save(self, record: LocalContainer) -> None:
+        path = self.root / f"{record.spec.name}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(record.to_json())
+        os.replace(tmp, path)  # atomic: a crash leaves the old or the new record
+
+    def delete(self, name: str) -> None:
+        (self.root / f"{name}.json").unlink(missing_ok=True)

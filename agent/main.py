@@ -1,0 +1,84 @@
+"""`vxmesh agent`: run this host's containers and program its data plane."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from agent.kernel.gwbridge import GwBridgeSpec
+from agent.kernel.overlay import underlay_mtu
+from agent.link import ControllerLink
+from agent.local_state import LocalState
+from agent.names import validate_host_name
+from agent.reconcile import Reconciler
+from agent.runtime.containers import Runtime
+from agent.service import HostAgentService
+from agent.view import View
+from proto import vxmesh_pb2_grpc as pb_grpc
+from proto.records import Host
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AgentConfig:
+    name: str
+    controllers: list[str]
+    vtep_ip: str
+    api: str                               # where the HostAgent service listens
+    state_root: Path = Path("/run/vxmesh")
+    gwbridge_subnet: str = "172.18.0.0/16"
+    gwbridge_gateway: str = "172.18.0.1"
+
+
+async def serve(config: AgentConfig) -> None:
+    validate_host_name(config.name)
+    mtu = await underlay_mtu(config.vtep_ip)
+    state_dir = config.state_root / config.name
+    runtime = Runtime(state_dir / "containers")
+    local = LocalState(state_dir / "local")
+    view = View(config.name)
+    host = Host(name=config.name, vtep=config.vtep_ip, api=config.api, mtu=mtu)
+
+    reconciler: Reconciler | None = None
+    link = ControllerLink(config.controllers, host, view,
+                          on_update=lambda: reconciler.wake() if reconciler else None,
+                          held_containers=lambda: sorted(local.load_all()))
+    reconciler = Reconciler(config.name, config.vtep_ip, mtu, view, runtime, local, link,
+                            GwBridgeSpec(subnet=config.gwbridge_subnet, gateway=config.gwbridge_gateway,
+                                         mtu=mtu))
+
+    server = grpc.aio.server()
+    pb_grpc.add_HostAgentServicer_to_server(HostAgentService(config.name, view, runtime), server)
+    server.add_insecure_port(config.api)
+    await server.start()
+    log.info("agent %s: vtep %s, underlay MTU %d, api %s, controllers %s",
+             config.name, config.vtep_ip, mtu, config.api, ", ".join(config.controllers))
+
+    tasks = [asyncio.create_task(link.run(), name="controller-link"),
+             asyncio.create_task(reconciler.run(), name="reconcile")]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    done_waiter = asyncio.create_task(stop.wait())
+    finished, _ = await asyncio.wait([done_waiter, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks + [done_waiter]:
+        task.cancel()
+    await asyncio.gather(*tasks, done_waiter, return_exceptions=True)
+    await server.stop(grace=1.0)
+    # Containers are left running on purpose: they outlive the agent.
+    for task in finished:
+        if task is not done_waiter and task.exception() is not None:
+            raise task.exception()
+
+
+def run(config: AgentConfig) -> None:
+    logging.basicConfig(level=os.environ.get("VXMESH_LOG", "INFO"),
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    asyncio.run(serve(config))

@@ -1,0 +1,79 @@
+"""The HostAgent service: what the controller forwards to this host.
+
+exec and logs run here because the container runs here; tables are read
+back from this host's kernel, so the user sees what is programmed, not what
+should be.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import grpc
+
+from agent import names
+from agent.kernel import table
+from agent.kernel.netns import list_netns
+from agent.runtime.containers import ContainerError, Runtime
+from agent.view import View
+from proto import vxmesh_pb2 as pb
+from proto import vxmesh_pb2_grpc as pb_grpc
+
+log = logging.getLogger(__name__)
+
+LOG_CHUNK = 64 * 1024
+
+
+class HostAgentService(pb_grpc.HostAgentServicer):
+    def __init__(self, host: str, view: View, runtime: Runtime):
+        self.host = host
+        self.view = view
+        self.runtime = runtime
+
+    def _container_id(self, name: str) -> str:
+        spec = self.view.containers().get(name)
+        if spec is None:
+            raise ContainerError(f"no container {name!r} on host {self.host}")
+        return spec.id
+
+    async def Exec(self, request, context):
+        try:
+            container_id = self._container_id(request.container)
+            async for kind, data in self.runtime.exec(container_id, list(request.command), dict(request.env)):
+                if kind == "stdout":
+                    yield pb.ExecOutput(stdout=data)
+                elif kind == "stderr":
+                    yield pb.ExecOutput(stderr=data)
+                else:
+                    yield pb.ExecOutput(exited=True, exit_code=data)
+        except ContainerError as err:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+
+    async def Logs(self, request, context):
+        try:
+            path = self.runtime.log_path(self._container_id(request.container))
+        except ContainerError as err:
+            await context.abort(grpc.StatusCode.NOT_FOUND, str(err))
+        if not path.exists():
+            return
+        with open(path, "rb") as log_file:
+            while chunk := await asyncio.to_thread(log_file.read, LOG_CHUNK):
+                yield pb.LogChunk(data=chunk)
+
+    async def Tables(self, request, context):
+        by_vni = {n.vni: n for n in self.view.networks().values()}
+        reply = pb.TablesReply(host=self.host)
+        prefix = names.netns_prefix(self.host) + "ov"
+        for netns in sorted(list_netns(prefix)):
+            vni = int(netns[len(prefix):])
+            network = by_vni.get(vni)
+            network_name = network.name if network else ""
+            if request.network and request.network != network_name:
+                continue
+            fdb = await table.read_fdb(netns, vni)
+            neighbours = await table.read_neighbours(netns, vni)
+            ip_of = {mac: ip for ip, mac in neighbours.items()}
+            for mac in sorted(set(fdb) | set(ip_of)):
+                reply.entries.append(pb.TableEntry(network=network_name, vni=vni, mac=mac,
+                                                   ip=ip_of.get(mac, ""), vtep=fdb.get(mac, "")))
+        return reply
