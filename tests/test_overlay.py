@@ -195,3 +195,26 @@ def test_exec_logs_stop_and_ps(lab):
     lab.cli("rm", "chatty")
     missing = lab.cli("inspect", "chatty", check=False)
     assert missing.returncode != 0 and "chatty" in missing.stderr
+
+
+def test_containers_keep_running_and_talking_across_an_agent_restart(lab):
+    a = run(lab, "sv1", lab.hosts[0].name)
+    b = run(lab, "sv2", lab.hosts[1].name)
+    lab.stop_agent(lab.hosts[1])  # kill -9 of the agent; its containers stay
+    assert ping(lab, "sv1", b["networks"]["blue"]["ip"]).returncode == 0
+    lab.start_agent(lab.hosts[1])
+    after = inspect(lab, "sv2")
+    assert (after["state"], after["pid"]) == ("running", b["pid"])
+    assert ping(lab, "sv2", a["networks"]["blue"]["ip"]).returncode == 0
+    fdb, _ = kernel_table(lab, 1, blue_vni(lab))
+    assert fdb.count(a["networks"]["blue"]["mac"]) == 1  # rebuilt, not duplicated
+
+
+def test_state_survives_a_controller_restart(lab):
+    run(lab, "cr1", lab.hosts[0].name)
+    lab.stop_controller()
+    lab.start_controller()
+    lab.wait_hosts_up()
+    assert inspect(lab, "cr1")["state"] == "running"   # kept in etcd
+    late = run(lab, "cr3", lab.hosts[2].name)            # agents resumed their streams
+    assert ping(lab, "cr1", late["networks"]["blue"]["ip"]).returncode == 0
