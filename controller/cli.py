@@ -147,12 +147,12 @@ def network_json(detail: pb.NetworkDetail) -> dict:
     return data
 
 
-def _age(t: float) -> str:
+def _duration(t: float) -> str:
     seconds = max(0, int(time.time() - t))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
-            return f"{seconds // size}{unit} ago"
-    return f"{seconds}s ago"
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 # ---- user commands ------------------------------------------------------------
@@ -218,9 +218,10 @@ async def user_command(args: argparse.Namespace) -> int:
 
 def _status_text(c: dict) -> str:
     if c["state"] == "running":
-        return f"Up since {_age(c['started_at'])}"
+        return f"Up {_duration(c['started_at'])}"
     if c["state"] == "exited":
-        return f"Exited ({c['exit_code']}) {_age(c['finished_at'])}" if c["finished_at"] else f"Exited ({c['exit_code']})"
+        ago = f" {_duration(c['finished_at'])} ago" if c["finished_at"] else ""
+        return f"Exited ({c['exit_code']}){ago}"
     return c["state"].capitalize()
 
 

@@ -42,8 +42,9 @@ def connectivity_matrix(lab: Lab, containers: list[dict]) -> tuple[str, bool]:
         results = dict(zip([(s["name"], d["name"]) for s, d in pairs], pool.map(ping, pairs)))
     names = [c["name"] for c in containers]
     labels = {c["name"]: f"{c['name']}@{c['host']}" for c in containers}
-    width = max(len(label) for label in labels.values()) + 2
-    lines = ["from \\ to".ljust(width) + "".join(labels[n].ljust(width) for n in names)]
+    corner = "from \\ to"
+    width = max(len(corner), *(len(label) for label in labels.values())) + 2
+    lines = [corner.ljust(width) + "".join(labels[n].ljust(width) for n in names)]
     for src in names:
         cells = ["-" if src == dst else ("ok" if results[(src, dst)] else "FAIL") for dst in names]
         lines.append(labels[src].ljust(width) + "".join(c.ljust(width) for c in cells))
