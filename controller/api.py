@@ -95,8 +95,8 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @_user_errors
     async def Run(self, request, context):
-        host = request.host or await self._least_loaded_host()
         hosts = {h.name: h for h in await self.store.list_hosts()}
+        host = request.host or _least_loaded(hosts.values())
         if host not in hosts:
             raise NotFound(f"no such host: {host!r}")
         if hosts[host].state != "up":
@@ -162,12 +162,6 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     # ---- helpers -----------------------------------------------------------
 
-    async def _least_loaded_host(self) -> str:
-        live = [h for h in await self.store.list_hosts() if h.state == "up"]
-        if not live:
-            raise FailedPrecondition("no live host to run the container on")
-        return min(live, key=lambda h: (h.containers, h.name)).name
-
     async def _wait_status(self, spec: ContainerSpec, done, timeout: float) -> ContainerStatus | None:
         def current() -> ContainerStatus | None:
             status = self.cache.index.statuses.get(spec.name)
@@ -194,6 +188,13 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _least_loaded(hosts) -> str:
+    live = [h for h in hosts if h.state == "up"]
+    if not live:
+        raise FailedPrecondition("no live host to run the container on")
+    return min(live, key=lambda h: (h.containers, h.name)).name
 
 
 def _detail(spec: ContainerSpec, status: ContainerStatus | None) -> pb.ContainerDetail:
