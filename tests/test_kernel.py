@@ -192,6 +192,19 @@ async def attach_container(agent: Agent, host: str, cid: str, ip: str,
 # 1. two hosts, one overlay, containers ping across
 
 
+async def one_host_with_overlay(lab: Lab, prefixlen: int = 24):
+    """A host wired to the switch as 10.99.0.1, with an overlay for VNI built by its agent."""
+    h1 = lab.ns("h1")
+    lab.wire(h1, "u1", "10.99.0.1/24", lab.ns("sw"), "u1p", "")
+    agent = lab.agent(h1)
+    ov = names.overlay_netns(h1, VNI)
+    spec = overlay.OverlaySpec(
+        vni=VNI, gateway="10.77.0.1", prefixlen=prefixlen, vtep_ip="10.99.0.1", mtu=1450
+    )
+    await agent.call(overlay.ensure_overlay, ov, spec)
+    return h1, agent, ov, spec
+
+
 async def test_containers_on_two_hosts_reach_each_other(lab: Lab):
     h1, h2 = lab.ns("h1"), lab.ns("h2")
     lab.wire(h1, "u1", "10.99.0.1/24", h2, "u2", "10.99.0.2/24")
@@ -328,14 +341,7 @@ async def test_ensure_overlay_is_idempotent_and_repairs_leftovers(lab: Lab):
 
 
 async def test_ensure_interface_is_idempotent_and_repairs_leftovers(lab: Lab):
-    h1 = lab.ns("h1")
-    lab.wire(h1, "u1", "10.99.0.1/24", lab.ns("sw"), "u1p", "")
-    agent = lab.agent(h1)
-    ov = names.overlay_netns(h1, VNI)
-    spec = overlay.OverlaySpec(
-        vni=VNI, gateway="10.77.0.1", prefixlen=24, vtep_ip="10.99.0.1", mtu=1450
-    )
-    await agent.call(overlay.ensure_overlay, ov, spec)
+    h1, agent, ov, spec = await one_host_with_overlay(lab)
     iface = await attach_container(agent, h1, "beef00000001", "10.77.0.5", 24, 1450)
     cns, peer = iface.container_netns, iface.peer_ifname
     assert pings(cns, "10.77.0.1")
@@ -476,14 +482,7 @@ async def test_gwbridge_masquerades_egress_and_isolates_containers(lab: Lab):
 
 
 async def test_program_large_table_and_per_entry_errors(lab: Lab):
-    h1 = lab.ns("h1")
-    lab.wire(h1, "u1", "10.99.0.1/24", lab.ns("sw"), "u1p", "")
-    agent = lab.agent(h1)
-    ov = names.overlay_netns(h1, VNI)
-    spec = overlay.OverlaySpec(
-        vni=VNI, gateway="10.77.0.1", prefixlen=16, vtep_ip="10.99.0.1", mtu=1450
-    )
-    await agent.call(overlay.ensure_overlay, ov, spec)
+    h1, agent, ov, spec = await one_host_with_overlay(lab, prefixlen=16)
 
     n = 2000
     ips = [f"10.77.{1 + i // 250}.{1 + i % 250}" for i in range(n)]
