@@ -14,10 +14,11 @@ import grpc
 
 from controller.cache import StateCache
 from controller.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, UserError
+from controller.run_options import RunOptions
 from controller.store import Store
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
-from proto.records import ContainerSpec, ContainerStatus
+from proto.records import ContainerSpec, ContainerStatus, Mount, PortMapping
 
 log = logging.getLogger(__name__)
 
@@ -96,21 +97,83 @@ class ControllerService(pb_grpc.ControllerServicer):
     @_user_errors
     async def Run(self, request, context):
         hosts = {h.name: h for h in await self.store.list_hosts()}
-        host = request.host or _least_loaded(hosts.values())
+        networks = list(request.networks)
+        owner = await self._network_owner(networks)
+        # A shared network namespace exists on one host only: go where it is.
+        host = request.host or (owner.host if owner else _least_loaded(hosts.values()))
         if host not in hosts:
             raise NotFound(f"no such host: {host!r}")
         if hosts[host].state != "up":
             raise FailedPrecondition(f"host {host!r} is down")
         if not request.command:
             raise InvalidArgument("no command given: vxmesh run [OPTIONS] -- CMD [ARG...]")
+        options = RunOptions(
+            ports=tuple(PortMapping.from_wire(p) for p in request.ports), rootfs=request.rootfs,
+            mounts=tuple(Mount.from_wire(m) for m in request.mounts), memory_bytes=request.memory_bytes,
+            cpus=request.cpus, pids_limit=request.pids_limit)
         spec = await self.store.create_container(
             request.name, host, list(request.command), dict(request.env),
-            request.hostname or request.name, list(request.networks))
+            request.hostname or request.name, networks, options)
+        return await self._started(spec)
+
+    async def _network_owner(self, networks: list[str]) -> ContainerSpec | None:
+        """For --network container:NAME: NAME's spec, which must be running."""
+        if len(networks) != 1 or not networks[0].startswith("container:"):
+            return None
+        name = networks[0].partition(":")[2]
+        try:
+            owner, status = await self.store.get_container(name)
+        except NotFound:
+            raise NotFound(f"--network container:{name}: no such container {name!r}") from None
+        if status is None or status.state != "running":
+            raise FailedPrecondition(
+                f"--network container:{name}: cannot join the network of container {name!r}: it is not running")
+        return owner
+
+    async def _started(self, spec: ContainerSpec) -> pb.ContainerDetail:
+        """Wait for the agent to report the start, and turn a failed start into an error."""
         status = await self._wait_status(spec, lambda s: s.state in ("running", "exited") or bool(s.error),
                                          START_TIMEOUT)
         if status is not None and status.error:
             raise FailedPrecondition(f"container {spec.name!r} failed to start: {status.error}")
         return _detail(spec, status)
+
+    @_user_errors
+    async def Start(self, request, context):
+        spec, status = await self.store.get_container(request.name)
+        if status is not None and status.state == "running":
+            return _detail(spec, status)  # as Docker: starting a running container is a no-op
+        await self._network_owner([spec.network_mode] if spec.network_owner else [])
+        spec = await self.store.set_desired(request.name, "running", bump_generation=True)
+        return await self._started(spec)
+
+    @_user_errors
+    async def Kill(self, request, context):
+        spec, status = await self.store.get_container(request.name)
+        if status is None or status.state != "running":
+            raise FailedPrecondition(f"container {request.name!r} is not running")
+        stub = await self._agent(spec.host)
+        await _forward(stub.Kill(pb.KillRequest(container=spec.name, signal=request.signal), timeout=30))
+        return pb.Empty()
+
+    @_user_errors
+    async def ConnectNetwork(self, request, context):
+        spec = await self.store.connect(request.container, request.network)
+        return _detail(*await self._applied(spec))
+
+    @_user_errors
+    async def DisconnectNetwork(self, request, context):
+        spec = await self.store.disconnect(request.container, request.network)
+        return _detail(*await self._applied(spec))
+
+    async def _applied(self, spec: ContainerSpec) -> tuple[ContainerSpec, ContainerStatus | None]:
+        """Wait (bounded) until the agent has reported on this version of the spec,
+        so `network connect` returns with the interface in place."""
+        def caught_up() -> bool:
+            status = self.cache.index.statuses.get(spec.name)
+            return status is not None and status.id == spec.id and status.networks == spec.networks
+        await self.cache.wait_until(caught_up, START_TIMEOUT)
+        return spec, self.cache.index.statuses.get(spec.name)
 
     @_user_errors
     async def ListContainers(self, request, context):

@@ -16,16 +16,13 @@ from pathlib import Path
 
 import grpc
 
+from controller.cli_options import CliError, format_port, parse_port, parse_signal, parse_size, parse_volume
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network
 
 DEFAULT_CONTROLLER = "unix:///run/vxmesh-lab/vxlab/controller.sock"
 RPC_TIMEOUT = 60.0
-
-
-class CliError(Exception):
-    """A one-line error for the user."""
 
 
 # ---- argument parsing --------------------------------------------------------
@@ -51,10 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--api", default="", help="where to serve exec/logs/tables (default VTEP_IP:7947)")
     agent.add_argument("--state-root", default="/run/vxmesh", help="directory for per-host state")
     agent.add_argument("--gwbridge-subnet", default="172.18.0.0/16")
+    agent.add_argument("--bridge-subnet", default="172.17.0.0/16",
+                       help="subnet of this host's default 'bridge' network (Docker's docker0)")
 
     network = sub.add_parser("network", help="manage networks").add_subparsers(dest="action", required=True)
     create = network.add_parser("create", help="create a network")
-    create.add_argument("--driver", default="overlay")
+    create.add_argument("-d", "--driver", default="overlay", choices=["overlay", "bridge"])
     create.add_argument("--subnet", required=True)
     create.add_argument("--gateway", default="")
     create.add_argument("--vni", type=int, default=0)
@@ -64,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_net.add_argument("name")
     rm_net = network.add_parser("rm", help="remove a network")
     rm_net.add_argument("name")
+    for action in ("connect", "disconnect"):
+        cmd = network.add_parser(action, help=f"{action} a container {'to' if action == 'connect' else 'from'} a network")
+        cmd.add_argument("network")
+        cmd.add_argument("container")
 
     host = sub.add_parser("host", help="list hosts").add_subparsers(dest="action", required=True)
     host_ls = host.add_parser("ls", help="list hosts")
@@ -73,9 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-d", "--detach", action="store_true", help="run in the background (always the case)")
     run.add_argument("--name", required=True)
     run.add_argument("--host", default="", help="host to run on (default: least loaded live host)")
-    run.add_argument("--network", action="append", default=[], help="network to attach (repeatable)")
+    run.add_argument("--network", "--net", action="append", default=[],
+                     help="network to attach (repeatable), or host, none, container:NAME (default: bridge)")
     run.add_argument("--hostname", default="")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    run.add_argument("-p", "--publish", action="append", default=[], metavar="[HOST_PORT:]CONTAINER_PORT[/PROTO]",
+                     help="publish a container port on the host (repeatable)")
+    run.add_argument("-v", "--volume", action="append", default=[], metavar="HOST_DIR:CONTAINER_DIR[:ro]",
+                     help="bind-mount a host directory (repeatable)")
+    run.add_argument("--rootfs", default="", help="directory on the host to use as the container's root filesystem")
+    run.add_argument("-m", "--memory", default="", help="memory limit, e.g. 64m")
+    run.add_argument("--cpus", type=float, default=0.0, help="CPU limit, e.g. 0.5")
+    run.add_argument("--pids-limit", type=int, default=0, help="maximum number of processes")
     run.add_argument("cmd", nargs=argparse.REMAINDER)
 
     ps = sub.add_parser("ps", help="list containers")
@@ -91,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="stop a container (SIGTERM, then SIGKILL)")
     stop.add_argument("-t", "--time", type=int, default=0, help="seconds to wait before SIGKILL (default 10)")
     stop.add_argument("name")
+    start = sub.add_parser("start", help="start a stopped container again")
+    start.add_argument("name")
+    kill = sub.add_parser("kill", help="send a signal to a container (default SIGKILL)")
+    kill.add_argument("-s", "--signal", default="KILL")
+    kill.add_argument("name")
     rm = sub.add_parser("rm", help="remove a container")
     rm.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
     rm.add_argument("name")
@@ -135,7 +152,12 @@ def container_json(detail: pb.ContainerDetail) -> dict:
         "command": spec.command, "env": spec.env, "created_at": spec.created_at,
         "state": status.state, "pid": status.pid, "exit_code": status.exit_code,
         "started_at": status.started_at, "finished_at": status.finished_at, "error": status.error,
+        "network_mode": spec.network_mode or "default",
         "networks": {a.network: {"ip": a.ip, "mac": a.mac} for a in spec.attachments},
+        "ports": [format_port(p) for p in spec.ports],
+        "rootfs": spec.rootfs,
+        "mounts": [f"{m.source}:{m.target}{':ro' if m.readonly else ''}" for m in spec.mounts],
+        "memory_bytes": spec.memory_bytes, "cpus": spec.cpus, "pids_limit": spec.pids_limit,
     }
 
 
@@ -172,10 +194,17 @@ async def user_command(args: argparse.Namespace) -> int:
                              ["NAME", "VTEP", "STATE", "CONTAINERS"]))
             return 0
         if args.command == "run":
-            detail = await api.Run(pb.RunRequest(
-                name=args.name, host=args.host, networks=args.network, hostname=args.hostname,
-                env=_env(args.env), command=_command(args)), timeout=RPC_TIMEOUT)
+            detail = await api.Run(_run_request(args), timeout=RPC_TIMEOUT)
             print(detail.spec.id)
+            return 0
+        if args.command == "start":
+            await api.Start(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+            print(args.name)
+            return 0
+        if args.command == "kill":
+            await api.Kill(pb.KillRequest(container=args.name, signal=parse_signal(args.signal)),
+                           timeout=RPC_TIMEOUT)
+            print(args.name)
             return 0
         if args.command == "ps":
             reply = await api.ListContainers(pb.ListContainersRequest(all=args.all), timeout=RPC_TIMEOUT)
@@ -184,9 +213,9 @@ async def user_command(args: argparse.Namespace) -> int:
                 print(json.dumps(items, indent=2))
             else:
                 rows = [[c["id"][:12], c["name"], c["host"], " ".join(c["command"])[:30],
-                         _status_text(c), ",".join(f"{n}:{v['ip']}" for n, v in c["networks"].items())]
+                         _status_text(c), ", ".join(c["ports"]), _networks_text(c)]
                         for c in items]
-                print(_table(rows, ["CONTAINER ID", "NAME", "HOST", "COMMAND", "STATUS", "NETWORKS"]))
+                print(_table(rows, ["CONTAINER ID", "NAME", "HOST", "COMMAND", "STATUS", "PORTS", "NETWORKS"]))
             return 0
         if args.command == "inspect":
             detail = await api.Inspect(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
@@ -216,6 +245,26 @@ async def user_command(args: argparse.Namespace) -> int:
     raise CliError(f"unknown command {args.command!r}")
 
 
+def _run_request(args: argparse.Namespace) -> pb.RunRequest:
+    ports = [parse_port(p) for p in args.publish]
+    if ports and args.network == ["host"]:
+        # Docker's behaviour: the container already uses the host's ports.
+        print("WARNING: published ports are discarded when using host network mode", file=sys.stderr)
+        ports = []
+    return pb.RunRequest(
+        name=args.name, host=args.host, networks=args.network, hostname=args.hostname,
+        env=_env(args.env), command=_command(args), ports=[p.to_wire() for p in ports],
+        mounts=[parse_volume(v).to_wire() for v in args.volume], rootfs=args.rootfs,
+        memory_bytes=parse_size(args.memory) if args.memory else 0, cpus=args.cpus,
+        pids_limit=args.pids_limit)
+
+
+def _networks_text(c: dict) -> str:
+    if c["network_mode"] != "default":
+        return c["network_mode"]
+    return ",".join(f"{n}:{v['ip']}" for n, v in c["networks"].items())
+
+
 def _status_text(c: dict) -> str:
     if c["state"] == "running":
         return f"Up {_duration(c['started_at'])}"
@@ -233,14 +282,22 @@ async def _network(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int
         print(network.id)
     elif args.action == "ls":
         reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
-        print(_table([[n.id[:12], n.name, n.driver, n.subnet, n.gateway, str(n.vni)] for n in reply.networks],
-                     ["NETWORK ID", "NAME", "DRIVER", "SUBNET", "GATEWAY", "VNI"]))
+        print(_table([[n.id[:12], n.name, n.driver, "local" if n.driver != "overlay" else "swarm",
+                       n.subnet or ("per host" if n.driver == "bridge" else "-"), n.gateway or "-",
+                       str(n.vni) if n.vni else "-"] for n in reply.networks],
+                     ["NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET", "GATEWAY", "VNI"]))
     elif args.action == "inspect":
         detail = await api.InspectNetwork(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
         print(json.dumps(network_json(detail), indent=2))
     elif args.action == "rm":
         await api.RemoveNetwork(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
         print(args.name)
+    elif args.action == "connect":
+        await api.ConnectNetwork(pb.ConnectRequest(network=args.network, container=args.container),
+                                 timeout=RPC_TIMEOUT)
+    elif args.action == "disconnect":
+        await api.DisconnectNetwork(pb.ConnectRequest(network=args.network, container=args.container),
+                                    timeout=RPC_TIMEOUT)
     return 0
 
 
@@ -283,7 +340,7 @@ def _first_host(cidr: str) -> str:
     try:
         return str(next(ipaddress.ip_network(cidr).hosts()))
     except (ValueError, StopIteration):
-        raise CliError(f"invalid --gwbridge-subnet {cidr!r}: expected a CIDR such as 172.18.0.0/16") from None
+        raise CliError(f"invalid subnet {cidr!r}: expected a CIDR such as 172.18.0.0/16") from None
 
 
 # ---- entry point -----------------------------------------------------------------
@@ -302,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
             run_agent(AgentConfig(name=args.name, controllers=[c for c in args.agent_controllers.split(",") if c],
                                   vtep_ip=args.vtep_ip, api=args.api or f"{args.vtep_ip}:7947",
                                   state_root=Path(args.state_root), gwbridge_subnet=args.gwbridge_subnet,
-                                  gwbridge_gateway=_first_host(args.gwbridge_subnet)))
+                                  gwbridge_gateway=_first_host(args.gwbridge_subnet),
+                                  bridge_subnet=args.bridge_subnet,
+                                  bridge_gateway=_first_host(args.bridge_subnet)))
             return 0
         return asyncio.run(user_command(args))
     except CliError as err:

@@ -8,6 +8,10 @@ installations, or tests, can share an etcd. Values are JSON so ``etcdctl get
     {p}vnis/<vni>                       the network name holding this VNI
     {p}ipam/<network>/<ip>              {"container": name, "host": host, "id": id}: the
                                         address is taken (until the host confirms removal)
+    {p}local-ipam/<network>/<host>/<ip> the same for a bridge network, whose addresses
+                                        are per host (each host has its own bridge)
+    {p}ports/<host>/<port>-<proto>      {"container": name, "host": host, "id": id}: a
+                                        published host port is taken
     {p}hosts/<name>                     Host JSON (registered hosts)
     {p}alive/<name>                     {"controller": ..., "since": t}, bound to a lease:
                                         exists exactly while the host is connected
@@ -26,6 +30,8 @@ _LAYOUT: dict[str, tuple[str, int]] = {
     "networks": ("network", 1),
     "vnis": ("vni", 1),
     "ipam": ("ipam", 2),
+    "local-ipam": ("local-ipam", 3),
+    "ports": ("port", 2),
     "hosts": ("host", 1),
     "alive": ("alive", 1),
     "containers": ("container", 1),
@@ -65,6 +71,27 @@ class Keys:
 
     def ipam(self, network: str, ip: str) -> str:
         return self.ipam_network(network) + ip
+
+    def local_ipam_all(self) -> str:
+        return self._dir("local-ipam")
+
+    def local_ipam_network(self, network: str) -> str:
+        return f"{self.local_ipam_all()}{network}/"
+
+    def local_ipam_host(self, network: str, host: str) -> str:
+        return f"{self.local_ipam_network(network)}{host}/"
+
+    def local_ipam(self, network: str, host: str, ip: str) -> str:
+        return self.local_ipam_host(network, host) + ip
+
+    def ports_all(self) -> str:
+        return self._dir("ports")
+
+    def ports(self, host: str) -> str:
+        return f"{self.ports_all()}{host}/"
+
+    def port(self, host: str, protocol: str, port: int) -> str:
+        return f"{self.ports(host)}{port}-{protocol}"
 
     def hosts(self) -> str:
         return self._dir("hosts")

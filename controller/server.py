@@ -47,6 +47,7 @@ async def serve(config: ControllerConfig) -> None:
 
         keys = Keys(config.prefix)
         store = Store(etcd, config.prefix)
+        await store.ensure_builtin_networks()
         cache = StateCache(etcd, keys)
         await cache.start()
         stack.push_async_callback(cache.stop)

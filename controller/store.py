@@ -44,7 +44,23 @@ from controller.ipam import (
     validate_name,
 )
 from controller.keys import Keys
-from proto.records import Attachment, ContainerSpec, ContainerStatus, Endpoint, Host, Network, Record
+from controller.run_options import (
+    BUILTIN_NETWORKS,
+    RunOptions,
+    check_options,
+    network_choice,
+    pick_host_port,
+)
+from proto.records import (
+    Attachment,
+    ContainerSpec,
+    ContainerStatus,
+    Endpoint,
+    Host,
+    Network,
+    PortMapping,
+    Record,
+)
 
 R = TypeVar("R", bound=Record)
 P = ParamSpec("P")
@@ -57,6 +73,8 @@ CONTAINER_ATTEMPTS = 20
 UPDATE_ATTEMPTS = 10
 
 DESIRED_STATES = ("running", "stopped")
+# Drivers `network create` accepts: multi-host VXLAN, or a bridge local to each host.
+CREATABLE_DRIVERS = ("overlay", "bridge")
 
 
 class CorruptRecord(Exception):
@@ -134,10 +152,13 @@ class Store:
         self, name: str, subnet: str, gateway: str = "", vni: int = 0, driver: str = "overlay"
     ) -> Network:
         validate_name("network", name)
-        if driver != "overlay":
-            raise InvalidArgument(f"unsupported network driver {driver!r}: only 'overlay' is supported")
+        if driver not in CREATABLE_DRIVERS:
+            raise InvalidArgument(
+                f"unsupported network driver {driver!r}: use one of {', '.join(CREATABLE_DRIVERS)}")
         net = parse_subnet(subnet)
         gateway = check_gateway(net, gateway) if gateway else default_gateway(net)
+        if vni and driver != "overlay":
+            raise InvalidArgument(f"--vni is for overlay networks; network {name!r} uses driver {driver!r}")
         if vni:
             check_vni(vni)
         key = self.keys.network(name)
@@ -148,32 +169,34 @@ class Store:
             vni_owners = {int(self.keys.parse(kv.key)[1][0]): kv.value.decode() for kv in vni_kvs}
             if name in networks:
                 raise AlreadyExists(f"network {name!r} already exists")
-            clash = overlaps(net, {n.name: n.subnet for n in networks.values()})
+            clash = overlaps(net, {n.name: n.subnet for n in networks.values() if n.subnet})
             if clash is not None:
                 raise FailedPrecondition(
                     f"subnet {net} overlaps network {clash!r} ({networks[clash].subnet})"
                 )
             if vni in vni_owners:
                 raise AlreadyExists(f"VNI {vni} is already used by network {vni_owners[vni]!r}")
+            overlay = driver == "overlay"
             network = Network(
                 name=name,
                 subnet=str(net),
                 gateway=gateway,
-                vni=vni or next_free_vni(set(vni_owners)),
+                vni=(vni or next_free_vni(set(vni_owners))) if overlay else 0,
                 driver=driver,
                 id=secrets.token_hex(32),
                 created_at=time.time(),
             )
-            vni_key = self.keys.vni(network.vni)
-            result = await self.etcd.txn(
-                [
-                    Compare.absent(key),
-                    Compare.absent(vni_key),
-                    # Another controller may be adding an overlapping subnet right now.
-                    Compare.prefix_unchanged_since(self.keys.networks(), revision),
-                ],
-                [Op.put(key, network.to_json()), Op.put(vni_key, name.encode())],
-            )
+            compares = [
+                Compare.absent(key),
+                # Another controller may be adding an overlapping subnet right now.
+                Compare.prefix_unchanged_since(self.keys.networks(), revision),
+            ]
+            ops = [Op.put(key, network.to_json())]
+            if overlay:
+                vni_key = self.keys.vni(network.vni)
+                compares.append(Compare.absent(vni_key))
+                ops.append(Op.put(vni_key, name.encode()))
+            result = await self.etcd.txn(compares, ops)
             if result.succeeded:
                 return network
             await _backoff(attempt)  # the next read tells what changed
@@ -183,21 +206,22 @@ class Store:
     async def remove_network(self, name: str) -> None:
         for attempt in range(UPDATE_ATTEMPTS):
             kv, network = await self._network_record(name)
-            endpoints, _ = await self._records(self.keys.endpoints(name), Endpoint)
+            if network.builtin:
+                raise FailedPrecondition(f"{name} is a pre-defined network and cannot be removed")
+            endpoints, read_at = await self._endpoints_of(network)
             if endpoints:
-                users = ", ".join(e.container for _, e in endpoints)
+                users = ", ".join(e.container for e in endpoints)
                 raise FailedPrecondition(f"network {name!r} has active endpoints: {users}")
-            result = await self.etcd.txn(
-                [
-                    Compare.prefix_empty(self.keys.endpoints(name)),
-                    Compare.mod_revision(kv.key, "=", kv.mod_revision),
-                ],
-                [
-                    Op.delete(kv.key),
-                    Op.delete(self.keys.vni(network.vni)),
-                    Op.delete_prefix(self.keys.ipam_network(name)),
-                ],
-            )
+            compares = [Compare.mod_revision(kv.key, "=", kv.mod_revision)]
+            ops = [Op.delete(kv.key)]
+            if network.local:
+                # Nobody may attach while we look: attachments live in the specs.
+                compares.append(Compare.prefix_unchanged_since(self.keys.containers(), read_at))
+                ops.append(Op.delete_prefix(self.keys.local_ipam_network(name)))
+            else:
+                compares.append(Compare.prefix_empty(self.keys.endpoints(name)))
+                ops += [Op.delete(self.keys.vni(network.vni)), Op.delete_prefix(self.keys.ipam_network(name))]
+            result = await self.etcd.txn(compares, ops)
             if result.succeeded:
                 return
             await _backoff(attempt)
@@ -214,9 +238,30 @@ class Store:
 
     @_surface_unavailable
     async def network_endpoints(self, name: str) -> list[Endpoint]:
-        await self._network_record(name)
-        records, _ = await self._records(self.keys.endpoints(name), Endpoint)
-        return [endpoint for _, endpoint in records]
+        _, network = await self._network_record(name)
+        return (await self._endpoints_of(network))[0]
+
+    async def _endpoints_of(self, network: Network) -> tuple[list[Endpoint], int]:
+        """Overlay endpoints are table rows in etcd; a local network's come from the
+        specs (no other host needs them, so they are not streamed anywhere)."""
+        if not network.local:
+            records, revision = await self._records(self.keys.endpoints(network.name), Endpoint)
+            return [endpoint for _, endpoint in records], revision
+        specs, revision = await self._records(self.keys.containers(), ContainerSpec)
+        return [
+            Endpoint(network=network.name, container=spec.name, host=spec.host, vtep="", ip=a.ip, mac=a.mac)
+            for _, spec in specs for a in spec.attachments if a.network == network.name
+        ], revision
+
+    @_surface_unavailable
+    async def ensure_builtin_networks(self) -> None:
+        """Docker's pre-defined networks: the default bridge (each host picks its
+        subnet), host and none. Created once, by whichever controller comes first."""
+        for name, driver in BUILTIN_NETWORKS.items():
+            network = Network(name=name, subnet="", gateway="", vni=0, driver=driver,
+                              id=secrets.token_hex(32), created_at=time.time(), builtin=True)
+            key = self.keys.network(name)
+            await self.etcd.txn([Compare.absent(key)], [Op.put(key, network.to_json())])
 
     # ---- hosts ------------------------------------------------------------
 
@@ -284,16 +329,16 @@ class Store:
         env: dict[str, str],
         hostname: str,
         networks: list[str],
+        options: RunOptions = RunOptions(),
     ) -> ContainerSpec:
-        """Write the container's spec, one address per network, its endpoints and
-        an initial "created" status, all at once. An empty hostname means the name."""
+        """Write the container's spec, one address per network, its endpoints, its
+        published host ports and an initial "created" status, all at once. An empty
+        hostname means the name; no networks means Docker's default "bridge"."""
         validate_name("container", name)
         if not host:
             raise InvalidArgument(f"no host given for container {name!r}")
-        for network in networks:
-            validate_name("network", network)
-            if networks.count(network) > 1:
-                raise InvalidArgument(f"network {network!r} is listed twice for container {name!r}")
+        choice = network_choice(networks)
+        check_options(options, choice.mode)
         key, status_key = self.keys.container(name), self.keys.status(name)
         for attempt in range(CONTAINER_ATTEMPTS):
             if await self.etcd.get(key) is not None:
@@ -313,6 +358,13 @@ class Store:
                 hostname=hostname or name,
                 desired="running",
                 created_at=time.time(),
+                network_mode=choice.mode,
+                rootfs=options.rootfs,
+                mounts=list(options.mounts),
+                memory_bytes=options.memory_bytes,
+                cpus=options.cpus,
+                pids_limit=options.pids_limit,
+                stop_timeout=options.stop_timeout,
             )
             compares = [
                 Compare.absent(key),
@@ -321,24 +373,15 @@ class Store:
                 Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision),
             ]
             ops = []
-            for network in networks:
-                net_kv, net = await self._network_record(network)
-                ip = await self._pick_address(net, randomize=attempt > 0)
-                spec.attachments.append(Attachment(network=network, ip=ip, mac=mac_for_ip(ip)))
-                endpoint = Endpoint(
-                    network=network, container=name, host=host, vtep=host_record.vtep, ip=ip, mac=mac_for_ip(ip)
-                )
-                ipam_key = self.keys.ipam(network, ip)
-                # The exact revision, not mere existence: a network removed and
-                # re-created meanwhile may have another subnet.
-                compares += [
-                    Compare.mod_revision(net_kv.key, "=", net_kv.mod_revision),
-                    Compare.absent(ipam_key),
-                ]
-                ops += [
-                    Op.put(ipam_key, _json({"container": name, "host": host, "id": spec.id})),
-                    Op.put(self.keys.endpoint(network, name), endpoint.to_json()),
-                ]
+            if choice.mode.startswith("container:"):
+                await self._check_network_owner(spec)
+            for network in choice.networks:
+                more_compares, more_ops = await self._attach(spec, network, host_record, randomize=attempt > 0)
+                compares += more_compares
+                ops += more_ops
+            more_compares, more_ops = await self._publish(spec, options.ports, randomize=attempt > 0)
+            compares += more_compares
+            ops += more_ops
             status = ContainerStatus(name=name, id=spec.id, state="created")
             ops += [Op.put(key, spec.to_json()), Op.put(status_key, status.to_json())]
             if (await self.etcd.txn(compares, ops)).succeeded:
@@ -349,16 +392,142 @@ class Store:
             "other requests kept taking them first; try again"
         )
 
-    async def _pick_address(self, network: Network, randomize: bool) -> str:
+    async def _check_network_owner(self, spec: ContainerSpec) -> None:
+        owner = spec.network_owner
+        if owner == spec.name:
+            raise InvalidArgument(f"container {spec.name!r} cannot join its own network namespace")
+        found = await self._record(self.keys.container(owner), ContainerSpec)
+        if found is None:
+            raise NotFound(f"--network container:{owner}: no such container {owner!r}")
+        if found[1].host != spec.host:
+            raise FailedPrecondition(
+                f"--network container:{owner}: container {owner!r} runs on host {found[1].host!r}, "
+                f"not {spec.host!r}; a network namespace cannot be shared across hosts")
+
+    async def _attach(
+        self, spec: ContainerSpec, network_name: str, host: Host, randomize: bool
+    ) -> tuple[list[Compare], list[Op]]:
+        """Add an attachment to `spec` and return the guards and writes it needs:
+        an address (cluster-wide for overlay, per host for bridge networks) and,
+        for overlay, the endpoint every host's table gets."""
+        net_kv, network = await self._network_record(network_name)
+        if network.driver not in CREATABLE_DRIVERS:
+            raise InvalidArgument(
+                f"network {network_name!r} (driver {network.driver}) is a mode, not a network to attach: "
+                f"use --network {network_name} alone")
+        subnet, gateway = network.subnet, network.gateway
+        if network.local and not subnet:  # the default bridge: the host's own subnet
+            if not host.bridge_subnet:
+                raise FailedPrecondition(f"host {host.name!r} has no default bridge subnet configured")
+            subnet = host.bridge_subnet
+            gateway = default_gateway(ipaddress.IPv4Network(subnet))
+        if network.local:
+            prefix = self.keys.local_ipam_host(network_name, host.name)
+        else:
+            prefix = self.keys.ipam_network(network_name)
+        ip = await self._pick_address(prefix, network_name, subnet, gateway, randomize)
+        attachment = Attachment(network=network_name, ip=ip, mac=mac_for_ip(ip))
+        spec.attachments.append(attachment)
+        ipam_key = prefix + ip
+        owner = _json({"container": spec.name, "host": host.name, "id": spec.id})
+        # The exact revision, not mere existence: a network removed and
+        # re-created meanwhile may have another subnet.
+        compares = [Compare.mod_revision(net_kv.key, "=", net_kv.mod_revision), Compare.absent(ipam_key)]
+        ops = [Op.put(ipam_key, owner)]
+        if not network.local:
+            endpoint = Endpoint(network=network_name, container=spec.name, host=host.name, vtep=host.vtep,
+                                ip=ip, mac=attachment.mac)
+            ops.append(Op.put(self.keys.endpoint(network_name, spec.name), endpoint.to_json()))
+        return compares, ops
+
+    async def _publish(
+        self, spec: ContainerSpec, ports: tuple[PortMapping, ...], randomize: bool
+    ) -> tuple[list[Compare], list[Op]]:
+        """Reserve the host ports of `ports` on the spec's host (choosing free ones
+        for host port 0) and record the final mappings in the spec."""
+        if not ports:
+            return [], []
+        kvs, _ = await self.etcd.get_prefix(self.keys.ports(spec.host))
+        taken: dict[tuple[str, int], str] = {}
+        for kv in kvs:
+            port, _, protocol = self.keys.parse(kv.key)[1][1].partition("-")
+            taken[(protocol, int(port))] = json.loads(kv.value).get("container", "?")
+        compares, ops = [], []
+        owner = _json({"container": spec.name, "host": spec.host, "id": spec.id})
+        chosen: set[tuple[str, int]] = set()
+        for mapping in ports:
+            host_port = mapping.host_port
+            if host_port and (mapping.protocol, host_port) in taken:
+                raise FailedPrecondition(
+                    f"host port {host_port}/{mapping.protocol} on host {spec.host!r} is already published "
+                    f"by container {taken[(mapping.protocol, host_port)]!r}")
+            if not host_port:
+                start = random.choice(range(32768, 61000)) if randomize else None
+                host_port = pick_host_port(mapping.protocol, set(taken) | chosen, start)
+            chosen.add((mapping.protocol, host_port))
+            spec.ports.append(PortMapping(mapping.protocol, host_port, mapping.container_port))
+            port_key = self.keys.port(spec.host, mapping.protocol, host_port)
+            compares.append(Compare.absent(port_key))
+            ops.append(Op.put(port_key, owner))
+        return compares, ops
+
+    async def _pick_address(self, prefix: str, network: str, subnet: str, gateway: str, randomize: bool) -> str:
         """The lowest free address; after a lost race a random free one, so that
         controllers that collided once do not keep colliding on the same address."""
-        allocations, _ = await self.etcd.get_prefix(self.keys.ipam_network(network.name))
-        taken = {self.keys.parse(kv.key)[1][1] for kv in allocations}
-        subnet = ipaddress.IPv4Network(network.subnet)
+        allocations, _ = await self.etcd.get_prefix(prefix)
+        taken = {kv.key.rsplit("/", 1)[1] for kv in allocations}
+        net = ipaddress.IPv4Network(subnet)
         hint = None
         if randomize:
-            hint = str(subnet.network_address + random.randrange(1, subnet.num_addresses - 1))
-        return next_free_ip(subnet, network.gateway, taken, hint, network=network.name)
+            hint = str(net.network_address + random.randrange(1, net.num_addresses - 1))
+        return next_free_ip(net, gateway, taken, hint, network=network)
+
+    # ---- connect / disconnect -------------------------------------------
+
+    @_surface_unavailable
+    async def connect(self, container: str, network: str) -> ContainerSpec:
+        """Attach a (running or stopped) container to one more network."""
+        validate_name("network", network)
+        for attempt in range(CONTAINER_ATTEMPTS):
+            kv, spec = await self._container_record(container)
+            if spec.network_mode:
+                raise FailedPrecondition(
+                    f"container {container!r} uses --network {spec.network_mode}: it has no interfaces "
+                    "of its own to connect")
+            if network in spec.networks:
+                raise AlreadyExists(f"container {container!r} is already connected to network {network!r}")
+            host_kv, host = await self._host_record(spec.host)
+            updated = dataclasses.replace(spec, attachments=list(spec.attachments))
+            compares, ops = await self._attach(updated, network, host, randomize=attempt > 0)
+            compares += [Compare.mod_revision(kv.key, "=", kv.mod_revision),
+                         Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)]
+            ops.append(Op.put(kv.key, updated.to_json()))
+            if (await self.etcd.txn(compares, ops)).succeeded:
+                return updated
+            await _backoff(attempt)
+        raise Aborted(f"could not connect {container!r} to {network!r}: state kept changing; try again")
+
+    @_surface_unavailable
+    async def disconnect(self, container: str, network: str) -> ContainerSpec:
+        """Detach a container from a network; its address is free again at once."""
+        for attempt in range(UPDATE_ATTEMPTS):
+            kv, spec = await self._container_record(container)
+            attachment = next((a for a in spec.attachments if a.network == network), None)
+            if attachment is None:
+                raise NotFound(f"container {container!r} is not connected to network {network!r}")
+            _, net = await self._network_record(network)
+            updated = dataclasses.replace(spec, attachments=[a for a in spec.attachments if a is not attachment])
+            ops = [Op.put(kv.key, updated.to_json())]
+            if net.local:
+                ops.append(Op.delete(self.keys.local_ipam(network, spec.host, attachment.ip)))
+            else:
+                ops += [Op.delete(self.keys.ipam(network, attachment.ip)),
+                        Op.delete(self.keys.endpoint(network, container))]
+            result = await self.etcd.txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops)
+            if result.succeeded:
+                return updated
+            await _backoff(attempt)
+        raise Aborted(f"could not disconnect {container!r} from {network!r}: it kept changing; try again")
 
     @_surface_unavailable
     async def get_container(self, name: str) -> tuple[ContainerSpec, ContainerStatus | None]:
@@ -431,9 +600,12 @@ class Store:
         raise Aborted(f"could not delete container {name!r}: it kept changing concurrently; try again")
 
     async def _allocations(self) -> list[tuple[str, dict[str, str]]]:
-        """Every address allocation as (ipam key, {"container", "host", "id"})."""
-        kvs, _ = await self.etcd.get_prefix(self.keys.ipam_all())
-        return [(kv.key, json.loads(kv.value)) for kv in kvs]
+        """Every address and host port allocation as (key, {"container", "host", "id"})."""
+        found = []
+        for prefix in (self.keys.ipam_all(), self.keys.local_ipam_all(), self.keys.ports_all()):
+            kvs, _ = await self.etcd.get_prefix(prefix)
+            found += [(kv.key, json.loads(kv.value)) for kv in kvs]
+        return found
 
     @_surface_unavailable
     async def release_container(self, name: str, host: str | None = None) -> bool:

@@ -88,6 +88,12 @@ class Network(Record):
     driver: str = "overlay"
     id: str = ""
     created_at: float = 0.0
+    builtin: bool = False
+
+    @property
+    def local(self) -> bool:
+        """Instantiated separately on each host (Docker's "local" scope): no VXLAN, no tables."""
+        return self.driver == "bridge"
 
 
 @dataclass(frozen=True)
@@ -110,6 +116,25 @@ class Attachment(Record):
     mac: str
 
 
+@dataclass(frozen=True)
+class PortMapping(Record):
+    WIRE = pb.PortMapping
+    protocol: str
+    host_port: int
+    container_port: int
+
+    def __str__(self) -> str:
+        return f"{self.host_port}->{self.container_port}/{self.protocol}"
+
+
+@dataclass(frozen=True)
+class Mount(Record):
+    WIRE = pb.Mount
+    source: str
+    target: str
+    readonly: bool = False
+
+
 @dataclass
 class ContainerSpec(Record):
     """The desired container, written by the controller, run by the agent."""
@@ -125,10 +150,23 @@ class ContainerSpec(Record):
     created_at: float = 0.0
     generation: int = 0
     stop_timeout: int = 10
+    network_mode: str = ""     # "" (attachments decide), "host", "none", "container:NAME"
+    ports: list[PortMapping] = field(default_factory=list)
+    rootfs: str = ""
+    mounts: list[Mount] = field(default_factory=list)
+    memory_bytes: int = 0
+    cpus: float = 0.0
+    pids_limit: int = 0
 
     @property
     def networks(self) -> list[str]:
         return [a.network for a in self.attachments]
+
+    @property
+    def network_owner(self) -> str:
+        """For --network container:NAME, that NAME; else ""."""
+        kind, _, owner = self.network_mode.partition(":")
+        return owner if kind == "container" else ""
 
 
 @dataclass
@@ -145,6 +183,7 @@ class ContainerStatus(Record):
     error: str = ""
     generation: int = 0
     host: str = ""
+    networks: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -157,8 +196,11 @@ class Host(Record):
     state: str = "down"
     containers: int = 0
     registered_at: float = 0.0
+    bridge_subnet: str = ""
 
 
 _LIST_ITEM_TYPES: dict[tuple[str, str], type[Record]] = {
     ("ContainerSpec", "attachments"): Attachment,
+    ("ContainerSpec", "ports"): PortMapping,
+    ("ContainerSpec", "mounts"): Mount,
 }

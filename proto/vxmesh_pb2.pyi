@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Network(_message.Message):
-    __slots__ = ("name", "driver", "subnet", "gateway", "vni", "id", "created_at")
+    __slots__ = ("name", "driver", "subnet", "gateway", "vni", "id", "created_at", "builtin")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DRIVER_FIELD_NUMBER: _ClassVar[int]
     SUBNET_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,7 @@ class Network(_message.Message):
     VNI_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    BUILTIN_FIELD_NUMBER: _ClassVar[int]
     name: str
     driver: str
     subnet: str
@@ -22,7 +23,8 @@ class Network(_message.Message):
     vni: int
     id: str
     created_at: float
-    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., vni: _Optional[int] = ..., id: _Optional[str] = ..., created_at: _Optional[float] = ...) -> None: ...
+    builtin: bool
+    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., vni: _Optional[int] = ..., id: _Optional[str] = ..., created_at: _Optional[float] = ..., builtin: _Optional[bool] = ...) -> None: ...
 
 class Endpoint(_message.Message):
     __slots__ = ("network", "container", "host", "vtep", "ip", "mac")
@@ -50,8 +52,28 @@ class Attachment(_message.Message):
     mac: str
     def __init__(self, network: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ...) -> None: ...
 
+class PortMapping(_message.Message):
+    __slots__ = ("protocol", "host_port", "container_port")
+    PROTOCOL_FIELD_NUMBER: _ClassVar[int]
+    HOST_PORT_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_PORT_FIELD_NUMBER: _ClassVar[int]
+    protocol: str
+    host_port: int
+    container_port: int
+    def __init__(self, protocol: _Optional[str] = ..., host_port: _Optional[int] = ..., container_port: _Optional[int] = ...) -> None: ...
+
+class Mount(_message.Message):
+    __slots__ = ("source", "target", "readonly")
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    TARGET_FIELD_NUMBER: _ClassVar[int]
+    READONLY_FIELD_NUMBER: _ClassVar[int]
+    source: str
+    target: str
+    readonly: bool
+    def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ..., readonly: _Optional[bool] = ...) -> None: ...
+
 class ContainerSpec(_message.Message):
-    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout")
+    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "rootfs", "mounts", "memory_bytes", "cpus", "pids_limit")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -70,6 +92,13 @@ class ContainerSpec(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     STOP_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_MODE_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    ROOTFS_FIELD_NUMBER: _ClassVar[int]
+    MOUNTS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    PIDS_LIMIT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     host: str
@@ -81,10 +110,17 @@ class ContainerSpec(_message.Message):
     created_at: float
     generation: int
     stop_timeout: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ...) -> None: ...
+    network_mode: str
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    rootfs: str
+    mounts: _containers.RepeatedCompositeFieldContainer[Mount]
+    memory_bytes: int
+    cpus: float
+    pids_limit: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., rootfs: _Optional[str] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ...) -> None: ...
 
 class ContainerStatus(_message.Message):
-    __slots__ = ("name", "id", "state", "pid", "exit_code", "started_at", "finished_at", "error", "generation", "host")
+    __slots__ = ("name", "id", "state", "pid", "exit_code", "started_at", "finished_at", "error", "generation", "host", "networks")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +131,7 @@ class ContainerStatus(_message.Message):
     ERROR_FIELD_NUMBER: _ClassVar[int]
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     state: str
@@ -105,10 +142,11 @@ class ContainerStatus(_message.Message):
     error: str
     generation: int
     host: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., generation: _Optional[int] = ..., host: _Optional[str] = ...) -> None: ...
+    networks: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., generation: _Optional[int] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Host(_message.Message):
-    __slots__ = ("name", "vtep", "api", "mtu", "state", "containers", "registered_at")
+    __slots__ = ("name", "vtep", "api", "mtu", "state", "containers", "registered_at", "bridge_subnet")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VTEP_FIELD_NUMBER: _ClassVar[int]
     API_FIELD_NUMBER: _ClassVar[int]
@@ -116,6 +154,7 @@ class Host(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     CONTAINERS_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
+    BRIDGE_SUBNET_FIELD_NUMBER: _ClassVar[int]
     name: str
     vtep: str
     api: str
@@ -123,7 +162,8 @@ class Host(_message.Message):
     state: str
     containers: int
     registered_at: float
-    def __init__(self, name: _Optional[str] = ..., vtep: _Optional[str] = ..., api: _Optional[str] = ..., mtu: _Optional[int] = ..., state: _Optional[str] = ..., containers: _Optional[int] = ..., registered_at: _Optional[float] = ...) -> None: ...
+    bridge_subnet: str
+    def __init__(self, name: _Optional[str] = ..., vtep: _Optional[str] = ..., api: _Optional[str] = ..., mtu: _Optional[int] = ..., state: _Optional[str] = ..., containers: _Optional[int] = ..., registered_at: _Optional[float] = ..., bridge_subnet: _Optional[str] = ...) -> None: ...
 
 class Change(_message.Message):
     __slots__ = ("key", "network", "endpoint", "container", "host", "deleted")
@@ -256,6 +296,14 @@ class TablesReply(_message.Message):
     entries: _containers.RepeatedCompositeFieldContainer[TableEntry]
     def __init__(self, host: _Optional[str] = ..., entries: _Optional[_Iterable[_Union[TableEntry, _Mapping]]] = ...) -> None: ...
 
+class KillRequest(_message.Message):
+    __slots__ = ("container", "signal")
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    container: str
+    signal: int
+    def __init__(self, container: _Optional[str] = ..., signal: _Optional[int] = ...) -> None: ...
+
 class CreateNetworkRequest(_message.Message):
     __slots__ = ("name", "driver", "subnet", "gateway", "vni")
     NAME_FIELD_NUMBER: _ClassVar[int]
@@ -299,7 +347,7 @@ class HostList(_message.Message):
     def __init__(self, hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("name", "host", "networks", "hostname", "env", "command")
+    __slots__ = ("name", "host", "networks", "hostname", "env", "command", "ports", "rootfs", "mounts", "memory_bytes", "cpus", "pids_limit")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -313,13 +361,33 @@ class RunRequest(_message.Message):
     HOSTNAME_FIELD_NUMBER: _ClassVar[int]
     ENV_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    ROOTFS_FIELD_NUMBER: _ClassVar[int]
+    MOUNTS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CPUS_FIELD_NUMBER: _ClassVar[int]
+    PIDS_LIMIT_FIELD_NUMBER: _ClassVar[int]
     name: str
     host: str
     networks: _containers.RepeatedScalarFieldContainer[str]
     hostname: str
     env: _containers.ScalarMap[str, str]
     command: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ...) -> None: ...
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    rootfs: str
+    mounts: _containers.RepeatedCompositeFieldContainer[Mount]
+    memory_bytes: int
+    cpus: float
+    pids_limit: int
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., rootfs: _Optional[str] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ...) -> None: ...
+
+class ConnectRequest(_message.Message):
+    __slots__ = ("network", "container")
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    network: str
+    container: str
+    def __init__(self, network: _Optional[str] = ..., container: _Optional[str] = ...) -> None: ...
 
 class ContainerDetail(_message.Message):
     __slots__ = ("spec", "status")

@@ -114,6 +114,11 @@ class HostAgentStub:
                 request_serializer=proto_dot_vxmesh__pb2.ExecRequest.SerializeToString,
                 response_deserializer=proto_dot_vxmesh__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.Kill = channel.unary_unary(
+                '/vxmesh.v1.HostAgent/Kill',
+                request_serializer=proto_dot_vxmesh__pb2.KillRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
+                _registered_method=True)
         self.Logs = channel.unary_stream(
                 '/vxmesh.v1.HostAgent/Logs',
                 request_serializer=proto_dot_vxmesh__pb2.LogsRequest.SerializeToString,
@@ -130,6 +135,12 @@ class HostAgentServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Exec(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Kill(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,6 +165,11 @@ def add_HostAgentServicer_to_server(servicer, server):
                     servicer.Exec,
                     request_deserializer=proto_dot_vxmesh__pb2.ExecRequest.FromString,
                     response_serializer=proto_dot_vxmesh__pb2.ExecOutput.SerializeToString,
+            ),
+            'Kill': grpc.unary_unary_rpc_method_handler(
+                    servicer.Kill,
+                    request_deserializer=proto_dot_vxmesh__pb2.KillRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
             ),
             'Logs': grpc.unary_stream_rpc_method_handler(
                     servicer.Logs,
@@ -193,6 +209,33 @@ class HostAgent:
             '/vxmesh.v1.HostAgent/Exec',
             proto_dot_vxmesh__pb2.ExecRequest.SerializeToString,
             proto_dot_vxmesh__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Kill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.HostAgent/Kill',
+            proto_dot_vxmesh__pb2.KillRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.Empty.FromString,
             options,
             channel_credentials,
             insecure,
@@ -317,6 +360,26 @@ class ControllerStub:
                 request_serializer=proto_dot_vxmesh__pb2.StopRequest.SerializeToString,
                 response_deserializer=proto_dot_vxmesh__pb2.ContainerDetail.FromString,
                 _registered_method=True)
+        self.Start = channel.unary_unary(
+                '/vxmesh.v1.Controller/Start',
+                request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ContainerDetail.FromString,
+                _registered_method=True)
+        self.Kill = channel.unary_unary(
+                '/vxmesh.v1.Controller/Kill',
+                request_serializer=proto_dot_vxmesh__pb2.KillRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
+                _registered_method=True)
+        self.ConnectNetwork = channel.unary_unary(
+                '/vxmesh.v1.Controller/ConnectNetwork',
+                request_serializer=proto_dot_vxmesh__pb2.ConnectRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ContainerDetail.FromString,
+                _registered_method=True)
+        self.DisconnectNetwork = channel.unary_unary(
+                '/vxmesh.v1.Controller/DisconnectNetwork',
+                request_serializer=proto_dot_vxmesh__pb2.ConnectRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ContainerDetail.FromString,
+                _registered_method=True)
         self.Remove = channel.unary_unary(
                 '/vxmesh.v1.Controller/Remove',
                 request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
@@ -397,6 +460,30 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Start(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Kill(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ConnectNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DisconnectNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Remove(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -466,6 +553,26 @@ def add_ControllerServicer_to_server(servicer, server):
             'Stop': grpc.unary_unary_rpc_method_handler(
                     servicer.Stop,
                     request_deserializer=proto_dot_vxmesh__pb2.StopRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ContainerDetail.SerializeToString,
+            ),
+            'Start': grpc.unary_unary_rpc_method_handler(
+                    servicer.Start,
+                    request_deserializer=proto_dot_vxmesh__pb2.NameRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ContainerDetail.SerializeToString,
+            ),
+            'Kill': grpc.unary_unary_rpc_method_handler(
+                    servicer.Kill,
+                    request_deserializer=proto_dot_vxmesh__pb2.KillRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
+            ),
+            'ConnectNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.ConnectNetwork,
+                    request_deserializer=proto_dot_vxmesh__pb2.ConnectRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ContainerDetail.SerializeToString,
+            ),
+            'DisconnectNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.DisconnectNetwork,
+                    request_deserializer=proto_dot_vxmesh__pb2.ConnectRequest.FromString,
                     response_serializer=proto_dot_vxmesh__pb2.ContainerDetail.SerializeToString,
             ),
             'Remove': grpc.unary_unary_rpc_method_handler(
@@ -753,6 +860,114 @@ class Controller:
             target,
             '/vxmesh.v1.Controller/Stop',
             proto_dot_vxmesh__pb2.StopRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ContainerDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Start(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Controller/Start',
+            proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ContainerDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Kill(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Controller/Kill',
+            proto_dot_vxmesh__pb2.KillRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ConnectNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Controller/ConnectNetwork',
+            proto_dot_vxmesh__pb2.ConnectRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ContainerDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DisconnectNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Controller/DisconnectNetwork',
+            proto_dot_vxmesh__pb2.ConnectRequest.SerializeToString,
             proto_dot_vxmesh__pb2.ContainerDetail.FromString,
             options,
             channel_credentials,
