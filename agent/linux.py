@@ -8,6 +8,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import platform
 
 # <sched.h>
 CLONE_NEWNS = 0x00020000
@@ -17,9 +18,11 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 
 # <sys/mount.h>
+MS_RDONLY = 0x1
 MS_NOSUID = 0x2
 MS_NODEV = 0x4
 MS_NOEXEC = 0x8
+MS_REMOUNT = 0x20
 MS_REC = 0x4000
 MS_PRIVATE = 0x40000
 MS_BIND = 0x1000
@@ -42,6 +45,12 @@ _libc.mount.argtypes = [
 _libc.mount.restype = ctypes.c_int
 _libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
 _libc.umount2.restype = ctypes.c_int
+_libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+_libc.statfs.restype = ctypes.c_int
+_libc.syscall.restype = ctypes.c_long
+
+# glibc has no pivot_root() wrapper; the syscall number depends on the architecture.
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41}
 
 
 def _check(result: int, what: str) -> None:
@@ -81,3 +90,21 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0,
 
 def umount2(target: str, flags: int = 0) -> None:
     _check(_libc.umount2(target.encode(), flags), f"umount2({target!r}, {flags:#x})")
+
+
+def pivot_root(new_root: str, put_old: str) -> None:
+    """Make `new_root` the caller's mount namespace root, moving the old one to `put_old`."""
+    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    if number is None:
+        raise OSError(f"pivot_root: unsupported architecture {platform.machine()}")
+    _check(_libc.syscall(ctypes.c_long(number), new_root.encode(), put_old.encode()),
+           f"pivot_root({new_root!r}, {put_old!r})")
+
+
+def statfs_type(path: str) -> int:
+    """f_type of statfs(2) on `path`: the filesystem's magic number (os.statvfs lacks it)."""
+    # struct statfs is 120 bytes on 64-bit Linux and starts with f_type (a
+    # long); the spare room covers other layouts.
+    buf = ctypes.create_string_buffer(256)
+    _check(_libc.statfs(path.encode(), buf), f"statfs({path!r})")
+    return ctypes.c_long.from_buffer(buf).value

@@ -1,8 +1,9 @@
 """agent.runtime: containers as processes in their own namespaces.
 
 The integration tests need root: each creates a network namespace named
-vxr<random>-c1 and a state root /run/vxmesh-test-<random>/, and removes both
-(and every process left in them) afterwards, pass or fail.
+vxr<random>-c1, a state root /run/vxmesh-test-<random>/ and a cgroup parent
+vxt<random> (under each of /sys/fs/cgroup/{memory,cpu,pids} on cgroup v1),
+and removes all of them (and every process left in them) afterwards, pass or fail.
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from agent.runtime import procfs
+from agent.runtime.cgroups import Cgroups
 from agent.runtime.containers import ContainerConfig, ContainerError, ContainerState, Runtime
 from agent.runtime.statedir import StateDir
 
@@ -74,6 +76,16 @@ def root():
                     os.kill(launched.pid, signal.SIGKILL)
         finally:
             shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def cgroup_parent():
+    parent = f"vxt{secrets.token_hex(4)}"
+    try:
+        yield parent
+    finally:
+        # Kills whatever is still in a container's cgroup, then removes them all.
+        Cgroups.detect(parent).orphans(set())
 
 
 def make_config(netns: str, command: list[str], env: dict[str, str] | None = None,
@@ -184,8 +196,9 @@ def test_procfs_tells_a_reused_pid_apart():
 
 @pytest.mark.integration
 @needs_root
-async def test_command_runs_in_fresh_namespaces_joined_to_the_named_netns(root, netns):
-    runtime = Runtime(root)
+async def test_command_runs_in_fresh_namespaces_joined_to_the_named_netns(
+        root, netns, cgroup_parent):
+    runtime = Runtime(root, cgroup_parent)
     hostname = f"box-{secrets.token_hex(3)}"
     config = make_config(netns, ["sh", "-c", textwrap.dedent("""\
         echo hello; echo err >&2; hostname; echo "pid=$$"
@@ -225,8 +238,8 @@ async def test_command_runs_in_fresh_namespaces_joined_to_the_named_netns(root, 
 
 @pytest.mark.integration
 @needs_root
-async def test_env_reaches_command_and_exec(root, netns):
-    runtime = Runtime(root)
+async def test_env_reaches_command_and_exec(root, netns, cgroup_parent):
+    runtime = Runtime(root, cgroup_parent)
     config = make_config(netns, ["sh", "-c", 'echo "FOO=$FOO"; sleep 30'], env={"FOO": "bar"})
     await runtime.start(config)
     await wait_for_log(runtime, config.id, "FOO=bar\n")
@@ -244,8 +257,8 @@ async def test_env_reaches_command_and_exec(root, netns):
 
 @pytest.mark.integration
 @needs_root
-async def test_stop_forwards_sigterm_to_the_command(root, netns):
-    runtime = Runtime(root)
+async def test_stop_forwards_sigterm_to_the_command(root, netns, cgroup_parent):
+    runtime = Runtime(root, cgroup_parent)
     config = make_config(netns, ["sleep", "1000"])
     await runtime.start(config)
     began = time.monotonic()
@@ -258,8 +271,9 @@ async def test_stop_forwards_sigterm_to_the_command(root, netns):
 
 @pytest.mark.integration
 @needs_root
-async def test_stop_kills_a_command_that_ignores_sigterm_after_the_timeout(root, netns):
-    runtime = Runtime(root)
+async def test_stop_kills_a_command_that_ignores_sigterm_after_the_timeout(
+        root, netns, cgroup_parent):
+    runtime = Runtime(root, cgroup_parent)
     config = make_config(netns, ["sh", "-c", 'trap "" TERM; echo ready; while true; do sleep 0.1; done'])
     await runtime.start(config)
     await wait_for_log(runtime, config.id, "ready")
@@ -270,13 +284,13 @@ async def test_stop_kills_a_command_that_ignores_sigterm_after_the_timeout(root,
     assert (st.state, st.exit_code) == ("exited", 137)
     assert _live_pids(_netns_pids(netns)) == []
     # Recorded once: later reads keep the same finish time.
-    assert (await Runtime(root).state(config.id)) == st
+    assert (await Runtime(root, cgroup_parent).state(config.id)) == st
 
 
 @pytest.mark.integration
 @needs_root
-async def test_kill_forwards_signals_to_the_command(root, netns):
-    runtime = Runtime(root)
+async def test_kill_forwards_signals_to_the_command(root, netns, cgroup_parent):
+    runtime = Runtime(root, cgroup_parent)
     config = make_config(netns, ["sh", "-c", 'trap "echo got-usr1" USR1; echo ready; '
                                              'while true; do sleep 0.1; done'])
     await runtime.start(config)
@@ -296,8 +310,8 @@ async def test_kill_forwards_signals_to_the_command(root, netns):
 
 @pytest.mark.integration
 @needs_root
-async def test_exit_code_is_recorded_and_a_restart_appends_to_the_log(root, netns):
-    runtime = Runtime(root)
+async def test_exit_code_is_recorded_and_a_restart_appends_to_the_log(root, netns, cgroup_parent):
+    runtime = Runtime(root, cgroup_parent)
     config = make_config(netns, ["sh", "-c", "echo run; exit 7"])
     first = await runtime.start(config)
     st = await wait_exited(runtime, config.id)
@@ -312,8 +326,9 @@ async def test_exit_code_is_recorded_and_a_restart_appends_to_the_log(root, netn
 
 @pytest.mark.integration
 @needs_root
-async def test_missing_command_fails_the_start_and_leaves_nothing_running(root, netns):
-    runtime = Runtime(root)
+async def test_missing_command_fails_the_start_and_leaves_nothing_running(
+        root, netns, cgroup_parent):
+    runtime = Runtime(root, cgroup_parent)
     config = make_config(netns, ["vxr-nosuchcmd", "arg"])
     with pytest.raises(ContainerError, match="cannot run 'vxr-nosuchcmd': No such file or directory"):
         await runtime.start(config)
@@ -327,8 +342,8 @@ async def test_missing_command_fails_the_start_and_leaves_nothing_running(root, 
 
 @pytest.mark.integration
 @needs_root
-async def test_start_errors_name_their_cause(root, netns):
-    runtime = Runtime(root)
+async def test_start_errors_name_their_cause(root, netns, cgroup_parent):
+    runtime = Runtime(root, cgroup_parent)
     # PATH lookup uses the container's environment, not the agent's.
     no_path = make_config(netns, ["sh", "-c", "true"], env={"PATH": "/vxr-nowhere"})
     with pytest.raises(ContainerError, match="cannot run 'sh': No such file or directory"):
@@ -345,8 +360,9 @@ async def test_start_errors_name_their_cause(root, netns):
 
 @pytest.mark.integration
 @needs_root
-async def test_start_of_a_running_container_is_a_noop_and_remove_needs_stop(root, netns):
-    runtime = Runtime(root)
+async def test_start_of_a_running_container_is_a_noop_and_remove_needs_stop(
+        root, netns, cgroup_parent):
+    runtime = Runtime(root, cgroup_parent)
     config = make_config(netns, ["sleep", "1000"])
     first = await runtime.start(config)
     assert await runtime.start(config) == first
@@ -361,15 +377,16 @@ async def test_start_of_a_running_container_is_a_noop_and_remove_needs_stop(root
 
 @pytest.mark.integration
 @needs_root
-async def test_containers_outlive_the_agent_and_a_new_runtime_finds_them(root, netns):
+async def test_containers_outlive_the_agent_and_a_new_runtime_finds_them(
+        root, netns, cgroup_parent):
     config = make_config(netns, ["sleep", "1000"], name="survivor")
     # A separate "agent" process starts the container and then dies by SIGKILL.
     agent_script = textwrap.dedent(f"""\
         import asyncio, sys
         from pathlib import Path
         from agent.runtime.containers import ContainerConfig, Runtime
-        config = ContainerConfig(**{config.__dict__!r})
-        st = asyncio.run(Runtime(Path({str(root)!r})).start(config))
+        config = ContainerConfig.from_dict({config.to_dict()!r})
+        st = asyncio.run(Runtime(Path({str(root)!r}), {cgroup_parent!r}).start(config))
         print(st.pid, flush=True)
         sys.stdin.read()
         """)
@@ -383,7 +400,7 @@ async def test_containers_outlive_the_agent_and_a_new_runtime_finds_them(root, n
         fake_agent.stdin.close()
         fake_agent.stdout.close()
 
-    runtime = Runtime(root)
+    runtime = Runtime(root, cgroup_parent)
     st = await runtime.state(config.id)
     assert (st.state, st.pid, st.name) == ("running", pid, "survivor")
     assert [c.id for c in await runtime.list()] == [config.id]
@@ -393,8 +410,8 @@ async def test_containers_outlive_the_agent_and_a_new_runtime_finds_them(root, n
 
 @pytest.mark.integration
 @needs_root
-async def test_closing_an_exec_early_kills_its_command(root, netns):
-    runtime = Runtime(root)
+async def test_closing_an_exec_early_kills_its_command(root, netns, cgroup_parent):
+    runtime = Runtime(root, cgroup_parent)
     config = make_config(netns, ["sleep", "1000"])
     await runtime.start(config)
     marker = f"vxr-exec-{secrets.token_hex(3)}"

@@ -1,8 +1,9 @@
 """The agent's handle on its containers: start, observe, stop, exec, remove.
 
-All truth lives on disk under `root/<container id>/` (see statedir.py) and in
-/proc, never in this object, so a new Runtime built after an agent restart
-finds every container exactly as the old one left it.
+All truth lives on disk under `root/<container id>/` (see statedir.py), in
+/proc and in the cgroup tree (see cgroups.py), never in this object, so a new
+Runtime built after an agent restart finds every container exactly as the
+old one left it.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import agent
-from agent.runtime.init_process import FORWARDED_SIGNALS
+from agent.runtime.cgroups import CgroupError, Cgroups
+from agent.runtime.init_process import EXIT_RUNTIME_FAILED, FORWARDED_SIGNALS
 from agent.runtime.model import (
     CONTAINER_ID,
     CREATED,
@@ -26,15 +28,17 @@ from agent.runtime.model import (
     ContainerConfig,
     ContainerError,
     ContainerState,
+    Mount,
+    Resources,
     check_container_id,
     command_environment,
 )
 from agent.runtime.nsexec import run_in_container
 from agent.runtime.pidfd import ProcessHandle
 from agent.runtime.procfs import ProcessIdentity, is_alive
-from agent.runtime.statedir import Exited, StateDir
+from agent.runtime.statedir import Exited, StartFailure, StateDir
 
-__all__ = ["ContainerConfig", "ContainerError", "ContainerState", "Runtime"]
+__all__ = ["ContainerConfig", "ContainerError", "ContainerState", "Mount", "Resources", "Runtime"]
 
 # The shim only sets up namespaces and waits for one exec: seconds at worst.
 SHIM_TIMEOUT = 30.0
@@ -43,8 +47,13 @@ KILL_GRACE = 5.0
 
 
 class Runtime:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, cgroup_parent: str = "vxmesh"):
+        """`cgroup_parent`: the cgroup all containers go under; one per agent on a machine."""
         self.root = Path(root)
+        try:
+            self.cgroups = Cgroups.detect(cgroup_parent)
+        except CgroupError as e:
+            raise ContainerError(str(e)) from None
         # Serialises start/stop/remove of one id within this process.
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -63,10 +72,11 @@ class Runtime:
             current = await self.state(config.id)
             if current is not None and current.state == RUNNING:
                 return current
-            shim_log_fd = await asyncio.to_thread(_prepare_launch, state_dir, config)
+            shim_log_fd = await asyncio.to_thread(_prepare_launch, state_dir, config, self.cgroups)
             try:
                 shim = await asyncio.create_subprocess_exec(
                     sys.executable, "-m", "agent.runtime.shim", str(state_dir.path),
+                    *map(str, self.cgroups.procs_files(config.id)),
                     stdin=asyncio.subprocess.DEVNULL,
                     stdout=shim_log_fd,
                     stderr=shim_log_fd,
@@ -130,17 +140,39 @@ class Runtime:
         with handle:
             handle.send_signal(sig)
 
+    async def wait_exit(self, container_id: str) -> None:
+        """Return once the container's PID 1 has exited (at once if it is not running)."""
+        handle = await self._open_pid1(container_id)
+        if handle is not None:
+            with handle:
+                await handle.wait(None)
+
     async def remove(self, container_id: str) -> None:
-        """Delete a stopped container's state and log; unknown ids are already gone."""
+        """Delete a stopped container's cgroup, state and log; unknown ids are already gone."""
         state_dir = self._state_dir(container_id)
         async with self._lock(container_id):
             current = await self.state(container_id)
             if current is not None and current.state == RUNNING:
                 raise ContainerError(
                     f"cannot remove container {current.name!r}: it is running, stop it first")
+            # The cgroup first: if it cannot go, the state stays for a retry.
+            who = current.name if current is not None else container_id[:12]
+            await asyncio.to_thread(self._remove_cgroup, container_id, who)
             if state_dir.exists():
                 await asyncio.to_thread(shutil.rmtree, state_dir.path)
         self._locks.pop(container_id, None)
+
+    async def remove_orphan_cgroups(self, known_ids: set[str]) -> list[str]:
+        """Remove cgroups under our parent of containers not in `known_ids`; return their ids.
+
+        For the agent's cleanup after a restart. Ids being started or removed
+        right now count as known: their cgroup is not stray.
+        """
+        busy = {cid for cid, lock in self._locks.items() if lock.locked()}
+        try:
+            return await asyncio.to_thread(self.cgroups.orphans, set(known_ids) | busy)
+        except CgroupError as e:
+            raise ContainerError(f"removing stray container cgroups: {e}") from None
 
     async def exec(
         self, container_id: str, command: list[str], env: dict[str, str] | None = None,
@@ -159,8 +191,11 @@ class Runtime:
             raise ContainerError(f"exec in {config.name!r}: the container is not running")
         pid1 = ProcessIdentity(launched.pid, launched.start_time)
         full_env = command_environment({**config.env, **(env or {})})
+        # A container started before cgroups were set up has none to join.
+        in_cgroup = await asyncio.to_thread(self.cgroups.exists, container_id)
+        procs = self.cgroups.procs_files(container_id) if in_cgroup else []
         async with contextlib.aclosing(
-                run_in_container(pid1, config.name, command, full_env)) as output:
+                run_in_container(pid1, config.name, command, full_env, procs)) as output:
             async for item in output:
                 yield item
 
@@ -169,6 +204,12 @@ class Runtime:
     def _state_dir(self, container_id: str) -> StateDir:
         check_container_id(container_id)
         return StateDir(self.root / container_id)
+
+    def _remove_cgroup(self, container_id: str, who: str) -> None:
+        try:
+            self.cgroups.remove(container_id)
+        except CgroupError as e:
+            raise ContainerError(f"cannot remove container {who!r}: {e}") from None
 
     def _lock(self, container_id: str) -> asyncio.Lock:
         return self._locks.setdefault(container_id, asyncio.Lock())
@@ -230,11 +271,18 @@ def _observe(state_dir: StateDir) -> ContainerState | None:
                           launched.started_at, exited.finished_at)
 
 
-def _prepare_launch(state_dir: StateDir, config: ContainerConfig) -> int:
-    """Write the config, forget the previous run; return the shim's log fd."""
+def _prepare_launch(state_dir: StateDir, config: ContainerConfig, cgroups: Cgroups) -> int:
+    """Write the config, forget the previous run, set up the cgroup; return the shim's log fd."""
     state_dir.create()
     state_dir.write_config(config)
     state_dir.forget_last_run()
+    try:
+        cgroups.create(config.id, config.resources)
+    except CgroupError as e:
+        # Recorded like any failed start: the container stays "created" with the reason.
+        error = f"cannot set up its cgroup: {e}"
+        state_dir.write_start_failure(StartFailure(error, EXIT_RUNTIME_FAILED, time.time()))
+        raise ContainerError(f"container {config.name!r}: {error}") from None
     return os.open(state_dir.shim_log_file,
                    os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
 

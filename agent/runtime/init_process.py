@@ -1,10 +1,11 @@
 """The container's PID 1: a tiny init around the user's command.
 
 Forked by the shim after it unshared the pid namespace, so this process is
-PID 1 inside it. It gives the container its own /proc and /sys, starts the
-command, forwards signals to it, reaps every orphan that lands on it, and
-records the command's exit status in exit.json before exiting (which makes
-the kernel kill whatever else is left in the namespace).
+PID 1 inside it. It sets up the container's filesystem (own /proc and /sys,
+binds, maybe a rootfs: see filesystem.py), starts the command, forwards
+signals to it, reaps every orphan that lands on it, and records the
+command's exit status in exit.json before exiting (which makes the kernel
+kill whatever else is left in the namespace).
 
 Why an init at all: the kernel drops signals sent to a namespace's PID 1
 unless it has a handler, so a bare `sleep` as PID 1 could never be stopped
@@ -21,7 +22,7 @@ import time
 import traceback
 from typing import NoReturn
 
-from agent import linux
+from agent.runtime import filesystem
 from agent.runtime.model import ContainerConfig, command_environment
 from agent.runtime.statedir import Exited, StateDir
 
@@ -60,12 +61,17 @@ def run(config: ContainerConfig, state: StateDir, log_fd: int, report_fd: int) -
             os.dup2(log_fd, 1)
             os.dup2(log_fd, 2)
             os.close(log_fd)
-            _give_container_its_own_proc_and_sys()
-            os.chdir("/")
+            # Opened before the filesystem changes: with a rootfs, the state
+            # directory's path no longer leads anywhere afterwards.
+            state_fd = os.open(state.path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            filesystem.set_up(config)
             _start_command(config)
         except StartFailed as e:
             _report(report_fd, str(e), e.exit_code)
             os._exit(e.exit_code)
+        except filesystem.FilesystemError as e:
+            _report(report_fd, str(e), EXIT_RUNTIME_FAILED)
+            os._exit(EXIT_RUNTIME_FAILED)
         except OSError as e:
             _report(report_fd, f"setting up container {config.name!r}: {_describe(e)}",
                     EXIT_RUNTIME_FAILED)
@@ -77,7 +83,7 @@ def run(config: ContainerConfig, state: StateDir, log_fd: int, report_fd: int) -
         os.close(report_fd)
         code = _supervise()
         try:
-            state.write_exited(Exited(exit_code=code, finished_at=time.time()))
+            state.write_exited_at(state_fd, Exited(exit_code=code, finished_at=time.time()))
         except OSError as e:
             print(f"vxmesh init: cannot record exit code {code}: {e}", file=sys.stderr)
         os._exit(code)
@@ -88,22 +94,6 @@ def run(config: ContainerConfig, state: StateDir, log_fd: int, report_fd: int) -
             sys.stderr.flush()
         finally:
             os._exit(EXIT_RUNTIME_FAILED)
-
-
-def _give_container_its_own_proc_and_sys() -> None:
-    # Without this, the mounts below would propagate back to the host.
-    linux.mount("none", "/", None, linux.MS_REC | linux.MS_PRIVATE)
-    # proc shows the pid namespace of whoever mounts it: PID 1 mounting it
-    # makes `ps` inside list only the container.
-    linux.mount("proc", "/proc", "proc", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
-    # Likewise sysfs shows the mounter's network namespace (/sys/class/net),
-    # as `ip netns exec` arranges it.
-    try:
-        linux.umount2("/sys", linux.MNT_DETACH)
-    except OSError as e:
-        if e.errno != errno.EINVAL:  # EINVAL: nothing mounted there
-            raise
-    linux.mount("sysfs", "/sys", "sysfs", linux.MS_NOSUID | linux.MS_NODEV | linux.MS_NOEXEC)
 
 
 def _forward(signum: int, _frame: object) -> None:
@@ -136,7 +126,8 @@ def _start_command(config: ContainerConfig) -> None:
         _command_pid = 0
         err = int(failure)
         code = EXIT_NOT_FOUND if err in (errno.ENOENT, errno.ENOTDIR) else EXIT_NOT_EXECUTABLE
-        raise StartFailed(f"cannot run {config.command[0]!r}: {os.strerror(err)}", code)
+        where = f" in rootfs {config.rootfs}" if config.rootfs else ""
+        raise StartFailed(f"cannot run {config.command[0]!r}{where}: {os.strerror(err)}", code)
 
 
 def _exec_command(command: list[str], env: dict[str, str], exec_errors_w: int) -> NoReturn:

@@ -1,15 +1,19 @@
-"""`python -m agent.runtime.shim <state-dir>`: start one container, then exit.
+"""`python -m agent.runtime.shim <state-dir> [cgroup.procs ...]`: start one container, then exit.
 
 The agent runs this detached (own session, stdin /dev/null) so the container
-never depends on the agent process. The shim joins the named network
-namespace, unshares pid/mount/uts/ipc, sets the hostname and forks the
-container's PID 1 (agent.runtime.init_process). Once PID 1 reports that the
-command was exec'd, the shim writes pid.json and exits, leaving PID 1 to be
-adopted by the host's init; on failure it writes start-error.json instead.
+never depends on the agent process. The shim moves itself into the
+container's cgroup (the agent created it and set its limits; every process
+forked from here on inherits it), joins the named network namespace (none
+named: it stays in its own, like --network host), unshares pid/uts/ipc,
+sets the hostname and forks the container's PID 1
+(agent.runtime.init_process), which makes its own mount namespace. Once
+PID 1 reports that the command was exec'd, the shim writes pid.json and
+exits, leaving PID 1 to be adopted by the host's init; on failure it writes
+start-error.json instead.
 
-The shim must be a fresh process: unshare(CLONE_NEWNS) refuses to run in a
-multi-threaded one like the agent, and the new pid namespace only applies to
-children of the caller.
+The shim must be a fresh process: the new pid namespace only applies to
+children of the caller, and joining the cgroup or namespaces from the
+agent would move the agent itself (or just one of its threads, for setns).
 
 Exit status: 0 started, 1 start failed (see start-error.json), 2 bad usage.
 """
@@ -23,7 +27,7 @@ import time
 from pathlib import Path
 
 from agent import linux
-from agent.runtime import init_process, procfs
+from agent.runtime import cgroups, init_process, procfs
 from agent.runtime.model import ContainerConfig, ContainerError
 from agent.runtime.statedir import Launched, StartFailure, StateDir
 
@@ -35,15 +39,15 @@ class StartError(Exception):
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(f"usage: {argv[0]} <container-state-dir>", file=sys.stderr)
+    if len(argv) < 2:
+        print(f"usage: {argv[0]} <container-state-dir> [cgroup.procs ...]", file=sys.stderr)
         return 2
     state = StateDir(Path(argv[1]))
     try:
         config = state.read_config()
         if config is None:
             raise StartError(f"no {state.config_file}", init_process.EXIT_RUNTIME_FAILED)
-        launched = launch(config, state)
+        launched = launch(config, state, argv[2:])
     except (StartError, ContainerError) as e:
         code = e.exit_code if isinstance(e, StartError) else init_process.EXIT_RUNTIME_FAILED
         state.write_start_failure(StartFailure(error=str(e), exit_code=code, failed_at=time.time()))
@@ -53,7 +57,13 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def launch(config: ContainerConfig, state: StateDir) -> Launched:
+def launch(config: ContainerConfig, state: StateDir, cgroup_procs: list[str]) -> Launched:
+    try:
+        # Before any fork: PID 1 and the command must never run outside the limits.
+        cgroups.join(cgroup_procs)
+    except cgroups.CgroupError as e:
+        raise StartError(f"cannot join the container's cgroup: {e}",
+                         init_process.EXIT_RUNTIME_FAILED) from e
     _enter_namespaces(config)
     log_fd = os.open(state.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     report_r, report_w = os.pipe()  # close-on-exec, see init_process.run
@@ -82,25 +92,31 @@ def launch(config: ContainerConfig, state: StateDir) -> Launched:
 
 
 def _enter_namespaces(config: ContainerConfig) -> None:
+    if config.netns_path:
+        _join_netns(config.netns_path)
     try:
-        netns_fd = os.open(config.netns_path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError as e:
-        raise StartError(f"cannot open network namespace {config.netns_path}: {e.strerror}",
-                         init_process.EXIT_RUNTIME_FAILED) from e
-    try:
-        linux.setns(netns_fd, linux.CLONE_NEWNET)
-    except OSError as e:
-        raise StartError(f"cannot join network namespace {config.netns_path}: {e.strerror}",
-                         init_process.EXIT_RUNTIME_FAILED) from e
-    finally:
-        os.close(netns_fd)
-    try:
-        linux.unshare(linux.CLONE_NEWPID | linux.CLONE_NEWNS | linux.CLONE_NEWUTS
-                      | linux.CLONE_NEWIPC)
+        linux.unshare(linux.CLONE_NEWPID | linux.CLONE_NEWUTS | linux.CLONE_NEWIPC)
         linux.sethostname(config.hostname)
     except OSError as e:
         raise StartError(f"cannot create namespaces for {config.name!r}: {e.strerror}",
                          init_process.EXIT_RUNTIME_FAILED) from e
+
+
+def _join_netns(path: str) -> None:
+    # Any namespace file will do, including one other processes (another
+    # container: --network container:NAME) are already using.
+    try:
+        netns_fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError as e:
+        raise StartError(f"cannot open network namespace {path}: {e.strerror}",
+                         init_process.EXIT_RUNTIME_FAILED) from e
+    try:
+        linux.setns(netns_fd, linux.CLONE_NEWNET)
+    except OSError as e:
+        raise StartError(f"cannot join network namespace {path}: {e.strerror}",
+                         init_process.EXIT_RUNTIME_FAILED) from e
+    finally:
+        os.close(netns_fd)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ Plain synchronous I/O: callers in the agent run it in a thread.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -84,6 +85,14 @@ class StateDir:
     def write_exited(self, record: Exited) -> None:
         _write_json(self.exited_file, dataclasses.asdict(record))
 
+    def write_exited_at(self, dir_fd: int, record: Exited) -> None:
+        """write_exited through an open fd of this directory.
+
+        For PID 1 of a container with its own root: after pivot_root the
+        state directory's path leads nowhere, but an fd opened before still does.
+        """
+        _write_json(Path(self.exited_file.name), dataclasses.asdict(record), dir_fd)
+
     def read_exited(self) -> Exited | None:
         return _read_record(self.exited_file, Exited)
 
@@ -99,16 +108,18 @@ class StateDir:
             f.unlink(missing_ok=True)
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def _write_json(path: Path, data: dict[str, Any], dir_fd: int | None = None) -> None:
+    """Write `path` whole via rename; with `dir_fd`, `path` is relative to that directory."""
     # Unique per writer: two threads may record the same file at once.
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, sort_keys=True)
-        os.replace(tmp, path)
+        os.replace(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp, dir_fd=dir_fd)
         raise
 
 
