@@ -25,7 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 import pytest
 
 from agent import names
-from agent.kernel import gwbridge, netns, overlay, table, veth
+from agent.kernel import firewall, gwbridge, netns, overlay, table, veth
 
 pytestmark = pytest.mark.integration
 
@@ -376,7 +376,7 @@ async def test_ensure_interface_is_idempotent_and_repairs_leftovers(lab: Lab):
 
 
 # --------------------------------------------------------------------------
-# 3. gwbridge: egress with masquerade, isolation, no way in
+# 3. gwbridge (+ its firewall rules): egress with masquerade, isolation, no way in
 
 
 UDP_SINK = """
@@ -398,8 +398,10 @@ async def test_gwbridge_masquerades_egress_and_isolates_containers(lab: Lab):
     lab.wire(h1, "u1", "10.98.0.1/24", ext, "x1", "10.98.0.2/24")
     agent = lab.agent(h1)
     spec = gwbridge.GwBridgeSpec()
-    await agent.call(gwbridge.ensure_gwbridge, spec)
-    await agent.call(gwbridge.ensure_gwbridge, spec)
+    rules = firewall.HostRules(bridges=(gwbridge.firewall_rules(spec),), ports=())
+    for _ in range(2):
+        await agent.call(gwbridge.ensure_gwbridge, spec)
+        await agent.call(firewall.apply, rules)
     assert in_ns(h1, "cat", "/proc/sys/net/ipv4/ip_forward").stdout.strip() == "1"
 
     def gw_iface(cid: str, ip: str, isolated: bool) -> veth.Interface:
@@ -434,21 +436,23 @@ async def test_gwbridge_masquerades_egress_and_isolates_containers(lab: Lab):
     assert sink.stdout.readline().strip() == "10.98.0.1"
     assert pings(cns1, "10.98.0.2")
 
-    rules = json.loads(in_ns(h1, "nft", "-j", "list", "table", "ip", "vxmesh").stdout)
+    listed = json.loads(in_ns(h1, "nft", "-j", "list", "table", "ip", "vxmesh").stdout)
+    egress = {"match": {"op": "!=", "left": {"meta": {"key": "oifname"}},
+                        "right": "vxm_gwbridge"}}
     masquerade = [
-        o["rule"] for o in rules["nftables"]
+        o["rule"]["expr"] for o in listed["nftables"]
         if "rule" in o and o["rule"]["chain"] == "postrouting"
+        and egress in o["rule"]["expr"]
     ]
-    assert len(masquerade) == 1
-    expr = masquerade[0]["expr"]
-    assert {"masquerade": None} in expr
-    assert {"match": {"op": "==",
-                      "left": {"payload": {"protocol": "ip", "field": "saddr"}},
-                      "right": {"prefix": {"addr": "172.18.0.0", "len": 16}}}} in expr
-    assert {"match": {"op": "!=", "left": {"meta": {"key": "oifname"}},
-                      "right": "vxm_gwbridge"}} in expr
-    assert await agent.call(gwbridge.read_nat_table, spec) == [
-        o for o in rules["nftables"] if "chain" in o or "rule" in o
+    assert masquerade == [[
+        {"match": {"op": "==",
+                   "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                   "right": {"prefix": {"addr": "172.18.0.0", "len": 16}}}},
+        egress,
+        {"masquerade": None},
+    ]]
+    assert await agent.call(firewall.read_table) == [
+        o for o in listed["nftables"] if "chain" in o or "rule" in o
     ]
 
     # Port isolation: only a pair of ports that are both isolated is cut
@@ -473,8 +477,11 @@ async def test_gwbridge_masquerades_egress_and_isolates_containers(lab: Lab):
     await agent.call(gwbridge.remove_gwbridge, spec)
     await agent.call(gwbridge.remove_gwbridge, spec)
     assert link_json(h1, "vxm_gwbridge") is None
+    assert "vxmesh" in in_ns(h1, "nft", "list", "tables").stdout  # not its table
+    await agent.call(firewall.remove)
+    await agent.call(firewall.remove)
     assert "vxmesh" not in in_ns(h1, "nft", "list", "tables").stdout
-    assert await agent.call(gwbridge.read_nat_table, spec) == []
+    assert await agent.call(firewall.read_table) == []
 
 
 # --------------------------------------------------------------------------

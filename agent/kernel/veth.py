@@ -40,6 +40,10 @@ class Interface:
     mtu: int
     default_gateway: str | None
     isolated: bool = False  # bridge port isolation on the peer end
+    # Hairpin on the peer end: a container reaching its own published port
+    # through the host's address gets the DNAT'ed frame back on the port it
+    # came in by (Docker sets it on every port when it has no userland proxy).
+    hairpin: bool = False
 
     def __post_init__(self) -> None:
         check_ifname(self.ifname)
@@ -124,6 +128,22 @@ async def remove_interface(iface: Interface) -> None:
                 await delete_link(inner, inner_end["index"])
 
 
+async def prune_interfaces(container_netns: str, keep: set[str]) -> list[str]:
+    """Delete every interface of the namespace but lo and `keep` (a network the
+    container was disconnected from); returns the names deleted."""
+    removed = []
+    if not netns_exists(container_netns):
+        return removed
+    async with iproute(container_netns) as inner:
+        links = [link async for link in await inner.link("dump")]
+        for link in links:
+            name = link.get("ifname")
+            if name != "lo" and name not in keep:
+                await delete_link(inner, link["index"])
+                removed.append(name)
+    return removed
+
+
 def _is_pair(inner_end, outer_end) -> bool:
     if inner_end is None or outer_end is None:
         return False
@@ -191,6 +211,9 @@ async def _configure_bridge_end(
     isolated = link.get(("linkinfo", "slave_data", "IFLA_BRPORT_ISOLATED"))
     if bool(isolated) != iface.isolated:
         await outer.brport("set", index=index, isolated=int(iface.isolated))
+    hairpin = link.get(("linkinfo", "slave_data", "IFLA_BRPORT_MODE"))
+    if bool(hairpin) != iface.hairpin:
+        await outer.brport("set", index=index, mode=int(iface.hairpin))
     await set_mtu_and_up(outer, link, iface.mtu)
 
 

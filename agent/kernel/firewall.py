@@ -1,0 +1,308 @@
+"""The host's whole nftables ruleset for vxmesh: NAT, isolation, published ports.
+
+Declarative and level-triggered: the caller passes everything it wants
+(every bridge, every published port) and apply() rebuilds one table (family
+ip) in one `nft -j -f -` transaction: add the table (so the delete is valid
+when it is absent), delete it, create it afresh. A removed container's
+ports, or anything that drifted into the table, are gone after the next
+apply, and nothing in between is ever half-applied.
+
+The rules follow Docker's with userland-proxy=false:
+  - egress from a bridge's subnet out of any other interface is masqueraded;
+  - bridges may talk out, but only replies and published (DNAT'ed)
+    connections come in; two different vxmesh bridges never talk
+    (DOCKER-ISOLATION), and a bridge with icc=False (the gwbridge) does not
+    route between its own containers either;
+  - a published port is DNAT'ed when addressed to any of the host's own
+    addresses, from outside (prerouting) and from the host itself (output),
+    including 127.0.0.1, which needs route_localnet and a masquerade so
+    the container can answer.
+
+Every chain's policy is accept: the table only ever drops what it names,
+so other software's traffic on the host is not its concern.
+"""
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from agent.kernel.bridge import check_bridge_addressing
+
+NFT = "nft"
+ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/all/route_localnet"
+PROTOCOLS = ("tcp", "udp")
+FAMILY = "ip"
+_TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# (name, type, hook, priority) of every chain, in the order they are made.
+CHAINS = (
+    ("prerouting", "nat", "prerouting", -100),  # dstnat
+    ("output", "nat", "output", -100),  # dstnat, for the host's own connections
+    ("postrouting", "nat", "postrouting", 100),  # srcnat
+    ("forward", "filter", "forward", 0),
+    ("input", "filter", "input", 0),
+)
+
+
+class NftablesError(RuntimeError):
+    """nft rejected a ruleset or could not list one."""
+
+
+@dataclass(frozen=True)
+class BridgeRules:
+    name: str  # bridge interface
+    subnet: str
+    gateway: str
+    icc: bool  # may its containers talk to each other (False: gwbridge)
+
+
+@dataclass(frozen=True)
+class PortRule:
+    """A published port: -p HOST_PORT:CONTAINER_PORT/PROTO."""
+
+    protocol: str  # "tcp" | "udp"
+    host_port: int
+    target_ip: str  # the container's address on `bridge`
+    target_port: int
+    bridge: str  # the bridge target_ip lives on
+
+
+@dataclass(frozen=True)
+class HostRules:
+    bridges: tuple[BridgeRules, ...]
+    ports: tuple[PortRule, ...]
+    table: str = "vxmesh"
+
+
+def ruleset(rules: HostRules) -> dict[str, Any]:
+    """The nft JSON transaction that rebuilds the table; ValueError on bad input."""
+    _validate(rules)
+    t = _Table(rules.table)
+    _published_ports(t, rules.ports)
+    _masquerade(t, rules.bridges)
+    _forward(t, rules.bridges)
+    # route_localnet (see apply) also lets the wire address 127.0.0.0/8;
+    # only replies to the host's own connections may arrive that way
+    # (Kubernetes' guard for CVE-2020-8558).
+    t.rule("input", _iif("!=", "lo"), _match("==", _IP_DADDR, _LOOPBACK),
+           _ct("state", ["new", "invalid", "untracked"]), {"drop": None})
+    return t.transaction()
+
+
+def _published_ports(t: _Table, ports: tuple[PortRule, ...]) -> None:
+    for port in ports:
+        for chain in ("prerouting", "output"):
+            # Any address of this host, as Docker's addrtype LOCAL match;
+            # a container's own address is not one.
+            t.rule(chain, _match("==", {"fib": {"result": "type", "flags": ["daddr"]}}, "local"),
+                   _match("==", {"payload": {"protocol": port.protocol, "field": "dport"}},
+                          port.host_port),
+                   {"dnat": {"addr": port.target_ip, "port": port.target_port}})
+
+
+def _masquerade(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
+    for b in bridges:
+        subnet, into = _match("==", _IP_SADDR, _prefix(b.subnet)), _oif("==", b.name)
+        # Hairpin: a container reached a published port on its own bridge
+        # through a host address; unmasqueraded, the target would answer
+        # from an address the client never spoke to. Bridged frames (with
+        # br_netfilter) have no iifname in postrouting, hence the saddr.
+        t.rule("postrouting", subnet, into, _ct("status", "dnat"), {"masquerade": None})
+        # 127.0.0.1:HOST_PORT from the host: a container cannot answer 127.0.0.1.
+        t.rule("postrouting", _match("==", _IP_SADDR, _LOOPBACK), into, {"masquerade": None})
+        t.rule("postrouting", subnet, _oif("!=", b.name), {"masquerade": None})
+
+
+def _forward(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
+    # First, for every bridge: nothing between two different bridges.
+    for b in bridges:
+        others = [o.name for o in bridges if o.name != b.name]
+        if others:
+            t.rule("forward", _iif("==", b.name), _oif("==", _names(others)), {"drop": None})
+    for b in bridges:
+        # Routed within the bridge, or bridged when br_netfilter is on.
+        t.rule("forward", _iif("==", b.name), _oif("==", b.name),
+               {"accept": None} if b.icc else {"drop": None})
+        # Every other vxmesh interface was handled above: this is egress.
+        t.rule("forward", _iif("==", b.name), {"accept": None})
+        into = _oif("==", b.name)
+        t.rule("forward", into, _ct("state", ["established", "related"]), {"accept": None})
+        t.rule("forward", into, _ct("status", "dnat"), {"accept": None})
+        t.rule("forward", into, {"drop": None})
+
+
+async def apply(rules: HostRules) -> None:
+    """Make the table exactly `rules`; on any error the old table stays."""
+    transaction = ruleset(rules)
+    await _nft(["-j", "-f", "-"], json.dumps(transaction).encode())
+    if rules.ports:
+        # Needed for 127.0.0.1:HOST_PORT: a packet with a loopback source
+        # may then be routed out of a bridge. Per namespace, like
+        # ip_forward; left on afterwards, as the input guard stays too.
+        await asyncio.to_thread(_write_sysctl, ROUTE_LOCALNET, "1")
+
+
+async def read_table(table: str = "vxmesh") -> list[dict]:
+    """The table's chains and rules as nft's JSON objects ([] if absent)."""
+    _check_table_name(table)
+    try:
+        out = await _nft(["-j", "list", "table", FAMILY, table])
+    except NftablesError as e:
+        if "No such file or directory" in str(e):
+            return []
+        raise
+    return [
+        obj for obj in json.loads(out)["nftables"] if "chain" in obj or "rule" in obj
+    ]
+
+
+async def remove(table: str = "vxmesh") -> None:
+    """Delete the table; absent is fine. route_localnet is left as it is."""
+    _check_table_name(table)
+    ref = {"table": {"family": FAMILY, "name": table}}
+    # "add" first makes the delete valid when the table does not exist.
+    transaction = {"nftables": [{"add": ref}, {"delete": ref}]}
+    await _nft(["-j", "-f", "-"], json.dumps(transaction).encode())
+
+
+# --------------------------------------------------------------------------
+# building the transaction
+
+
+class _Table:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.ref = {"table": {"family": FAMILY, "name": name}}
+        self.objects: list[dict] = [{"add": self.ref}, {"delete": self.ref}, {"add": self.ref}]
+        for chain, kind, hook, prio in CHAINS:
+            self.objects.append({"add": {"chain": {
+                "family": FAMILY, "table": name, "name": chain, "type": kind,
+                "hook": hook, "prio": prio, "policy": "accept",
+            }}})
+
+    def rule(self, chain: str, *expr: dict) -> None:
+        self.objects.append({"add": {"rule": {
+            "family": FAMILY, "table": self.name, "chain": chain, "expr": list(expr),
+        }}})
+
+    def transaction(self) -> dict[str, Any]:
+        return {"nftables": self.objects}
+
+
+def _match(op: str, left: dict, right: Any) -> dict:
+    return {"match": {"op": op, "left": left, "right": right}}
+
+
+def _iif(op: str, name: Any) -> dict:
+    return _match(op, {"meta": {"key": "iifname"}}, name)
+
+
+def _oif(op: str, name: Any) -> dict:
+    return _match(op, {"meta": {"key": "oifname"}}, name)
+
+
+def _ct(key: str, value: Any) -> dict:
+    # "in" is nft's flag test ("any of these bits set"); "==" would compare
+    # the whole bitmask and never match a real connection's status.
+    return _match("in", {"ct": {"key": key}}, value)
+
+
+def _prefix(cidr: str) -> dict:
+    network = ipaddress.IPv4Network(cidr)
+    return {"prefix": {"addr": str(network.network_address), "len": network.prefixlen}}
+
+
+def _names(names: list[str]) -> Any:
+    return names[0] if len(names) == 1 else {"set": names}
+
+
+_IP_SADDR = {"payload": {"protocol": "ip", "field": "saddr"}}
+_IP_DADDR = {"payload": {"protocol": "ip", "field": "daddr"}}
+_LOOPBACK = _prefix("127.0.0.0/8")
+
+
+# --------------------------------------------------------------------------
+# validation
+
+
+def _validate(rules: HostRules) -> None:
+    _check_table_name(rules.table)
+    subnets: dict[str, ipaddress.IPv4Network] = {}
+    gateways: dict[str, ipaddress.IPv4Address] = {}
+    for i, b in enumerate(rules.bridges):
+        label = f"bridges[{i}]."
+        network = check_bridge_addressing(b.name, b.subnet, b.gateway, label)
+        if not isinstance(b.icc, bool):
+            raise ValueError(f"{label}icc {b.icc!r} is not a bool")
+        if b.name in subnets:
+            raise ValueError(f"{label}name {b.name!r} appears twice")
+        for other, other_net in subnets.items():
+            if network.overlaps(other_net):
+                raise ValueError(
+                    f"{label}subnet {b.subnet} overlaps {other_net} of bridge {other}"
+                )
+        subnets[b.name] = network
+        gateways[b.name] = ipaddress.IPv4Address(b.gateway)
+
+    published: dict[tuple[str, int], int] = {}
+    for i, p in enumerate(rules.ports):
+        label = f"ports[{i}]."
+        if p.protocol not in PROTOCOLS:
+            raise ValueError(f"{label}protocol {p.protocol!r} is not one of {PROTOCOLS}")
+        for field in ("host_port", "target_port"):
+            value = getattr(p, field)
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
+                raise ValueError(f"{label}{field} {value!r} is not in 1..65535")
+        if p.bridge not in subnets:
+            raise ValueError(f"{label}bridge {p.bridge!r} is not one of the bridges")
+        try:
+            target = ipaddress.IPv4Address(p.target_ip)
+        except (ValueError, TypeError):
+            raise ValueError(f"{label}target_ip {p.target_ip!r} is not an IPv4 address") from None
+        network = subnets[p.bridge]
+        if target not in network or target == gateways[p.bridge]:
+            raise ValueError(
+                f"{label}target_ip {p.target_ip} is not a container address "
+                f"in {network} of bridge {p.bridge}"
+            )
+        key = (p.protocol, p.host_port)
+        if key in published:
+            raise ValueError(
+                f"{label}host_port {p.host_port}/{p.protocol} is already "
+                f"published by ports[{published[key]}]"
+            )
+        published[key] = i
+
+
+def _check_table_name(table: str) -> None:
+    if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
+        raise ValueError(f"table {table!r} is not a valid nftables table name")
+
+
+# --------------------------------------------------------------------------
+# running nft
+
+
+async def _nft(args: list[str], stdin: bytes | None = None) -> bytes:
+    proc = await asyncio.create_subprocess_exec(
+        NFT, *args,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate(stdin)
+    if proc.returncode != 0:
+        raise NftablesError(
+            f"nft {' '.join(args)} failed (exit {proc.returncode}): {err.decode().strip()}"
+        )
+    return out
+
+
+def _write_sysctl(path: str, value: str) -> None:
+    with open(path, "r+") as f:
+        if f.read().strip() != value:
+            f.seek(0)
+            f.write(value + "\n")
