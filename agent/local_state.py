@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from proto.records import ContainerSpec
@@ -20,6 +20,9 @@ class LocalContainer:
     gw_ip: str = ""                # this host's gwbridge address for it ("" = none)
     started_generation: int = -1   # the spec generation last started
     error: str = ""                # why the last start failed
+    # Interface index per attached network (eth<N>), kept so connect and
+    # disconnect never rename the other interfaces; "@gwbridge" for the gwbridge.
+    ifnames: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import grpc
 
+from agent.container_network import HostNetworks
+from agent.kernel.bridge import LocalBridgeSpec
 from agent.kernel.gwbridge import GwBridgeSpec
 from agent.kernel.overlay import underlay_mtu
 from agent.link import ControllerLink
 from agent.local_state import LocalState
-from agent.names import validate_host_name
+from agent.names import DEFAULT_BRIDGE, validate_host_name
 from agent.reconcile import Reconciler
 from agent.runtime.containers import Runtime
 from agent.service import HostAgentService
@@ -34,27 +36,35 @@ class AgentConfig:
     state_root: Path = Path("/run/vxmesh")
     gwbridge_subnet: str = "172.18.0.0/16"
     gwbridge_gateway: str = "172.18.0.1"
+    bridge_subnet: str = "172.17.0.0/16"   # the default "bridge" network (Docker's docker0)
+    bridge_gateway: str = "172.17.0.1"
 
 
 async def serve(config: AgentConfig) -> None:
     validate_host_name(config.name)
     mtu = await underlay_mtu(config.vtep_ip)
     state_dir = config.state_root / config.name
-    runtime = Runtime(state_dir / "containers")
+    # Cgroups are named after the host too: several agents may share one kernel.
+    runtime = Runtime(state_dir / "containers", cgroup_parent=f"vxmesh-{config.name}")
     local = LocalState(state_dir / "local")
     view = View(config.name)
-    host = Host(name=config.name, vtep=config.vtep_ip, api=config.api, mtu=mtu)
+    host = Host(name=config.name, vtep=config.vtep_ip, api=config.api, mtu=mtu,
+                bridge_subnet=config.bridge_subnet)
+    networks = HostNetworks(
+        host=config.name, underlay_mtu=mtu,
+        gwbridge=GwBridgeSpec(subnet=config.gwbridge_subnet, gateway=config.gwbridge_gateway, mtu=mtu),
+        default_bridge=LocalBridgeSpec(name=DEFAULT_BRIDGE, subnet=config.bridge_subnet,
+                                       gateway=config.bridge_gateway, mtu=mtu))
 
     reconciler: Reconciler | None = None
     link = ControllerLink(config.controllers, host, view,
                           on_update=lambda: reconciler.wake() if reconciler else None,
                           held_containers=lambda: sorted(local.load_all()))
-    reconciler = Reconciler(config.name, config.vtep_ip, mtu, view, runtime, local, link,
-                            GwBridgeSpec(subnet=config.gwbridge_subnet, gateway=config.gwbridge_gateway,
-                                         mtu=mtu))
+    reconciler = Reconciler(networks, config.vtep_ip, view, runtime, local, link)
 
     server = grpc.aio.server()
-    pb_grpc.add_HostAgentServicer_to_server(HostAgentService(config.name, view, runtime), server)
+    pb_grpc.add_HostAgentServicer_to_server(
+        HostAgentService(config.name, view, runtime, on_change=reconciler.wake), server)
     server.add_insecure_port(config.api)
     await server.start()
     log.info("agent %s: vtep %s, underlay MTU %d, api %s, controllers %s",

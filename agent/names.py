@@ -16,6 +16,9 @@ Interfaces (at most 15 characters, IFNAMSIZ - 1):
     vx<vni>                       VXLAN device inside an overlay namespace
                                   (vx16777215 = 10 chars at most)
     vxm_gwbridge                  per-host egress bridge in the host namespace
+    vxmesh0                       the default "bridge" network (Docker's docker0)
+    vxb<network id[:10]>          a user-defined bridge network, in the host namespace
+    vb<cid[:10]><index>           host-side veth end on a local bridge for eth<index>
     ve<cid[:10]><index>           bridge-side veth end in the overlay
                                   namespace for the container's eth<index>
     gw<cid[:10]>                  bridge-side veth end on vxm_gwbridge in the
@@ -45,6 +48,8 @@ VNI_MAX = (1 << 24) - 1
 
 BRIDGE = "br0"
 GWBRIDGE = "vxm_gwbridge"
+DEFAULT_BRIDGE = "vxmesh0"
+LOCAL_BRIDGE_PREFIX = "vxb"
 
 
 def validate_host_name(name: str) -> str:
@@ -112,6 +117,22 @@ def overlay_veth(container_id: str, index: int) -> str:
     if not isinstance(index, int) or index < 0:
         raise ValueError(f"invalid interface index {index!r}")
     return check_ifname(f"ve{cid[:10]}{index}")
+
+
+def bridge_veth(container_id: str, index: int) -> str:
+    """Host-side veth end on a local bridge network for the container's eth<index>."""
+    cid = validate_container_id(container_id)
+    if not isinstance(index, int) or index < 0:
+        raise ValueError(f"invalid interface index {index!r}")
+    return check_ifname(f"vb{cid[:10]}{index}")
+
+
+def local_bridge(network_id: str) -> str:
+    """The bridge of a user-defined bridge network, named after the network's id as
+    Docker's br-<id> (the name may be reused by a new network; the id is not)."""
+    if not re.fullmatch(r"[0-9a-f]{10,}", network_id or ""):
+        raise ValueError(f"invalid network id {network_id!r}")
+    return check_ifname(f"{LOCAL_BRIDGE_PREFIX}{network_id[:10]}")
 
 
 def gw_veth(container_id: str) -> str:

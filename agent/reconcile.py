@@ -2,9 +2,10 @@
 
 Level-triggered: each pass compares what the controller wants (the view)
 with what this host actually has (local records, running processes, network
-namespaces, FDB and neighbour entries read from the kernel) and fixes the
-difference. It runs on every view update and every RESYNC_SECONDS, so an
-agent restart or a missed event heals on the next pass.
+namespaces, bridges, FDB and neighbour entries read from the kernel) and
+fixes the difference. It runs on every view update, whenever a container
+exits, and every RESYNC_SECONDS, so an agent restart or a missed event heals
+on the next pass.
 """
 from __future__ import annotations
 
@@ -13,51 +14,55 @@ import ipaddress
 import logging
 import time
 
+from agent import container_network as plan
 from agent import names
-from agent.kernel import table
-from agent.kernel.gwbridge import GwBridgeSpec, ensure_gwbridge
-from agent.kernel.netns import ensure_netns, list_netns, netns_path, remove_netns
+from agent.kernel import firewall, table
+from agent.kernel.bridge import LocalBridgeSpec, ensure_bridge, list_bridges, remove_bridge
+from agent.kernel.gwbridge import ensure_gwbridge
+from agent.kernel.netns import ensure_netns, list_netns, netns_exists, netns_path, remove_netns
 from agent.kernel.overlay import OverlaySpec, ensure_overlay, remove_overlay
-from agent.kernel.veth import Interface, ensure_interface
+from agent.kernel.veth import ensure_interface, prune_interfaces
 from agent.link import ControllerLink
 from agent.local_state import LocalContainer, LocalState
 from agent.runtime.containers import ContainerConfig, ContainerError, Runtime
-from agent.table_diff import desired_entries, plan
+from agent.runtime.model import Mount, Resources
+from agent.table_diff import desired_entries, plan as plan_table
 from agent.view import View
 from proto.records import ContainerSpec, ContainerStatus, Network
 
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 10.0
+# --network container:A where A itself uses container:B ...: how deep to follow.
+MAX_NETWORK_CHAIN = 8
 
 
 class Reconciler:
-    def __init__(self, host: str, vtep_ip: str, underlay_mtu: int, view: View, runtime: Runtime,
-                 local: LocalState, link: ControllerLink, gwbridge: GwBridgeSpec):
+    def __init__(self, host: plan.HostNetworks, vtep_ip: str, view: View, runtime: Runtime,
+                 local: LocalState, link: ControllerLink):
         self.host = host
         self.vtep_ip = vtep_ip
-        self.underlay_mtu = underlay_mtu
-        # VXLAN adds 50 bytes of headers: containers get the rest, so nothing fragments.
-        self.mtu = underlay_mtu - 50
         self.view = view
         self.runtime = runtime
         self.local = local
         self.link = link
-        self.gwbridge = gwbridge
         self._wake = asyncio.Event()
         self._stopping: dict[str, asyncio.Task] = {}
+        self._exit_watches: dict[str, asyncio.Task] = {}
+        self._applied_rules: firewall.HostRules | None = None
         self.passes = 0
 
     def wake(self) -> None:
         self._wake.set()
 
     async def run(self) -> None:
-        await ensure_gwbridge(self.gwbridge)
+        await ensure_gwbridge(self.host.gwbridge)
+        await ensure_bridge(self.host.default_bridge)
         while True:
             try:
                 await asyncio.wait_for(self._wake.wait(), RESYNC_SECONDS)
             except asyncio.TimeoutError:
-                pass
+                self._applied_rules = None  # periodic pass: rewrite the rules, healing drift
             self._wake.clear()
             try:
                 await self.reconcile()
@@ -72,43 +77,85 @@ class Reconciler:
             return  # no state from the controller yet: change nothing
         desired = self.view.containers()
         local = self.local.load_all()
-        for name, record in local.items():
+        removed = []
+        for name, record in list(local.items()):
             if name not in desired or desired[name].id != record.spec.id:
                 await self._teardown(record)
+                removed.append(record.spec)
                 local.pop(name)
-        networks = self.view.networks()
-        await self._converge_networks(networks)
-        for spec in desired.values():
-            record = await self._converge_container(spec, networks, local.get(spec.name))
-            local[spec.name] = record
-        await self._remove_orphan_namespaces(local.values())
-        for network in networks.values():
-            await self._converge_table(network)
+        try:
+            networks = self.view.networks()
+            await self._converge_overlays(networks)
+            # Tables before containers: a container reported running (or connected)
+            # can already reach every peer this host knows of.
+            for network in networks.values():
+                if not network.local:
+                    await self._converge_table(network)
+            bridges = await self._converge_bridges(networks)
+            ports = []
+            # Owners of a shared network namespace first, so joiners find it built.
+            for spec in sorted(desired.values(), key=lambda s: bool(s.network_owner)):
+                record, running = await self._converge_container(spec, networks, local.get(spec.name), desired)
+                local[spec.name] = record
+                if running and not spec.network_mode:
+                    ports += plan.port_rules(spec, networks, record, self.host)
+            await self._remove_orphans(local.values())
+            await self._apply_rules(firewall.HostRules(bridges=tuple(plan.bridge_rules(self.host, bridges)),
+                                                       ports=tuple(ports)))
+        finally:
+            # "removed" only now, with its published ports gone too: the
+            # controller frees the container's addresses and ports on this
+            # report. Sent even if the pass failed: the local record is gone.
+            for spec in removed:
+                self.link.report(ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
+                                                 state="removed", finished_at=time.time()))
         self.passes += 1
 
     # ---- networks ----------------------------------------------------------
 
-    async def _converge_networks(self, networks: dict[str, Network]) -> None:
+    async def _converge_overlays(self, networks: dict[str, Network]) -> None:
         wanted = set()
         for network in networks.values():
-            netns = names.overlay_netns(self.host, network.vni)
+            if network.local:
+                continue
+            netns = names.overlay_netns(self.host.host, network.vni)
             wanted.add(netns)
-            subnet = ipaddress.ip_network(network.subnet)
+            prefixlen = int(network.subnet.partition("/")[2])
             await ensure_overlay(netns, OverlaySpec(vni=network.vni, gateway=network.gateway,
-                                                    prefixlen=subnet.prefixlen, vtep_ip=self.vtep_ip,
-                                                    mtu=self.mtu))
-        overlay_prefix = names.netns_prefix(self.host) + "ov"
+                                                    prefixlen=prefixlen, vtep_ip=self.vtep_ip,
+                                                    mtu=self.host.overlay_mtu))
+        overlay_prefix = names.netns_prefix(self.host.host) + "ov"
         for netns in list_netns(overlay_prefix):
             if netns not in wanted:
                 log.info("removing overlay namespace %s: no container of this host uses it", netns)
                 await remove_overlay(netns)
 
+    async def _converge_bridges(self, networks: dict[str, Network]) -> list[LocalBridgeSpec]:
+        """The default bridge always (as docker0), user bridge networks while used here."""
+        bridges = {self.host.default_bridge.name: self.host.default_bridge}
+        for network in networks.values():
+            if network.local:
+                spec = self.host.bridge_for(network)
+                bridges[spec.name] = spec
+        for spec in bridges.values():
+            await ensure_bridge(spec)
+        for name in await list_bridges(names.LOCAL_BRIDGE_PREFIX):
+            if name not in bridges:
+                log.info("removing bridge %s: no container of this host uses its network", name)
+                await remove_bridge(name)
+        return list(bridges.values())
+
+    async def _apply_rules(self, rules: firewall.HostRules) -> None:
+        if rules != self._applied_rules:
+            await firewall.apply(rules)
+            self._applied_rules = rules
+
     async def _converge_table(self, network: Network) -> None:
-        netns = names.overlay_netns(self.host, network.vni)
-        want_fdb, want_neigh = desired_entries(self.view.endpoints(network.name), self.host)
+        netns = names.overlay_netns(self.host.host, network.vni)
+        want_fdb, want_neigh = desired_entries(self.view.endpoints(network.name), self.host.host)
         have_fdb = await table.read_fdb(netns, network.vni)
         have_neigh = await table.read_neighbours(netns, network.vni)
-        todo = plan(want_fdb, want_neigh, have_fdb, have_neigh)
+        todo = plan_table(want_fdb, want_neigh, have_fdb, have_neigh)
         if not todo:
             return
         errors = await table.program(netns, network.vni, todo.fdb_put, todo.fdb_del,
@@ -119,74 +166,110 @@ class Reconciler:
     # ---- containers --------------------------------------------------------
 
     async def _converge_container(self, spec: ContainerSpec, networks: dict[str, Network],
-                                  record: LocalContainer | None) -> LocalContainer:
+                                  record: LocalContainer | None,
+                                  desired: dict[str, ContainerSpec]) -> tuple[LocalContainer, bool]:
+        """Returns the record and whether the container runs after this pass."""
         if record is None:
             record = LocalContainer(spec=spec)
         record.spec = spec
-        if spec.attachments and not record.gw_ip:
-            record.gw_ip = self._free_gw_ip()
+        if spec.networks and any(n not in networks for n in spec.networks):
+            self.local.save(record)
+            return record, False  # the network records are on their way in the stream
+        if not spec.network_mode:
+            plan.assign_ifnames(record, spec, networks)
+            if plan.GWBRIDGE_KEY not in record.ifnames:
+                record.gw_ip = ""
+            elif not record.gw_ip:
+                record.gw_ip = self._free_gw_ip()
         # Written before building anything, so a crash leaves a record to clean up from.
         self.local.save(record)
-        missing = [a.network for a in spec.attachments if a.network not in networks]
-        if missing:
-            return record  # the network records are on their way in the stream
-        container_ns = names.container_netns(self.host, spec.id)
-        await ensure_netns(container_ns)
-        for interface in self._interfaces(spec, networks, record):
-            await ensure_interface(interface)
 
         state = await self.runtime.state(spec.id)
-        if spec.desired == "running":
-            fresh = state is None or (state.state != "running" and record.started_generation < spec.generation)
-            if fresh:
-                await self._start(spec, record, container_ns)
-        elif state is not None and state.state == "running" and spec.name not in self._stopping:
+        running = state is not None and state.state == "running"
+        start = spec.desired == "running" and (
+            state is None or (not running and record.started_generation < spec.generation))
+        if running or start:
+            await self._build_network(spec, networks, record)
+        if start:
+            running = await self._start(spec, record, desired)
+        elif running and spec.desired != "running" and spec.name not in self._stopping:
             self._stopping[spec.name] = asyncio.create_task(self._stop(spec))
+        if not running:
+            # As Docker: a container that is not running has no interfaces (a
+            # container sharing its namespace keeps just lo).
+            await self._release_network(spec)
+        else:
+            self._watch_exit(spec)
         await self._report(spec, record)
-        return record
+        return record, running
 
-    def _interfaces(self, spec: ContainerSpec, networks: dict[str, Network],
-                    record: LocalContainer) -> list[Interface]:
-        container_ns = names.container_netns(self.host, spec.id)
-        interfaces = []
-        for index, attachment in enumerate(spec.attachments):
-            network = networks[attachment.network]
-            prefixlen = ipaddress.ip_network(network.subnet).prefixlen
-            interfaces.append(Interface(
-                container_netns=container_ns, ifname=f"eth{index}",
-                peer_netns=names.overlay_netns(self.host, network.vni),
-                peer_ifname=names.overlay_veth(spec.id, index), bridge=names.BRIDGE,
-                address=f"{attachment.ip}/{prefixlen}", mac=attachment.mac, mtu=self.mtu,
-                default_gateway=None))
-        if record.gw_ip:
-            # Docker's docker_gwbridge: the overlay container's way out, and its default route.
-            prefixlen = ipaddress.ip_network(self.gwbridge.subnet).prefixlen
-            interfaces.append(Interface(
-                container_netns=container_ns, ifname=f"eth{len(spec.attachments)}",
-                peer_netns=None, peer_ifname=names.gw_veth(spec.id), bridge=self.gwbridge.name,
-                address=f"{record.gw_ip}/{prefixlen}", mac=None, mtu=self.mtu,
-                default_gateway=self.gwbridge.gateway, isolated=True))
-        return interfaces
+    async def _build_network(self, spec: ContainerSpec, networks: dict[str, Network],
+                             record: LocalContainer) -> None:
+        if spec.network_mode not in ("", "none"):
+            return  # host or container:NAME: nothing of its own
+        container_ns = names.container_netns(self.host.host, spec.id)
+        await ensure_netns(container_ns)
+        keep = set()
+        if not spec.network_mode:
+            for interface in plan.interfaces(spec, networks, record, self.host):
+                await ensure_interface(interface)
+                keep.add(interface.ifname)
+        for removed in await prune_interfaces(container_ns, keep):
+            log.info("container %s: removed interface %s", spec.name, removed)
+
+    async def _release_network(self, spec: ContainerSpec) -> None:
+        container_ns = names.container_netns(self.host.host, spec.id)
+        if netns_exists(container_ns):
+            await prune_interfaces(container_ns, set())
+            await remove_netns(container_ns)
 
     def _free_gw_ip(self) -> str:
-        subnet = ipaddress.ip_network(self.gwbridge.subnet)
-        taken = {r.gw_ip for r in self.local.load_all().values()} | {self.gwbridge.gateway}
-        for address in subnet.hosts():
+        gw = self.host.gwbridge
+        taken = {r.gw_ip for r in self.local.load_all().values()} | {gw.gateway}
+        for address in ipaddress.ip_network(gw.subnet).hosts():
             if str(address) not in taken:
                 return str(address)
-        raise RuntimeError(f"gwbridge subnet {subnet} of host {self.host} is full")
+        raise RuntimeError(f"gwbridge subnet {gw.subnet} of host {self.host.host} is full")
 
-    async def _start(self, spec: ContainerSpec, record: LocalContainer, container_ns: str) -> None:
-        config = ContainerConfig(id=spec.id, name=spec.name, command=list(spec.command), env=dict(spec.env),
-                                 hostname=spec.hostname or spec.name, netns_path=netns_path(container_ns))
+    def _netns_for(self, spec: ContainerSpec, desired: dict[str, ContainerSpec]) -> str:
+        """The network namespace path the container joins ("" = this host's own)."""
+        current = spec
+        for _ in range(MAX_NETWORK_CHAIN):
+            if current.network_mode == "host":
+                return ""
+            owner_name = current.network_owner
+            if not owner_name:
+                return netns_path(names.container_netns(self.host.host, current.id))
+            owner = desired.get(owner_name)
+            if owner is None:
+                raise ContainerError(f"cannot join the network of container {owner_name!r}: "
+                                     f"it does not exist on host {self.host.host}")
+            if owner.network_mode in ("", "none") and not netns_exists(
+                    names.container_netns(self.host.host, owner.id)):
+                raise ContainerError(
+                    f"cannot join the network of container {owner_name!r}: it is not running")
+            current = owner
+        raise ContainerError(f"container {spec.name!r}: --network container: chain is too long")
+
+    async def _start(self, spec: ContainerSpec, record: LocalContainer,
+                     desired: dict[str, ContainerSpec]) -> bool:
         record.started_generation = spec.generation
         try:
-            await self.runtime.start(config)
+            config = ContainerConfig(
+                id=spec.id, name=spec.name, command=list(spec.command), env=dict(spec.env),
+                hostname=spec.hostname or spec.name, netns_path=self._netns_for(spec, desired),
+                rootfs=spec.rootfs,
+                mounts=tuple(Mount(m.source, m.target, m.readonly) for m in spec.mounts),
+                resources=Resources(memory_bytes=spec.memory_bytes, cpus=spec.cpus,
+                                    pids_limit=spec.pids_limit))
+            state = await self.runtime.start(config)
             record.error = ""
         except ContainerError as err:
             record.error = str(err)
             log.warning("container %s failed to start: %s", spec.name, err)
+            state = None
         self.local.save(record)
+        return state is not None and state.state == "running"
 
     async def _stop(self, spec: ContainerSpec) -> None:
         try:
@@ -195,10 +278,22 @@ class Reconciler:
             self._stopping.pop(spec.name, None)
             self.wake()
 
+    def _watch_exit(self, spec: ContainerSpec) -> None:
+        """Wake the loop when the container exits, so `ps -a` shows it at once."""
+        task = self._exit_watches.get(spec.id)
+        if task is not None and not task.done():
+            return
+
+        async def watch() -> None:
+            await self.runtime.wait_exit(spec.id)
+            self.wake()
+        self._exit_watches[spec.id] = asyncio.create_task(watch(), name=f"exit-{spec.name}")
+
     async def _report(self, spec: ContainerSpec, record: LocalContainer) -> None:
         state = await self.runtime.state(spec.id)
-        status = ContainerStatus(name=spec.name, id=spec.id, host=self.host,
-                                 generation=record.started_generation, error=record.error)
+        status = ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
+                                 generation=record.started_generation, error=record.error,
+                                 networks=list(spec.networks))
         if state is not None:
             status.state = state.state
             status.pid = state.pid
@@ -206,29 +301,31 @@ class Reconciler:
             status.started_at = state.started_at
             status.finished_at = state.finished_at
         elif record.error:
-            status.state = "exited"
+            status.state = "created"
             status.exit_code = 127
         self.link.report(status)
 
     async def _teardown(self, record: LocalContainer) -> None:
         spec = record.spec
         log.info("removing container %s (%s)", spec.name, spec.id[:12])
+        watch = self._exit_watches.pop(spec.id, None)
+        if watch is not None:
+            watch.cancel()
         state = await self.runtime.state(spec.id)
         if state is not None:
             if state.state == "running":
                 await self.runtime.stop(spec.id, 0.0)  # rm -f: no grace period, as Docker
             await self.runtime.remove(spec.id)
-        # Deleting the namespace deletes its veth ends, and with them the peers
-        # on the bridges.
-        await remove_netns(names.container_netns(self.host, spec.id))
+        await self._release_network(spec)
         self.local.delete(spec.name)
-        self.link.report(ContainerStatus(name=spec.name, id=spec.id, host=self.host, state="removed",
-                                         finished_at=time.time()))
 
-    async def _remove_orphan_namespaces(self, records) -> None:
-        """Container namespaces no record explains (a crash between creating and recording)."""
-        known = {names.container_netns(self.host, r.spec.id) for r in records}
-        for netns in list_netns(names.netns_prefix(self.host) + "c"):
+    async def _remove_orphans(self, records) -> None:
+        """Namespaces and cgroups no record explains (a crash between creating and recording)."""
+        records = list(records)
+        known = {names.container_netns(self.host.host, r.spec.id) for r in records}
+        for netns in list_netns(names.netns_prefix(self.host.host) + "c"):
             if netns not in known:
                 log.info("removing orphan namespace %s", netns)
                 await remove_netns(netns)
+        for cgroup in await self.runtime.remove_orphan_cgroups({r.spec.id for r in records}):
+            log.info("removed orphan cgroup %s", cgroup)

@@ -25,10 +25,11 @@ LOG_CHUNK = 64 * 1024
 
 
 class HostAgentService(pb_grpc.HostAgentServicer):
-    def __init__(self, host: str, view: View, runtime: Runtime):
+    def __init__(self, host: str, view: View, runtime: Runtime, on_change=lambda: None):
         self.host = host
         self.view = view
         self.runtime = runtime
+        self.on_change = on_change  # wakes the reconcile loop
 
     def _container_id(self, name: str) -> str:
         spec = self.view.containers().get(name)
@@ -48,6 +49,14 @@ class HostAgentService(pb_grpc.HostAgentServicer):
                     yield pb.ExecOutput(exited=True, exit_code=data)
         except ContainerError as err:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+
+    async def Kill(self, request, context):
+        try:
+            await self.runtime.kill(self._container_id(request.container), request.signal)
+        except ContainerError as err:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+        self.on_change()
+        return pb.Empty()
 
     async def Logs(self, request, context):
         try:

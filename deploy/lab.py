@@ -22,6 +22,7 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from agent.runtime.cgroups import Cgroups
 from deploy.lab_errors import LabCommandError, LabError, LabExists
 from deploy.lab_processes import REPO_ROOT, ProcessRecord, Supervisor, is_alive
 from deploy.lab_topology import (cable_host, create_fabric, create_netns, delete_netns,
@@ -172,6 +173,10 @@ class Lab:
             delete_netns(ns)
         for state_dir in self._agent_state_dirs():
             shutil.rmtree(state_dir)
+        # The agents named their cgroups after their hosts; the processes in
+        # them were killed above.
+        for host in self.hosts:
+            Cgroups.detect(f"vxmesh-{host.name}").orphans(())
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
 
