@@ -149,9 +149,9 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @_user_errors
     async def Kill(self, request, context):
-        spec, status = await self.store.get_container(request.name)
+        spec, status = await self.store.get_container(request.container)
         if status is None or status.state != "running":
-            raise FailedPrecondition(f"container {request.name!r} is not running")
+            raise FailedPrecondition(f"container {request.container!r} is not running")
         stub = await self._agent(spec.host)
         await _forward(stub.Kill(pb.KillRequest(container=spec.name, signal=request.signal), timeout=30))
         return pb.Empty()
