@@ -2,9 +2,12 @@
 
 An agent's view holds: the containers placed on its host, every registered
 host, and — only for the networks that have a container on this host — the
-network record and all of its endpoints (the MAC/IP -> VTEP table). The
-first container of a network on the host pulls in that network's whole
-table; the last one leaving withdraws it.
+network record and the endpoints of live hosts (the MAC/IP -> VTEP table).
+The first container of a network on the host pulls in that network's whole
+table; the last one leaving withdraws it. A host whose lease expired (its
+agent stopped heartbeating) has its endpoints withdrawn from every other
+view until it is back; nothing is written to etcd for that, so its
+addresses stay reserved meanwhile.
 
 This module is pure logic over the in-memory index, so the snapshot, delta
 and resume rules are unit-tested without etcd or gRPC.
@@ -66,11 +69,17 @@ class AgentView:
                 if spec is not None and spec.host == self.host:
                     out.append(Change(ev.key, ev.record))
                     membership_changed = True
-            elif ev.kind in ("endpoint", "network"):
+            elif ev.kind == "network":
                 if ev.parts[0] in self.networks:
                     out.append(Change(ev.key, ev.record))
+            elif ev.kind == "endpoint":
+                if ev.parts[0] in self.networks:
+                    visible = ev.record is not None and self._visible(ev.record)
+                    out.append(Change(ev.key, ev.record if visible else None))
             elif ev.kind == "host":
                 out.append(Change(ev.key, ev.record))
+            elif ev.kind == "alive" and ev.parts[0] != self.host:
+                out += self._host_liveness(ev.parts[0])
         if membership_changed:
             out += self.sync_membership()
         return out
@@ -87,6 +96,22 @@ class AgentView:
         self.networks = wanted
         return out
 
+    def _visible(self, endpoint: Endpoint) -> bool:
+        return endpoint.host == self.host or endpoint.host in self.index.alive
+
+    def _host_liveness(self, host: str) -> list[Change]:
+        """A host went down or came back: withdraw or restore its endpoints.
+
+        Decided by the index's current liveness, not the event's, so a replay
+        of old events converges to the present."""
+        alive = host in self.index.alive
+        out = []
+        for name in sorted(self.networks):
+            for key, endpoint in self.index.endpoints_of(name).items():
+                if endpoint.host == host:
+                    out.append(Change(key, endpoint if alive else None))
+        return out
+
     def _wanted_networks(self) -> set[str]:
         return {net for spec in self.index.containers_on(self.host).values() for net in spec.networks}
 
@@ -95,5 +120,5 @@ class AgentView:
         network = self.index.networks.get(name)
         if network is not None:
             rows.append(Change(self.index.keys.network(name), network))
-        rows += [Change(key, ep) for key, ep in self.index.endpoints_of(name).items()]
+        rows += [Change(key, ep) for key, ep in self.index.endpoints_of(name).items() if self._visible(ep)]
         return rows

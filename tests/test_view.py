@@ -23,6 +23,16 @@ def delete(key, prev):
                  prev=_kv(key, prev))
 
 
+def alive(host):
+    return Event(kind="put", kv=KV(key=keys.alive(host), value=b"{}", create_revision=1, mod_revision=1,
+                                   version=1), prev=None)
+
+
+def dead(host):
+    return Event(kind="delete", kv=KV(key=keys.alive(host), value=b"", create_revision=0, mod_revision=0,
+                                      version=0), prev=None)
+
+
 def net(name, vni):
     return Network(name=name, subnet="10.1.0.0/24", gateway="10.1.0.1", vni=vni)
 
@@ -56,6 +66,7 @@ def base_index():
         put(keys.network("blue"), BLUE), put(keys.network("red"), RED),
         put(keys.host("h1"), Host(name="h1", vtep="192.0.2.1")),
         put(keys.host("h2"), Host(name="h2", vtep="192.0.2.2")),
+        alive("h1"), alive("h2"),
         put(keys.container("a"), container("a", "h2", "blue")),
         put(keys.endpoint("blue", "a"), endpoint("blue", "a", "h2", "10.1.0.2")),
         put(keys.container("r"), container("r", "h2", "red")),
@@ -147,3 +158,23 @@ def test_resume_replays_missed_changes_to_the_same_view():
     assert agent == as_dict(AgentView("h1", index).snapshot())
     assert agent[keys.endpoint("blue", "d")].ip == "10.1.0.32"
     assert keys.endpoint("red", "r") in agent and keys.endpoint("blue", "a") not in agent
+
+
+def test_a_dead_hosts_endpoints_are_withdrawn_and_restored():
+    index = base_index()
+    index.apply([put(keys.container("b"), container("b", "h1", "blue"))])
+    view = AgentView("h1", index)
+    assert keys.endpoint("blue", "a") in as_dict(view.snapshot())
+    # h2's lease expires: h1 drops a's entry; etcd still holds it (the address stays reserved).
+    assert as_dict(view.changes(index.apply([dead("h2")]))) == {keys.endpoint("blue", "a"): None}
+    assert keys.endpoint("blue", "a") not in as_dict(AgentView("h1", index).snapshot())
+    # While h2 is down its endpoint changes stay hidden.
+    late = endpoint("blue", "e", "h2", "10.1.0.40")
+    assert as_dict(view.changes(index.apply([put(keys.endpoint("blue", "e"), late)]))) == {
+        keys.endpoint("blue", "e"): None}
+    # h2 is back: everything of it in h1's networks reappears.
+    back = as_dict(view.changes(index.apply([alive("h2")])))
+    assert back == {keys.endpoint("blue", "a"): index.endpoints_of("blue")[keys.endpoint("blue", "a")],
+                    keys.endpoint("blue", "e"): late}
+    # The host's own liveness event does not touch its own view.
+    assert view.changes(index.apply([dead("h1")])) == []
