@@ -6,6 +6,11 @@ agent that reconnects with the revision it last applied, replays just what
 it missed. A stream that asks for a revision older than the history gets a
 fresh snapshot instead. Streams pull from the cache at their own pace: a
 slow agent never holds up the others.
+
+A (re)started controller rebuilds that history from etcd's own: it loads the
+state as it was `preload` revisions ago and replays the watch from there, so
+agents that reconnect after a controller restart resume with a delta instead
+of downloading everything again.
 """
 from __future__ import annotations
 
@@ -24,10 +29,11 @@ Batch = tuple[int, list[StateEvent]]
 
 
 class StateCache:
-    def __init__(self, etcd: Etcd, keys: Keys, history_limit: int = 100_000):
+    def __init__(self, etcd: Etcd, keys: Keys, history_limit: int = 100_000, preload: int = 10_000):
         self.etcd = etcd
         self.keys = keys
         self.history_limit = history_limit
+        self.preload = preload
         self.index = Index(keys)
         self.revision = 0
         # Replays can start from any revision >= floor.
@@ -69,6 +75,13 @@ class StateCache:
 
     async def _load(self) -> None:
         kvs, revision = await self.etcd.get_prefix(self.keys.prefix)
+        past = max(1, revision - self.preload)
+        if past < revision:
+            try:
+                # The watch in _follow replays past+1..now into the history.
+                kvs, revision = (await self.etcd.get_prefix(self.keys.prefix, revision=past))[0], past
+            except Compacted:
+                pass  # etcd no longer has it: start from now, without a history
         index = Index(self.keys)
         index.load(kvs)
         self.index = index

@@ -429,14 +429,18 @@ class Etcd:
         resp = await self._call(lambda c: c.kv.Range, rpc_pb2.RangeRequest(key=key.encode()), f"get {key}")
         return _kv(resp.kvs[0]) if resp.kvs else None
 
-    async def get_prefix(self, prefix: str) -> tuple[list[KV], int]:
-        """All keys under `prefix`, sorted by key, and the revision they were read at."""
+    async def get_prefix(self, prefix: str, revision: int = 0) -> tuple[list[KV], int]:
+        """All keys under `prefix`, sorted by key, and the revision they were read at.
+
+        With `revision`, the keys as they were at that (past) revision; raises
+        Compacted when etcd no longer keeps it."""
         start = prefix.encode() or b"\0"
         request = rpc_pb2.RangeRequest(
             key=start,
             range_end=prefix_range_end(prefix.encode()),
             sort_order=rpc_pb2.RangeRequest.ASCEND,
             sort_target=rpc_pb2.RangeRequest.KEY,
+            revision=revision,
         )
         resp = await self._call(lambda c: c.kv.Range, request, f"get prefix {prefix}")
         return [_kv(kv) for kv in resp.kvs], resp.header.revision
