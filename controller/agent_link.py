@@ -16,6 +16,7 @@ import grpc
 
 from controller.cache import StateCache
 from controller.errors import UserError
+from controller.ipam import validate_name
 from controller.store import Store
 from controller.view import AgentView, Change
 from proto import vxmesh_pb2 as pb
@@ -41,10 +42,10 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
         if first is None or first.WhichOneof("kind") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message on the stream must be a hello")
         hello = first.hello
-        host = _checked_host(Host.from_wire(hello.host))
-        if host is None:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                f"invalid host in hello: name {hello.host.name!r}, vtep {hello.host.vtep!r}")
+        host = Host.from_wire(hello.host)
+        problem = host_problem(host)
+        if problem is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid host in hello: {problem}")
         host.registered_at = time.time()
         try:
             await self.store.register_host(host)
@@ -54,7 +55,7 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
             await context.abort(err.code, str(err))
         log.info("agent %s connected (vtep %s, resume from %d)", host.name, host.vtep, hello.resume_revision)
 
-        reader = asyncio.create_task(self._read(host.name, lease, request_iterator))
+        reader = asyncio.create_task(self._read(host.name, lease, request_iterator, context))
         # When the agent's side ends (or a report cannot be stored) the whole
         # stream ends, so the agent reconnects and resumes.
         stream_task = asyncio.current_task()
@@ -111,7 +112,7 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
         view = AgentView(host, self.cache.index)
         return view, _update(self.cache.revision, view.snapshot(), snapshot=True), self.cache.revision
 
-    async def _read(self, host: str, lease: int, request_iterator) -> None:
+    async def _read(self, host: str, lease: int, request_iterator, context) -> None:
         async for msg in request_iterator:
             kind = msg.WhichOneof("kind")
             if kind == "heartbeat":
@@ -119,7 +120,16 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
                     log.warning("lease of %s expired; re-marking it alive", host)
                     lease = await self.store.mark_alive(host, self.host_ttl)
             elif kind == "status":
-                await self._on_status(host, ContainerStatus.from_wire(msg.status))
+                status = ContainerStatus.from_wire(msg.status)
+                problem = status_problem(status)
+                if problem is not None:
+                    # A misbehaving agent: tell it why and end its stream; etcd is untouched.
+                    log.warning("agent %s sent an invalid status: %s", host, problem)
+                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid status report: {problem}")
+                await self._on_status(host, status)
+            else:
+                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
+                                    f"unexpected message {kind!r} on an established stream")
 
     async def _on_status(self, host: str, status: ContainerStatus) -> None:
         status.host = host
@@ -140,10 +150,51 @@ def _update(revision: int, changes: list[Change], snapshot: bool = False) -> pb.
     return pb.ViewUpdate(revision=revision, snapshot=snapshot, changes=[c.to_wire() for c in changes])
 
 
-def _checked_host(host: Host) -> Host | None:
+STATES = ("created", "running", "exited", "removed")
+MAX_ERROR_TEXT = 4096
+
+
+def host_problem(host: Host) -> str | None:
+    """What is wrong with a host record from an agent's hello, or None."""
     try:
         validate_host_name(host.name)
-        ipaddress.ip_address(host.vtep)
+    except ValueError as err:
+        return str(err)
+    try:
+        ipaddress.IPv4Address(host.vtep)
     except ValueError:
-        return None
-    return host
+        return f"vtep {host.vtep!r} of host {host.name!r} is not an IPv4 address"
+    if host.api:
+        address, _, port = host.api.rpartition(":")
+        if not address or len(address) > 255 or not port.isdigit() or not 0 < int(port) < 65536:
+            return f"api {host.api!r} of host {host.name!r} is not HOST:PORT"
+    if not 576 <= host.mtu <= 65535:
+        return f"underlay MTU {host.mtu} of host {host.name!r} is outside 576..65535"
+    if host.bridge_subnet:
+        try:
+            ipaddress.IPv4Network(host.bridge_subnet)
+        except ValueError:
+            return f"bridge subnet {host.bridge_subnet!r} of host {host.name!r} is not an IPv4 network"
+    return None
+
+
+def status_problem(status: ContainerStatus) -> str | None:
+    """What is wrong with a container status from an agent, or None."""
+    try:
+        validate_name("container", status.name)
+    except UserError as err:
+        return str(err)
+    if status.state not in STATES:
+        return f"container {status.name!r}: unknown state {status.state!r}"
+    if status.id and (len(status.id) != 64 or any(c not in "0123456789abcdef" for c in status.id)):
+        return f"container {status.name!r}: id {status.id[:80]!r} is not 64 hex characters"
+    if status.pid < 0 or not 0 <= status.exit_code <= 255:
+        return f"container {status.name!r}: pid {status.pid} or exit code {status.exit_code} out of range"
+    if len(status.error) > MAX_ERROR_TEXT:
+        return f"container {status.name!r}: error text of {len(status.error)} characters"
+    for network in status.networks:
+        try:
+            validate_name("network", network)
+        except UserError as err:
+            return str(err)
+    return None

@@ -81,6 +81,18 @@ class ControllerService(pb_grpc.ControllerServicer):
         await self.store.remove_network(request.name)
         return pb.Empty()
 
+    # ---- health ------------------------------------------------------------
+
+    async def Health(self, request, context):
+        """Healthy while the watch follows etcd and etcd answers a read now."""
+        detail = "" if self.cache.healthy else "the etcd watch is down; retrying"
+        if not detail:
+            try:
+                await self.store.etcd.revision()
+            except Exception as err:  # any failure to read is the answer itself
+                detail = f"etcd is unreachable: {err}"
+        return pb.HealthReply(healthy=not detail, revision=self.cache.revision, detail=detail)
+
     # ---- hosts -------------------------------------------------------------
 
     @_user_errors

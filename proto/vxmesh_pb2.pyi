@@ -428,3 +428,13 @@ class HostTablesRequest(_message.Message):
 class Empty(_message.Message):
     __slots__ = ()
     def __init__(self) -> None: ...
+
+class HealthReply(_message.Message):
+    __slots__ = ("healthy", "revision", "detail")
+    HEALTHY_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
+    DETAIL_FIELD_NUMBER: _ClassVar[int]
+    healthy: bool
+    revision: int
+    detail: str
+    def __init__(self, healthy: _Optional[bool] = ..., revision: _Optional[int] = ..., detail: _Optional[str] = ...) -> None: ...

@@ -330,6 +330,11 @@ class ControllerStub:
                 request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
                 response_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Health = channel.unary_unary(
+                '/vxmesh.v1.Controller/Health',
+                request_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.HealthReply.FromString,
+                _registered_method=True)
         self.ListHosts = channel.unary_unary(
                 '/vxmesh.v1.Controller/ListHosts',
                 request_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
@@ -419,6 +424,12 @@ class ControllerServicer:
         raise NotImplementedError('Method not implemented!')
 
     def RemoveNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Health(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -524,6 +535,11 @@ def add_ControllerServicer_to_server(servicer, server):
                     servicer.RemoveNetwork,
                     request_deserializer=proto_dot_vxmesh__pb2.NameRequest.FromString,
                     response_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
+            ),
+            'Health': grpc.unary_unary_rpc_method_handler(
+                    servicer.Health,
+                    request_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.HealthReply.SerializeToString,
             ),
             'ListHosts': grpc.unary_unary_rpc_method_handler(
                     servicer.ListHosts,
@@ -699,6 +715,33 @@ class Controller:
             '/vxmesh.v1.Controller/RemoveNetwork',
             proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
             proto_dot_vxmesh__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Health(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Controller/Health',
+            proto_dot_vxmesh__pb2.Empty.SerializeToString,
+            proto_dot_vxmesh__pb2.HealthReply.FromString,
             options,
             channel_credentials,
             insecure,
