@@ -69,12 +69,9 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
             reader.remove_done_callback(end_stream)
             reader.cancel()
             await asyncio.gather(reader, return_exceptions=True)
-            try:
-                # Revoking only removes the alive key if it is still this
-                # stream's lease; a newer connection has its own.
-                await self.store.mark_down(lease)
-            except Exception as err:  # etcd may be the reason the stream ended
-                log.warning("could not revoke %s's lease: %s", host.name, err)
+            # The lease is left to expire (host_ttl) rather than revoked: an
+            # agent that restarts within it never has its endpoints withdrawn
+            # from the other hosts, so its containers' traffic does not stop.
             log.info("agent %s disconnected", host.name)
 
     async def _updates(self, host: str, hello: pb.Hello) -> AsyncIterator[pb.ViewUpdate]:
