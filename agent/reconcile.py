@@ -102,6 +102,10 @@ class Reconciler:
             await self._remove_orphans(local.values())
             await self._apply_rules(firewall.HostRules(bridges=tuple(plan.bridge_rules(self.host, bridges)),
                                                        ports=tuple(ports)))
+            # Reported once the published ports are in place too, so a `run -p`
+            # that returns means the port answers.
+            for spec in desired.values():
+                await self._report(spec, local[spec.name])
         finally:
             # "removed" only now, with its published ports gone too: the
             # controller frees the container's addresses and ports on this
@@ -200,7 +204,6 @@ class Reconciler:
             await self._release_network(spec)
         else:
             self._watch_exit(spec)
-        await self._report(spec, record)
         return record, running
 
     async def _build_network(self, spec: ContainerSpec, networks: dict[str, Network],
