@@ -9,6 +9,7 @@ Each lab gets a random prefix `vxt<4 hex>`, so labs of concurrent tests (and
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from typing import Callable, Iterator
@@ -53,3 +54,15 @@ def make_lab() -> Iterator[MakeLab]:
                 failures.append(f"{lab.prefix}: {exc}")
         if failures:
             raise RuntimeError("lab teardown failed: " + "; ".join(failures))
+
+
+@contextlib.contextmanager
+def lab_with_blue(hosts: int) -> Iterator[Lab]:
+    """A lab with the overlay network `blue` (10.77.0.0/24), for a module's tests to share."""
+    lab = Lab(new_test_prefix(), hosts=hosts)
+    try:
+        lab.up()
+        lab.cli("network", "create", "--subnet", "10.77.0.0/24", "blue")
+        yield lab
+    finally:
+        lab.down()

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from deploy.lab import Lab
-from tests.lab_fixture import new_test_prefix
+from tests.lab_fixture import lab_with_blue
 
 pytestmark = pytest.mark.integration
 
@@ -20,13 +20,8 @@ DEAD_HOST_BOUND = 10.0   # seconds: the default host TTL (6 s) plus margin
 
 @pytest.fixture(scope="module")
 def lab():
-    lab = Lab(new_test_prefix(), hosts=3)
-    try:
-        lab.up()
-        lab.cli("network", "create", "--subnet", "10.77.0.0/24", "blue")
+    with lab_with_blue(hosts=3) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def run(lab: Lab, name: str, host: int, network: str = "blue") -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from deploy.lab import Lab
-from tests.lab_fixture import new_test_prefix
+from tests.lab_fixture import lab_with_blue
 
 pytestmark = pytest.mark.integration
 
@@ -45,13 +45,8 @@ s.sendto(b'?', (sys.argv[1], int(sys.argv[2]))); print(s.recv(100).decode().stri
 
 @pytest.fixture(scope="module")
 def lab():
-    lab = Lab(new_test_prefix(), hosts=2)
-    try:
-        lab.up()
-        lab.cli("network", "create", "--subnet", "10.77.0.0/24", "blue")
+    with lab_with_blue(hosts=2) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 def run(lab: Lab, name: str, *options: str, cmd: tuple[str, ...] = ("sleep", "3600"),
