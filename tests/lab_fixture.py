@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import time
 from typing import Callable, Iterator
 
 import pytest
@@ -66,3 +67,14 @@ def lab_with_blue(hosts: int) -> Iterator[Lab]:
         yield lab
     finally:
         lab.down()
+
+
+def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
+    """Poll `predicate` until it returns something true; return that, or fail naming `what`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from deploy.lab import Lab
-from tests.lab_fixture import lab_with_blue
+from tests.lab_fixture import lab_with_blue, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -76,16 +76,6 @@ def ip_addresses(lab: Lab, name: str) -> dict[str, list[str]]:
 def connect(lab: Lab, netns: str, ip: str, port: int, udp: bool = False) -> str:
     result = lab.netns_exec(netns, "python3", "-c", UDP_CLIENT if udp else CLIENT, ip, port, check=False)
     return result.stdout.strip() if result.returncode == 0 else f"failed: {result.stderr.strip()[-200:]}"
-
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def refused(lab: Lab, *args: str) -> str:

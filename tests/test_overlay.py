@@ -12,7 +12,7 @@ import time
 import pytest
 
 from deploy.lab import Lab
-from tests.lab_fixture import lab_with_blue
+from tests.lab_fixture import lab_with_blue, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -35,16 +35,6 @@ def inspect(lab: Lab, name: str) -> dict:
 
 def ping(lab: Lab, source: str, ip: str, count: int = 1) -> subprocess.CompletedProcess:
     return lab.cli("exec", source, "--", "ping", "-c", str(count), "-W", "2", ip, check=False)
-
-
-def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def kernel_table(lab: Lab, host_index: int, vni: int) -> tuple[str, str]:
