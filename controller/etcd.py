@@ -8,6 +8,13 @@ Failure model: every unary call carries a deadline. A call answered with
 UNAVAILABLE fails over to the next endpoint and is retried there, once per
 endpoint; when every endpoint refuses, or one does not answer in time,
 `EtcdUnavailable` is raised and the next call starts on the next endpoint.
+Reads (ranges) that get no answer in time are retried on the next endpoint
+too; writes are not, since they may have been applied. Each endpoint keeps
+its own channel for the client's lifetime: failing over only changes where
+new calls go, so a watch streaming from a healthy member is not cut because
+a call was refused there. A member that lets a call go unanswered is given
+up on, watches included: they end with `EtcdUnavailable`, to be resumed
+elsewhere, rather than wait on a member that may have stopped answering.
 """
 from __future__ import annotations
 
@@ -226,6 +233,15 @@ def _describe(exc: grpc.aio.AioRpcError) -> str:
     return exc.details() or exc.code().name
 
 
+def _no_answer_in_time(exc: grpc.aio.AioRpcError) -> bool:
+    # A member that cannot reach a quorum lets the request's deadline pass
+    # on its side and etcd 3.4 reports that as UNKNOWN "context deadline
+    # exceeded": the same "no answer in time" as our own deadline passing.
+    code = exc.code()
+    return code == grpc.StatusCode.DEADLINE_EXCEEDED or (
+        code == grpc.StatusCode.UNKNOWN and "deadline exceeded" in (exc.details() or ""))
+
+
 # Reconnect quickly after an etcd restart; ping idle streams so a dead peer
 # ends a watch instead of leaving it silent forever.
 _CHANNEL_OPTIONS = [
@@ -257,8 +273,13 @@ class Etcd:
         self._timeout = timeout
         self._credentials = credentials
         self._index = 0
-        self._conn: _Connection | None = None
-        self._retiring: set[asyncio.Task[None]] = set()
+        # One per endpoint, opened on first use; a dead member's channel
+        # reconnects in the background until the rotation comes back to it.
+        self._conns: dict[int, _Connection] = {}
+        # Open watch streams and their connection; those cancelled because
+        # their member stopped answering.
+        self._watches: dict[grpc.aio.StreamStreamCall, _Connection] = {}
+        self._abandoned: set[grpc.aio.StreamStreamCall] = set()
         self._closed = False
 
     @classmethod
@@ -305,27 +326,33 @@ class Etcd:
             lease=rpc_pb2_grpc.LeaseStub(channel),
         )
 
-    def _retire(self, conn: _Connection) -> None:
-        # Other tasks may still have calls in flight on this channel: let them
-        # finish (they carry their own deadline) rather than cancel them.
-        task = asyncio.create_task(conn.channel.close(grace=self._timeout))
-        self._retiring.add(task)
-        task.add_done_callback(self._retiring.discard)
-
-    def _current(self) -> _Connection:
+    def _connection(self, index: int) -> _Connection:
         if self._closed:
             raise EtcdError("the etcd client is closed")
-        if self._conn is None:
-            self._conn = self._open(self._index)
-        return self._conn
+        if index not in self._conns:
+            self._conns[index] = self._open(index)
+        return self._conns[index]
+
+    def _current(self) -> _Connection:
+        return self._connection(self._index)
 
     def _fail_over(self, failed: _Connection) -> _Connection:
-        """Move on to the next endpoint, unless a concurrent call already did."""
-        if self._conn is failed:
-            self._retire(failed)
+        """Move on to the next endpoint, unless a concurrent call already did.
+
+        The failed endpoint's channel stays open: closing it would cancel
+        the other calls on it, a watch included, even where that member is
+        still serving them (it may only have been slow or between leaders)."""
+        if self._current() is failed:
             self._index = (self._index + 1) % len(self._endpoints)
-            self._conn = self._open(self._index)
         return self._current()
+
+    def _give_up_on(self, silent: _Connection) -> None:
+        """`silent` let a call pass its deadline: move new calls and its watches away."""
+        for call, conn in list(self._watches.items()):
+            if conn is silent:
+                self._abandoned.add(call)
+                call.cancel()
+        self._fail_over(silent)
 
     def _unreachable(self, reasons: list[tuple[str, str]]) -> EtcdUnavailable:
         """reasons: (endpoint, what went wrong there) for each endpoint tried."""
@@ -338,20 +365,23 @@ class Etcd:
     async def _connect_first_answering(self) -> None:
         reasons: list[tuple[str, str]] = []
         for index in range(len(self._endpoints)):
-            conn = self._open(index)
+            conn = self._connection(index)
             probe = rpc_pb2.RangeRequest(key=b"\0", count_only=True)
             try:
                 await conn.kv.Range(probe, timeout=self._timeout)
             except grpc.aio.AioRpcError as exc:
                 reasons.append((conn.endpoint, _describe(exc)))
-                await conn.channel.close()  # nothing else uses it yet
                 continue
-            self._index, self._conn = index, conn
+            self._index = index
             return
+        await self.close()
         raise self._unreachable(reasons)
 
-    async def _call(self, method: Callable[[_Connection], Any], request: Any, what: str) -> Any:
-        """One unary call with a deadline, failing over on UNAVAILABLE."""
+    async def _call(
+        self, method: Callable[[_Connection], Any], request: Any, what: str, *, read: bool = False
+    ) -> Any:
+        """One unary call with a deadline, failing over on UNAVAILABLE (and,
+        for a `read`, on no answer in time)."""
         conn = self._current()
         reasons: list[tuple[str, str]] = []
         for _ in self._endpoints:
@@ -363,11 +393,16 @@ class Etcd:
                     reasons.append((conn.endpoint, _describe(exc)))
                     conn = self._fail_over(conn)
                     continue
-                if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-                    # The request may have been applied: do not resend it.
-                    self._fail_over(conn)
+                if _no_answer_in_time(exc):
+                    silent = conn
+                    self._give_up_on(silent)
+                    if read:
+                        reasons.append((silent.endpoint, f"no answer within {self._timeout:g}s"))
+                        conn = self._current()
+                        continue
+                    # A write may have been applied: do not resend it.
                     raise EtcdUnavailable(
-                        f"etcd at {conn.endpoint} is unreachable: no answer to {what} "
+                        f"etcd at {silent.endpoint} is unreachable: no answer to {what} "
                         f"within {self._timeout:g}s"
                     ) from None
                 raise self._rejected(conn, what, exc) from None
@@ -384,7 +419,9 @@ class Etcd:
         self, method: Callable[[_Connection], Any], request: Any, what: str
     ) -> tuple[Any, grpc.aio.StreamStreamCall, _Connection]:
         """Open a bidirectional stream, send `request` and wait (bounded) for the
-        first reply. Returns (reply, call, connection); the caller owns the call."""
+        first reply. Returns (reply, call, connection); the caller owns the call.
+        Its requests (a watch, a lease keepalive) may be repeated safely, so
+        a member that does not answer in time is left for the next one."""
         conn = self._current()
         reasons: list[tuple[str, str]] = []
         for _ in self._endpoints:
@@ -405,10 +442,10 @@ class Etcd:
                 continue
             except TimeoutError:
                 call.cancel()
-                self._fail_over(conn)
-                raise EtcdUnavailable(
-                    f"etcd at {conn.endpoint} is unreachable: no answer to {what} within {self._timeout:g}s"
-                ) from None
+                reasons.append((conn.endpoint, f"no answer to {what} within {self._timeout:g}s"))
+                self._give_up_on(conn)
+                conn = self._current()
+                continue
             if reply is grpc.aio.EOF:
                 call.cancel()
                 raise EtcdUnavailable(f"etcd at {conn.endpoint} closed the stream for {what}")
@@ -417,16 +454,14 @@ class Etcd:
 
     async def close(self) -> None:
         self._closed = True
-        if self._conn is not None:
-            await self._conn.channel.close()
-            self._conn = None
-        if self._retiring:
-            await asyncio.gather(*self._retiring, return_exceptions=True)
+        conns, self._conns = list(self._conns.values()), {}
+        await asyncio.gather(*(conn.channel.close() for conn in conns), return_exceptions=True)
 
     # ---- key-value --------------------------------------------------------
 
     async def get(self, key: str) -> KV | None:
-        resp = await self._call(lambda c: c.kv.Range, rpc_pb2.RangeRequest(key=key.encode()), f"get {key}")
+        request = rpc_pb2.RangeRequest(key=key.encode())
+        resp = await self._call(lambda c: c.kv.Range, request, f"get {key}", read=True)
         return _kv(resp.kvs[0]) if resp.kvs else None
 
     async def get_prefix(self, prefix: str, revision: int = 0) -> tuple[list[KV], int]:
@@ -442,7 +477,7 @@ class Etcd:
             sort_target=rpc_pb2.RangeRequest.KEY,
             revision=revision,
         )
-        resp = await self._call(lambda c: c.kv.Range, request, f"get prefix {prefix}")
+        resp = await self._call(lambda c: c.kv.Range, request, f"get prefix {prefix}", read=True)
         return [_kv(kv) for kv in resp.kvs], resp.header.revision
 
     async def put(self, key: str, value: bytes, lease: int = 0) -> int:
@@ -475,7 +510,7 @@ class Etcd:
 
     async def revision(self) -> int:
         request = rpc_pb2.RangeRequest(key=b"\0", count_only=True)
-        resp = await self._call(lambda c: c.kv.Range, request, "a revision read")
+        resp = await self._call(lambda c: c.kv.Range, request, "a revision read", read=True)
         return resp.header.revision
 
     async def compact(self, revision: int) -> None:
@@ -512,6 +547,7 @@ class Etcd:
         reply, call, conn = await self._stream_exchange(
             lambda c: c.watch.Watch, rpc_pb2.WatchRequest(create_request=create), f"a watch on {prefix}"
         )
+        self._watches[call] = conn
         ticker = None
         if progress_interval:
             ticker = asyncio.create_task(self._request_progress(call, progress_interval))
@@ -533,6 +569,15 @@ class Etcd:
                     yield reply.header.revision, []
                 try:
                     reply = await call.read()
+                except asyncio.CancelledError:
+                    # Our own cancel (see _give_up_on) ends the watch as a
+                    # broken one; a cancelled caller is cancelled as usual.
+                    task = asyncio.current_task()
+                    if call in self._abandoned and not (task and task.cancelling()):
+                        raise EtcdUnavailable(
+                            f"the watch on {prefix} left etcd {conn.endpoint}, which stopped answering"
+                        ) from None
+                    raise
                 except grpc.aio.AioRpcError as exc:
                     if exc.code() == grpc.StatusCode.UNAVAILABLE:
                         self._fail_over(conn)
@@ -542,6 +587,8 @@ class Etcd:
                 if reply is grpc.aio.EOF:
                     raise EtcdUnavailable(f"etcd at {conn.endpoint} ended the watch on {prefix}")
         finally:
+            self._watches.pop(call, None)
+            self._abandoned.discard(call)
             if ticker is not None:
                 ticker.cancel()
             call.cancel()
