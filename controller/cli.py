@@ -16,6 +16,7 @@ from pathlib import Path
 
 import grpc
 
+from controller import config
 from controller.cli_options import CliError, format_port, parse_port, parse_signal, parse_size, parse_volume
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -33,23 +34,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="controller address: host:port or unix:///path (env VXMESH_CONTROLLER)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    ctl = sub.add_parser("controller", help="run a controller")
-    ctl.add_argument("--etcd", default="", help="etcd endpoints, comma separated (default: run a private etcd)")
-    ctl.add_argument("--listen", action="append", default=[], help="address to serve on (repeatable)")
-    ctl.add_argument("--data-dir", default="/var/lib/vxmesh/etcd", help="data directory of the private etcd")
-    ctl.add_argument("--prefix", default="/vxmesh/", help="etcd key prefix")
-    ctl.add_argument("--host-ttl", type=int, default=6, help="seconds without heartbeat before a host is down")
+    ctl = sub.add_parser("controller", help="run a controller",
+                         description="Run a controller. Options come from --config FILE "
+                                     "(deploy/config/controller.toml documents them) and flags.")
+    config.add_flags(ctl, config.CONTROLLER)
 
-    agent = sub.add_parser("agent", help="run a host agent")
-    agent.add_argument("--name", required=True, help="this host's name")
-    agent.add_argument("--controller", dest="agent_controllers", required=True,
-                       help="controller addresses, comma separated")
-    agent.add_argument("--vtep-ip", required=True, help="this host's underlay address (the VTEP)")
-    agent.add_argument("--api", default="", help="where to serve exec/logs/tables (default VTEP_IP:7947)")
-    agent.add_argument("--state-root", default="/run/vxmesh", help="directory for per-host state")
-    agent.add_argument("--gwbridge-subnet", default="172.18.0.0/16")
-    agent.add_argument("--bridge-subnet", default="172.17.0.0/16",
-                       help="subnet of this host's default 'bridge' network (Docker's docker0)")
+    agent = sub.add_parser("agent", help="run a host agent",
+                           description="Run a host agent. Options come from --config FILE "
+                                       "(deploy/config/agent.toml documents them) and flags.")
+    config.add_flags(agent, config.AGENT)
 
     network = sub.add_parser("network", help="manage networks").add_subparsers(dest="action", required=True)
     create = network.add_parser("create", help="create a network")
@@ -335,12 +328,27 @@ class _channel:
         await self.channel.close()
 
 
-def _first_host(cidr: str) -> str:
-    import ipaddress
-    try:
-        return str(next(ipaddress.ip_network(cidr).hosts()))
-    except (ValueError, StopIteration):
-        raise CliError(f"invalid subnet {cidr!r}: expected a CIDR such as 172.18.0.0/16") from None
+# ---- the daemons -----------------------------------------------------------------
+
+def _run_controller(args: argparse.Namespace) -> int:
+    values = config.resolve(config.CONTROLLER, args.config, config.given_flags(args, config.CONTROLLER))
+    # Imported here: the user commands need none of the server's modules.
+    from controller.server import ControllerConfig, run
+    run(ControllerConfig(listen=values["listen"], etcd=values["etcd"], data_dir=Path(values["data-dir"]),
+                         prefix=values["prefix"], host_ttl=values["host-ttl"]))
+    return 0
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    values = config.resolve(config.AGENT, args.config, config.given_flags(args, config.AGENT))
+    from agent.main import AgentConfig, run
+    run(AgentConfig(name=values["name"], controllers=values["controller"], vtep_ip=values["vtep-ip"],
+                    api=config.agent_api(values), state_root=Path(values["state-root"]),
+                    gwbridge_subnet=values["gwbridge-subnet"],
+                    gwbridge_gateway=config.first_host(values["gwbridge-subnet"]),
+                    bridge_subnet=values["bridge-subnet"],
+                    bridge_gateway=config.first_host(values["bridge-subnet"])))
+    return 0
 
 
 # ---- entry point -----------------------------------------------------------------
@@ -349,22 +357,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "controller":
-            from controller.server import ControllerConfig, run
-            run(ControllerConfig(listen=args.listen or ["127.0.0.1:7946"],
-                                 etcd=[e for e in args.etcd.split(",") if e], data_dir=Path(args.data_dir),
-                                 prefix=args.prefix, host_ttl=args.host_ttl))
-            return 0
+            return _run_controller(args)
         if args.command == "agent":
-            from agent.main import AgentConfig, run as run_agent
-            run_agent(AgentConfig(name=args.name, controllers=[c for c in args.agent_controllers.split(",") if c],
-                                  vtep_ip=args.vtep_ip, api=args.api or f"{args.vtep_ip}:7947",
-                                  state_root=Path(args.state_root), gwbridge_subnet=args.gwbridge_subnet,
-                                  gwbridge_gateway=_first_host(args.gwbridge_subnet),
-                                  bridge_subnet=args.bridge_subnet,
-                                  bridge_gateway=_first_host(args.bridge_subnet)))
-            return 0
+            return _run_agent(args)
         return asyncio.run(user_command(args))
-    except CliError as err:
+    except (CliError, config.ConfigError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1
     except grpc.aio.AioRpcError as err:

@@ -1,0 +1,218 @@
+"""The config files deploy/provision.sh installs and the namespace lab writes.
+
+    python -m deploy.config_files controller [--listen ADDR ...] [--etcd URL,...] ...
+    python -m deploy.config_files agent --name N --vtep-ip IP --controller ADDR,...
+    python -m deploy.config_files etcd --name N --cluster N1=IP1,N2=IP2,N3=IP3
+    python -m deploy.config_files examples [--write]
+
+print one file on stdout (controller and agent take the flags of `vxmesh
+controller` / `vxmesh agent`); `examples` checks (or rewrites) the
+documented examples in deploy/config/. Standard library only: the
+provisioning script runs this before vxmesh's dependencies are installed.
+"""
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from agent.names import HOST_NAME_RE
+from controller import config as vxconfig
+
+EXAMPLE_DIR = Path(__file__).resolve().parent / "config"
+ETCD_CLIENT_PORT = 2379
+ETCD_PEER_PORT = 2380
+CONTROLLER_PORT = 7946
+ETCD_DATA_DIR = "/var/lib/vxmesh-etcd"    # the StateDirectory= of vxmesh-etcd.service
+ETCD_CLUSTER_TOKEN = "vxmesh"
+# The tuning controller/embedded_etcd.py gives the private etcd, for the same reasons.
+ETCD_COMPACTION_RETENTION = "1h"
+ETCD_MAX_TXN_OPS = 4096
+
+
+class ConfigFileError(Exception):
+    pass
+
+
+# ---- etcd ---------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class EtcdMember:
+    name: str
+    address: str      # IPv4 address it serves peers and clients on
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://{self.address}:{ETCD_PEER_PORT}"
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{self.address}:{ETCD_CLIENT_PORT}"
+
+
+def parse_cluster(text: str) -> list[EtcdMember]:
+    """`node1=192.168.56.11,node2=192.168.56.12` -> members, checked."""
+    members = []
+    for item in (i.strip() for i in text.split(",") if i.strip()):
+        name, sep, address = item.partition("=")
+        if not sep or not HOST_NAME_RE.match(name):
+            raise ConfigFileError(f"etcd member {item!r} is not NAME=IPV4 with a host name as NAME")
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise ConfigFileError(f"etcd member {item!r}: {address!r} is not an IPv4 address") from None
+        members.append(EtcdMember(name, address))
+    if not members:
+        raise ConfigFileError("an etcd cluster needs at least one member (NAME=IP,...)")
+    for attr in ("name", "address"):
+        values = [getattr(m, attr) for m in members]
+        if len(set(values)) != len(values):
+            raise ConfigFileError(f"etcd members must have distinct {attr}s: {text}")
+    return members
+
+
+@dataclass(frozen=True)
+class EtcdConfig:
+    member: str                       # this member's name
+    cluster: tuple[EtcdMember, ...]   # every member, this one included
+    data_dir: str = ETCD_DATA_DIR
+    token: str = ETCD_CLUSTER_TOKEN
+
+    def this(self) -> EtcdMember:
+        for member in self.cluster:
+            if member.name == self.member:
+                return member
+        raise ConfigFileError(f"{self.member!r} is not one of the etcd members "
+                              f"{', '.join(m.name for m in self.cluster)}")
+
+
+def render_etcd(cfg: EtcdConfig, header: str) -> str:
+    """etcd's own YAML config file (`etcd --config-file`), every key explained.
+    With --config-file etcd ignores its flags and ETCD_* variables, so this
+    file is the whole configuration."""
+    me = cfg.this()
+    entries = [
+        ("name", me.name, "This member's name; unique in the cluster."),
+        ("data-dir", cfg.data_dir,
+         "Where the member keeps its data. etcd default: ${name}.etcd in the working directory."),
+        ("listen-peer-urls", me.peer_url, "Where the other members reach this one."),
+        ("initial-advertise-peer-urls", me.peer_url, "The peer URL announced to the cluster."),
+        ("listen-client-urls", f"{me.client_url},http://127.0.0.1:{ETCD_CLIENT_PORT}",
+         "Where controllers (and etcdctl on this host, on loopback) reach this member."),
+        ("advertise-client-urls", me.client_url, "The client URL announced to the cluster."),
+        ("initial-cluster", ",".join(f"{m.name}={m.peer_url}" for m in cfg.cluster),
+         "Every member of the cluster when it is first formed: name=peer URL. A member "
+         "that already has data in data-dir ignores this and the two keys below."),
+        ("initial-cluster-state", "new",
+         "'new': the members listed above form the cluster together."),
+        ("initial-cluster-token", cfg.token,
+         "Keeps members of another cluster with the same member list out."),
+        ("auto-compaction-mode", "periodic",
+         "Drop history older than the retention below, so the database stays small."),
+        ("auto-compaction-retention", ETCD_COMPACTION_RETENTION,
+         "Far longer than an agent stays away and resumes; an older resume gets a snapshot."),
+        ("max-txn-ops", ETCD_MAX_TXN_OPS,
+         "Re-pointing every endpoint of a host with many containers is one transaction "
+         "(etcd default 128)."),
+        ("logger", "zap", "etcd's structured logger; 3.4's default, capnslog, is deprecated."),
+        ("log-outputs", ["stderr"], "Logs on stderr, which systemd sends to the journal."),
+    ]
+    out = vxconfig.comment_lines(header) + [
+        "#",
+        "# Read by `etcd --config-file FILE` (deploy/systemd/vxmesh-etcd.service).",
+        "# With a config file etcd ignores its flags and ETCD_* variables: this file",
+        "# is the member's whole configuration. Reference:",
+        "# https://etcd.io/docs/v3.4/op-guide/configuration/",
+    ]
+    for key, value, why in entries:
+        out += [""] + vxconfig.comment_lines(why) + [f"{key}: {json.dumps(value)}"]
+    return "\n".join(out) + "\n"
+
+
+# ---- controller and agent -------------------------------------------------------
+
+def render_controller(values: dict, header: str) -> str:
+    return vxconfig.render(vxconfig.CONTROLLER, values, header)
+
+
+def render_agent(values: dict, header: str) -> str:
+    return vxconfig.render(vxconfig.AGENT, values, header)
+
+
+# ---- the documented examples: the Vagrant lab's node1, with three etcd members ----
+
+EXAMPLE_CLUSTER = tuple(EtcdMember(f"node{i}", f"192.168.56.{10 + i}") for i in (1, 2, 3))
+EXAMPLE_HEADER = ("Example: node1 of the Vagrant lab (vagrant/Vagrantfile) with three etcd "
+                  "members, as deploy/provision.sh writes it to /etc/vxmesh/{file}.")
+
+
+def examples() -> dict[str, str]:
+    node1 = EXAMPLE_CLUSTER[0].address
+    return {
+        "controller.toml": render_controller(
+            {"listen": [f"{node1}:{CONTROLLER_PORT}", f"127.0.0.1:{CONTROLLER_PORT}"],
+             "etcd": [m.client_url for m in EXAMPLE_CLUSTER]},
+            EXAMPLE_HEADER.format(file="controller.toml")),
+        "agent.toml": render_agent(
+            {"name": "node1", "controller": [f"{node1}:{CONTROLLER_PORT}"], "vtep-ip": node1},
+            EXAMPLE_HEADER.format(file="agent.toml")),
+        "etcd.yaml": render_etcd(EtcdConfig("node1", EXAMPLE_CLUSTER),
+                                 EXAMPLE_HEADER.format(file="etcd.yaml")),
+    }
+
+
+def check_examples(write: bool) -> list[str]:
+    """The example files that differ from what the renderers make (rewritten with `write`)."""
+    stale = []
+    for name, text in examples().items():
+        path = EXAMPLE_DIR / name
+        if not path.exists() or path.read_text() != text:
+            stale.append(str(path))
+            if write:
+                path.write_text(text)
+    return stale
+
+
+# ---- command line --------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deploy.config_files", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="kind", required=True)
+    for schema in (vxconfig.CONTROLLER, vxconfig.AGENT):
+        cmd = sub.add_parser(schema.daemon, help=f"print a {schema.daemon}.toml")
+        vxconfig.add_flags(cmd, schema, config_flag=False)
+        cmd.add_argument("--header", default=f"vxmesh {schema.daemon} configuration.")
+    etcd = sub.add_parser("etcd", help="print an etcd.yaml for one member")
+    etcd.add_argument("--name", required=True, help="this member's name")
+    etcd.add_argument("--cluster", required=True, help="every member: NAME=IP,NAME=IP,...")
+    etcd.add_argument("--data-dir", default=ETCD_DATA_DIR)
+    etcd.add_argument("--token", default=ETCD_CLUSTER_TOKEN)
+    etcd.add_argument("--header", default="etcd member of vxmesh's cluster.")
+    ex = sub.add_parser("examples", help="check deploy/config/ against the renderers")
+    ex.add_argument("--write", action="store_true", help="rewrite the stale ones")
+    args = parser.parse_args(argv)
+    try:
+        if args.kind == "examples":
+            stale = check_examples(args.write)
+            what = "rewritten" if args.write else "is out of date: run `make deploy-config`"
+            for path in stale:
+                print(f"{path} {what}")
+            return 1 if stale and not args.write else 0
+        if args.kind == "etcd":
+            cfg = EtcdConfig(args.name, tuple(parse_cluster(args.cluster)), args.data_dir, args.token)
+            sys.stdout.write(render_etcd(cfg, args.header))
+            return 0
+        schema = vxconfig.CONTROLLER if args.kind == "controller" else vxconfig.AGENT
+        sys.stdout.write(vxconfig.render(schema, vxconfig.given_flags(args, schema), args.header))
+        return 0
+    except (ConfigFileError, vxconfig.ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
