@@ -1,0 +1,217 @@
+#!/usr/bin/env bash
+# Install vxmesh on a Debian 12 or Ubuntu 24.04 host and enable its systemd
+# units for the host's role. The Vagrant lab runs exactly this on each VM.
+#
+#   deploy/provision.sh --role controller|agent|all --address IP [options]
+#
+#   --role ROLE            controller: etcd (see --etcd-cluster) + controller;
+#                          agent: the agent; all: both
+#   --address IP           this host's address on the cluster network: the
+#                          agent's VTEP, where the controller and etcd listen
+#   --name NAME            this host's name (default: hostname -s)
+#   --controller LIST      controllers the agent uses, host:port,... (default
+#                          with --role all: ADDRESS:7946; required for agent)
+#   --etcd-cluster LIST    the etcd members vxmesh runs, NAME=IP,...; a host
+#                          listed here runs vxmesh-etcd (default on a
+#                          controller: this host alone, NAME=ADDRESS)
+#   --etcd-endpoints LIST  use an existing etcd instead: client URLs,...
+#   --tls-dir DIR          install DIR/ca.pem, DIR/NAME.pem, DIR/NAME-key.pem
+#                          (made by deploy/tls.sh) into /etc/vxmesh/tls
+#   --src DIR              the vxmesh source to install (default: this checkout)
+#   --dry-run              print every step, change nothing
+#
+# Installs: Debian packages, a venv with vxmesh in /opt/vxmesh, the `vxmesh`
+# command in /usr/local/bin, config files in /etc/vxmesh (rendered by
+# deploy/config_files.py) and the units of deploy/systemd, which log to the
+# journal. Running it again applies changed options and restarts the units.
+set -euo pipefail
+
+PREFIX=/opt/vxmesh
+ETC=/etc/vxmesh
+UNIT_DIR=/etc/systemd/system
+CONTROLLER_PORT=7946
+ETCD_CLIENT_PORT=2379
+
+usage() {
+    sed -n '2,26s/^# \{0,1\}//p' "$0" >&2
+    exit 2
+}
+die() {
+    echo "provision.sh: $*" >&2
+    exit 1
+}
+
+role="" address="" name="" controllers="" etcd_cluster="" etcd_endpoints="" tls_dir="" dry_run=0
+src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+while [[ $# -gt 0 ]]; do
+    case $1 in
+        --role | --address | --name | --controller | --etcd-cluster | --etcd-endpoints | --tls-dir | --src)
+            [[ $# -ge 2 ]] || die "$1 needs a value"
+            value=$2
+            case $1 in
+                --role) role=$value ;;
+                --address) address=$value ;;
+                --name) name=$value ;;
+                --controller) controllers=$value ;;
+                --etcd-cluster) etcd_cluster=$value ;;
+                --etcd-endpoints) etcd_endpoints=$value ;;
+                --tls-dir) tls_dir=$value ;;
+                --src) src=$value ;;
+            esac
+            shift 2
+            ;;
+        --dry-run) dry_run=1; shift ;;
+        -h | --help) usage ;;
+        *) die "unknown argument '$1' (--help lists them)" ;;
+    esac
+done
+
+# ---- what this host runs ----------------------------------------------------
+
+case $role in
+    controller) with_controller=1 with_agent=0 ;;
+    agent) with_controller=0 with_agent=1 ;;
+    all) with_controller=1 with_agent=1 ;;
+    *) die "--role must be controller, agent or all, not '$role'" ;;
+esac
+[[ -n $address ]] || die "--address is required: this host's address on the cluster network"
+[[ -n $name ]] || name=$(hostname -s)
+[[ -n $etcd_cluster && -n $etcd_endpoints ]] &&
+    die "--etcd-cluster (etcd run by vxmesh) and --etcd-endpoints (an existing etcd) exclude each other"
+if [[ $with_controller == 1 && -z $etcd_cluster && -z $etcd_endpoints ]]; then
+    etcd_cluster="$name=$address"
+fi
+if [[ $with_agent == 1 && -z $controllers ]]; then
+    [[ $with_controller == 1 ]] || die "--controller is required for an agent without a controller on this host"
+    controllers="$address:$CONTROLLER_PORT"
+fi
+
+etcd_member=0
+etcd_urls=()
+if [[ -n $etcd_cluster ]]; then
+    IFS=, read -ra members <<<"$etcd_cluster"
+    for member in "${members[@]}"; do
+        [[ ${member%%=*} == "$name" ]] && etcd_member=1
+        etcd_urls+=("http://${member#*=}:$ETCD_CLIENT_PORT")
+    done
+else
+    IFS=, read -ra etcd_urls <<<"$etcd_endpoints"
+fi
+
+[[ -f $src/pyproject.toml && -d $src/deploy/systemd ]] || die "$src is not a vxmesh checkout (--src)"
+python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null ||
+    die "vxmesh needs python3 >= 3.11 (Debian 12, Ubuntu 24.04 or later)"
+
+# ---- steps: printed, and done unless --dry-run ------------------------------------
+
+run() {
+    printf '+'
+    printf ' %q' "$@"
+    printf '\n'
+    [[ $dry_run == 1 ]] || "$@"
+}
+
+# write_file MODE PATH < content
+write_file() {
+    local mode=$1 path=$2 content
+    content=$(cat)
+    printf '+ write %s mode %s\n' "$path" "$mode"
+    printf '%s\n' "$content" | sed 's/^/| /'
+    if [[ $dry_run == 0 ]]; then
+        install -d -m 0755 "$(dirname "$path")"
+        printf '%s\n' "$content" >"$path.tmp"
+        chmod "$mode" "$path.tmp"
+        mv "$path.tmp" "$path"
+    fi
+}
+
+# The same renderer the namespace lab writes its config files with.
+render() {
+    PYTHONPATH=$src python3 -m deploy.config_files "$@" || die "cannot render the $1 config"
+}
+
+joined() {
+    local IFS=,
+    echo "$*"
+}
+
+echo "# vxmesh on $name ($address): role $role$([[ $etcd_member == 1 ]] && echo ', etcd member')$([[ $dry_run == 1 ]] && echo ', dry run')"
+
+# ---- packages -------------------------------------------------------------------
+
+packages=(python3 python3-venv ca-certificates)
+[[ $with_agent == 1 ]] && packages+=(iproute2 nftables util-linux procps iputils-ping)
+[[ $with_controller == 1 ]] && packages+=(etcd-client)
+[[ $etcd_member == 1 ]] && packages+=(etcd-server)
+run apt-get update -q
+run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
+if [[ $etcd_member == 1 ]]; then
+    # Debian's etcd-server starts its own single-member etcd on the ports
+    # vxmesh-etcd needs.
+    run systemctl disable --now etcd.service
+fi
+
+# ---- vxmesh itself --------------------------------------------------------------------
+
+run install -d -m 0755 "$PREFIX"
+run python3 -m venv "$PREFIX/venv"
+run "$PREFIX/venv/bin/pip" install --quiet --upgrade "$src"
+run install -m 0644 "$src/README.md" "$PREFIX/README.md"
+# The CLI for people on this host: the cluster's controller unless
+# VXMESH_CONTROLLER says otherwise (the built-in default is the namespace lab's).
+cli_controller=${controllers%%,*}
+[[ -n $cli_controller ]] || cli_controller="$address:$CONTROLLER_PORT"
+write_file 0755 /usr/local/bin/vxmesh <<EOF
+#!/bin/sh
+# Written by deploy/provision.sh.
+: "\${VXMESH_CONTROLLER:=$cli_controller}"
+export VXMESH_CONTROLLER
+exec $PREFIX/venv/bin/vxmesh "\$@"
+EOF
+
+# ---- certificates (placed for mutual TLS, issue 6; not used yet) --------------------
+
+if [[ -n $tls_dir ]]; then
+    for file in ca.pem "$name.pem" "$name-key.pem"; do
+        [[ -f $tls_dir/$file ]] ||
+            die "$tls_dir/$file is missing: make it with deploy/tls.sh $tls_dir $name=$address"
+    done
+    run install -d -m 0755 "$ETC/tls"
+    run install -m 0644 "$tls_dir/ca.pem" "$ETC/tls/ca.pem"
+    run install -m 0644 "$tls_dir/$name.pem" "$ETC/tls/node.pem"
+    run install -m 0600 "$tls_dir/$name-key.pem" "$ETC/tls/node-key.pem"
+fi
+
+# ---- config files and units ---------------------------------------------------------------
+
+header="Written by deploy/provision.sh for $name ($address)."
+units=()
+# Rendered in this shell, so a renderer error (a bad option) stops the script.
+if [[ $etcd_member == 1 ]]; then
+    config=$(render etcd --name "$name" --cluster "$etcd_cluster" --header "$header")
+    write_file 0644 "$ETC/etcd.yaml" <<<"$config"
+    units+=(vxmesh-etcd.service)
+fi
+if [[ $with_controller == 1 ]]; then
+    config=$(render controller --header "$header" \
+        --listen "$address:$CONTROLLER_PORT,127.0.0.1:$CONTROLLER_PORT" --etcd "$(joined "${etcd_urls[@]}")")
+    write_file 0644 "$ETC/controller.toml" <<<"$config"
+    units+=(vxmesh-controller.service)
+fi
+if [[ $with_agent == 1 ]]; then
+    config=$(render agent --header "$header" --name "$name" --controller "$controllers" --vtep-ip "$address")
+    write_file 0644 "$ETC/agent.toml" <<<"$config"
+    units+=(vxmesh-agent.service)
+fi
+
+for unit in "${units[@]}"; do
+    run install -m 0644 "$src/deploy/systemd/$unit" "$UNIT_DIR/$unit"
+done
+run systemctl daemon-reload
+for unit in "${units[@]}"; do
+    run systemctl enable "$unit"
+    # --no-block: the first etcd member of a new cluster becomes ready only
+    # once the others run, and they are provisioned after this host.
+    run systemctl restart --no-block "$unit"
+done
+echo "# done: $(joined "${units[@]}"); logs: journalctl -u vxmesh-\\*"
