@@ -4,21 +4,26 @@
 PYTHON    ?= python3
 VENV      := .venv
 PY        := $(VENV)/bin/python
+# vagrant (with Debian's libvirt provider, which `vagrant validate` needs), systemd, openssl and
+# shellcheck check the deployment files (tests/test_deploy.py); recommends are skipped so vagrant
+# does not pull in a hypervisor.
 APT_PKGS  := etcd-server etcd-client iproute2 nftables iputils-ping iperf3 tshark tcpdump \
-             busybox-static util-linux procps python3-venv
+             busybox-static util-linux procps python3-venv \
+             vagrant vagrant-libvirt systemd openssl shellcheck
 APT_STAMP := $(VENV)/.apt-installed
 PIP_STAMP := $(VENV)/.pip-installed
 PROTO_OUT := proto/vxmesh_pb2.py proto/vxmesh_pb2_grpc.py proto/vxmesh_pb2.pyi
 
-.PHONY: setup lab lab-down lab-status test unit proto proto-check clean
+.PHONY: setup lab lab-down lab-status test unit proto proto-check deploy-config clean
 
 setup: $(APT_STAMP) $(PIP_STAMP)
 
-$(APT_STAMP):
+# Depends on this file so a package added to APT_PKGS gets installed.
+$(APT_STAMP): Makefile
 	@missing=""; for p in $(APT_PKGS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	@touch $@
@@ -39,6 +44,11 @@ proto-check: $(PIP_STAMP)
 	for f in $(PROTO_OUT); do \
 	  cmp -s $$tmp/$$f $$f || { echo "$$f is out of date: run 'make proto'"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "generated protobuf code is up to date"
+
+# Rewrite the documented example configs in deploy/config/ from the renderers
+# (tests/test_deploy.py fails while they differ).
+deploy-config: $(PIP_STAMP)
+	$(PY) -m deploy.config_files examples --write
 
 lab: setup
 	$(PY) -m deploy.demo

@@ -1,28 +1,37 @@
 """A multi-host vxmesh lab on one machine, each "host" a network namespace.
 
     P-fabric   bridge `fabric`, the underlay switch (no address)
-    P-ctl      10.231.0.2    etcd + controller
+    P-ctl      10.231.0.2    controller (+ its private etcd, without etcd members)
+    P-eN       10.231.0.(2+N) etcd member eN, with `etcd_members=N` (0 by default)
     P-hN       10.231.0.1N   agent N
     P-ext      10.231.0.100  `deploy/ext_server.py`, an outside TCP server
+
+The daemons run as on a deployed host: each from a config file written by
+deploy/config_files.py into the lab's state directory, with the ExecStart=
+command line of its systemd unit in deploy/systemd/ (see deploy/units.py).
 
 The root namespace gets no address, route or link. Everything the lab owns
 is named from its prefix, so `down()` can find it again from a fresh process,
 even when the state file is gone.
 
-    python -m deploy.lab up|down|status [--prefix P]
+    python -m deploy.lab up|down|status [--prefix P] [--hosts N] [--etcd-members N]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent.runtime.cgroups import Cgroups
+from deploy import units
+from deploy.config_files import EtcdConfig, EtcdMember, render_agent, render_controller, render_etcd
 from deploy.lab_errors import LabCommandError, LabError, LabExists
 from deploy.lab_processes import REPO_ROOT, ProcessRecord, Supervisor, is_alive
 from deploy.lab_topology import (cable_host, create_fabric, create_netns, delete_netns,
@@ -35,6 +44,8 @@ CONTROLLER_PORT = 7946
 AGENT_PORT = 7947
 EXT_PORT = 8080
 MAX_HOSTS = 80            # host N is 10.231.0.(10+N): stays clear of ext's .100
+MAX_ETCD_MEMBERS = 7      # member N is 10.231.0.(2+N): stays clear of the hosts' .11
+ETCD_CLIENT_PORT = 2379
 AGENT_STATE_ROOT = Path("/run/vxmesh")
 UNIX_PATH_MAX = 107       # sun_path is 108 bytes including the NUL
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
@@ -51,16 +62,33 @@ class LabHost:
     api: str
 
 
+@dataclass
+class LabEtcdMember:
+    name: str          # the member's name in the etcd cluster
+    netns: str
+    address: str
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{self.address}:{ETCD_CLIENT_PORT}"
+
+    @property
+    def role(self) -> str:
+        return f"etcd-{self.name}"
+
+
 class Lab:
     ext_ip = EXT_IP
 
     def __init__(self, prefix: str = DEFAULT_PREFIX, hosts: int = 3, underlay_mtu: int = 1500,
-                 state_root: Path = Path("/run/vxmesh-lab")) -> None:
+                 state_root: Path = Path("/run/vxmesh-lab"), etcd_members: int = 0) -> None:
         if not PREFIX_RE.match(prefix) or RESERVED_PREFIX_RE.match(prefix):
             raise ValueError(f"lab prefix {prefix!r} must be 2-12 lowercase letters/digits starting "
                              "with a letter, and not of the form h<digits>")
         if not 1 <= hosts <= MAX_HOSTS:
             raise ValueError(f"a lab has 1..{MAX_HOSTS} hosts, not {hosts}")
+        if not 0 <= etcd_members <= MAX_ETCD_MEMBERS:
+            raise ValueError(f"a lab has 0..{MAX_ETCD_MEMBERS} etcd members, not {etcd_members}")
         if not 576 <= underlay_mtu <= 65535:
             raise ValueError(f"underlay MTU {underlay_mtu} is outside 576..65535")
         self.prefix = prefix
@@ -74,7 +102,8 @@ class Lab:
         self.ctl_ns = f"{prefix}-ctl"
         self.ext_ns = f"{prefix}-ext"
         self.hosts = [self._make_host(i) for i in range(1, hosts + 1)]
-        records = self._read_state_file()  # may replace hosts and MTU with the running lab's
+        self.etcd_members = [self._make_etcd_member(i) for i in range(1, etcd_members + 1)]
+        records = self._read_state_file()  # may replace hosts, members and MTU with the running lab's
         self._procs = Supervisor(self.state_dir / "logs", records, self._save_state)
 
     # ---- naming ----------------------------------------------------------
@@ -86,6 +115,40 @@ class Lab:
         return LabHost(name=name, netns=f"{self.prefix}-h{index}", underlay_ip=ip,
                        api=f"{ip}:{AGENT_PORT}")
 
+    def _make_etcd_member(self, index: int) -> LabEtcdMember:
+        return LabEtcdMember(name=f"e{index}", netns=f"{self.prefix}-e{index}",
+                             address=f"10.231.0.{2 + index}")
+
+    # ---- config files, as deploy/provision.sh writes them to /etc/vxmesh ----
+
+    @property
+    def controller_config(self) -> Path:
+        return self.state_dir / "controller.toml"
+
+    def agent_config(self, host: LabHost) -> Path:
+        return self.state_dir / f"agent-{host.name}.toml"
+
+    def etcd_config(self, member: LabEtcdMember) -> Path:
+        return self.state_dir / f"etcd-{member.name}.yaml"
+
+    def write_configs(self) -> None:
+        header = f"Written by deploy/lab.py for the namespace lab {self.prefix!r}."
+        self.controller_config.write_text(render_controller({
+            "listen": [f"{CONTROLLER_IP}:{CONTROLLER_PORT}", f"unix://{self.controller_socket}"],
+            "etcd": [m.client_url for m in self.etcd_members],
+            "data-dir": str(self.state_dir / "etcd"),
+        }, header))
+        for host in self.hosts:
+            self.agent_config(host).write_text(render_agent({
+                "name": host.name, "controller": [f"{CONTROLLER_IP}:{CONTROLLER_PORT}"],
+                "vtep-ip": host.underlay_ip, "api": host.api,
+            }, header))
+        cluster = tuple(EtcdMember(m.name, m.address) for m in self.etcd_members)
+        for member in self.etcd_members:
+            config = EtcdConfig(member.name, cluster, data_dir=str(self.state_dir / f"etcd-{member.name}"),
+                                token=f"vxmesh-lab-{self.prefix}")
+            self.etcd_config(member).write_text(render_etcd(config, header))
+
     @property
     def _state_file(self) -> Path:
         return self.state_dir / "pids.json"
@@ -96,7 +159,7 @@ class Lab:
 
     def _lab_namespaces(self) -> list[str]:
         """This lab's namespaces as they exist now, whatever the host count."""
-        own = re.compile(rf"^{self.prefix}-(fabric|ctl|ext|h[0-9]+)$")
+        own = re.compile(rf"^{self.prefix}-(fabric|ctl|ext|h[0-9]+|e[0-9]+)$")
         return [ns for ns in list_netns() if own.match(ns)]
 
     def _agent_namespaces(self) -> list[str]:
@@ -123,11 +186,13 @@ class Lab:
             raise LabError(f"lab state file {self._state_file} is corrupt: {exc}") from exc
         self.underlay_mtu = state["underlay_mtu"]
         self.hosts = [LabHost(**h) for h in state["hosts"]]
+        self.etcd_members = [LabEtcdMember(**m) for m in state.get("etcd_members", [])]
         return {role: ProcessRecord(**r) for role, r in state["processes"].items()}
 
     def _save_state(self) -> None:
         state = {"prefix": self.prefix, "underlay_mtu": self.underlay_mtu,
                  "hosts": [asdict(h) for h in self.hosts],
+                 "etcd_members": [asdict(m) for m in self.etcd_members],
                  "processes": {role: asdict(r) for role, r in self._procs.records.items()}}
         tmp = self._state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -152,11 +217,13 @@ class Lab:
             self.state_dir.mkdir(parents=True)
             self._build_topology()
             self._save_state()
+            self.write_configs()
             self._start_ext()
             if start_vxmesh:
+                self._start_etcd_cluster()
                 self.start_controller()
                 for host in self.hosts:
-                    self._procs.spawn(f"agent-{host.name}", host.netns, self.agent_argv(host))
+                    self._spawn(f"agent-{host.name}", host.netns, self.agent_argv(host))
                 self.wait_hosts_up()
         except BaseException as exc:
             try:
@@ -183,6 +250,7 @@ class Lab:
     def _build_topology(self) -> None:
         create_fabric(self.fabric_ns)
         wired = [("p-ctl", self.ctl_ns, CONTROLLER_IP), ("p-ext", self.ext_ns, EXT_IP)]
+        wired += [(f"p-{m.name}", m.netns, m.address) for m in self.etcd_members]
         wired += [(f"p-{h.netns.rsplit('-', 1)[1]}", h.netns, h.underlay_ip) for h in self.hosts]
         for port, netns, address in wired:
             create_netns(netns)
@@ -190,16 +258,22 @@ class Lab:
 
     # ---- processes -------------------------------------------------------
 
+    @staticmethod
+    def vxmesh_program() -> Path:
+        """This checkout's `vxmesh` entry point, in the venv running the lab:
+        what /opt/vxmesh/venv/bin/vxmesh is on a deployed host."""
+        return Path(sys.executable).parent / "vxmesh"
+
     def controller_argv(self) -> list[str]:
-        return [sys.executable, "-m", "controller.cli", "controller",
-                "--listen", f"{CONTROLLER_IP}:{CONTROLLER_PORT}",
-                "--listen", f"unix://{self.controller_socket}",
-                "--data-dir", str(self.state_dir / "etcd")]
+        return units.exec_start(units.CONTROLLER_UNIT).with_paths(self.controller_config,
+                                                                  self.vxmesh_program())
 
     def agent_argv(self, host: LabHost) -> list[str]:
-        return [sys.executable, "-m", "controller.cli", "agent", "--name", host.name,
-                "--controller", f"{CONTROLLER_IP}:{CONTROLLER_PORT}",
-                "--vtep-ip", host.underlay_ip, "--api", host.api]
+        return units.exec_start(units.AGENT_UNIT).with_paths(self.agent_config(host), self.vxmesh_program())
+
+    def etcd_argv(self, member: LabEtcdMember) -> list[str]:
+        # The unit's own program: Debian's /usr/bin/etcd, as on a deployed host.
+        return units.exec_start(units.ETCD_UNIT).with_paths(self.etcd_config(member))
 
     def ext_argv(self) -> list[str]:
         return [sys.executable, "-m", "deploy.ext_server", "--listen", EXT_IP, "--port", str(EXT_PORT)]
@@ -211,8 +285,71 @@ class Lab:
             lambda: _unless(listening_on(self.ext_ns, EXT_PORT), "not listening yet"),
             ["ext"], timeout=15)
 
+    def _spawn(self, role: str, netns: str, argv: list[str]) -> None:
+        program = Path(argv[0])
+        if not (program.is_file() and os.access(program, os.X_OK)):
+            raise LabError(f"cannot start {role}: {program} is not installed (run `make setup`)")
+        self._procs.spawn(role, netns, argv)
+
+    def _start_etcd_cluster(self, timeout: float = 30) -> None:
+        # All members before any wait: a new cluster answers only with a quorum.
+        for member in self.etcd_members:
+            self._spawn(member.role, member.netns, self.etcd_argv(member))
+        if self.etcd_members:
+            self._procs.wait_until("etcd cluster healthy", lambda: self._etcd_unhealthy(self.etcd_members),
+                                   [m.role for m in self.etcd_members], timeout)
+
+    def _etcd_member(self, member: LabEtcdMember | str) -> LabEtcdMember:
+        name = member.name if isinstance(member, LabEtcdMember) else member
+        for candidate in self.etcd_members:
+            if candidate.name == name:
+                return candidate
+        raise LabError(f"lab {self.prefix!r} has no etcd member {name!r}; "
+                       f"members: {[m.name for m in self.etcd_members]}")
+
+    def stop_etcd_member(self, member: LabEtcdMember | str) -> None:
+        """kill -9 the member, as a crashed host; its data directory stays."""
+        member = self._etcd_member(member)
+        self._procs.stop(member.role, member.netns)
+
+    def start_etcd_member(self, member: LabEtcdMember | str, timeout: float = 30) -> None:
+        """Start a member again from its data directory: it rejoins the cluster."""
+        member = self._etcd_member(member)
+        self._spawn(member.role, member.netns, self.etcd_argv(member))
+        self._procs.wait_until(f"etcd member {member.name} healthy", lambda: self._etcd_unhealthy([member]),
+                               [member.role], timeout)
+
+    def pause_etcd_member(self, member: LabEtcdMember | str) -> None:
+        """SIGSTOP the member: its connections stay open and nothing answers,
+        as from a hung process or a paused VM."""
+        self._signal_etcd_member(member, signal.SIGSTOP)
+
+    def resume_etcd_member(self, member: LabEtcdMember | str, timeout: float = 30) -> None:
+        member = self._etcd_member(member)
+        self._signal_etcd_member(member, signal.SIGCONT)
+        self._procs.wait_until(f"etcd member {member.name} healthy", lambda: self._etcd_unhealthy([member]),
+                               [member.role], timeout)
+
+    def _signal_etcd_member(self, member: LabEtcdMember | str, signum: int) -> None:
+        member = self._etcd_member(member)
+        record = self._procs.records.get(member.role)
+        if record is None or not is_alive(record):
+            raise LabError(f"etcd member {member.name} is not running")
+        os.kill(record.pid, signum)
+
+    def etcdctl(self, *args: str, endpoints: list[LabEtcdMember] | None = None, check: bool = True,
+                timeout: float = 15) -> subprocess.CompletedProcess:
+        """etcdctl from the controller's namespace, against `endpoints` (default: every member)."""
+        urls = ",".join(m.client_url for m in (endpoints if endpoints is not None else self.etcd_members))
+        return self.netns_exec(self.ctl_ns, "etcdctl", "--endpoints", urls, "--dial-timeout", "2s",
+                               "--command-timeout", "3s", *args, check=check, timeout=timeout)
+
+    def _etcd_unhealthy(self, members: list[LabEtcdMember]) -> str | None:
+        proc = self.etcdctl("endpoint", "health", endpoints=members, check=False)
+        return _unless(proc.returncode == 0, (proc.stdout + proc.stderr).strip()[-300:] or "no answer")
+
     def start_controller(self, timeout: float = 30) -> None:
-        self._procs.spawn("controller", self.ctl_ns, self.controller_argv())
+        self._spawn("controller", self.ctl_ns, self.controller_argv())
         self._procs.wait_until(f"controller on {self.controller_socket}", self._controller_silent,
                                ["controller"], timeout)
 
@@ -225,7 +362,7 @@ class Lab:
     def start_agent(self, host: LabHost | str, timeout: float = 30) -> None:
         host = self._host(host)
         role = f"agent-{host.name}"
-        self._procs.spawn(role, host.netns, self.agent_argv(host))
+        self._spawn(role, host.netns, self.agent_argv(host))
         self._procs.wait_until(
             f"agent {host.name} API on {host.api}",
             lambda: _unless(listening_on(host.netns, AGENT_PORT), "not listening yet"),
@@ -273,10 +410,12 @@ class Lab:
 
     # ---- running commands ------------------------------------------------
 
+    def cli_argv(self, *args: str) -> list[str]:
+        """`vxmesh ARGS` against this lab's controller (run it with cwd=REPO_ROOT)."""
+        return [sys.executable, "-m", "controller.cli", "--controller", f"unix://{self.controller_socket}", *args]
+
     def cli(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
-        argv = [sys.executable, "-m", "controller.cli", "--controller",
-                f"unix://{self.controller_socket}", *args]
-        return _run(argv, check, timeout)
+        return _run(self.cli_argv(*args), check, timeout)
 
     def netns_exec(self, netns: str, *argv: str, check: bool = True,
                    timeout: float = 30) -> subprocess.CompletedProcess:
@@ -287,6 +426,7 @@ class Lab:
         present = set(list_netns())
         rows = [("controller", self.ctl_ns, CONTROLLER_IP, "controller"),
                 ("ext", self.ext_ns, EXT_IP, "ext")]
+        rows += [(m.role, m.netns, m.address, m.role) for m in self.etcd_members]
         rows += [(h.name, h.netns, h.underlay_ip, f"agent-{h.name}") for h in self.hosts]
         for name, netns, address, role in rows:
             record = self._procs.records.get(role)
@@ -315,9 +455,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default=DEFAULT_PREFIX)
     parser.add_argument("--hosts", type=int, default=3)
     parser.add_argument("--mtu", type=int, default=1500, help="underlay MTU")
+    parser.add_argument("--etcd-members", type=int, default=0,
+                        help="run an etcd cluster of this many members for the controller "
+                             "(default 0: the controller's private etcd)")
     parser.add_argument("--no-vxmesh", action="store_true", help="only the plumbing and ext server")
     args = parser.parse_args(argv)
-    lab = Lab(args.prefix, hosts=args.hosts, underlay_mtu=args.mtu)
+    try:
+        lab = Lab(args.prefix, hosts=args.hosts, underlay_mtu=args.mtu, etcd_members=args.etcd_members)
+    except ValueError as exc:  # a bad option
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         if args.action == "up":
             lab.up(start_vxmesh=not args.no_vxmesh)
