@@ -23,8 +23,8 @@ from typing import Any
 
 from agent.names import HOST_NAME_RE
 
-# Values an option may hold: TOML strings, integers, or arrays of strings.
-Value = str | int | list[str]
+# Values an option may hold: TOML strings, integers, booleans, or arrays of strings.
+Value = str | int | bool | list[str]
 
 
 class ConfigError(Exception):
@@ -34,7 +34,7 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class Option:
     key: str                              # in the file; the flag is --key
-    kind: type                            # str, int, or list (of strings)
+    kind: type                            # str, int, bool, or list (of strings)
     default: Value | None                 # None: required, from the file or a flag
     help: str                             # one or more sentences for --help and the config files
     check: Callable[[Value], str | None] | None = None   # returns what is wrong, or None
@@ -116,8 +116,41 @@ def _host_name(value: Value) -> str | None:
     return None if ok else "must be lowercase letters, digits and '-', at most 24 characters"
 
 
+def _on_off(value: Value) -> str | None:
+    return None if value in ("on", "off") else "must be \"on\" or \"off\""
+
+
 def _etcd_prefix(value: Value) -> str | None:
     return None if value.startswith("/") and value.endswith("/") else "must start and end with '/'"
+
+
+def _absolute_path(value: Value) -> str | None:
+    return None if value.startswith("/") else "must be an absolute path"
+
+
+def _absolute_path_or_empty(value: Value) -> str | None:
+    return None if not value or value.startswith("/") else "must be an absolute path, or empty"
+
+
+# Where deploy/provision.sh installs the certificates `vxmesh certs` made.
+TLS_DIR = "/etc/vxmesh/tls"
+
+
+def _tls_options(role: str) -> tuple[Option, ...]:
+    """The CA, certificate and key of a daemon running as `role`, and the way out of TLS."""
+    return (
+        Option("ca", str, f"{TLS_DIR}/ca.pem",
+               "The cluster CA's certificate: peers must present a certificate it signed.",
+               _absolute_path),
+        Option("cert", str, f"{TLS_DIR}/{role}.pem",
+               f"This {role}'s certificate (`vxmesh certs issue`), signed by the CA.", _absolute_path),
+        Option("key", str, f"{TLS_DIR}/{role}-key.pem",
+               "Its private key (mode 0600; never logged).", _absolute_path),
+        Option("insecure", bool, False,
+               "Speak plain-text gRPC instead of mutual TLS, without certificates: anyone "
+               "reaching the ports can act as any host or user. Only for a private test "
+               "network; logs a warning."),
+    )
 
 
 # ---- the two daemons ------------------------------------------------------------------
@@ -139,6 +172,15 @@ CONTROLLER = Schema("controller", (
     Option("host-ttl", int, 6,
            "Seconds without a heartbeat before a host is shown down and its lease ends.",
            _positive),
+    *_tls_options("controller"),
+    Option("etcd-ca", str, "",
+           "CA certificate to verify https:// etcd members with. Empty: the ca above.",
+           _absolute_path_or_empty),
+    Option("etcd-cert", str, "",
+           "Client certificate for https:// etcd members (with --client-cert-auth). "
+           "Empty: the cert above.", _absolute_path_or_empty),
+    Option("etcd-key", str, "",
+           "Its private key. Empty: the key above.", _absolute_path_or_empty),
 ))
 
 AGENT = Schema("agent", (
@@ -163,6 +205,11 @@ AGENT = Schema("agent", (
            "(Docker's docker_gwbridge).", _ipv4_subnet),
     Option("bridge-subnet", str, "172.17.0.0/16",
            "Subnet of this host's default 'bridge' network (Docker's docker0).", _ipv4_subnet),
+    Option("vtep-filter", str, "on",
+           "'on': accept VXLAN (UDP 4789) only from the VTEPs of hosts currently in the "
+           "cluster, dropping and counting the rest (nft table inet vxmesh_vtep, counter "
+           "vxlan_rejected). 'off': accept it from anywhere, as plain VXLAN does.", _on_off),
+    *_tls_options("agent"),
 ))
 
 AGENT_API_PORT = 7947
@@ -170,7 +217,8 @@ AGENT_API_PORT = 7947
 
 # ---- reading -------------------------------------------------------------------
 
-_KIND_NAMES = {str: "a string", int: "an integer", list: "an array of strings"}
+_KIND_NAMES = {str: "a string", int: "an integer", bool: "a boolean (true or false)",
+               list: "an array of strings"}
 
 
 def _toml_type(value: Any) -> str:
@@ -182,6 +230,8 @@ def _toml_type(value: Any) -> str:
 def _typed(option: Option, value: Any) -> bool:
     if option.kind is list:
         return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if option.kind is bool:
+        return isinstance(value, bool)
     # bool is an int subclass in Python; `host-ttl = true` is still a mistake.
     return isinstance(value, option.kind) and not isinstance(value, bool)
 
@@ -230,6 +280,10 @@ def add_flags(parser: argparse.ArgumentParser, schema: Schema, *, config_flag: b
             parser.add_argument(option.flag, dest=option.dest, action="append", default=None,
                                 metavar=f"{option.metavar}[,...]",
                                 help=f"{option.help} Repeatable or comma separated ({default}).")
+        elif option.kind is bool:
+            # A switch: given means true; not given leaves the file's value.
+            parser.add_argument(option.flag, dest=option.dest, action="store_const", const=True,
+                                default=None, help=f"{option.help} ({default})")
         else:
             parser.add_argument(option.flag, dest=option.dest, type=option.kind, default=None,
                                 metavar=option.metavar, help=f"{option.help} ({default})")

@@ -3,6 +3,9 @@
 The controller owns the process: it listens on 127.0.0.1 only, keeps its data
 in the given directory (so a restart on the same directory keeps all state)
 and is stopped with the controller. Debian's /usr/bin/etcd (3.4) is used.
+Given TLS files, it serves clients over https and wants a client certificate
+from the CA (the controller's own certificate serves both ends); its one
+member's peer port stays plain, on loopback, with no peer to talk to.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import time
 from pathlib import Path
 
 from controller.etcd import Etcd, EtcdUnavailable
+from proto.tls import TlsFiles
 
 
 class EmbeddedEtcdError(Exception):
@@ -41,6 +45,7 @@ class EmbeddedEtcd:
         log_path: Path | None = None,
         ready_timeout: float = 20.0,
         stop_timeout: float = 5.0,
+        tls: TlsFiles | None = None,
     ) -> None:
         self.data_dir = None if data_dir is None else Path(data_dir)
         self.client_port = client_port
@@ -49,6 +54,7 @@ class EmbeddedEtcd:
         self.log_path = log_path
         self.ready_timeout = ready_timeout
         self.stop_timeout = stop_timeout
+        self.tls = tls
         self.endpoint = ""
         self._process: asyncio.subprocess.Process | None = None
 
@@ -86,7 +92,7 @@ class EmbeddedEtcd:
             attempts_left -= 1
             client = self.client_port or _free_loopback_port()
             peer = self.peer_port or _free_loopback_port()
-            self.endpoint = f"http://127.0.0.1:{client}"
+            self.endpoint = f"{self._scheme}://127.0.0.1:{client}"
             self._process = await self._spawn(binary, client, peer, log_path)
             try:
                 await self._wait_ready(log_path)
@@ -101,8 +107,12 @@ class EmbeddedEtcd:
                 await self.stop()
                 raise
 
+    @property
+    def _scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
+
     def _command(self, binary: str, client: int, peer: int) -> list[str]:
-        client_url = f"http://127.0.0.1:{client}"
+        client_url = f"{self._scheme}://127.0.0.1:{client}"
         peer_url = f"http://127.0.0.1:{peer}"
         # If the controller is killed outright the kernel sends etcd SIGTERM
         # instead of leaving it orphaned. setpriv (util-linux, always on Debian)
@@ -129,7 +139,20 @@ class EmbeddedEtcd:
             "--max-txn-ops", "4096",
             "--logger", "zap",
             "--log-outputs", "stderr",
+            *self._tls_flags(),
         ]
+
+    def _tls_flags(self) -> list[str]:
+        if self.tls is None:
+            return []
+        return ["--cert-file", str(self.tls.cert), "--key-file", str(self.tls.key),
+                "--client-cert-auth", "--trusted-ca-file", str(self.tls.ca)]
+
+    async def connect(self, timeout: float = 5.0) -> Etcd:
+        """A client of this etcd, with the TLS files it was started with."""
+        tls = self.tls
+        return await Etcd.connect([self.endpoint], timeout=timeout, ca=tls and tls.ca,
+                                  cert=tls and tls.cert, key=tls and tls.key)
 
     async def _spawn(self, binary: str, client: int, peer: int, log_path: Path) -> asyncio.subprocess.Process:
         # ETCD_* variables would silently override our flags.
@@ -157,7 +180,7 @@ class EmbeddedEtcd:
                     f"end of {log_path}:\n{await _tail(log_path)}"
                 )
             try:
-                client = await Etcd.connect([self.endpoint], timeout=1.0)
+                client = await self.connect(timeout=1.0)
             except EtcdUnavailable as exc:
                 last_error = str(exc)
                 await asyncio.sleep(0.05)

@@ -9,8 +9,8 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 
+from controller.agent_feed import FeedCounters
 from controller.agent_link import AgentLinkService
 from controller.api import ControllerService
 from controller.cache import StateCache
@@ -19,6 +19,8 @@ from controller.etcd import Etcd
 from controller.keys import Keys
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
+from proto.tls import Tls, TlsError, TlsFiles
+from proto.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -34,15 +36,34 @@ class ControllerConfig:
     data_dir: Path = Path("/var/lib/vxmesh/etcd")
     prefix: str = "/vxmesh/"
     host_ttl: int = 6
+    tls: TlsFiles | None = None        # the controller's CA, certificate and key
+    insecure: bool = False             # plain-text gRPC; tls is then ignored
+    etcd_tls: TlsFiles | None = None   # client certificate for https:// etcd members
+
+
+def controller_transport(config: ControllerConfig) -> Transport:
+    """Checked before anything starts: a wrong certificate is one line at start,
+    not a handshake failure on every agent later."""
+    if config.insecure:
+        return Transport.insecure("controller")
+    if config.tls is None:
+        raise TlsError("the controller needs its CA, certificate and key (ca, cert, key), "
+                       "or insecure = true for plain text")
+    return Transport(Tls.load(config.tls, ("controller",)))
 
 
 async def serve(config: ControllerConfig) -> None:
+    transport = controller_transport(config)
     async with contextlib.AsyncExitStack() as stack:
         endpoints = config.etcd
         if not endpoints:
-            embedded = await stack.enter_async_context(EmbeddedEtcd(config.data_dir))
+            # Its clients need a certificate too, unless everything is plain text.
+            private_tls = None if config.insecure else config.etcd_tls
+            embedded = await stack.enter_async_context(EmbeddedEtcd(config.data_dir, tls=private_tls))
             endpoints = [embedded.endpoint]
-        etcd = await Etcd.connect(endpoints)
+        etcd_tls = config.etcd_tls if any(e.startswith("https://") for e in endpoints) else None
+        etcd = await Etcd.connect(endpoints, ca=etcd_tls and etcd_tls.ca, cert=etcd_tls and etcd_tls.cert,
+                                  key=etcd_tls and etcd_tls.key)
         stack.push_async_callback(etcd.close)
 
         keys = Keys(config.prefix)
@@ -52,21 +73,24 @@ async def serve(config: ControllerConfig) -> None:
         await cache.start()
         stack.push_async_callback(cache.stop)
 
-        api = ControllerService(store, cache)
+        feeds = FeedCounters()
+        api = ControllerService(store, cache, feeds, agent_transport=transport)
         stack.push_async_callback(api.close)
-        server = grpc.aio.server(options=[
+        server = transport.server(options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.keepalive_time_ms", 10_000),
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ])
         pb_grpc.add_ControllerServicer_to_server(api, server)
-        pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl), server)
+        pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds), server)
         for address in config.listen:
             _prepare_unix_socket(address)
-            server.add_insecure_port(address)
+            transport.add_port(server, address)
         await server.start()
-        log.info("controller listening on %s (etcd %s, prefix %s)",
-                 ", ".join(config.listen), ",".join(endpoints), config.prefix)
+        for address in config.listen:
+            _restrict_unix_socket(address)
+        log.info("controller listening on %s (etcd %s, prefix %s), %s",
+                 ", ".join(config.listen), ",".join(endpoints), config.prefix, transport.description)
         try:
             await _until_signalled()
         finally:
@@ -80,6 +104,13 @@ def _prepare_unix_socket(address: str) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
+
+
+def _restrict_unix_socket(address: str) -> None:
+    """The unix socket is the host's local channel, served without TLS
+    (proto/transport.py): only root may connect to it."""
+    if address.startswith("unix://"):
+        os.chmod(address[len("unix://"):], 0o600)
 
 
 async def _until_signalled() -> None:

@@ -2,7 +2,7 @@
 
     python -m deploy.config_files controller [--listen ADDR ...] [--etcd URL,...] ...
     python -m deploy.config_files agent --name N --vtep-ip IP --controller ADDR,...
-    python -m deploy.config_files etcd --name N --cluster N1=IP1,N2=IP2,N3=IP3
+    python -m deploy.config_files etcd --name N --cluster N1=IP1,N2=IP2,N3=IP3 [--tls-dir DIR]
     python -m deploy.config_files examples [--write]
 
 print one file on stdout (controller and agent take the flags of `vxmesh
@@ -43,17 +43,31 @@ class ConfigFileError(Exception):
 class EtcdMember:
     name: str
     address: str      # IPv4 address it serves peers and clients on
+    scheme: str = "http"   # "https" when the cluster runs with TLS
 
     @property
     def peer_url(self) -> str:
-        return f"http://{self.address}:{ETCD_PEER_PORT}"
+        return f"{self.scheme}://{self.address}:{ETCD_PEER_PORT}"
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.address}:{ETCD_CLIENT_PORT}"
+        return f"{self.scheme}://{self.address}:{ETCD_CLIENT_PORT}"
 
 
-def parse_cluster(text: str) -> list[EtcdMember]:
+@dataclass(frozen=True)
+class EtcdTls:
+    """The member's certificate (`vxmesh certs issue --etcd NAME`), for clients and peers alike."""
+    ca: str
+    cert: str
+    key: str
+
+    @classmethod
+    def in_dir(cls, directory: str) -> EtcdTls:
+        """The names deploy/provision.sh installs the files under."""
+        return cls(f"{directory}/ca.pem", f"{directory}/etcd.pem", f"{directory}/etcd-key.pem")
+
+
+def parse_cluster(text: str, scheme: str = "http") -> list[EtcdMember]:
     """`node1=192.168.56.11,node2=192.168.56.12` -> members, checked."""
     members = []
     for item in (i.strip() for i in text.split(",") if i.strip()):
@@ -64,7 +78,7 @@ def parse_cluster(text: str) -> list[EtcdMember]:
             ipaddress.IPv4Address(address)
         except ValueError:
             raise ConfigFileError(f"etcd member {item!r}: {address!r} is not an IPv4 address") from None
-        members.append(EtcdMember(name, address))
+        members.append(EtcdMember(name, address, scheme))
     if not members:
         raise ConfigFileError("an etcd cluster needs at least one member (NAME=IP,...)")
     for attr in ("name", "address"):
@@ -80,6 +94,7 @@ class EtcdConfig:
     cluster: tuple[EtcdMember, ...]   # every member, this one included
     data_dir: str = ETCD_DATA_DIR
     token: str = ETCD_CLUSTER_TOKEN
+    tls: EtcdTls | None = None        # None: plain HTTP between everyone
 
     def this(self) -> EtcdMember:
         for member in self.cluster:
@@ -94,13 +109,16 @@ def render_etcd(cfg: EtcdConfig, header: str) -> str:
     With --config-file etcd ignores its flags and ETCD_* variables, so this
     file is the whole configuration."""
     me = cfg.this()
+    if cfg.tls is not None and any(m.scheme != "https" for m in cfg.cluster):
+        raise ConfigFileError("an etcd cluster with TLS needs https:// members")
+    loopback = f"{me.scheme}://127.0.0.1:{ETCD_CLIENT_PORT}"
     entries = [
         ("name", me.name, "This member's name; unique in the cluster."),
         ("data-dir", cfg.data_dir,
          "Where the member keeps its data. etcd default: ${name}.etcd in the working directory."),
         ("listen-peer-urls", me.peer_url, "Where the other members reach this one."),
         ("initial-advertise-peer-urls", me.peer_url, "The peer URL announced to the cluster."),
-        ("listen-client-urls", f"{me.client_url},http://127.0.0.1:{ETCD_CLIENT_PORT}",
+        ("listen-client-urls", f"{me.client_url},{loopback}",
          "Where controllers (and etcdctl on this host, on loopback) reach this member."),
         ("advertise-client-urls", me.client_url, "The client URL announced to the cluster."),
         ("initial-cluster", ",".join(f"{m.name}={m.peer_url}" for m in cfg.cluster),
@@ -120,6 +138,18 @@ def render_etcd(cfg: EtcdConfig, header: str) -> str:
         ("logger", "zap", "etcd's structured logger; 3.4's default, capnslog, is deprecated."),
         ("log-outputs", ["stderr"], "Logs on stderr, which systemd sends to the journal."),
     ]
+    if cfg.tls is not None:
+        # The member's one certificate serves clients and peers, and is its
+        # client certificate towards the other members.
+        security = {"cert-file": cfg.tls.cert, "key-file": cfg.tls.key, "client-cert-auth": True,
+                    "trusted-ca-file": cfg.tls.ca}
+        entries += [
+            ("client-transport-security", security,
+             "Clients (controllers, etcdctl) must present a certificate signed by the "
+             "cluster CA (vxmesh certs); the member shows its own."),
+            ("peer-transport-security", security,
+             "The same between members: only members with a certificate from the CA may join."),
+        ]
     out = vxconfig.comment_lines(header) + [
         "#",
         "# Read by `etcd --config-file FILE` (deploy/systemd/vxmesh-etcd.service).",
@@ -144,7 +174,7 @@ def render_agent(values: dict, header: str) -> str:
 
 # ---- the documented examples: the Vagrant lab's node1, with three etcd members ----
 
-EXAMPLE_CLUSTER = tuple(EtcdMember(f"node{i}", f"192.168.56.{10 + i}") for i in (1, 2, 3))
+EXAMPLE_CLUSTER = tuple(EtcdMember(f"node{i}", f"192.168.56.{10 + i}", "https") for i in (1, 2, 3))
 EXAMPLE_HEADER = ("Example: node1 of the Vagrant lab (vagrant/Vagrantfile) with three etcd "
                   "members, as deploy/provision.sh writes it to /etc/vxmesh/{file}.")
 
@@ -159,7 +189,7 @@ def examples() -> dict[str, str]:
         "agent.toml": render_agent(
             {"name": "node1", "controller": [f"{node1}:{CONTROLLER_PORT}"], "vtep-ip": node1},
             EXAMPLE_HEADER.format(file="agent.toml")),
-        "etcd.yaml": render_etcd(EtcdConfig("node1", EXAMPLE_CLUSTER),
+        "etcd.yaml": render_etcd(EtcdConfig("node1", EXAMPLE_CLUSTER, tls=EtcdTls.in_dir(vxconfig.TLS_DIR)),
                                  EXAMPLE_HEADER.format(file="etcd.yaml")),
     }
 
@@ -192,6 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     etcd.add_argument("--data-dir", default=ETCD_DATA_DIR)
     etcd.add_argument("--token", default=ETCD_CLUSTER_TOKEN)
     etcd.add_argument("--header", default="etcd member of vxmesh's cluster.")
+    etcd.add_argument("--tls-dir", default="",
+                      help="serve clients and peers with TLS: DIR/ca.pem, DIR/etcd.pem, DIR/etcd-key.pem")
     ex = sub.add_parser("examples", help="check deploy/config/ against the renderers")
     ex.add_argument("--write", action="store_true", help="rewrite the stale ones")
     args = parser.parse_args(argv)
@@ -203,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{path} {what}")
             return 1 if stale and not args.write else 0
         if args.kind == "etcd":
-            cfg = EtcdConfig(args.name, tuple(parse_cluster(args.cluster)), args.data_dir, args.token)
+            tls = EtcdTls.in_dir(args.tls_dir) if args.tls_dir else None
+            cluster = tuple(parse_cluster(args.cluster, "https" if tls else "http"))
+            cfg = EtcdConfig(args.name, cluster, args.data_dir, args.token, tls)
             sys.stdout.write(render_etcd(cfg, args.header))
             return 0
         schema = vxconfig.CONTROLLER if args.kind == "controller" else vxconfig.AGENT

@@ -15,15 +15,19 @@
 #                          listed here runs vxmesh-etcd (default on a
 #                          controller: this host alone, NAME=ADDRESS)
 #   --etcd-endpoints LIST  use an existing etcd instead: client URLs,...
-#   --tls-dir DIR          install DIR/ca.pem, DIR/NAME.pem, DIR/NAME-key.pem
-#                          (made by deploy/tls.sh) into /etc/vxmesh/tls
+#   --tls-dir DIR          mutual TLS everywhere: install from DIR (made by
+#                          deploy/tls.sh) ca.pem, admin.pem and this host's
+#                          agent-, controller- and etcd-NAME.pem, as its
+#                          roles need, with their keys, into /etc/vxmesh/tls
+#   --insecure             plain-text gRPC and HTTP etcd instead (test networks)
 #   --src DIR              the vxmesh source to install (default: this checkout)
 #   --dry-run              print every step, change nothing
 #
-# Installs: Debian packages, a venv with vxmesh in /opt/vxmesh, the `vxmesh`
-# command in /usr/local/bin, config files in /etc/vxmesh (rendered by
-# deploy/config_files.py) and the units of deploy/systemd, which log to the
-# journal. Running it again applies changed options and restarts the units.
+# One of --tls-dir and --insecure is required. Installs: Debian packages, a
+# venv with vxmesh in /opt/vxmesh, the `vxmesh` command in /usr/local/bin,
+# config files in /etc/vxmesh (rendered by deploy/config_files.py) and the
+# units of deploy/systemd, which log to the journal. Running it again applies
+# changed options and restarts the units.
 set -euo pipefail
 
 PREFIX=/opt/vxmesh
@@ -33,7 +37,7 @@ CONTROLLER_PORT=7946
 ETCD_CLIENT_PORT=2379
 
 usage() {
-    sed -n '2,26s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,31s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 die() {
@@ -41,7 +45,7 @@ die() {
     exit 1
 }
 
-role="" address="" name="" controllers="" etcd_cluster="" etcd_endpoints="" tls_dir="" dry_run=0
+role="" address="" name="" controllers="" etcd_cluster="" etcd_endpoints="" tls_dir="" insecure=0 dry_run=0
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 while [[ $# -gt 0 ]]; do
     case $1 in
@@ -60,6 +64,7 @@ while [[ $# -gt 0 ]]; do
             esac
             shift 2
             ;;
+        --insecure) insecure=1; shift ;;
         --dry-run) dry_run=1; shift ;;
         -h | --help) usage ;;
         *) die "unknown argument '$1' (--help lists them)" ;;
@@ -76,6 +81,9 @@ case $role in
 esac
 [[ -n $address ]] || die "--address is required: this host's address on the cluster network"
 [[ -n $name ]] || name=$(hostname -s)
+[[ -n $tls_dir || $insecure == 1 ]] ||
+    die "--tls-dir DIR (certificates made by deploy/tls.sh) or --insecure (plain text) is required"
+[[ -n $tls_dir && $insecure == 1 ]] && die "--tls-dir and --insecure exclude each other"
 [[ -n $etcd_cluster && -n $etcd_endpoints ]] &&
     die "--etcd-cluster (etcd run by vxmesh) and --etcd-endpoints (an existing etcd) exclude each other"
 if [[ $with_controller == 1 && -z $etcd_cluster && -z $etcd_endpoints ]]; then
@@ -88,11 +96,13 @@ fi
 
 etcd_member=0
 etcd_urls=()
+scheme=https
+[[ $insecure == 1 ]] && scheme=http
 if [[ -n $etcd_cluster ]]; then
     IFS=, read -ra members <<<"$etcd_cluster"
     for member in "${members[@]}"; do
         [[ ${member%%=*} == "$name" ]] && etcd_member=1
-        etcd_urls+=("http://${member#*=}:$ETCD_CLIENT_PORT")
+        etcd_urls+=("$scheme://${member#*=}:$ETCD_CLIENT_PORT")
     done
 else
     IFS=, read -ra etcd_urls <<<"$etcd_endpoints"
@@ -158,48 +168,74 @@ run python3 -m venv "$PREFIX/venv"
 run "$PREFIX/venv/bin/pip" install --quiet --upgrade "$src"
 run install -m 0644 "$src/README.md" "$PREFIX/README.md"
 # The CLI for people on this host: the cluster's controller unless
-# VXMESH_CONTROLLER says otherwise (the built-in default is the namespace lab's).
+# VXMESH_CONTROLLER says otherwise (the built-in default is the namespace lab's),
+# with the admin certificate of /etc/vxmesh/tls (readable by root only).
 cli_controller=${controllers%%,*}
 [[ -n $cli_controller ]] || cli_controller="$address:$CONTROLLER_PORT"
+cli_insecure=""
+[[ $insecure == 1 ]] && cli_insecure=": \"\${VXMESH_INSECURE:=1}\"; export VXMESH_INSECURE"
 write_file 0755 /usr/local/bin/vxmesh <<EOF
 #!/bin/sh
 # Written by deploy/provision.sh.
 : "\${VXMESH_CONTROLLER:=$cli_controller}"
 export VXMESH_CONTROLLER
+$cli_insecure
 exec $PREFIX/venv/bin/vxmesh "\$@"
 EOF
 
-# ---- certificates (placed for mutual TLS, issue 6; not used yet) --------------------
+# ---- certificates: mutual TLS between CLI, agents, controllers and etcd -------------
 
 if [[ -n $tls_dir ]]; then
-    for file in ca.pem "$name.pem" "$name-key.pem"; do
-        [[ -f $tls_dir/$file ]] ||
-            die "$tls_dir/$file is missing: make it with deploy/tls.sh $tls_dir $name=$address"
+    # SOURCE-IN-DIR INSTALLED-AS: the names the config files' defaults use.
+    pairs=("admin admin")
+    [[ $with_agent == 1 ]] && pairs+=("agent-$name agent")
+    [[ $with_controller == 1 ]] && pairs+=("controller-$name controller")
+    [[ $etcd_member == 1 ]] && pairs+=("etcd-$name etcd")
+    # Not the CA's key: it stays where the certificates were made.
+    need=(ca.pem)
+    for pair in "${pairs[@]}"; do
+        need+=("${pair%% *}.pem" "${pair%% *}-key.pem")
+    done
+    for file in "${need[@]}"; do
+        [[ -f $tls_dir/$file ]] || die "$tls_dir/$file is missing: make it with deploy/tls.sh $tls_dir $name=$address"
     done
     run install -d -m 0755 "$ETC/tls"
     run install -m 0644 "$tls_dir/ca.pem" "$ETC/tls/ca.pem"
-    run install -m 0644 "$tls_dir/$name.pem" "$ETC/tls/node.pem"
-    run install -m 0600 "$tls_dir/$name-key.pem" "$ETC/tls/node-key.pem"
+    for pair in "${pairs[@]}"; do
+        from=${pair%% *} to=${pair#* }
+        run install -m 0644 "$tls_dir/$from.pem" "$ETC/tls/$to.pem"
+        if [[ $to == etcd ]]; then
+            # etcd runs as its own user (vxmesh-etcd.service), which must read its key.
+            run install -m 0600 -o etcd -g etcd "$tls_dir/$from-key.pem" "$ETC/tls/$to-key.pem"
+        else
+            run install -m 0600 "$tls_dir/$from-key.pem" "$ETC/tls/$to-key.pem"
+        fi
+    done
 fi
 
 # ---- config files and units ---------------------------------------------------------------
 
 header="Written by deploy/provision.sh for $name ($address)."
+insecure_flag=()
+[[ $insecure == 1 ]] && insecure_flag=(--insecure)
 units=()
 # Rendered in this shell, so a renderer error (a bad option) stops the script.
 if [[ $etcd_member == 1 ]]; then
-    config=$(render etcd --name "$name" --cluster "$etcd_cluster" --header "$header")
+    tls_flags=()
+    [[ $insecure == 1 ]] || tls_flags=(--tls-dir "$ETC/tls")
+    config=$(render etcd --name "$name" --cluster "$etcd_cluster" --header "$header" "${tls_flags[@]}")
     write_file 0644 "$ETC/etcd.yaml" <<<"$config"
     units+=(vxmesh-etcd.service)
 fi
 if [[ $with_controller == 1 ]]; then
-    config=$(render controller --header "$header" \
+    config=$(render controller --header "$header" "${insecure_flag[@]}" \
         --listen "$address:$CONTROLLER_PORT,127.0.0.1:$CONTROLLER_PORT" --etcd "$(joined "${etcd_urls[@]}")")
     write_file 0644 "$ETC/controller.toml" <<<"$config"
     units+=(vxmesh-controller.service)
 fi
 if [[ $with_agent == 1 ]]; then
-    config=$(render agent --header "$header" --name "$name" --controller "$controllers" --vtep-ip "$address")
+    config=$(render agent --header "$header" "${insecure_flag[@]}" --name "$name" --controller "$controllers" \
+        --vtep-ip "$address")
     write_file 0644 "$ETC/agent.toml" <<<"$config"
     units+=(vxmesh-agent.service)
 fi

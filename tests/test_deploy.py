@@ -46,6 +46,12 @@ def write(path: Path, text: str) -> Path:
 
 # ---- config files: reading, flags, errors ------------------------------------------
 
+def TLS_DEFAULTS(role: str) -> dict:
+    """A daemon's TLS options when nothing sets them: the files provisioning installs."""
+    return {"ca": "/etc/vxmesh/tls/ca.pem", "cert": f"/etc/vxmesh/tls/{role}.pem",
+            "key": f"/etc/vxmesh/tls/{role}-key.pem", "insecure": False}
+
+
 def agent_values(argv: list[str], path: Path | None = None) -> dict:
     args = build_parser().parse_args(["agent", *argv])
     return config.resolve(config.AGENT, path, config.given_flags(args, config.AGENT))
@@ -58,7 +64,7 @@ def test_flags_override_the_file_which_overrides_the_defaults(tmp_path):
     values = agent_values(["--config", str(path), "--vtep-ip", "10.0.0.12"], path)
     assert values == {"name": "n1", "controller": ["10.0.0.2:7946"], "vtep-ip": "10.0.0.12", "api": "",
                       "state-root": "/run/vxmesh", "gwbridge-subnet": "172.18.0.0/16",
-                      "bridge-subnet": "172.30.0.0/16"}
+                      "bridge-subnet": "172.30.0.0/16", "vtep-filter": "on", **TLS_DEFAULTS("agent")}
     assert config.agent_api(values) == "10.0.0.12:7947"
     assert config.first_host(values["bridge-subnet"]) == "172.30.0.1"
 
@@ -73,7 +79,8 @@ def test_the_flag_only_command_lines_of_before_still_work():
                                       "--prefix", "/p/", "--host-ttl", "3"])
     assert config.resolve(config.CONTROLLER, None, config.given_flags(args, config.CONTROLLER)) == {
         "listen": ["10.0.0.2:7946", "unix:///run/x.sock"], "etcd": ["http://a:2379", "http://b:2379"],
-        "data-dir": "/d", "prefix": "/p/", "host-ttl": 3}
+        "data-dir": "/d", "prefix": "/p/", "host-ttl": 3, **TLS_DEFAULTS("controller"),
+        "etcd-ca": "", "etcd-cert": "", "etcd-key": ""}
 
 
 def test_an_empty_etcd_flag_means_the_private_etcd_even_over_the_file(tmp_path):
@@ -155,10 +162,11 @@ def test_the_example_configs_are_current_and_document_every_option():
             assert shown in text, f"{path} does not document {option.key}"
             assert option.key in set_here or f"# {option.key} = " in text
     etcd = (config_files.EXAMPLE_DIR / "etcd.yaml").read_text()
-    assert ('initial-cluster: "node1=http://192.168.56.11:2380,node2=http://192.168.56.12:2380,'
-            'node3=http://192.168.56.13:2380"') in etcd
+    assert ('initial-cluster: "node1=https://192.168.56.11:2380,node2=https://192.168.56.12:2380,'
+            'node3=https://192.168.56.13:2380"') in etcd
+    assert '"client-cert-auth": true' in etcd and '"trusted-ca-file": "/etc/vxmesh/tls/ca.pem"' in etcd
     controller = config.read_file(config.CONTROLLER, config_files.EXAMPLE_DIR / "controller.toml")
-    assert controller["etcd"] == [f"http://192.168.56.1{i}:2379" for i in (1, 2, 3)]
+    assert controller["etcd"] == [f"https://192.168.56.1{i}:2379" for i in (1, 2, 3)]
 
 
 def test_deployed_etcd_members_get_the_private_etcds_tuning(tmp_path):
@@ -276,17 +284,22 @@ def test_the_lab_writes_its_config_files_in_the_deployed_format(tmp_path):
     lab.write_configs()
     controller = config.read_file(config.CONTROLLER, lab.controller_config)
     assert controller["listen"] == ["10.231.0.2:7946", f"unix://{lab.controller_socket}"]
-    assert controller["etcd"] == ["http://10.231.0.3:2379", "http://10.231.0.4:2379", "http://10.231.0.5:2379"]
+    assert controller["etcd"] == ["https://10.231.0.3:2379", "https://10.231.0.4:2379", "https://10.231.0.5:2379"]
+    tls = lab.tls_dir
+    assert (controller["ca"], controller["cert"], controller["key"]) == (
+        f"{tls}/ca.pem", f"{tls}/controller-ctl.pem", f"{tls}/controller-ctl-key.pem")
     for host in lab.hosts:
         assert config.read_file(config.AGENT, lab.agent_config(host)) == {
-            "name": host.name, "controller": ["10.231.0.2:7946"], "vtep-ip": host.underlay_ip, "api": host.api}
+            "name": host.name, "controller": ["10.231.0.2:7946"], "vtep-ip": host.underlay_ip, "api": host.api,
+            "ca": f"{tls}/ca.pem", "cert": f"{tls}/agent-{host.name}.pem", "key": f"{tls}/agent-{host.name}-key.pem"}
     example_keys = re.findall(r"^([a-z-]+):", (config_files.EXAMPLE_DIR / "etcd.yaml").read_text(), re.MULTILINE)
     for member in lab.etcd_members:
         text = lab.etcd_config(member).read_text()
         assert re.findall(r"^([a-z-]+):", text, re.MULTILINE) == example_keys
         assert f'name: "{member.name}"' in text
-        assert 'initial-cluster: "e1=http://10.231.0.3:2380,e2=http://10.231.0.4:2380,' \
-               'e3=http://10.231.0.5:2380"' in text
+        assert 'initial-cluster: "e1=https://10.231.0.3:2380,e2=https://10.231.0.4:2380,' \
+               'e3=https://10.231.0.5:2380"' in text
+        assert f'"cert-file": "{tls}/etcd-{member.name}.pem"' in text
     without_etcd = Lab("vxtac", hosts=1, state_root=tmp_path)
     without_etcd.state_dir.mkdir(parents=True)
     without_etcd.write_configs()
@@ -350,7 +363,7 @@ def enabled_units(run: DryRun) -> list[str]:
 ])
 def test_provisioning_dry_run_prints_the_steps_of_each_role(tmp_path, role, units_enabled, configs):
     extra = ["--controller", "10.9.0.1:7946"] if role == "agent" else []
-    proc, run = provision(tmp_path, "--role", role, "--name", "n1", "--address", "10.9.0.1", *extra)
+    proc, run = provision(tmp_path, "--role", role, "--name", "n1", "--address", "10.9.0.1", "--insecure", *extra)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == f"# vxmesh on n1 (10.9.0.1): role {role}" + (
         ", etcd member" if "etcd.yaml" in configs else "") + ", dry run"
@@ -366,6 +379,7 @@ def test_provisioning_dry_run_prints_the_steps_of_each_role(tmp_path, role, unit
     assert run.ran("/opt/vxmesh/venv/bin/pip") == [
         ["/opt/vxmesh/venv/bin/pip", "install", "--quiet", "--upgrade", str(REPO)]]
     assert "VXMESH_CONTROLLER:=10.9.0.1:7946" in run.files["/usr/local/bin/vxmesh"]
+    assert "VXMESH_INSECURE:=1" in run.files["/usr/local/bin/vxmesh"]
     assert run.modes["/usr/local/bin/vxmesh"] == "0755"
 
     assert sorted(p for p in run.files if p.startswith("/etc/vxmesh/")) == sorted(f"/etc/vxmesh/{c}" for c in configs)
@@ -382,22 +396,22 @@ def test_provisioning_dry_run_prints_the_steps_of_each_role(tmp_path, role, unit
         path.write_text(run.files[f"/etc/vxmesh/{name}"])
         if name == "agent.toml":
             assert config.read_file(config.AGENT, path) == {
-                "name": "n1", "controller": ["10.9.0.1:7946"], "vtep-ip": "10.9.0.1"}
+                "name": "n1", "controller": ["10.9.0.1:7946"], "vtep-ip": "10.9.0.1", "insecure": True}
         elif name == "controller.toml":
             assert config.read_file(config.CONTROLLER, path) == {
-                "listen": ["10.9.0.1:7946", "127.0.0.1:7946"], "etcd": ["http://10.9.0.1:2379"]}
+                "listen": ["10.9.0.1:7946", "127.0.0.1:7946"], "etcd": ["http://10.9.0.1:2379"], "insecure": True}
         else:
             assert 'initial-cluster: "n1=http://10.9.0.1:2380"' in path.read_text()
 
 
 def test_provisioning_a_member_of_a_three_member_etcd_cluster(tmp_path):
     cluster = "n1=10.9.0.1,n2=10.9.0.2,n3=10.9.0.3"
-    proc, run = provision(tmp_path, "--role", "agent", "--name", "n3", "--address", "10.9.0.3",
+    proc, run = provision(tmp_path, "--role", "agent", "--name", "n3", "--address", "10.9.0.3", "--insecure",
                           "--controller", "10.9.0.1:7946", "--etcd-cluster", cluster)
     assert proc.returncode == 0, proc.stderr
     assert enabled_units(run) == ["vxmesh-etcd.service", "vxmesh-agent.service"]
     assert 'listen-peer-urls: "http://10.9.0.3:2380"' in run.files["/etc/vxmesh/etcd.yaml"]
-    proc, run = provision(tmp_path, "--role", "controller", "--name", "ctl", "--address", "10.9.0.9",
+    proc, run = provision(tmp_path, "--role", "controller", "--name", "ctl", "--address", "10.9.0.9", "--insecure",
                           "--etcd-endpoints", "http://10.9.0.1:2379,http://10.9.0.2:2379")
     assert proc.returncode == 0, proc.stderr
     assert enabled_units(run) == ["vxmesh-controller.service"]      # an existing etcd: none here
@@ -408,13 +422,15 @@ def test_provisioning_a_member_of_a_three_member_etcd_cluster(tmp_path):
 @pytest.mark.parametrize("args, error", [
     (["--address", "10.9.0.1"], "--role must be controller, agent or all, not ''"),
     (["--role", "all"], "--address is required"),
-    (["--role", "agent", "--address", "10.9.0.2"], "--controller is required"),
-    (["--role", "all", "--address", "10.9.0.1", "--etcd-cluster", "a=10.9.0.1", "--etcd-endpoints", "http://x:1"],
-     "exclude each other"),
+    (["--role", "agent", "--address", "10.9.0.2", "--insecure"], "--controller is required"),
+    (["--role", "all", "--address", "10.9.0.1", "--insecure", "--etcd-cluster", "a=10.9.0.1",
+      "--etcd-endpoints", "http://x:1"], "exclude each other"),
     (["--role", "all", "--address", "10.9.0.1", "--bogus"], "unknown argument '--bogus'"),
-    (["--role", "all", "--address", "10.9.0.300", "--name", "n1"], "cannot render the etcd config"),
-    (["--role", "agent", "--address", "10.9.0.2", "--name", "n2", "--controller", "nowhere"],
+    (["--role", "all", "--address", "10.9.0.300", "--name", "n1", "--insecure"], "cannot render the etcd config"),
+    (["--role", "agent", "--address", "10.9.0.2", "--name", "n2", "--controller", "nowhere", "--insecure"],
      "cannot render the agent config"),
+    (["--role", "all", "--address", "10.9.0.1"], "--tls-dir DIR (certificates made by deploy/tls.sh) or --insecure"),
+    (["--role", "all", "--address", "10.9.0.1", "--insecure", "--tls-dir", "/x"], "exclude each other"),
 ])
 def test_provisioning_refuses_bad_arguments_before_doing_anything(tmp_path, args, error):
     proc, run = provision(tmp_path, *args)
@@ -423,18 +439,42 @@ def test_provisioning_refuses_bad_arguments_before_doing_anything(tmp_path, args
     assert not enabled_units(run)
 
 
-def test_provisioning_installs_the_nodes_certificates(tmp_path):
+def tls_installs(run: DryRun) -> list[list[str]]:
+    return [c for c in run.ran("install") if c[-1].startswith("/etc/vxmesh/tls/")]
+
+
+def test_provisioning_installs_the_certificates_of_the_hosts_roles(tmp_path):
     certs = tmp_path / "tls"
     subprocess.run(["bash", str(TLS), str(certs), "n1=10.9.0.1"], check=True, capture_output=True)
     proc, run = provision(tmp_path, "--role", "all", "--name", "n1", "--address", "10.9.0.1", "--tls-dir", str(certs))
     assert proc.returncode == 0, proc.stderr
-    assert run.ran("install", "-m", "0600") == [["install", "-m", "0600", f"{certs}/n1-key.pem",
-                                                  "/etc/vxmesh/tls/node-key.pem"]]
-    assert [c[-1] for c in run.ran("install", "-m", "0644") if "/tls/" in c[-1]] == [
-        "/etc/vxmesh/tls/ca.pem", "/etc/vxmesh/tls/node.pem"]
+    # Private keys 0600 (etcd's owned by the user etcd runs as), the CA's key nowhere.
+    assert [c[1:] for c in tls_installs(run)] == [
+        ["-m", "0644", f"{certs}/ca.pem", "/etc/vxmesh/tls/ca.pem"],
+        ["-m", "0644", f"{certs}/admin.pem", "/etc/vxmesh/tls/admin.pem"],
+        ["-m", "0600", f"{certs}/admin-key.pem", "/etc/vxmesh/tls/admin-key.pem"],
+        ["-m", "0644", f"{certs}/agent-n1.pem", "/etc/vxmesh/tls/agent.pem"],
+        ["-m", "0600", f"{certs}/agent-n1-key.pem", "/etc/vxmesh/tls/agent-key.pem"],
+        ["-m", "0644", f"{certs}/controller-n1.pem", "/etc/vxmesh/tls/controller.pem"],
+        ["-m", "0600", f"{certs}/controller-n1-key.pem", "/etc/vxmesh/tls/controller-key.pem"],
+        ["-m", "0644", f"{certs}/etcd-n1.pem", "/etc/vxmesh/tls/etcd.pem"],
+        ["-m", "0600", "-o", "etcd", "-g", "etcd", f"{certs}/etcd-n1-key.pem", "/etc/vxmesh/tls/etcd-key.pem"]]
+    # The daemons' config files use the installed files by default, and etcd speaks https.
+    controller = config.read_file(config.CONTROLLER, write(tmp_path / "c.toml", run.files["/etc/vxmesh/controller.toml"]))
+    assert controller == {"listen": ["10.9.0.1:7946", "127.0.0.1:7946"], "etcd": ["https://10.9.0.1:2379"]}
+    agent = config.read_file(config.AGENT, write(tmp_path / "a.toml", run.files["/etc/vxmesh/agent.toml"]))
+    assert "insecure" not in agent and config.AGENT.option("cert").default == "/etc/vxmesh/tls/agent.pem"
+    assert '"cert-file": "/etc/vxmesh/tls/etcd.pem"' in run.files["/etc/vxmesh/etcd.yaml"]
+    assert "VXMESH_INSECURE" not in run.files["/usr/local/bin/vxmesh"]
+
+    proc, run = provision(tmp_path, "--role", "agent", "--name", "n1", "--address", "10.9.0.1",
+                          "--controller", "10.9.0.9:7946", "--tls-dir", str(certs))
+    assert proc.returncode == 0, proc.stderr
+    assert [c[-1] for c in tls_installs(run)] == [f"/etc/vxmesh/tls/{f}.pem" for f in
+                                                 ("ca", "admin", "admin-key", "agent", "agent-key")]
     proc, _ = provision(tmp_path, "--role", "all", "--name", "n2", "--address", "10.9.0.2", "--tls-dir", str(certs))
     assert proc.returncode == 1
-    assert f"{certs}/n2.pem is missing: make it with deploy/tls.sh {certs} n2=10.9.0.2" in proc.stderr
+    assert f"{certs}/agent-n2.pem is missing: make it with deploy/tls.sh {certs} n2=10.9.0.2" in proc.stderr
 
 
 def test_the_shell_scripts_pass_shellcheck():
@@ -449,18 +489,28 @@ def openssl(*args: str) -> str:
     return subprocess.run([need("openssl"), *args], check=True, capture_output=True, text=True).stdout
 
 
+ROLE_FILES = ("agent", "controller", "etcd")
+
+
 def test_certificates_are_made_once_and_signed_by_one_ca(tmp_path):
     certs = tmp_path / "tls"
     nodes = {"node1": "192.168.56.11", "node2": "192.168.56.12"}
     subprocess.run(["bash", str(TLS), str(certs), *(f"{n}={ip}" for n, ip in nodes.items())],
                    check=True, capture_output=True)
     for name, ip in nodes.items():
-        assert openssl("verify", "-CAfile", str(certs / "ca.pem"), str(certs / f"{name}.pem")).strip().endswith("OK")
-        text = openssl("x509", "-in", str(certs / f"{name}.pem"), "-noout", "-text")
-        assert f"DNS:{name}, IP Address:{ip}" in text
-        assert "TLS Web Server Authentication, TLS Web Client Authentication" in text
-        assert stat.S_IMODE((certs / f"{name}-key.pem").stat().st_mode) == 0o600
-    assert stat.S_IMODE((certs / "ca-key.pem").stat().st_mode) == 0o600
+        for role in ROLE_FILES:
+            cert = certs / f"{role}-{name}.pem"
+            assert openssl("verify", "-CAfile", str(certs / "ca.pem"), str(cert)).strip().endswith("OK")
+            text = openssl("x509", "-in", str(cert), "-noout", "-text")
+            assert f"DNS:{name}" in text and f"IP Address:{ip}" in text
+            assert f"OU = {role}, CN = {name}" in text
+            assert "TLS Web Server Authentication, TLS Web Client Authentication" in text
+            assert stat.S_IMODE((certs / f"{role}-{name}-key.pem").stat().st_mode) == 0o600
+    admin = openssl("x509", "-in", str(certs / "admin.pem"), "-noout", "-text")
+    assert "OU = admin, CN = admin" in admin and "TLS Web Client Authentication" in admin
+    assert "Server Authentication" not in admin
+    for key in ("ca-key.pem", "admin-key.pem"):
+        assert stat.S_IMODE((certs / key).stat().st_mode) == 0o600
     before = {p.name: p.read_bytes() for p in certs.iterdir()}
 
     # Again, with one more node: what existed stays, the new node joins the same CA.
@@ -468,8 +518,8 @@ def test_certificates_are_made_once_and_signed_by_one_ca(tmp_path):
                    check=True, capture_output=True)
     after = {p.name: p.read_bytes() for p in certs.iterdir()}
     assert {k: after[k] for k in before} == before
-    assert set(after) - set(before) == {"node3.pem", "node3-key.pem"}
-    openssl("verify", "-CAfile", str(certs / "ca.pem"), str(certs / "node3.pem"))
+    assert set(after) - set(before) == {f"{r}-node3{s}.pem" for r in ROLE_FILES for s in ("", "-key")}
+    openssl("verify", "-CAfile", str(certs / "ca.pem"), str(certs / "agent-node3.pem"))
 
     bad = subprocess.run(["bash", str(TLS), str(certs), "Node_4=10.0.0.1"], capture_output=True, text=True)
     assert bad.returncode == 1 and "is not NAME=IP" in bad.stderr
@@ -482,9 +532,10 @@ def test_certificate_runs_at_the_same_time_share_one_ca(tmp_path):
     nodes = [f"node{i}=192.168.56.1{i}" for i in (1, 2, 3)]
     runs = [subprocess.Popen(["bash", str(TLS), str(certs), *nodes], stdout=subprocess.DEVNULL,
                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    assert [(r.wait(timeout=60), r.stderr.read()) for r in runs] == [(0, "")] * 3
+    assert [(r.wait(timeout=120), r.stderr.read()) for r in runs] == [(0, "")] * 3
     for i in (1, 2, 3):
-        openssl("verify", "-CAfile", str(certs / "ca.pem"), str(certs / f"node{i}.pem"))
+        for role in ROLE_FILES:
+            openssl("verify", "-CAfile", str(certs / "ca.pem"), str(certs / f"{role}-node{i}.pem"))
     ca_key = openssl("pkey", "-in", str(certs / "ca-key.pem"), "-pubout")
     assert openssl("x509", "-in", str(certs / "ca.pem"), "-noout", "-pubkey") == ca_key
 
@@ -551,9 +602,11 @@ def test_each_vagrant_node_is_provisioned_by_the_deploy_script(tmp_path, etcd_me
         agent = write(tmp_path / "agent.toml", run.files["/etc/vxmesh/agent.toml"])
         assert config.read_file(config.AGENT, agent) == {
             "name": node["name"], "controller": ["192.168.56.11:7946"], "vtep-ip": node["address"]}
-        assert run.ran("install", "-m", "0600") == [
-            ["install", "-m", "0600", f"{certs}/{node['name']}-key.pem", "/etc/vxmesh/tls/node-key.pem"]]
+        installed = [c[-1] for c in tls_installs(run) if c[2] == "0600"]
+        assert installed == ["/etc/vxmesh/tls/admin-key.pem", "/etc/vxmesh/tls/agent-key.pem"] + (
+            ["/etc/vxmesh/tls/controller-key.pem"] if node["role"] == "all" else []) + (
+            ["/etc/vxmesh/tls/etcd-key.pem"] if member else [])
         if node["role"] == "all":
             controller = write(tmp_path / "controller.toml", run.files["/etc/vxmesh/controller.toml"])
             assert config.read_file(config.CONTROLLER, controller)["etcd"] == [
-                f"http://192.168.56.1{i}:2379" for i in range(1, int(etcd_members) + 1)]
+                f"https://192.168.56.1{i}:2379" for i in range(1, int(etcd_members) + 1)]

@@ -14,7 +14,7 @@ require "json"
 module VxmeshPlan
   # Where the Vagrantfile syncs the checkout in each VM.
   GUEST_SRC = "/vxmesh"
-  # The certificates, made once on the host (deploy/tls.sh) before the VMs boot.
+  # The certificates, made once on the host (deploy/tls.sh, `vxmesh certs`) before the VMs boot.
   TLS_DIR = "vagrant/tls"
   CONTROLLER_PORT = 7946
 

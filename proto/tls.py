@@ -1,0 +1,163 @@
+"""Mutual TLS material for vxmesh's gRPC, and the identity a certificate carries.
+
+Every process loads its CA, certificate and key once at start, checked
+(signed by that CA, key matching, not expired, of the role and name the
+process runs as), so a wrong file stops it with one line naming the file
+instead of failing every handshake later. The identity of the other end of
+a call is read from the certificate gRPC verified during the handshake:
+the role from the subject's OU, the name from its CN (controller/certs.py
+issues them so).
+
+Private keys are held in memory only to hand them to gRPC; they are never
+part of a message, a repr or a log line.
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from typing import TYPE_CHECKING
+
+import grpc
+
+# cryptography is imported where it is used: it costs a user command that
+# talks over the local unix socket ~70 ms of start-up for nothing.
+if TYPE_CHECKING:
+    from cryptography import x509
+
+ROLES = ("agent", "controller", "etcd", "admin")
+ORGANIZATION = "vxmesh"
+
+
+class TlsError(Exception):
+    """TLS files that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class Identity:
+    role: str      # one of ROLES
+    name: str      # the certificate's CN: a host name for agents
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.name!r}"
+
+
+@dataclass(frozen=True)
+class Tls:
+    """One process's checked TLS material."""
+    files: TlsFiles
+    identity: Identity
+    ca: bytes
+    cert: bytes
+    key: bytes = field(repr=False)
+
+    @classmethod
+    def load(cls, files: TlsFiles, roles: tuple[str, ...], name: str | None = None) -> Tls:
+        """Read and check `files` for a process running as one of `roles` (named `name`)."""
+        ca_pem, cert_pem, key_pem = (_read(files.ca, "CA certificate"), _read(files.cert, "certificate"),
+                                     _read(files.key, "private key"))
+        ca, cert = _parse_cert(files.ca, ca_pem), _parse_cert(files.cert, cert_pem)
+        try:
+            from cryptography.hazmat.primitives import serialization
+            key = serialization.load_pem_private_key(key_pem, password=None)
+        except (ValueError, TypeError):
+            raise TlsError(f"{files.key} is not an unencrypted PEM private key") from None
+        if not chains_to(cert, ca):
+            raise TlsError(f"{files.cert} is not signed by the CA {files.ca}")
+        if not key_matches(cert, key):
+            raise TlsError(f"{files.key} is not the private key of {files.cert}")
+        if cert.not_valid_after_utc < datetime.datetime.now(datetime.timezone.utc):
+            raise TlsError(f"{files.cert} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+        role, cn = role_and_name(cert)
+        if role not in roles:
+            raise TlsError(f"{files.cert} is {article(role) if role else 'not a vxmesh'} certificate; "
+                           f"this needs {article(' or '.join(roles))} certificate (vxmesh certs issue)")
+        if name is not None and cn != name:
+            raise TlsError(f"{files.cert} is the certificate of {role} {cn!r}, but this {role} is named {name!r}")
+        return cls(files, Identity(role, cn), ca_pem, cert_pem, key_pem)
+
+    def server_credentials(self) -> grpc.ServerCredentials:
+        # Clients must present a certificate signed by our CA: anything else
+        # ends at the handshake, before any method runs.
+        return grpc.ssl_server_credentials([(self.key, self.cert)], root_certificates=self.ca,
+                                           require_client_auth=True)
+
+    def channel_credentials(self) -> grpc.ChannelCredentials:
+        return grpc.ssl_channel_credentials(root_certificates=self.ca, private_key=self.key,
+                                            certificate_chain=self.cert)
+
+
+def article(words: str) -> str:
+    return f"{'an' if words[:1] in 'aeiou' else 'a'} {words}"
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise TlsError(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def _parse_cert(path: Path, pem: bytes) -> x509.Certificate:
+    from cryptography import x509
+    try:
+        return x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        raise TlsError(f"{path} is not a PEM certificate") from None
+
+
+def chains_to(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    """True if `ca` signed `cert`."""
+    from cryptography.exceptions import InvalidSignature
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def key_matches(cert: x509.Certificate, key) -> bool:
+    from cryptography.hazmat.primitives import serialization
+
+    def der(public_key) -> bytes:
+        return public_key.public_bytes(serialization.Encoding.DER,
+                                       serialization.PublicFormat.SubjectPublicKeyInfo)
+    return der(cert.public_key()) == der(key.public_key())
+
+
+def role_and_name(cert: x509.Certificate) -> tuple[str, str]:
+    """(role from the OU, name from the CN); ("", "") for a certificate that is not a vxmesh identity."""
+    from cryptography.x509.oid import NameOID
+
+    def first(oid) -> str:
+        values = cert.subject.get_attributes_for_oid(oid)
+        return str(values[0].value) if values else ""
+    role = first(NameOID.ORGANIZATIONAL_UNIT_NAME)
+    return (role, first(NameOID.COMMON_NAME)) if role in ROLES else ("", "")
+
+
+def peer_identity(context: grpc.aio.ServicerContext) -> Identity | None:
+    """Who is calling: None on a plain-text connection, or a certificate that names no role."""
+    pems = context.auth_context().get("x509_pem_cert")
+    return _identity_of(pems[0]) if pems else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _identity_of(pem: bytes) -> Identity | None:
+    # Parsed once per certificate, not once per call: agents hold long streams
+    # but the CLI opens a connection per command.
+    from cryptography import x509
+    try:
+        role, name = role_and_name(x509.load_pem_x509_certificate(pem))
+    except ValueError:
+        return None
+    return Identity(role, name) if role else None
