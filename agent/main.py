@@ -8,9 +8,9 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 
 from agent.container_network import HostNetworks
+from agent.guards import control_plane_guards
 from agent.kernel.bridge import LocalBridgeSpec
 from agent.kernel.gwbridge import GwBridgeSpec
 from agent.kernel.overlay import underlay_mtu
@@ -23,6 +23,8 @@ from agent.service import HostAgentService
 from agent.view import View
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import Host
+from proto.tls import Tls, TlsError, TlsFiles
+from proto.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +40,25 @@ class AgentConfig:
     gwbridge_gateway: str = "172.18.0.1"
     bridge_subnet: str = "172.17.0.0/16"   # the default "bridge" network (Docker's docker0)
     bridge_gateway: str = "172.17.0.1"
+    vtep_filter: bool = True               # accept VXLAN only from live hosts' VTEPs
+    tls: TlsFiles | None = None            # the agent's CA, certificate and key
+    insecure: bool = False                 # plain-text gRPC; tls is then ignored
+
+
+def agent_transport(config: AgentConfig) -> Transport:
+    """The certificate must be this host's: the controller accepts an agent
+    only under the name its certificate carries."""
+    if config.insecure:
+        return Transport.insecure(f"agent {config.name}")
+    if config.tls is None:
+        raise TlsError("the agent needs its CA, certificate and key (ca, cert, key), "
+                       "or insecure = true for plain text")
+    return Transport(Tls.load(config.tls, ("agent",), config.name))
 
 
 async def serve(config: AgentConfig) -> None:
     validate_host_name(config.name)
+    transport = agent_transport(config)
     mtu = await underlay_mtu(config.vtep_ip)
     state_dir = config.state_root / config.name
     # Cgroups are named after the host too: several agents may share one kernel.
@@ -59,16 +76,19 @@ async def serve(config: AgentConfig) -> None:
     reconciler: Reconciler | None = None
     link = ControllerLink(config.controllers, host, view,
                           on_update=lambda: reconciler.wake() if reconciler else None,
-                          held_containers=lambda: sorted(local.load_all()))
-    reconciler = Reconciler(networks, config.vtep_ip, view, runtime, local, link)
+                          held_containers=lambda: sorted(local.load_all()), dial=transport.channel)
+    reconciler = Reconciler(networks, config.vtep_ip, view, runtime, local, link,
+                            vtep_filter=config.vtep_filter,
+                            guards=await control_plane_guards(config.api, config.controllers))
 
-    server = grpc.aio.server()
+    server = transport.server()
     pb_grpc.add_HostAgentServicer_to_server(
         HostAgentService(config.name, view, runtime, on_change=reconciler.wake), server)
-    server.add_insecure_port(config.api)
+    transport.add_port(server, config.api)
     await server.start()
-    log.info("agent %s: vtep %s, underlay MTU %d, api %s, controllers %s",
-             config.name, config.vtep_ip, mtu, config.api, ", ".join(config.controllers))
+    log.info("agent %s: vtep %s, underlay MTU %d, api %s, controllers %s, %s",
+             config.name, config.vtep_ip, mtu, config.api, ", ".join(config.controllers),
+             transport.description)
 
     tasks = [asyncio.create_task(link.run(), name="controller-link"),
              asyncio.create_task(reconciler.run(), name="reconcile")]

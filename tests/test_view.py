@@ -3,7 +3,7 @@ from controller.etcd import KV, Event
 from controller.index import Index
 from controller.keys import Keys
 from controller.view import AgentView
-from proto.records import Attachment, ContainerSpec, Endpoint, Host, Network
+from proto.records import Attachment, ContainerSpec, Endpoint, Host, HostAlive, Network
 
 keys = Keys("/vxmesh/")
 _rev = [0]
@@ -166,7 +166,8 @@ def test_a_dead_hosts_endpoints_are_withdrawn_and_restored():
     view = AgentView("h1", index)
     assert keys.endpoint("blue", "a") in as_dict(view.snapshot())
     # h2's lease expires: h1 drops a's entry; etcd still holds it (the address stays reserved).
-    assert as_dict(view.changes(index.apply([dead("h2")]))) == {keys.endpoint("blue", "a"): None}
+    assert as_dict(view.changes(index.apply([dead("h2")]))) == {keys.endpoint("blue", "a"): None,
+                                                               keys.alive("h2"): None}
     assert keys.endpoint("blue", "a") not in as_dict(AgentView("h1", index).snapshot())
     # While h2 is down its endpoint changes stay hidden.
     late = endpoint("blue", "e", "h2", "10.1.0.40")
@@ -175,6 +176,38 @@ def test_a_dead_hosts_endpoints_are_withdrawn_and_restored():
     # h2 is back: everything of it in h1's networks reappears.
     back = as_dict(view.changes(index.apply([alive("h2")])))
     assert back == {keys.endpoint("blue", "a"): index.endpoints_of("blue")[keys.endpoint("blue", "a")],
-                    keys.endpoint("blue", "e"): late}
+                    keys.endpoint("blue", "e"): late, keys.alive("h2"): HostAlive("h2")}
     # The host's own liveness event does not touch its own view.
     assert view.changes(index.apply([dead("h1")])) == []
+
+
+def _agent_view(changes, view=None, snapshot=True):
+    """What an agent holds after receiving `changes` over the wire."""
+    from agent.view import View
+    from proto import vxmesh_pb2 as pb
+    view = view or View("h1")
+    view.apply(pb.ViewUpdate(revision=_rev[0] or 1, snapshot=snapshot,
+                             changes=[c.to_wire() for c in changes]))
+    return view
+
+
+def test_agents_learn_the_live_hosts_vteps_from_snapshot_deltas_and_resume():
+    index = base_index()
+    index.apply([put(keys.host("h3"), Host(name="h3", vtep="192.0.2.3"))])  # registered, not alive
+    controller_side = AgentView("h1", index)
+    agent = _agent_view(controller_side.snapshot())
+    # Only other hosts whose lease lives; h1 itself and the dead h3 are not listed.
+    assert agent.live_vteps() == {"192.0.2.2"}
+    agent = _agent_view(controller_side.changes(index.apply([alive("h3")])), agent, snapshot=False)
+    assert agent.live_vteps() == {"192.0.2.2", "192.0.2.3"}
+    agent = _agent_view(controller_side.changes(index.apply([dead("h2")])), agent, snapshot=False)
+    assert agent.live_vteps() == {"192.0.2.3"}
+    # A resume replays missed liveness changes through a fresh filter and lands
+    # where a snapshot would.
+    held = set(controller_side.networks)
+    missed = [index.apply([alive("h2")]), index.apply([dead("h3")])]
+    resumed = AgentView("h1", index, held)
+    delta = [c for batch in missed for c in resumed.changes(batch)] + resumed.sync_membership()
+    agent = _agent_view(delta, agent, snapshot=False)
+    assert agent.live_vteps() == {"192.0.2.2"}
+    assert agent.live_vteps() == _agent_view(AgentView("h1", index).snapshot()).live_vteps()

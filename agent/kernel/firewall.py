@@ -18,6 +18,12 @@ The rules follow Docker's with userland-proxy=false:
     including 127.0.0.1, which needs route_localnet and a masquerade so
     the container can answer.
 
+Beyond Docker, containers are kept off the control plane: the guarded TCP
+ports (the agent's API, the controllers') are dropped from any bridge, on
+the host itself and at the controllers' addresses, and so is VXLAN (UDP
+4789) sent to the host from a bridge, which would otherwise let a container
+inject frames into any overlay.
+
 Every chain's policy is accept: the table only ever drops what it names,
 so other software's traffic on the host is not its concern.
 """
@@ -31,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.kernel.bridge import check_bridge_addressing
+from agent.kernel.overlay import VXLAN_PORT
 
 NFT = "nft"
 ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/all/route_localnet"
@@ -71,10 +78,19 @@ class PortRule:
 
 
 @dataclass(frozen=True)
+class Guard:
+    """A control-plane TCP port no container may open a connection to."""
+
+    port: int
+    address: str = ""  # "": on any of this host's own addresses; else that (remote) IPv4 address
+
+
+@dataclass(frozen=True)
 class HostRules:
     bridges: tuple[BridgeRules, ...]
     ports: tuple[PortRule, ...]
     table: str = "vxmesh"
+    guards: tuple[Guard, ...] = ()
 
 
 def ruleset(rules: HostRules) -> dict[str, Any]:
@@ -83,6 +99,7 @@ def ruleset(rules: HostRules) -> dict[str, Any]:
     t = _Table(rules.table)
     _published_ports(t, rules.ports)
     _masquerade(t, rules.bridges)
+    _guard(t, rules.bridges, rules.guards)
     _forward(t, rules.bridges)
     # route_localnet (see apply) also lets the wire address 127.0.0.0/8;
     # only replies to the host's own connections may arrive that way
@@ -116,6 +133,25 @@ def _masquerade(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
         t.rule("postrouting", subnet, _oif("!=", b.name), {"masquerade": None})
 
 
+def _guard(t: _Table, bridges: tuple[BridgeRules, ...], guards: tuple[Guard, ...]) -> None:
+    """Before any accept in forward: containers never reach the control plane."""
+    if not bridges:
+        return
+    from_bridges = _iif("==", _names([b.name for b in bridges]))
+    tcp_dport = {"payload": {"protocol": "tcp", "field": "dport"}}
+    # Remote guards' ports are closed on the host too: a controller may run
+    # here, reachable at one of its own addresses besides the configured one.
+    local = sorted({g.port for g in guards})
+    if local:
+        t.rule("input", from_bridges, _match("==", tcp_dport, _values(local)), {"drop": None})
+    t.rule("input", from_bridges, _match("==", {"payload": {"protocol": "udp", "field": "dport"}},
+                                         VXLAN_PORT), {"drop": None})
+    for g in guards:
+        if g.address:
+            t.rule("forward", from_bridges, _match("==", _IP_DADDR, g.address),
+                   _match("==", tcp_dport, g.port), {"drop": None})
+
+
 def _forward(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
     # First, for every bridge: nothing between two different bridges.
     for b in bridges:
@@ -137,7 +173,7 @@ def _forward(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
 async def apply(rules: HostRules) -> None:
     """Make the table exactly `rules`; on any error the old table stays."""
     transaction = ruleset(rules)
-    await _nft(["-j", "-f", "-"], json.dumps(transaction).encode())
+    await run_nft(["-j", "-f", "-"], json.dumps(transaction).encode())
     if rules.ports:
         # Needed for 127.0.0.1:HOST_PORT: a packet with a loopback source
         # may then be routed out of a bridge. Per namespace, like
@@ -149,7 +185,7 @@ async def read_table(table: str = "vxmesh") -> list[dict]:
     """The table's chains and rules as nft's JSON objects ([] if absent)."""
     _check_table_name(table)
     try:
-        out = await _nft(["-j", "list", "table", FAMILY, table])
+        out = await run_nft(["-j", "list", "table", FAMILY, table])
     except NftablesError as e:
         if "No such file or directory" in str(e):
             return []
@@ -165,7 +201,7 @@ async def remove(table: str = "vxmesh") -> None:
     ref = {"table": {"family": FAMILY, "name": table}}
     # "add" first makes the delete valid when the table does not exist.
     transaction = {"nftables": [{"add": ref}, {"delete": ref}]}
-    await _nft(["-j", "-f", "-"], json.dumps(transaction).encode())
+    await run_nft(["-j", "-f", "-"], json.dumps(transaction).encode())
 
 
 # --------------------------------------------------------------------------
@@ -219,6 +255,10 @@ def _names(names: list[str]) -> Any:
     return names[0] if len(names) == 1 else {"set": names}
 
 
+def _values(values: list[int]) -> Any:
+    return values[0] if len(values) == 1 else {"set": values}
+
+
 _IP_SADDR = {"payload": {"protocol": "ip", "field": "saddr"}}
 _IP_DADDR = {"payload": {"protocol": "ip", "field": "daddr"}}
 _LOOPBACK = _prefix("127.0.0.0/8")
@@ -246,6 +286,16 @@ def _validate(rules: HostRules) -> None:
                 )
         subnets[b.name] = network
         gateways[b.name] = ipaddress.IPv4Address(b.gateway)
+
+    for i, g in enumerate(rules.guards):
+        label = f"guards[{i}]."
+        if not isinstance(g.port, int) or isinstance(g.port, bool) or not 1 <= g.port <= 65535:
+            raise ValueError(f"{label}port {g.port!r} is not in 1..65535")
+        if g.address:
+            try:
+                ipaddress.IPv4Address(g.address)
+            except (ValueError, TypeError):
+                raise ValueError(f"{label}address {g.address!r} is not an IPv4 address") from None
 
     published: dict[tuple[str, int], int] = {}
     for i, p in enumerate(rules.ports):
@@ -286,7 +336,7 @@ def _check_table_name(table: str) -> None:
 # running nft
 
 
-async def _nft(args: list[str], stdin: bytes | None = None) -> bytes:
+async def run_nft(args: list[str], stdin: bytes | None = None) -> bytes:
     proc = await asyncio.create_subprocess_exec(
         NFT, *args,
         stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
