@@ -5,6 +5,9 @@ hello (with the revision to resume from), a heartbeat every second and the
 status reports the reconcile loop queues; applies the view updates it gets
 and wakes the reconcile loop. On any break it moves on to the next
 controller with a short backoff and resumes from the last applied revision.
+A controller that says nothing for SILENCE_SECONDS (it sends a keepalive
+every second when idle) counts as a break: a hung controller, or one whose
+stream died without a status, must not strand the host.
 """
 from __future__ import annotations
 
@@ -22,12 +25,23 @@ from proto.records import ContainerStatus, Host
 log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0
+# Several of the controller's keepalive intervals (controller/agent_feed.py).
+SILENCE_SECONDS = 5.0
+CONNECT_FACTOR = 3
+
+
+class ControllerSilent(ConnectionError):
+    """The controller sent nothing, not even a keepalive, for too long."""
 
 
 class ControllerLink:
     def __init__(self, addresses: list[str], host: Host, view: View,
-                 on_update: Callable[[], None], held_containers: Callable[[], list[str]]):
+                 on_update: Callable[[], None], held_containers: Callable[[], list[str]],
+                 silence: float = SILENCE_SECONDS,
+                 dial: Callable[[str], grpc.aio.Channel] = grpc.aio.insecure_channel):
         self.addresses = addresses
+        self.silence = silence
+        self.dial = dial  # opens a channel to a controller: mutual TLS in a deployment
         self.host = host
         self.view = view
         self.on_update = on_update
@@ -63,20 +77,35 @@ class ControllerLink:
             backoff = min(backoff * 2, 2.0)
 
     async def _session(self, address: str) -> None:
-        async with grpc.aio.insecure_channel(address) as channel:
+        async with self.dial(address) as channel:
             stub = pb_grpc.AgentLinkStub(channel)
             call = stub.Connect(self._messages())
-            first = True
-            async for msg in call:
-                if msg.WhichOneof("kind") != "update":
-                    continue
-                self.view.apply(msg.update)
-                if first:
-                    first = False
-                    self.connected.set()
-                    log.info("connected to %s: %s at revision %d", address,
-                             "snapshot" if msg.update.snapshot else "resumed", msg.update.revision)
-                self.on_update()
+            try:
+                await self._receive(address, call)
+            finally:
+                call.cancel()
+
+    async def _receive(self, address: str, call) -> None:
+        first = True
+        while True:
+            # The first answer may wait on etcd (registering the host), which
+            # can take a few of etcd's own deadlines while a member fails over.
+            bound = self.silence * CONNECT_FACTOR if first else self.silence
+            try:
+                msg = await asyncio.wait_for(call.read(), bound)
+            except asyncio.TimeoutError:
+                raise ControllerSilent(f"no message for {bound:.0f}s") from None
+            if msg is grpc.aio.EOF:
+                return
+            if msg.WhichOneof("kind") != "update":
+                continue  # a keepalive: the controller is there
+            self.view.apply(msg.update)
+            if first:
+                first = False
+                self.connected.set()
+                log.info("connected to %s: %s at revision %d", address,
+                         "snapshot" if msg.update.snapshot else "resumed", msg.update.revision)
+            self.on_update()
 
     async def _messages(self):
         hello = pb.Hello(host=self.host.to_wire(), resume_revision=self.view.revision,

@@ -2,7 +2,9 @@
 
 Up the stream come the agent's hello (register), heartbeats (keep its lease
 alive) and container status reports; down it goes the agent's view: a
-snapshot or a resumed delta, then a delta per etcd revision that touches it.
+snapshot or a resumed delta, then a delta per etcd revision that touches it,
+and keepalives while there is nothing to say (controller/agent_feed.py).
+Whatever ends a stream, the agent gets a status, so it reconnects.
 """
 from __future__ import annotations
 
@@ -14,28 +16,34 @@ from typing import AsyncIterator
 
 import grpc
 
+from controller.agent_feed import KEEPALIVE_SECONDS, QUEUE_LIMIT, AgentFeed, FeedCounters
 from controller.cache import StateCache
 from controller.errors import UserError
 from controller.ipam import validate_name
 from controller.store import Store
-from controller.view import AgentView, Change
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ContainerStatus, Host
+from proto.tls import peer_identity
 from agent.names import validate_host_name
 
 log = logging.getLogger(__name__)
 
-# How long the controller waits for its cache to reach a revision an agent
-# already has (the agent came from a controller that was ahead of this one).
-CATCH_UP_SECONDS = 2.0
+
+class AgentRefused(Exception):
+    """The agent broke the protocol: its stream ends with INVALID_ARGUMENT and this message."""
 
 
 class AgentLinkService(pb_grpc.AgentLinkServicer):
-    def __init__(self, store: Store, cache: StateCache, host_ttl: int):
+    def __init__(self, store: Store, cache: StateCache, host_ttl: int,
+                 counters: FeedCounters | None = None, queue_limit: int = QUEUE_LIMIT,
+                 keepalive: float = KEEPALIVE_SECONDS):
         self.store = store
         self.cache = cache
         self.host_ttl = host_ttl
+        self.counters = counters if counters is not None else FeedCounters()
+        self.queue_limit = queue_limit
+        self.keepalive = keepalive
 
     async def Connect(self, request_iterator, context) -> AsyncIterator[pb.ControllerMessage]:
         first = await anext(aiter(request_iterator), None)
@@ -46,73 +54,85 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
         problem = host_problem(host)
         if problem is not None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid host in hello: {problem}")
+        # Over TLS an agent is the host its certificate names (proto/authz.py
+        # let only agent certificates in): it registers, reports and receives
+        # tables as that host alone. A unix-socket peer has no certificate.
+        identity = peer_identity(context)
+        if identity is not None and identity.name != host.name:
+            log.warning("refused agent %s registering as host %r", identity, host.name)
+            await context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                                f"this certificate is for host {identity.name!r}; "
+                                f"it cannot register as {host.name!r}")
         host.registered_at = time.time()
         try:
             await self.store.register_host(host)
             lease = await self.store.mark_alive(host.name, self.host_ttl)
-            await self._release_forgotten(host.name, set(hello.containers))
         except UserError as err:
             await context.abort(err.code, str(err))
         log.info("agent %s connected (vtep %s, resume from %d)", host.name, host.vtep, hello.resume_revision)
 
-        reader = asyncio.create_task(self._read(host.name, lease, request_iterator, context))
-        # When the agent's side ends (or a report cannot be stored) the whole
-        # stream ends, so the agent reconnects and resumes.
-        stream_task = asyncio.current_task()
-        def end_stream(_):
-            stream_task.cancel()
-        reader.add_done_callback(end_stream)
+        feed = AgentFeed(host.name, hello, self.cache, self.counters, self.queue_limit, self.keepalive)
+        producer = asyncio.create_task(feed.run(), name=f"feed-{host.name}")
+        reader = asyncio.create_task(self._read(host.name, lease, set(hello.containers), request_iterator),
+                                     name=f"reader-{host.name}")
+        self.counters.connected += 1
+        message: asyncio.Task | None = None
         try:
-            async for update in self._updates(host.name, hello):
-                yield pb.ControllerMessage(update=update)
+            while True:
+                message = asyncio.create_task(feed.next())
+                await asyncio.wait({message, reader, producer}, return_when=asyncio.FIRST_COMPLETED)
+                if message.done():
+                    yield message.result()
+                    continue
+                message.cancel()
+                # The agent's side ended, or a report could not be stored, or
+                # the feed failed: end the stream with a status the agent sees,
+                # so it reconnects (to us or another controller) and resumes.
+                # Cancelling the handler instead would leave the agent waiting
+                # on a stream that never says it is over.
+                await self._end_stream(host.name, reader if reader.done() else producer, context)
+                return
         finally:
-            reader.remove_done_callback(end_stream)
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            self.counters.connected -= 1
+            tasks = [t for t in (message, reader, producer) if t is not None]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             # The lease is left to expire (host_ttl) rather than revoked: an
             # agent that restarts within it never has its endpoints withdrawn
             # from the other hosts, so its containers' traffic does not stop.
             log.info("agent %s disconnected", host.name)
 
-    async def _updates(self, host: str, hello: pb.Hello) -> AsyncIterator[pb.ViewUpdate]:
-        """The agent's view: resumed or snapshot first, then deltas as etcd moves."""
-        view, update, revision = await self._first_update(host, hello)
-        yield update
-        while True:
-            await self.cache.wait_beyond(revision)
-            batches = self.cache.batches_since(revision)
-            if batches is None:  # this agent fell behind the kept history
-                view = AgentView(host, self.cache.index)
-                revision = self.cache.revision
-                yield _update(revision, view.snapshot(), snapshot=True)
-                continue
-            changes: list[Change] = []
-            for _, events in batches:
-                changes += view.changes(events)
-            revision = self.cache.revision
-            if changes:
-                yield _update(revision, changes)
+    @staticmethod
+    async def _end_stream(host: str, ended: asyncio.Task, context) -> None:
+        # Only the handler's task aborts: an abort from the reader's task
+        # would race the handler's own writes on the call.
+        err = ended.exception()
+        if err is None:
+            return  # the agent closed its side: a clean end
+        if isinstance(err, AgentRefused):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
+        log.warning("ending the stream of agent %s: %s", host, err)
+        code = err.code if isinstance(err, UserError) else grpc.StatusCode.UNAVAILABLE
+        await context.abort(code, f"controller dropped the stream of {host}: {err}")
 
-    async def _first_update(self, host: str, hello: pb.Hello) -> tuple[AgentView, pb.ViewUpdate, int]:
-        resume = hello.resume_revision
-        if resume > 0:
-            if resume > self.cache.revision:
-                await self.cache.wait_until(lambda: self.cache.revision >= resume, CATCH_UP_SECONDS)
-            batches = self.cache.batches_since(resume)
-            if batches is not None and resume <= self.cache.revision:
-                view = AgentView(host, self.cache.index, hello.networks)
-                changes: list[Change] = []
-                for _, events in batches:
-                    changes += view.changes(events)
-                changes += view.sync_membership()
-                return view, _update(self.cache.revision, changes), self.cache.revision
-        view = AgentView(host, self.cache.index)
-        return view, _update(self.cache.revision, view.snapshot(), snapshot=True), self.cache.revision
-
-    async def _read(self, host: str, lease: int, request_iterator, context) -> None:
+    async def _read(self, host: str, lease: int, held: set[str], request_iterator) -> None:
+        # Here rather than before the stream starts: with thousands of
+        # containers it reads every allocation, and the agent's snapshot need
+        # not wait for it. Reports are read only after it, as before.
+        await self._release_forgotten(host, held)
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         async for msg in request_iterator:
             kind = msg.WhichOneof("kind")
             if kind == "heartbeat":
+                # A lease renewal costs an etcd round trip (~1 ms of CPU here); with
+                # hundreds of agents beating every second, renewing at most every
+                # quarter of the TTL costs a fraction of that. A host that stops
+                # beating is then declared down up to a quarter TTL sooner, never later.
+                if loop.time() - renewed < self.host_ttl / 4:
+                    continue
+                renewed = loop.time()
                 if not await self.store.keep_alive(lease):
                     log.warning("lease of %s expired; re-marking it alive", host)
                     lease = await self.store.mark_alive(host, self.host_ttl)
@@ -122,11 +142,10 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
                 if problem is not None:
                     # A misbehaving agent: tell it why and end its stream; etcd is untouched.
                     log.warning("agent %s sent an invalid status: %s", host, problem)
-                    await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid status report: {problem}")
+                    raise AgentRefused(f"invalid status report: {problem}")
                 await self._on_status(host, status)
             else:
-                await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                    f"unexpected message {kind!r} on an established stream")
+                raise AgentRefused(f"unexpected message {kind!r} on an established stream")
 
     async def _on_status(self, host: str, status: ContainerStatus) -> None:
         status.host = host
@@ -138,13 +157,13 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
 
     async def _release_forgotten(self, host: str, held: set[str]) -> None:
         """Release containers removed while their agent was away and no longer held by it."""
+        if not self.cache.index.has_orphan_statuses():
+            # Nothing was removed without its host confirming (as the mirror
+            # shows): skip reading every allocation from etcd.
+            return
         for name in await self.store.pending_releases(host):
             if name not in held:
                 await self.store.release_container(name, host)
-
-
-def _update(revision: int, changes: list[Change], snapshot: bool = False) -> pb.ViewUpdate:
-    return pb.ViewUpdate(revision=revision, snapshot=snapshot, changes=[c.to_wire() for c in changes])
 
 
 STATES = ("created", "running", "exited", "removed")

@@ -58,9 +58,10 @@ def make_lab() -> Iterator[MakeLab]:
 
 
 @contextlib.contextmanager
-def lab_with_blue(hosts: int) -> Iterator[Lab]:
-    """A lab with the overlay network `blue` (10.77.0.0/24), for a module's tests to share."""
-    lab = Lab(new_test_prefix(), hosts=hosts)
+def lab_with_blue(hosts: int, **options) -> Iterator[Lab]:
+    """A lab with the overlay network `blue` (10.77.0.0/24), for a module's tests to share;
+    `options` go to Lab (e.g. etcd_members=1, controllers=2)."""
+    lab = Lab(new_test_prefix(), hosts=hosts, **options)
     try:
         lab.up()
         lab.cli("network", "create", "--subnet", "10.77.0.0/24", "blue")

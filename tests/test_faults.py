@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 
 import pytest
 
 from deploy.lab import Lab
+from tests.kernel_tables import desired_entries, kernel_entries
 from tests.lab_fixture import lab_with_blue, wait_for
 
 pytestmark = pytest.mark.integration
@@ -28,33 +28,6 @@ def run(lab: Lab, name: str, host: int, network: str = "blue") -> dict:
     lab.cli("run", "-d", "--name", name, "--host", lab.hosts[host].name, "--network", network,
             "--", "sleep", "3600")
     return json.loads(lab.cli("inspect", name).stdout)
-
-
-def kernel_entries(lab: Lab, host: int, network: str = "blue") -> set[tuple[str, str, str]]:
-    """(mac, ip, vtep) rows read back from the host's kernel, via the agent-independent `ip`/`bridge`."""
-    vni = json.loads(lab.cli("network", "inspect", network).stdout)["vni"]
-    netns = f"vxm-{lab.hosts[host].name}-ov{vni}"
-    if netns not in _out(["ip", "netns", "list"]).split():
-        return set()  # no container of this host on the network: no table at all
-    fdb = _out(["ip", "netns", "exec", netns, "bridge", "-j", "fdb", "show", "dev", f"vx{vni}"])
-    neigh = _out(["ip", "netns", "exec", netns, "ip", "-j", "neigh", "show", "dev", f"vx{vni}"])
-    vtep_of = {e["mac"]: e.get("dst", "") for e in json.loads(fdb or "[]")
-               if "self" in e.get("flags", []) and e.get("dst")}
-    ip_of = {e["lladdr"]: e["dst"] for e in json.loads(neigh or "[]") if "lladdr" in e}
-    return {(mac, ip_of.get(mac, ""), vtep_of.get(mac, "")) for mac in set(vtep_of) | set(ip_of)}
-
-
-def desired_entries(lab: Lab, host: int, network: str = "blue", without: set[str] = frozenset()) -> set:
-    endpoints = json.loads(lab.cli("network", "inspect", network).stdout)["endpoints"]
-    vtep = {h.name: h.underlay_ip for h in lab.hosts}
-    if not any(e["host"] == lab.hosts[host].name for e in endpoints):
-        return set()
-    return {(e["mac"], e["ip"], vtep[e["host"]]) for e in endpoints
-            if e["host"] != lab.hosts[host].name and e["host"] not in without}
-
-
-def _out(argv: list[str]) -> str:
-    return subprocess.run(argv, capture_output=True, text=True, check=True).stdout
 
 
 def ping(lab: Lab, source: str, ip: str) -> int:

@@ -226,7 +226,7 @@ def test_two_labs_coexist_and_tear_down_separately(make_lab):
 def test_a_process_that_fails_to_start_tears_the_lab_down_with_its_log(monkeypatch):
     if os.geteuid() != 0:
         pytest.skip("a lab needs root to create network namespaces")
-    monkeypatch.setattr(lab_module.Lab, "controller_argv", lambda self: [
+    monkeypatch.setattr(lab_module.Lab, "controller_argv", lambda self, index=1: [
         sys.executable, "-c", "import sys, time; time.sleep(0.3); print('controller refused: boom'); sys.exit(3)"])
     lab = Lab(new_test_prefix(), hosts=1)
     try:
