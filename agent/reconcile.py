@@ -16,7 +16,7 @@ import time
 
 from agent import container_network as plan
 from agent import names
-from agent.kernel import firewall, table
+from agent.kernel import firewall, table, vtep_filter
 from agent.kernel.bridge import LocalBridgeSpec, ensure_bridge, list_bridges, remove_bridge
 from agent.kernel.gwbridge import ensure_gwbridge
 from agent.kernel.netns import ensure_netns, list_netns, netns_exists, netns_path, remove_netns
@@ -39,9 +39,14 @@ MAX_NETWORK_CHAIN = 8
 
 class Reconciler:
     def __init__(self, host: plan.HostNetworks, vtep_ip: str, view: View, runtime: Runtime,
-                 local: LocalState, link: ControllerLink):
+                 local: LocalState, link: ControllerLink, vtep_filter: bool = True,
+                 guards: tuple[firewall.Guard, ...] = ()):
         self.host = host
         self.vtep_ip = vtep_ip
+        # Accept VXLAN only from live hosts' VTEPs (agent option vtep-filter).
+        self.vtep_filter = vtep_filter
+        # Control-plane ports the containers must not reach.
+        self.guards = guards
         self.view = view
         self.runtime = runtime
         self.local = local
@@ -50,6 +55,18 @@ class Reconciler:
         self._stopping: dict[str, asyncio.Task] = {}
         self._exit_watches: dict[str, asyncio.Task] = {}
         self._applied_rules: firewall.HostRules | None = None
+        self._applied_vteps: frozenset[str] | None = None  # None: not known to be applied
+        self._pass_began = 0.0
+        # What the last passes built and checked, so an event pass (a view
+        # update) only touches what changed: re-checking every container's
+        # interfaces, bridge and overlay on each `run` made a pass cost
+        # O(containers) netlink round trips (most of an attach's time at 30
+        # containers), and delayed every table change behind them.
+        # Cleared by the periodic pass, which re-checks everything and so
+        # still heals drift, and after a failed pass.
+        self._built: dict[str, tuple] = {}
+        self._bridges_built: tuple | None = None
+        self._overlays_built: dict[str, OverlaySpec] = {}
         self.passes = 0
 
     def wake(self) -> None:
@@ -62,19 +79,22 @@ class Reconciler:
             try:
                 await asyncio.wait_for(self._wake.wait(), RESYNC_SECONDS)
             except asyncio.TimeoutError:
-                self._applied_rules = None  # periodic pass: rewrite the rules, healing drift
+                self._forget_built()  # periodic pass: re-check everything, healing drift
+                self._applied_vteps = None
             self._wake.clear()
             try:
                 await self.reconcile()
             except Exception:
                 # One bad pass must not stop the loop; the next pass retries.
                 log.exception("reconcile pass failed")
+                self._forget_built()
                 await asyncio.sleep(0.5)
                 self._wake.set()
 
     async def reconcile(self) -> None:
         if self.view.revision == 0:
             return  # no state from the controller yet: change nothing
+        self._pass_began = time.time()
         desired = self.view.containers()
         local = self.local.load_all()
         removed = []
@@ -84,6 +104,7 @@ class Reconciler:
                 removed.append(record.spec)
                 local.pop(name)
         try:
+            await self._converge_vtep_filter()
             networks = self.view.networks()
             await self._converge_overlays(networks)
             # Tables before containers: a container reported running (or connected)
@@ -101,7 +122,7 @@ class Reconciler:
                     ports += plan.port_rules(spec, networks, record, self.host)
             await self._remove_orphans(local.values())
             await self._apply_rules(firewall.HostRules(bridges=tuple(plan.bridge_rules(self.host, bridges)),
-                                                       ports=tuple(ports)))
+                                                       ports=tuple(ports), guards=self.guards))
             # Reported once the published ports are in place too, so a `run -p`
             # that returns means the port answers.
             for spec in desired.values():
@@ -115,6 +136,12 @@ class Reconciler:
                                                  state="removed", finished_at=time.time()))
         self.passes += 1
 
+    def _forget_built(self) -> None:
+        self._applied_rules = None
+        self._built.clear()
+        self._bridges_built = None
+        self._overlays_built.clear()
+
     # ---- networks ----------------------------------------------------------
 
     async def _converge_overlays(self, networks: dict[str, Network]) -> None:
@@ -125,13 +152,17 @@ class Reconciler:
             netns = names.overlay_netns(self.host.host, network.vni)
             wanted.add(netns)
             prefixlen = int(network.subnet.partition("/")[2])
-            await ensure_overlay(netns, OverlaySpec(vni=network.vni, gateway=network.gateway,
-                                                    prefixlen=prefixlen, vtep_ip=self.vtep_ip,
-                                                    mtu=self.host.overlay_mtu))
+            spec = OverlaySpec(vni=network.vni, gateway=network.gateway, prefixlen=prefixlen,
+                               vtep_ip=self.vtep_ip, mtu=self.host.overlay_mtu)
+            if self._overlays_built.get(netns) == spec:
+                continue  # as containers: the periodic pass re-checks it
+            await ensure_overlay(netns, spec)
+            self._overlays_built[netns] = spec
         overlay_prefix = names.netns_prefix(self.host.host) + "ov"
         for netns in list_netns(overlay_prefix):
             if netns not in wanted:
                 log.info("removing overlay namespace %s: no container of this host uses it", netns)
+                self._overlays_built.pop(netns, None)
                 await remove_overlay(netns)
 
     async def _converge_bridges(self, networks: dict[str, Network]) -> list[LocalBridgeSpec]:
@@ -141,13 +172,28 @@ class Reconciler:
             if network.local:
                 spec = self.host.bridge_for(network)
                 bridges[spec.name] = spec
+        wanted = tuple(sorted(bridges.items()))
+        if wanted == self._bridges_built:
+            return list(bridges.values())
         for spec in bridges.values():
             await ensure_bridge(spec)
         for name in await list_bridges(names.LOCAL_BRIDGE_PREFIX):
             if name not in bridges:
                 log.info("removing bridge %s: no container of this host uses its network", name)
                 await remove_bridge(name)
+        self._bridges_built = wanted
         return list(bridges.values())
+
+    async def _converge_vtep_filter(self) -> None:
+        """VXLAN accepted from the live hosts' VTEPs only; no table when switched off."""
+        wanted = frozenset(self.view.live_vteps()) if self.vtep_filter else frozenset()
+        if wanted == self._applied_vteps:
+            return
+        if self.vtep_filter:
+            await vtep_filter.converge(set(wanted))
+        else:
+            await vtep_filter.remove()
+        self._applied_vteps = wanted
 
     async def _apply_rules(self, rules: firewall.HostRules) -> None:
         if rules != self._applied_rules:
@@ -166,6 +212,11 @@ class Reconciler:
                                      todo.neigh_put, todo.neigh_del)
         if errors:
             raise RuntimeError(f"network {network.name}: {len(errors)} table entries failed: {errors[:3]}")
+        # One line per table change (a batch, never per entry), with wall-clock
+        # stamps to line up with the controller's timing lines.
+        log.info("network %s: table +%d/-%d FDB +%d/-%d neighbour entries: timing update=%.6f pass=%.6f "
+                 "programmed=%.6f", network.name, len(todo.fdb_put), len(todo.fdb_del), len(todo.neigh_put),
+                 len(todo.neigh_del), self.view.updated_at, self._pass_began, time.time())
 
     # ---- containers --------------------------------------------------------
 
@@ -192,10 +243,19 @@ class Reconciler:
         running = state is not None and state.state == "running"
         start = spec.desired == "running" and (
             state is None or (not running and record.started_generation < spec.generation))
+        building = time.time()
+        if start:
+            self._built.pop(spec.name, None)  # a (re)start always checks its network
         if running or start:
             await self._build_network(spec, networks, record)
         if start:
+            built = time.time()
             running = await self._start(spec, record, desired)
+            # One line per start (never per table entry), with wall-clock
+            # stamps to line up with the controller's `run` timing line.
+            log.info("container %s started: timing update=%.6f pass=%.6f network=%.6f built=%.6f "
+                     "process=%.6f", spec.name, self.view.updated_at, self._pass_began, building,
+                     built, time.time())
         elif running and spec.desired != "running" and spec.name not in self._stopping:
             self._stopping[spec.name] = asyncio.create_task(self._stop(spec))
         if not running:
@@ -211,16 +271,19 @@ class Reconciler:
         if spec.network_mode not in ("", "none"):
             return  # host or container:NAME: nothing of its own
         container_ns = names.container_netns(self.host.host, spec.id)
+        interfaces = tuple(plan.interfaces(spec, networks, record, self.host)) if not spec.network_mode else ()
+        built = (spec.id, spec.network_mode, interfaces)
+        if self._built.get(spec.name) == built:
+            return  # an earlier pass built exactly this; the periodic pass re-checks it
         await ensure_netns(container_ns)
-        keep = set()
-        if not spec.network_mode:
-            for interface in plan.interfaces(spec, networks, record, self.host):
-                await ensure_interface(interface)
-                keep.add(interface.ifname)
-        for removed in await prune_interfaces(container_ns, keep):
+        for interface in interfaces:
+            await ensure_interface(interface)
+        for removed in await prune_interfaces(container_ns, {i.ifname for i in interfaces}):
             log.info("container %s: removed interface %s", spec.name, removed)
+        self._built[spec.name] = built
 
     async def _release_network(self, spec: ContainerSpec) -> None:
+        self._built.pop(spec.name, None)
         container_ns = names.container_netns(self.host.host, spec.id)
         if netns_exists(container_ns):
             await prune_interfaces(container_ns, set())

@@ -6,14 +6,17 @@ it never touches the kernel itself.
 """
 from __future__ import annotations
 
+import time
+
 from proto import vxmesh_pb2 as pb
-from proto.records import ContainerSpec, Endpoint, Host, Network, Record
+from proto.records import ContainerSpec, Endpoint, Host, HostAlive, Network, Record
 
 _WIRE_TYPES: dict[str, type[Record]] = {
     "network": Network,
     "endpoint": Endpoint,
     "container": ContainerSpec,
     "host": Host,
+    "alive": HostAlive,
 }
 
 
@@ -22,6 +25,9 @@ class View:
         self.host = host
         self.revision = 0
         self.records: dict[str, Record] = {}
+        # Wall-clock time of the last update applied: the start of an
+        # agent's share of a change, for the timing lines reconcile logs.
+        self.updated_at = 0.0
 
     def apply(self, update: pb.ViewUpdate) -> None:
         if update.snapshot:
@@ -33,6 +39,7 @@ class View:
             else:
                 self.records[change.key] = _WIRE_TYPES[kind].from_wire(getattr(change, kind))
         self.revision = update.revision
+        self.updated_at = time.time()
 
     def containers(self) -> dict[str, ContainerSpec]:
         """Desired containers on this host, by name."""
@@ -49,3 +56,9 @@ class View:
 
     def hosts(self) -> dict[str, Host]:
         return {r.name: r for r in self.records.values() if isinstance(r, Host)}
+
+    def live_vteps(self) -> set[str]:
+        """The VTEP addresses of the other hosts that are alive now."""
+        hosts = self.hosts()
+        return {hosts[r.host].vtep for r in self.records.values()
+                if isinstance(r, HostAlive) and r.host in hosts}

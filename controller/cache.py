@@ -21,6 +21,7 @@ from typing import Callable
 
 from controller.etcd import Compacted, Etcd, EtcdUnavailable
 from controller.index import Index, StateEvent
+from controller.interest import Interest, InterestRouter
 from controller.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -42,7 +43,12 @@ class StateCache:
         self._revs: list[int] = []
         self._batches: list[list[StateEvent]] = []
         self._events_kept = 0
-        self._changed = asyncio.Condition()
+        # Resolved at the next change, then replaced: every waiter (one per
+        # agent stream, plus API calls) awaits the same future, so a change
+        # wakes them all without a lock, a task or a timer per waiter.
+        self._moved: asyncio.Future | None = None
+        # The agent streams, woken only by the batches that concern them.
+        self.router = InterestRouter()
         self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -65,13 +71,41 @@ class StateCache:
         """Wait until the cache has moved past `revision`, or was reloaded."""
         return await self.wait_until(lambda: self.revision > revision or self.floor > revision, timeout)
 
+    async def wait_relevant(self, interest: Interest, revision: int, timeout: float | None = None) -> bool:
+        """Wait until a batch after `revision` may concern `interest`'s stream (or
+        the history no longer reaches back to `revision`); False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not interest.relevant and self.floor <= revision:
+            if deadline is not None:
+                if loop.time() >= deadline:
+                    return False
+                # One timer kept per stream rather than one armed and cancelled
+                # per wait: with a hundred streams woken on every change, those
+                # timers were a good part of the fan-out's cost.
+                interest.wake_by(loop, deadline)
+            interest.woken.clear()
+            await interest.woken.wait()
+        # Cleared before the stream reads the batches, with no await in between,
+        # so a batch arriving later marks it again.
+        interest.relevant = False
+        interest.woken.clear()
+        return True
+
     async def wait_until(self, predicate: Callable[[], bool], timeout: float | None = None) -> bool:
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(predicate), timeout)
-                return True
-            except asyncio.TimeoutError:
+        """Wait until `predicate()` holds, checked after every change; False on timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not predicate():
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
                 return False
+            if self._moved is None or self._moved.done():
+                self._moved = loop.create_future()
+            # asyncio.wait, unlike wait_for, neither wraps the future in a task
+            # nor cancels the shared future when this waiter times out.
+            await asyncio.wait((self._moved,), timeout=remaining)
+        return True
 
     async def _load(self) -> None:
         kvs, revision = await self.etcd.get_prefix(self.keys.prefix)
@@ -88,6 +122,7 @@ class StateCache:
         self._revs, self._batches, self._events_kept = [], [], 0
         self.revision = self.floor = revision
         self.healthy = True
+        self.router.wake_all()  # every stream needs a fresh snapshot
         await self._notify()
 
     async def _follow(self) -> None:
@@ -95,7 +130,9 @@ class StateCache:
         while True:
             try:
                 async for revision, events in self.etcd.watch(self.keys.prefix, self.revision + 1):
-                    self._record(revision, self.index.apply(events))
+                    decoded = self.index.apply(events)
+                    self._record(revision, decoded)
+                    self.router.route(decoded)
                     self.healthy = True
                     backoff = 0.1
                     await self._notify()
@@ -133,9 +170,13 @@ class StateCache:
         """Drop the older half of the history; replays from before it get snapshots."""
         cut = len(self._revs) // 2 or 1
         self.floor = self._revs[cut - 1]
+        # A stream nothing concerned for a while may hold a revision below the
+        # new floor: it looks now (and finds nothing for it) rather than later
+        # needing a whole snapshot for changes it never cared about.
+        self.router.wake_all()
         self._events_kept -= sum(len(b) for b in self._batches[:cut])
         del self._revs[:cut], self._batches[:cut]
 
     async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+        if self._moved is not None and not self._moved.done():
+            self._moved.set_result(None)

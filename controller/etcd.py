@@ -464,11 +464,12 @@ class Etcd:
         resp = await self._call(lambda c: c.kv.Range, request, f"get {key}", read=True)
         return _kv(resp.kvs[0]) if resp.kvs else None
 
-    async def get_prefix(self, prefix: str, revision: int = 0) -> tuple[list[KV], int]:
+    async def get_prefix(self, prefix: str, revision: int = 0, keys_only: bool = False) -> tuple[list[KV], int]:
         """All keys under `prefix`, sorted by key, and the revision they were read at.
 
         With `revision`, the keys as they were at that (past) revision; raises
-        Compacted when etcd no longer keeps it."""
+        Compacted when etcd no longer keeps it. With `keys_only`, values come
+        back empty (for a caller that needs only the names: far less to send)."""
         start = prefix.encode() or b"\0"
         request = rpc_pb2.RangeRequest(
             key=start,
@@ -476,6 +477,7 @@ class Etcd:
             sort_order=rpc_pb2.RangeRequest.ASCEND,
             sort_target=rpc_pb2.RangeRequest.KEY,
             revision=revision,
+            keys_only=keys_only,
         )
         resp = await self._call(lambda c: c.kv.Range, request, f"get prefix {prefix}", read=True)
         return [_kv(kv) for kv in resp.kvs], resp.header.revision

@@ -41,12 +41,24 @@ class Index:
         self.statuses: dict[str, ContainerStatus] = {}   # container name -> status
         self._containers: dict[str, dict[str, ContainerSpec]] = defaultdict(dict)  # host -> key -> spec
         self._endpoints: dict[str, dict[str, Endpoint]] = defaultdict(dict)        # network -> key -> ep
+        # (network, host) -> key -> ep: a host going down or up touches its own
+        # endpoints only, not a scan of every endpoint in each of its networks.
+        self._endpoints_by_host: dict[tuple[str, str], dict[str, Endpoint]] = defaultdict(dict)
 
     def containers_on(self, host: str) -> dict[str, ContainerSpec]:
         return self._containers.get(host, {})
 
     def endpoints_of(self, network: str) -> dict[str, Endpoint]:
         return self._endpoints.get(network, {})
+
+    def has_orphan_statuses(self) -> bool:
+        """Whether some container has a status but no spec: removed, and its host
+        has not confirmed the teardown yet (its addresses are still held)."""
+        names = {spec.name for specs in self._containers.values() for spec in specs.values()}
+        return any(name not in names for name in self.statuses)
+
+    def endpoints_on(self, network: str, host: str) -> dict[str, Endpoint]:
+        return self._endpoints_by_host.get((network, host), {})
 
     def load(self, kvs: list[KV]) -> None:
         for kv in kvs:
@@ -97,6 +109,14 @@ class Index:
                 for specs in self._containers.values():
                     specs.pop(key, None)
         elif kind == "endpoint":
+            old = self._endpoints[parts[0]].get(key)
+            if old is not None:
+                by_host = self._endpoints_by_host[(parts[0], old.host)]
+                by_host.pop(key, None)
+                if not by_host:
+                    del self._endpoints_by_host[(parts[0], old.host)]
+            if record is not None:
+                self._endpoints_by_host[(parts[0], record.host)][key] = record
             _set(self._endpoints[parts[0]], key, record)
         return StateEvent(key, kind, parts, record, prev)
 

@@ -474,7 +474,7 @@ class Store:
     async def _pick_address(self, prefix: str, network: str, subnet: str, gateway: str, randomize: bool) -> str:
         """The lowest free address; after a lost race a random free one, so that
         controllers that collided once do not keep colliding on the same address."""
-        allocations, _ = await self.etcd.get_prefix(prefix)
+        allocations, _ = await self.etcd.get_prefix(prefix, keys_only=True)  # the keys are the addresses
         taken = {kv.key.rsplit("/", 1)[1] for kv in allocations}
         net = ipaddress.IPv4Network(subnet)
         hint = None
@@ -633,8 +633,9 @@ class Store:
         controller restart missed the agent's report. With `host`: those whose
         addresses were on that host, plus leftovers holding no address at all
         (their network was removed), which any host may release."""
-        specs, _ = await self.etcd.get_prefix(self.keys.containers())
-        statuses, _ = await self.etcd.get_prefix(self.keys.statuses())
+        # Only the names matter here: with thousands of containers the values were most of the cost.
+        specs, _ = await self.etcd.get_prefix(self.keys.containers(), keys_only=True)
+        statuses, _ = await self.etcd.get_prefix(self.keys.statuses(), keys_only=True)
         existing = {self.keys.parse(kv.key)[1][0] for kv in specs}
         owners: dict[str, set[str]] = {self.keys.parse(kv.key)[1][0]: set() for kv in statuses}
         for _, owner in await self._allocations():

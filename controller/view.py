@@ -1,7 +1,8 @@
 """What one host may see of the cluster state, and how each change alters it.
 
 An agent's view holds: the containers placed on its host, every registered
-host, and — only for the networks that have a container on this host — the
+host, which other hosts are alive (their VTEPs are the only ones it accepts
+VXLAN from), and — only for the networks that have a container on this host — the
 network record and the endpoints of live hosts (the MAC/IP -> VTEP table).
 The first container of a network on the host pulls in that network's whole
 table; the last one leaving withdraws it. A host whose lease expired (its
@@ -19,7 +20,7 @@ from typing import Iterable
 
 from controller.index import Index, StateEvent
 from proto import vxmesh_pb2 as pb
-from proto.records import ContainerSpec, Endpoint, Host, Network, Record
+from proto.records import ContainerSpec, Endpoint, Host, HostAlive, Network, Record
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class Change:
             msg.container.CopyFrom(self.record.to_wire())
         elif isinstance(self.record, Host):
             msg.host.CopyFrom(self.record.to_wire())
+        elif isinstance(self.record, HostAlive):
+            msg.alive.CopyFrom(self.record.to_wire())
         return msg
 
 
@@ -54,6 +57,8 @@ class AgentView:
     def snapshot(self) -> list[Change]:
         self.networks = self._wanted_networks()
         changes = [Change(key, host) for key, host in self.index.hosts.items()]
+        changes += [Change(self.index.keys.alive(name), HostAlive(name))
+                    for name in sorted(self.index.alive) if name != self.host]
         changes += [Change(key, spec) for key, spec in self.index.containers_on(self.host).items()]
         for name in sorted(self.networks):
             changes += self._network_rows(name)
@@ -100,16 +105,15 @@ class AgentView:
         return endpoint.host == self.host or endpoint.host in self.index.alive
 
     def _host_liveness(self, host: str) -> list[Change]:
-        """A host went down or came back: withdraw or restore its endpoints.
+        """A host went down or came back: its liveness record, and its endpoints withdrawn or restored.
 
         Decided by the index's current liveness, not the event's, so a replay
         of old events converges to the present."""
         alive = host in self.index.alive
-        out = []
+        out = [Change(self.index.keys.alive(host), HostAlive(host) if alive else None)]
         for name in sorted(self.networks):
-            for key, endpoint in self.index.endpoints_of(name).items():
-                if endpoint.host == host:
-                    out.append(Change(key, endpoint if alive else None))
+            for key, endpoint in self.index.endpoints_on(name, host).items():
+                out.append(Change(key, endpoint if alive else None))
         return out
 
     def _wanted_networks(self) -> set[str]:

@@ -1,0 +1,133 @@
+"""Which agent streams a batch of etcd changes concerns, so only those wake up.
+
+Without this every change woke every agent's stream, which then found that
+most changes were not for it: the cost of an update grew with the number of
+agents connected rather than with the number that take part. The router
+keeps, per stream, the host it serves and the networks its view holds, and
+for each batch wakes:
+  - the streams of the networks an endpoint or network record belongs to;
+  - the streams of the host a container is (or was) placed on;
+  - every stream for host records and liveness, which every view carries;
+  - no stream for what no view carries (statuses, address and port
+    reservations, VNIs).
+A stream that was not woken keeps its older revision; when it next wakes
+it replays the batches in between, which the view filters out as before.
+"""
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Iterable
+
+from controller.index import StateEvent
+
+# Kinds of keys that are in no agent's view (see controller/view.py).
+NOT_STREAMED = frozenset({"status", "ipam", "local-ipam", "vni", "port"})
+BY_NETWORK = frozenset({"network", "endpoint"})
+
+
+class Interest:
+    """One stream's subscription: `relevant` when a batch may concern it, and
+    `woken` set for that or for its keepalive timer (see StateCache.wait_relevant)."""
+
+    def __init__(self, host: str, networks: Iterable[str]):
+        self.host = host
+        self.networks: frozenset[str] = frozenset(networks)
+        # True at first, so the stream looks at what happened before it subscribed.
+        self.relevant = True
+        self.woken = asyncio.Event()
+        self.woken.set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def mark_relevant(self) -> None:
+        self.relevant = True
+        self.woken.set()
+
+    def wake_by(self, loop: asyncio.AbstractEventLoop, deadline: float) -> None:
+        """Make sure `woken` is set at `deadline` at the latest. A timer already
+        due earlier is kept (the waiter then asks again for what remains), so a
+        busy stream re-arms one timer per keepalive period, not one per wait."""
+        timer = self._timer
+        if timer is not None and not timer.cancelled() and loop.time() < timer.when() <= deadline:
+            return
+        if timer is not None:
+            timer.cancel()
+        self._timer = loop.call_at(deadline, self.woken.set)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class InterestRouter:
+    def __init__(self) -> None:
+        self._all: set[Interest] = set()
+        self._by_host: dict[str, set[Interest]] = defaultdict(set)
+        self._by_network: dict[str, set[Interest]] = defaultdict(set)
+
+    def add(self, host: str, networks: Iterable[str]) -> Interest:
+        interest = Interest(host, networks)
+        self._all.add(interest)
+        self._by_host[host].add(interest)
+        for name in interest.networks:
+            self._by_network[name].add(interest)
+        return interest
+
+    def update(self, interest: Interest, networks: Iterable[str]) -> None:
+        """The stream's view now holds `networks`."""
+        networks = frozenset(networks)
+        if networks == interest.networks or interest not in self._all:
+            return
+        for name in interest.networks - networks:
+            self._discard(self._by_network, name, interest)
+        for name in networks - interest.networks:
+            self._by_network[name].add(interest)
+        interest.networks = networks
+
+    def remove(self, interest: Interest) -> None:
+        interest.close()
+        if interest not in self._all:
+            return
+        self._all.discard(interest)
+        self._discard(self._by_host, interest.host, interest)
+        for name in interest.networks:
+            self._discard(self._by_network, name, interest)
+
+    def route(self, events: list[StateEvent]) -> None:
+        """Wake the streams one revision's events may concern."""
+        for event in events:
+            if event.kind in NOT_STREAMED:
+                continue
+            if event.kind in BY_NETWORK:
+                self._wake(self._by_network.get(event.parts[0], ()))
+            elif event.kind == "container":
+                specs = [spec for spec in (event.record, event.prev) if spec is not None]
+                if not specs:  # a delete etcd kept no old value for: whose it was is unknown
+                    self.wake_all()
+                    return
+                for spec in specs:
+                    self._wake(self._by_host.get(spec.host, ()))
+            else:  # hosts, liveness, and any kind added later: every view may carry it
+                self.wake_all()
+                return
+
+    def wake_all(self) -> None:
+        self._wake(self._all)
+
+    @property
+    def streams(self) -> int:
+        return len(self._all)
+
+    @staticmethod
+    def _wake(interests: Iterable[Interest]) -> None:
+        for interest in interests:
+            interest.mark_relevant()
+
+    @staticmethod
+    def _discard(table: dict[str, set[Interest]], name: str, interest: Interest) -> None:
+        members = table.get(name)
+        if members is not None:
+            members.discard(interest)
+            if not members:
+                del table[name]

@@ -1,0 +1,186 @@
+"""The controller's fan-out fast paths: which streams a change wakes, each record
+encoded once for every stream, and hosts listed from the mirror (all pure)."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from controller.host_view import hosts_from_index
+from controller.index import Index, StateEvent
+from controller.interest import InterestRouter
+from controller.keys import Keys
+from controller.view import Change
+from controller.wire_changes import WireChanges
+from proto.records import Attachment, ContainerSpec, ContainerStatus, Endpoint, Host
+
+keys = Keys("/vxmesh/")
+
+
+def ev(kind: str, key: str, parts: tuple[str, ...], record=None, prev=None) -> StateEvent:
+    return StateEvent(key=key, kind=kind, parts=parts, record=record, prev=prev)
+
+
+def endpoint_event(network: str, name: str) -> StateEvent:
+    record = Endpoint(network=network, container=name, host="h9", vtep="192.0.2.9", ip="10.1.0.9",
+                      mac="02:42:0a:01:00:09")
+    return ev("endpoint", keys.endpoint(network, name), (network, name), record)
+
+
+def spec(name: str, host: str) -> ContainerSpec:
+    return ContainerSpec(id=name * 4, name=name, host=host, attachments=[Attachment("blue", "10.1.0.2", "02:42:0a:01:00:02")])
+
+
+def woken(*interests) -> list[bool]:
+    return [i.relevant and i.woken.is_set() for i in interests]
+
+
+@pytest.fixture
+def router():
+    return InterestRouter()
+
+
+def subscribed(router, host, *networks):
+    interest = router.add(host, networks)
+    interest.relevant = False  # as after the stream's first look
+    interest.woken.clear()
+    return interest
+
+
+async def test_an_endpoint_wakes_only_the_streams_of_its_network(router):
+    blue, red, idle = subscribed(router, "h1", "blue"), subscribed(router, "h2", "red"), subscribed(router, "h3")
+    router.route([endpoint_event("blue", "c1")])
+    assert woken(blue, red, idle) == [True, False, False]
+
+
+async def test_a_container_wakes_its_host_and_hosts_and_liveness_wake_everyone(router):
+    h1, h2 = subscribed(router, "h1", "blue"), subscribed(router, "h2")
+    router.route([ev("container", keys.container("c1"), ("c1",), spec("c1", "h2"))])
+    assert woken(h1, h2) == [False, True]
+    h2.woken.clear()
+    router.route([ev("host", keys.host("h7"), ("h7",), Host(name="h7", vtep="192.0.2.7"))])
+    assert woken(h1, h2) == [True, True]
+    h1.woken.clear(), h2.woken.clear()
+    router.route([ev("alive", keys.alive("h7"), ("h7",))])
+    assert woken(h1, h2) == [True, True]
+
+
+async def test_what_no_view_carries_wakes_nobody(router):
+    h1 = subscribed(router, "h1", "blue")
+    router.route([ev("status", keys.status("c1"), ("c1",), ContainerStatus(name="c1", id="")),
+                  ev("ipam", keys.ipam("blue", "10.1.0.2"), ("blue", "10.1.0.2"))])
+    assert woken(h1) == [False]
+
+
+async def test_a_stream_follows_its_views_networks_and_is_forgotten_when_gone(router):
+    h1 = subscribed(router, "h1", "blue")
+    router.update(h1, {"red"})
+    router.route([endpoint_event("blue", "c1")])
+    assert woken(h1) == [False]
+    router.route([endpoint_event("red", "c2")])
+    assert woken(h1) == [True]
+    router.remove(h1)
+    h1.relevant = False
+    h1.woken.clear()
+    router.route([ev("host", keys.host("h7"), ("h7",), Host(name="h7", vtep="192.0.2.7"))])
+    assert woken(h1) == [False] and router.streams == 0
+
+
+async def test_a_new_stream_starts_woken(router):
+    assert router.add("h1", ["blue"]).woken.is_set()
+
+
+def test_each_record_is_encoded_once_for_every_stream():
+    wire = WireChanges(limit=2)
+    record = Endpoint(network="blue", container="c1", host="h1", vtep="192.0.2.1", ip="10.1.0.2",
+                      mac="02:42:0a:01:00:02")
+    first = wire.encode([Change("k1", record)])[0]
+    again = wire.encode([Change("k1", record)])[0]
+    assert again is first and (wire.hits, wire.misses) == (1, 1)
+    assert first.endpoint.ip == "10.1.0.2" and not first.deleted
+    # An equal but different record (a new etcd value) is encoded anew.
+    fresh = wire.change(Change("k1", Endpoint(**{**record.to_dict(), "ip": "10.1.0.3"})))
+    assert fresh.endpoint.ip == "10.1.0.3"
+    deleted = wire.change(Change("k2", None))
+    assert deleted.deleted and deleted.key == "k2"
+    wire.change(Change("k3", record)), wire.change(Change("k4", record))
+    assert len(wire._made) == 2  # bounded
+
+
+def test_hosts_from_the_mirror_match_what_host_ls_shows():
+    index = Index(keys)
+    index.hosts = {keys.host("h1"): Host(name="h1", vtep="192.0.2.1"), keys.host("h2"): Host(name="h2", vtep="192.0.2.2")}
+    index.alive = {"h1"}
+    index._containers["h1"] = {keys.container("c1"): spec("c1", "h1"), keys.container("c2"): spec("c2", "h1")}
+    hosts = hosts_from_index(index)
+    assert (hosts["h1"].state, hosts["h1"].containers) == ("up", 2)
+    assert (hosts["h2"].state, hosts["h2"].containers) == ("down", 0)
+    assert index.hosts[keys.host("h1")].state == "down"  # the mirror's records are not touched
+
+
+async def test_cache_waits_end_on_a_relevant_batch_on_a_reload_or_on_timeout():
+    from controller.cache import StateCache
+    cache = StateCache(etcd=None, keys=keys)  # nothing here reads etcd
+    interest = subscribed(cache.router, "h1", "blue")
+    assert await cache.wait_relevant(interest, 0, timeout=0.05) is False
+    asyncio.get_running_loop().call_later(0.02, cache.router.route, [endpoint_event("blue", "c1")])
+    assert await cache.wait_relevant(interest, 0, timeout=5) is True
+    assert not interest.woken.is_set() and not interest.relevant  # cleared for the next wait
+    # A busy stream keeps its keepalive timer across waits; it still times out on time.
+    started = asyncio.get_running_loop().time()
+    assert await cache.wait_relevant(interest, 0, timeout=0.1) is False
+    assert 0.09 <= asyncio.get_running_loop().time() - started < 1.0
+    interest.wake_by(asyncio.get_running_loop(), started + 60)
+    assert await cache.wait_relevant(interest, 0, timeout=0.05) is False  # an earlier deadline still holds
+    cache.router.remove(interest)
+    interest = cache.router.add("h1", ["blue"])
+    assert await cache.wait_relevant(interest, 0, timeout=0.05) is True  # a new stream looks first
+    cache.floor = 10  # the history no longer reaches revision 5: look now, for a snapshot
+    assert await cache.wait_relevant(interest, 5, timeout=5) is True
+
+
+async def test_cache_wait_until_sees_each_change_and_times_out():
+    from controller.cache import StateCache
+    cache = StateCache(etcd=None, keys=keys)
+    assert await cache.wait_until(lambda: cache.revision >= 1, timeout=0.05) is False
+
+    async def move():
+        for revision in (1, 2):
+            await asyncio.sleep(0.01)
+            cache.revision = revision
+            await cache._notify()
+
+    mover = asyncio.create_task(move())
+    assert await cache.wait_until(lambda: cache.revision >= 2, timeout=5) is True
+    await mover
+
+
+def test_the_index_keeps_each_hosts_endpoints_apart():
+    from controller.etcd import KV, Event
+
+    def put(ep, prev=None):
+        kv = KV(key=keys.endpoint(ep.network, ep.container), value=ep.to_json(), create_revision=1,
+                mod_revision=1, version=1)
+        return Event(kind="put", kv=kv, prev=None)
+
+    index = Index(keys)
+    a = Endpoint(network="blue", container="c1", host="h1", vtep="192.0.2.1", ip="10.1.0.2", mac="02:42:0a:01:00:02")
+    b = Endpoint(network="blue", container="c2", host="h2", vtep="192.0.2.2", ip="10.1.0.3", mac="02:42:0a:01:00:03")
+    index.apply([put(a), put(b)])
+    assert list(index.endpoints_on("blue", "h1").values()) == [a]
+    moved = Endpoint(**{**a.to_dict(), "host": "h2", "vtep": "192.0.2.2"})
+    index.apply([put(moved)])
+    assert index.endpoints_on("blue", "h1") == {} and len(index.endpoints_on("blue", "h2")) == 2
+    gone = KV(key=keys.endpoint("blue", "c2"), value=b"", create_revision=0, mod_revision=0, version=0)
+    index.apply([Event(kind="delete", kv=gone, prev=None)])
+    assert list(index.endpoints_on("blue", "h2").values()) == [moved]
+    assert index.endpoints_of("blue") == {keys.endpoint("blue", "c1"): moved}
+
+
+def test_the_index_tells_when_a_removal_awaits_its_hosts_confirmation():
+    index = Index(keys)
+    index._containers["h1"] = {keys.container("c1"): spec("c1", "h1")}
+    index.statuses = {"c1": ContainerStatus(name="c1", id="")}
+    assert not index.has_orphan_statuses()
+    index.statuses["c2"] = ContainerStatus(name="c2", id="")  # c2's spec is gone, its status stays
+    assert index.has_orphan_statuses()
