@@ -1,0 +1,218 @@
+"""Overlay data plane against the underlay it rides on, in the same run.
+
+    .venv/bin/python -m tests.benchmarks.bench_dataplane [--seconds S] [--rounds R] [--pings N]
+
+Builds a 2-host lab (vxbench<hex>) with the overlay network `bench` and one
+container on each host, then measures, alternating underlay and overlay so
+both see the same machine load:
+  * TCP throughput, iperf3 (one stream, S seconds, R rounds each): client
+    in the container on h1 to a server in the container on h2, against the
+    same between h1's and h2's underlay addresses (the hosts' namespaces).
+    Target: overlay >= 0.8x underlay (medians).
+  * RTT: `ping -i 0.01 -c N` container to container, against host to host;
+    the overhead is the difference of the medians. Target <= 50 us.
+It also checks what could cost throughput silently: the container MTU is the
+underlay's minus the 50 bytes of VXLAN encapsulation, a full-size DF packet
+crosses the overlay and one byte more is refused (no fragmentation), and it
+prints the checksum/segmentation offloads of the container's veth, its
+bridge-side peer and the VXLAN device. The lab is removed at the end, also
+on failure. Needs root.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import time
+
+from pyroute2.ethtool import Ethtool
+
+from agent import linux, names
+from deploy.lab import Lab
+from deploy.lab_topology import HOST_UPLINK
+from tests.benchmarks import figures
+from tests.benchmarks.lab_bench import bench_lab, container_id, overlay_vni, sh
+
+NETWORK = "bench"
+SUBNET = "10.89.0.0/24"
+VXLAN_OVERHEAD = 50
+IPERF_PORT = 5201
+TARGET_THROUGHPUT_RATIO = 0.8
+TARGET_RTT_OVERHEAD_US = 50.0
+# The offloads that decide whether TCP over the overlay is segmented and
+# checksummed late (in the kernel, once per 64 KB) or per packet.
+OFFLOADS = ("tx-checksum-ip-generic", "tx-scatter-gather", "tx-tcp-segmentation",
+            "tx-generic-segmentation", "rx-gro", "tx-udp_tnl-segmentation",
+            "tx-udp_tnl-csum-segmentation")
+PING_TIME = re.compile(r"time=([\d.]+) ms")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=int, default=3, help="length of each iperf3 run (default 3)")
+    parser.add_argument("--rounds", type=int, default=6, help="iperf3 runs per path (default 6)")
+    parser.add_argument("--pings", type=int, default=500, help="pings per path (default 500)")
+    args = parser.parse_args(argv)
+    if not 1 <= args.seconds <= 60 or not 1 <= args.rounds <= 20 or not 5 <= args.pings <= 10_000:
+        parser.error("--seconds 1..60, --rounds 1..20 and --pings 5..10000")
+    with bench_lab(hosts=2) as lab:
+        _bench(lab, args.seconds, args.rounds, args.pings)
+    return 0
+
+
+def _bench(lab: Lab, seconds: int, rounds: int, pings: int) -> None:
+    h1, h2 = lab.hosts
+    lab.cli("network", "create", "--subnet", SUBNET, NETWORK)
+    vni = overlay_vni(lab, NETWORK)
+    ns, ips = {}, {}
+    for name, host in (("dp1", h1), ("dp2", h2)):
+        lab.cli("run", "-d", "--name", name, "--host", host.name, "--network", NETWORK, "--", "sleep", "infinity")
+        ns[name] = names.container_netns(host.name, container_id(lab, name))
+        ips[name] = json.loads(lab.cli("inspect", name).stdout)["networks"][NETWORK]["ip"]
+    paths = {"underlay": (h1.netns, h2.netns, h2.underlay_ip),
+             "overlay": (ns["dp1"], ns["dp2"], ips["dp2"])}
+
+    print(f"data plane: 2 lab hosts, overlay `{NETWORK}` (VNI {vni}) vs the underlay, same run")
+    _check_mtu(lab, ns["dp1"], ips["dp2"])
+    _print_offloads(lab, ns["dp1"], vni)
+
+    throughput: dict[str, list[float]] = {p: [] for p in paths}
+    for _ in range(rounds):
+        for path, (client_ns, server_ns, address) in paths.items():
+            throughput[path].append(_iperf3(client_ns, server_ns, address, seconds))
+    rtts = {path: _ping_rtts(client_ns, address, pings) for path, (client_ns, _, address) in paths.items()}
+    _report(throughput, rtts, seconds, rounds, pings)
+
+
+def _check_mtu(lab: Lab, container_ns: str, peer_ip: str) -> None:
+    underlay = lab.underlay_mtu
+    inner = json.loads(sh("ip", "-n", container_ns, "-j", "link", "show", "eth0").stdout)[0]["mtu"]
+    if inner != underlay - VXLAN_OVERHEAD:
+        raise RuntimeError(f"container eth0 MTU is {inner}, expected underlay {underlay} - {VXLAN_OVERHEAD}")
+    payload = inner - 28  # IPv4 + ICMP headers
+    fits = _ping_df(container_ns, peer_ip, payload)
+    too_big = _ping_df(container_ns, peer_ip, payload + 1)
+    if not fits or too_big:
+        raise RuntimeError(f"DF pings across the overlay: {payload} bytes {'passed' if fits else 'FAILED'}, "
+                           f"{payload + 1} bytes {'passed (fragmented?)' if too_big else 'refused'}")
+    print(f"  MTU: underlay {underlay}, container eth0 {inner} (= underlay - {VXLAN_OVERHEAD}); "
+          f"a {inner}-byte DF packet crosses, {inner + 1} is refused: no fragmentation")
+
+
+def _ping_df(netns: str, address: str, payload: int) -> bool:
+    proc = sh("nsenter", f"--net=/run/netns/{netns}", "ping", "-n", "-q", "-M", "do", "-c", "1", "-W", "2",
+              "-s", str(payload), address, check=False)
+    return proc.returncode == 0
+
+
+def _print_offloads(lab: Lab, container_ns: str, vni: int) -> None:
+    overlay_ns = names.overlay_netns(lab.hosts[0].name, vni)
+    peer = _veth_peer(container_ns)
+    # The uplink matters most: without UDP-tunnel segmentation there, the
+    # VXLAN device would cut every TCP super-packet into MTU-sized ones.
+    devices = [("container eth0", container_ns, "eth0"), ("bridge-side veth", overlay_ns, peer),
+               (f"vxlan {names.vxlan_ifname(vni)}", overlay_ns, names.vxlan_ifname(vni)),
+               (f"underlay {HOST_UPLINK}", lab.hosts[0].netns, HOST_UPLINK)]
+    print("  offloads (on/off):")
+    for label, netns, ifname in devices:
+        features = _features(netns, ifname)
+        listed = ", ".join(f"{f} {'on' if features.get(f) else 'off'}" for f in OFFLOADS if f in features)
+        print(f"    {label:<17} {listed}")
+
+
+def _veth_peer(container_ns: str) -> str:
+    """The bridge-side end of the container's eth0, by its peer ifindex."""
+    link = json.loads(sh("ip", "-n", container_ns, "-j", "-d", "link", "show", "eth0").stdout)[0]
+    peer_index = link["link_index"]
+    netnsid = link["link_netnsid"]
+    for other in json.loads(sh("ip", "-n", container_ns, "-j", "netns", "list-id").stdout):
+        if other.get("nsid") == netnsid and other.get("name"):
+            for candidate in json.loads(sh("ip", "-n", other["name"], "-j", "link", "show").stdout):
+                if candidate["ifindex"] == peer_index:
+                    return candidate["ifname"]
+    raise RuntimeError(f"cannot find the bridge-side peer of eth0 in {container_ns}")
+
+
+def _features(netns: str, ifname: str) -> dict[str, bool]:
+    """ethtool -k, from inside `netns`: the ioctl socket is opened there."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
+    target = os.open(f"/run/netns/{netns}", os.O_RDONLY)
+    try:
+        linux.setns(target, linux.CLONE_NEWNET)
+        try:
+            ethtool = Ethtool()
+        finally:
+            linux.setns(own, linux.CLONE_NEWNET)
+        try:
+            return {name: bool(f.enable) for name, f in ethtool.get_features(ifname).features.items() if name}
+        finally:
+            ethtool.close()
+    finally:
+        os.close(own)
+        os.close(target)
+
+
+def _iperf3(client_ns: str, server_ns: str, address: str, seconds: int) -> float:
+    """One iperf3 TCP run, bits/s as the receiver counted them."""
+    server = subprocess.Popen(["nsenter", f"--net=/run/netns/{server_ns}", "iperf3", "-s", "-1",
+                               "-p", str(IPERF_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        client = ["nsenter", f"--net=/run/netns/{client_ns}", "iperf3", "-J", "-c", address,
+                  "-p", str(IPERF_PORT), "-t", str(seconds)]
+        for _ in range(50):  # the server needs a moment to listen
+            proc = sh(*client, check=False, timeout=seconds + 30)
+            result = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
+            if proc.returncode == 0 and "sum_received" in result.get("end", {}):
+                return result["end"]["sum_received"]["bits_per_second"]
+            if "error" in result and "Connection refused" not in result["error"]:
+                raise RuntimeError(f"iperf3 to {address} failed: {result['error']}")
+            if "Connection refused" not in proc.stdout + proc.stderr:
+                raise RuntimeError(f"iperf3 to {address} failed ({proc.returncode}): "
+                                   f"{(proc.stdout + proc.stderr)[-500:]}")
+            time.sleep(0.05)
+        raise RuntimeError(f"iperf3 server in {server_ns} never listened")
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+
+
+def _ping_rtts(netns: str, address: str, count: int) -> list[float]:
+    proc = sh("nsenter", f"--net=/run/netns/{netns}", "ping", "-n", "-i", "0.01", "-c", str(count),
+              address, timeout=count * 0.05 + 30)
+    rtts = [float(m) for m in PING_TIME.findall(proc.stdout)]
+    if len(rtts) < count * 0.9:
+        raise RuntimeError(f"ping {address}: only {len(rtts)} of {count} replies")
+    return rtts
+
+
+def _report(throughput: dict[str, list[float]], rtts: dict[str, list[float]],
+            seconds: int, rounds: int, pings: int) -> None:
+    gbit = {p: statistics.median(v) / 1e9 for p, v in throughput.items()}
+    print(f"  TCP throughput, iperf3 1 stream, {seconds} s x {rounds} rounds (median, min..max):")
+    for path, values in throughput.items():
+        print(f"    {path:<9} {gbit[path]:7.2f} Gbit/s  ({min(values) / 1e9:.2f}..{max(values) / 1e9:.2f})")
+    figures.report("dataplane", "overlay TCP throughput", gbit["overlay"], "Gbit/s",
+                   limit=TARGET_THROUGHPUT_RATIO * gbit["underlay"], higher_is_better=True,
+                   baseline=gbit["underlay"], baseline_name="underlay")
+    # Each round runs the two back to back: their ratio cancels most of the
+    # load other processes put on the machine during that round.
+    ratios = [o / u for o, u in zip(throughput["overlay"], throughput["underlay"])]
+    print(f"    overlay/underlay: of the medians {gbit['overlay'] / gbit['underlay']:.2f}, median of the "
+          f"per-round ratios {statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f}); "
+          f"target >= {TARGET_THROUGHPUT_RATIO}")
+    median = {p: statistics.median(v) * 1000 for p, v in rtts.items()}  # us
+    mean = {p: statistics.fmean(v) * 1000 for p, v in rtts.items()}
+    print(f"  RTT, ping -i 0.01 -c {pings} (us):")
+    for path in rtts:
+        print(f"    {path:<9} median {median[path]:7.1f}  avg {mean[path]:7.1f}  min {min(rtts[path]) * 1000:7.1f}")
+    figures.report("dataplane", "ping RTT overhead, overlay - underlay medians", median["overlay"] - median["underlay"],
+                   "us", limit=TARGET_RTT_OVERHEAD_US, baseline=median["underlay"],
+                   baseline_name="underlay RTT median")
+    print(f"    (difference of the averages: {mean['overlay'] - mean['underlay']:.1f} us)")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,111 @@
+"""A private control plane for the benchmarks: etcd and a controller process.
+
+etcd is Debian's binary on loopback (controller/embedded_etcd.py), the
+controller is `vxmesh controller` in its own process, as deployed, listening
+on a unix socket only. Both live in one temporary directory (vxbench-*)
+that is removed, with the processes, when the context ends, also on failure.
+The controller runs in its own process so its CPU time and RSS can be read
+from /proc, apart from the benchmark's own.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+import grpc
+
+from controller.embedded_etcd import EmbeddedEtcd
+from controller.etcd import Etcd
+from proto import vxmesh_pb2 as pb
+from proto import vxmesh_pb2_grpc as pb_grpc
+
+READY_SECONDS = 60.0
+# The deployed default (deploy/config/controller.toml), so lease renewals cost what they cost there.
+HOST_TTL = 6
+
+
+class ControlPlane:
+    def __init__(self) -> None:
+        self.work = Path(tempfile.mkdtemp(prefix="vxbench-"))
+        self.socket = f"unix://{self.work}/controller.sock"
+        self.etcd_server = EmbeddedEtcd(self.work / "etcd", log_path=self.work / "etcd.log")
+        self.etcd: Etcd | None = None
+        self.controller: asyncio.subprocess.Process | None = None
+        self.channel: grpc.aio.Channel | None = None
+        self.api: pb_grpc.ControllerStub | None = None
+
+    async def __aenter__(self) -> ControlPlane:
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def _start(self) -> None:
+        endpoint = await self.etcd_server.start()
+        self.etcd = await Etcd.connect([endpoint])
+        log = open(self.work / "controller.log", "wb")
+        try:
+            # VXBENCH_PROFILE=FILE runs the controller under cProfile, its stats written to FILE on exit.
+            profile = os.environ.get("VXBENCH_PROFILE")
+            wrapper = ["-m", "cProfile", "-o", profile] if profile else []
+            self.controller = await asyncio.create_subprocess_exec(
+                sys.executable, *wrapper, "-m", "controller.cli", "controller", "--listen", self.socket,
+                "--etcd", endpoint, "--host-ttl", str(HOST_TTL),
+                # Plain text on a private unix socket: the benchmarks measure the control plane, not TLS.
+                "--insecure",
+                stdout=log, stderr=log, env={**os.environ, "VXMESH_LOG": "WARNING"})
+        finally:
+            log.close()
+        self.channel = grpc.aio.insecure_channel(self.socket, options=[
+            ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
+        self.api = pb_grpc.ControllerStub(self.channel)
+        await self._wait_healthy()
+
+    async def _wait_healthy(self) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_SECONDS
+        while loop.time() < deadline:
+            if self.controller.returncode is not None:
+                raise RuntimeError(f"the benchmark controller exited ({self.controller.returncode}): "
+                                   f"{self.controller_log()[-2000:]}")
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                if (await self.api.Health(pb.Empty(), timeout=2)).healthy:
+                    return
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"the benchmark controller was not healthy within {READY_SECONDS:.0f} s: "
+                           f"{self.controller_log()[-2000:]}")
+
+    def controller_log(self) -> str:
+        with contextlib.suppress(OSError):
+            return (self.work / "controller.log").read_text(errors="replace")
+        return ""
+
+    @property
+    def controller_pid(self) -> int:
+        return self.controller.pid
+
+    async def close(self) -> None:
+        if self.channel is not None:
+            await self.channel.close()
+        if self.controller is not None and self.controller.returncode is None:
+            self.controller.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.controller.wait(), 10)
+            except asyncio.TimeoutError:
+                self.controller.kill()
+                await self.controller.wait()
+        if self.etcd is not None:
+            await self.etcd.close()
+        await self.etcd_server.stop()
+        shutil.rmtree(self.work, ignore_errors=True)

@@ -1,0 +1,72 @@
+"""The lab benchmarks still run end to end on tiny sizes.
+
+Their figures are never checked against targets here (timings depend on the
+machine and its load); what is checked is that each benchmark prints every
+figure it promises and leaves no namespace of its lab behind.
+"""
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+
+from agent.kernel import netns
+from tests.benchmarks import bench_attach, bench_dataplane, bench_lab_propagation
+
+pytestmark = pytest.mark.integration
+
+MS = r"[\d.]+ ms"
+FIGURE = r"-?[\d,.]+"  # figures.fmt
+VERDICT = r"(met|NOT met)"
+
+
+@pytest.fixture(autouse=True)
+def _root_and_no_leftovers():
+    if os.geteuid() != 0:
+        pytest.skip("the benchmarks build labs: they need root")
+    before = set(netns.list_netns("vxbench"))
+    yield
+    assert set(netns.list_netns("vxbench")) <= before, "a benchmark left a namespace behind"
+
+
+def test_bench_attach_prints_totals_phases_and_baselines(capsys):
+    assert bench_attach.main(["--containers", "2", "--baseline-runs", "1"]) == 0
+    out = capsys.readouterr().out
+    for q, limit in ((50, 150), (99, 300)):
+        assert re.search(rf"attach p{q}: {FIGURE} ms  target <= {limit} ms  {VERDICT}  "
+                         rf"baseline bare iproute2 attach p50 {FIGURE} ms", out), out
+    for label, _, _ in bench_attach.PHASES:
+        assert re.search(rf"{re.escape(label)} +{MS} +max +{MS}", out), (label, out)
+    assert re.search(rf"h2 kernel has the endpoint .* p50 +{MS}", out), out
+    for label in ("vxmesh host ls", "ping -c 1 to a reachable container", "ip netns + veth + ping"):
+        assert re.search(rf"{re.escape(label)}.* p50 +{MS}", out), (label, out)
+    assert re.search(r"attach p50 / bare iproute2 attach p50 \d+\.\d\d", out), out
+
+
+def test_bench_dataplane_prints_throughput_rtt_mtu_and_offloads(capsys):
+    assert bench_dataplane.main(["--seconds", "1", "--rounds", "1", "--pings", "20"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"container eth0 1450 \(= underlay - 50\)", out), out
+    for path in ("underlay", "overlay"):
+        assert re.search(rf"{path} +[\d.]+ Gbit/s", out), (path, out)
+        assert re.search(rf"{path} +median +[\d.]+ +avg", out), (path, out)
+    assert re.search(rf"overlay TCP throughput: {FIGURE} Gbit/s  target >= {FIGURE} Gbit/s  {VERDICT}  "
+                     rf"baseline underlay {FIGURE} Gbit/s", out), out
+    assert re.search(rf"ping RTT overhead, overlay - underlay medians: {FIGURE} us  target <= 50.00 us  "
+                     rf"{VERDICT}  baseline underlay RTT median {FIGURE} us", out), out
+    assert re.search(r"container eth0 +tx-checksum-ip-generic (on|off)", out), out
+    assert re.search(r"vxlan vx\d+ +.*tx-udp_tnl-segmentation (on|off)", out), out
+
+
+def test_bench_lab_propagation_prints_percentiles_and_the_poll_floor(capsys):
+    assert bench_lab_propagation.main(["--endpoints", "3", "--baseline-runs", "2"]) == 0
+    out = capsys.readouterr().out
+    for start in ("from the call's return", "from the etcd commit"):
+        for q, limit in ((50, "20.00"), (99, "100")):
+            assert re.search(rf"{start} p{q}: {FIGURE} ms  target <= {limit} ms  {VERDICT}  "
+                             rf"baseline poll floor p50 {FIGURE} ms", out), (start, q, out)
+    assert re.search(r"already had it when the call returned for \d+ of 3", out), out
+    for label, _, _ in bench_lab_propagation.PHASES:
+        assert re.search(rf"{re.escape(label)} +{MS} +max +{MS}", out), (label, out)
+    assert re.search(rf"seen by the poll: p50 {MS}", out), out
