@@ -14,7 +14,7 @@ APT_STAMP := $(VENV)/.apt-installed
 PIP_STAMP := $(VENV)/.pip-installed
 PROTO_OUT := proto/vxmesh_pb2.py proto/vxmesh_pb2_grpc.py proto/vxmesh_pb2.pyi
 
-.PHONY: setup lab lab-down lab-status test unit proto proto-check deploy-config clean
+.PHONY: setup lab lab-down lab-status test unit soak bench proto proto-check deploy-config clean
 
 setup: $(APT_STAMP) $(PIP_STAMP)
 
@@ -64,6 +64,18 @@ unit: setup
 
 test: setup proto-check
 	$(PY) -m pytest -q
+
+# Off by default: churn containers while agents and controllers restart, then
+# audit every host's tables and look for leaks (tests/soak.py). `make test`
+# runs a short smoke of it (tests/test_soak_smoke.py).
+SOAK_SECONDS ?= 180
+soak: setup
+	$(PY) -m tests.soak --seconds $(SOAK_SECONDS)
+
+# Every benchmark in sequence, then a summary: figure, target, baseline from
+# the same run, met or not (tests/benchmarks/run_all.py; BENCHMARKS.md has a run).
+bench: setup
+	$(PY) -m tests.benchmarks.run_all
 
 clean: lab-down
 	rm -rf $(VENV) *.egg-info

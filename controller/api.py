@@ -7,18 +7,25 @@ kernel tables) are forwarded to that host's agent.
 """
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from typing import AsyncIterator
 
 import grpc
 
+from controller.agent_feed import FeedCounters
 from controller.cache import StateCache
+from controller.host_view import hosts_from_index
 from controller.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, UserError
+from controller.esp_support import esp_missing
+from controller.network_options import wants_encryption
 from controller.run_options import RunOptions
 from controller.store import Store
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ContainerSpec, ContainerStatus, Mount, PortMapping
+from proto.transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +33,10 @@ log = logging.getLogger(__name__)
 START_TIMEOUT = 30.0
 # How long `rm` waits for the agent to confirm the teardown.
 REMOVE_TIMEOUT = 15.0
+# How long `run` waits for the controller's mirror of etcd to catch up before reading etcd instead.
+MIRROR_CATCH_UP_SECONDS = 2.0
+# How long Health waits for etcd to answer a read before calling it unhealthy.
+HEALTH_READ_SECONDS = 3.0
 
 
 def _user_errors(method):
@@ -52,15 +63,28 @@ def _user_errors_streaming(method):
 
 
 class ControllerService(pb_grpc.ControllerServicer):
-    def __init__(self, store: Store, cache: StateCache):
+    def __init__(self, store: Store, cache: StateCache, feeds: FeedCounters | None = None, *,
+                 agent_transport: Transport):
         self.store = store
         self.cache = cache
-        self._channels: dict[str, grpc.aio.Channel] = {}
+        self.feeds = feeds if feeds is not None else FeedCounters()
+        self.agent_transport = agent_transport   # how to reach the agents' HostAgent APIs
+        self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
 
     # ---- networks ----------------------------------------------------------
 
     @_user_errors
     async def CreateNetwork(self, request, context):
+        if wants_encryption(request.name, request.driver or "overlay", request.options):
+            # Refused before etcd is touched: a network asked to be encrypted
+            # must never exist unencrypted.
+            missing = await esp_missing()
+            if missing is not None:
+                raise FailedPrecondition(f"cannot create encrypted network {request.name!r}: "
+                                         f"encrypted overlays need IPsec ESP (xfrm), and {missing}")
+            raise FailedPrecondition(f"cannot create encrypted network {request.name!r}: the kernel "
+                                     "has ESP, but vxmesh does not encrypt overlays yet "
+                                     "(docs/encryption.md)")
         network = await self.store.create_network(
             request.name, request.subnet, gateway=request.gateway, vni=request.vni,
             driver=request.driver or "overlay")
@@ -88,10 +112,15 @@ class ControllerService(pb_grpc.ControllerServicer):
         detail = "" if self.cache.healthy else "the etcd watch is down; retrying"
         if not detail:
             try:
-                await self.store.etcd.revision()
+                # Bounded: without a quorum etcd does not refuse, it waits.
+                await asyncio.wait_for(self.store.etcd.revision(), HEALTH_READ_SECONDS)
+            except asyncio.TimeoutError:
+                detail = f"etcd did not answer a read within {HEALTH_READ_SECONDS:.0f}s"
             except Exception as err:  # any failure to read is the answer itself
                 detail = f"etcd is unreachable: {err}"
-        return pb.HealthReply(healthy=not detail, revision=self.cache.revision, detail=detail)
+        return pb.HealthReply(healthy=not detail, revision=self.cache.revision, detail=detail,
+                              snapshots_served=self.feeds.snapshots, resumes_served=self.feeds.resumes,
+                              resyncs_served=self.feeds.resyncs, agents_connected=self.feeds.connected)
 
     # ---- hosts -------------------------------------------------------------
 
@@ -108,11 +137,22 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @_user_errors
     async def Run(self, request, context):
-        hosts = {h.name: h for h in await self.store.list_hosts()}
+        received = time.time()
+        # From the controller's mirror (see host_view.py). It may trail etcd by
+        # a moment (a host that just connected), so before refusing, it is
+        # brought up to etcd's revision, or etcd itself is asked.
+        hosts = hosts_from_index(self.cache.index)
         networks = list(request.networks)
         owner = await self._network_owner(networks)
         # A shared network namespace exists on one host only: go where it is.
-        host = request.host or (owner.host if owner else _least_loaded(hosts.values()))
+        wanted = request.host or (owner.host if owner else "")
+        if not _usable(hosts, wanted):
+            now = await self.store.etcd.revision()
+            if await self.cache.wait_until(lambda: self.cache.revision >= now, MIRROR_CATCH_UP_SECONDS):
+                hosts = hosts_from_index(self.cache.index)
+            else:
+                hosts = {h.name: h for h in await self.store.list_hosts()}
+        host = wanted or _least_loaded(hosts.values())
         if host not in hosts:
             raise NotFound(f"no such host: {host!r}")
         if hosts[host].state != "up":
@@ -126,7 +166,13 @@ class ControllerService(pb_grpc.ControllerServicer):
         spec = await self.store.create_container(
             request.name, host, list(request.command), dict(request.env),
             request.hostname or request.name, networks, options)
-        return await self._started(spec)
+        committed = time.time()
+        detail = await self._started(spec)
+        # One line per run, with wall-clock stamps the agents' start timing
+        # lines can be lined up with (tests/benchmarks/bench_attach.py does).
+        log.info("run %s on %s: timing received=%.6f committed=%.6f running=%.6f",
+                 spec.name, host, received, committed, time.time())
+        return detail
 
     async def _network_owner(self, networks: list[str]) -> ContainerSpec | None:
         """For --network container:NAME: NAME's spec, which must be running."""
@@ -170,8 +216,14 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @_user_errors
     async def ConnectNetwork(self, request, context):
+        received = time.time()
         spec = await self.store.connect(request.container, request.network)
-        return _detail(*await self._applied(spec))
+        committed = time.time()
+        detail = _detail(*await self._applied(spec))
+        # As for run: wall-clock stamps, for tests/benchmarks/bench_lab_propagation.py.
+        log.info("connect %s to %s: timing received=%.6f committed=%.6f applied=%.6f",
+                 request.container, request.network, received, committed, time.time())
+        return detail
 
     @_user_errors
     async def DisconnectNetwork(self, request, context):
@@ -255,14 +307,24 @@ class ControllerService(pb_grpc.ControllerServicer):
             raise NotFound(f"no such host: {host!r}")
         if hosts[host].state != "up" or not hosts[host].api:
             raise Unavailable(f"host {host!r} is down")
-        address = hosts[host].api
-        if address not in self._channels:
-            self._channels[address] = grpc.aio.insecure_channel(address)
-        return pb_grpc.HostAgentStub(self._channels[address])
+        # With TLS the agent must present the certificate of this host, not
+        # merely one from the cluster's CA: a host record pointing its API at
+        # another host's address gets no answer.
+        key = (hosts[host].api, host)
+        if key not in self._channels:
+            self._channels[key] = self.agent_transport.channel(hosts[host].api, server_name=host)
+        return pb_grpc.HostAgentStub(self._channels[key])
 
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _usable(hosts: dict, wanted: str) -> bool:
+    """Whether `hosts` has the wanted host up, or (none wanted) any host up."""
+    if wanted:
+        return wanted in hosts and hosts[wanted].state == "up"
+    return any(h.state == "up" for h in hosts.values())
 
 
 def _least_loaded(hosts) -> str:

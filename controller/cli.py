@@ -1,8 +1,12 @@
 """`vxmesh`: the docker-shaped command line, and the entry to the daemons.
 
 User commands talk to a controller over gRPC (address from --controller,
-VXMESH_CONTROLLER, or the namespace lab's unix socket). A user mistake is
-one line on stderr and a non-zero exit, never a traceback.
+VXMESH_CONTROLLER, or the namespace lab's unix socket): on TCP with mutual
+TLS and an admin certificate (--ca/--cert/--key, VXMESH_CA/_CERT/_KEY,
+by default the ones provisioning installs in /etc/vxmesh/tls); on the
+controller host's unix socket, which only root can open, without
+(proto/transport.py says why). A user mistake is one line on stderr and a
+non-zero exit, never a traceback.
 """
 from __future__ import annotations
 
@@ -16,14 +20,20 @@ from pathlib import Path
 
 import grpc
 
-from controller import config
+from controller import certs_cli, config
 from controller.cli_options import CliError, format_port, parse_port, parse_signal, parse_size, parse_volume
+from controller.ipam import VNI_MAX, VNI_MIN
+from controller.network_options import parse_opts
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network
+from proto.tls import ROLES, Tls, TlsError, TlsFiles
+from proto.transport import Transport, is_unix
 
 DEFAULT_CONTROLLER = "unix:///run/vxmesh-lab/vxlab/controller.sock"
 RPC_TIMEOUT = 60.0
+# Health answers within its own bound on etcd (controller/api.py); a bit more for the call.
+HEALTH_TIMEOUT = 10.0
 
 
 # ---- argument parsing --------------------------------------------------------
@@ -32,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vxmesh", description="A multi-host VXLAN overlay for containers.")
     parser.add_argument("--controller", default=os.environ.get("VXMESH_CONTROLLER", DEFAULT_CONTROLLER),
                         help="controller address: host:port or unix:///path (env VXMESH_CONTROLLER)")
+    for flag, env, default in (("--ca", "VXMESH_CA", "ca.pem"), ("--cert", "VXMESH_CERT", "admin.pem"),
+                               ("--key", "VXMESH_KEY", "admin-key.pem")):
+        parser.add_argument(flag, type=Path, default=Path(os.environ.get(env, f"{config.TLS_DIR}/{default}")),
+                            help=f"TLS for a TCP controller address: the {flag[2:]} file of an admin "
+                                 f"(env {env}, default {config.TLS_DIR}/{default})")
+    parser.add_argument("--insecure", action="store_true",
+                        default=os.environ.get("VXMESH_INSECURE", "") == "1",
+                        help="plain text to a TCP controller run with insecure = true (env VXMESH_INSECURE=1)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     ctl = sub.add_parser("controller", help="run a controller",
@@ -43,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Run a host agent. Options come from --config FILE "
                                        "(deploy/config/agent.toml documents them) and flags.")
     config.add_flags(agent, config.AGENT)
+    certs_cli.add_parser(sub)
 
     network = sub.add_parser("network", help="manage networks").add_subparsers(dest="action", required=True)
     create = network.add_parser("create", help="create a network")
@@ -50,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--subnet", required=True)
     create.add_argument("--gateway", default="")
     create.add_argument("--vni", type=int, default=0)
+    create.add_argument("-o", "--opt", action="append", default=[], metavar="KEY[=VALUE]",
+                        help="driver option, as docker's; known: encrypted (needs IPsec ESP in the kernel)")
     create.add_argument("name")
     network.add_parser("ls", help="list networks")
     inspect_net = network.add_parser("inspect", help="show a network and its endpoints as JSON")
@@ -104,6 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("rm", help="remove a container")
     rm.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
     rm.add_argument("name")
+    health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
+    health.add_argument("--format", choices=["table", "json"], default="table")
     tables = sub.add_parser("tables", help="the MAC/IP -> VTEP entries a host has programmed in its kernel")
     tables.add_argument("host")
     tables.add_argument("--network", default="")
@@ -173,7 +196,7 @@ def _duration(t: float) -> str:
 # ---- user commands ------------------------------------------------------------
 
 async def user_command(args: argparse.Namespace) -> int:
-    async with _channel(args.controller) as channel:
+    async with _channel(args.controller, _transport(args)) as channel:
         api = pb_grpc.ControllerStub(channel)
         if args.command == "network":
             return await _network(api, args)
@@ -229,6 +252,8 @@ async def user_command(args: argparse.Namespace) -> int:
             await api.Remove(pb.NameRequest(name=args.name, force=args.force), timeout=RPC_TIMEOUT)
             print(args.name)
             return 0
+        if args.command == "health":
+            return await _health(api, args)
         if args.command == "tables":
             reply = await api.HostTables(pb.HostTablesRequest(host=args.host, network=args.network),
                                          timeout=RPC_TIMEOUT)
@@ -267,11 +292,22 @@ def _status_text(c: dict) -> str:
     return c["state"].capitalize()
 
 
+def _network_opts(items: list[str]) -> dict[str, str]:
+    try:
+        return parse_opts(items)
+    except ValueError as err:
+        raise CliError(str(err)) from None
+
+
 async def _network(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     if args.action == "create":
+        # The request's field is unsigned: a negative VNI must be refused here,
+        # in the controller's words, before protobuf refuses it with a traceback.
+        if not 0 <= args.vni <= VNI_MAX:
+            raise CliError(f"invalid VNI {args.vni}: it must be between {VNI_MIN} and {VNI_MAX} (0: pick one)")
         network = await api.CreateNetwork(pb.CreateNetworkRequest(
-            name=args.name, driver=args.driver, subnet=args.subnet, gateway=args.gateway, vni=args.vni),
-            timeout=RPC_TIMEOUT)
+            name=args.name, driver=args.driver, subnet=args.subnet, gateway=args.gateway, vni=args.vni,
+            options=_network_opts(args.opt)), timeout=RPC_TIMEOUT)
         print(network.id)
     elif args.action == "ls":
         reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
@@ -294,6 +330,21 @@ async def _network(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int
     return 0
 
 
+async def _health(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    reply = await api.Health(pb.Empty(), timeout=HEALTH_TIMEOUT)
+    if args.format == "json":
+        print(json.dumps({"healthy": reply.healthy, "revision": reply.revision, "detail": reply.detail,
+                          "agents_connected": reply.agents_connected,
+                          "snapshots_served": reply.snapshots_served, "resumes_served": reply.resumes_served,
+                          "resyncs_served": reply.resyncs_served}, indent=2))
+    else:
+        state = "healthy" if reply.healthy else f"unhealthy: {reply.detail}"
+        print(f"{state}\netcd revision {reply.revision}, {reply.agents_connected} agents connected, "
+              f"streams begun with {reply.snapshots_served} snapshots and {reply.resumes_served} resumes, "
+              f"{reply.resyncs_served} resyncs")
+    return 0 if reply.healthy else 1
+
+
 async def _exec(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     code = 0
     async for out in api.Exec(pb.ExecRequest(container=args.name, command=_command(args)), timeout=RPC_TIMEOUT):
@@ -308,12 +359,24 @@ async def _exec(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     return code
 
 
+def _transport(args: argparse.Namespace) -> Transport:
+    if is_unix(args.controller):
+        return Transport(None)  # root on the controller's host: no certificate needed
+    if args.insecure:
+        return Transport.insecure("vxmesh CLI")
+    try:
+        # Any of the cluster's certificates: the controller says what it may do.
+        return Transport(Tls.load(TlsFiles(args.ca, args.cert, args.key), ROLES))
+    except TlsError as err:
+        raise CliError(f"{err} (set --ca/--cert/--key or VXMESH_CA/VXMESH_CERT/VXMESH_KEY)") from None
+
+
 class _channel:
     """A channel to the controller whose connection failure reads as one line."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, transport: Transport):
         self.address = address
-        self.channel = grpc.aio.insecure_channel(address)
+        self.channel = transport.channel(address)
 
     async def __aenter__(self) -> grpc.aio.Channel:
         try:
@@ -334,8 +397,11 @@ def _run_controller(args: argparse.Namespace) -> int:
     values = config.resolve(config.CONTROLLER, args.config, config.given_flags(args, config.CONTROLLER))
     # Imported here: the user commands need none of the server's modules.
     from controller.server import ControllerConfig, run
+    tls = _tls_files(values)
+    etcd_tls = TlsFiles(*(Path(values[f"etcd-{k}"] or values[k]) for k in ("ca", "cert", "key")))
     run(ControllerConfig(listen=values["listen"], etcd=values["etcd"], data_dir=Path(values["data-dir"]),
-                         prefix=values["prefix"], host_ttl=values["host-ttl"]))
+                         prefix=values["prefix"], host_ttl=values["host-ttl"],
+                         tls=tls, insecure=values["insecure"], etcd_tls=etcd_tls))
     return 0
 
 
@@ -347,8 +413,14 @@ def _run_agent(args: argparse.Namespace) -> int:
                     gwbridge_subnet=values["gwbridge-subnet"],
                     gwbridge_gateway=config.first_host(values["gwbridge-subnet"]),
                     bridge_subnet=values["bridge-subnet"],
-                    bridge_gateway=config.first_host(values["bridge-subnet"])))
+                    bridge_gateway=config.first_host(values["bridge-subnet"]),
+                    vtep_filter=values["vtep-filter"] == "on",
+                    tls=_tls_files(values), insecure=values["insecure"]))
     return 0
+
+
+def _tls_files(values: dict) -> TlsFiles:
+    return TlsFiles(Path(values["ca"]), Path(values["cert"]), Path(values["key"]))
 
 
 # ---- entry point -----------------------------------------------------------------
@@ -360,8 +432,10 @@ def main(argv: list[str] | None = None) -> int:
             return _run_controller(args)
         if args.command == "agent":
             return _run_agent(args)
+        if args.command == "certs":
+            return certs_cli.run(args)
         return asyncio.run(user_command(args))
-    except (CliError, config.ConfigError) as err:
+    except (CliError, config.ConfigError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1
     except grpc.aio.AioRpcError as err:

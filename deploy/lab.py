@@ -2,19 +2,22 @@
 
     P-fabric   bridge `fabric`, the underlay switch (no address)
     P-ctl      10.231.0.2    controller (+ its private etcd, without etcd members)
+    P-ctlK     10.231.0.(200+K)  controller K >= 2, with `controllers=N` (needs etcd members)
     P-eN       10.231.0.(2+N) etcd member eN, with `etcd_members=N` (0 by default)
     P-hN       10.231.0.1N   agent N
     P-ext      10.231.0.100  `deploy/ext_server.py`, an outside TCP server
 
 The daemons run as on a deployed host: each from a config file written by
 deploy/config_files.py into the lab's state directory, with the ExecStart=
-command line of its systemd unit in deploy/systemd/ (see deploy/units.py).
+command line of its systemd unit in deploy/systemd/ (see deploy/units.py),
+and with mutual TLS on every TCP port: `up()` makes a CA and the daemons'
+and an admin's certificates in <state>/tls first (deploy/lab_tls.py).
 
 The root namespace gets no address, route or link. Everything the lab owns
 is named from its prefix, so `down()` can find it again from a fresh process,
 even when the state file is gone.
 
-    python -m deploy.lab up|down|status [--prefix P] [--hosts N] [--etcd-members N]
+    python -m deploy.lab up|down|status [--prefix P] [--hosts N] [--etcd-members N] [--controllers N]
 """
 from __future__ import annotations
 
@@ -31,9 +34,10 @@ from pathlib import Path
 
 from agent.runtime.cgroups import Cgroups
 from deploy import units
-from deploy.config_files import EtcdConfig, EtcdMember, render_agent, render_controller, render_etcd
+from deploy.config_files import EtcdConfig, EtcdMember, EtcdTls, render_agent, render_controller, render_etcd
 from deploy.lab_errors import LabCommandError, LabError, LabExists
 from deploy.lab_processes import REPO_ROOT, ProcessRecord, Supervisor, is_alive
+from deploy.lab_tls import make_certs, tls_paths
 from deploy.lab_topology import (cable_host, create_fabric, create_netns, delete_netns,
                                  list_netns, listening_on)
 
@@ -45,6 +49,7 @@ AGENT_PORT = 7947
 EXT_PORT = 8080
 MAX_HOSTS = 80            # host N is 10.231.0.(10+N): stays clear of ext's .100
 MAX_ETCD_MEMBERS = 7      # member N is 10.231.0.(2+N): stays clear of the hosts' .11
+MAX_CONTROLLERS = 9       # controller K >= 2 is 10.231.0.(200+K): clear of ext's .100
 ETCD_CLIENT_PORT = 2379
 AGENT_STATE_ROOT = Path("/run/vxmesh")
 UNIX_PATH_MAX = 107       # sun_path is 108 bytes including the NUL
@@ -70,7 +75,7 @@ class LabEtcdMember:
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.address}:{ETCD_CLIENT_PORT}"
+        return f"https://{self.address}:{ETCD_CLIENT_PORT}"
 
     @property
     def role(self) -> str:
@@ -81,7 +86,8 @@ class Lab:
     ext_ip = EXT_IP
 
     def __init__(self, prefix: str = DEFAULT_PREFIX, hosts: int = 3, underlay_mtu: int = 1500,
-                 state_root: Path = Path("/run/vxmesh-lab"), etcd_members: int = 0) -> None:
+                 state_root: Path = Path("/run/vxmesh-lab"), etcd_members: int = 0,
+                 controllers: int = 1) -> None:
         if not PREFIX_RE.match(prefix) or RESERVED_PREFIX_RE.match(prefix):
             raise ValueError(f"lab prefix {prefix!r} must be 2-12 lowercase letters/digits starting "
                              "with a letter, and not of the form h<digits>")
@@ -91,10 +97,17 @@ class Lab:
             raise ValueError(f"a lab has 0..{MAX_ETCD_MEMBERS} etcd members, not {etcd_members}")
         if not 576 <= underlay_mtu <= 65535:
             raise ValueError(f"underlay MTU {underlay_mtu} is outside 576..65535")
+        if not 1 <= controllers <= MAX_CONTROLLERS:
+            raise ValueError(f"a lab has 1..{MAX_CONTROLLERS} controllers, not {controllers}")
+        if controllers > 1 and etcd_members == 0:
+            # The private etcd of a controller listens on its loopback only.
+            raise ValueError(f"{controllers} controllers must share an etcd cluster: give etcd_members >= 1")
+        self.controllers = controllers
         self.prefix = prefix
         self.underlay_mtu = underlay_mtu
         self.state_dir = Path(state_root) / prefix
         self.controller_socket = str(self.state_dir / "controller.sock")
+        self.tls_dir = self.state_dir / "tls"   # the lab's CA and certificates (deploy/lab_tls.py)
         if len(self.controller_socket) > UNIX_PATH_MAX:
             raise ValueError(f"controller socket path {self.controller_socket} is longer than "
                              f"{UNIX_PATH_MAX} bytes; use a shorter state_root")
@@ -119,6 +132,41 @@ class Lab:
         return LabEtcdMember(name=f"e{index}", netns=f"{self.prefix}-e{index}",
                              address=f"10.231.0.{2 + index}")
 
+    # Controller 1 keeps the names a one-controller lab always had (ctl,
+    # controller.sock, controller.toml, role "controller"); K >= 2 adds K.
+
+    def controller_ns(self, index: int = 1) -> str:
+        return self.ctl_ns if index == 1 else f"{self.ctl_ns}{index}"
+
+    @staticmethod
+    def controller_ip(index: int = 1) -> str:
+        return CONTROLLER_IP if index == 1 else f"10.231.0.{200 + index}"
+
+    def controller_socket_of(self, index: int = 1) -> str:
+        return self.controller_socket if index == 1 else str(self.state_dir / f"controller{index}.sock")
+
+    @staticmethod
+    def controller_role(index: int = 1) -> str:
+        return "controller" if index == 1 else f"controller{index}"
+
+    def controller_config_of(self, index: int = 1) -> Path:
+        return self.controller_config if index == 1 else self.state_dir / f"controller{index}.toml"
+
+    @property
+    def controller_indexes(self) -> range:
+        return range(1, self.controllers + 1)
+
+    @staticmethod
+    def controller_cert_name(index: int = 1) -> str:
+        return "ctl" if index == 1 else f"ctl{index}"
+
+    def make_certs(self) -> None:
+        """The lab's CA and the certificates of its daemons and its admin."""
+        make_certs(self.tls_dir,
+                   controllers=[(self.controller_cert_name(k), self.controller_ip(k)) for k in self.controller_indexes],
+                   agents=[(h.name, h.underlay_ip) for h in self.hosts],
+                   etcd_members=[(m.name, m.address) for m in self.etcd_members])
+
     # ---- config files, as deploy/provision.sh writes them to /etc/vxmesh ----
 
     @property
@@ -133,20 +181,26 @@ class Lab:
 
     def write_configs(self) -> None:
         header = f"Written by deploy/lab.py for the namespace lab {self.prefix!r}."
-        self.controller_config.write_text(render_controller({
-            "listen": [f"{CONTROLLER_IP}:{CONTROLLER_PORT}", f"unix://{self.controller_socket}"],
-            "etcd": [m.client_url for m in self.etcd_members],
-            "data-dir": str(self.state_dir / "etcd"),
-        }, header))
+        for k in self.controller_indexes:
+            self.controller_config_of(k).write_text(render_controller({
+                "listen": [f"{self.controller_ip(k)}:{CONTROLLER_PORT}", f"unix://{self.controller_socket_of(k)}"],
+                "etcd": [m.client_url for m in self.etcd_members],
+                "data-dir": str(self.state_dir / "etcd"),
+                **tls_paths(self.tls_dir, "controller", self.controller_cert_name(k)),
+            }, header))
+        # Every agent gets every controller, as the systemd config would.
+        controllers = [f"{self.controller_ip(k)}:{CONTROLLER_PORT}" for k in self.controller_indexes]
         for host in self.hosts:
             self.agent_config(host).write_text(render_agent({
-                "name": host.name, "controller": [f"{CONTROLLER_IP}:{CONTROLLER_PORT}"],
+                "name": host.name, "controller": controllers,
                 "vtep-ip": host.underlay_ip, "api": host.api,
+                **tls_paths(self.tls_dir, "agent", host.name),
             }, header))
-        cluster = tuple(EtcdMember(m.name, m.address) for m in self.etcd_members)
+        cluster = tuple(EtcdMember(m.name, m.address, "https") for m in self.etcd_members)
         for member in self.etcd_members:
             config = EtcdConfig(member.name, cluster, data_dir=str(self.state_dir / f"etcd-{member.name}"),
-                                token=f"vxmesh-lab-{self.prefix}")
+                                token=f"vxmesh-lab-{self.prefix}",
+                                tls=EtcdTls(**tls_paths(self.tls_dir, "etcd", member.name)))
             self.etcd_config(member).write_text(render_etcd(config, header))
 
     @property
@@ -159,7 +213,7 @@ class Lab:
 
     def _lab_namespaces(self) -> list[str]:
         """This lab's namespaces as they exist now, whatever the host count."""
-        own = re.compile(rf"^{self.prefix}-(fabric|ctl|ext|h[0-9]+|e[0-9]+)$")
+        own = re.compile(rf"^{self.prefix}-(fabric|ctl[0-9]*|ext|h[0-9]+|e[0-9]+)$")
         return [ns for ns in list_netns() if own.match(ns)]
 
     def _agent_namespaces(self) -> list[str]:
@@ -185,12 +239,13 @@ class Lab:
         except json.JSONDecodeError as exc:
             raise LabError(f"lab state file {self._state_file} is corrupt: {exc}") from exc
         self.underlay_mtu = state["underlay_mtu"]
+        self.controllers = state.get("controllers", 1)
         self.hosts = [LabHost(**h) for h in state["hosts"]]
         self.etcd_members = [LabEtcdMember(**m) for m in state.get("etcd_members", [])]
         return {role: ProcessRecord(**r) for role, r in state["processes"].items()}
 
     def _save_state(self) -> None:
-        state = {"prefix": self.prefix, "underlay_mtu": self.underlay_mtu,
+        state = {"prefix": self.prefix, "underlay_mtu": self.underlay_mtu, "controllers": self.controllers,
                  "hosts": [asdict(h) for h in self.hosts],
                  "etcd_members": [asdict(m) for m in self.etcd_members],
                  "processes": {role: asdict(r) for role, r in self._procs.records.items()}}
@@ -217,11 +272,13 @@ class Lab:
             self.state_dir.mkdir(parents=True)
             self._build_topology()
             self._save_state()
+            self.make_certs()
             self.write_configs()
             self._start_ext()
             if start_vxmesh:
                 self._start_etcd_cluster()
-                self.start_controller()
+                for k in self.controller_indexes:
+                    self.start_controller(k)
                 for host in self.hosts:
                     self._spawn(f"agent-{host.name}", host.netns, self.agent_argv(host))
                 self.wait_hosts_up()
@@ -250,6 +307,7 @@ class Lab:
     def _build_topology(self) -> None:
         create_fabric(self.fabric_ns)
         wired = [("p-ctl", self.ctl_ns, CONTROLLER_IP), ("p-ext", self.ext_ns, EXT_IP)]
+        wired += [(f"p-ctl{k}", self.controller_ns(k), self.controller_ip(k)) for k in self.controller_indexes[1:]]
         wired += [(f"p-{m.name}", m.netns, m.address) for m in self.etcd_members]
         wired += [(f"p-{h.netns.rsplit('-', 1)[1]}", h.netns, h.underlay_ip) for h in self.hosts]
         for port, netns, address in wired:
@@ -264,8 +322,8 @@ class Lab:
         what /opt/vxmesh/venv/bin/vxmesh is on a deployed host."""
         return Path(sys.executable).parent / "vxmesh"
 
-    def controller_argv(self) -> list[str]:
-        return units.exec_start(units.CONTROLLER_UNIT).with_paths(self.controller_config,
+    def controller_argv(self, index: int = 1) -> list[str]:
+        return units.exec_start(units.CONTROLLER_UNIT).with_paths(self.controller_config_of(index),
                                                                   self.vxmesh_program())
 
     def agent_argv(self, host: LabHost) -> list[str]:
@@ -319,6 +377,14 @@ class Lab:
         self._procs.wait_until(f"etcd member {member.name} healthy", lambda: self._etcd_unhealthy([member]),
                                [member.role], timeout)
 
+    def start_etcd_members(self, members: list[LabEtcdMember], timeout: float = 30) -> None:
+        """Start several members at once, then wait for them: members that lost
+        the quorum together answer only once enough of them are back."""
+        for member in members:
+            self._spawn(member.role, member.netns, self.etcd_argv(member))
+        self._procs.wait_until(f"etcd members {[m.name for m in members]} healthy",
+                               lambda: self._etcd_unhealthy(members), [m.role for m in members], timeout)
+
     def pause_etcd_member(self, member: LabEtcdMember | str) -> None:
         """SIGSTOP the member: its connections stay open and nothing answers,
         as from a hung process or a paused VM."""
@@ -341,23 +407,27 @@ class Lab:
                 timeout: float = 15) -> subprocess.CompletedProcess:
         """etcdctl from the controller's namespace, against `endpoints` (default: every member)."""
         urls = ",".join(m.client_url for m in (endpoints if endpoints is not None else self.etcd_members))
+        # etcd wants a client certificate: the controller's, as the controller connects.
+        tls = tls_paths(self.tls_dir, "controller", self.controller_cert_name(1))
         return self.netns_exec(self.ctl_ns, "etcdctl", "--endpoints", urls, "--dial-timeout", "2s",
-                               "--command-timeout", "3s", *args, check=check, timeout=timeout)
+                               "--command-timeout", "3s", "--cacert", tls["ca"], "--cert", tls["cert"],
+                               "--key", tls["key"], *args, check=check, timeout=timeout)
 
     def _etcd_unhealthy(self, members: list[LabEtcdMember]) -> str | None:
         proc = self.etcdctl("endpoint", "health", endpoints=members, check=False)
         return _unless(proc.returncode == 0, (proc.stdout + proc.stderr).strip()[-300:] or "no answer")
 
-    def start_controller(self, timeout: float = 30) -> None:
-        self._spawn("controller", self.ctl_ns, self.controller_argv())
-        self._procs.wait_until(f"controller on {self.controller_socket}", self._controller_silent,
-                               ["controller"], timeout)
+    def start_controller(self, index: int = 1, timeout: float = 30) -> None:
+        role = self.controller_role(index)
+        self._spawn(role, self.controller_ns(index), self.controller_argv(index))
+        self._procs.wait_until(f"{role} on {self.controller_socket_of(index)}",
+                               lambda: self._controller_silent(index), [role], timeout)
 
-    def stop_controller(self) -> None:
+    def stop_controller(self, index: int = 1) -> None:
         # The whole namespace, not just the pid: the controller's private
         # etcd must die with it, as on a real crashed host, or the restart
         # would find its port and data dir taken.
-        self._procs.stop("controller", self.ctl_ns)
+        self._procs.stop(self.controller_role(index), self.controller_ns(index))
 
     def start_agent(self, host: LabHost | str, timeout: float = 30) -> None:
         host = self._host(host)
@@ -382,10 +452,10 @@ class Lab:
                 return candidate
         raise LabError(f"lab {self.prefix!r} has no host {name!r}; hosts: {[h.name for h in self.hosts]}")
 
-    def _controller_silent(self) -> str | None:
-        if not Path(self.controller_socket).exists():
+    def _controller_silent(self, index: int = 1) -> str | None:
+        if not Path(self.controller_socket_of(index)).exists():
             return "socket not created yet"
-        proc = self.cli("host", "ls", "--format", "json", check=False, timeout=10)
+        proc = self.cli("host", "ls", "--format", "json", check=False, timeout=10, controller=index)
         return _unless(proc.returncode == 0, f"`host ls` failed: {proc.stderr.strip()[-500:]}")
 
     def host_states(self) -> dict[str, str]:
@@ -410,12 +480,21 @@ class Lab:
 
     # ---- running commands ------------------------------------------------
 
-    def cli_argv(self, *args: str) -> list[str]:
+    def cli_argv(self, *args: str, controller: int = 1) -> list[str]:
         """`vxmesh ARGS` against this lab's controller (run it with cwd=REPO_ROOT)."""
-        return [sys.executable, "-m", "controller.cli", "--controller", f"unix://{self.controller_socket}", *args]
+        return [sys.executable, "-m", "controller.cli", "--controller",
+                f"unix://{self.controller_socket_of(controller)}", *args]
 
-    def cli(self, *args: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
-        return _run(self.cli_argv(*args), check, timeout)
+    def tls_cli_argv(self, *args: str, role: str = "admin", name: str = "admin") -> list[str]:
+        """`vxmesh ARGS` over TCP and mutual TLS, holding `role` `name`'s certificate,
+        as from another host: run it in a lab namespace (netns_exec)."""
+        tls = tls_paths(self.tls_dir, role, name)
+        return [sys.executable, "-m", "controller.cli", "--controller", f"{CONTROLLER_IP}:{CONTROLLER_PORT}",
+                "--ca", tls["ca"], "--cert", tls["cert"], "--key", tls["key"], *args]
+
+    def cli(self, *args: str, check: bool = True, timeout: float = 30,
+            controller: int = 1) -> subprocess.CompletedProcess:
+        return _run(self.cli_argv(*args, controller=controller), check, timeout)
 
     def netns_exec(self, netns: str, *argv: str, check: bool = True,
                    timeout: float = 30) -> subprocess.CompletedProcess:
@@ -424,8 +503,9 @@ class Lab:
     def status(self) -> str:
         lines = [f"lab {self.prefix}: {'present' if self.exists() else 'absent'}, state {self.state_dir}"]
         present = set(list_netns())
-        rows = [("controller", self.ctl_ns, CONTROLLER_IP, "controller"),
-                ("ext", self.ext_ns, EXT_IP, "ext")]
+        rows = [(self.controller_role(k), self.controller_ns(k), self.controller_ip(k), self.controller_role(k))
+                for k in self.controller_indexes]
+        rows += [("ext", self.ext_ns, EXT_IP, "ext")]
         rows += [(m.role, m.netns, m.address, m.role) for m in self.etcd_members]
         rows += [(h.name, h.netns, h.underlay_ip, f"agent-{h.name}") for h in self.hosts]
         for name, netns, address, role in rows:
@@ -458,10 +538,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--etcd-members", type=int, default=0,
                         help="run an etcd cluster of this many members for the controller "
                              "(default 0: the controller's private etcd)")
+    parser.add_argument("--controllers", type=int, default=1,
+                        help="run this many controllers on the etcd cluster (needs --etcd-members)")
     parser.add_argument("--no-vxmesh", action="store_true", help="only the plumbing and ext server")
     args = parser.parse_args(argv)
     try:
-        lab = Lab(args.prefix, hosts=args.hosts, underlay_mtu=args.mtu, etcd_members=args.etcd_members)
+        lab = Lab(args.prefix, hosts=args.hosts, underlay_mtu=args.mtu, etcd_members=args.etcd_members,
+                  controllers=args.controllers)
     except ValueError as exc:  # a bad option
         print(f"error: {exc}", file=sys.stderr)
         return 2
