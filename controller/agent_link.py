@@ -17,6 +17,7 @@ from typing import AsyncIterator
 import grpc
 
 from controller.agent_feed import KEEPALIVE_SECONDS, QUEUE_LIMIT, AgentFeed, FeedCounters
+from controller import request_limits
 from controller.cache import StateCache
 from controller.errors import UserError
 from controller.ipam import validate_name
@@ -51,6 +52,9 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message on the stream must be a hello")
         hello = first.hello
         host = Host.from_wire(hello.host)
+        too_big = request_limits.hello_problem(hello)
+        if too_big is not None:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid hello: {too_big}")
         problem = host_problem(host)
         if problem is not None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid host in hello: {problem}")

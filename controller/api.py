@@ -14,6 +14,7 @@ from typing import AsyncIterator
 
 import grpc
 
+from controller import request_limits
 from controller.agent_feed import FeedCounters
 from controller.cache import StateCache
 from controller.host_view import hosts_from_index
@@ -75,6 +76,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @_user_errors
     async def CreateNetwork(self, request, context):
+        request_limits.check_network_options(request.options)
         if wants_encryption(request.name, request.driver or "overlay", request.options):
             # Refused before etcd is touched: a network asked to be encrypted
             # must never exist unencrypted.
@@ -138,6 +140,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     @_user_errors
     async def Run(self, request, context):
         received = time.time()
+        request_limits.check_run(request)
         # From the controller's mirror (see host_view.py). It may trail etcd by
         # a moment (a host that just connected), so before refusing, it is
         # brought up to etcd's revision, or etcd itself is asked.
@@ -275,6 +278,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @_user_errors_streaming
     async def Exec(self, request, context) -> AsyncIterator[pb.ExecOutput]:
+        request_limits.check_exec(request)
         spec, _ = await self.store.get_container(request.container)
         stub = await self._agent(spec.host)
         async for chunk in _forward_stream(stub.Exec(request)):

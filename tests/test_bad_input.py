@@ -68,6 +68,10 @@ CASES = [
     ("rm-unknown-container", ("rm", "nosuchcontainer"), "container 'nosuchcontainer' not found"),
     ("rm-builtin-network", ("network", "rm", "bridge"), "pre-defined network"),
     ("rm-network-in-use", ("network", "rm", "blue"), "has active endpoints"),
+    ("too-many-arguments", ("run", "--name", "c-args", "--network", "blue", "--", "echo", *["x"] * 1024),
+     "too many command arguments: 1025 (at most 1024)"),
+    ("hostname-too-long", ("run", "--name", "c-hn", "--hostname", "h" * 64, "--network", "blue", "--", "true"),
+     "hostname is 64 characters (at most 63)"),
 ]
 
 

@@ -1,0 +1,92 @@
+"""Size limits on what a client may ask for, checked before anything is stored.
+
+gRPC already caps a whole message (server.MAX_MESSAGE_BYTES); these bound
+the lists and strings inside one, so a single request cannot make the
+controller store (and every agent receive) an entry of megabytes, or make
+an agent start a process with thousands of mounts. The limits are far above
+anything a container needs; each error names the field and its limit.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from controller.errors import InvalidArgument
+
+MAX_COMMAND_ARGS = 1024
+MAX_ARG_BYTES = 16 * 1024
+MAX_COMMAND_BYTES = 128 * 1024
+MAX_ENV_VARS = 512
+MAX_ENV_BYTES = 64 * 1024
+MAX_PORTS = 256
+MAX_MOUNTS = 64
+MAX_PATH_BYTES = 4096
+MAX_NETWORKS_PER_CONTAINER = 16
+MAX_HOSTNAME = 63           # a DNS label, as Docker takes it
+MAX_NETWORK_OPTIONS = 16
+MAX_OPTION_BYTES = 1024
+# An agent's hello lists the networks and containers it holds.
+MAX_HELLO_NETWORKS = 10_000
+MAX_HELLO_CONTAINERS = 100_000
+
+
+def _size(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def check_count(what: str, items: Iterable, limit: int) -> None:
+    count = sum(1 for _ in items)
+    if count > limit:
+        raise InvalidArgument(f"too many {what}: {count} (at most {limit})")
+
+
+def check_command(command: Iterable[str], what: str = "command") -> None:
+    args = list(command)
+    check_count(f"{what} arguments", args, MAX_COMMAND_ARGS)
+    for index, arg in enumerate(args):
+        if _size(arg) > MAX_ARG_BYTES:
+            raise InvalidArgument(f"{what} argument {index} is {_size(arg)} bytes (at most {MAX_ARG_BYTES})")
+    total = sum(_size(arg) for arg in args)
+    if total > MAX_COMMAND_BYTES:
+        raise InvalidArgument(f"{what} is {total} bytes in all (at most {MAX_COMMAND_BYTES})")
+
+
+def check_env(env: Mapping[str, str]) -> None:
+    check_count("environment variables", env, MAX_ENV_VARS)
+    total = sum(_size(k) + _size(v) for k, v in env.items())
+    if total > MAX_ENV_BYTES:
+        raise InvalidArgument(f"environment is {total} bytes in all (at most {MAX_ENV_BYTES})")
+
+
+def check_run(request) -> None:
+    """A RunRequest (proto/vxmesh.proto), before any of it is used."""
+    check_command(request.command)
+    check_env(request.env)
+    check_count("published ports", request.ports, MAX_PORTS)
+    check_count("mounts", request.mounts, MAX_MOUNTS)
+    check_count("networks", request.networks, MAX_NETWORKS_PER_CONTAINER)
+    if len(request.hostname) > MAX_HOSTNAME:
+        raise InvalidArgument(f"hostname is {len(request.hostname)} characters (at most {MAX_HOSTNAME})")
+    for path in [request.rootfs, *(m.source for m in request.mounts), *(m.target for m in request.mounts)]:
+        if _size(path) > MAX_PATH_BYTES:
+            raise InvalidArgument(f"path {path[:40]!r}... is {_size(path)} bytes (at most {MAX_PATH_BYTES})")
+
+
+def check_exec(request) -> None:
+    check_command(request.command, "exec command")
+    check_env(request.env)
+
+
+def check_network_options(options: Mapping[str, str]) -> None:
+    check_count("network options", options, MAX_NETWORK_OPTIONS)
+    for key, value in options.items():
+        if _size(key) + _size(value) > MAX_OPTION_BYTES:
+            raise InvalidArgument(f"network option {key[:40]!r} is longer than {MAX_OPTION_BYTES} bytes")
+
+
+def hello_problem(hello) -> str | None:
+    """What is too big in an agent's Hello, or None."""
+    if len(hello.networks) > MAX_HELLO_NETWORKS:
+        return f"hello lists {len(hello.networks)} networks (at most {MAX_HELLO_NETWORKS})"
+    if len(hello.containers) > MAX_HELLO_CONTAINERS:
+        return f"hello lists {len(hello.containers)} containers (at most {MAX_HELLO_CONTAINERS})"
+    return None
