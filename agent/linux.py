@@ -6,7 +6,6 @@ one place; callers get an OSError naming the syscall and its arguments.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import platform
 
@@ -31,7 +30,10 @@ MNT_DETACH = 0x2
 
 HOST_NAME_MAX = 64
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library the interpreter itself is linked with. Not
+# ctypes.util.find_library("c"): it forks `ldconfig -p` and parses its
+# output, ~30-100 ms of every container start (the shim imports this module).
+_libc = ctypes.CDLL(None, use_errno=True)
 
 _libc.setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _libc.setns.restype = ctypes.c_int
