@@ -3,7 +3,6 @@ private etcd) faced with misbehaving gRPC clients."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -17,6 +16,7 @@ from controller.server import MAX_MESSAGE_BYTES, ControllerConfig, serve
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ContainerStatus, Host
+from tests.controller_ready import wait_healthy
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -31,12 +31,7 @@ async def controller():
     channel = grpc.aio.insecure_channel(socket)
     try:
         await asyncio.wait_for(channel.channel_ready(), 30)
-        api = pb_grpc.ControllerStub(channel)
-        for _ in range(100):  # the socket answers before the services are wired: wait for health
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                if (await api.Health(pb.Empty(), timeout=2)).healthy:
-                    break
-            await asyncio.sleep(0.1)
+        assert await wait_healthy(pb_grpc.ControllerStub(channel), 30), "the test controller never got healthy"
         yield channel
     finally:
         await channel.close()

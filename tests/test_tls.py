@@ -8,7 +8,6 @@ next to a control that succeeds with the right certificate.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import shutil
@@ -36,6 +35,7 @@ from proto.authz import refusal
 from proto.records import ContainerStatus, Host
 from proto.tls import Identity, Tls, TlsError, TlsFiles
 from proto.transport import Transport
+from tests.controller_ready import wait_healthy
 from tests.lab_fixture import new_test_prefix
 
 REPO = Path(__file__).resolve().parents[1]
@@ -239,14 +239,10 @@ async def cluster():
     env = Cluster(work, address)
     admin = env.channel("admin")
     try:
-        api = pb_grpc.ControllerStub(admin)
-        for _ in range(300):  # until the private etcd and the services are up
+        def serving() -> None:
             if task.done():
-                task.result()
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                if (await api.Health(pb.Empty(), timeout=2)).healthy:
-                    break
-            await asyncio.sleep(0.1)
+                task.result()  # raises what stopped the controller
+        assert await wait_healthy(pb_grpc.ControllerStub(admin), 60, serving), "the controller never got healthy"
         yield env
     finally:
         await admin.close()

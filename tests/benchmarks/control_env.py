@@ -22,8 +22,8 @@ import grpc
 
 from controller.embedded_etcd import EmbeddedEtcd
 from controller.etcd import Etcd
-from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
+from tests.controller_ready import wait_healthy
 
 READY_SECONDS = 60.0
 # The deployed default (deploy/config/controller.toml), so lease renewals cost what they cost there.
@@ -73,16 +73,12 @@ class ControlPlane:
         await self._wait_healthy()
 
     async def _wait_healthy(self) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + READY_SECONDS
-        while loop.time() < deadline:
+        def running() -> None:
             if self.controller.returncode is not None:
                 raise RuntimeError(f"the benchmark controller exited ({self.controller.returncode}): "
                                    f"{self.controller_log()[-2000:]}")
-            with contextlib.suppress(grpc.aio.AioRpcError):
-                if (await self.api.Health(pb.Empty(), timeout=2)).healthy:
-                    return
-            await asyncio.sleep(0.1)
+        if await wait_healthy(self.api, READY_SECONDS, running):
+            return
         raise RuntimeError(f"the benchmark controller was not healthy within {READY_SECONDS:.0f} s: "
                            f"{self.controller_log()[-2000:]}")
 
