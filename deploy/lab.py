@@ -22,6 +22,7 @@ even when the state file is gone.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -303,6 +304,11 @@ class Lab:
             Cgroups.detect(f"vxmesh-{host.name}").orphans(())
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
+        # The shared parents go with the last lab that used them; another
+        # lab's directories keep them (rmdir refuses a non-empty one).
+        for parent in (self.state_dir.parent, AGENT_STATE_ROOT):
+            with contextlib.suppress(OSError):
+                parent.rmdir()
 
     def _build_topology(self) -> None:
         create_fabric(self.fabric_ns)

@@ -188,7 +188,7 @@ def test_down_from_a_fresh_process_removes_and_kills_everything(make_lab):
         for ns in bystanders:
             subprocess.run(["ip", "netns", "delete", ns], capture_output=True)
         shutil.rmtree(agent_dir, ignore_errors=True)
-        if made_agent_root and not any(agent_dir.parent.iterdir()):
+        if made_agent_root and agent_dir.parent.exists() and not any(agent_dir.parent.iterdir()):
             agent_dir.parent.rmdir()
 
 
