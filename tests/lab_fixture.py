@@ -12,12 +12,14 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import subprocess
 import time
 from typing import Callable, Iterator
 
 import pytest
 
 from deploy.lab import Lab
+from deploy.lab_errors import LabCommandError
 
 MakeLab = Callable[..., Lab]
 
@@ -79,3 +81,17 @@ def wait_for(predicate, timeout: float = 10.0, what: str = "condition"):
             return result
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def pings(lab: Lab, source: str, ip: str, controller: int = 1) -> bool:
+    """One ping from container `source` to `ip` answered (through the lab CLI)."""
+    return lab.cli("exec", source, "--", "ping", "-c", "1", "-W", "1", ip, check=False,
+                   controller=controller).returncode == 0
+
+
+def hosts_up(lab: Lab) -> bool:
+    """Every host up in `host ls`; False while the controller cannot answer (e.g. during an etcd election)."""
+    try:
+        return set(lab.host_states().values()) == {"up"}
+    except (LabCommandError, subprocess.TimeoutExpired):
+        return False

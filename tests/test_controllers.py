@@ -21,7 +21,7 @@ from deploy.lab_errors import LabCommandError
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from tests.kernel_tables import desired_entries, kernel_entries, tables_match
-from tests.lab_fixture import lab_with_blue, wait_for
+from tests.lab_fixture import lab_with_blue, pings, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -50,9 +50,6 @@ def run(lab: Lab, name: str, host: int, controller: int = 1, network: str = "blu
     return inspect(lab, name, controller)
 
 
-def pings(lab: Lab, source: str, ip: str, controller: int = 1) -> bool:
-    return lab.cli("exec", source, "--", "ping", "-c", "1", "-W", "1", ip, check=False,
-                   controller=controller).returncode == 0
 
 
 def everyone_pings(lab: Lab, names: list[str], controller: int) -> bool:

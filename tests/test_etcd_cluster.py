@@ -15,14 +15,12 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import pytest
 
 from deploy.lab import Lab, LabEtcdMember
-from deploy.lab_errors import LabCommandError
 from deploy.lab_processes import is_alive
-from tests.lab_fixture import new_test_prefix
+from tests.lab_fixture import hosts_up, new_test_prefix, pings, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -39,14 +37,6 @@ def lab():
         lab.down()
 
 
-def wait_for(what: str, predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def etcd_peers_of_controller(lab: Lab) -> set[str]:
@@ -65,8 +55,9 @@ def endpoint_status(lab: Lab, members: list[LabEtcdMember] | None = None) -> dic
 def make_leader(lab: Lab, member: LabEtcdMember) -> None:
     status = endpoint_status(lab)
     lab.etcdctl("move-leader", format(status[member.client_url]["header"]["member_id"], "x"))
-    wait_for(f"{member.name} to lead", lambda: (
-        lambda s: s["leader"] == s["header"]["member_id"])(endpoint_status(lab, [member])[member.client_url]))
+    wait_for(lambda: (
+        lambda s: s["leader"] == s["header"]["member_id"])(endpoint_status(lab, [member])[member.client_url]),
+        timeout=15.0, what=f"{member.name} to lead")
 
 
 def cluster_state(lab: Lab, network_names: tuple[str, ...] = ("amber", "ochre")) -> dict:
@@ -84,19 +75,13 @@ def cluster_state(lab: Lab, network_names: tuple[str, ...] = ("amber", "ochre"))
 
 def run(lab: Lab, name: str, host: str, network: str = "amber") -> str:
     lab.cli("run", "-d", "--name", name, "--host", host, "--network", network, "--", "sleep", "3600")
-    wait_for(f"{name} running", lambda: json.loads(lab.cli("inspect", name).stdout)["state"] == "running")
+    wait_for(lambda: json.loads(lab.cli("inspect", name).stdout)["state"] == "running",
+             timeout=15.0, what=f"{name} running")
     return json.loads(lab.cli("inspect", name).stdout)["networks"][network]["ip"]
 
 
-def pings(lab: Lab, source: str, ip: str) -> bool:
-    return lab.cli("exec", source, "--", "ping", "-c", "1", "-W", "1", ip, check=False).returncode == 0
 
 
-def hosts_up(lab: Lab) -> bool:
-    try:
-        return set(lab.host_states().values()) == {"up"}
-    except (LabCommandError, subprocess.TimeoutExpired):
-        return False  # e.g. a read that met the election
 
 
 def test_losing_the_member_the_controller_uses_keeps_state_and_service(lab):
@@ -105,7 +90,7 @@ def test_losing_the_member_the_controller_uses_keeps_state_and_service(lab):
     lab.cli("network", "create", "--subnet", "10.79.0.0/24", "amber")
     run(lab, "c1", h1.name)
     c2 = run(lab, "c2", h2.name)
-    wait_for("c1 to reach c2", lambda: pings(lab, "c1", c2))
+    wait_for(lambda: pings(lab, "c1", c2), timeout=15.0, what="c1 to reach c2")
     before = cluster_state(lab)
     daemons = {role: lab._procs.records[role] for role in ("controller", f"agent-{h1.name}", f"agent-{h2.name}")}
 
@@ -115,11 +100,11 @@ def test_losing_the_member_the_controller_uses_keeps_state_and_service(lab):
     lab.stop_etcd_member(e1)
 
     # Service: reads and writes go on through the two members left.
-    wait_for("every host up again in `host ls`", lambda: hosts_up(lab))
+    wait_for(lambda: hosts_up(lab), timeout=15.0, what="every host up again in `host ls`")
     lab.cli("network", "create", "--subnet", "10.80.0.0/24", "ochre")
     c3 = run(lab, "c3", h2.name)
     # c3's address reached h1's kernel: the controller's watch moved to another member.
-    wait_for("c1 to reach c3", lambda: pings(lab, "c1", c3))
+    wait_for(lambda: pings(lab, "c1", c3), timeout=15.0, what="c1 to reach c3")
     assert pings(lab, "c1", c2)
     assert e1.address not in etcd_peers_of_controller(lab)
 
@@ -136,8 +121,8 @@ def test_losing_the_member_the_controller_uses_keeps_state_and_service(lab):
     lab.start_etcd_member(e1)
     members = json.loads(lab.etcdctl("member", "list", "-w", "json").stdout)["members"]
     assert sorted(m["name"] for m in members) == ["e1", "e2", "e3"]
-    wait_for("the three members at one revision", lambda: len(
-        {s["header"]["revision"] for s in endpoint_status(lab).values()}) == 1)
+    wait_for(lambda: len({s["header"]["revision"] for s in endpoint_status(lab).values()}) == 1,
+             timeout=15.0, what="the three members at one revision")
     # Read from e1's own copy, not through the leader.
     local = lab.etcdctl("get", "--consistency=s", "--keys-only", "--prefix", "/vxmesh/networks/",
                         endpoints=[e1]).stdout.split()
@@ -158,10 +143,10 @@ def test_a_member_that_stops_answering_is_left_behind(lab):
         # The first reads wait out their deadline on e1, then go elsewhere;
         # the controller's watch leaves e1 with them.
         t2 = run(lab, "t2", h2.name, "teal")
-        wait_for("t1 to reach t2", lambda: pings(lab, "t1", t2))
+        wait_for(lambda: pings(lab, "t1", t2), timeout=15.0, what="t1 to reach t2")
         assert cluster_state(lab, ("teal",))["containers"].keys() == {"t1", "t2"}
         assert set(lab.host_states().values()) == {"up"}
     finally:
         lab.resume_etcd_member(e1)
-    wait_for("the three members at one revision", lambda: len(
-        {s["header"]["revision"] for s in endpoint_status(lab).values()}) == 1)
+    wait_for(lambda: len({s["header"]["revision"] for s in endpoint_status(lab).values()}) == 1,
+             timeout=15.0, what="the three members at one revision")

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
 import time
 
 import pytest
 
 from deploy.lab import Lab
-from deploy.lab_errors import LabCommandError
 from tests.kernel_tables import tables_match
-from tests.lab_fixture import lab_with_blue, wait_for
+from tests.lab_fixture import hosts_up, lab_with_blue, pings, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,15 +43,8 @@ def run(lab: Lab, name: str, host: int) -> str:
     return json.loads(lab.cli("inspect", name).stdout)["networks"]["blue"]["ip"]
 
 
-def pings(lab: Lab, source: str, ip: str) -> bool:
-    return lab.cli("exec", source, "--", "ping", "-c", "1", "-W", "1", ip, check=False).returncode == 0
 
 
-def hosts_up(lab: Lab) -> bool:
-    try:
-        return set(lab.host_states().values()) == {"up"}
-    except (LabCommandError, subprocess.TimeoutExpired):
-        return False
 
 
 def healthy(lab: Lab) -> bool:
