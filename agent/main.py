@@ -16,15 +16,16 @@ from agent.kernel.gwbridge import GwBridgeSpec
 from agent.kernel.overlay import underlay_mtu
 from agent.link import ControllerLink
 from agent.local_state import LocalState
-from agent.names import DEFAULT_BRIDGE, validate_host_name
+from agent.names import DEFAULT_BRIDGE
+from proto import validate
 from agent.reconcile import Reconciler
 from agent.runtime.containers import Runtime
 from agent.service import HostAgentService
 from agent.view import View
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import Host
-from proto.tls import Tls, TlsError, TlsFiles
-from proto.transport import Transport
+from transport.tls import Tls, TlsError, TlsFiles
+from transport.channels import Transport
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,7 @@ def agent_transport(config: AgentConfig) -> Transport:
 
 
 async def serve(config: AgentConfig) -> None:
-    validate_host_name(config.name)
+    validate.host_name(config.name)
     transport = agent_transport(config)
     mtu = await underlay_mtu(config.vtep_ip)
     state_dir = config.state_root / config.name

@@ -35,113 +35,65 @@ would need two ids sharing their first 40 bits.
 """
 from __future__ import annotations
 
-import re
-
-HOST_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,23}$")
-# Container ids end up in file names (/run/netns) and interface names, so
-# anything that could be a path separator or whitespace is refused.
-CONTAINER_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-IFNAME_MAX = 15
-VNI_MIN = 1
-VNI_MAX = (1 << 24) - 1
+from proto import validate
 
 BRIDGE = "br0"
 GWBRIDGE = "vxm_gwbridge"
 DEFAULT_BRIDGE = "vxmesh0"
 LOCAL_BRIDGE_PREFIX = "vxb"
+# Id characters kept in names: 12 in namespace names (as Docker shows ids),
+# 10 in interface names (what fits 15 characters with a prefix and an index).
+NETNS_ID_CHARS = 12
+IFNAME_ID_CHARS = 10
 
 
-def validate_host_name(name: str) -> str:
-    """Return `name` if it is an allowed host name, else raise ValueError."""
-    if not isinstance(name, str) or not HOST_NAME_RE.match(name):
-        raise ValueError(
-            f"invalid host name {name!r}: must match {HOST_NAME_RE.pattern}"
-        )
-    return name
-
-
-def validate_container_id(container_id: str) -> str:
-    if not isinstance(container_id, str) or not CONTAINER_ID_RE.match(
-        container_id
-    ):
-        raise ValueError(
-            f"invalid container id {container_id!r}: "
-            f"must match {CONTAINER_ID_RE.pattern}"
-        )
-    return container_id
-
-
-def validate_vni(vni: int) -> int:
-    if not isinstance(vni, int) or isinstance(vni, bool):
-        raise ValueError(f"invalid VNI {vni!r}: must be an integer")
-    if not VNI_MIN <= vni <= VNI_MAX:
-        raise ValueError(
-            f"invalid VNI {vni}: must be in {VNI_MIN}..{VNI_MAX}"
-        )
-    return vni
-
-
-def check_ifname(name: str) -> str:
-    """Return `name` if the kernel accepts it as an interface name."""
-    if not name or len(name) > IFNAME_MAX:
-        raise ValueError(
-            f"interface name {name!r} is {len(name)} characters; "
-            f"Linux allows 1..{IFNAME_MAX}"
-        )
-    if name in (".", "..") or any(c in name for c in "/: \t\n"):
-        raise ValueError(f"interface name {name!r} contains '/', ':' or space")
-    return name
+def _index(index: int) -> int:
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError(f"invalid interface index {index!r}")
+    return index
 
 
 def netns_prefix(host: str) -> str:
-    return f"vxm-{validate_host_name(host)}-"
+    return f"vxm-{validate.host_name(host)}-"
 
 
 def overlay_netns(host: str, vni: int) -> str:
-    return f"{netns_prefix(host)}ov{validate_vni(vni)}"
+    return f"{netns_prefix(host)}ov{validate.vni(vni)}"
 
 
 def container_netns(host: str, container_id: str) -> str:
-    cid = validate_container_id(container_id)
-    return f"{netns_prefix(host)}c{cid[:12]}"
+    cid = validate.object_id("container", container_id)
+    return f"{netns_prefix(host)}c{cid[:NETNS_ID_CHARS]}"
 
 
 def vxlan_ifname(vni: int) -> str:
-    return check_ifname(f"vx{validate_vni(vni)}")
+    return validate.ifname(f"vx{validate.vni(vni)}")
 
 
 def overlay_veth(container_id: str, index: int) -> str:
     """Bridge-side veth end in the overlay netns for the container's eth<index>."""
-    cid = validate_container_id(container_id)
-    if not isinstance(index, int) or index < 0:
-        raise ValueError(f"invalid interface index {index!r}")
-    return check_ifname(f"ve{cid[:10]}{index}")
+    cid = validate.object_id("container", container_id)
+    return validate.ifname(f"ve{cid[:IFNAME_ID_CHARS]}{_index(index)}")
 
 
 def bridge_veth(container_id: str, index: int) -> str:
     """Host-side veth end on a local bridge network for the container's eth<index>."""
-    cid = validate_container_id(container_id)
-    if not isinstance(index, int) or index < 0:
-        raise ValueError(f"invalid interface index {index!r}")
-    return check_ifname(f"vb{cid[:10]}{index}")
+    cid = validate.object_id("container", container_id)
+    return validate.ifname(f"vb{cid[:IFNAME_ID_CHARS]}{_index(index)}")
 
 
 def local_bridge(network_id: str) -> str:
     """The bridge of a user-defined bridge network, named after the network's id as
     Docker's br-<id> (the name may be reused by a new network; the id is not)."""
-    if not re.fullmatch(r"[0-9a-f]{10,}", network_id or ""):
-        raise ValueError(f"invalid network id {network_id!r}")
-    return check_ifname(f"{LOCAL_BRIDGE_PREFIX}{network_id[:10]}")
+    nid = validate.object_id("network", network_id)
+    return validate.ifname(f"{LOCAL_BRIDGE_PREFIX}{nid[:IFNAME_ID_CHARS]}")
 
 
 def gw_veth(container_id: str) -> str:
     """Host-side veth end on the gwbridge for the container's egress interface."""
-    cid = validate_container_id(container_id)
-    return check_ifname(f"gw{cid[:10]}")
+    cid = validate.object_id("container", container_id)
+    return validate.ifname(f"gw{cid[:IFNAME_ID_CHARS]}")
 
 
 def container_ifname(index: int) -> str:
-    if not isinstance(index, int) or index < 0:
-        raise ValueError(f"invalid interface index {index!r}")
-    return check_ifname(f"eth{index}")
+    return validate.ifname(f"eth{_index(index)}")

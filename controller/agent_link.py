@@ -9,7 +9,6 @@ Whatever ends a stream, the agent gets a status, so it reconnects.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import time
 from typing import AsyncIterator
@@ -19,14 +18,14 @@ import grpc
 from controller.agent_feed import KEEPALIVE_SECONDS, QUEUE_LIMIT, AgentFeed, FeedCounters
 from controller import request_limits
 from controller.cache import StateCache
-from controller.errors import UserError
-from controller.ipam import validate_name
+from proto.errors import InvalidArgument, UserError
+from proto import validate
+from proto.addresses import UNDERLAY_FAMILIES, parse_host_port, parse_ip, parse_subnet
 from controller.store import Store
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ContainerStatus, Host
-from proto.tls import peer_identity
-from agent.names import validate_host_name
+from transport.tls import peer_identity
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
         problem = host_problem(host)
         if problem is not None:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"invalid host in hello: {problem}")
-        # Over TLS an agent is the host its certificate names (proto/authz.py
+        # Over TLS an agent is the host its certificate names (transport/authz.py
         # let only agent certificates in): it registers, reports and receives
         # tables as that host alone. A unix-socket peer has no certificate.
         identity = peer_identity(context)
@@ -177,23 +176,25 @@ MAX_ERROR_TEXT = 4096
 def host_problem(host: Host) -> str | None:
     """What is wrong with a host record from an agent's hello, or None."""
     try:
-        validate_host_name(host.name)
-    except ValueError as err:
+        validate.host_name(host.name)
+    except InvalidArgument as err:
         return str(err)
     try:
-        ipaddress.IPv4Address(host.vtep)
-    except ValueError:
+        parse_ip(host.vtep, "vtep", UNDERLAY_FAMILIES)
+    except InvalidArgument:
         return f"vtep {host.vtep!r} of host {host.name!r} is not an IPv4 address"
     if host.api:
-        address, _, port = host.api.rpartition(":")
-        if not address or len(address) > 255 or not port.isdigit() or not 0 < int(port) < 65536:
+        try:
+            parse_host_port(host.api)
+        except InvalidArgument:
             return f"api {host.api!r} of host {host.name!r} is not HOST:PORT"
-    if not 576 <= host.mtu <= 65535:
-        return f"underlay MTU {host.mtu} of host {host.name!r} is outside 576..65535"
+    if not validate.UNDERLAY_MTU_MIN <= host.mtu <= validate.MTU_MAX:
+        return (f"underlay MTU {host.mtu} of host {host.name!r} is outside "
+                f"{validate.UNDERLAY_MTU_MIN}..{validate.MTU_MAX}")
     if host.bridge_subnet:
         try:
-            ipaddress.IPv4Network(host.bridge_subnet)
-        except ValueError:
+            parse_subnet(host.bridge_subnet, "bridge subnet", bounded=False)
+        except InvalidArgument:
             return f"bridge subnet {host.bridge_subnet!r} of host {host.name!r} is not an IPv4 network"
     return None
 
@@ -201,20 +202,23 @@ def host_problem(host: Host) -> str | None:
 def status_problem(status: ContainerStatus) -> str | None:
     """What is wrong with a container status from an agent, or None."""
     try:
-        validate_name("container", status.name)
+        validate.name("container", status.name)
     except UserError as err:
         return str(err)
     if status.state not in STATES:
         return f"container {status.name!r}: unknown state {status.state!r}"
-    if status.id and (len(status.id) != 64 or any(c not in "0123456789abcdef" for c in status.id)):
-        return f"container {status.name!r}: id {status.id[:80]!r} is not 64 hex characters"
+    if status.id:
+        try:
+            validate.object_id("container", status.id)
+        except InvalidArgument:
+            return f"container {status.name!r}: id {status.id[:80]!r} is not 64 hex characters"
     if status.pid < 0 or not 0 <= status.exit_code <= 255:
         return f"container {status.name!r}: pid {status.pid} or exit code {status.exit_code} out of range"
     if len(status.error) > MAX_ERROR_TEXT:
         return f"container {status.name!r}: error text of {len(status.error)} characters"
     for network in status.networks:
         try:
-            validate_name("network", network)
+            validate.name("network", network)
         except UserError as err:
             return str(err)
     return None

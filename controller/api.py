@@ -18,7 +18,7 @@ from controller import request_limits
 from controller.agent_feed import FeedCounters
 from controller.cache import StateCache
 from controller.host_view import hosts_from_index
-from controller.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, UserError
+from proto.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, UserError
 from controller.esp_support import esp_missing
 from controller.network_options import wants_encryption
 from controller.run_options import RunOptions
@@ -26,7 +26,7 @@ from controller.store import Store
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ContainerSpec, ContainerStatus, Mount, PortMapping
-from proto.transport import Transport
+from transport.channels import Transport
 
 log = logging.getLogger(__name__)
 
@@ -365,5 +365,5 @@ async def _forward_stream(call):
 
 def _user_error(err: grpc.aio.AioRpcError) -> UserError:
     error = UserError(err.details() or err.code().name)
-    error.code = err.code()
+    error.status = err.code().name
     return error

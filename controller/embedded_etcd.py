@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from controller.etcd import Etcd, EtcdUnavailable
-from proto.tls import TlsFiles
+from transport.tls import TlsFiles
 
 
 class EmbeddedEtcdError(Exception):

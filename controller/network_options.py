@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from controller.errors import InvalidArgument
+from proto.errors import InvalidArgument
 
 ENCRYPTED = "encrypted"
 KNOWN = (ENCRYPTED,)
@@ -32,14 +32,3 @@ def wants_encryption(name: str, driver: str, options: Mapping[str, str]) -> bool
         raise InvalidArgument(f"network {name!r}: only overlay networks can be encrypted, "
                               f"not driver {driver!r}")
     return encrypted
-
-
-def parse_opts(items: list[str]) -> dict[str, str]:
-    """CLI `--opt KEY[=VALUE]` arguments as a dict."""
-    options: dict[str, str] = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not key:
-            raise ValueError(f"--opt {item!r} is not KEY[=VALUE]")
-        options[key] = value
-    return options

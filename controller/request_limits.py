@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from controller.errors import InvalidArgument
+from proto.errors import InvalidArgument
 
 MAX_COMMAND_ARGS = 1024
 MAX_ARG_BYTES = 16 * 1024

@@ -11,8 +11,8 @@ import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from controller.errors import InvalidArgument, ResourceExhausted
-from controller.ipam import validate_name
+from proto.errors import InvalidArgument, ResourceExhausted
+from proto import validate
 from proto.records import Mount, PortMapping
 
 # Networks every installation has, as in Docker: name -> driver.
@@ -59,10 +59,10 @@ def network_choice(values: Iterable[str]) -> NetworkChoice:
                 f"--network {special[0]} cannot be combined with other networks ({', '.join(values)})")
         mode = special[0]
         if mode.startswith("container:"):
-            validate_name("container", mode.partition(":")[2])
+            validate.name("container", mode.partition(":")[2])
         return NetworkChoice(mode)
     for value in values:
-        validate_name("network", value)
+        validate.name("network", value)
         if values.count(value) > 1:
             raise InvalidArgument(f"network {value!r} is listed twice")
     return NetworkChoice("", values)

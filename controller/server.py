@@ -19,8 +19,8 @@ from controller.etcd import Etcd
 from controller.keys import Keys
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
-from proto.tls import Tls, TlsError, TlsFiles
-from proto.transport import Transport
+from transport.tls import Tls, TlsError, TlsFiles
+from transport.channels import Transport
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def _prepare_unix_socket(address: str) -> None:
 
 def _restrict_unix_socket(address: str) -> None:
     """The unix socket is the host's local channel, served without TLS
-    (proto/transport.py): only root may connect to it."""
+    (transport/channels.py): only root may connect to it."""
     if address.startswith("unix://"):
         os.chmod(address[len("unix://"):], 0o600)
 

@@ -4,7 +4,7 @@ etcd is the only source of truth and several controllers may share it, so
 nothing here trusts what it read: each change is a transaction guarded by
 compares on what it read, and a failed compare means "someone else changed
 it", answered by reading again. Errors the user should see are `UserError`s
-(see controller/errors.py), including `Unavailable` when etcd is down.
+(see proto/errors.py), including `Unavailable` when etcd is down.
 """
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
-import ipaddress
 import json
 import os
 import random
@@ -23,7 +22,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from controller.errors import (
+from proto.errors import (
     Aborted,
     AlreadyExists,
     FailedPrecondition,
@@ -32,16 +31,17 @@ from controller.errors import (
     Unavailable,
 )
 from controller.etcd import KV, Compare, Etcd, EtcdError, EtcdUnavailable, Op
-from controller.ipam import (
+from controller.ipam import next_free_vni
+from proto import validate
+from proto.addresses import (
+    UNDERLAY_FAMILIES,
     check_gateway,
-    check_vni,
     default_gateway,
     mac_for_ip,
     next_free_ip,
-    next_free_vni,
     overlaps,
+    parse_ip,
     parse_subnet,
-    validate_name,
 )
 from controller.keys import Keys
 from controller.run_options import (
@@ -151,7 +151,7 @@ class Store:
     async def create_network(
         self, name: str, subnet: str, gateway: str = "", vni: int = 0, driver: str = "overlay"
     ) -> Network:
-        validate_name("network", name)
+        validate.name("network", name)
         if driver not in CREATABLE_DRIVERS:
             raise InvalidArgument(
                 f"unsupported network driver {driver!r}: use one of {', '.join(CREATABLE_DRIVERS)}")
@@ -160,7 +160,7 @@ class Store:
         if vni and driver != "overlay":
             raise InvalidArgument(f"--vni is for overlay networks; network {name!r} uses driver {driver!r}")
         if vni:
-            check_vni(vni)
+            validate.vni(vni)
         key = self.keys.network(name)
         for attempt in range(NETWORK_ATTEMPTS):
             existing, revision = await self._records(self.keys.networks(), Network)
@@ -183,6 +183,7 @@ class Store:
                 gateway=gateway,
                 vni=(vni or next_free_vni(set(vni_owners))) if overlay else 0,
                 driver=driver,
+                scope="global" if overlay else "local",
                 id=secrets.token_hex(32),
                 created_at=time.time(),
             )
@@ -259,7 +260,7 @@ class Store:
         subnet), host and none. Created once, by whichever controller comes first."""
         for name, driver in BUILTIN_NETWORKS.items():
             network = Network(name=name, subnet="", gateway="", vni=0, driver=driver,
-                              id=secrets.token_hex(32), created_at=time.time(), builtin=True)
+                              id=secrets.token_hex(32), created_at=time.time(), builtin=True, scope="local")
             key = self.keys.network(name)
             await self.etcd.txn([Compare.absent(key)], [Op.put(key, network.to_json())])
 
@@ -272,11 +273,8 @@ class Store:
         A host that comes back with a new VTEP address gets all its endpoints
         re-pointed in the same transaction, so no host's table ever mixes the two.
         """
-        validate_name("host", host.name)
-        try:
-            ipaddress.IPv4Address(host.vtep)
-        except ValueError as exc:
-            raise InvalidArgument(f"invalid VTEP address {host.vtep!r} for host {host.name!r}: {exc}") from None
+        validate.host_name(host.name)
+        parse_ip(host.vtep, "VTEP address", UNDERLAY_FAMILIES)
         key = self.keys.host(host.name)
         record = dataclasses.replace(host, state="", containers=0, registered_at=time.time())
         for attempt in range(UPDATE_ATTEMPTS):
@@ -334,7 +332,7 @@ class Store:
         """Write the container's spec, one address per network, its endpoints, its
         published host ports and an initial "created" status, all at once. An empty
         hostname means the name; no networks means Docker's default "bridge"."""
-        validate_name("container", name)
+        validate.name("container", name)
         if not host:
             raise InvalidArgument(f"no host given for container {name!r}")
         choice = network_choice(networks)
@@ -420,7 +418,7 @@ class Store:
             if not host.bridge_subnet:
                 raise FailedPrecondition(f"host {host.name!r} has no default bridge subnet configured")
             subnet = host.bridge_subnet
-            gateway = default_gateway(ipaddress.IPv4Network(subnet))
+            gateway = default_gateway(parse_subnet(subnet, "bridge subnet", bounded=False))
         if network.local:
             prefix = self.keys.local_ipam_host(network_name, host.name)
         else:
@@ -476,7 +474,7 @@ class Store:
         controllers that collided once do not keep colliding on the same address."""
         allocations, _ = await self.etcd.get_prefix(prefix, keys_only=True)  # the keys are the addresses
         taken = {kv.key.rsplit("/", 1)[1] for kv in allocations}
-        net = ipaddress.IPv4Network(subnet)
+        net = parse_subnet(subnet, bounded=False)
         hint = None
         if randomize:
             hint = str(net.network_address + random.randrange(1, net.num_addresses - 1))
@@ -487,7 +485,7 @@ class Store:
     @_surface_unavailable
     async def connect(self, container: str, network: str) -> ContainerSpec:
         """Attach a (running or stopped) container to one more network."""
-        validate_name("network", network)
+        validate.name("network", network)
         for attempt in range(CONTAINER_ATTEMPTS):
             kv, spec = await self._container_record(container)
             if spec.network_mode:
@@ -652,7 +650,7 @@ class Store:
     async def mark_alive(self, host: str, ttl: int) -> int:
         """Bind alive/<host> to a fresh lease: the key vanishes by itself if this
         controller stops renewing it. Returns the lease id."""
-        validate_name("host", host)
+        validate.host_name(host)
         lease = await self.etcd.grant(ttl)
         value = _json({"controller": self.controller_id, "since": time.time()})
         try:

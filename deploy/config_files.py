@@ -19,8 +19,10 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.names import HOST_NAME_RE
-from controller import config as vxconfig
+from agent.config import AGENT
+from controller.config import CONTROLLER
+from proto import config_file as vxconfig
+from proto.config_file import host_name
 
 EXAMPLE_DIR = Path(__file__).resolve().parent / "config"
 ETCD_CLIENT_PORT = 2379
@@ -72,7 +74,7 @@ def parse_cluster(text: str, scheme: str = "http") -> list[EtcdMember]:
     members = []
     for item in (i.strip() for i in text.split(",") if i.strip()):
         name, sep, address = item.partition("=")
-        if not sep or not HOST_NAME_RE.match(name):
+        if not sep or host_name(name) is not None:
             raise ConfigFileError(f"etcd member {item!r} is not NAME=IPV4 with a host name as NAME")
         try:
             ipaddress.IPv4Address(address)
@@ -165,11 +167,11 @@ def render_etcd(cfg: EtcdConfig, header: str) -> str:
 # ---- controller and agent -------------------------------------------------------
 
 def render_controller(values: dict, header: str) -> str:
-    return vxconfig.render(vxconfig.CONTROLLER, values, header)
+    return vxconfig.render(CONTROLLER, values, header)
 
 
 def render_agent(values: dict, header: str) -> str:
-    return vxconfig.render(vxconfig.AGENT, values, header)
+    return vxconfig.render(AGENT, values, header)
 
 
 # ---- the documented examples: the Vagrant lab's node1, with three etcd members ----
@@ -212,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deploy.config_files", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="kind", required=True)
-    for schema in (vxconfig.CONTROLLER, vxconfig.AGENT):
+    for schema in (CONTROLLER, AGENT):
         cmd = sub.add_parser(schema.daemon, help=f"print a {schema.daemon}.toml")
         vxconfig.add_flags(cmd, schema, config_flag=False)
         cmd.add_argument("--header", default=f"vxmesh {schema.daemon} configuration.")
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg = EtcdConfig(args.name, cluster, args.data_dir, args.token, tls)
             sys.stdout.write(render_etcd(cfg, args.header))
             return 0
-        schema = vxconfig.CONTROLLER if args.kind == "controller" else vxconfig.AGENT
+        schema = CONTROLLER if args.kind == "controller" else AGENT
         sys.stdout.write(vxconfig.render(schema, vxconfig.given_flags(args, schema), args.header))
         return 0
     except (ConfigFileError, vxconfig.ConfigError) as exc:

@@ -488,14 +488,14 @@ class Lab:
 
     def cli_argv(self, *args: str, controller: int = 1) -> list[str]:
         """`vxmesh ARGS` against this lab's controller (run it with cwd=REPO_ROOT)."""
-        return [sys.executable, "-m", "controller.cli", "--controller",
+        return [sys.executable, "-m", "cli.main", "--controller",
                 f"unix://{self.controller_socket_of(controller)}", *args]
 
     def tls_cli_argv(self, *args: str, role: str = "admin", name: str = "admin") -> list[str]:
         """`vxmesh ARGS` over TCP and mutual TLS, holding `role` `name`'s certificate,
         as from another host: run it in a lab namespace (netns_exec)."""
         tls = tls_paths(self.tls_dir, role, name)
-        return [sys.executable, "-m", "controller.cli", "--controller", f"{CONTROLLER_IP}:{CONTROLLER_PORT}",
+        return [sys.executable, "-m", "cli.main", "--controller", f"{CONTROLLER_IP}:{CONTROLLER_PORT}",
                 "--ca", tls["ca"], "--cert", tls["cert"], "--key", tls["key"], *args]
 
     def cli(self, *args: str, check: bool = True, timeout: float = 30,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from controller import certs
+from cli import pki as certs
 
 
 def make_certs(directory: Path, *, controllers: Iterable[tuple[str, str]], agents: Iterable[tuple[str, str]],

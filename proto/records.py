@@ -2,7 +2,9 @@
 
 The code works on these dataclasses. Protobuf appears only at the wire
 (`to_wire` / `from_wire`) and JSON only in etcd (`to_json` / `from_json`),
-so neither format leaks into the logic.
+so neither format leaks into the logic. The protobuf module is imported the
+first time a record goes to or comes from the wire: a process that only
+reads records from files (the container monitor) needs no protobuf at all.
 """
 from __future__ import annotations
 
@@ -12,21 +14,20 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from proto import vxmesh_pb2 as pb
-
 R = TypeVar("R", bound="Record")
 
 
 class Record:
     """Conversions every record shares; fields map 1:1 onto the proto message."""
 
-    WIRE: type  # the protobuf message class with the same field names
+    WIRE: str  # the name of the protobuf message (proto/vxmesh.proto) with the same field names
 
     def to_wire(self):
+        message = _wire_class(type(self))
         scalars = _scalar_fields(type(self))
         if scalars is not None:  # the common case (endpoints, hosts): built in one call
-            return self.WIRE(**{name: getattr(self, name) for name in scalars})
-        msg = self.WIRE()
+            return message(**{name: getattr(self, name) for name in scalars})
+        msg = message()
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if isinstance(value, list):
@@ -87,7 +88,7 @@ class Record:
 
 @dataclass
 class Network(Record):
-    WIRE = pb.Network
+    WIRE = "Network"
     name: str
     subnet: str
     gateway: str
@@ -96,6 +97,7 @@ class Network(Record):
     id: str = ""
     created_at: float = 0.0
     builtin: bool = False
+    scope: str = ""            # "global" or "local", as the driver says (proto/vxmesh.proto)
 
     @property
     def local(self) -> bool:
@@ -106,7 +108,7 @@ class Network(Record):
 @dataclass(frozen=True)
 class Endpoint(Record):
     """One row of the MAC/IP -> VTEP table."""
-    WIRE = pb.Endpoint
+    WIRE = "Endpoint"
     network: str
     container: str
     host: str
@@ -117,7 +119,7 @@ class Endpoint(Record):
 
 @dataclass
 class Attachment(Record):
-    WIRE = pb.Attachment
+    WIRE = "Attachment"
     network: str
     ip: str
     mac: str
@@ -125,7 +127,7 @@ class Attachment(Record):
 
 @dataclass(frozen=True)
 class PortMapping(Record):
-    WIRE = pb.PortMapping
+    WIRE = "PortMapping"
     protocol: str
     host_port: int
     container_port: int
@@ -136,7 +138,7 @@ class PortMapping(Record):
 
 @dataclass(frozen=True)
 class Mount(Record):
-    WIRE = pb.Mount
+    WIRE = "Mount"
     source: str
     target: str
     readonly: bool = False
@@ -145,7 +147,7 @@ class Mount(Record):
 @dataclass
 class ContainerSpec(Record):
     """The desired container, written by the controller, run by the agent."""
-    WIRE = pb.ContainerSpec
+    WIRE = "ContainerSpec"
     id: str
     name: str
     host: str
@@ -179,7 +181,7 @@ class ContainerSpec(Record):
 @dataclass
 class ContainerStatus(Record):
     """What the agent observed; `generation` ties it to a spec generation."""
-    WIRE = pb.ContainerStatus
+    WIRE = "ContainerStatus"
     name: str
     id: str
     state: str = "created"
@@ -195,7 +197,7 @@ class ContainerStatus(Record):
 
 @dataclass
 class Host(Record):
-    WIRE = pb.Host
+    WIRE = "Host"
     name: str
     vtep: str
     api: str = ""
@@ -209,11 +211,17 @@ class Host(Record):
 @dataclass(frozen=True)
 class HostAlive(Record):
     """A host whose lease lives (alive/<name> exists): its VTEP may send VXLAN."""
-    WIRE = pb.HostAlive
+    WIRE = "HostAlive"
     host: str
 
 
 _SCALAR_TYPES = frozenset({"str", "int", "float", "bool"})
+
+
+@functools.cache
+def _wire_class(cls: type) -> type:
+    from proto import vxmesh_pb2
+    return getattr(vxmesh_pb2, cls.WIRE)
 
 
 @functools.cache

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class Network(_message.Message):
-    __slots__ = ("name", "driver", "subnet", "gateway", "vni", "id", "created_at", "builtin")
+    __slots__ = ("name", "driver", "subnet", "gateway", "vni", "id", "created_at", "builtin", "scope")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DRIVER_FIELD_NUMBER: _ClassVar[int]
     SUBNET_FIELD_NUMBER: _ClassVar[int]
@@ -16,6 +16,7 @@ class Network(_message.Message):
     ID_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     BUILTIN_FIELD_NUMBER: _ClassVar[int]
+    SCOPE_FIELD_NUMBER: _ClassVar[int]
     name: str
     driver: str
     subnet: str
@@ -24,7 +25,8 @@ class Network(_message.Message):
     id: str
     created_at: float
     builtin: bool
-    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., vni: _Optional[int] = ..., id: _Optional[str] = ..., created_at: _Optional[float] = ..., builtin: _Optional[bool] = ...) -> None: ...
+    scope: str
+    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., vni: _Optional[int] = ..., id: _Optional[str] = ..., created_at: _Optional[float] = ..., builtin: _Optional[bool] = ..., scope: _Optional[str] = ...) -> None: ...
 
 class Endpoint(_message.Message):
     __slots__ = ("network", "container", "host", "vtep", "ip", "mac")

@@ -1,1 +1,5 @@
-from tests.lab_fixture import make_lab  # noqa: F401  (pytest finds fixtures by name)
+"""The fixtures every test module may ask for by name (defined in tests/helpers/)."""
+from tests.helpers.etcd import etcd, etcd_server, prefix, store, work_dir  # noqa: F401
+from tests.helpers.kernel_lab import lab  # noqa: F401
+from tests.helpers.lab import make_lab  # noqa: F401
+from tests.helpers.runtime import cgroup_parent, netns, root  # noqa: F401

@@ -36,8 +36,8 @@ from agent.runtime.cgroups import Cgroups
 from deploy.lab import AGENT_STATE_ROOT, Lab
 from deploy.lab_errors import LabCommandError, LabError
 from deploy.lab_topology import list_netns
-from tests.kernel_tables import desired_entries, kernel_entries
-from tests.lab_fixture import new_test_prefix
+from tests.helpers.kernel_tables import desired_entries, kernel_entries
+from tests.helpers.lab import new_test_prefix
 
 NETWORK, SUBNET = "soak", "10.120.0.0/22"
 MAX_CONTAINERS = 24       # keeps the churn about changes rather than capacity

@@ -20,7 +20,7 @@ from agent.kernel.links import (
     set_mtu_and_up,
 )
 from agent.kernel.netns import iproute
-from agent.names import check_ifname
+from proto import validate
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
@@ -34,8 +34,7 @@ class LocalBridgeSpec:
 
     def __post_init__(self) -> None:
         check_bridge_addressing(self.name, self.subnet, self.gateway)
-        if not isinstance(self.mtu, int) or not 68 <= self.mtu <= 65535:
-            raise ValueError(f"mtu {self.mtu!r} is not in 68..65535")
+        validate.mtu(self.mtu)
 
     @property
     def prefixlen(self) -> int:
@@ -51,7 +50,7 @@ def check_bridge_addressing(
     message says "bridges[2].gateway ...").
     """
     try:
-        check_ifname(name)
+        validate.ifname(name)
     except ValueError as e:
         raise ValueError(f"{label}name: {e}") from None
     try:
@@ -108,7 +107,7 @@ async def remove_bridge(name: str) -> None:
     name is none of our business. ip_forward stays on, since other
     software on the host may rely on it.
     """
-    check_ifname(name)
+    validate.ifname(name)
     async with iproute() as ipr:
         link = await get_link(ipr, name)
         if link is not None and link_kind(link) == "bridge":

@@ -33,7 +33,8 @@ from agent.kernel.netns import (
     netns_path,
     remove_netns,
 )
-from agent.names import BRIDGE, validate_vni, vxlan_ifname
+from agent.names import BRIDGE, vxlan_ifname
+from proto import validate
 
 VXLAN_PORT = 4789
 # Netlink reports "no id assigned" as -1 in an unsigned 32-bit field.
@@ -53,13 +54,12 @@ class OverlaySpec:
     mtu: int  # container-side MTU (underlay MTU - 50); br0 and vx use it too
 
     def __post_init__(self) -> None:
-        validate_vni(self.vni)
+        validate.vni(self.vni)
         _check_ipv4("gateway", self.gateway)
         _check_ipv4("vtep_ip", self.vtep_ip)
         if not 0 <= self.prefixlen <= 32:
             raise ValueError(f"prefixlen {self.prefixlen} is not in 0..32")
-        if not 68 <= self.mtu <= 65535:
-            raise ValueError(f"mtu {self.mtu} is not in 68..65535")
+        validate.mtu(self.mtu)
 
 
 async def ensure_overlay(netns: str, spec: OverlaySpec) -> None:

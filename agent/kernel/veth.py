@@ -23,7 +23,7 @@ from agent.kernel.links import (
     set_mtu_and_up,
 )
 from agent.kernel.netns import iproute, netns_exists, netns_path
-from agent.names import check_ifname
+from proto import validate
 
 _MAIN_TABLE = 254
 
@@ -46,9 +46,9 @@ class Interface:
     hairpin: bool = False
 
     def __post_init__(self) -> None:
-        check_ifname(self.ifname)
-        check_ifname(self.peer_ifname)
-        check_ifname(self.bridge)
+        validate.ifname(self.ifname)
+        validate.ifname(self.peer_ifname)
+        validate.ifname(self.bridge)
         try:
             ipaddress.IPv4Interface(self.address)
         except ValueError:
@@ -67,8 +67,7 @@ class Interface:
                 ) from None
         if self.mac is not None and not _is_unicast_mac(self.mac):
             raise ValueError(f"mac {self.mac!r} is not a unicast MAC address")
-        if not 68 <= self.mtu <= 65535:
-            raise ValueError(f"mtu {self.mtu} is not in 68..65535")
+        validate.mtu(self.mtu)
 
     @property
     def ip(self) -> str:

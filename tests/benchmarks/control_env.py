@@ -23,7 +23,7 @@ import grpc
 from controller.embedded_etcd import EmbeddedEtcd
 from controller.etcd import Etcd
 from proto import vxmesh_pb2_grpc as pb_grpc
-from tests.controller_ready import wait_healthy
+from tests.helpers.controller_ready import wait_healthy
 
 READY_SECONDS = 60.0
 # The deployed default (deploy/config/controller.toml), so lease renewals cost what they cost there.
@@ -60,7 +60,7 @@ class ControlPlane:
             profile = os.environ.get("VXBENCH_PROFILE")
             wrapper = ["-m", "cProfile", "-o", profile] if profile else []
             self.controller = await asyncio.create_subprocess_exec(
-                sys.executable, *wrapper, "-m", "controller.cli", "controller", "--listen", self.socket,
+                sys.executable, *wrapper, "-m", "cli.main", "controller", "--listen", self.socket,
                 "--etcd", endpoint, "--host-ttl", str(HOST_TTL),
                 # Plain text on a private unix socket: the benchmarks measure the control plane, not TLS.
                 "--insecure",

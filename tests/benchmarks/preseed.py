@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from controller.etcd import Compare, Etcd, Op
-from controller.ipam import mac_for_ip
+from proto.addresses import mac_for_ip
 from controller.keys import Keys
 from proto.records import Attachment, ContainerSpec, ContainerStatus, Endpoint, Host
 

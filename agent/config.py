@@ -1,0 +1,54 @@
+"""The options of `vxmesh agent`: its config file and flags (proto/config_file.py reads them)."""
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from proto.config_file import (
+    Option,
+    Schema,
+    Value,
+    both,
+    host_name,
+    host_port_list,
+    ipv4_address,
+    ipv4_subnet,
+    nonempty_list,
+    on_off,
+    tls_options,
+)
+
+AGENT = Schema("agent", (
+    Option("name", str, None,
+           "This host's name, unique in the cluster: an RFC 1123 label (lowercase letters, "
+           "digits and '-', at most 63 characters). Names its namespaces and cgroups.", host_name),
+    Option("controller", list, None,
+           "Controller addresses (host:port); the agent moves to the next one when its "
+           "stream breaks and resumes where it was.",
+           both(nonempty_list, host_port_list)),
+    Option("vtep-ip", str, None,
+           "This host's underlay address: the VXLAN tunnel endpoint, on the interface "
+           "whose MTU the overlay follows.", ipv4_address),
+    Option("api", str, "",
+           "Where to serve exec, logs and tables to the controller (host:port). "
+           "Empty: VTEP_IP:7947."),
+    Option("state-root", str, "/run/vxmesh",
+           "Directory for per-host state: containers, their logs and network records. "
+           "Keep it on tmpfs: it describes processes and namespaces that a reboot ends."),
+    Option("gwbridge-subnet", str, "172.18.0.0/16",
+           "Subnet of vxm_gwbridge, the egress (NAT) bridge of overlay containers "
+           "(Docker's docker_gwbridge).", ipv4_subnet),
+    Option("bridge-subnet", str, "172.17.0.0/16",
+           "Subnet of this host's default 'bridge' network (Docker's docker0).", ipv4_subnet),
+    Option("vtep-filter", str, "on",
+           "'on': accept VXLAN (UDP 4789) only from the VTEPs of hosts currently in the "
+           "cluster, dropping and counting the rest (nft table inet vxmesh_vtep, counter "
+           "vxlan_rejected). 'off': accept it from anywhere, as plain VXLAN does.", on_off),
+    *tls_options("agent"),
+))
+
+AGENT_API_PORT = 7947
+
+
+def agent_api(values: Mapping[str, Value]) -> str:
+    """The agent's API address: as configured, or its VTEP address on the default port."""
+    return values["api"] or f"{values['vtep-ip']}:{AGENT_API_PORT}"

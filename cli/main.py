@@ -1,0 +1,67 @@
+"""`vxmesh`: the docker-shaped command line, and the way in to the daemons.
+
+User commands talk to a controller over gRPC (address from --controller,
+VXMESH_CONTROLLER, or the namespace lab's unix socket): on TCP with mutual
+TLS and an admin certificate (--ca/--cert/--key, VXMESH_CA/_CERT/_KEY,
+by default the ones provisioning installs in /etc/vxmesh/tls); on the
+controller host's unix socket, which only root can open, without
+(transport/channels.py says why). A user mistake is one line on stderr and
+a non-zero exit, never a traceback.
+
+`vxmesh controller ...` and `vxmesh agent ...` become the daemon itself
+(`python -m controller ...`, `python -m agent ...`, by exec: same process,
+same pid for systemd), so the CLI never imports a daemon's code and the
+daemons parse their own options.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+
+from cli.options import CliError
+from cli.parser import DAEMONS, build_parser
+from proto.errors import UserError
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in DAEMONS:
+        run_daemon(argv[0], argv[1:])
+    args = build_parser().parse_args(argv)
+    # Imported here: `vxmesh certs` needs none of gRPC, the user commands none of cryptography.
+    from transport.tls import TlsError
+    try:
+        if args.command == "certs":
+            from cli import certs
+            return certs.run(args)
+        return asyncio.run(user_command(args))
+    except (CliError, UserError, TlsError) as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+async def user_command(args) -> int:
+    import grpc
+
+    from cli.commands import COMMANDS
+    from cli.connection import ControllerChannel, transport_for
+    from proto import vxmesh_pb2_grpc as pb_grpc
+    try:
+        async with ControllerChannel(args.controller, transport_for(args)) as channel:
+            return await COMMANDS[args.command](pb_grpc.ControllerStub(channel), args)
+    except grpc.aio.AioRpcError as err:
+        raise CliError(err.details() or err.code().name) from None
+
+
+def run_daemon(name: str, argv: list[str]) -> None:
+    """Become `python -m NAME ARGV`: never returns."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", name, *argv])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,195 @@
+"""Addresses, subnets and HOST:PORT, each knowing its address family.
+
+Every address vxmesh reads from a user, a config file or a peer goes through
+here, so the family (IPv4 or IPv6) is decided once and carried by the value
+(`ipaddress` objects have `.version`); nothing else parses addresses by
+hand. Which families a *feature* supports is said where the feature is
+checked: `OVERLAY_FAMILIES` for container subnets (the data plane programs
+IPv4 neighbour entries and IPv4 NAT today), `UNDERLAY_FAMILIES` for VTEPs.
+Adding IPv6 to the overlay starts by adding 6 to OVERLAY_FAMILIES; see
+docs/architecture.md for the rest of that walk-through.
+
+Pure functions, standard library only.
+"""
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+
+from proto.errors import InvalidArgument, ResourceExhausted
+from proto.validate import port as check_port
+
+IPAddress = IPv4Address | IPv6Address
+IPNetwork = IPv4Network | IPv6Network
+
+# Families the container networks (subnets, gateways, container addresses) may use.
+OVERLAY_FAMILIES: tuple[int, ...] = (4,)
+# Families a VTEP (a host's underlay address) may use. VXLAN runs over either
+# and the VTEP filter handles both; the overlay's kernel code creates IPv4 VTEPs today.
+UNDERLAY_FAMILIES: tuple[int, ...] = (4,)
+
+# Per family: the widest and narrowest subnet a network may have. IPv4: /8 is
+# already 16M addresses; below /30 there is no room for a gateway and a container.
+PREFIX_BOUNDS = {4: (8, 30), 6: (64, 126)}
+
+UNIX_SCHEME = "unix://"
+
+
+class SubnetFull(ResourceExhausted):
+    pass
+
+
+def _family_names(families: Iterable[int]) -> str:
+    return " or ".join(f"IPv{f}" for f in families)
+
+
+def parse_ip(text: object, what: str = "address", families: Iterable[int] = (4, 6)) -> IPAddress:
+    """An address of one of `families`."""
+    families = tuple(families)
+    try:
+        address = ipaddress.ip_address(text)  # type: ignore[arg-type]
+    except ValueError:
+        raise InvalidArgument(f"invalid {what} {text!r}: not an {_family_names(families)} address") from None
+    if address.version not in families:
+        raise InvalidArgument(f"invalid {what} {text!r}: only {_family_names(families)} addresses are supported")
+    return address
+
+
+def parse_subnet(text: object, what: str = "subnet", families: Iterable[int] = OVERLAY_FAMILIES,
+                 bounded: bool = True) -> IPNetwork:
+    """A subnet in CIDR form, no host bits set, of one of `families`; `bounded`:
+    its prefix length within PREFIX_BOUNDS (a network's subnet must hold a
+    gateway and containers, and not be absurdly large)."""
+    families = tuple(families)
+    try:
+        net = ipaddress.ip_network(text, strict=False)  # type: ignore[arg-type]
+        given = ipaddress.ip_interface(text).ip  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InvalidArgument(f"invalid {what} {text!r}: {exc}") from None
+    if net.version not in families:
+        raise InvalidArgument(f"invalid {what} {text!r}: only {_family_names(families)} subnets are supported")
+    if net.network_address != given:
+        raise InvalidArgument(f"invalid {what} {text!r}: host bits are set (the network is {net})")
+    if bounded:
+        low, high = PREFIX_BOUNDS[net.version]
+        if not low <= net.prefixlen <= high:
+            raise InvalidArgument(f"invalid {what} {text!r}: the prefix length must be between /{low} and /{high}")
+    return net
+
+
+def prefixlen(subnet: str) -> int:
+    return ipaddress.ip_network(subnet).prefixlen
+
+
+def first_host(subnet: IPNetwork | str) -> str:
+    """A subnet's first usable address: the default gateway, as Docker picks it."""
+    net = ipaddress.ip_network(subnet) if isinstance(subnet, str) else subnet
+    return str(net.network_address + 1)
+
+
+def default_gateway(subnet: IPNetwork) -> str:
+    return first_host(subnet)
+
+
+def check_gateway(subnet: IPNetwork, gateway: str) -> str:
+    """The gateway in canonical form, or InvalidArgument saying what is wrong with it."""
+    addr = parse_ip(gateway, "gateway", (subnet.version,))
+    if addr not in subnet:
+        raise InvalidArgument(f"invalid gateway {gateway!r}: it is outside the subnet {subnet}")
+    if addr == subnet.network_address:
+        raise InvalidArgument(f"invalid gateway {gateway!r}: it is the network address of {subnet}")
+    if subnet.version == 4 and addr == subnet.broadcast_address:
+        raise InvalidArgument(f"invalid gateway {gateway!r}: it is the broadcast address of {subnet}")
+    return str(addr)
+
+
+def overlaps(subnet: IPNetwork, other_subnets: Mapping[str, IPNetwork | str]) -> str | None:
+    """Name of the first (by name) of `other_subnets` that overlaps `subnet`, else None."""
+    for name in sorted(other_subnets):
+        other = ipaddress.ip_network(other_subnets[name])
+        if other.version == subnet.version and subnet.overlaps(other):
+            return name
+    return None
+
+
+def next_free_ip(subnet: IPNetwork, gateway: str, taken: set[str], hint: str | None = None,
+                 *, network: str = "") -> str:
+    """The first usable address at or after `hint` (wrapping around), else from the start.
+
+    Skips the subnet's network (and IPv4 broadcast) address, the gateway and
+    everything in `taken`. A hint spreads concurrent
+    allocators over the subnet so they collide less; `network` only names
+    the network in the SubnetFull message. The one allocator of vxmesh: the
+    controller's IPAM and the agent's gateway-bridge addresses both use it.
+    """
+    first = int(subnet.network_address) + 1
+    last = int(subnet.broadcast_address) - (1 if subnet.version == 4 else 0)
+    size = last - first + 1
+    start = first
+    if hint is not None:
+        hinted = int(ipaddress.ip_address(hint))
+        if first <= hinted <= last:
+            start = hinted
+    skip = taken | {gateway}
+    make = IPv4Address if subnet.version == 4 else IPv6Address
+    for offset in range(size):
+        candidate = str(make(first + (start - first + offset) % size))
+        if candidate not in skip:
+            return candidate
+    owner = f"network {network!r}" if network else "the network"
+    raise SubnetFull(f"{owner} has no free address in {subnet}")
+
+
+def mac_for_ip(ip: str) -> str:
+    """Docker's scheme: 02:42 then the address's last four bytes (all of an IPv4
+    address), so a reused address maps to the same MAC and stale neighbour
+    entries elsewhere stay correct."""
+    packed = ipaddress.ip_address(ip).packed[-4:]
+    return "02:42:" + ":".join(f"{b:02x}" for b in packed)
+
+
+@dataclass(frozen=True)
+class HostPort:
+    """`host:port`, `[v6]:port` or `unix:///path` (port 0, path in host)."""
+    host: str
+    port: int = 0
+    unix: bool = False
+
+    def __str__(self) -> str:
+        if self.unix:
+            return UNIX_SCHEME + self.host
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+    @property
+    def address(self) -> IPAddress | None:
+        """The host as an address, None for a name or a unix socket."""
+        if self.unix:
+            return None
+        try:
+            return ipaddress.ip_address(self.host)
+        except ValueError:
+            return None
+
+
+def parse_host_port(text: object, what: str = "address", unix_ok: bool = False) -> HostPort:
+    """HOST:PORT ([IPV6]:PORT for IPv6), or unix:///PATH when `unix_ok`."""
+    if not isinstance(text, str):
+        raise InvalidArgument(f"invalid {what} {text!r}: expected HOST:PORT")
+    if text.startswith(UNIX_SCHEME):
+        path = text[len(UNIX_SCHEME):]
+        if not unix_ok or not path.startswith("/"):
+            expected = "HOST:PORT or unix:///PATH" if unix_ok else "HOST:PORT"
+            raise InvalidArgument(f"invalid {what} {text!r}: expected {expected}")
+        return HostPort(path, unix=True)
+    host, sep, number = text.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        parse_ip(host, what, (6,))
+    elif ":" in host:
+        raise InvalidArgument(f"invalid {what} {text!r}: write an IPv6 address in brackets, [ADDRESS]:PORT")
+    if not sep or not host or len(host) > 255 or not number.isdigit():
+        expected = "HOST:PORT or unix:///PATH" if unix_ok else "HOST:PORT"
+        raise InvalidArgument(f"invalid {what} {text!r}: expected {expected}")
+    return HostPort(host, check_port(int(number), f"port in {what} {text!r}"))

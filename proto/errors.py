@@ -1,0 +1,64 @@
+"""Errors the user caused or can act on, each tied to the gRPC status it maps to.
+
+Raised by the rules every package shares (proto/validate.py) and by the
+daemons; the controller's API layer turns any `UserError` into a gRPC status
+(`context.abort(err.code, str(err))`), so the message must read well on its
+own, on one line, in the CLI's output. Anything else escaping a daemon is a
+bug or an internal failure.
+
+Standard library only: grpc is imported the first time a status code is
+asked for, so the config and validation rules stay usable by the
+provisioning script before vxmesh's dependencies are installed.
+"""
+from __future__ import annotations
+
+
+class _StatusCode:
+    """`error.code` (and `ErrorClass.code`): the grpc.StatusCode named by `status`."""
+
+    def __get__(self, obj, cls):
+        import grpc
+        return grpc.StatusCode[(cls if obj is None else obj).status]
+
+
+class UserError(Exception):
+    # The name of the grpc.StatusCode this error is answered with.
+    status = "UNKNOWN"
+    code = _StatusCode()
+
+    def __init__(self, message: str) -> None:
+        # The CLI prints the message as one line after "Error: ".
+        self.message = " ".join(message.split())
+        super().__init__(self.message)
+
+
+class NotFound(UserError):
+    status = "NOT_FOUND"
+
+
+class AlreadyExists(UserError):
+    status = "ALREADY_EXISTS"
+
+
+class InvalidArgument(UserError, ValueError):
+    """Input that breaks a rule; also a ValueError, for callers that only care that a value is bad."""
+    status = "INVALID_ARGUMENT"
+
+
+class FailedPrecondition(UserError):
+    """The request is valid but the current state forbids it (e.g. network in use)."""
+    status = "FAILED_PRECONDITION"
+
+
+class ResourceExhausted(UserError):
+    status = "RESOURCE_EXHAUSTED"
+
+
+class Aborted(UserError):
+    """Concurrent changes kept invalidating our transaction; retrying may work."""
+    status = "ABORTED"
+
+
+class Unavailable(UserError):
+    """The state store (etcd) cannot be reached."""
+    status = "UNAVAILABLE"

@@ -1,0 +1,75 @@
+"""The one table of record kinds: where each lives in etcd, its class, its wire field, who sees it.
+
+Everything that handles records by kind is derived from `KINDS`: the key
+layout (controller/keys.py), the controller's index and its per-agent views
+(controller/index.py, controller/view.py), which agent streams a change
+wakes (controller/interest.py), and how the agent decodes what arrives
+(agent/view.py). Adding a kind of record is one row here, its dataclass in
+proto/records.py and, if agents receive it, a field in `Change` in
+proto/vxmesh.proto (tests/unit/test_kinds.py checks the two agree).
+
+Audiences, the rule "which host may see which record":
+    NOBODY       controller-only state (statuses, reservations)
+    EVERY_HOST   every agent (host records: their VTEPs and MTUs)
+    OTHER_HOSTS  every agent but the one the key names (liveness of peers)
+    PLACED_HOST  the agent of the host the record is placed on (containers)
+    MEMBERS      the agents of hosts taking part in the network the key names
+                 (a network and its table rows)
+"""
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, HostAlive, Network, Record
+
+
+class Audience(enum.Enum):
+    NOBODY = "nobody"
+    EVERY_HOST = "every host"
+    OTHER_HOSTS = "other hosts"
+    PLACED_HOST = "placed host"
+    MEMBERS = "network members"
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str                     # what code calls it: "endpoint"
+    directory: str                # its etcd directory under the prefix: "endpoints"
+    parts: tuple[str, ...]        # what the key's name parts are: ("network", "container")
+    record: type[Record] | None   # the value's record class; None: a reservation, plain JSON
+    wire: str | None              # its field in Change.record (proto/vxmesh.proto); None: never streamed
+    audience: Audience
+
+    def audience_of(self, parts: tuple[str, ...], record: Record | None) -> tuple[Audience, str]:
+        """Who sees this record, and the host or network that names them ("" where
+        the audience names none). `record` is the new or old value (for PLACED_HOST)."""
+        if self.audience is Audience.MEMBERS:
+            return self.audience, parts[0]
+        if self.audience is Audience.OTHER_HOSTS:
+            return self.audience, parts[0]
+        if self.audience is Audience.PLACED_HOST:
+            return self.audience, getattr(record, "host", "") if record is not None else ""
+        return self.audience, ""
+
+
+KINDS: tuple[Kind, ...] = (
+    Kind("network", "networks", ("network",), Network, "network", Audience.MEMBERS),
+    Kind("vni", "vnis", ("vni",), None, None, Audience.NOBODY),
+    Kind("ipam", "ipam", ("network", "ip"), None, None, Audience.NOBODY),
+    Kind("local-ipam", "local-ipam", ("network", "host", "ip"), None, None, Audience.NOBODY),
+    Kind("port", "ports", ("host", "port-protocol"), None, None, Audience.NOBODY),
+    Kind("host", "hosts", ("host",), Host, "host", Audience.EVERY_HOST),
+    # The value is written with a lease: it exists exactly while the host's agent is connected.
+    Kind("alive", "alive", ("host",), HostAlive, "alive", Audience.OTHER_HOSTS),
+    Kind("container", "containers", ("container",), ContainerSpec, "container", Audience.PLACED_HOST),
+    Kind("status", "status", ("container",), ContainerStatus, None, Audience.NOBODY),
+    Kind("endpoint", "endpoints", ("network", "container"), Endpoint, "endpoint", Audience.MEMBERS),
+)
+
+BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}
+BY_DIRECTORY: dict[str, Kind] = {kind.directory: kind for kind in KINDS}
+BY_WIRE: dict[str, Kind] = {kind.wire: kind for kind in KINDS if kind.wire is not None}
+# Record class -> its wire field, for encoding a view change.
+WIRE_OF: dict[type, str] = {kind.record: kind.wire for kind in KINDS if kind.wire is not None and kind.record}
+STREAMED: frozenset[str] = frozenset(kind.name for kind in KINDS if kind.wire is not None)

@@ -1,0 +1,342 @@
+"""End to end: Docker's network modes, published ports and the container
+lifecycle, driven through the CLI in a 2-host namespace lab.
+
+One lab serves the module; each test uses its own container and network names.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from deploy.lab import Lab
+from tests.helpers.lab import lab_with_blue, wait_for
+
+pytestmark = pytest.mark.integration
+
+# A TCP server that answers every connection with the container's hostname.
+SERVER = """
+import os, socket
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('0.0.0.0', int(os.environ.get('PORT', '80')))); s.listen()
+while True:
+    c, _ = s.accept(); c.sendall(os.uname().nodename.encode() + b'\\n'); c.close()
+"""
+UDP_SERVER = """
+import os, socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 53))
+while True:
+    data, peer = s.recvfrom(100); s.sendto(os.uname().nodename.encode(), peer)
+"""
+CLIENT = """
+import socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
+print(s.recv(100).decode().strip())
+"""
+UDP_CLIENT = """
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.sendto(b'?', (sys.argv[1], int(sys.argv[2]))); print(s.recv(100).decode().strip())
+"""
+
+
+@pytest.fixture(scope="module")
+def lab():
+    with lab_with_blue(hosts=2) as lab:
+        yield lab
+
+
+def run(lab: Lab, name: str, *options: str, cmd: tuple[str, ...] = ("sleep", "3600"),
+        host: int | None = 0) -> dict:
+    placement = () if host is None else ("--host", lab.hosts[host].name)
+    lab.cli("run", "-d", "--name", name, *placement, *options, "--", *cmd)
+    return inspect(lab, name)
+
+
+def inspect(lab: Lab, name: str) -> dict:
+    return json.loads(lab.cli("inspect", name).stdout)
+
+
+def exec_(lab: Lab, name: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    return lab.cli("exec", name, "--", *cmd, check=check)
+
+
+def ping(lab: Lab, source: str, ip: str) -> int:
+    return exec_(lab, source, "ping", "-c", "1", "-W", "1", ip, check=False).returncode
+
+
+def ip_addresses(lab: Lab, name: str) -> dict[str, list[str]]:
+    out = json.loads(exec_(lab, name, "ip", "-j", "addr").stdout)
+    return {i["ifname"]: [a["local"] for a in i.get("addr_info", []) if a["family"] == "inet"] for i in out}
+
+
+def connect(lab: Lab, netns: str, ip: str, port: int, udp: bool = False) -> str:
+    result = lab.netns_exec(netns, "python3", "-c", UDP_CLIENT if udp else CLIENT, ip, port, check=False)
+    return result.stdout.strip() if result.returncode == 0 else f"failed: {result.stderr.strip()[-200:]}"
+
+
+def refused(lab: Lab, *args: str) -> str:
+    result = lab.cli(*args, check=False)
+    assert result.returncode != 0, f"{args} was accepted: {result.stdout}"
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    return result.stderr
+
+
+# ---- network modes -------------------------------------------------------------
+
+def test_default_bridge_reaches_its_host_neighbours_and_the_outside_only(lab):
+    a = run(lab, "br-a")
+    b = run(lab, "br-b")
+    other1 = run(lab, "br-x", host=1)
+    other2 = run(lab, "br-y", host=1)
+    assert a["networks"]["bridge"]["ip"] == "172.17.0.2" and b["networks"]["bridge"]["ip"] == "172.17.0.3"
+    assert other2["networks"]["bridge"]["ip"] == "172.17.0.3"  # each host has its own bridge
+    assert ping(lab, "br-a", b["networks"]["bridge"]["ip"]) == 0
+    assert ping(lab, "br-x", other2["networks"]["bridge"]["ip"]) == 0
+    # 172.17.0.4 exists nowhere on h1; h2's containers are not reachable from h1's bridge.
+    run(lab, "br-z", host=1)
+    assert ping(lab, "br-a", "172.17.0.4") != 0
+    out = exec_(lab, "br-a", "python3", "-c", CLIENT, lab.ext_ip, "8080").stdout.strip()
+    assert out == f"hello {lab.hosts[0].underlay_ip}"   # masqueraded egress
+    route = exec_(lab, "br-a", "ip", "route", "show", "default").stdout
+    assert "via 172.17.0.1 dev eth0" in route
+    assert other1["state"] == "running"
+
+
+def test_host_mode_shares_the_hosts_network(lab):
+    run(lab, "hostnet", "--network", "host", "-e", "PORT=7070", cmd=("python3", "-c", SERVER))
+    assert lab.hosts[0].underlay_ip in sum(ip_addresses(lab, "hostnet").values(), [])
+    wait_for(lambda: connect(lab, lab.ext_ns, lab.hosts[0].underlay_ip, 7070) == "hostnet",
+             what="the host-mode server to answer from ext")
+    assert exec_(lab, "hostnet", "hostname").stdout.strip() == "hostnet"   # own UTS namespace
+    assert "hostnet" in lab.cli("ps").stdout and "host" in lab.cli("ps").stdout
+
+
+def test_none_mode_has_only_loopback(lab):
+    run(lab, "nonet", "--network", "none")
+    assert ip_addresses(lab, "nonet") == {"lo": ["127.0.0.1"]}
+
+
+def test_container_mode_shares_another_containers_namespace(lab):
+    web = run(lab, "owner", "-e", "PORT=9000", cmd=("python3", "-c", SERVER))
+    run(lab, "sidecar", "--network", "container:owner", host=None)   # placed with its owner
+    side = inspect(lab, "sidecar")
+    assert side["host"] == web["host"] and side["network_mode"] == "container:owner"
+    assert ip_addresses(lab, "sidecar") == ip_addresses(lab, "owner")
+    assert wait_for(lambda: exec_(lab, "sidecar", "python3", "-c", CLIENT, "127.0.0.1", "9000",
+                                  check=False).stdout.strip(), what="localhost between them") == "owner"
+    assert "runs on host" in refused(lab, "run", "--name", "far", "--host", lab.hosts[1].name,
+                                     "--network", "container:owner", "--", "sleep", "1")
+    assert "no such container 'ghost'" in refused(lab, "run", "--name", "far", "--network",
+                                                  "container:ghost", "--", "sleep", "1")
+    # Docker: stopping the owner leaves the sharer running with only lo.
+    lab.cli("stop", "-t", "1", "owner")
+    assert inspect(lab, "sidecar")["state"] == "running"
+    assert wait_for(lambda: ip_addresses(lab, "sidecar") == {"lo": ["127.0.0.1"]}, what="owner's interfaces gone")
+    assert "not running" in refused(lab, "run", "--name", "late", "--network", "container:owner",
+                                    "--", "sleep", "1")
+    lab.cli("rm", "-f", "sidecar")
+
+
+def test_user_bridge_networks_are_isolated_from_each_other(lab):
+    lab.cli("network", "create", "--driver", "bridge", "--subnet", "10.50.0.0/24", "lan-a")
+    lab.cli("network", "create", "-d", "bridge", "--subnet", "10.51.0.0/24", "lan-b")
+    a1 = run(lab, "la1", "--network", "lan-a")
+    a2 = run(lab, "la2", "--network", "lan-a")
+    b1 = run(lab, "lb1", "--network", "lan-b")
+    run(lab, "lo1")  # default bridge
+    assert ping(lab, "la1", a2["networks"]["lan-a"]["ip"]) == 0
+    assert ping(lab, "la1", b1["networks"]["lan-b"]["ip"]) != 0
+    assert ping(lab, "lo1", a1["networks"]["lan-a"]["ip"]) != 0
+    assert ping(lab, "la1", "10.50.0.1") == 0
+    ls = lab.cli("network", "ls").stdout
+    assert "lan-a" in ls and "bridge" in ls and "local" in ls
+    for name in ("la1", "la2", "lb1"):
+        lab.cli("rm", "-f", name)
+    lab.cli("network", "rm", "lan-b")
+    # The unused bridge leaves the host.
+    wait_for(lambda: "vxb" not in subprocess.run(
+        ["ip", "netns", "exec", lab.hosts[0].netns, "ip", "-o", "link", "show", "type", "bridge"],
+        capture_output=True, text=True).stdout, what="the lan bridges to be removed")
+    assert "pre-defined" in refused(lab, "network", "rm", "bridge")
+
+
+def test_connect_and_disconnect_a_running_container(lab):
+    lab.cli("network", "create", "--subnet", "10.78.0.0/24", "red")
+    c = run(lab, "multi", "--network", "blue")
+    d = run(lab, "peer", "--network", "red", host=1)
+    d_ip = d["networks"]["red"]["ip"]
+    assert ping(lab, "multi", d_ip) != 0
+    lab.cli("network", "connect", "red", "multi")
+    c_ip = inspect(lab, "multi")["networks"]["red"]["ip"]
+    assert set(ip_addresses(lab, "multi")) == {"lo", "eth0", "eth1", "eth2"}  # blue, gwbridge, red
+    # h2 learns of the new endpoint through its stream, a moment later.
+    wait_for(lambda: ping(lab, "multi", d_ip) == 0, what="multi to reach peer over red")
+    assert c_ip in lab.cli("tables", lab.hosts[1].name, "--network", "red").stdout   # the other host follows
+    lab.cli("network", "disconnect", "red", "multi")
+    assert "eth2" not in ip_addresses(lab, "multi")
+    assert ping(lab, "multi", d_ip) != 0
+    wait_for(lambda: c_ip not in lab.cli("tables", lab.hosts[1].name, "--network", "red").stdout,
+             what="h2 to drop the disconnected endpoint")
+    assert ip_addresses(lab, "multi")["eth0"] == [c["networks"]["blue"]["ip"]]
+
+
+def test_run_with_two_networks(lab):
+    lab.cli("network", "create", "--subnet", "10.79.0.0/24", "green")
+    two = run(lab, "two", "--network", "blue", "--network", "green")
+    addresses = ip_addresses(lab, "two")
+    assert addresses["eth0"] == [two["networks"]["blue"]["ip"]]
+    assert addresses["eth1"] == [two["networks"]["green"]["ip"]]
+
+
+# ---- published ports ---------------------------------------------------------------
+
+def test_published_port_on_overlay_container_from_outside_and_from_the_host(lab):
+    run(lab, "web", "--network", "blue", "-p", "8080:80", cmd=("python3", "-c", SERVER), host=1)
+    host = lab.hosts[1]
+    assert wait_for(lambda: connect(lab, lab.ext_ns, host.underlay_ip, 8080) == "web",
+                    what="ext to reach web through 8080")
+    assert connect(lab, host.netns, host.underlay_ip, 8080) == "web"
+    assert connect(lab, host.netns, "127.0.0.1", 8080) == "web"
+    assert "0.0.0.0:8080->80/tcp" in lab.cli("ps").stdout
+    assert "already published by container 'web'" in refused(
+        lab, "run", "--name", "web2", "--host", host.name, "-p", "8080:80", "--", "sleep", "1")
+    lab.cli("rm", "-f", "web")
+    assert connect(lab, lab.ext_ns, host.underlay_ip, 8080).startswith("failed")
+
+
+def test_random_host_port_and_udp_on_bridge_container(lab):
+    info = run(lab, "dns", "-p", "53/udp", "-p", "80", "-e", "PORT=80",
+               cmd=("sh", "-c", f"python3 -c \"{UDP_SERVER}\" & exec python3 -c \"{SERVER}\""))
+    ports = {p.split("->")[1]: int(p.split("->")[0].rsplit(":", 1)[1]) for p in info["ports"]}
+    assert set(ports) == {"53/udp", "80/tcp"} and all(p >= 32768 for p in ports.values())
+    ip = lab.hosts[0].underlay_ip
+    assert wait_for(lambda: connect(lab, lab.ext_ns, ip, ports["80/tcp"]) == "dns", what="tcp")
+    assert wait_for(lambda: connect(lab, lab.ext_ns, ip, ports["53/udp"], udp=True) == "dns", what="udp")
+
+
+# ---- lifecycle ------------------------------------------------------------------------
+
+def test_stop_kills_a_process_that_ignores_sigterm_within_the_timeout(lab):
+    run(lab, "stubborn", cmd=("sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"))
+    started = time.monotonic()
+    lab.cli("stop", "-t", "2", "stubborn")
+    elapsed = time.monotonic() - started
+    assert 2.0 <= elapsed < 6.0, elapsed
+    info = inspect(lab, "stubborn")
+    assert (info["state"], info["exit_code"]) == ("exited", 137)
+    assert "Exited (137)" in lab.cli("ps", "-a").stdout
+
+
+def test_kill_start_and_rm(lab):
+    first = run(lab, "cycle")
+    lab.cli("kill", "-s", "TERM", "cycle")
+    wait_for(lambda: inspect(lab, "cycle")["state"] == "exited", what="cycle to exit")
+    assert inspect(lab, "cycle")["exit_code"] == 143
+    assert "not running" in refused(lab, "kill", "cycle")
+    lab.cli("start", "cycle")
+    again = inspect(lab, "cycle")
+    assert again["state"] == "running" and again["pid"] != first["pid"]
+    assert again["networks"] == first["networks"]            # same addresses
+    assert ip_addresses(lab, "cycle")["eth0"] == [first["networks"]["bridge"]["ip"]]
+    assert "stop it first or use rm -f" in refused(lab, "rm", "cycle")
+    lab.cli("kill", "cycle")
+    wait_for(lambda: inspect(lab, "cycle")["exit_code"] == 137, what="SIGKILL exit code")
+    lab.cli("rm", "cycle")
+
+
+# ---- limits, rootfs, binds ------------------------------------------------------------
+
+def _cgroup_files(lab: Lab, container_id: str) -> dict[str, Path]:
+    parent = f"vxmesh-{lab.hosts[0].name}"
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():  # cgroup v2
+        base = Path("/sys/fs/cgroup") / parent / container_id
+        return {"memory": base / "memory.max", "cpu": base / "cpu.max", "pids": base / "pids.max"}
+    return {"memory": Path("/sys/fs/cgroup/memory") / parent / container_id / "memory.limit_in_bytes",
+            "cpu": Path("/sys/fs/cgroup/cpu") / parent / container_id / "cpu.cfs_quota_us",
+            "pids": Path("/sys/fs/cgroup/pids") / parent / container_id / "pids.max"}
+
+
+def test_resource_limits(lab):
+    info = run(lab, "limited", "--memory", "32m", "--cpus", "0.5", "--pids-limit", "20")
+    files = _cgroup_files(lab, info["id"])
+    values = {k: f.read_text().split()[0] for k, f in files.items()}
+    assert values["memory"] == str(32 << 20) and values["pids"] == "20"
+    assert values["cpu"] == "50000"
+    hog = run(lab, "hog", "--memory", "32m", cmd=("python3", "-c", "x = bytearray(200 << 20); print(len(x))"))
+    wait_for(lambda: inspect(lab, "hog")["state"] == "exited", what="the memory hog to die")
+    assert inspect(lab, "hog")["exit_code"] == 137
+    lab.cli("rm", "-f", "limited")
+    lab.cli("rm", "hog")
+    assert not files["memory"].parent.exists()
+    assert not _cgroup_files(lab, hog["id"])["memory"].parent.exists()
+
+
+@pytest.fixture
+def rootfs(tmp_path):
+    root = tmp_path / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    subprocess.run(["cp", "/bin/busybox", str(root / "bin" / "busybox")], check=True)
+    # Relative links: `busybox --install -s` would point at this host path,
+    # which does not exist inside the container.
+    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            (root / "bin" / applet).symlink_to("busybox")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "hello.txt").write_text("from the host\n")
+    return root, data
+
+
+def test_rootfs_and_bind_mounts(lab, rootfs):
+    root, data = rootfs
+    run(lab, "tiny", "--rootfs", str(root), "-v", f"{data}:/data:ro", "-v", f"{data}:/rw",
+        cmd=("/bin/sh", "-c", "echo written > /rw/out.txt; sleep 3600"))
+    listing = exec_(lab, "tiny", "ls", "/").stdout.split()
+    assert "bin" in listing and "etc" not in listing and "usr" not in listing
+    assert exec_(lab, "tiny", "cat", "/data/hello.txt").stdout == "from the host\n"
+    denied = exec_(lab, "tiny", "sh", "-c", "echo x > /data/new.txt", check=False)
+    assert denied.returncode != 0 and "Read-only" in denied.stderr
+    wait_for(lambda: (data / "out.txt").exists(), what="the rw bind to show the write")
+    assert exec_(lab, "tiny", "ps").stdout.count("\n") <= 6   # its own /proc: only its processes
+    assert "eth0" in exec_(lab, "tiny", "ls", "/sys/class/net").stdout.split()
+    assert "rootfs" in refused(lab, "run", "--name", "nofs", "--rootfs", "/nonexistent-vxmesh", "--", "sh")
+    lab.cli("rm", "-f", "tiny")
+
+
+# ---- cleanup ------------------------------------------------------------------------
+
+def _host_leftovers(lab: Lab, host: int, container_id: str) -> list[str]:
+    h = lab.hosts[host]
+    found = []
+    links = subprocess.run(["ip", "netns", "exec", h.netns, "ip", "-o", "link"], capture_output=True,
+                           text=True).stdout
+    found += [f"link {w}" for w in (f"vb{container_id[:10]}", f"gw{container_id[:10]}") if w in links]
+    netns = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    if f"c{container_id[:12]}" in netns:
+        found.append("netns")
+    rules = subprocess.run(["ip", "netns", "exec", h.netns, "nft", "list", "ruleset"], capture_output=True,
+                           text=True).stdout
+    if "dport 8181" in rules:
+        found.append("nft rule")
+    if _cgroup_files(lab, container_id)["memory"].parent.exists():
+        found.append("cgroup")
+    if list(Path("/run/vxmesh").glob(f"{h.name}/*/{container_id}*")):
+        found.append("state dir")
+    return found
+
+
+def test_rm_removes_everything_also_across_an_agent_restart(lab):
+    a = run(lab, "gone1", "-p", "8181:80", "--memory", "64m")
+    assert "netns" in _host_leftovers(lab, 0, a["id"]) and "nft rule" in _host_leftovers(lab, 0, a["id"])
+    lab.cli("rm", "-f", "gone1")
+    assert _host_leftovers(lab, 0, a["id"]) == []
+    b = run(lab, "gone2", "-p", "8181:80", "--network", "blue", "--memory", "64m")
+    lab.stop_agent(lab.hosts[0])
+    lab.cli("rm", "-f", "gone2", check=False, timeout=60)   # the agent is down: nothing confirms yet
+    lab.start_agent(lab.hosts[0])
+    wait_for(lambda: _host_leftovers(lab, 0, b["id"]) == [], timeout=30, what="the restarted agent to clean up")
