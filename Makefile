@@ -14,7 +14,7 @@ APT_STAMP := $(VENV)/.apt-installed
 PIP_STAMP := $(VENV)/.pip-installed
 PROTO_OUT := proto/vxmesh_pb2.py proto/vxmesh_pb2_grpc.py proto/vxmesh_pb2.pyi
 
-.PHONY: setup lab lab-down lab-status test unit soak bench proto proto-check deploy-config clean
+.PHONY: setup lab lab-down lab-status test unit soak bench proto proto-check imports deploy-config clean
 
 setup: $(APT_STAMP) $(PIP_STAMP)
 
@@ -45,6 +45,11 @@ proto-check: $(PIP_STAMP)
 	  cmp -s $$tmp/$$f $$f || { echo "$$f is out of date: run 'make proto'"; rm -rf $$tmp; exit 1; }; \
 	done; rm -rf $$tmp; echo "generated protobuf code is up to date"
 
+# The architecture's import rules (pyproject.toml [tool.importlinter]): the CLI
+# and the two daemons never import each other, proto/ imports none of them.
+imports: $(PIP_STAMP)
+	$(VENV)/bin/lint-imports --no-cache
+
 # Rewrite the documented example configs in deploy/config/ from the renderers
 # (tests/test_deploy.py fails while they differ).
 deploy-config: $(PIP_STAMP)
@@ -62,7 +67,7 @@ lab-status: $(PIP_STAMP)
 unit: setup
 	$(PY) -m pytest -q -m "not integration"
 
-test: setup proto-check
+test: setup proto-check imports
 	$(PY) -m pytest -q
 
 # Off by default: churn containers while agents and controllers restart, then
