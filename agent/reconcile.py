@@ -28,6 +28,7 @@ from agent.runtime.containers import ContainerConfig, ContainerError, Runtime
 from agent.runtime.model import Mount, Resources
 from agent.table_diff import desired_entries, plan as plan_table
 from agent.view import View
+from proto import timing
 from proto.records import ContainerSpec, ContainerStatus, Network
 
 log = logging.getLogger(__name__)
@@ -212,11 +213,12 @@ class Reconciler:
                                      todo.neigh_put, todo.neigh_del)
         if errors:
             raise RuntimeError(f"network {network.name}: {len(errors)} table entries failed: {errors[:3]}")
-        # One line per table change (a batch, never per entry), with wall-clock
-        # stamps to line up with the controller's timing lines.
-        log.info("network %s: table +%d/-%d FDB +%d/-%d neighbour entries: timing update=%.6f pass=%.6f "
-                 "programmed=%.6f", network.name, len(todo.fdb_put), len(todo.fdb_del), len(todo.neigh_put),
-                 len(todo.neigh_del), self.view.updated_at, self._pass_began, time.time())
+        # One event per table change (a batch, never per entry), with wall-clock
+        # stamps to line up with the controller's.
+        timing.emit(log, timing.TABLE_PROGRAMMED, network=network.name, host=self.host.host,
+                    fdb_put=len(todo.fdb_put), fdb_del=len(todo.fdb_del), neigh_put=len(todo.neigh_put),
+                    neigh_del=len(todo.neigh_del), update=self.view.updated_at, began=self._pass_began,
+                    programmed=time.time())
 
     # ---- containers --------------------------------------------------------
 
@@ -251,11 +253,10 @@ class Reconciler:
         if start:
             built = time.time()
             running = await self._start(spec, record, desired)
-            # One line per start (never per table entry), with wall-clock
-            # stamps to line up with the controller's `run` timing line.
-            log.info("container %s started: timing update=%.6f pass=%.6f network=%.6f built=%.6f "
-                     "process=%.6f", spec.name, self.view.updated_at, self._pass_began, building,
-                     built, time.time())
+            # One event per start, with wall-clock stamps to line up with the controller's `run` event.
+            timing.emit(log, timing.CONTAINER_STARTED, container=spec.name, host=self.host.host,
+                        update=self.view.updated_at, began=self._pass_began, network=building, built=built,
+                        process=time.time())
         elif running and spec.desired != "running" and spec.name not in self._stopping:
             self._stopping[spec.name] = asyncio.create_task(self._stop(spec))
         if not running:

@@ -23,6 +23,7 @@ from controller.esp_support import esp_missing
 from controller.network_options import wants_encryption
 from controller.run_options import RunOptions
 from controller.store import Store
+from proto import timing
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ContainerSpec, ContainerStatus, Mount, PortMapping
@@ -171,10 +172,10 @@ class ControllerService(pb_grpc.ControllerServicer):
             request.hostname or request.name, networks, options)
         committed = time.time()
         detail = await self._started(spec)
-        # One line per run, with wall-clock stamps the agents' start timing
-        # lines can be lined up with (tests/benchmarks/bench_attach.py does).
-        log.info("run %s on %s: timing received=%.6f committed=%.6f running=%.6f",
-                 spec.name, host, received, committed, time.time())
+        # Wall-clock stamps the agents' start events can be lined up with
+        # (tests/benchmarks/bench_attach.py does).
+        timing.emit(log, timing.RUN, container=spec.name, host=host, received=received,
+                    committed=committed, running=time.time())
         return detail
 
     async def _network_owner(self, networks: list[str]) -> ContainerSpec | None:
@@ -224,8 +225,8 @@ class ControllerService(pb_grpc.ControllerServicer):
         committed = time.time()
         detail = _detail(*await self._applied(spec))
         # As for run: wall-clock stamps, for tests/benchmarks/bench_lab_propagation.py.
-        log.info("connect %s to %s: timing received=%.6f committed=%.6f applied=%.6f",
-                 request.container, request.network, received, committed, time.time())
+        timing.emit(log, timing.CONNECT, container=request.container, network=request.network,
+                    received=received, committed=committed, applied=time.time())
         return detail
 
     @_user_errors

@@ -11,7 +11,7 @@ container on h2. Then, N times, one after the other:
           -i 0.002` from the peer's network namespace, started as soon as the
           CLI has returned and the new address is known (h2's kernel shows it).
 Meanwhile h2's kernel table is polled, giving when h2 programmed the new
-endpoint. The controller and h1's agent log one timing line per start (wall
+endpoint. The controller and h1's agent log one timing event per start (wall
 clock), which split t0..cli into: CLI start-up and connect, API checks and
 the etcd transaction, the watch and stream to the agent, the agent's wait for
 its pass, the pass's work before the container, netns + veth, cgroup + shim +
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import secrets
 import statistics
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 
 from agent import names
 from deploy.lab import Lab
+from proto import timing
 from tests.benchmarks import figures
 from tests.benchmarks.figures import percentile
 from tests.benchmarks.lab_bench import (bench_lab, container_id, overlay_vni, read_table, sh, vxmesh_argv,
@@ -56,9 +56,6 @@ PING_FLOOR = "ping -c 1 to a reachable container"
 BARE = "ip netns + veth + ping (no vxmesh)"
 PING_ARGS = ("ping", "-n", "-q", "-c", "1", "-i", "0.002", "-w", "10")
 
-RUN_LINE = re.compile(r"run (\S+) on \S+: timing received=([\d.]+) committed=([\d.]+) running=([\d.]+)")
-START_LINE = re.compile(r"container (\S+) started: timing update=([\d.]+) pass=([\d.]+) "
-                        r"network=([\d.]+) built=([\d.]+) process=([\d.]+)")
 
 
 @dataclass
@@ -70,7 +67,7 @@ class Attach:
     peer_table: float = 0.0     # h2's kernel first showed the endpoint
     ping_start: float = 0.0
     ping: float = 0.0
-    stamps: dict[str, float] = field(default_factory=dict)  # from the daemons' timing lines
+    stamps: dict[str, float] = field(default_factory=dict)  # from the daemons' timing events
 
     @property
     def total(self) -> float:
@@ -196,16 +193,15 @@ def _add_daemon_stamps(lab: Lab, attaches: list[Attach]) -> None:
     logs = Path(lab.state_dir) / "logs"
     controller = (logs / "controller.log").read_text(errors="replace")
     agent = (logs / f"agent-{lab.hosts[0].name}.log").read_text(errors="replace")
-    runs = {m[1]: m.groups()[1:] for m in RUN_LINE.finditer(controller)}
-    starts = {m[1]: m.groups()[1:] for m in START_LINE.finditer(agent)}
+    runs = {e["container"]: e for e in timing.events(controller.splitlines(), timing.RUN)}
+    starts = {e["container"]: e for e in timing.events(agent.splitlines(), timing.CONTAINER_STARTED)}
     for attach in attaches:
         if attach.name not in runs or attach.name not in starts:
-            raise RuntimeError(f"no timing line for container {attach.name} in {logs}")
-        received, committed, running = map(float, runs[attach.name])
-        update, began, network, built, process = map(float, starts[attach.name])
-        attach.stamps.update(received=received, committed=committed, running=running, update=update,
-                             network=network, built=built, process=process)
-        attach.stamps["pass"] = began
+            raise RuntimeError(f"no timing event for container {attach.name} in {logs}")
+        run, start = runs[attach.name], starts[attach.name]
+        attach.stamps.update({key: float(run[key]) for key in ("received", "committed", "running")})
+        attach.stamps.update({key: float(start[key]) for key in ("update", "network", "built", "process")})
+        attach.stamps["pass"] = float(start["began"])
 
 
 def _stamp(attach: Attach, key: str) -> float:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import re
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ import grpc
 
 from agent import names
 from deploy.lab import Lab
+from proto import timing
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from tests.benchmarks import figures
@@ -45,9 +45,6 @@ SUBNET = "10.90.0.0/20"
 TARGET_P50 = 0.020
 TARGET_P99 = 0.100
 STEP_TIMEOUT = 30.0
-CONNECT_LINE = re.compile(r"connect (\S+) to \S+: timing received=([\d.]+) committed=([\d.]+)")
-TABLE_LINE = re.compile(rf"network {NETWORK}: table \+[1-9]\d*/-\d+ FDB .* timing update=([\d.]+) "
-                        r"pass=([\d.]+) programmed=([\d.]+)")
 # The later host's share of commit -> kernel, from its agent's table line.
 PHASES = [("controller: watch + stream to the agent", "committed", "update"),
           ("agent: waits for its pass", "update", "pass"),
@@ -106,13 +103,18 @@ async def _bench(lab: Lab, n: int, baseline_runs: int) -> tuple[list[Propagation
 
 def _add_commit_stamps(lab: Lab, delays: list[Propagation]) -> None:
     logs = Path(lab.state_dir) / "logs"
-    stamps = {m[1]: (float(m[2]), float(m[3])) for m in CONNECT_LINE.finditer((logs / "controller.log").read_text())}
-    tables = [[tuple(map(float, m.groups())) for m in
-               TABLE_LINE.finditer((logs / f"agent-{host.name}.log").read_text(errors="replace"))]
+    controller = (logs / "controller.log").read_text(errors="replace").splitlines()
+    stamps = {e["container"]: (float(e["received"]), float(e["committed"]))
+              for e in timing.events(controller, timing.CONNECT)}
+    # (update, pass began, programmed) of each table change that added FDB entries to the network.
+    tables = [[(float(e["update"]), float(e["began"]), float(e["programmed"]))
+               for e in timing.events((logs / f"agent-{host.name}.log").read_text(errors="replace").splitlines(),
+                                      timing.TABLE_PROGRAMMED)
+               if e["network"] == NETWORK and e["fdb_put"] > 0]
               for host in lab.hosts[1:]]
     for delay in delays:
         if delay.name not in stamps:
-            raise RuntimeError(f"no `connect` timing line for {delay.name} in the controller's log")
+            raise RuntimeError(f"no `connect` timing event for {delay.name} in the controller's log")
         received, delay.committed = stamps[delay.name]
         # Each host's first table change after the controller got the call
         # (the connects run one at a time). Not after its commit stamp: an
@@ -120,7 +122,7 @@ def _add_commit_stamps(lab: Lab, delays: list[Propagation]) -> None:
         firsts = [min((t for t in host if t[2] >= received), key=lambda t: t[2], default=None)
                   for host in tables]
         if None in firsts:
-            raise RuntimeError(f"no agent table timing line after {delay.name}'s `connect` call")
+            raise RuntimeError(f"no agent table timing event after {delay.name}'s `connect` call")
         update, began, programmed = max(firsts, key=lambda t: t[2])
         delay.stamps = {"update": update, "pass": began, "table": programmed}
 
@@ -152,8 +154,8 @@ class Propagation:
     called: float
     returned: float
     programmed: float      # the later of h2's and h3's kernels first showed it
-    committed: float = 0.0  # the controller's etcd transaction (its timing line)
-    stamps: dict[str, float] = field(default_factory=dict)  # the later host's agent timing line
+    committed: float = 0.0  # the controller's etcd transaction (its timing event)
+    stamps: dict[str, float] = field(default_factory=dict)  # the later host's agent timing event
 
     def stamp(self, key: str) -> float:
         return getattr(self, key) if key in ("committed", "programmed") else self.stamps[key]
