@@ -652,7 +652,8 @@ class Store:
         controller stops renewing it. Returns the lease id."""
         validate.host_name(host)
         lease = await self.etcd.grant(ttl)
-        value = _json({"controller": self.controller_id, "since": time.time()})
+        # A HostAlive record (proto/records.py); the rest says who holds the lease since when.
+        value = _json({"host": host, "controller": self.controller_id, "since": time.time()})
         try:
             await self.etcd.put(self.keys.alive(host), value, lease=lease)
         except BaseException:
