@@ -10,6 +10,11 @@ agent stopped heartbeating) has its endpoints withdrawn from every other
 view until it is back; nothing is written to etcd for that, so its
 addresses stay reserved meanwhile.
 
+Which host may see which kind of record is the kind's audience
+(`Kind.audience_of` in proto/kinds.py); this module applies it, with the
+two rules above on top: table rows follow their host's liveness, and the
+containers placed on the host decide which networks' tables it holds.
+
 This module is pure logic over the in-memory index, so the snapshot, delta
 and resume rules are unit-tested without etcd or gRPC.
 """
