@@ -53,7 +53,7 @@ class HostNetworks:
 
 def needs_gwbridge(spec: ContainerSpec, networks: dict[str, Network]) -> bool:
     attached = [networks[n] for n in spec.networks if n in networks]
-    return any(not n.local for n in attached) and not any(n.local for n in attached)
+    return any(n.scope != "local" for n in attached) and not any(n.scope == "local" for n in attached)
 
 
 def assign_ifnames(record: LocalContainer, spec: ContainerSpec, networks: dict[str, Network]) -> None:
@@ -77,7 +77,7 @@ def interfaces(spec: ContainerSpec, networks: dict[str, Network], record: LocalC
     for attachment in spec.attachments:
         network = networks[attachment.network]
         index = record.ifnames[attachment.network]
-        if network.local:
+        if network.scope == "local":
             bridge = host.bridge_for(network)
             gateway = None if default_set else bridge.gateway
             default_set = True
@@ -107,7 +107,7 @@ def local_attachment(spec: ContainerSpec, networks: dict[str, Network], host: Ho
     """(ip, bridge spec) of the first bridge network, or None."""
     for attachment in spec.attachments:
         network = networks.get(attachment.network)
-        if network is not None and network.local:
+        if network is not None and network.scope == "local":
             return attachment.ip, host.bridge_for(network)
     return None
 

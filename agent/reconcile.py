@@ -29,6 +29,7 @@ from agent.runtime.model import Mount, Resources
 from agent.table_diff import desired_entries, plan as plan_table
 from agent.view import View
 from proto import timing
+from proto.network_mode import NetworkMode
 from proto.records import ContainerSpec, ContainerStatus, Network
 
 log = logging.getLogger(__name__)
@@ -111,12 +112,12 @@ class Reconciler:
             # Tables before containers: a container reported running (or connected)
             # can already reach every peer this host knows of.
             for network in networks.values():
-                if not network.local:
+                if network.scope != "local":
                     await self._converge_table(network)
             bridges = await self._converge_bridges(networks)
             ports = []
             # Owners of a shared network namespace first, so joiners find it built.
-            for spec in sorted(desired.values(), key=lambda s: bool(s.network_owner)):
+            for spec in sorted(desired.values(), key=lambda s: NetworkMode.of(s).shares_container):
                 record, running = await self._converge_container(spec, networks, local.get(spec.name), desired)
                 local[spec.name] = record
                 if running and not spec.network_mode:
@@ -148,7 +149,7 @@ class Reconciler:
     async def _converge_overlays(self, networks: dict[str, Network]) -> None:
         wanted = set()
         for network in networks.values():
-            if network.local:
+            if network.scope == "local":
                 continue
             netns = names.overlay_netns(self.host.host, network.vni)
             wanted.add(netns)
@@ -170,7 +171,7 @@ class Reconciler:
         """The default bridge always (as docker0), user bridge networks while used here."""
         bridges = {self.host.default_bridge.name: self.host.default_bridge}
         for network in networks.values():
-            if network.local:
+            if network.scope == "local":
                 spec = self.host.bridge_for(network)
                 bridges[spec.name] = spec
         wanted = tuple(sorted(bridges.items()))
@@ -304,7 +305,7 @@ class Reconciler:
         for _ in range(MAX_NETWORK_CHAIN):
             if current.network_mode == "host":
                 return ""
-            owner_name = current.network_owner
+            owner_name = NetworkMode.of(current).container
             if not owner_name:
                 return netns_path(names.container_netns(self.host.host, current.id))
             owner = desired.get(owner_name)

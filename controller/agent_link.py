@@ -188,7 +188,9 @@ def host_problem(host: Host) -> str | None:
             parse_host_port(host.api)
         except InvalidArgument:
             return f"api {host.api!r} of host {host.name!r} is not HOST:PORT"
-    if not validate.UNDERLAY_MTU_MIN <= host.mtu <= validate.MTU_MAX:
+    try:
+        validate.underlay_mtu(host.mtu)
+    except InvalidArgument:
         return (f"underlay MTU {host.mtu} of host {host.name!r} is outside "
                 f"{validate.UNDERLAY_MTU_MIN}..{validate.MTU_MAX}")
     if host.bridge_subnet:

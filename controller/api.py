@@ -17,13 +17,13 @@ import grpc
 from controller import request_limits
 from controller.agent_feed import FeedCounters
 from controller.cache import StateCache
+from controller.drivers import DEFAULT_DRIVER
 from controller.host_view import hosts_from_index
-from proto.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, UserError
-from controller.esp_support import esp_missing
-from controller.network_options import wants_encryption
 from controller.run_options import RunOptions
 from controller.store import Store
 from proto import timing
+from proto.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, UserError
+from proto.network_mode import NetworkMode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ContainerSpec, ContainerStatus, Mount, PortMapping
@@ -78,19 +78,9 @@ class ControllerService(pb_grpc.ControllerServicer):
     @_user_errors
     async def CreateNetwork(self, request, context):
         request_limits.check_network_options(request.options)
-        if wants_encryption(request.name, request.driver or "overlay", request.options):
-            # Refused before etcd is touched: a network asked to be encrypted
-            # must never exist unencrypted.
-            missing = await esp_missing()
-            if missing is not None:
-                raise FailedPrecondition(f"cannot create encrypted network {request.name!r}: "
-                                         f"encrypted overlays need IPsec ESP (xfrm), and {missing}")
-            raise FailedPrecondition(f"cannot create encrypted network {request.name!r}: the kernel "
-                                     "has ESP, but vxmesh does not encrypt overlays yet "
-                                     "(docs/encryption.md)")
         network = await self.store.create_network(
             request.name, request.subnet, gateway=request.gateway, vni=request.vni,
-            driver=request.driver or "overlay")
+            driver=request.driver or DEFAULT_DRIVER, options=dict(request.options))
         return network.to_wire()
 
     @_user_errors
@@ -146,8 +136,8 @@ class ControllerService(pb_grpc.ControllerServicer):
         # a moment (a host that just connected), so before refusing, it is
         # brought up to etcd's revision, or etcd itself is asked.
         hosts = hosts_from_index(self.cache.index)
-        networks = list(request.networks)
-        owner = await self._network_owner(networks)
+        mode = NetworkMode.parse(request.networks)
+        owner = await self._namespace_owner(mode.container) if mode.shares_container else None
         # A shared network namespace exists on one host only: go where it is.
         wanted = request.host or (owner.host if owner else "")
         if not _usable(hosts, wanted):
@@ -169,7 +159,7 @@ class ControllerService(pb_grpc.ControllerServicer):
             cpus=request.cpus, pids_limit=request.pids_limit)
         spec = await self.store.create_container(
             request.name, host, list(request.command), dict(request.env),
-            request.hostname or request.name, networks, options)
+            request.hostname or request.name, mode, options)
         committed = time.time()
         detail = await self._started(spec)
         # Wall-clock stamps the agents' start events can be lined up with
@@ -178,11 +168,8 @@ class ControllerService(pb_grpc.ControllerServicer):
                     committed=committed, running=time.time())
         return detail
 
-    async def _network_owner(self, networks: list[str]) -> ContainerSpec | None:
+    async def _namespace_owner(self, name: str) -> ContainerSpec:
         """For --network container:NAME: NAME's spec, which must be running."""
-        if len(networks) != 1 or not networks[0].startswith("container:"):
-            return None
-        name = networks[0].partition(":")[2]
         try:
             owner, status = await self.store.get_container(name)
         except NotFound:
@@ -205,7 +192,9 @@ class ControllerService(pb_grpc.ControllerServicer):
         spec, status = await self.store.get_container(request.name)
         if status is not None and status.state == "running":
             return _detail(spec, status)  # as Docker: starting a running container is a no-op
-        await self._network_owner([spec.network_mode] if spec.network_owner else [])
+        mode = NetworkMode.of(spec)
+        if mode.shares_container:
+            await self._namespace_owner(mode.container)
         spec = await self.store.set_desired(request.name, "running", bump_generation=True)
         return await self._started(spec)
 

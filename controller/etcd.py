@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,18 @@ class Op:
     @classmethod
     def delete_prefix(cls, prefix: str) -> Op:
         return cls("delete_prefix", prefix)
+
+
+@dataclass
+class Txn:
+    """The guards and writes of one transaction, gathered from every part that adds to it
+    (a container's spec, an address per network, its published ports)."""
+    compares: list[Compare] = field(default_factory=list)
+    ops: list[Op] = field(default_factory=list)
+
+    def add(self, other: Txn) -> None:
+        self.compares += other.compares
+        self.ops += other.ops
 
 
 @dataclass(frozen=True)

@@ -6,20 +6,14 @@ so every agent stream shares the same record objects.
 """
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 
 from controller.etcd import KV, Event
 from controller.keys import Keys
+from proto.kinds import BY_NAME
 from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network, Record
-
-_RECORD_TYPES: dict[str, type[Record]] = {
-    "network": Network,
-    "endpoint": Endpoint,
-    "container": ContainerSpec,
-    "host": Host,
-    "status": ContainerStatus,
-}
 
 
 @dataclass(frozen=True)
@@ -83,9 +77,14 @@ class Index:
 
     def _decode(self, kv: KV) -> Record | None:
         parsed = self._parse(kv.key)
-        if parsed is None or parsed[0] not in _RECORD_TYPES:
+        if parsed is None:
             return None
-        return _RECORD_TYPES[parsed[0]].from_json(kv.value)
+        kind, parts = BY_NAME[parsed[0]], parsed[1]
+        if kind.record is None:
+            return None  # a reservation: only its key matters here
+        # The key names the record: its name parts fill the fields of the same
+        # name the value leaves out (an alive/<host> written before it held the host).
+        return kind.record.from_dict({**dict(zip(kind.parts, parts)), **json.loads(kv.value)})
 
     def _apply(self, key: str, present: bool, record: Record | None, prev: Record | None) -> StateEvent | None:
         parsed = self._parse(key)

@@ -4,14 +4,12 @@ Without this every change woke every agent's stream, which then found that
 most changes were not for it: the cost of an update grew with the number of
 agents connected rather than with the number that take part. The router
 keeps, per stream, the host it serves and the networks its view holds, and
-for each batch wakes:
-  - the streams of the networks an endpoint or network record belongs to;
-  - the streams of the host a container is (or was) placed on;
-  - every stream for host records and liveness, which every view carries;
-  - no stream for what no view carries (statuses, address and port
-    reservations, VNIs).
-A stream that was not woken keeps its older revision; when it next wakes
-it replays the batches in between, which the view filters out as before.
+for each event wakes the streams of the audience its kind names
+(`Kind.audience_of` in proto/kinds.py, the rule the views apply too): the
+members of a network, the host a record is (or was) placed on, every host
+or every other host, or nobody. A stream that was not woken keeps its older
+revision; when it next wakes it replays the batches in between, which the
+view filters out as before.
 """
 from __future__ import annotations
 
@@ -20,10 +18,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from controller.index import StateEvent
-
-# Kinds of keys that are in no agent's view (see controller/view.py).
-NOT_STREAMED = frozenset({"status", "ipam", "local-ipam", "vni", "port"})
-BY_NETWORK = frozenset({"network", "endpoint"})
+from proto.kinds import BY_NAME, Audience
 
 
 class Interest:
@@ -97,20 +92,22 @@ class InterestRouter:
     def route(self, events: list[StateEvent]) -> None:
         """Wake the streams one revision's events may concern."""
         for event in events:
-            if event.kind in NOT_STREAMED:
-                continue
-            if event.kind in BY_NETWORK:
-                self._wake(self._by_network.get(event.parts[0], ()))
-            elif event.kind == "container":
-                specs = [spec for spec in (event.record, event.prev) if spec is not None]
-                if not specs:  # a delete etcd kept no old value for: whose it was is unknown
+            kind = BY_NAME[event.kind]
+            # Asked of the old value too: a record placed on a host concerns the
+            # host it was on as well as the one it is on.
+            records = [r for r in (event.record, event.prev) if r is not None] or [None]
+            for audience, subject in {kind.audience_of(event.parts, record) for record in records}:
+                if audience is Audience.MEMBERS:
+                    self._wake(self._by_network.get(subject, ()))
+                elif audience is Audience.PLACED_HOST and subject:
+                    self._wake(self._by_host.get(subject, ()))
+                elif audience is Audience.OTHER_HOSTS:
+                    self._wake(i for i in self._all if i.host != subject)
+                elif audience is not Audience.NOBODY:
+                    # Every host, or placed on a host nobody can tell (a delete
+                    # etcd kept no old value for): every stream looks.
                     self.wake_all()
                     return
-                for spec in specs:
-                    self._wake(self._by_host.get(spec.host, ()))
-            else:  # hosts, liveness, and any kind added later: every view may carry it
-                self.wake_all()
-                return
 
     def wake_all(self) -> None:
         self._wake(self._all)

@@ -1,8 +1,9 @@
 """Where every piece of vxmesh state lives in etcd.
 
 All keys sit under one prefix (default ``/vxmesh/``) so several independent
-installations, or tests, can share an etcd. Values are JSON so ``etcdctl get
---prefix /vxmesh/`` is readable::
+installations, or tests, can share an etcd. Each kind of record has its
+directory under the prefix and a fixed number of name parts after it, both
+from the one table of kinds (proto/kinds.py)::
 
     {p}networks/<name>                  Network JSON
     {p}vnis/<vni>                       the network name holding this VNI
@@ -13,33 +14,19 @@ installations, or tests, can share an etcd. Values are JSON so ``etcdctl get
     {p}ports/<host>/<port>-<proto>      {"container": name, "host": host, "id": id}: a
                                         published host port is taken
     {p}hosts/<name>                     Host JSON (registered hosts)
-    {p}alive/<name>                     {"controller": ..., "since": t}, bound to a lease:
-                                        exists exactly while the host is connected
+    {p}alive/<name>                     {"host": name, "controller": ..., "since": t}, bound
+                                        to a lease: exists exactly while the host is connected
     {p}containers/<name>                ContainerSpec JSON (desired containers)
     {p}status/<name>                    ContainerStatus JSON (last agent report)
     {p}endpoints/<network>/<container>  Endpoint JSON: one MAC/IP -> VTEP table row
 
-Names never contain "/" (see `ipam.validate_name`), so a key splits back into
+Names never contain "/" (see `proto.validate`), so a key splits back into
 its parts unambiguously. Prefixes returned here end in "/" so that a prefix
 read of network "blue" cannot match network "blue2".
 """
 from __future__ import annotations
 
-# Directory name under the prefix -> (kind reported by parse, number of name parts).
-_LAYOUT: dict[str, tuple[str, int]] = {
-    "networks": ("network", 1),
-    "vnis": ("vni", 1),
-    "ipam": ("ipam", 2),
-    "local-ipam": ("local-ipam", 3),
-    "ports": ("port", 2),
-    "hosts": ("host", 1),
-    "alive": ("alive", 1),
-    "containers": ("container", 1),
-    "status": ("status", 1),
-    "endpoints": ("endpoint", 2),
-}
-
-KINDS = tuple(kind for kind, _ in _LAYOUT.values())
+from proto.kinds import BY_DIRECTORY, BY_NAME
 
 
 class Keys:
@@ -48,83 +35,89 @@ class Keys:
             raise ValueError("the etcd key prefix must not be empty")
         self.prefix = prefix if prefix.endswith("/") else prefix + "/"
 
-    def _dir(self, name: str) -> str:
-        return f"{self.prefix}{name}/"
+    def directory(self, kind: str, *parts: str) -> str:
+        """The prefix of every key of `kind` whose leading name parts are `parts`."""
+        return "".join([self.prefix, BY_NAME[kind].directory, "/", *(f"{part}/" for part in parts)])
+
+    def key(self, kind: str, *parts: str) -> str:
+        if len(parts) != len(BY_NAME[kind].parts):
+            raise ValueError(f"a {kind} key has the name parts {BY_NAME[kind].parts}, not {parts}")
+        return self.directory(kind, *parts[:-1]) + parts[-1]
 
     def networks(self) -> str:
-        return self._dir("networks")
+        return self.directory("network")
 
     def network(self, name: str) -> str:
-        return self.networks() + name
+        return self.key("network", name)
 
     def vnis(self) -> str:
-        return self._dir("vnis")
+        return self.directory("vni")
 
     def vni(self, vni: int) -> str:
-        return f"{self.vnis()}{vni}"
+        return self.key("vni", str(vni))
 
     def ipam_all(self) -> str:
-        return self._dir("ipam")
+        return self.directory("ipam")
 
     def ipam_network(self, network: str) -> str:
-        return f"{self.ipam_all()}{network}/"
+        return self.directory("ipam", network)
 
     def ipam(self, network: str, ip: str) -> str:
-        return self.ipam_network(network) + ip
+        return self.key("ipam", network, ip)
 
     def local_ipam_all(self) -> str:
-        return self._dir("local-ipam")
+        return self.directory("local-ipam")
 
     def local_ipam_network(self, network: str) -> str:
-        return f"{self.local_ipam_all()}{network}/"
+        return self.directory("local-ipam", network)
 
     def local_ipam_host(self, network: str, host: str) -> str:
-        return f"{self.local_ipam_network(network)}{host}/"
+        return self.directory("local-ipam", network, host)
 
     def local_ipam(self, network: str, host: str, ip: str) -> str:
-        return self.local_ipam_host(network, host) + ip
+        return self.key("local-ipam", network, host, ip)
 
     def ports_all(self) -> str:
-        return self._dir("ports")
+        return self.directory("port")
 
     def ports(self, host: str) -> str:
-        return f"{self.ports_all()}{host}/"
+        return self.directory("port", host)
 
     def port(self, host: str, protocol: str, port: int) -> str:
-        return f"{self.ports(host)}{port}-{protocol}"
+        return self.key("port", host, f"{port}-{protocol}")
 
     def hosts(self) -> str:
-        return self._dir("hosts")
+        return self.directory("host")
 
     def host(self, name: str) -> str:
-        return self.hosts() + name
+        return self.key("host", name)
 
     def alive_all(self) -> str:
-        return self._dir("alive")
+        return self.directory("alive")
 
     def alive(self, host: str) -> str:
-        return self.alive_all() + host
+        return self.key("alive", host)
 
     def containers(self) -> str:
-        return self._dir("containers")
+        return self.directory("container")
 
     def container(self, name: str) -> str:
-        return self.containers() + name
+        return self.key("container", name)
 
     def statuses(self) -> str:
-        return self._dir("status")
+        return self.directory("status")
 
     def status(self, name: str) -> str:
-        return self.statuses() + name
+        return self.key("status", name)
 
     def endpoints_all(self) -> str:
-        return self._dir("endpoints")
+        return self.directory("endpoint")
 
     def endpoints(self, network: str) -> str:
-        return f"{self.endpoints_all()}{network}/"
+        return self.directory("endpoint", network)
 
     def endpoint(self, network: str, container: str) -> str:
-        return self.endpoints(network) + container
+        return self.key("endpoint", network, container)
 
     def parse(self, key: str) -> tuple[str, tuple[str, ...]]:
         """Split a key into its kind and name parts, e.g.
@@ -136,12 +129,12 @@ class Keys:
         if not key.startswith(self.prefix):
             raise ValueError(f"key {key!r} is not under the prefix {self.prefix!r}")
         directory, _, rest = key[len(self.prefix):].partition("/")
-        if directory not in _LAYOUT:
+        kind = BY_DIRECTORY.get(directory)
+        if kind is None:
             raise ValueError(f"key {key!r} is not a vxmesh key: unknown section {directory!r}")
-        kind, count = _LAYOUT[directory]
         parts = tuple(rest.split("/"))
-        if len(parts) != count or not all(parts):
+        if len(parts) != len(kind.parts) or not all(parts):
             raise ValueError(
-                f"key {key!r} is malformed: a {kind} key has {count} name part(s) after {directory}/"
+                f"key {key!r} is malformed: a {kind.name} key has {len(kind.parts)} name part(s) after {directory}/"
             )
-        return kind, parts
+        return kind.name, parts

@@ -10,6 +10,11 @@ agent stopped heartbeating) has its endpoints withdrawn from every other
 view until it is back; nothing is written to etcd for that, so its
 addresses stay reserved meanwhile.
 
+Which host may see which kind of record is the kind's audience
+(`Kind.audience_of` in proto/kinds.py); this module applies it, with the
+two rules above on top: table rows follow their host's liveness, and the
+containers placed on the host decide which networks' tables it holds.
+
 This module is pure logic over the in-memory index, so the snapshot, delta
 and resume rules are unit-tested without etcd or gRPC.
 """
@@ -20,7 +25,8 @@ from typing import Iterable
 
 from controller.index import Index, StateEvent
 from proto import vxmesh_pb2 as pb
-from proto.records import ContainerSpec, Endpoint, Host, HostAlive, Network, Record
+from proto.kinds import BY_NAME, WIRE_OF, Audience
+from proto.records import HostAlive, Record
 
 
 @dataclass(frozen=True)
@@ -31,16 +37,8 @@ class Change:
 
     def to_wire(self) -> pb.Change:
         msg = pb.Change(key=self.key, deleted=self.record is None)
-        if isinstance(self.record, Network):
-            msg.network.CopyFrom(self.record.to_wire())
-        elif isinstance(self.record, Endpoint):
-            msg.endpoint.CopyFrom(self.record.to_wire())
-        elif isinstance(self.record, ContainerSpec):
-            msg.container.CopyFrom(self.record.to_wire())
-        elif isinstance(self.record, Host):
-            msg.host.CopyFrom(self.record.to_wire())
-        elif isinstance(self.record, HostAlive):
-            msg.alive.CopyFrom(self.record.to_wire())
+        if self.record is not None:
+            getattr(msg, WIRE_OF[type(self.record)]).CopyFrom(self.record.to_wire())
         return msg
 
 
@@ -65,26 +63,24 @@ class AgentView:
         return changes
 
     def changes(self, events: list[StateEvent]) -> list[Change]:
-        """The view's changes for one etcd revision's events (already applied to the index)."""
+        """The view's changes for one etcd revision's events (already applied to the index).
+
+        Who sees a record is its kind's audience (proto/kinds.py); this only acts on it."""
         out: list[Change] = []
         membership_changed = False
         for ev in events:
-            if ev.kind == "container":
-                spec = ev.record or ev.prev
-                if spec is not None and spec.host == self.host:
-                    out.append(Change(ev.key, ev.record))
-                    membership_changed = True
-            elif ev.kind == "network":
-                if ev.parts[0] in self.networks:
-                    out.append(Change(ev.key, ev.record))
-            elif ev.kind == "endpoint":
-                if ev.parts[0] in self.networks:
-                    visible = ev.record is not None and self._visible(ev.record)
-                    out.append(Change(ev.key, ev.record if visible else None))
-            elif ev.kind == "host":
+            audience, subject = BY_NAME[ev.kind].audience_of(ev.parts, ev.record or ev.prev)
+            if not audience.reaches(subject, self.host, self.networks):
+                continue
+            if audience is Audience.OTHER_HOSTS:
+                # A peer's presence: the table rows placed on it come and go with it.
+                out += self._host_liveness(subject)
+            elif audience is Audience.MEMBERS:
+                out.append(Change(ev.key, self._shown(ev.record)))
+            else:
                 out.append(Change(ev.key, ev.record))
-            elif ev.kind == "alive" and ev.parts[0] != self.host:
-                out += self._host_liveness(ev.parts[0])
+                # What is placed on this host decides which networks' tables it holds.
+                membership_changed = membership_changed or audience is Audience.PLACED_HOST
         if membership_changed:
             out += self.sync_membership()
         return out
@@ -101,8 +97,13 @@ class AgentView:
         self.networks = wanted
         return out
 
-    def _visible(self, endpoint: Endpoint) -> bool:
-        return endpoint.host == self.host or endpoint.host in self.index.alive
+    def _shown(self, record: Record | None) -> Record | None:
+        """A record of a network's table as this host may see it: a row placed on
+        another host is withheld while that host's lease is gone."""
+        placed = getattr(record, "host", "")
+        if placed and placed != self.host and placed not in self.index.alive:
+            return None
+        return record
 
     def _host_liveness(self, host: str) -> list[Change]:
         """A host went down or came back: its liveness record, and its endpoints withdrawn or restored.
@@ -124,5 +125,5 @@ class AgentView:
         network = self.index.networks.get(name)
         if network is not None:
             rows.append(Change(self.index.keys.network(name), network))
-        rows += [Change(key, ep) for key, ep in self.index.endpoints_of(name).items() if self._visible(ep)]
+        rows += [Change(key, ep) for key, ep in self.index.endpoints_of(name).items() if self._shown(ep) is not None]
         return rows

@@ -19,6 +19,7 @@ Audiences, the rule "which host may see which record":
 from __future__ import annotations
 
 import enum
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, HostAlive, Network, Record
@@ -30,6 +31,19 @@ class Audience(enum.Enum):
     OTHER_HOSTS = "other hosts"
     PLACED_HOST = "placed host"
     MEMBERS = "network members"
+
+    def reaches(self, subject: str, host: str, networks: Collection[str]) -> bool:
+        """Whether the agent of `host`, holding the tables of `networks`, is in this
+        audience; `subject` is the host or network `Kind.audience_of` named."""
+        if self is Audience.EVERY_HOST:
+            return True
+        if self is Audience.OTHER_HOSTS:
+            return subject != host
+        if self is Audience.PLACED_HOST:
+            return subject == host
+        if self is Audience.MEMBERS:
+            return subject in networks
+        return False
 
 
 @dataclass(frozen=True)

@@ -99,11 +99,6 @@ class Network(Record):
     builtin: bool = False
     scope: str = ""            # "global" or "local", as the driver says (proto/vxmesh.proto)
 
-    @property
-    def local(self) -> bool:
-        """Instantiated separately on each host (Docker's "local" scope): no VXLAN, no tables."""
-        return self.driver == "bridge"
-
 
 @dataclass(frozen=True)
 class Endpoint(Record):
@@ -170,12 +165,6 @@ class ContainerSpec(Record):
     @property
     def networks(self) -> list[str]:
         return [a.network for a in self.attachments]
-
-    @property
-    def network_owner(self) -> str:
-        """For --network container:NAME, that NAME; else ""."""
-        kind, _, owner = self.network_mode.partition(":")
-        return owner if kind == "container" else ""
 
 
 @dataclass

@@ -8,10 +8,10 @@ import subprocess
 import grpc
 import pytest
 
-from controller import esp_support
-from proto.errors import InvalidArgument
 from cli.commands.networks import parse_opts
-from controller.network_options import wants_encryption
+from controller.drivers import check_options, driver_for
+from controller.drivers import overlay_esp as esp_support
+from proto.errors import InvalidArgument
 from deploy.lab import Lab
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -26,6 +26,10 @@ def kernel_has_esp() -> bool:
          "aead", "rfc4106(gcm(aes))", "0x" + "11" * 20, "128"],
         capture_output=True, text=True, timeout=10)
     return proc.returncode == 0
+
+
+def wants_encryption(name: str, driver: str, options: dict[str, str]) -> bool:
+    return check_options(name, driver_for(driver), options).get("encrypted", False)
 
 
 def test_options_are_checked_before_anything_else():

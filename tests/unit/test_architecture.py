@@ -3,7 +3,9 @@
 The check runs import-linter on a copy of the packages: as they are (every
 contract kept), and with one forbidden import added in each direction the
 layers forbid (controller -> agent, agent -> controller, proto -> a daemon,
-a stdlib-only rule module -> grpc), each of which must break a contract.
+a stdlib-only rule module -> grpc, and inside the controller: the store ->
+the API, a driver -> the store, the etcd client -> another controller
+module), each of which must break a contract.
 """
 from __future__ import annotations
 
@@ -54,6 +56,9 @@ def test_the_packages_keep_every_contract(tree):
     ("cli/main.py", "import controller.server"),
     ("proto/records.py", "import controller.keys"),
     ("proto/validate.py", "import grpc"),
+    ("controller/store/networks.py", "import controller.api"),
+    ("controller/drivers/overlay.py", "import controller.store.records"),
+    ("controller/etcd.py", "import controller.keys"),
 ])
 def test_a_forbidden_import_breaks_a_contract(tree, module, forbidden):
     path = tree / module

@@ -20,8 +20,8 @@ HOST = plan.HostNetworks(
 NETWORKS = {
     "blue": Network(name="blue", subnet="10.77.0.0/24", gateway="10.77.0.1", vni=4096),
     "red": Network(name="red", subnet="10.78.0.0/24", gateway="10.78.0.1", vni=4097),
-    "bridge": Network(name="bridge", subnet="", gateway="", vni=0, driver="bridge", builtin=True),
-    "lan": Network(name="lan", subnet="10.50.0.0/24", gateway="10.50.0.1", vni=0, driver="bridge",
+    "bridge": Network(name="bridge", subnet="", gateway="", vni=0, driver="bridge", builtin=True, scope="local"),
+    "lan": Network(name="lan", subnet="10.50.0.0/24", gateway="10.50.0.1", vni=0, driver="bridge", scope="local",
                    id="0123456789abcdef" * 4),
 }
 

@@ -184,3 +184,59 @@ def test_the_index_tells_when_a_removal_awaits_its_hosts_confirmation():
     assert not index.has_orphan_statuses()
     index.statuses["c2"] = ContainerStatus(name="c2", id="")  # c2's spec is gone, its status stays
     assert index.has_orphan_statuses()
+
+
+def test_the_router_wakes_every_stream_whose_view_a_change_reaches():
+    """Routing and the views act on the same audiences (proto/kinds.py): a stream
+    left asleep must be one whose view has nothing in the batch."""
+    from controller.etcd import KV, Event
+    from controller.view import AgentView
+
+    def put(key, record, prev=None):
+        kv = KV(key=key, value=record.to_json(), create_revision=1, mod_revision=1, version=1)
+        old = None if prev is None else KV(key=key, value=prev.to_json(), create_revision=1, mod_revision=1,
+                                           version=1)
+        return Event(kind="put", kv=kv, prev=old)
+
+    def delete(key, prev=None):
+        kv = KV(key=key, value=b"", create_revision=0, mod_revision=0, version=0)
+        old = None if prev is None else KV(key=key, value=prev.to_json(), create_revision=1, mod_revision=1,
+                                           version=1)
+        return Event(kind="delete", kv=kv, prev=old)
+
+    def on(name, host, network):
+        return ContainerSpec(id="ab" * 32, name=name, host=host,
+                             attachments=[Attachment(network, "10.1.0.2", "02:42:0a:01:00:02")])
+
+    def row(network, name, host):
+        return Endpoint(network=network, container=name, host=host, vtep="192.0.2.9", ip="10.1.0.9",
+                        mac="02:42:0a:01:00:09")
+
+    from proto.records import HostAlive, Network
+    batches = [
+        [put(keys.host("h1"), Host(name="h1", vtep="192.0.2.1"))],
+        [put(keys.alive("h2"), HostAlive("h2"))],
+        [put(keys.container("a"), on("a", "h1", "blue"))],
+        [put(keys.container("b"), on("b", "h2", "red"))],
+        [put(keys.network("blue"), Network("blue", "10.1.0.0/24", "10.1.0.1", 4096))],
+        [put(keys.endpoint("red", "b"), row("red", "b", "h2"))],
+        [put(keys.endpoint("blue", "x"), row("blue", "x", "h2"))],
+        [put(keys.status("a"), ContainerStatus(name="a", id=""))],
+        [delete(keys.alive("h2"))],
+        [delete(keys.container("a"), on("a", "h1", "blue"))],
+        [delete(keys.container("ghost"))],
+    ]
+    index = Index(keys)
+    router = InterestRouter()
+    views = {host: AgentView(host, index) for host in ("h1", "h2", "h3")}
+    streams = {host: subscribed(router, host) for host in views}
+    for batch in batches:
+        events = index.apply(batch)
+        router.route(events)
+        for host, view in views.items():
+            changes = view.changes(events)
+            if changes:
+                assert streams[host].relevant, (host, batch, changes)
+            router.update(streams[host], view.networks)
+            streams[host].relevant = False
+            streams[host].woken.clear()

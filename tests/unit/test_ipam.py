@@ -1,13 +1,13 @@
-"""Unit tests for the pure address, VNI and name rules (proto/addresses.py, proto/validate.py, controller/ipam.py)."""
+"""Unit tests for the pure address, VNI and name rules (proto/addresses.py, proto/validate.py, the overlay driver's VNIs)."""
 import re
 from ipaddress import IPv4Network
 
 import grpc
 import pytest
 
-from controller import ipam
 from proto import addresses, validate
 from proto.errors import InvalidArgument, ResourceExhausted
+from controller.drivers.overlay import next_free_vni
 from controller.keys import Keys
 
 
@@ -124,8 +124,8 @@ def test_mac_for_ip_follows_dockers_scheme():
 # ---- VNIs -------------------------------------------------------------------
 
 def test_next_free_vni_starts_at_4096_and_skips_taken():
-    assert ipam.next_free_vni(set()) == 4096
-    assert ipam.next_free_vni({4096, 4097, 4099, 7}) == 4098
+    assert next_free_vni(set()) == 4096
+    assert next_free_vni({4096, 4097, 4099, 7}) == 4098
 
 
 @pytest.mark.parametrize("vni", [1, 42, 16777215])

@@ -6,6 +6,7 @@ import pytest
 
 from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from controller.run_options import RunOptions
+from proto.network_mode import NetworkMode
 from proto.records import Host, Mount, PortMapping
 from tests.helpers.etcd import snapshot
 
@@ -57,7 +58,7 @@ async def test_user_bridge_network_is_per_host_and_guards_removal(store):
     await add_host(store, "h1", "192.0.2.1")
     await add_host(store, "h2", "192.0.2.2")
     net = await store.create_network("lan", "10.50.0.0/24", driver="bridge")
-    assert (net.driver, net.vni, net.local) == ("bridge", 0, True)
+    assert (net.driver, net.vni, net.scope) == ("bridge", 0, "local")
     x = await store.create_container("x", "h1", ["true"], {}, "", ["lan"])
     y = await store.create_container("y", "h2", ["true"], {}, "", ["lan"])
     assert x.attachments[0].ip == y.attachments[0].ip == "10.50.0.2"
@@ -78,7 +79,7 @@ async def test_modes_take_no_addresses_and_are_exclusive(store, etcd, prefix):
     none = await store.create_container("n", "h1", ["true"], {}, "", ["none"])
     assert (host.network_mode, host.attachments, none.network_mode) == ("host", [], "none")
     shared = await store.create_container("s", "h1", ["true"], {}, "", ["container:n"])
-    assert shared.network_owner == "n"
+    assert NetworkMode.of(shared).container == "n"
     await add_host(store, "h2", "192.0.2.2")
     before = await snapshot(etcd, prefix)
     refusals = [

@@ -1,0 +1,180 @@
+"""Containers: their specs, what they attach to and publish, and the agents' reports.
+
+A container's spec, one address per network (with what its driver writes
+for it), its published host ports and an initial status are written in one
+transaction, so a container exists with all it holds or not at all.
+"""
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+from collections.abc import Iterable
+
+from controller.etcd import Compare, Op, Txn
+from controller.run_options import RunOptions, check_options
+from controller.store import allocations
+from controller.store.records import Records
+from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, Settled, retrying, surface_unavailable
+from proto import validate
+from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from proto.network_mode import NetworkMode
+from proto.records import ContainerSpec, ContainerStatus
+
+DESIRED_STATES = ("running", "stopped")
+
+
+class Containers:
+    def __init__(self, records: Records) -> None:
+        self.records = records
+        self.keys = records.keys
+        self.etcd = records.etcd
+
+    @surface_unavailable
+    async def create(
+        self,
+        name: str,
+        host: str,
+        command: list[str],
+        env: dict[str, str],
+        hostname: str,
+        networks: Iterable[str] | NetworkMode,
+        options: RunOptions = RunOptions(),
+    ) -> ContainerSpec:
+        """Write the container's spec, one address per network, what each network's
+        driver writes for it, its published host ports and an initial "created"
+        status, all at once. An empty hostname means the name; `networks` are the
+        --network values or the mode they were parsed into (none given means
+        Docker's default "bridge")."""
+        validate.name("container", name)
+        if not host:
+            raise InvalidArgument(f"no host given for container {name!r}")
+        mode = networks if isinstance(networks, NetworkMode) else NetworkMode.parse(networks)
+        check_options(options, mode)
+        key, status_key = self.keys.container(name), self.keys.status(name)
+
+        async def attempt(lost: int) -> Commit[ContainerSpec]:
+            if await self.etcd.get(key) is not None:
+                raise AlreadyExists(f"container {name!r} already exists")
+            if await self.etcd.get(status_key) is not None:
+                raise FailedPrecondition(
+                    f"container {name!r} was removed but its host has not yet confirmed it is gone; "
+                    "try again shortly")
+            host_kv, host_record = await self.records.host(host)
+            spec = ContainerSpec(
+                id=secrets.token_hex(32), name=name, host=host, command=list(command), env=dict(env),
+                hostname=hostname or name, desired="running", created_at=time.time(), network_mode=mode.text,
+                rootfs=options.rootfs, mounts=list(options.mounts), memory_bytes=options.memory_bytes,
+                cpus=options.cpus, pids_limit=options.pids_limit, stop_timeout=options.stop_timeout)
+            txn = Txn([Compare.absent(key), Compare.absent(status_key),
+                       # Endpoints copy the host's VTEP: a re-registration must not slip in between.
+                       Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)])
+            if mode.shares_container:
+                await self._check_namespace_owner(spec, mode.container)
+            for network in mode.networks:
+                txn.add(await allocations.attach(self.records, spec, network, host_record, randomize=lost > 0))
+            txn.add(await allocations.publish(self.records, spec, options.ports, randomize=lost > 0))
+            status = ContainerStatus(name=name, id=spec.id, state="created")
+            txn.ops += [Op.put(key, spec.to_json()), Op.put(status_key, status.to_json())]
+            return Commit(txn, spec)
+
+        return await retrying(self.etcd, attempt, what=f"create container {name!r}",
+                              changing="the addresses and ports it needs", attempts=ALLOCATION_ATTEMPTS)
+
+    async def _check_namespace_owner(self, spec: ContainerSpec, owner: str) -> None:
+        """--network container:OWNER: OWNER exists, on the same host."""
+        if owner == spec.name:
+            raise InvalidArgument(f"container {spec.name!r} cannot join its own network namespace")
+        found = await self.records.record(self.keys.container(owner), ContainerSpec)
+        if found is None:
+            raise NotFound(f"--network container:{owner}: no such container {owner!r}")
+        if found[1].host != spec.host:
+            raise FailedPrecondition(
+                f"--network container:{owner}: container {owner!r} runs on host {found[1].host!r}, "
+                f"not {spec.host!r}; a network namespace cannot be shared across hosts")
+
+    @surface_unavailable
+    async def connect(self, container: str, network: str) -> ContainerSpec:
+        """Attach a (running or stopped) container to one more network."""
+        validate.name("network", network)
+
+        async def attempt(lost: int) -> Commit[ContainerSpec]:
+            kv, spec = await self.records.container(container)
+            mode = NetworkMode.of(spec)
+            if not mode.attaches:
+                raise FailedPrecondition(
+                    f"container {container!r} uses --network {mode.text}: it has no interfaces "
+                    "of its own to connect")
+            if network in spec.networks:
+                raise AlreadyExists(f"container {container!r} is already connected to network {network!r}")
+            host_kv, host = await self.records.host(spec.host)
+            updated = dataclasses.replace(spec, attachments=list(spec.attachments))
+            txn = await allocations.attach(self.records, updated, network, host, randomize=lost > 0)
+            txn.compares += [Compare.mod_revision(kv.key, "=", kv.mod_revision),
+                             Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)]
+            txn.ops.append(Op.put(kv.key, updated.to_json()))
+            return Commit(txn, updated)
+
+        return await retrying(self.etcd, attempt, what=f"connect {container!r} to {network!r}",
+                              changing="the state", attempts=ALLOCATION_ATTEMPTS)
+
+    @surface_unavailable
+    async def disconnect(self, container: str, network: str) -> ContainerSpec:
+        """Detach a container from a network; its address is free again at once."""
+        async def attempt(_: int) -> Commit[ContainerSpec]:
+            kv, spec = await self.records.container(container)
+            attachment = next((a for a in spec.attachments if a.network == network), None)
+            if attachment is None:
+                raise NotFound(f"container {container!r} is not connected to network {network!r}")
+            _, net = await self.records.network(network)
+            updated = dataclasses.replace(spec, attachments=[a for a in spec.attachments if a is not attachment])
+            ops = [Op.put(kv.key, updated.to_json())] + allocations.detach(self.records, spec, net, attachment)
+            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), updated)
+
+        return await retrying(self.etcd, attempt, what=f"disconnect {container!r} from {network!r}")
+
+    @surface_unavailable
+    async def get(self, name: str) -> tuple[ContainerSpec, ContainerStatus | None]:
+        _, spec = await self.records.container(name)
+        found = await self.records.record(self.keys.status(name), ContainerStatus)
+        return spec, None if found is None else found[1]
+
+    @surface_unavailable
+    async def list_all(self) -> list[tuple[ContainerSpec, ContainerStatus | None]]:
+        specs, _ = await self.records.records(self.keys.containers(), ContainerSpec)
+        statuses, _ = await self.records.records(self.keys.statuses(), ContainerStatus)
+        by_name = {status.name: status for _, status in statuses}
+        return [(spec, by_name.get(spec.name)) for _, spec in specs]
+
+    @surface_unavailable
+    async def set_desired(self, name: str, desired: str, bump_generation: bool = False,
+                          stop_timeout: int | None = None) -> ContainerSpec:
+        """Change what the agent should do; a generation bump makes it restart the container."""
+        if desired not in DESIRED_STATES:
+            raise InvalidArgument(f"invalid desired state {desired!r}: use one of {', '.join(DESIRED_STATES)}")
+
+        async def attempt(_: int) -> Commit[ContainerSpec]:
+            kv, spec = await self.records.container(name)
+            updated = dataclasses.replace(
+                spec, desired=desired, generation=spec.generation + (1 if bump_generation else 0),
+                stop_timeout=spec.stop_timeout if stop_timeout is None else stop_timeout)
+            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)],
+                              [Op.put(kv.key, updated.to_json())]), updated)
+
+        return await retrying(self.etcd, attempt, what=f"update container {name!r}")
+
+    @surface_unavailable
+    async def put_status(self, host: str, status: ContainerStatus) -> bool:
+        """Store an agent's report; False (nothing written) when the container is
+        unknown, runs elsewhere, or is a different container under a reused name."""
+        async def attempt(_: int) -> Commit[bool] | Settled[bool]:
+            found = await self.records.record(self.keys.container(status.name), ContainerSpec)
+            if found is None:
+                return Settled(False)
+            kv, spec = found
+            if spec.host != host or (status.id and status.id != spec.id):
+                return Settled(False)
+            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)],
+                              [Op.put(self.keys.status(status.name), status.to_json())]), True)
+
+        return await retrying(self.etcd, attempt, what=f"record the status of container {status.name!r}")
