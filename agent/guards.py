@@ -11,45 +11,52 @@ controller's address.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import logging
 import socket
 
+from agent.kernel import families
 from agent.kernel.firewall import Guard
+from proto.addresses import HostPort, parse_host_port
+from proto.errors import InvalidArgument
 
 log = logging.getLogger(__name__)
 
 
 async def control_plane_guards(api: str, controllers: list[str]) -> tuple[Guard, ...]:
-    guards = {Guard(port=_port(api, "agent api"))}
+    guards = {Guard(port=_host_port(api, "agent api").port)}
     for controller in controllers:
-        if controller.startswith("unix://"):
+        address = _host_port(controller, "controller", unix_ok=True)
+        if address.unix:
             continue  # a local socket: no container reaches it over the network
-        host, _, port = controller.rpartition(":")
-        number = _port(controller, "controller")
-        guards.add(Guard(port=number))
-        for address in await _ipv4_addresses(host.strip("[]")):
-            guards.add(Guard(port=number, address=address))
+        guards.add(Guard(port=address.port))
+        for ip in await _addresses(address):
+            guards.add(Guard(port=address.port, address=ip))
     return tuple(sorted(guards, key=lambda g: (g.address, g.port)))
 
 
-def _port(address: str, what: str) -> int:
-    _, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"{what} address {address!r} is not HOST:PORT")
-    return int(port)
+def _host_port(text: str, what: str, unix_ok: bool = False) -> HostPort:
+    try:
+        return parse_host_port(text, f"{what} address", unix_ok=unix_ok)
+    except InvalidArgument as err:
+        raise ValueError(f"{what} address {text!r} is not HOST:PORT ({err})") from None
 
 
-async def _ipv4_addresses(host: str) -> list[str]:
-    try:
-        return [str(ipaddress.IPv4Address(host))]
-    except ValueError:
-        pass
-    try:
-        infos = await asyncio.to_thread(socket.getaddrinfo, host, None, socket.AF_INET, socket.SOCK_STREAM)
-    except socket.gaierror as err:
-        # Still guarded on this host; at the remote address only once it resolves (next start).
-        log.warning("controller %s does not resolve (%s): containers are kept off its port "
-                    "on this host only", host, err)
-        return []
-    return sorted({info[4][0] for info in infos})
+async def _addresses(address: HostPort) -> list[str]:
+    """The controller's addresses in the families containers' traffic has (the
+    firewall's); another family's address needs no guard, no container can send to it."""
+    wanted = families.overlay()
+    literal = address.address
+    if literal is not None:
+        return [str(literal)] if literal.version in {f.version for f in wanted} else []
+    found: set[str] = set()
+    for family in wanted:
+        try:
+            infos = await asyncio.to_thread(socket.getaddrinfo, address.host, None, family.af,
+                                            socket.SOCK_STREAM)
+        except socket.gaierror as err:
+            # Still guarded on this host; at the remote address only once it resolves (next start).
+            log.warning("controller %s does not resolve (%s): containers are kept off its port "
+                        "on this host only", address.host, err)
+            continue
+        found.update(info[4][0] for info in infos)
+    return sorted(found)

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
-from agent.container_network import HostNetworks
 from agent.guards import control_plane_guards
+from agent.host_networks import HostNetworks
 from agent.kernel.bridge import LocalBridgeSpec
 from agent.kernel.gwbridge import GwBridgeSpec
 from agent.kernel.overlay import underlay_mtu

@@ -9,15 +9,8 @@ from __future__ import annotations
 import time
 
 from proto import vxmesh_pb2 as pb
+from proto.kinds import BY_WIRE
 from proto.records import ContainerSpec, Endpoint, Host, HostAlive, Network, Record
-
-_WIRE_TYPES: dict[str, type[Record]] = {
-    "network": Network,
-    "endpoint": Endpoint,
-    "container": ContainerSpec,
-    "host": Host,
-    "alive": HostAlive,
-}
 
 
 class View:
@@ -37,7 +30,7 @@ class View:
             if change.deleted or kind is None:
                 self.records.pop(change.key, None)
             else:
-                self.records[change.key] = _WIRE_TYPES[kind].from_wire(getattr(change, kind))
+                self.records[change.key] = BY_WIRE[kind].record.from_wire(getattr(change, kind))
         self.revision = update.revision
         self.updated_at = time.time()
 

@@ -9,9 +9,9 @@ nftables table for the host, so this module never touches nft.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 from dataclasses import dataclass
 
+from agent.kernel import families
 from agent.kernel.links import (
     delete_link,
     ensure_only_address,
@@ -21,6 +21,7 @@ from agent.kernel.links import (
 )
 from agent.kernel.netns import iproute
 from proto import validate
+from proto.addresses import IPNetwork, prefixlen
 
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
@@ -38,12 +39,12 @@ class LocalBridgeSpec:
 
     @property
     def prefixlen(self) -> int:
-        return ipaddress.IPv4Network(self.subnet).prefixlen
+        return prefixlen(self.subnet)
 
 
 def check_bridge_addressing(
     name: str, subnet: str, gateway: str, label: str = ""
-) -> ipaddress.IPv4Network:
+) -> IPNetwork:
     """Validate a bridge's name, subnet and gateway; return the subnet.
 
     `label` prefixes the field names in errors ("bridges[2]." -> the
@@ -53,22 +54,11 @@ def check_bridge_addressing(
         validate.ifname(name)
     except ValueError as e:
         raise ValueError(f"{label}name: {e}") from None
-    try:
-        network = ipaddress.IPv4Network(subnet)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"{label}subnet {subnet!r} is not an IPv4 network "
-            f"(address/prefixlen with no host bits set)"
-        ) from None
-    try:
-        address = ipaddress.IPv4Address(gateway)
-    except (ValueError, TypeError):
-        raise ValueError(
-            f"{label}gateway {gateway!r} is not an IPv4 address"
-        ) from None
+    network = families.subnet(subnet, f"{label}subnet")
+    address = families.address(gateway, f"{label}gateway", (network.version,))
     if address not in network:
         raise ValueError(f"{label}gateway {gateway} is outside subnet {subnet}")
-    if network.prefixlen < 31 and address in (
+    if network.prefixlen < network.max_prefixlen - 1 and address in (
         network.network_address,
         network.broadcast_address,
     ):

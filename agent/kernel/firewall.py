@@ -36,13 +36,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from agent.kernel import families
 from agent.kernel.bridge import check_bridge_addressing
 from agent.kernel.overlay import VXLAN_PORT
+from proto import validate
+from proto.addresses import IPAddress, IPNetwork
 
 NFT = "nft"
 ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/all/route_localnet"
-PROTOCOLS = ("tcp", "udp")
-FAMILY = "ip"
+# One table for the families containers' networks use ("ip" while they are IPv4).
+FAMILY = families.nft_table_family(families.overlay())
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 # (name, type, hook, priority) of every chain, in the order they are made.
 CHAINS = (
@@ -82,7 +85,7 @@ class Guard:
     """A control-plane TCP port no container may open a connection to."""
 
     port: int
-    address: str = ""  # "": on any of this host's own addresses; else that (remote) IPv4 address
+    address: str = ""  # "": on any of this host's own addresses; else that (remote) address
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ def ruleset(rules: HostRules) -> dict[str, Any]:
     # route_localnet (see apply) also lets the wire address 127.0.0.0/8;
     # only replies to the host's own connections may arrive that way
     # (Kubernetes' guard for CVE-2020-8558).
-    t.rule("input", _iif("!=", "lo"), _match("==", _IP_DADDR, _LOOPBACK),
+    t.rule("input", _iif("!=", "lo"), _match("==", _LOOPBACK_DADDR, _prefix(_LOOPBACK)),
            _ct("state", ["new", "invalid", "untracked"]), {"drop": None})
     return t.transaction()
 
@@ -122,14 +125,14 @@ def _published_ports(t: _Table, ports: tuple[PortRule, ...]) -> None:
 
 def _masquerade(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
     for b in bridges:
-        subnet, into = _match("==", _IP_SADDR, _prefix(b.subnet)), _oif("==", b.name)
+        subnet, into = _match("==", _addr("saddr", b.subnet), _prefix(b.subnet)), _oif("==", b.name)
         # Hairpin: a container reached a published port on its own bridge
         # through a host address; unmasqueraded, the target would answer
         # from an address the client never spoke to. Bridged frames (with
         # br_netfilter) have no iifname in postrouting, hence the saddr.
         t.rule("postrouting", subnet, into, _ct("status", "dnat"), {"masquerade": None})
         # 127.0.0.1:HOST_PORT from the host: a container cannot answer 127.0.0.1.
-        t.rule("postrouting", _match("==", _IP_SADDR, _LOOPBACK), into, {"masquerade": None})
+        t.rule("postrouting", _match("==", _LOOPBACK_SADDR, _prefix(_LOOPBACK)), into, {"masquerade": None})
         t.rule("postrouting", subnet, _oif("!=", b.name), {"masquerade": None})
 
 
@@ -148,7 +151,7 @@ def _guard(t: _Table, bridges: tuple[BridgeRules, ...], guards: tuple[Guard, ...
                                          VXLAN_PORT), {"drop": None})
     for g in guards:
         if g.address:
-            t.rule("forward", from_bridges, _match("==", _IP_DADDR, g.address),
+            t.rule("forward", from_bridges, _match("==", _addr("daddr", g.address), g.address),
                    _match("==", tcp_dport, g.port), {"drop": None})
 
 
@@ -246,9 +249,15 @@ def _ct(key: str, value: Any) -> dict:
     return _match("in", {"ct": {"key": key}}, value)
 
 
-def _prefix(cidr: str) -> dict:
-    network = ipaddress.IPv4Network(cidr)
+def _prefix(cidr: str | IPNetwork) -> dict:
+    network = ipaddress.ip_network(cidr)
     return {"prefix": {"addr": str(network.network_address), "len": network.prefixlen}}
+
+
+def _addr(field: str, of: str) -> dict:
+    """The packet's source or destination address, in the family of the address or subnet `of`."""
+    value: IPAddress | IPNetwork = ipaddress.ip_network(of) if "/" in of else ipaddress.ip_address(of)
+    return {"payload": {"protocol": families.family_of(value).nft, "field": field}}
 
 
 def _names(names: list[str]) -> Any:
@@ -259,9 +268,10 @@ def _values(values: list[int]) -> Any:
     return values[0] if len(values) == 1 else {"set": values}
 
 
-_IP_SADDR = {"payload": {"protocol": "ip", "field": "saddr"}}
-_IP_DADDR = {"payload": {"protocol": "ip", "field": "daddr"}}
-_LOOPBACK = _prefix("127.0.0.0/8")
+# route_localnet, and so what guards it, is IPv4's.
+_LOOPBACK = ipaddress.IPv4Network("127.0.0.0/8")
+_LOOPBACK_SADDR = {"payload": {"protocol": families.IPV4.nft, "field": "saddr"}}
+_LOOPBACK_DADDR = {"payload": {"protocol": families.IPV4.nft, "field": "daddr"}}
 
 
 # --------------------------------------------------------------------------
@@ -270,8 +280,8 @@ _LOOPBACK = _prefix("127.0.0.0/8")
 
 def _validate(rules: HostRules) -> None:
     _check_table_name(rules.table)
-    subnets: dict[str, ipaddress.IPv4Network] = {}
-    gateways: dict[str, ipaddress.IPv4Address] = {}
+    subnets: dict[str, IPNetwork] = {}
+    gateways: dict[str, IPAddress] = {}
     for i, b in enumerate(rules.bridges):
         label = f"bridges[{i}]."
         network = check_bridge_addressing(b.name, b.subnet, b.gateway, label)
@@ -285,33 +295,26 @@ def _validate(rules: HostRules) -> None:
                     f"{label}subnet {b.subnet} overlaps {other_net} of bridge {other}"
                 )
         subnets[b.name] = network
-        gateways[b.name] = ipaddress.IPv4Address(b.gateway)
+        gateways[b.name] = ipaddress.ip_address(b.gateway)
 
     for i, g in enumerate(rules.guards):
         label = f"guards[{i}]."
-        if not isinstance(g.port, int) or isinstance(g.port, bool) or not 1 <= g.port <= 65535:
-            raise ValueError(f"{label}port {g.port!r} is not in 1..65535")
+        validate.port(g.port, f"{label}port")
         if g.address:
-            try:
-                ipaddress.IPv4Address(g.address)
-            except (ValueError, TypeError):
-                raise ValueError(f"{label}address {g.address!r} is not an IPv4 address") from None
+            families.address(g.address, f"{label}address")
 
     published: dict[tuple[str, int], int] = {}
     for i, p in enumerate(rules.ports):
         label = f"ports[{i}]."
-        if p.protocol not in PROTOCOLS:
-            raise ValueError(f"{label}protocol {p.protocol!r} is not one of {PROTOCOLS}")
-        for field in ("host_port", "target_port"):
-            value = getattr(p, field)
-            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 65535:
-                raise ValueError(f"{label}{field} {value!r} is not in 1..65535")
+        try:
+            validate.protocol(p.protocol)
+        except ValueError as e:
+            raise ValueError(f"{label}protocol: {e}") from None
+        validate.port(p.host_port, f"{label}host_port")
+        validate.port(p.target_port, f"{label}target_port")
         if p.bridge not in subnets:
             raise ValueError(f"{label}bridge {p.bridge!r} is not one of the bridges")
-        try:
-            target = ipaddress.IPv4Address(p.target_ip)
-        except (ValueError, TypeError):
-            raise ValueError(f"{label}target_ip {p.target_ip!r} is not an IPv4 address") from None
+        target = families.address(p.target_ip, f"{label}target_ip")
         network = subnets[p.bridge]
         if target not in network or target == gateways[p.bridge]:
             raise ValueError(

@@ -10,8 +10,9 @@ import errno
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from agent.kernel.families import family_of
+
 IFF_UP = 1
-AF_INET = 2
 
 
 async def get_link(ipr: AsyncIPRoute, ifname: str):
@@ -48,9 +49,10 @@ async def set_mtu_and_up(ipr: AsyncIPRoute, link, mtu: int) -> None:
 async def ensure_only_address(
     ipr: AsyncIPRoute, index: int, address: str, prefixlen: int
 ) -> None:
-    """Exactly one IPv4 address on the link: `address/prefixlen`."""
+    """Exactly one address of its family on the link: `address/prefixlen`."""
     present = False
-    async for addr in await ipr.addr("dump", family=AF_INET, index=index):
+    family = family_of(address)
+    async for addr in await ipr.addr("dump", family=family.af, index=index):
         if addr.get("address") == address and addr["prefixlen"] == prefixlen:
             present = True
         else:

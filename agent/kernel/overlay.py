@@ -11,15 +11,14 @@ the host namespace. Older leftovers of that kind are still cleaned up.
 """
 from __future__ import annotations
 
-import ipaddress
 import os
 from dataclasses import dataclass
 
 from pyroute2 import AsyncIPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
+from agent.kernel import families
 from agent.kernel.links import (
-    AF_INET,
     delete_link,
     ensure_only_address,
     get_link,
@@ -35,6 +34,7 @@ from agent.kernel.netns import (
 )
 from agent.names import BRIDGE, vxlan_ifname
 from proto import validate
+from proto.addresses import UNDERLAY_FAMILIES
 
 VXLAN_PORT = 4789
 # Netlink reports "no id assigned" as -1 in an unsigned 32-bit field.
@@ -55,10 +55,8 @@ class OverlaySpec:
 
     def __post_init__(self) -> None:
         validate.vni(self.vni)
-        _check_ipv4("gateway", self.gateway)
-        _check_ipv4("vtep_ip", self.vtep_ip)
-        if not 0 <= self.prefixlen <= 32:
-            raise ValueError(f"prefixlen {self.prefixlen} is not in 0..32")
+        families.interface(f"{self.gateway}/{self.prefixlen}", "gateway/prefixlen")
+        families.address(self.vtep_ip, "vtep_ip", UNDERLAY_FAMILIES)
         validate.mtu(self.mtu)
 
 
@@ -115,11 +113,11 @@ async def remove_overlay(netns: str) -> None:
 
 async def underlay_mtu(vtep_ip: str) -> int:
     """MTU of the interface in the current namespace that holds `vtep_ip`."""
-    _check_ipv4("vtep_ip", vtep_ip)
+    vtep = families.address(vtep_ip, "vtep_ip", UNDERLAY_FAMILIES)
     async with iproute() as ipr:
         index = None
-        async for addr in await ipr.addr("dump", family=AF_INET):
-            if addr.get("address") == vtep_ip:
+        async for addr in await ipr.addr("dump", family=families.family_of(vtep).af):
+            if addr.get("address") == str(vtep):
                 index = addr["index"]
                 break
         if index is None:
@@ -224,10 +222,3 @@ async def _attach_vxlan(
     if vxlan.get("IFLA_MASTER") != bridge_index:
         await ovl.link("set", index=vxlan["index"], master=bridge_index)
     await set_mtu_and_up(ovl, vxlan, mtu)
-
-
-def _check_ipv4(what: str, value: str) -> None:
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        raise ValueError(f"{what} {value!r} is not an IPv4 address") from None

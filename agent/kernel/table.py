@@ -21,9 +21,11 @@ import re
 import socket
 from collections.abc import Iterable
 
+from agent.kernel import families
 from agent.kernel import rtnl_encode as enc
 from agent.kernel.rtnl_batch import RtnlChannel
 from agent.names import vxlan_ifname
+from proto.addresses import UNDERLAY_FAMILIES
 
 # The kernel applies a whole window of requests inside send(), so their
 # acknowledgements are already queued when we start waiting: this only
@@ -57,19 +59,21 @@ async def read_fdb(netns: str, vni: int) -> dict[str, str]:
 
 
 async def read_neighbours(netns: str, vni: int) -> dict[str, str]:
-    """ip -> mac for the permanent neighbour entries on the VXLAN device."""
-    index, found = await asyncio.to_thread(_dump, netns, vni, enc.AF_INET)
+    """ip -> mac for the permanent neighbour entries on the VXLAN device,
+    of every family the overlay programs."""
     table: dict[str, str] = {}
-    for entry in found:
-        if (
-            entry.ifindex == index
-            and entry.state & enc.NUD_PERMANENT
-            and entry.dst is not None
-            and entry.lladdr is not None
-        ):
-            ip = _ip_text(entry.dst)
-            if ip is not None:
-                table[ip] = entry.lladdr.hex(":")
+    for family in families.overlay():
+        index, found = await asyncio.to_thread(_dump, netns, vni, family.af)
+        for entry in found:
+            if (
+                entry.ifindex == index
+                and entry.state & enc.NUD_PERMANENT
+                and entry.dst is not None
+                and entry.lladdr is not None
+            ):
+                ip = _ip_text(entry.dst)
+                if ip is not None:
+                    table[ip] = entry.lladdr.hex(":")
     return table
 
 
@@ -150,7 +154,7 @@ def _encode(
         seq += 1
     for ip in neigh_del:
         try:
-            raw = _ipv4(ip)
+            raw = families.packed(ip, "neighbour address")
         except ValueError as e:
             errors.append(f"neigh del {ip}: {e}")
         else:
@@ -160,7 +164,7 @@ def _encode(
     for mac, vtep in fdb_put:
         try:
             text, raw = _mac(mac)
-            raw_vtep = _ipv4(vtep)
+            raw_vtep = families.packed(vtep, "VTEP address", UNDERLAY_FAMILIES)
         except ValueError as e:
             errors.append(f"fdb put {mac} -> {vtep}: {e}")
         else:
@@ -169,7 +173,7 @@ def _encode(
         seq += 1
     for ip, mac in neigh_put:
         try:
-            raw_ip = _ipv4(ip)
+            raw_ip = families.packed(ip, "neighbour address")
             text, raw = _mac(mac)
         except ValueError as e:
             errors.append(f"neigh put {ip} -> {mac}: {e}")
@@ -202,19 +206,6 @@ def _mac(value: str) -> tuple[str, bytes]:
     if not _MAC_RE.match(mac):
         raise ValueError(f"{value!r} is not a MAC address")
     return mac, bytes.fromhex(mac.replace(":", ""))
-
-
-def _ipv4(value: str) -> bytes:
-    """The 4 bytes of a dotted-quad IPv4 address.
-
-    inet_pton is as strict as ipaddress (no leading zeros, no short
-    forms), so a valid input is already in canonical form and error
-    messages can name it as given.
-    """
-    try:
-        return socket.inet_pton(socket.AF_INET, value)
-    except (OSError, TypeError):
-        raise ValueError(f"{value!r} is not an IPv4 address") from None
 
 
 def _ip_text(raw: bytes) -> str | None:

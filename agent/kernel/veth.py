@@ -9,13 +9,12 @@ rebuilt.
 """
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass
 
 from pyroute2 import AsyncIPRoute
 
+from agent.kernel import families
 from agent.kernel.links import (
-    AF_INET,
     delete_link,
     ensure_only_address,
     get_link,
@@ -49,33 +48,20 @@ class Interface:
         validate.ifname(self.ifname)
         validate.ifname(self.peer_ifname)
         validate.ifname(self.bridge)
-        try:
-            ipaddress.IPv4Interface(self.address)
-        except ValueError:
-            raise ValueError(
-                f"address {self.address!r} is not an IPv4 ip/prefixlen"
-            ) from None
-        if "/" not in self.address:
-            raise ValueError(f"address {self.address!r} lacks a /prefixlen")
+        families.interface(self.address, "address")
         if self.default_gateway is not None:
-            try:
-                ipaddress.IPv4Address(self.default_gateway)
-            except ValueError:
-                raise ValueError(
-                    f"default_gateway {self.default_gateway!r} is not an "
-                    f"IPv4 address"
-                ) from None
+            families.address(self.default_gateway, "default_gateway")
         if self.mac is not None and not _is_unicast_mac(self.mac):
             raise ValueError(f"mac {self.mac!r} is not a unicast MAC address")
         validate.mtu(self.mtu)
 
     @property
     def ip(self) -> str:
-        return str(ipaddress.IPv4Interface(self.address).ip)
+        return str(families.interface(self.address, "address").ip)
 
     @property
     def prefixlen(self) -> int:
-        return ipaddress.IPv4Interface(self.address).network.prefixlen
+        return families.interface(self.address, "address").network.prefixlen
 
 
 async def ensure_interface(iface: Interface) -> None:
@@ -187,7 +173,8 @@ async def _configure_container_end(
 async def _ensure_default_route(
     inner: AsyncIPRoute, index: int, gateway: str
 ) -> None:
-    async for route in await inner.route("dump", family=AF_INET):
+    family = families.family_of(gateway, "default_gateway")
+    async for route in await inner.route("dump", family=family.af):
         if (
             route["dst_len"] == 0
             and route.get("table") == _MAIN_TABLE
@@ -196,7 +183,7 @@ async def _ensure_default_route(
         ):
             return
     await inner.route(
-        "replace", dst="0.0.0.0/0", gateway=gateway, oif=index
+        "replace", dst=family.any_network, gateway=gateway, oif=index
     )
 
 

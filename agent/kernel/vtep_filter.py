@@ -28,6 +28,7 @@ from typing import Any
 
 from agent.kernel.firewall import NftablesError, run_nft
 from agent.kernel.overlay import VXLAN_PORT
+from proto.addresses import parse_ip
 
 TABLE = "vxmesh_vtep"
 FAMILY = "inet"
@@ -50,10 +51,7 @@ def split_by_family(vteps: set[str]) -> dict[str, set[str]]:
     """The desired elements of each set; ValueError names a bad address."""
     elements: dict[str, set[str]] = {name: set() for name in SETS}
     for vtep in vteps:
-        try:
-            address = ipaddress.ip_address(vtep)
-        except ValueError:
-            raise ValueError(f"VTEP {vtep!r} is not an IP address") from None
+        address = parse_ip(vtep, "VTEP")
         elements["vteps4" if address.version == 4 else "vteps6"].add(str(address))
     return elements
 

@@ -3,9 +3,10 @@
 The check runs import-linter on a copy of the packages: as they are (every
 contract kept), and with one forbidden import added in each direction the
 layers forbid (controller -> agent, agent -> controller, proto -> a daemon,
-a stdlib-only rule module -> grpc, and inside the controller: the store ->
-the API, a driver -> the store, the etcd client -> another controller
-module), each of which must break a contract.
+a stdlib-only rule module -> grpc, the agent's kernel code -> the rest of
+the agent, a converger -> the link to the controller, and inside the
+controller: the store -> the API, a driver -> the store, the etcd client ->
+another controller module), each of which must break a contract.
 """
 from __future__ import annotations
 
@@ -53,6 +54,8 @@ def test_the_packages_keep_every_contract(tree):
 @pytest.mark.parametrize("module, forbidden", [
     ("controller/api.py", "import agent.names"),
     ("agent/reconcile.py", "import controller.store"),
+    ("agent/kernel/table.py", "import agent.view"),
+    ("agent/convergers/containers.py", "import agent.link"),
     ("cli/main.py", "import controller.server"),
     ("proto/records.py", "import controller.keys"),
     ("proto/validate.py", "import grpc"),

@@ -7,6 +7,7 @@ import signal
 import pytest
 
 from agent import container_network as plan
+from agent.host_networks import HostNetworks
 from agent.kernel.bridge import LocalBridgeSpec
 from agent.kernel.gwbridge import GwBridgeSpec
 from agent.local_state import LocalContainer
@@ -14,7 +15,7 @@ from cli.options import CliError, parse_port, parse_signal, parse_size, parse_vo
 from proto.records import Attachment, ContainerSpec, Mount, Network, PortMapping
 
 CID = "ab" * 32
-HOST = plan.HostNetworks(
+HOST = HostNetworks(
     host="h1", underlay_mtu=1500, gwbridge=GwBridgeSpec(),
     default_bridge=LocalBridgeSpec(name="vxmesh0", subnet="172.17.0.0/16", gateway="172.17.0.1", mtu=1500))
 NETWORKS = {

@@ -50,3 +50,12 @@ def test_guard_rules_drop_before_any_forward_accept():
 def test_bad_guards_are_refused_naming_the_field(guard, named):
     with pytest.raises(ValueError, match=named):
         firewall.ruleset(HostRules(bridges=(GW,), ports=(), guards=(guard,)))
+
+
+def test_guards_take_bracketed_ipv6_controllers():
+    # Containers' networks are IPv4: the port is closed on the host, and an
+    # IPv6 address needs no guard of its own, since no container can send to it.
+    guards = asyncio.run(control_plane_guards("[fd00::11]:7947", ["[fd00::2]:7946", "10.0.0.3:7946"]))
+    assert set(guards) == {Guard(7947), Guard(7946), Guard(7946, "10.0.0.3")}
+    with pytest.raises(ValueError, match="controller address 'fd00::2:7946' is not HOST:PORT"):
+        asyncio.run(control_plane_guards("10.0.0.11:7947", ["fd00::2:7946"]))

@@ -1,0 +1,244 @@
+"""This host's containers: the desired ones against what the runtime runs.
+
+Starts, stops and tears down containers, builds their interfaces while
+they run (container_interfaces.py), wakes the loop when one exits, and
+reports each one's state to the controller. Every container has a local
+record (agent/local_state.py), written before anything is built for it, so
+an agent that dies half-way finds after its restart what to finish or
+remove, even when the controller has forgotten the container.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from agent import container_network as plan
+from agent import names
+from agent.convergers.container_interfaces import ContainerInterfaces
+from agent.host_networks import HostNetworks
+from agent.kernel.netns import list_netns, netns_exists, netns_path, remove_netns
+from agent.local_state import LocalContainer, LocalState
+from agent.runtime.containers import ContainerConfig, ContainerError, Runtime
+from agent.runtime.model import Mount, Resources
+from agent.view import View
+from proto import network_mode, timing
+from proto.addresses import next_free_ip, parse_subnet
+from proto.network_mode import NetworkMode
+from proto.records import ContainerSpec, ContainerStatus, Network
+
+log = logging.getLogger(__name__)
+
+# --network container:A where A itself uses container:B ...: how deep to follow.
+MAX_NETWORK_CHAIN = 8
+
+
+class Containers:
+    def __init__(self, host: HostNetworks, view: View, runtime: Runtime, local: LocalState,
+                 report: Callable[[ContainerStatus], None], wake: Callable[[], None]):
+        self.host = host
+        self.view = view
+        self.runtime = runtime
+        self.local = local
+        self._report = report   # queues a status for the controller
+        self._wake = wake       # asks the loop for a pass
+        self.interfaces = ContainerInterfaces(host)
+        self._stopping: dict[str, asyncio.Task] = {}
+        self._exit_watches: dict[str, asyncio.Task] = {}
+
+    def forget(self) -> None:
+        self.interfaces.forget()
+
+    async def remove_gone(self, desired: dict[str, ContainerSpec],
+                          local: dict[str, LocalContainer]) -> list[ContainerSpec]:
+        """Tear down every local container the view no longer has (or has under a new id);
+        returns their specs, to report "removed" once the pass is through."""
+        removed = []
+        for name, record in list(local.items()):
+            if name not in desired or desired[name].id != record.spec.id:
+                await self._teardown(record)
+                removed.append(record.spec)
+                local.pop(name)
+        return removed
+
+    async def converge(self, desired: dict[str, ContainerSpec], local: dict[str, LocalContainer],
+                       networks: dict[str, Network], began: float) -> list[LocalContainer]:
+        """Start, stop and wire every desired container; `local` gets their records.
+        Returns the records of those running with interfaces of their own: the
+        containers whose published ports lead in."""
+        modes = {name: NetworkMode.of(spec) for name, spec in desired.items()}
+        published = []
+        # Owners of a shared network namespace first, so joiners find it built.
+        for spec in sorted(desired.values(), key=lambda s: modes[s.name].shares_container):
+            record, running = await self._converge(spec, modes, networks, local.get(spec.name), desired,
+                                                   began)
+            local[spec.name] = record
+            if running and modes[spec.name].attaches:
+                published.append(record)
+        return published
+
+    async def remove_orphans(self, records: Iterable[LocalContainer]) -> None:
+        """Namespaces and cgroups no record explains (a crash between creating and recording)."""
+        records = list(records)
+        known = {names.container_netns(self.host.host, r.spec.id) for r in records}
+        for netns in list_netns(names.netns_prefix(self.host.host) + "c"):
+            if netns not in known:
+                log.info("removing orphan namespace %s", netns)
+                await remove_netns(netns)
+        for cgroup in await self.runtime.remove_orphan_cgroups({r.spec.id for r in records}):
+            log.info("removed orphan cgroup %s", cgroup)
+
+    async def report(self, desired: dict[str, ContainerSpec], local: dict[str, LocalContainer]) -> None:
+        for spec in desired.values():
+            await self._report_one(spec, local[spec.name])
+
+    def report_removed(self, removed: Iterable[ContainerSpec]) -> None:
+        for spec in removed:
+            self._report(ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
+                                         state="removed", finished_at=time.time()))
+
+    # ---- one container -----------------------------------------------------
+
+    async def _converge(self, spec: ContainerSpec, modes: dict[str, NetworkMode],
+                        networks: dict[str, Network], record: LocalContainer | None,
+                        desired: dict[str, ContainerSpec], began: float) -> tuple[LocalContainer, bool]:
+        """Returns the record and whether the container runs after this pass."""
+        mode = modes[spec.name]
+        if record is None:
+            record = LocalContainer(spec=spec)
+        record.spec = spec
+        if spec.networks and any(n not in networks for n in spec.networks):
+            self.local.save(record)
+            return record, False  # the network records are on their way in the stream
+        if mode.attaches:
+            plan.assign_ifnames(record, spec, networks)
+            if plan.GWBRIDGE_KEY not in record.ifnames:
+                record.gw_ip = ""
+            elif not record.gw_ip:
+                record.gw_ip = self._free_gw_ip()
+        # Written before building anything, so a crash leaves a record to clean up from.
+        self.local.save(record)
+
+        state = await self.runtime.state(spec.id)
+        running = state is not None and state.state == "running"
+        start = spec.desired == "running" and (
+            state is None or (not running and record.started_generation < spec.generation))
+        building = time.time()
+        if start:
+            self.interfaces.forget(spec.name)  # a (re)start always checks its network
+        if running or start:
+            await self.interfaces.build(spec, mode, networks, record)
+        if start:
+            built = time.time()
+            running = await self._start(spec, record, modes, desired)
+            # One event per start, with wall-clock stamps to line up with the controller's `run` event.
+            timing.emit(log, timing.CONTAINER_STARTED, container=spec.name, host=self.host.host,
+                        update=self.view.updated_at, began=began, network=building, built=built,
+                        process=time.time())
+        elif running and spec.desired != "running" and spec.name not in self._stopping:
+            self._stopping[spec.name] = asyncio.create_task(self._stop(spec))
+        if not running:
+            # As Docker: a container that is not running has no interfaces (a
+            # container sharing its namespace keeps just lo).
+            await self.interfaces.release(spec)
+        else:
+            self._watch_exit(spec)
+        return record, running
+
+    def _free_gw_ip(self) -> str:
+        """This host's next free gwbridge address: the gwbridge is per host, so
+        every local record's address is taken."""
+        gw = self.host.gwbridge
+        taken = {r.gw_ip for r in self.local.load_all().values() if r.gw_ip}
+        return next_free_ip(parse_subnet(gw.subnet, "gwbridge subnet", bounded=False), gw.gateway, taken,
+                            network=gw.name)
+
+    def _netns_for(self, spec: ContainerSpec, modes: dict[str, NetworkMode],
+                   desired: dict[str, ContainerSpec]) -> str:
+        """The network namespace path the container joins ("" = this host's own)."""
+        current = spec
+        for _ in range(MAX_NETWORK_CHAIN):
+            mode = modes[current.name]
+            if mode.kind == network_mode.HOST:
+                return ""
+            if not mode.shares_container:
+                return netns_path(names.container_netns(self.host.host, current.id))
+            owner = desired.get(mode.container)
+            if owner is None:
+                raise ContainerError(f"cannot join the network of container {mode.container!r}: "
+                                     f"it does not exist on host {self.host.host}")
+            if modes[owner.name].own_namespace and not netns_exists(
+                    names.container_netns(self.host.host, owner.id)):
+                raise ContainerError(
+                    f"cannot join the network of container {mode.container!r}: it is not running")
+            current = owner
+        raise ContainerError(f"container {spec.name!r}: --network container: chain is too long")
+
+    async def _start(self, spec: ContainerSpec, record: LocalContainer, modes: dict[str, NetworkMode],
+                     desired: dict[str, ContainerSpec]) -> bool:
+        record.started_generation = spec.generation
+        try:
+            config = ContainerConfig(
+                id=spec.id, name=spec.name, command=list(spec.command), env=dict(spec.env),
+                hostname=spec.hostname or spec.name, netns_path=self._netns_for(spec, modes, desired),
+                rootfs=spec.rootfs,
+                mounts=tuple(Mount(m.source, m.target, m.readonly) for m in spec.mounts),
+                resources=Resources(memory_bytes=spec.memory_bytes, cpus=spec.cpus,
+                                    pids_limit=spec.pids_limit))
+            state = await self.runtime.start(config)
+            record.error = ""
+        except ContainerError as err:
+            record.error = str(err)
+            log.warning("container %s failed to start: %s", spec.name, err)
+            state = None
+        self.local.save(record)
+        return state is not None and state.state == "running"
+
+    async def _stop(self, spec: ContainerSpec) -> None:
+        try:
+            await self.runtime.stop(spec.id, float(spec.stop_timeout))
+        finally:
+            self._stopping.pop(spec.name, None)
+            self._wake()
+
+    def _watch_exit(self, spec: ContainerSpec) -> None:
+        """Wake the loop when the container exits, so `ps -a` shows it at once."""
+        task = self._exit_watches.get(spec.id)
+        if task is not None and not task.done():
+            return
+
+        async def watch() -> None:
+            await self.runtime.wait_exit(spec.id)
+            self._wake()
+        self._exit_watches[spec.id] = asyncio.create_task(watch(), name=f"exit-{spec.name}")
+
+    async def _report_one(self, spec: ContainerSpec, record: LocalContainer) -> None:
+        state = await self.runtime.state(spec.id)
+        status = ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
+                                 generation=record.started_generation, error=record.error,
+                                 networks=list(spec.networks))
+        if state is not None:
+            status.state = state.state
+            status.pid = state.pid
+            status.exit_code = state.exit_code
+            status.started_at = state.started_at
+            status.finished_at = state.finished_at
+        elif record.error:
+            status.state = "created"
+            status.exit_code = 127
+        self._report(status)
+
+    async def _teardown(self, record: LocalContainer) -> None:
+        spec = record.spec
+        log.info("removing container %s (%s)", spec.name, spec.id[:12])
+        watch = self._exit_watches.pop(spec.id, None)
+        if watch is not None:
+            watch.cancel()
+        state = await self.runtime.state(spec.id)
+        if state is not None:
+            if state.state == "running":
+                await self.runtime.stop(spec.id, 0.0)  # rm -f: no grace period, as Docker
+            await self.runtime.remove(spec.id)
+        await self.interfaces.release(spec)
+        self.local.delete(spec.name)
