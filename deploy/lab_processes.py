@@ -2,15 +2,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
 from deploy.lab_errors import LabError
-from deploy.lab_topology import list_netns, netns_pids
+from deploy.topology import Node, sigkill
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POLL_INTERVAL = 0.2
@@ -52,33 +51,6 @@ def log_tail(log: Path | str, lines: int = 30) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-def kill_netns_processes(namespaces: Iterable[str], timeout: float = 10.0) -> None:
-    """SIGKILL everything in `namespaces` until none is left.
-
-    Loops because a dying agent may still have forked, or a process may be
-    between fork and exec, when the first list was taken.
-    """
-    wanted = set(namespaces)
-    deadline = time.monotonic() + timeout
-    while True:
-        present = [ns for ns in list_netns() if ns in wanted]
-        pids = {pid for ns in present for pid in netns_pids(ns)}
-        if not pids:
-            return
-        if time.monotonic() > deadline:
-            raise LabError(f"processes {sorted(pids)} in {present} survived SIGKILL for {timeout}s")
-        for pid in pids:
-            _sigkill(pid)
-        time.sleep(0.05)
-
-
-def _sigkill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # already gone: that is what we wanted
-
-
 class Supervisor:
     """The lab's processes by role, with their logs; `on_change` persists them."""
 
@@ -95,14 +67,11 @@ class Supervisor:
         with open(log, "ab") as log_file:
             log_file.write(f"=== {time.strftime('%H:%M:%S')} starting {' '.join(argv)}\n".encode())
             log_file.flush()
-            # nsenter enters only the network namespace: unlike `ip netns
-            # exec` it keeps the machine's mount namespace, so the namespaces
-            # an agent creates (bind mounts under /run/netns) are visible to
-            # everyone else. It execs in place, so the pid we get is the
-            # program's. A new session keeps it alive after `lab up` exits
-            # and out of reach of the terminal's Ctrl-C.
+            # Only the network namespace is entered (Node.argv says why). A new
+            # session keeps it alive after `lab up` exits and out of reach of
+            # the terminal's Ctrl-C.
             popen = subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{netns}", *argv],
+                Node(netns).argv(*argv),
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
@@ -138,16 +107,16 @@ class Supervisor:
         """kill -9 `role` and everything else in its namespace."""
         record = self.records.get(role)
         if record is not None and is_alive(record):
-            _sigkill(record.pid)
-        kill_netns_processes([netns])
+            sigkill(record.pid)
+        Node(netns).kill_processes()
         self._reap(role)
 
-    def kill_all(self, namespaces: list[str]) -> None:
-        # Recorded pids too: a process that left its namespace is still ours.
+    def kill_all(self) -> None:
+        """kill -9 every recorded process, also one that left its namespace
+        (the rest of what runs in the lab's namespaces is Topology.remove's)."""
         for record in self.records.values():
             if is_alive(record):
-                _sigkill(record.pid)
-        kill_netns_processes(namespaces)
+                sigkill(record.pid)
         for role in list(self._popens):
             self._reap(role)
         self.records.clear()

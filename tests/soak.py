@@ -35,7 +35,7 @@ from agent.names import container_netns, gw_veth, overlay_veth
 from agent.runtime.cgroups import Cgroups
 from deploy.lab import AGENT_STATE_ROOT, Lab
 from deploy.lab_errors import LabCommandError, LabError
-from deploy.lab_topology import list_netns
+from deploy.topology import list_netns
 from tests.helpers.kernel_tables import desired_entries, kernel_entries
 from tests.helpers.lab import new_test_prefix
 

@@ -31,8 +31,8 @@ import time
 from pyroute2.ethtool import Ethtool
 
 from agent import linux, names
-from deploy.lab import Lab
-from deploy.lab_topology import HOST_UPLINK
+from deploy.lab import HOST_UPLINK, Lab
+from deploy.topology import Node
 from tests.benchmarks import figures
 from tests.benchmarks.lab_bench import bench_lab, container_id, overlay_vni, sh
 
@@ -103,8 +103,8 @@ def _check_mtu(lab: Lab, container_ns: str, peer_ip: str) -> None:
 
 
 def _ping_df(netns: str, address: str, payload: int) -> bool:
-    proc = sh("nsenter", f"--net=/run/netns/{netns}", "ping", "-n", "-q", "-M", "do", "-c", "1", "-W", "2",
-              "-s", str(payload), address, check=False)
+    proc = sh(*Node(netns).argv("ping", "-n", "-q", "-M", "do", "-c", "1", "-W", "2", "-s", str(payload), address),
+              check=False)
     return proc.returncode == 0
 
 
@@ -157,11 +157,10 @@ def _features(netns: str, ifname: str) -> dict[str, bool]:
 
 def _iperf3(client_ns: str, server_ns: str, address: str, seconds: int) -> float:
     """One iperf3 TCP run, bits/s as the receiver counted them."""
-    server = subprocess.Popen(["nsenter", f"--net=/run/netns/{server_ns}", "iperf3", "-s", "-1",
-                               "-p", str(IPERF_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(Node(server_ns).argv("iperf3", "-s", "-1", "-p", str(IPERF_PORT)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        client = ["nsenter", f"--net=/run/netns/{client_ns}", "iperf3", "-J", "-c", address,
-                  "-p", str(IPERF_PORT), "-t", str(seconds)]
+        client = Node(client_ns).argv("iperf3", "-J", "-c", address, "-p", str(IPERF_PORT), "-t", str(seconds))
         for _ in range(50):  # the server needs a moment to listen
             proc = sh(*client, check=False, timeout=seconds + 30)
             result = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
@@ -180,8 +179,8 @@ def _iperf3(client_ns: str, server_ns: str, address: str, seconds: int) -> float
 
 
 def _ping_rtts(netns: str, address: str, count: int) -> list[float]:
-    proc = sh("nsenter", f"--net=/run/netns/{netns}", "ping", "-n", "-i", "0.01", "-c", str(count),
-              address, timeout=count * 0.05 + 30)
+    proc = sh(*Node(netns).argv("ping", "-n", "-i", "0.01", "-c", str(count), address),
+              timeout=count * 0.05 + 30)
     rtts = [float(m) for m in PING_TIME.findall(proc.stdout)]
     if len(rtts) < count * 0.9:
         raise RuntimeError(f"ping {address}: only {len(rtts)} of {count} replies")

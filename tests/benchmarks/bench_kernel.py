@@ -2,8 +2,8 @@
 
     .venv/bin/python -m tests.benchmarks.bench_kernel [--entries N] [--runs R]
 
-Builds one network namespace (vxbench<hex>) holding a bridge and a VXLAN
-device like an overlay's, then programs N FDB + N neighbour entries with:
+Builds one network namespace (vxbench<hex>-t, a deploy/topology.py node)
+holding a bridge and a VXLAN device like an overlay's, then programs N FDB + N neighbour entries with:
   (a) `bridge -batch` + `ip -batch`: the baseline, one netlink request
       and acknowledgement per line, written in C;
   (b) vxmesh's table.program;
@@ -33,6 +33,7 @@ from pyroute2.netlink.rtnl.ndmsg import NTF_SELF, NUD_NOARP, NUD_PERMANENT, ndms
 from agent.kernel import table
 from agent.kernel.netns import iproute
 from agent.names import vxlan_ifname
+from deploy.topology import Topology
 
 VNI = 4200
 VXLAN = vxlan_ifname(VNI)
@@ -52,11 +53,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def bench_topology() -> Topology:
+    """A throwaway topology for one kernel benchmark, removed when its `with` ends."""
+    return Topology(f"vxbench{secrets.token_hex(3)}")
+
+
 async def _bench(n: int, runs: int) -> None:
     fdb, neigh = _entries(n)
-    ns = f"vxbench{secrets.token_hex(3)}"
-    try:
-        _sh("ip", "netns", "add", ns)
+    with bench_topology() as topology:
+        ns = topology.node("t").name
         with tempfile.TemporaryDirectory(prefix="vxbench") as tmp:
             fdb_file, neigh_file = _write_batches(tmp, fdb, neigh)
 
@@ -80,8 +85,6 @@ async def _bench(n: int, runs: int) -> None:
             for label, method in methods:
                 best[label] = await _best_of(runs, ns, method, fdb, neigh)
             read = await _best_read(runs, ns, fdb, neigh)
-    finally:
-        _sh("ip", "netns", "del", ns, check=False)
     _report(n, runs, best, read)
 
 

@@ -13,14 +13,13 @@ alive on a lease. A simulated agent with the real agent's view
     everything in its snapshot (timed from the connect to the last row decoded).
 Then the table it received is programmed, as the agent does (table_diff +
 agent/kernel/table.py), into a VXLAN device in a throwaway namespace
-vxbench<hex>, deleted afterwards (needs root). Baseline in the same run:
+vxbench<hex>-t, deleted afterwards (needs root). Baseline in the same run:
 a raw etcd range read of the same rows.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import tempfile
 import time
 
@@ -111,9 +110,8 @@ async def _etcd_read_seconds(cp: ControlPlane, keys: Keys) -> float:
 async def _program(rows: list[dict]) -> None:
     """Program the received table into a fresh VXLAN device, as the agent would."""
     fdb, neigh = desired_entries((Endpoint.from_dict(r) for r in rows), JOINER)
-    ns = f"vxbench{secrets.token_hex(3)}"
-    try:
-        bench_kernel._sh("ip", "netns", "add", ns)
+    with bench_kernel.bench_topology() as topology:
+        ns = topology.node("t").name
         bench_kernel._fresh_vxlan(ns)
         started = time.perf_counter()
         errors = await table.program(ns, bench_kernel.VNI, fdb, [], neigh, [])
@@ -131,8 +129,6 @@ async def _program(rows: list[dict]) -> None:
             bench_kernel._sh("bridge", "-netns", ns, "-batch", fdb_file)
             bench_kernel._sh("ip", "-netns", ns, "-batch", neigh_file)
             baseline = time.perf_counter() - started
-    finally:
-        bench_kernel._sh("ip", "netns", "del", ns, check=False)
     report(BENCH, f"program {len(fdb)} FDB + {len(neigh)} neighbour entries", took, "s",
            limit=PROGRAM_TARGET_S, baseline=baseline, baseline_name="bridge/ip -batch")
 

@@ -1,7 +1,8 @@
 """Fixtures for agent/runtime tests: a network namespace, a state root, a cgroup parent.
 
-Each is named with a random tag (vxr<hex>-c1, /run/vxmesh-test-<hex>,
-vxt<hex>) and removed afterwards with every process left in it, pass or fail.
+Each is named with a random tag (vxr<hex>-c1, a deploy/topology.py node;
+/run/vxmesh-test-<hex>; vxt<hex>) and removed afterwards with every process
+left in it, pass or fail.
 """
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,13 +20,9 @@ from agent.runtime import procfs
 from agent.runtime.cgroups import Cgroups
 from agent.runtime.containers import ContainerConfig, ContainerState, Runtime
 from agent.runtime.statedir import StateDir
+from deploy.topology import Topology
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
-
-
-def netns_pids(name: str) -> list[int]:
-    out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
 
 
 def live_pids(pids: list[int]) -> list[int]:
@@ -35,21 +31,8 @@ def live_pids(pids: list[int]) -> list[int]:
 
 @pytest.fixture
 def netns():
-    name = f"vxr{secrets.token_hex(3)}-c1"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        pids = netns_pids(name)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 5
-        while live_pids(pids) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        subprocess.run(["ip", "netns", "delete", name], check=False)
+    with Topology(f"vxr{secrets.token_hex(3)}") as topology:
+        yield topology.node("c1").name
 
 
 @pytest.fixture

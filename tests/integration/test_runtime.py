@@ -24,7 +24,8 @@ from agent.runtime import procfs
 from agent.runtime.cgroups import Cgroups
 from agent.runtime.containers import ContainerConfig, ContainerError, ContainerState, Runtime
 from agent.runtime.statedir import StateDir
-from tests.helpers.runtime import host_nspid, live_pids, log_of, make_config, netns_pids, ns_inode, run_exec, wait_exited, wait_for_log, wait_until
+from deploy.topology import netns_pids
+from tests.helpers.runtime import host_nspid, live_pids, log_of, make_config, ns_inode, run_exec, wait_exited, wait_for_log, wait_until
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
 

@@ -22,8 +22,8 @@ import pytest
 
 from agent.kernel import vtep_filter
 from agent.names import container_netns
-from deploy import lab_topology
 from deploy.lab import Lab
+from deploy.topology import Node
 from tests.helpers.lab import lab_with_blue, wait_for
 
 pytestmark = pytest.mark.integration
@@ -62,13 +62,12 @@ def lab():
 
 @pytest.fixture
 def rogue(lab: Lab):
-    netns = f"{lab.prefix}-rogue"
+    node = Node(lab.topology.name("rogue"))
     try:
-        lab_topology.create_netns(netns)
-        lab_topology.cable_host(lab.fabric_ns, "rogue", netns, ROGUE_IP, lab.underlay_mtu)
-        yield netns
+        lab.plug("rogue", ROGUE_IP)
+        yield node.name
     finally:
-        lab_topology.delete_netns(netns)  # its veth's fabric end goes with it
+        node.remove()  # its veth's fabric end goes with it
 
 
 def inspect(lab: Lab, name: str) -> dict:
