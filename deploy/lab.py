@@ -27,6 +27,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -261,6 +262,14 @@ class Lab:
         """True if anything this lab would own is present, even a leftover."""
         return bool(self._leftovers())
 
+    def __enter__(self) -> Lab:
+        """`with Lab(...) as lab:` brings the lab up, and takes it down on every way out."""
+        self.up()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.down()
+
     def up(self, start_vxmesh: bool = True) -> None:
         if self.exists():
             raise LabExists(f"lab {self.prefix!r} already exists ({', '.join(self._leftovers())}); "
@@ -358,6 +367,10 @@ class Lab:
             f"ext server on {EXT_IP}:{EXT_PORT}",
             lambda: _unless(Node(self.ext_ns).listening_on(EXT_PORT), "not listening yet"),
             ["ext"], timeout=15)
+
+    def log_path(self, role: str) -> Path:
+        """The log of the lab process `role` ("controller", "agent-<host name>", "ext", ...)."""
+        return self._procs.log_path(role)
 
     def _spawn(self, role: str, netns: str, argv: list[str]) -> None:
         program = Path(argv[0])
@@ -531,6 +544,16 @@ class Lab:
             netns_state = netns if netns in present else f"{netns} (missing)"
             lines.append(f"  {name:<14} {netns_state:<22} {address:<14} {process}")
         return "\n".join(lines)
+
+
+def unused_prefix(stem: str) -> str:
+    """`<stem><4 hex>`: a random prefix no lab, nor anything left of one, uses now."""
+    for _ in range(20):
+        prefix = f"{stem}{secrets.token_hex(2)}"
+        if not Lab(prefix).exists():
+            return prefix
+    raise LabError(f"20 random lab prefixes {stem}<4 hex> were all taken: "
+                   f"clean up with `python -m deploy.lab down --prefix {stem}....`")
 
 
 def _unless(ready: bool, reason: str) -> str | None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from agent.runtime import procfs
 from deploy.lab_errors import LabError
 from deploy.topology import Node, sigkill
 
@@ -27,20 +28,9 @@ class ProcessRecord:
     start_ticks: int
 
 
-def start_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] == "Z":
-        return None  # exited, only waiting to be reaped
-    return int(fields[19])  # field 22 of the whole line
-
-
 def is_alive(record: ProcessRecord) -> bool:
-    return start_ticks(record.pid) == record.start_ticks
+    """That very process still runs (a zombie, exited and only waiting to be reaped, does not)."""
+    return procfs.is_alive(procfs.ProcessIdentity(record.pid, record.start_ticks))
 
 
 def log_tail(log: Path | str, lines: int = 30) -> str:
@@ -61,8 +51,12 @@ class Supervisor:
         self._on_change = on_change
         self._popens: dict[str, subprocess.Popen] = {}  # only those this process started
 
+    def log_path(self, role: str) -> Path:
+        """Where `role`'s output goes (appended to across restarts)."""
+        return self.log_dir / f"{role}.log"
+
     def spawn(self, role: str, netns: str, argv: list[str]) -> ProcessRecord:
-        log = self.log_dir / f"{role}.log"
+        log = self.log_path(role)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as log_file:
             log_file.write(f"=== {time.strftime('%H:%M:%S')} starting {' '.join(argv)}\n".encode())
@@ -76,11 +70,11 @@ class Supervisor:
                 cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
             )
-        ticks = start_ticks(popen.pid)
-        if ticks is None:
+        started = procfs.identify(popen.pid)
+        if started is None or not procfs.is_alive(started):
             popen.wait()
             raise LabError(f"{role} exited at once (exit {popen.returncode}); log {log}:\n{log_tail(log)}")
-        self.records[role] = ProcessRecord(role, netns, argv, str(log), popen.pid, ticks)
+        self.records[role] = ProcessRecord(role, netns, argv, str(log), popen.pid, started.start_time)
         self._popens[role] = popen
         self._on_change()
         return self.records[role]

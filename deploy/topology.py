@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import signal
 import subprocess
 import time
@@ -222,6 +223,15 @@ class Topology:
                              f"and not {AGENT_NETNS_PREFIX.rstrip('-')!r}")
         self.tag = tag
         self._adopt = adopt
+
+    @classmethod
+    def fresh(cls, stem: str) -> Topology:
+        """A topology under a random tag `<stem><4 hex>` that nothing present carries."""
+        for _ in range(20):
+            topology = cls(f"{stem}{secrets.token_hex(2)}")
+            if not topology.owned():
+                return topology
+        raise TopologyError(f"20 random tags {stem}<4 hex> were all taken: remove what is left of them")
 
     def name(self, suffix: str) -> str:
         return f"{self.tag}-{suffix}"

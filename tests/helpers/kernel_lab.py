@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import json
 import multiprocessing
-import secrets
 import subprocess
 from concurrent.futures import ProcessPoolExecutor
 
@@ -107,7 +106,7 @@ class KernelLab:
     commands it spawned there."""
 
     def __init__(self) -> None:
-        self.topology = Topology(f"vxk{secrets.token_hex(2)}")
+        self.topology = Topology.fresh("vxk")
         self.tag = self.topology.tag
         self.agents: list[Agent] = []
         self.procs: list[subprocess.Popen] = []

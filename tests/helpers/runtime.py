@@ -6,12 +6,10 @@ left in it, pass or fail.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
 import signal
-import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +19,7 @@ from agent.runtime.cgroups import Cgroups
 from agent.runtime.containers import ContainerConfig, ContainerState, Runtime
 from agent.runtime.statedir import StateDir
 from deploy.topology import Topology
+from tests.helpers.polling import wait_until
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
 
@@ -31,7 +30,7 @@ def live_pids(pids: list[int]) -> list[int]:
 
 @pytest.fixture
 def netns():
-    with Topology(f"vxr{secrets.token_hex(3)}") as topology:
+    with Topology.fresh("vxr") as topology:
         yield topology.node("c1").name
 
 
@@ -71,19 +70,6 @@ def make_config(netns: str, command: list[str], env: dict[str, str] | None = Non
         id=secrets.token_hex(32), name=name, command=command, env=env or {},
         hostname=hostname, netns_path=f"/run/netns/{netns}",
     )
-
-
-async def wait_until(predicate, timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def log_of(runtime: Runtime, cid: str) -> str:

@@ -3,13 +3,12 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 
 import pytest
 
 from deploy.topology import Cable, Node, Topology, TopologyError, list_netns
-from tests.helpers.lab import wait_for
+from tests.helpers.polling import wait_for
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")]
@@ -17,7 +16,7 @@ pytestmark = [pytest.mark.integration,
 
 @pytest.fixture
 def topology():
-    with Topology(f"vxt{secrets.token_hex(2)}") as topology:
+    with Topology.fresh("vxk") as topology:
         yield topology
     assert not [ns for ns in list_netns() if topology.tag in ns]
 
@@ -74,9 +73,9 @@ def test_remove_kills_what_runs_inside_and_deletes_what_agents_made_too(topology
 
 
 def test_a_failed_build_leaves_nothing_behind():
-    tag = f"vxt{secrets.token_hex(2)}"
-    with pytest.raises(TopologyError, match="vxt"):
-        with Topology(tag) as topology:
+    topology = Topology.fresh("vxk")
+    with pytest.raises(TopologyError, match=topology.tag):
+        with topology:
             topology.node("h1")
             topology.node("h1")  # exists already: `ip netns add` fails
-    assert not [ns for ns in list_netns() if tag in ns]
+    assert not [ns for ns in list_netns() if topology.tag in ns]

@@ -16,7 +16,7 @@ import pytest
 
 from agent.kernel import vtep_filter
 from tests.helpers.kernel_lab import KernelLab, in_ns
-from tests.helpers.lab import wait_for
+from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
