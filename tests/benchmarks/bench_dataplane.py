@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import time
@@ -34,7 +33,10 @@ from agent import linux, names
 from deploy.lab import HOST_UPLINK, Lab
 from deploy.topology import Node
 from tests.benchmarks import figures
-from tests.benchmarks.lab_bench import bench_lab, container_id, overlay_vni, sh
+from tests.benchmarks.commands import sh
+from tests.benchmarks.lab_bench import bench_lab
+from tests.helpers.lab_cli import network, run
+from tests.helpers.tool_text import ping_rtts_ms
 
 NETWORK = "bench"
 SUBNET = "10.89.0.0/24"
@@ -47,7 +49,6 @@ TARGET_RTT_OVERHEAD_US = 50.0
 OFFLOADS = ("tx-checksum-ip-generic", "tx-scatter-gather", "tx-tcp-segmentation",
             "tx-generic-segmentation", "rx-gro", "tx-udp_tnl-segmentation",
             "tx-udp_tnl-csum-segmentation")
-PING_TIME = re.compile(r"time=([\d.]+) ms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
 def _bench(lab: Lab, seconds: int, rounds: int, pings: int) -> None:
     h1, h2 = lab.hosts
     lab.cli("network", "create", "--subnet", SUBNET, NETWORK)
-    vni = overlay_vni(lab, NETWORK)
+    vni = network(lab, NETWORK)["vni"]
     ns, ips = {}, {}
-    for name, host in (("dp1", h1), ("dp2", h2)):
-        lab.cli("run", "-d", "--name", name, "--host", host.name, "--network", NETWORK, "--", "sleep", "infinity")
-        ns[name] = names.container_netns(host.name, container_id(lab, name))
-        ips[name] = json.loads(lab.cli("inspect", name).stdout)["networks"][NETWORK]["ip"]
+    for index, (name, host) in enumerate((("dp1", h1), ("dp2", h2))):
+        container = run(lab, name, index, NETWORK, "sleep", "infinity")
+        ns[name] = names.container_netns(host.name, container["id"])
+        ips[name] = container["networks"][NETWORK]["ip"]
     paths = {"underlay": (h1.netns, h2.netns, h2.underlay_ip),
              "overlay": (ns["dp1"], ns["dp2"], ips["dp2"])}
 
@@ -181,7 +182,7 @@ def _iperf3(client_ns: str, server_ns: str, address: str, seconds: int) -> float
 def _ping_rtts(netns: str, address: str, count: int) -> list[float]:
     proc = sh(*Node(netns).argv("ping", "-n", "-i", "0.01", "-c", str(count), address),
               timeout=count * 0.05 + 30)
-    rtts = [float(m) for m in PING_TIME.findall(proc.stdout)]
+    rtts = ping_rtts_ms(proc.stdout)
     if len(rtts) < count * 0.9:
         raise RuntimeError(f"ping {address}: only {len(rtts)} of {count} replies")
     return rtts
