@@ -314,13 +314,9 @@ class Lab:
             with contextlib.suppress(OSError):
                 parent.rmdir()
 
-    @property
-    def fabric(self) -> Switch:
-        return Switch(Node(self.fabric_ns), FABRIC_BRIDGE)
-
     def _build_topology(self) -> None:
         self.topology.switch("fabric", FABRIC_BRIDGE)
-        # Each node's suffix after the prefix (ctl, ext, ctl2, e1, h1, ...) and its address.
+        # Every other node (ctl, ext, ctl2.., e1.., h1..) and its address on the fabric.
         nodes = [(self.ctl_ns, CONTROLLER_IP), (self.ext_ns, EXT_IP)]
         nodes += [(self.controller_ns(k), self.controller_ip(k)) for k in self.controller_indexes[1:]]
         nodes += [(m.netns, m.address) for m in self.etcd_members]
@@ -330,6 +326,7 @@ class Lab:
 
     @property
     def fabric(self) -> Switch:
+        """The underlay switch every node is cabled to."""
         return Switch(Node(self.fabric_ns), FABRIC_BRIDGE)
 
     def plug(self, suffix: str, address: str) -> Node:
