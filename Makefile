@@ -5,7 +5,7 @@ PYTHON    ?= python3
 VENV      := .venv
 PY        := $(VENV)/bin/python
 # vagrant (with Debian's libvirt provider, which `vagrant validate` needs), systemd, openssl and
-# shellcheck check the deployment files (tests/test_deploy.py); recommends are skipped so vagrant
+# shellcheck check the deployment files (tests/unit/test_deploy.py); recommends are skipped so vagrant
 # does not pull in a hypervisor.
 APT_PKGS  := etcd-server etcd-client iproute2 nftables iputils-ping iperf3 tshark tcpdump \
              busybox-static util-linux procps python3-venv \
@@ -51,7 +51,7 @@ imports: $(PIP_STAMP)
 	$(VENV)/bin/lint-imports --no-cache
 
 # Rewrite the documented example configs in deploy/config/ from the renderers
-# (tests/test_deploy.py fails while they differ).
+# (tests/unit/test_deploy.py fails while they differ).
 deploy-config: $(PIP_STAMP)
 	$(PY) -m deploy.config_files examples --write
 
@@ -72,7 +72,7 @@ test: setup proto-check imports
 
 # Off by default: churn containers while agents and controllers restart, then
 # audit every host's tables and look for leaks (tests/soak.py). `make test`
-# runs a short smoke of it (tests/test_soak_smoke.py).
+# runs a short smoke of it (tests/integration/test_soak_smoke.py).
 SOAK_SECONDS ?= 180
 soak: setup
 	$(PY) -m tests.soak --seconds $(SOAK_SECONDS)

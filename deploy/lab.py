@@ -13,9 +13,10 @@ command line of its systemd unit in deploy/systemd/ (see deploy/units.py),
 and with mutual TLS on every TCP port: `up()` makes a CA and the daemons'
 and an admin's certificates in <state>/tls first (deploy/lab_tls.py).
 
-The root namespace gets no address, route or link. Everything the lab owns
-is named from its prefix, so `down()` can find it again from a fresh process,
-even when the state file is gone.
+The namespaces, the fabric and the cables are a deploy/topology.py
+Topology tagged with the prefix. The root namespace gets no address, route
+or link. Everything the lab owns is named from its prefix, so `down()` can
+find it again from a fresh process, even when the state file is gone.
 
     python -m deploy.lab up|down|status [--prefix P] [--hosts N] [--etcd-members N] [--controllers N]
 """
@@ -26,6 +27,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -39,8 +41,7 @@ from deploy.config_files import EtcdConfig, EtcdMember, EtcdTls, render_agent, r
 from deploy.lab_errors import LabCommandError, LabError, LabExists
 from deploy.lab_processes import REPO_ROOT, ProcessRecord, Supervisor, is_alive
 from deploy.lab_tls import make_certs, tls_paths
-from deploy.lab_topology import (cable_host, create_fabric, create_netns, delete_netns,
-                                 list_netns, listening_on)
+from deploy.topology import Node, Switch, Topology, is_tag, list_netns
 
 DEFAULT_PREFIX = "vxlab"
 CONTROLLER_IP = "10.231.0.2"
@@ -52,12 +53,17 @@ MAX_HOSTS = 80            # host N is 10.231.0.(10+N): stays clear of ext's .100
 MAX_ETCD_MEMBERS = 7      # member N is 10.231.0.(2+N): stays clear of the hosts' .11
 MAX_CONTROLLERS = 9       # controller K >= 2 is 10.231.0.(200+K): clear of ext's .100
 ETCD_CLIENT_PORT = 2379
+FABRIC_BRIDGE = "fabric"
+HOST_UPLINK = "eth0"      # every node's cable to the fabric
+UNDERLAY_PREFIXLEN = 24
 AGENT_STATE_ROOT = Path("/run/vxmesh")
 UNIX_PATH_MAX = 107       # sun_path is 108 bytes including the NUL
 PREFIX_RE = re.compile(r"^[a-z][a-z0-9]{1,11}$")
 # A prefix like "h1" would name its agents "h1-h1", whose netns
 # "vxm-h1-h1-..." the default lab's `down()` would take for its own host h1.
 RESERVED_PREFIX_RE = re.compile(r"^h[0-9]+$")
+# `make lab` names its hosts h1..hN, so its agents' namespaces carry no prefix.
+DEFAULT_LAB_AGENT_NETNS_RE = re.compile(r"^vxm-h[0-9]+-")
 
 
 @dataclass
@@ -89,9 +95,9 @@ class Lab:
     def __init__(self, prefix: str = DEFAULT_PREFIX, hosts: int = 3, underlay_mtu: int = 1500,
                  state_root: Path = Path("/run/vxmesh-lab"), etcd_members: int = 0,
                  controllers: int = 1) -> None:
-        if not PREFIX_RE.match(prefix) or RESERVED_PREFIX_RE.match(prefix):
+        if not PREFIX_RE.match(prefix) or RESERVED_PREFIX_RE.match(prefix) or not is_tag(prefix):
             raise ValueError(f"lab prefix {prefix!r} must be 2-12 lowercase letters/digits starting "
-                             "with a letter, and not of the form h<digits>")
+                             "with a letter, and neither of the form h<digits> nor vxm")
         if not 1 <= hosts <= MAX_HOSTS:
             raise ValueError(f"a lab has 1..{MAX_HOSTS} hosts, not {hosts}")
         if not 0 <= etcd_members <= MAX_ETCD_MEMBERS:
@@ -112,9 +118,10 @@ class Lab:
         if len(self.controller_socket) > UNIX_PATH_MAX:
             raise ValueError(f"controller socket path {self.controller_socket} is longer than "
                              f"{UNIX_PATH_MAX} bytes; use a shorter state_root")
-        self.fabric_ns = f"{prefix}-fabric"
-        self.ctl_ns = f"{prefix}-ctl"
-        self.ext_ns = f"{prefix}-ext"
+        self.topology = Topology(prefix, adopt=DEFAULT_LAB_AGENT_NETNS_RE.match if prefix == DEFAULT_PREFIX else None)
+        self.fabric_ns = self.topology.name("fabric")
+        self.ctl_ns = self.topology.name("ctl")
+        self.ext_ns = self.topology.name("ext")
         self.hosts = [self._make_host(i) for i in range(1, hosts + 1)]
         self.etcd_members = [self._make_etcd_member(i) for i in range(1, etcd_members + 1)]
         records = self._read_state_file()  # may replace hosts, members and MTU with the running lab's
@@ -124,13 +131,13 @@ class Lab:
 
     def _make_host(self, index: int) -> LabHost:
         ip = f"10.231.0.{10 + index}"
+        netns = self.topology.name(f"h{index}")
         # Agents name global objects after their host; only `make lab` owns h1..hN.
-        name = f"h{index}" if self.prefix == DEFAULT_PREFIX else f"{self.prefix}-h{index}"
-        return LabHost(name=name, netns=f"{self.prefix}-h{index}", underlay_ip=ip,
-                       api=f"{ip}:{AGENT_PORT}")
+        name = f"h{index}" if self.prefix == DEFAULT_PREFIX else netns
+        return LabHost(name=name, netns=netns, underlay_ip=ip, api=f"{ip}:{AGENT_PORT}")
 
     def _make_etcd_member(self, index: int) -> LabEtcdMember:
-        return LabEtcdMember(name=f"e{index}", netns=f"{self.prefix}-e{index}",
+        return LabEtcdMember(name=f"e{index}", netns=self.topology.name(f"e{index}"),
                              address=f"10.231.0.{2 + index}")
 
     # Controller 1 keeps the names a one-controller lab always had (ctl,
@@ -212,16 +219,6 @@ class Lab:
     def _host_name_re(self) -> str:
         return r"h[0-9]+" if self.prefix == DEFAULT_PREFIX else rf"{self.prefix}-h[0-9]+"
 
-    def _lab_namespaces(self) -> list[str]:
-        """This lab's namespaces as they exist now, whatever the host count."""
-        own = re.compile(rf"^{self.prefix}-(fabric|ctl[0-9]*|ext|h[0-9]+|e[0-9]+)$")
-        return [ns for ns in list_netns() if own.match(ns)]
-
-    def _agent_namespaces(self) -> list[str]:
-        """Containers and overlays the agents made: `vxm-<host>-...`."""
-        theirs = re.compile(rf"^vxm-{self._host_name_re}-")
-        return [ns for ns in list_netns() if theirs.match(ns)]
-
     def _agent_state_dirs(self) -> list[Path]:
         theirs = re.compile(rf"^{self._host_name_re}$")
         if not AGENT_STATE_ROOT.is_dir():
@@ -257,13 +254,21 @@ class Lab:
     # ---- lifecycle -------------------------------------------------------
 
     def _leftovers(self) -> list[str]:
-        found = self._lab_namespaces() + self._agent_namespaces()
+        found = self.topology.owned()
         found += [str(d) for d in self._agent_state_dirs()]
         return found + ([str(self.state_dir)] if self.state_dir.exists() else [])
 
     def exists(self) -> bool:
         """True if anything this lab would own is present, even a leftover."""
         return bool(self._leftovers())
+
+    def __enter__(self) -> Lab:
+        """`with Lab(...) as lab:` brings the lab up, and takes it down on every way out."""
+        self.up()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.down()
 
     def up(self, start_vxmesh: bool = True) -> None:
         if self.exists():
@@ -291,11 +296,10 @@ class Lab:
             raise
 
     def down(self) -> None:
-        # Agents die in the same sweep as their containers, so none is left
-        # alive to create a namespace after we listed them.
-        self._procs.kill_all(self._lab_namespaces() + self._agent_namespaces())
-        for ns in self._agent_namespaces() + self._lab_namespaces():
-            delete_netns(ns)
+        # The recorded processes (agents among them) first, so none is left
+        # to make a namespace while the topology sweeps its own.
+        self._procs.kill_all()
+        self.topology.remove()
         for state_dir in self._agent_state_dirs():
             shutil.rmtree(state_dir)
         # The agents named their cgroups after their hosts; the processes in
@@ -311,14 +315,26 @@ class Lab:
                 parent.rmdir()
 
     def _build_topology(self) -> None:
-        create_fabric(self.fabric_ns)
-        wired = [("p-ctl", self.ctl_ns, CONTROLLER_IP), ("p-ext", self.ext_ns, EXT_IP)]
-        wired += [(f"p-ctl{k}", self.controller_ns(k), self.controller_ip(k)) for k in self.controller_indexes[1:]]
-        wired += [(f"p-{m.name}", m.netns, m.address) for m in self.etcd_members]
-        wired += [(f"p-{h.netns.rsplit('-', 1)[1]}", h.netns, h.underlay_ip) for h in self.hosts]
-        for port, netns, address in wired:
-            create_netns(netns)
-            cable_host(self.fabric_ns, port, netns, address, self.underlay_mtu)
+        self.topology.switch("fabric", FABRIC_BRIDGE)
+        # Every other node (ctl, ext, ctl2.., e1.., h1..) and its address on the fabric.
+        nodes = [(self.ctl_ns, CONTROLLER_IP), (self.ext_ns, EXT_IP)]
+        nodes += [(self.controller_ns(k), self.controller_ip(k)) for k in self.controller_indexes[1:]]
+        nodes += [(m.netns, m.address) for m in self.etcd_members]
+        nodes += [(h.netns, h.underlay_ip) for h in self.hosts]
+        for netns, address in nodes:
+            self.plug(netns.removeprefix(f"{self.prefix}-"), address)
+
+    @property
+    def fabric(self) -> Switch:
+        """The underlay switch every node is cabled to."""
+        return Switch(Node(self.fabric_ns), FABRIC_BRIDGE)
+
+    def plug(self, suffix: str, address: str) -> Node:
+        """A new node `<prefix>-<suffix>` whose eth0 has `address` on the fabric
+        (switch port `p-<suffix>`); `down()` removes it with the rest."""
+        node = self.topology.node(suffix)
+        self.fabric.plug(node, f"p-{suffix}", HOST_UPLINK, f"{address}/{UNDERLAY_PREFIXLEN}", self.underlay_mtu)
+        return node
 
     # ---- processes -------------------------------------------------------
 
@@ -346,8 +362,12 @@ class Lab:
         self._procs.spawn("ext", self.ext_ns, self.ext_argv())
         self._procs.wait_until(
             f"ext server on {EXT_IP}:{EXT_PORT}",
-            lambda: _unless(listening_on(self.ext_ns, EXT_PORT), "not listening yet"),
+            lambda: _unless(Node(self.ext_ns).listening_on(EXT_PORT), "not listening yet"),
             ["ext"], timeout=15)
+
+    def log_path(self, role: str) -> Path:
+        """The log of the lab process `role` ("controller", "agent-<host name>", "ext", ...)."""
+        return self._procs.log_path(role)
 
     def _spawn(self, role: str, netns: str, argv: list[str]) -> None:
         program = Path(argv[0])
@@ -441,7 +461,7 @@ class Lab:
         self._spawn(role, host.netns, self.agent_argv(host))
         self._procs.wait_until(
             f"agent {host.name} API on {host.api}",
-            lambda: _unless(listening_on(host.netns, AGENT_PORT), "not listening yet"),
+            lambda: _unless(Node(host.netns).listening_on(AGENT_PORT), "not listening yet"),
             [role], timeout)
         self.wait_hosts_up([host.name], timeout)
 
@@ -521,6 +541,16 @@ class Lab:
             netns_state = netns if netns in present else f"{netns} (missing)"
             lines.append(f"  {name:<14} {netns_state:<22} {address:<14} {process}")
         return "\n".join(lines)
+
+
+def unused_prefix(stem: str) -> str:
+    """`<stem><4 hex>`: a random prefix no lab, nor anything left of one, uses now."""
+    for _ in range(20):
+        prefix = f"{stem}{secrets.token_hex(2)}"
+        if not Lab(prefix).exists():
+            return prefix
+    raise LabError(f"20 random lab prefixes {stem}<4 hex> were all taken: "
+                   f"clean up with `python -m deploy.lab down --prefix {stem}....`")
 
 
 def _unless(ready: bool, reason: str) -> str | None:

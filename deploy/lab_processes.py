@@ -2,15 +2,15 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
+from agent.runtime import procfs
 from deploy.lab_errors import LabError
-from deploy.lab_topology import list_netns, netns_pids
+from deploy.topology import Node, sigkill
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 POLL_INTERVAL = 0.2
@@ -28,20 +28,9 @@ class ProcessRecord:
     start_ticks: int
 
 
-def start_ticks(pid: int) -> int | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # comm (field 2) may contain spaces and parentheses: split after the last ')'.
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] == "Z":
-        return None  # exited, only waiting to be reaped
-    return int(fields[19])  # field 22 of the whole line
-
-
 def is_alive(record: ProcessRecord) -> bool:
-    return start_ticks(record.pid) == record.start_ticks
+    """That very process still runs (a zombie, exited and only waiting to be reaped, does not)."""
+    return procfs.is_alive(procfs.ProcessIdentity(record.pid, record.start_ticks))
 
 
 def log_tail(log: Path | str, lines: int = 30) -> str:
@@ -50,33 +39,6 @@ def log_tail(log: Path | str, lines: int = 30) -> str:
     except FileNotFoundError:
         return "(no log written)"
     return "\n".join(text.splitlines()[-lines:])
-
-
-def kill_netns_processes(namespaces: Iterable[str], timeout: float = 10.0) -> None:
-    """SIGKILL everything in `namespaces` until none is left.
-
-    Loops because a dying agent may still have forked, or a process may be
-    between fork and exec, when the first list was taken.
-    """
-    wanted = set(namespaces)
-    deadline = time.monotonic() + timeout
-    while True:
-        present = [ns for ns in list_netns() if ns in wanted]
-        pids = {pid for ns in present for pid in netns_pids(ns)}
-        if not pids:
-            return
-        if time.monotonic() > deadline:
-            raise LabError(f"processes {sorted(pids)} in {present} survived SIGKILL for {timeout}s")
-        for pid in pids:
-            _sigkill(pid)
-        time.sleep(0.05)
-
-
-def _sigkill(pid: int) -> None:
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass  # already gone: that is what we wanted
 
 
 class Supervisor:
@@ -89,29 +51,30 @@ class Supervisor:
         self._on_change = on_change
         self._popens: dict[str, subprocess.Popen] = {}  # only those this process started
 
+    def log_path(self, role: str) -> Path:
+        """Where `role`'s output goes (appended to across restarts)."""
+        return self.log_dir / f"{role}.log"
+
     def spawn(self, role: str, netns: str, argv: list[str]) -> ProcessRecord:
-        log = self.log_dir / f"{role}.log"
+        log = self.log_path(role)
         log.parent.mkdir(parents=True, exist_ok=True)
         with open(log, "ab") as log_file:
             log_file.write(f"=== {time.strftime('%H:%M:%S')} starting {' '.join(argv)}\n".encode())
             log_file.flush()
-            # nsenter enters only the network namespace: unlike `ip netns
-            # exec` it keeps the machine's mount namespace, so the namespaces
-            # an agent creates (bind mounts under /run/netns) are visible to
-            # everyone else. It execs in place, so the pid we get is the
-            # program's. A new session keeps it alive after `lab up` exits
-            # and out of reach of the terminal's Ctrl-C.
+            # Only the network namespace is entered (Node.argv says why). A new
+            # session keeps it alive after `lab up` exits and out of reach of
+            # the terminal's Ctrl-C.
             popen = subprocess.Popen(
-                ["nsenter", f"--net=/run/netns/{netns}", *argv],
+                Node(netns).argv(*argv),
                 stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                 cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
             )
-        ticks = start_ticks(popen.pid)
-        if ticks is None:
+        started = procfs.identify(popen.pid)
+        if started is None or not procfs.is_alive(started):
             popen.wait()
             raise LabError(f"{role} exited at once (exit {popen.returncode}); log {log}:\n{log_tail(log)}")
-        self.records[role] = ProcessRecord(role, netns, argv, str(log), popen.pid, ticks)
+        self.records[role] = ProcessRecord(role, netns, argv, str(log), popen.pid, started.start_time)
         self._popens[role] = popen
         self._on_change()
         return self.records[role]
@@ -138,16 +101,16 @@ class Supervisor:
         """kill -9 `role` and everything else in its namespace."""
         record = self.records.get(role)
         if record is not None and is_alive(record):
-            _sigkill(record.pid)
-        kill_netns_processes([netns])
+            sigkill(record.pid)
+        Node(netns).kill_processes()
         self._reap(role)
 
-    def kill_all(self, namespaces: list[str]) -> None:
-        # Recorded pids too: a process that left its namespace is still ours.
+    def kill_all(self) -> None:
+        """kill -9 every recorded process, also one that left its namespace
+        (the rest of what runs in the lab's namespaces is Topology.remove's)."""
         for record in self.records.values():
             if is_alive(record):
-                _sigkill(record.pid)
-        kill_netns_processes(namespaces)
+                sigkill(record.pid)
         for role in list(self._popens):
             self._reap(role)
         self.records.clear()

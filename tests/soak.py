@@ -35,9 +35,10 @@ from agent.names import container_netns, gw_veth, overlay_veth
 from agent.runtime.cgroups import Cgroups
 from deploy.lab import AGENT_STATE_ROOT, Lab
 from deploy.lab_errors import LabCommandError, LabError
-from deploy.lab_topology import list_netns
+from deploy.topology import list_netns
 from tests.helpers.kernel_tables import desired_entries, kernel_entries
 from tests.helpers.lab import new_test_prefix
+from tests.helpers.lab_cli import containers, network
 
 NETWORK, SUBNET = "soak", "10.120.0.0/22"
 MAX_CONTAINERS = 24       # keeps the churn about changes rather than capacity
@@ -92,11 +93,7 @@ def request(lab: Lab, tally: Tally, what: str, argv: tuple[str, ...], controller
 
 
 def running_names(lab: Lab) -> list[str]:
-    return sorted(c["name"] for c in containers(lab))
-
-
-def containers(lab: Lab) -> list[dict]:
-    return json.loads(lab.cli("ps", "-a", "--format", "json", timeout=60).stdout)
+    return sorted(c["name"] for c in containers(lab, timeout=60))
 
 
 def settle(lab: Lab) -> str | None:
@@ -104,7 +101,7 @@ def settle(lab: Lab) -> str | None:
     try:
         if set(lab.host_states().values()) != {"up"}:
             return "not every host is up"
-        listed = containers(lab)
+        listed = containers(lab, timeout=60)
         if any(c["state"] != "running" for c in listed):
             return f"not running: {[c['name'] for c in listed if c['state'] != 'running']}"
         for i, host in enumerate(lab.hosts):
@@ -118,8 +115,8 @@ def settle(lab: Lab) -> str | None:
 def audit(lab: Lab) -> list[str]:
     """What the hosts hold beyond (or short of) what the containers need."""
     problems = []
-    listed = containers(lab)
-    vni = json.loads(lab.cli("network", "inspect", NETWORK).stdout)["vni"]
+    listed = containers(lab, timeout=60)
+    vni = network(lab, NETWORK)["vni"]
     present = set(list_netns())
     for host in lab.hosts:
         ids = {c["id"] for c in listed if c["host"] == host.name}

@@ -32,19 +32,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import statistics
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from agent import names
 from deploy.lab import Lab
+from deploy.topology import Node, Topology
 from proto import timing
 from tests.benchmarks import figures
+from tests.benchmarks.commands import sh
 from tests.benchmarks.figures import percentile
-from tests.benchmarks.lab_bench import (bench_lab, container_id, overlay_vni, read_table, sh, vxmesh_argv,
-                                        wait_new_entries)
+from tests.benchmarks.lab_bench import bench_lab, read_table, timing_events, vxmesh_argv, wait_new_entries
+from tests.helpers.lab_cli import network, run
 
 NETWORK = "bench"
 SUBNET = "10.88.0.0/22"
@@ -55,7 +55,6 @@ CLI_FLOOR = "vxmesh host ls"
 PING_FLOOR = "ping -c 1 to a reachable container"
 BARE = "ip netns + veth + ping (no vxmesh)"
 PING_ARGS = ("ping", "-n", "-q", "-c", "1", "-i", "0.002", "-w", "10")
-
 
 
 @dataclass
@@ -108,9 +107,9 @@ def main(argv: list[str] | None = None) -> int:
 async def _bench(lab: Lab, n: int, baseline_runs: int) -> tuple[list[Attach], dict[str, list[float]]]:
     h1, h2 = lab.hosts
     lab.cli("network", "create", "--subnet", SUBNET, NETWORK)
-    vni = overlay_vni(lab, NETWORK)
-    lab.cli("run", "-d", "--name", "peer", "--host", h2.name, "--network", NETWORK, "--", "sleep", "infinity")
-    peer_ns = names.container_netns(h2.name, container_id(lab, "peer"))
+    vni = network(lab, NETWORK)["vni"]
+    peer = run(lab, "peer", 1, NETWORK, "sleep", "infinity")
+    peer_ns = names.container_netns(h2.name, peer["id"])
 
     warm = Attach("warmup")
     await _attach(lab, warm, peer_ns, vni)
@@ -148,9 +147,9 @@ async def _attach(lab: Lab, attach: Attach, peer_ns: str, vni: int) -> None:
 
 
 def _ping_argv(netns: str, ip: str) -> list[str]:
-    # nsenter, not `ip netns exec`: no mount namespace to set up, so the
-    # ping step costs what ping costs.
-    return ["nsenter", f"--net=/run/netns/{netns}", *PING_ARGS, ip]
+    # Not `ip netns exec`: no mount namespace to set up, so the ping step
+    # costs what ping costs.
+    return Node(netns).argv(*PING_ARGS, ip)
 
 
 async def _check(argv: list[str]) -> None:
@@ -169,11 +168,15 @@ async def _timed(argv: list[str]) -> float:
 
 
 def _bare_attach() -> float:
-    """Two namespaces joined by a veth pair, pinged across, with iproute2 alone."""
-    tag = secrets.token_hex(2)
-    a, b = f"vxbench{tag}a", f"vxbench{tag}b"
-    started = time.perf_counter()
-    try:
+    """Two namespaces joined by a veth pair, pinged across, with iproute2 alone.
+
+    The timed commands are spelled out rather than taken from
+    deploy/topology.py, which also sets `lo` up: this baseline is these
+    commands, and must not move when the lab builder changes. The namespaces
+    are named and removed as a topology's."""
+    with Topology.fresh("vxbench") as topology:
+        a, b = topology.name("a"), topology.name("b")
+        started = time.perf_counter()
         sh("ip", "netns", "add", a)
         sh("ip", "netns", "add", b)
         # Created inside `a` and moved straight to `b`: the root namespace never holds it.
@@ -182,22 +185,18 @@ def _bare_attach() -> float:
         sh("ip", "-n", b, "addr", "add", "10.99.0.2/24", "dev", "eth0")
         sh("ip", "-n", a, "link", "set", "eth0", "up")
         sh("ip", "-n", b, "link", "set", "eth0", "up")
-        sh("nsenter", f"--net=/run/netns/{a}", *PING_ARGS, "10.99.0.2")
+        sh(*Node(a).argv(*PING_ARGS, "10.99.0.2"))
         return time.perf_counter() - started
-    finally:
-        sh("ip", "netns", "del", a, check=False)
-        sh("ip", "netns", "del", b, check=False)
 
 
 def _add_daemon_stamps(lab: Lab, attaches: list[Attach]) -> None:
-    logs = Path(lab.state_dir) / "logs"
-    controller = (logs / "controller.log").read_text(errors="replace")
-    agent = (logs / f"agent-{lab.hosts[0].name}.log").read_text(errors="replace")
-    runs = {e["container"]: e for e in timing.events(controller.splitlines(), timing.RUN)}
-    starts = {e["container"]: e for e in timing.events(agent.splitlines(), timing.CONTAINER_STARTED)}
+    agent = f"agent-{lab.hosts[0].name}"
+    runs = {e["container"]: e for e in timing_events(lab, "controller", timing.RUN)}
+    starts = {e["container"]: e for e in timing_events(lab, agent, timing.CONTAINER_STARTED)}
     for attach in attaches:
         if attach.name not in runs or attach.name not in starts:
-            raise RuntimeError(f"no timing event for container {attach.name} in {logs}")
+            raise RuntimeError(f"no timing event for container {attach.name} in the logs of the controller "
+                               f"and {agent}")
         run, start = runs[attach.name], starts[attach.name]
         attach.stamps.update({key: float(run[key]) for key in ("received", "committed", "running")})
         attach.stamps.update({key: float(start[key]) for key in ("update", "network", "built", "process")})

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import statistics
 import subprocess
 import time
@@ -31,10 +30,13 @@ import time
 from pyroute2.ethtool import Ethtool
 
 from agent import linux, names
-from deploy.lab import Lab
-from deploy.lab_topology import HOST_UPLINK
+from deploy.lab import HOST_UPLINK, Lab
+from deploy.topology import Node
 from tests.benchmarks import figures
-from tests.benchmarks.lab_bench import bench_lab, container_id, overlay_vni, sh
+from tests.benchmarks.commands import sh
+from tests.benchmarks.lab_bench import bench_lab
+from tests.helpers.lab_cli import network, run
+from tests.helpers.tool_text import ping_rtts_ms
 
 NETWORK = "bench"
 SUBNET = "10.89.0.0/24"
@@ -47,7 +49,6 @@ TARGET_RTT_OVERHEAD_US = 50.0
 OFFLOADS = ("tx-checksum-ip-generic", "tx-scatter-gather", "tx-tcp-segmentation",
             "tx-generic-segmentation", "rx-gro", "tx-udp_tnl-segmentation",
             "tx-udp_tnl-csum-segmentation")
-PING_TIME = re.compile(r"time=([\d.]+) ms")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,12 +67,12 @@ def main(argv: list[str] | None = None) -> int:
 def _bench(lab: Lab, seconds: int, rounds: int, pings: int) -> None:
     h1, h2 = lab.hosts
     lab.cli("network", "create", "--subnet", SUBNET, NETWORK)
-    vni = overlay_vni(lab, NETWORK)
+    vni = network(lab, NETWORK)["vni"]
     ns, ips = {}, {}
-    for name, host in (("dp1", h1), ("dp2", h2)):
-        lab.cli("run", "-d", "--name", name, "--host", host.name, "--network", NETWORK, "--", "sleep", "infinity")
-        ns[name] = names.container_netns(host.name, container_id(lab, name))
-        ips[name] = json.loads(lab.cli("inspect", name).stdout)["networks"][NETWORK]["ip"]
+    for index, (name, host) in enumerate((("dp1", h1), ("dp2", h2))):
+        container = run(lab, name, index, NETWORK, "sleep", "infinity")
+        ns[name] = names.container_netns(host.name, container["id"])
+        ips[name] = container["networks"][NETWORK]["ip"]
     paths = {"underlay": (h1.netns, h2.netns, h2.underlay_ip),
              "overlay": (ns["dp1"], ns["dp2"], ips["dp2"])}
 
@@ -103,8 +104,8 @@ def _check_mtu(lab: Lab, container_ns: str, peer_ip: str) -> None:
 
 
 def _ping_df(netns: str, address: str, payload: int) -> bool:
-    proc = sh("nsenter", f"--net=/run/netns/{netns}", "ping", "-n", "-q", "-M", "do", "-c", "1", "-W", "2",
-              "-s", str(payload), address, check=False)
+    proc = sh(*Node(netns).argv("ping", "-n", "-q", "-M", "do", "-c", "1", "-W", "2", "-s", str(payload), address),
+              check=False)
     return proc.returncode == 0
 
 
@@ -157,11 +158,10 @@ def _features(netns: str, ifname: str) -> dict[str, bool]:
 
 def _iperf3(client_ns: str, server_ns: str, address: str, seconds: int) -> float:
     """One iperf3 TCP run, bits/s as the receiver counted them."""
-    server = subprocess.Popen(["nsenter", f"--net=/run/netns/{server_ns}", "iperf3", "-s", "-1",
-                               "-p", str(IPERF_PORT)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = subprocess.Popen(Node(server_ns).argv("iperf3", "-s", "-1", "-p", str(IPERF_PORT)),
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        client = ["nsenter", f"--net=/run/netns/{client_ns}", "iperf3", "-J", "-c", address,
-                  "-p", str(IPERF_PORT), "-t", str(seconds)]
+        client = Node(client_ns).argv("iperf3", "-J", "-c", address, "-p", str(IPERF_PORT), "-t", str(seconds))
         for _ in range(50):  # the server needs a moment to listen
             proc = sh(*client, check=False, timeout=seconds + 30)
             result = json.loads(proc.stdout) if proc.stdout.strip().startswith("{") else {}
@@ -180,9 +180,9 @@ def _iperf3(client_ns: str, server_ns: str, address: str, seconds: int) -> float
 
 
 def _ping_rtts(netns: str, address: str, count: int) -> list[float]:
-    proc = sh("nsenter", f"--net=/run/netns/{netns}", "ping", "-n", "-i", "0.01", "-c", str(count),
-              address, timeout=count * 0.05 + 30)
-    rtts = [float(m) for m in PING_TIME.findall(proc.stdout)]
+    proc = sh(*Node(netns).argv("ping", "-n", "-i", "0.01", "-c", str(count), address),
+              timeout=count * 0.05 + 30)
+    rtts = ping_rtts_ms(proc.stdout)
     if len(rtts) < count * 0.9:
         raise RuntimeError(f"ping {address}: only {len(rtts)} of {count} replies")
     return rtts

@@ -2,8 +2,8 @@
 
     .venv/bin/python -m tests.benchmarks.bench_kernel [--entries N] [--runs R]
 
-Builds one network namespace (vxbench<hex>) holding a bridge and a VXLAN
-device like an overlay's, then programs N FDB + N neighbour entries with:
+Builds one network namespace (vxbench<hex>-t, a deploy/topology.py node)
+holding a bridge and a VXLAN device like an overlay's, then programs N FDB + N neighbour entries with:
   (a) `bridge -batch` + `ip -batch`: the baseline, one netlink request
       and acknowledgement per line, written in C;
   (b) vxmesh's table.program;
@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
-import secrets
-import subprocess
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
@@ -32,12 +29,10 @@ from pyroute2.netlink.rtnl.ndmsg import NTF_SELF, NUD_NOARP, NUD_PERMANENT, ndms
 
 from agent.kernel import table
 from agent.kernel.netns import iproute
-from agent.names import vxlan_ifname
+from tests.benchmarks import figures
+from tests.benchmarks.vxlan_device import VNI, VXLAN, fresh_vxlan, program_batches, throwaway_node, write_batches
 
-VNI = 4200
-VXLAN = vxlan_ifname(VNI)
 TARGET = 20_000  # entries/s
-CMD_TIMEOUT = 120
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,15 +49,12 @@ def main(argv: list[str] | None = None) -> int:
 
 async def _bench(n: int, runs: int) -> None:
     fdb, neigh = _entries(n)
-    ns = f"vxbench{secrets.token_hex(3)}"
-    try:
-        _sh("ip", "netns", "add", ns)
+    with throwaway_node() as ns:
         with tempfile.TemporaryDirectory(prefix="vxbench") as tmp:
-            fdb_file, neigh_file = _write_batches(tmp, fdb, neigh)
+            fdb_file, neigh_file = write_batches(tmp, fdb, neigh)
 
             async def iproute2() -> None:
-                _sh("bridge", "-netns", ns, "-batch", fdb_file)
-                _sh("ip", "-netns", ns, "-batch", neigh_file)
+                program_batches(ns, fdb_file, neigh_file)
 
             async def vxmesh() -> None:
                 errors = await table.program(ns, VNI, fdb, [], neigh, [])
@@ -80,8 +72,6 @@ async def _bench(n: int, runs: int) -> None:
             for label, method in methods:
                 best[label] = await _best_of(runs, ns, method, fdb, neigh)
             read = await _best_read(runs, ns, fdb, neigh)
-    finally:
-        _sh("ip", "netns", "del", ns, check=False)
     _report(n, runs, best, read)
 
 
@@ -89,7 +79,7 @@ async def _best_of(runs: int, ns: str, method: Callable[[], Awaitable[None]],
                    fdb: dict[str, str], neigh: dict[str, str]) -> float:
     best = float("inf")
     for _ in range(runs):
-        _fresh_vxlan(ns)
+        fresh_vxlan(ns)
         started = time.perf_counter()
         await method()
         best = min(best, time.perf_counter() - started)
@@ -119,9 +109,9 @@ def _report(n: int, runs: int, best: dict[str, float], read: float) -> None:
         ratio = "baseline" if label == labels[0] else f"{rate / baseline:.2f}x baseline"
         print(f"  {label:<28} {best[label]:7.3f} s {rate:>10,.0f} entries/s  {ratio}")
     rate = total / best[labels[1]]
-    verdict = "met" if rate >= TARGET else "NOT met"
-    print(f"  target: vxmesh >= {TARGET:,} entries/s: {verdict} "
-          f"(vxmesh/baseline ratio {rate / baseline:.2f})")
+    figures.report("kernel", f"{labels[1]} rate", rate, "entries/s", limit=TARGET, higher_is_better=True,
+                   baseline=baseline, baseline_name=labels[0])
+    print(f"  vxmesh/baseline ratio {rate / baseline:.2f}")
     print(f"  vxmesh read_fdb + read_neighbours: {read:.3f} s "
           f"{total / read:,.0f} entries/s")
 
@@ -135,29 +125,6 @@ def _entries(n: int) -> tuple[dict[str, str], dict[str, str]]:
         fdb[mac] = f"10.99.{i % 250}.{1 + (i // 250) % 250}"
         neigh[ip] = mac
     return fdb, neigh
-
-
-def _write_batches(tmp: str, fdb: dict[str, str], neigh: dict[str, str]) -> tuple[str, str]:
-    fdb_file, neigh_file = os.path.join(tmp, "fdb.batch"), os.path.join(tmp, "neigh.batch")
-    with open(fdb_file, "w") as f:
-        for mac, vtep in fdb.items():
-            f.write(f"fdb replace {mac} dev {VXLAN} dst {vtep} self permanent\n")
-    with open(neigh_file, "w") as f:
-        for ip, mac in neigh.items():
-            f.write(f"neigh replace {ip} lladdr {mac} nud permanent dev {VXLAN}\n")
-    return fdb_file, neigh_file
-
-
-def _fresh_vxlan(ns: str) -> None:
-    """An empty table: the device is recreated (faster than flushing it)."""
-    _sh("ip", "-netns", ns, "link", "del", VXLAN, check=False)
-    if _sh("ip", "-netns", ns, "link", "show", "br0", check=False).returncode != 0:
-        _sh("ip", "-netns", ns, "link", "add", "br0", "type", "bridge")
-        _sh("ip", "-netns", ns, "link", "set", "br0", "up")
-    # As an overlay's device: no learning, ARP answered from the neighbour table.
-    _sh("ip", "-netns", ns, "link", "add", VXLAN, "type", "vxlan", "id", str(VNI),
-        "local", "10.99.0.1", "dstport", "4789", "nolearning", "proxy")
-    _sh("ip", "-netns", ns, "link", "set", VXLAN, "master", "br0", "up")
 
 
 async def _pyroute2_program(ns: str, fdb: dict[str, str], neigh: dict[str, str]) -> None:
@@ -196,13 +163,6 @@ def _ndmsg(family: int, index: int, state: int, flags: int) -> ndmsg:
     msg["family"], msg["ifindex"], msg["state"] = family, index, state
     msg["flags"], msg["ndm_type"] = flags, 0
     return msg
-
-
-def _sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=CMD_TIMEOUT)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr}")
-    return proc
 
 
 if __name__ == "__main__":

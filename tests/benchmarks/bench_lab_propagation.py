@@ -27,7 +27,6 @@ import asyncio
 import statistics
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import grpc
 
@@ -37,8 +36,10 @@ from proto import timing
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from tests.benchmarks import figures
+from tests.benchmarks.commands import sh
 from tests.benchmarks.figures import percentile
-from tests.benchmarks.lab_bench import bench_lab, overlay_vni, read_table, sh, wait_new_entries
+from tests.benchmarks.lab_bench import bench_lab, read_table, timing_events, wait_new_entries
+from tests.helpers.lab_cli import network, run
 
 NETWORK = "bench"
 SUBNET = "10.90.0.0/20"
@@ -71,9 +72,9 @@ def main(argv: list[str] | None = None) -> int:
 async def _bench(lab: Lab, n: int, baseline_runs: int) -> tuple[list[Propagation], list[float]]:
     h1, h2, h3 = lab.hosts
     lab.cli("network", "create", "--subnet", SUBNET, NETWORK)
-    vni = overlay_vni(lab, NETWORK)
-    for name, host in (("w2", h2), ("w3", h3)):
-        lab.cli("run", "-d", "--name", name, "--host", host.name, "--network", NETWORK, "--", "sleep", "infinity")
+    vni = network(lab, NETWORK)["vni"]
+    for name, host in (("w2", 1), ("w3", 2)):
+        run(lab, name, host, NETWORK, "sleep", "infinity")
     # The endpoints' containers, on h1 with the default bridge only for now.
     async with grpc.aio.insecure_channel(f"unix://{lab.controller_socket}") as channel:
         api = pb_grpc.ControllerStub(channel)
@@ -102,14 +103,11 @@ async def _bench(lab: Lab, n: int, baseline_runs: int) -> tuple[list[Propagation
 
 
 def _add_commit_stamps(lab: Lab, delays: list[Propagation]) -> None:
-    logs = Path(lab.state_dir) / "logs"
-    controller = (logs / "controller.log").read_text(errors="replace").splitlines()
     stamps = {e["container"]: (float(e["received"]), float(e["committed"]))
-              for e in timing.events(controller, timing.CONNECT)}
+              for e in timing_events(lab, "controller", timing.CONNECT)}
     # (update, pass began, programmed) of each table change that added FDB entries to the network.
     tables = [[(float(e["update"]), float(e["began"]), float(e["programmed"]))
-               for e in timing.events((logs / f"agent-{host.name}.log").read_text(errors="replace").splitlines(),
-                                      timing.TABLE_PROGRAMMED)
+               for e in timing_events(lab, f"agent-{host.name}", timing.TABLE_PROGRAMMED)
                if e["network"] == NETWORK and e["fdb_put"] > 0]
               for host in lab.hosts[1:]]
     for delay in delays:

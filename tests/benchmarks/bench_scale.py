@@ -32,6 +32,7 @@ from tests.benchmarks.control_env import ControlPlane
 from tests.benchmarks.figures import percentile, report
 from tests.benchmarks.fleet import Fleet
 from tests.benchmarks.proc_stats import cpu_seconds, rss_kib
+from tests.helpers.polling import wait_until
 
 BENCH = "scale"
 HOT, HOT_SUBNET = "hot", "10.128.0.0/16"
@@ -128,14 +129,10 @@ class _Scale:
         return max(cpu, 0.0) / updates * 1000, percentile(latencies, 50), percentile(latencies, 99)
 
     async def _wait_seen(self, watchers: list[str], count: int, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
+        async def reached() -> bool:
             seen = (await self.fleet.call("seen", names=watchers))["seen"]
-            if sum(1 for c, _ in seen.values() if c == len(watchers)) >= count:
-                return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"updates did not reach all {len(watchers)} interested agents in {timeout:.0f} s")
-            await asyncio.sleep(0.05)
+            return sum(1 for c, _ in seen.values() if c == len(watchers)) >= count
+        await wait_until(reached, timeout, f"updates to reach all {len(watchers)} interested agents", interval=0.05)
 
 
 async def _bench(steps: list[int], interested: int, updates: int, endpoints: int) -> None:

@@ -13,14 +13,13 @@ alive on a lease. A simulated agent with the real agent's view
     everything in its snapshot (timed from the connect to the last row decoded).
 Then the table it received is programmed, as the agent does (table_diff +
 agent/kernel/table.py), into a VXLAN device in a throwaway namespace
-vxbench<hex>, deleted afterwards (needs root). Baseline in the same run:
+vxbench<hex>-t, deleted afterwards (needs root). Baseline in the same run:
 a raw etcd range read of the same rows.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import tempfile
 import time
 
@@ -29,10 +28,12 @@ from agent.table_diff import desired_entries
 from controller.keys import Keys
 from proto import vxmesh_pb2 as pb
 from proto.records import Endpoint
-from tests.benchmarks import bench_kernel, preseed
+from tests.benchmarks import preseed
 from tests.benchmarks.control_env import ControlPlane
 from tests.benchmarks.figures import median, report
 from tests.benchmarks.fleet import Fleet
+from tests.benchmarks.vxlan_device import VNI, fresh_vxlan, program_batches, throwaway_node, write_batches
+from tests.helpers.polling import wait_until
 
 BENCH = "snapshot"
 NETWORK = "bench"
@@ -92,11 +93,9 @@ async def _bench(count: int, kernel: bool) -> None:
 
 async def _controller_at(cp: ControlPlane, revision: int, timeout: float = 120) -> None:
     """Wait until the controller's cache has seen the preseeded state."""
-    deadline = time.monotonic() + timeout
-    while (await cp.api.Health(pb.Empty(), timeout=10)).revision < revision:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the controller did not reach etcd revision {revision} in {timeout:.0f} s")
-        await asyncio.sleep(0.05)
+    async def reached() -> bool:
+        return (await cp.api.Health(pb.Empty(), timeout=10)).revision >= revision
+    await wait_until(reached, timeout, f"the controller to reach etcd revision {revision}", interval=0.05)
 
 
 async def _etcd_read_seconds(cp: ControlPlane, keys: Keys) -> float:
@@ -111,28 +110,22 @@ async def _etcd_read_seconds(cp: ControlPlane, keys: Keys) -> float:
 async def _program(rows: list[dict]) -> None:
     """Program the received table into a fresh VXLAN device, as the agent would."""
     fdb, neigh = desired_entries((Endpoint.from_dict(r) for r in rows), JOINER)
-    ns = f"vxbench{secrets.token_hex(3)}"
-    try:
-        bench_kernel._sh("ip", "netns", "add", ns)
-        bench_kernel._fresh_vxlan(ns)
+    with throwaway_node() as ns:
+        fresh_vxlan(ns)
         started = time.perf_counter()
-        errors = await table.program(ns, bench_kernel.VNI, fdb, [], neigh, [])
+        errors = await table.program(ns, VNI, fdb, [], neigh, [])
         took = time.perf_counter() - started
         if errors:
             raise AssertionError(f"programming the table failed for {len(errors)} entries: {errors[:3]}")
-        if await table.read_fdb(ns, bench_kernel.VNI) != fdb or \
-                await table.read_neighbours(ns, bench_kernel.VNI) != neigh:
+        if await table.read_fdb(ns, VNI) != fdb or await table.read_neighbours(ns, VNI) != neigh:
             raise AssertionError("the kernel's table differs from the table the agent received")
         # The baseline: iproute2's batch mode programming the same entries into a new device.
-        bench_kernel._fresh_vxlan(ns)
+        fresh_vxlan(ns)
         with tempfile.TemporaryDirectory(prefix="vxbench") as tmp:
-            fdb_file, neigh_file = bench_kernel._write_batches(tmp, fdb, neigh)
+            fdb_file, neigh_file = write_batches(tmp, fdb, neigh)
             started = time.perf_counter()
-            bench_kernel._sh("bridge", "-netns", ns, "-batch", fdb_file)
-            bench_kernel._sh("ip", "-netns", ns, "-batch", neigh_file)
+            program_batches(ns, fdb_file, neigh_file)
             baseline = time.perf_counter() - started
-    finally:
-        bench_kernel._sh("ip", "netns", "del", ns, check=False)
     report(BENCH, f"program {len(fdb)} FDB + {len(neigh)} neighbour entries", took, "s",
            limit=PROGRAM_TARGET_S, baseline=baseline, baseline_name="bridge/ip -batch")
 

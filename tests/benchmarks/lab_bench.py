@@ -1,4 +1,4 @@
-"""What the lab benchmarks share: a lab of their own, commands, and watching a host's kernel table for a new endpoint.
+"""What the lab benchmarks share: a lab of their own, the `vxmesh` command, and watching a host's kernel table for a new endpoint.
 
 Each benchmark builds its own lab under a random `vxbench<hex>` prefix (so
 it never meets `make lab`'s lab, a test's `vxt` lab or another benchmark's)
@@ -7,52 +7,25 @@ and always tears it down, also when it fails or is interrupted.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import secrets
-import subprocess
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent import names
 from agent.kernel import table
 from agent.kernel.netns import NetnsNotFound
-from deploy.lab import Lab, LabHost
-from deploy.lab_processes import REPO_ROOT
+from deploy.lab import Lab, LabHost, unused_prefix
+from proto import timing
 
 LAB_PREFIX = "vxbench"
-CMD_TIMEOUT = 120
 # How often the kernel table is read while waiting for an entry: often enough
 # for millisecond figures, rarely enough not to steal a core from the agents.
 TABLE_POLL_SECONDS = 0.002
 
 
-def new_bench_prefix() -> str:
-    for _ in range(20):
-        prefix = f"{LAB_PREFIX}{secrets.token_hex(2)}"
-        if not Lab(prefix).exists():
-            return prefix
-    raise RuntimeError("20 random benchmark lab prefixes were all taken: "
-                       f"clean up with `python -m deploy.lab down --prefix {LAB_PREFIX}....`")
-
-
-@contextlib.contextmanager
-def bench_lab(hosts: int) -> Iterator[Lab]:
-    """A running lab of `hosts` agents, removed on the way out whatever happens."""
-    lab = Lab(new_bench_prefix(), hosts=hosts)
-    try:
-        lab.up()  # tears down its own half-built lab when it fails
-        yield lab
-    finally:
-        lab.down()
-
-
-def sh(*argv: str, check: bool = True, timeout: float = CMD_TIMEOUT) -> subprocess.CompletedProcess:
-    proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, cwd=REPO_ROOT)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"`{' '.join(argv)}` failed ({proc.returncode}): {proc.stderr.strip()[-500:]}")
-    return proc
+def bench_lab(hosts: int) -> Lab:
+    """A lab of `hosts` agents under a fresh `vxbench<hex>` prefix: `with bench_lab(2) as lab:`
+    brings it up and removes it on the way out, whatever happens."""
+    return Lab(unused_prefix(LAB_PREFIX), hosts=hosts)
 
 
 def vxmesh_argv(lab: Lab, *args: str) -> list[str]:
@@ -60,8 +33,9 @@ def vxmesh_argv(lab: Lab, *args: str) -> list[str]:
     return [str(lab.vxmesh_program()), "--controller", f"unix://{lab.controller_socket}", *args]
 
 
-def container_id(lab: Lab, name: str) -> str:
-    return json.loads(lab.cli("inspect", name).stdout)["id"]
+def timing_events(lab: Lab, role: str, kind: str) -> list[dict]:
+    """The `kind` timing events (proto/timing.py) the lab process `role` logged, in order."""
+    return list(timing.events(lab.log_path(role).read_text(errors="replace").splitlines(), kind))
 
 
 @dataclass
@@ -98,7 +72,3 @@ async def wait_new_entries(host: LabHost, vni: int, known: set[str], count: int,
                                f"after {timeout}s")
         await asyncio.sleep(TABLE_POLL_SECONDS)
     return list(found.values())
-
-
-def overlay_vni(lab: Lab, network: str) -> int:
-    return int(json.loads(lab.cli("network", "inspect", network).stdout)["vni"])

@@ -6,16 +6,13 @@ Each bench module is imported by name and its `main([])` run with its
 default sizes; a module that is not there is skipped with a message, and
 one that fails is reported and the others still run. The summary lists
 every figure with its target, the baseline measured in the same run, and
-whether the target was met. Modules that print their figures without
-recording them (figures.report) appear in it with their target lines as
-printed.
+whether the target was met, as each module recorded it (figures.report):
+the summary reads those records, never the text a module printed.
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import importlib
-import io
 import sys
 import time
 import traceback
@@ -24,21 +21,6 @@ from tests.benchmarks import figures
 
 MODULES = ("bench_kernel", "bench_propagation", "bench_snapshot", "bench_scale",
            "bench_attach", "bench_dataplane", "bench_lab_propagation")
-
-
-class _Tee(io.TextIOBase):
-    """Print as usual and keep a copy, to find the target lines afterwards."""
-
-    def __init__(self, out):
-        self.out = out
-        self.copy = io.StringIO()
-
-    def write(self, text: str) -> int:
-        self.copy.write(text)
-        return self.out.write(text)
-
-    def flush(self) -> None:
-        self.out.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,11 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in wanted:
         outcomes.append(_run(name))
     _summary(outcomes, time.monotonic() - began)
-    return 1 if any(status == "failed" for _, status, _, _, _ in outcomes) else 0
+    return 1 if any(status == "failed" for _, status, _, _ in outcomes) else 0
 
 
-def _run(name: str) -> tuple[str, str, float, list[figures.Figure], list[str]]:
-    """(module, "ran" | "skipped" | "failed", seconds, figures recorded, target lines printed)."""
+def _run(name: str) -> tuple[str, str, float, list[figures.Figure]]:
+    """(module, "ran" | "skipped" | "failed", seconds, figures recorded)."""
     print(f"\n=== {name} ===", flush=True)
     try:
         module = importlib.import_module(f"tests.benchmarks.{name}")
@@ -66,38 +48,31 @@ def _run(name: str) -> tuple[str, str, float, list[figures.Figure], list[str]]:
         if err.name != f"tests.benchmarks.{name}":
             raise  # the module is there but something it imports is not: a real error
         print(f"  skipped: tests/benchmarks/{name}.py is not there", flush=True)
-        return name, "skipped", 0.0, [], []
+        return name, "skipped", 0.0, []
     figures.RECORDED.clear()
-    tee = _Tee(sys.stdout)
     started = time.monotonic()
     status = "ran"
-    with contextlib.redirect_stdout(tee):
-        try:
-            code = module.main([])
-            if code:
-                status = "failed"
-                print(f"  {name} exited with {code}")
-        except (Exception, SystemExit) as err:  # one failing benchmark must not stop the others
+    try:
+        code = module.main([])
+        if code:
             status = "failed"
-            traceback.print_exc(file=sys.stdout)
-            print(f"  {name} failed: {type(err).__name__}: {err}")
-    took = time.monotonic() - started
-    recorded = list(figures.RECORDED)
-    lines = [] if recorded else [ln.strip() for ln in tee.copy.getvalue().splitlines() if "target" in ln]
-    return name, status, took, recorded, lines
+            print(f"  {name} exited with {code}")
+    except (Exception, SystemExit) as err:  # one failing benchmark must not stop the others
+        status = "failed"
+        traceback.print_exc(file=sys.stdout)
+        print(f"  {name} failed: {type(err).__name__}: {err}")
+    return name, status, time.monotonic() - started, list(figures.RECORDED)
 
 
 def _summary(outcomes, seconds: float) -> None:
     print(f"\n=== summary ({seconds / 60:.1f} min) ===")
     print(f"{'figure':<72} {'value':>14}  {'target':<14} {'met':<7} baseline (same run)")
-    for name, status, took, recorded, lines in outcomes:
+    for name, status, took, recorded in outcomes:
         print(f"[{name}] {status} in {took:.0f} s")
         for f in recorded:
             met = "-" if f.met is None else ("yes" if f.met else "NO")
             value = f"{figures.fmt(f.value)} {f.unit}"
             print(f"  {f.name[:70]:<70} {value:>14}  {f.target:<14} {met:<7} {f.baseline}")
-        for line in lines:
-            print(f"  (as printed) {line}")
     print(flush=True)
 
 

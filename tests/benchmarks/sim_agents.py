@@ -24,15 +24,16 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import resource
 import sys
 import time
-from pathlib import Path
 
 from agent.link import ControllerLink
 from agent.view import View
 from proto import vxmesh_pb2 as pb
 from proto.records import ContainerSpec, ContainerStatus, Host, Network
+from tests.benchmarks.proc_stats import rss_kib
 
 log = logging.getLogger("sim_agents")
 
@@ -169,7 +170,7 @@ class Fleet:
             view = self.agents[cmd["name"]].view
             return {"endpoints": [e.to_dict() for e in view.endpoints(cmd["network"])]}
         if op == "rss":
-            return {"rss_kib": _rss_kib(), "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
+            return {"rss_kib": rss_kib(os.getpid()), "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}
         raise ValueError(f"unknown command {op!r}")
 
     async def _start(self, names: list[str], kind: str, track: str, timeout: float) -> dict:
@@ -209,13 +210,6 @@ class Fleet:
                 entry[0] += 1
                 entry[1] = max(entry[1], at)
         return {"seen": out}
-
-
-def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 async def _serve(controller: str) -> None:

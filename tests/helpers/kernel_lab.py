@@ -1,22 +1,22 @@
 """Kernel-level labs for tests of agent/kernel: "machines" as network namespaces.
 
-Each test builds its machines as network namespaces named with a random tag
-(vxk<4 hex>), and the code under test runs in a worker process that has
-entered the machine's namespace with setns(): that is the agent's "host
-namespace". Only the network namespace is entered (not the mount namespace,
-as `ip netns exec` would) so that the namespaces the agent creates under
-/run/netns are visible to the test and to `ip netns exec`.
+Each test builds its machines with a deploy/topology.py Topology tagged with
+a random vxk<4 hex>: nodes `vxk....-h1`, veth cables between them. The code
+under test runs in a worker process that has entered the machine's
+namespace with setns(): that is the agent's "host namespace". Only the
+network namespace is entered (not the mount namespace, as `ip netns exec`
+would) so that the namespaces the agent creates under /run/netns are
+visible to the test and to `ip netns exec`.
 
-Every namespace containing the tag is deleted afterwards, pass or fail (the
-`lab` fixture).
+Every namespace carrying the tag (the nodes, and the `vxm-vxk....-h1-...`
+ones the agent code made for a node) is deleted afterwards, with every
+process in it, pass or fail (the `lab` fixture).
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import multiprocessing
-import os
-import secrets
 import subprocess
 from concurrent.futures import ProcessPoolExecutor
 
@@ -24,6 +24,7 @@ import pytest
 
 from agent import names
 from agent.kernel import netns, overlay, veth
+from deploy.topology import Cable, Node, Topology, list_netns
 
 VNI = 4200
 CMD_TIMEOUT = 20
@@ -64,7 +65,7 @@ class Agent:
 
 
 # --------------------------------------------------------------------------
-# Lab building blocks (tests may use `ip`; the agent code may not)
+# Commands in the lab (tests may use `ip`; the agent code may not)
 
 
 def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -100,27 +101,24 @@ def blocked(ns: str, target: str) -> bool:
     return proc.returncode != 0
 
 
-class Lab:
+class KernelLab:
+    """A test's machines (a Topology), the agent workers inside them and the
+    commands it spawned there."""
+
     def __init__(self) -> None:
-        self.tag = f"vxk{secrets.token_hex(2)}"
+        self.topology = Topology.fresh("vxk")
+        self.tag = self.topology.tag
         self.agents: list[Agent] = []
         self.procs: list[subprocess.Popen] = []
 
     def ns(self, suffix: str) -> str:
-        name = f"{self.tag}-{suffix}"
-        sh("ip", "netns", "add", name)
-        in_ns(name, "ip", "link", "set", "lo", "up")
-        return name
+        """A new machine `<tag>-<suffix>`; its namespace name."""
+        return self.topology.node(suffix).name
 
     def wire(self, ns_a: str, if_a: str, addr_a: str, ns_b: str, if_b: str,
              addr_b: str) -> None:
-        """A veth "cable" created directly inside both namespaces."""
-        sh("ip", "link", "add", if_a, "netns", ns_a, "type", "veth",
-           "peer", "name", if_b, "netns", ns_b)
-        for ns, ifname, addr in ((ns_a, if_a, addr_a), (ns_b, if_b, addr_b)):
-            if addr:
-                in_ns(ns, "ip", "addr", "add", addr, "dev", ifname)
-            in_ns(ns, "ip", "link", "set", ifname, "up")
+        """A veth "cable" created directly inside both namespaces ("" for no address)."""
+        Cable.connect(Node(ns_a), if_a, Node(ns_b), if_b, a_address=addr_a, b_address=addr_b)
 
     def agent(self, host_netns: str) -> Agent:
         agent = Agent(host_netns)
@@ -144,19 +142,17 @@ class Lab:
             proc.wait()
         for agent in self.agents:
             agent.close()
-        for name in sorted(os.listdir(netns.NETNS_DIR)):
-            if self.tag in name:
-                sh("ip", "netns", "del", name, check=False)
+        self.topology.remove()
 
 
 @pytest.fixture
 def lab():
-    lab = Lab()
+    lab = KernelLab()
     try:
         yield lab
     finally:
         lab.cleanup()
-    leftovers = [n for n in os.listdir(netns.NETNS_DIR) if lab.tag in n]
+    leftovers = [n for n in list_netns() if lab.tag in n]
     assert not leftovers, f"namespaces left behind: {leftovers}"
 
 
@@ -190,7 +186,7 @@ async def attach_container(agent: Agent, host: str, cid: str, ip: str,
     return iface
 
 
-async def one_host_with_overlay(lab: Lab, prefixlen: int = 24):
+async def one_host_with_overlay(lab: KernelLab, prefixlen: int = 24):
     """A host wired to the switch as 10.99.0.1, with an overlay for VNI built by its agent."""
     h1 = lab.ns("h1")
     lab.wire(h1, "u1", "10.99.0.1/24", lab.ns("sw"), "u1p", "")

@@ -1,17 +1,15 @@
 """Fixtures for agent/runtime tests: a network namespace, a state root, a cgroup parent.
 
-Each is named with a random tag (vxr<hex>-c1, /run/vxmesh-test-<hex>,
-vxt<hex>) and removed afterwards with every process left in it, pass or fail.
+Each is named with a random tag (vxr<hex>-c1, a deploy/topology.py node;
+/run/vxmesh-test-<hex>; vxt<hex>) and removed afterwards with every process
+left in it, pass or fail.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import secrets
 import shutil
 import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -20,13 +18,10 @@ from agent.runtime import procfs
 from agent.runtime.cgroups import Cgroups
 from agent.runtime.containers import ContainerConfig, ContainerState, Runtime
 from agent.runtime.statedir import StateDir
+from deploy.topology import Topology
+from tests.helpers.polling import wait_until
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
-
-
-def netns_pids(name: str) -> list[int]:
-    out = subprocess.run(["ip", "netns", "pids", name], capture_output=True, text=True)
-    return [int(p) for p in out.stdout.split()]
 
 
 def live_pids(pids: list[int]) -> list[int]:
@@ -35,21 +30,8 @@ def live_pids(pids: list[int]) -> list[int]:
 
 @pytest.fixture
 def netns():
-    name = f"vxr{secrets.token_hex(3)}-c1"
-    subprocess.run(["ip", "netns", "add", name], check=True)
-    try:
-        yield name
-    finally:
-        pids = netns_pids(name)
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + 5
-        while live_pids(pids) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        subprocess.run(["ip", "netns", "delete", name], check=False)
+    with Topology.fresh("vxr") as topology:
+        yield topology.node("c1").name
 
 
 @pytest.fixture
@@ -88,19 +70,6 @@ def make_config(netns: str, command: list[str], env: dict[str, str] | None = Non
         id=secrets.token_hex(32), name=name, command=command, env=env or {},
         hostname=hostname, netns_path=f"/run/netns/{netns}",
     )
-
-
-async def wait_until(predicate, timeout: float = 5.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 def log_of(runtime: Runtime, cid: str) -> str:

@@ -13,6 +13,7 @@ import pytest
 
 from deploy.lab import Lab
 from tests.helpers.lab import lab_with_blue
+from tests.helpers.lab_cli import network, run
 
 pytestmark = pytest.mark.integration
 
@@ -23,8 +24,7 @@ LONG = "n" * 80
 def lab():
     # A real etcd member, so the test can read the keyspace itself.
     with lab_with_blue(hosts=1, etcd_members=1) as lab:
-        lab.cli("run", "-d", "--name", "taken", "--host", lab.hosts[0].name, "--network", "blue",
-                "--", "sleep", "3600")
+        run(lab, "taken", 0)
         yield lab
 
 
@@ -32,10 +32,6 @@ def etcd_dump(lab: Lab) -> tuple[int, list]:
     reply = json.loads(lab.etcdctl("get", "--prefix", "/vxmesh/", "-w", "json").stdout)
     kvs = sorted((kv["key"], kv.get("value", ""), kv["mod_revision"]) for kv in reply.get("kvs", []))
     return reply["header"]["revision"], kvs
-
-
-def blue_vni(lab: Lab) -> str:
-    return str(json.loads(lab.cli("network", "inspect", "blue").stdout)["vni"])
 
 
 CASES = [
@@ -77,7 +73,7 @@ CASES = [
 
 @pytest.mark.parametrize("argv,message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_clear_line_and_changes_nothing(lab, argv, message):
-    vni = blue_vni(lab)
+    vni = str(network(lab)["vni"])
     argv = [a.replace("{blue_vni}", vni) for a in argv]
     message = message.replace("{blue_vni}", vni)
     before = etcd_dump(lab)

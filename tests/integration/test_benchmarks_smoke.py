@@ -20,4 +20,4 @@ def test_bench_kernel_prints_a_rate_for_every_method(capsys):
                   "pyroute2 (previous program)"):
         assert re.search(rf"{re.escape(label)}\s+[\d.]+ s\s+[\d,]+ entries/s", out), out
     assert re.search(r"vxmesh/baseline ratio \d+\.\d\d", out), out
-    assert set(netns.list_netns("vxbench")) == before  # its namespace is gone
+    assert set(netns.list_netns("vxbench")) <= before  # its namespace is gone (others may go too)

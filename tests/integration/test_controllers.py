@@ -17,11 +17,12 @@ import grpc
 import pytest
 
 from deploy.lab import Lab
-from deploy.lab_errors import LabCommandError
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from tests.helpers.kernel_tables import desired_entries, kernel_entries, tables_match
-from tests.helpers.lab import lab_with_blue, pings, wait_for
+from tests.helpers.lab import lab_with_blue
+from tests.helpers.lab_cli import containers, hosts_up, inspect, network, pings, run
+from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -40,30 +41,18 @@ def health(lab: Lab, controller: int) -> dict:
     return json.loads(proc.stdout) if proc.stdout else {}
 
 
-def inspect(lab: Lab, name: str, controller: int = 1) -> dict:
-    return json.loads(lab.cli("inspect", name, controller=controller).stdout)
-
-
-def run(lab: Lab, name: str, host: int, controller: int = 1, network: str = "blue") -> dict:
-    lab.cli("run", "-d", "--name", name, "--host", lab.hosts[host].name, "--network", network,
-            "--", "sleep", "3600", controller=controller)
-    return inspect(lab, name, controller)
-
-
-
-
 def everyone_pings(lab: Lab, names: list[str], controller: int) -> bool:
     ips = {n: inspect(lab, n, controller)["networks"]["blue"]["ip"] for n in names}
     return all(pings(lab, a, ips[b], controller) for a in names for b in names if a != b)
 
 
 def cluster_state(lab: Lab, controller: int) -> dict:
-    containers = json.loads(lab.cli("ps", "-a", "--format", "json", controller=controller).stdout)
-    networks = json.loads(lab.cli("network", "inspect", "blue", controller=controller).stdout)
+    listed = containers(lab, controller)
+    blue = network(lab, "blue", controller)
     return {"containers": sorted((c["id"], c["name"], c["host"], c["state"], json.dumps(c["networks"]))
-                                 for c in containers),
-            "blue": (networks["subnet"], networks["vni"], sorted((e["container"], e["ip"], e["mac"])
-                                                                 for e in networks["endpoints"]))}
+                                 for c in listed),
+            "blue": (blue["subnet"], blue["vni"], sorted((e["container"], e["ip"], e["mac"])
+                                                         for e in blue["endpoints"]))}
 
 
 async def run_many(lab: Lab, names: list[str]) -> list[grpc.aio.AioRpcError | None]:
@@ -151,14 +140,7 @@ def test_killing_one_controller_then_both_loses_nothing(lab):
     # A restarted controller rebuilds its history from etcd's: agents still resume.
     assert sum(h["snapshots_served"] for h in restarted) == 0, restarted
     assert cluster_state(lab, 1) == state
-    wait_for(lambda: _hosts_up(lab), 20, "every host up")
+    wait_for(lambda: hosts_up(lab), 20, "every host up")
     wait_for(lambda: tables_match(lab), 20, "every host's kernel table for blue")
     assert everyone_pings(lab, ["fo1", "fo2", "fo3"], 1)
     assert a["networks"]["blue"] == inspect(lab, "fo1")["networks"]["blue"]
-
-
-def _hosts_up(lab: Lab) -> bool:
-    try:
-        return set(lab.host_states().values()) == {"up"}
-    except (LabCommandError, subprocess.TimeoutExpired):
-        return False

@@ -15,7 +15,7 @@ from proto.errors import InvalidArgument
 from deploy.lab import Lab
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
-from tests.helpers.lab import new_test_prefix
+from tests.helpers.lab import running_lab
 
 
 def kernel_has_esp() -> bool:
@@ -61,14 +61,8 @@ def test_esp_detection_asks_the_kernel(monkeypatch):
 
 @pytest.fixture(scope="module")
 def lab():
-    if os.geteuid() != 0:
-        pytest.skip("a lab needs root to create network namespaces")
-    lab = Lab(new_test_prefix(), hosts=1, etcd_members=1)  # a member etcdctl can read
-    try:
-        lab.up()
+    with running_lab(hosts=1, etcd_members=1) as lab:  # a member etcdctl can read
         yield lab
-    finally:
-        lab.down()
 
 
 def etcd_dump(lab: Lab) -> str:

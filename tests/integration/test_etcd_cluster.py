@@ -11,39 +11,35 @@ so only deadlines tell the controller to move on.
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
-import re
 import subprocess
 
 import pytest
 
-from deploy.lab import Lab, LabEtcdMember
+from deploy.lab import ETCD_CLIENT_PORT, Lab, LabEtcdMember
 from deploy.lab_processes import is_alive
-from tests.helpers.lab import hosts_up, new_test_prefix, pings, wait_for
+from tests.helpers import lab_cli
+from tests.helpers.lab import running_lab
+from tests.helpers.lab_cli import containers, hosts_up, inspect, pings
+from tests.helpers.polling import wait_for
+from tests.helpers.tool_text import ss_addresses_on_port
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def lab():
-    if os.geteuid() != 0:
-        pytest.skip("a lab needs root to create network namespaces")
-    lab = Lab(new_test_prefix(), hosts=2, etcd_members=3)
-    try:
-        lab.up()
+    with running_lab(hosts=2, etcd_members=3) as lab:
         yield lab
-    finally:
-        lab.down()
-
-
 
 
 def etcd_peers_of_controller(lab: Lab) -> set[str]:
     """The member addresses the controller has an open connection to."""
-    out = subprocess.run(["ss", "-N", lab.ctl_ns, "-Htn", "state", "established", "dport", "= :2379"],
+    out = subprocess.run(["ss", "-N", lab.ctl_ns, "-Htn", "state", "established", "dport", f"= :{ETCD_CLIENT_PORT}"],
                          capture_output=True, text=True, check=True).stdout
-    return set(re.findall(r"(10\.231\.0\.\d+)\]?:2379", out))
+    return ss_addresses_on_port(out, ETCD_CLIENT_PORT)
 
 
 def endpoint_status(lab: Lab, members: list[LabEtcdMember] | None = None) -> dict[str, dict]:
@@ -68,28 +64,30 @@ def cluster_state(lab: Lab, network_names: tuple[str, ...] = ("amber", "ochre"))
         if proc.returncode == 0:
             data = json.loads(proc.stdout)
             networks[name] = (data["subnet"], data["vni"], sorted((e["container"], e["ip"]) for e in data["endpoints"]))
-    containers = {c["name"]: (c["host"], c["state"], c["networks"])
-                  for c in json.loads(lab.cli("ps", "-a", "--format", "json").stdout)}
-    return {"networks": networks, "containers": containers}
+    listed = {c["name"]: (c["host"], c["state"], c["networks"]) for c in containers(lab)}
+    return {"networks": networks, "containers": listed}
 
 
-def run(lab: Lab, name: str, host: str, network: str = "amber") -> str:
-    lab.cli("run", "-d", "--name", name, "--host", host, "--network", network, "--", "sleep", "3600")
-    wait_for(lambda: json.loads(lab.cli("inspect", name).stdout)["state"] == "running",
-             timeout=15.0, what=f"{name} running")
-    return json.loads(lab.cli("inspect", name).stdout)["networks"][network]["ip"]
+def run(lab: Lab, name: str, host: int, network: str = "amber") -> str:
+    """Container `name` running on `lab.hosts[host]`; its address."""
+    lab_cli.run(lab, name, host, network)
+    wait_for(lambda: inspect(lab, name)["state"] == "running", timeout=15.0, what=f"{name} running")
+    return inspect(lab, name)["networks"][network]["ip"]
 
 
-
-
+def network_keys(lab: Lab, member: LabEtcdMember) -> set[str]:
+    """The network keys `member` holds in its own copy (a serializable read, not through the leader)."""
+    reply = json.loads(lab.etcdctl("get", "--consistency=s", "--keys-only", "--prefix", "/vxmesh/networks/",
+                                   "-w", "json", endpoints=[member]).stdout)
+    return {base64.b64decode(kv["key"]).decode() for kv in reply.get("kvs", [])}
 
 
 def test_losing_the_member_the_controller_uses_keeps_state_and_service(lab):
     h1, h2 = lab.hosts
     e1 = lab.etcd_members[0]
     lab.cli("network", "create", "--subnet", "10.79.0.0/24", "amber")
-    run(lab, "c1", h1.name)
-    c2 = run(lab, "c2", h2.name)
+    run(lab, "c1", 0)
+    c2 = run(lab, "c2", 1)
     wait_for(lambda: pings(lab, "c1", c2), timeout=15.0, what="c1 to reach c2")
     before = cluster_state(lab)
     daemons = {role: lab._procs.records[role] for role in ("controller", f"agent-{h1.name}", f"agent-{h2.name}")}
@@ -102,7 +100,7 @@ def test_losing_the_member_the_controller_uses_keeps_state_and_service(lab):
     # Service: reads and writes go on through the two members left.
     wait_for(lambda: hosts_up(lab), timeout=15.0, what="every host up again in `host ls`")
     lab.cli("network", "create", "--subnet", "10.80.0.0/24", "ochre")
-    c3 = run(lab, "c3", h2.name)
+    c3 = run(lab, "c3", 1)
     # c3's address reached h1's kernel: the controller's watch moved to another member.
     wait_for(lambda: pings(lab, "c1", c3), timeout=15.0, what="c1 to reach c3")
     assert pings(lab, "c1", c2)
@@ -124,17 +122,14 @@ def test_losing_the_member_the_controller_uses_keeps_state_and_service(lab):
     wait_for(lambda: len({s["header"]["revision"] for s in endpoint_status(lab).values()}) == 1,
              timeout=15.0, what="the three members at one revision")
     # Read from e1's own copy, not through the leader.
-    local = lab.etcdctl("get", "--consistency=s", "--keys-only", "--prefix", "/vxmesh/networks/",
-                        endpoints=[e1]).stdout.split()
-    assert {"/vxmesh/networks/amber", "/vxmesh/networks/ochre"} <= set(local)
+    assert {"/vxmesh/networks/amber", "/vxmesh/networks/ochre"} <= network_keys(lab, e1)
     assert cluster_state(lab) == after
 
 
 def test_a_member_that_stops_answering_is_left_behind(lab):
-    h1, h2 = lab.hosts
     e1, e2 = lab.etcd_members[:2]
     lab.cli("network", "create", "--subnet", "10.82.0.0/24", "teal")
-    run(lab, "t1", h1.name, "teal")
+    run(lab, "t1", 0, "teal")
     assert etcd_peers_of_controller(lab) == {e1.address}
     # e1 only goes silent; the cluster keeps its leader and its quorum.
     make_leader(lab, e2)
@@ -142,7 +137,7 @@ def test_a_member_that_stops_answering_is_left_behind(lab):
     try:
         # The first reads wait out their deadline on e1, then go elsewhere;
         # the controller's watch leaves e1 with them.
-        t2 = run(lab, "t2", h2.name, "teal")
+        t2 = run(lab, "t2", 1, "teal")
         wait_for(lambda: pings(lab, "t1", t2), timeout=15.0, what="t1 to reach t2")
         assert cluster_state(lab, ("teal",))["containers"].keys() == {"t1", "t2"}
         assert set(lab.host_states().values()) == {"up"}

@@ -19,7 +19,9 @@ import pytest
 
 from deploy.lab import Lab
 from tests.helpers.kernel_tables import tables_match
-from tests.helpers.lab import hosts_up, lab_with_blue, pings, wait_for
+from tests.helpers.lab import lab_with_blue
+from tests.helpers.lab_cli import hosts_up, pings, run
+from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -37,14 +39,9 @@ def lab():
         yield lab
 
 
-def run(lab: Lab, name: str, host: int) -> str:
-    lab.cli("run", "-d", "--name", name, "--host", lab.hosts[host].name, "--network", "blue",
-            "--", "sleep", "3600")
-    return json.loads(lab.cli("inspect", name).stdout)["networks"]["blue"]["ip"]
-
-
-
-
+def blue_ip(lab: Lab, name: str, host: int) -> str:
+    """Container `name` on `lab.hosts[host]` in `blue`; its address."""
+    return run(lab, name, host)["networks"]["blue"]["ip"]
 
 
 def healthy(lab: Lab) -> bool:
@@ -63,8 +60,8 @@ def durable_state(lab: Lab) -> dict[str, str]:
 
 
 def test_agents_come_back_after_the_quorum_was_lost(lab):
-    ip1 = run(lab, "q1", 0)
-    ip2 = run(lab, "q2", 1)
+    ip1 = blue_ip(lab, "q1", 0)
+    ip2 = blue_ip(lab, "q2", 1)
     wait_for(lambda: pings(lab, "q1", ip2), 15, "q1 to reach q2")
     # The controller's own member stays: the cluster is there, but without
     # a quorum nothing is written and no lease is renewed.
@@ -82,8 +79,8 @@ def test_agents_come_back_after_the_quorum_was_lost(lab):
 
 
 def test_a_full_etcd_outage_fails_fast_reports_unhealthy_and_loses_nothing(lab):
-    ip3 = run(lab, "o1", 0)
-    ip4 = run(lab, "o2", 1)
+    ip3 = blue_ip(lab, "o1", 0)
+    ip4 = blue_ip(lab, "o2", 1)
     wait_for(lambda: pings(lab, "o1", ip4), 15, "o1 to reach o2")
     before = durable_state(lab)
     assert any(key.endswith("/o1") for key in before)

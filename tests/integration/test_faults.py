@@ -3,15 +3,15 @@ traffic, IP reuse across hosts, address exhaustion. Every test checks the
 kernel tables the hosts actually hold afterwards."""
 from __future__ import annotations
 
-import json
-import re
 import time
 
 import pytest
 
-from deploy.lab import Lab
 from tests.helpers.kernel_tables import desired_entries, kernel_entries
-from tests.helpers.lab import lab_with_blue, wait_for
+from tests.helpers.lab import lab_with_blue
+from tests.helpers.lab_cli import inspect, pings, run
+from tests.helpers.polling import wait_for
+from tests.helpers.tool_text import ping_counts
 
 pytestmark = pytest.mark.integration
 
@@ -22,16 +22,6 @@ DEAD_HOST_BOUND = 10.0   # seconds: the default host TTL (6 s) plus margin
 def lab():
     with lab_with_blue(hosts=3) as lab:
         yield lab
-
-
-def run(lab: Lab, name: str, host: int, network: str = "blue") -> dict:
-    lab.cli("run", "-d", "--name", name, "--host", lab.hosts[host].name, "--network", network,
-            "--", "sleep", "3600")
-    return json.loads(lab.cli("inspect", name).stdout)
-
-
-def ping(lab: Lab, source: str, ip: str) -> int:
-    return lab.cli("exec", source, "--", "ping", "-c", "1", "-W", "1", ip, check=False).returncode
 
 
 def test_dead_host_is_marked_down_and_its_endpoints_withdrawn_then_restored(lab):
@@ -56,8 +46,8 @@ def test_dead_host_is_marked_down_and_its_endpoints_withdrawn_then_restored(lab)
     assert c["networks"]["blue"]["ip"] != b["networks"]["blue"]["ip"]
     lab.start_agent(lab.hosts[1])
     wait_for(lambda: b_row in kernel_entries(lab, 0), 15, "h2's endpoint to come back")
-    assert json.loads(lab.cli("inspect", "dh2").stdout)["state"] == "running"
-    assert ping(lab, "dh1", b["networks"]["blue"]["ip"]) == 0
+    assert inspect(lab, "dh2")["state"] == "running"
+    assert pings(lab, "dh1", b["networks"]["blue"]["ip"])
     for host in range(3):
         assert kernel_entries(lab, host) == desired_entries(lab, host)
     assert a["state"] == "running"
@@ -73,9 +63,9 @@ def test_agent_restart_under_traffic_loses_at_most_a_handful(lab):
     lab.stop_agent(lab.hosts[0])
     time.sleep(0.5)
     lab.start_agent(lab.hosts[0])
-    wait_for(lambda: json.loads(lab.cli("inspect", "tr1").stdout)["state"] == "exited", 30, "the pinger to end")
+    wait_for(lambda: inspect(lab, "tr1")["state"] == "exited", 30, "the pinger to end")
     out = lab.cli("logs", "tr1").stdout
-    sent, received = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", out).groups())
+    sent, received = ping_counts(out)
     assert sent == 250 and sent - received <= 5, out[-300:]
     for host in range(3):
         assert kernel_entries(lab, host) == desired_entries(lab, host)
@@ -85,11 +75,11 @@ def test_a_reused_ip_on_another_host_works_at_once_everywhere(lab):
     lab.cli("network", "create", "--subnet", "10.88.0.0/24", "reuse")
     run(lab, "ru-client", 2, "reuse")
     old = run(lab, "ru-old", 0, "reuse")
-    assert ping(lab, "ru-client", old["networks"]["reuse"]["ip"]) == 0   # h3 learnt old's MAC and VTEP
+    assert pings(lab, "ru-client", old["networks"]["reuse"]["ip"])   # h3 learnt old's MAC and VTEP
     lab.cli("rm", "-f", "ru-old")
     new = run(lab, "ru-new", 1, "reuse")
     assert new["networks"]["reuse"]["ip"] == old["networks"]["reuse"]["ip"]
-    assert ping(lab, "ru-client", new["networks"]["reuse"]["ip"]) == 0   # right away, from the new VTEP
+    assert pings(lab, "ru-client", new["networks"]["reuse"]["ip"])   # right away, from the new VTEP
     for host in range(3):
         assert kernel_entries(lab, host, "reuse") == desired_entries(lab, host, "reuse")
 

@@ -14,7 +14,7 @@ from agent import names
 from agent.kernel import firewall, gwbridge, netns, overlay, table, veth
 from tests.helpers.kernel_lab import (
     VNI,
-    Lab,
+    KernelLab,
     attach_container,
     blocked,
     full_id,
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.integration
 # 1. two hosts, one overlay, containers ping across
 
 
-async def test_containers_on_two_hosts_reach_each_other(lab: Lab):
+async def test_containers_on_two_hosts_reach_each_other(lab: KernelLab):
     h1, h2 = lab.ns("h1"), lab.ns("h2")
     lab.wire(h1, "u1", "10.99.0.1/24", h2, "u2", "10.99.0.2/24")
     a1, a2 = lab.agent(h1), lab.agent(h2)
@@ -103,7 +103,7 @@ async def test_containers_on_two_hosts_reach_each_other(lab: Lab):
 # 2. ensure semantics: repeat, drift and crash leftovers
 
 
-async def test_ensure_overlay_is_idempotent_and_repairs_leftovers(lab: Lab):
+async def test_ensure_overlay_is_idempotent_and_repairs_leftovers(lab: KernelLab):
     h1 = lab.ns("h1")
     lab.wire(h1, "u1", "10.99.0.1/24", lab.ns("sw"), "u1p", "")
     in_ns(h1, "ip", "addr", "add", "10.99.0.11/24", "dev", "u1")
@@ -168,7 +168,7 @@ async def test_ensure_overlay_is_idempotent_and_repairs_leftovers(lab: Lab):
     assert not os.path.exists(netns.netns_path(ov))
 
 
-async def test_ensure_interface_is_idempotent_and_repairs_leftovers(lab: Lab):
+async def test_ensure_interface_is_idempotent_and_repairs_leftovers(lab: KernelLab):
     h1, agent, ov, spec = await one_host_with_overlay(lab)
     iface = await attach_container(agent, h1, "beef00000001", "10.77.0.5", 24, 1450)
     cns, peer = iface.container_netns, iface.peer_ifname
@@ -221,7 +221,7 @@ socket.socket(socket.AF_INET, socket.SOCK_DGRAM).sendto(b"x", ("10.98.0.2", 9999
 """
 
 
-async def test_gwbridge_masquerades_egress_and_isolates_containers(lab: Lab):
+async def test_gwbridge_masquerades_egress_and_isolates_containers(lab: KernelLab):
     h1, ext = lab.ns("h1"), lab.ns("ext")
     lab.wire(h1, "u1", "10.98.0.1/24", ext, "x1", "10.98.0.2/24")
     agent = lab.agent(h1)
@@ -317,7 +317,7 @@ async def test_gwbridge_masquerades_egress_and_isolates_containers(lab: Lab):
 # 4. a large table in batches
 
 
-async def test_program_large_table_and_per_entry_errors(lab: Lab):
+async def test_program_large_table_and_per_entry_errors(lab: KernelLab):
     h1, agent, ov, spec = await one_host_with_overlay(lab, prefixlen=16)
 
     n = 2000
@@ -380,7 +380,7 @@ asyncio.run(ensure_netns(sys.argv[1]))
 """
 
 
-def test_ensure_netns_refuses_a_slave_mount_namespace(lab: Lab):
+def test_ensure_netns_refuses_a_slave_mount_namespace(lab: KernelLab):
     h1 = lab.ns("h1")
     name = f"{lab.tag}-made-inside"
     # `ip netns exec` gives its command a private (slave) mount namespace:

@@ -20,7 +20,7 @@ import pytest
 
 from agent.kernel import bridge, firewall, netns, veth
 from agent.kernel.firewall import BridgeRules, HostRules, PortRule
-from tests.helpers.kernel_lab import Agent, Lab, blocked, in_ns, link_json, mac_for, pings
+from tests.helpers.kernel_lab import Agent, KernelLab, blocked, in_ns, link_json, mac_for, pings
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +82,7 @@ def ask(ns: str, proto: str, host: str, port: int) -> str:
     return in_ns(ns, sys.executable, "-c", CLIENT, proto, host, str(port)).stdout.strip()
 
 
-def serve(lab: Lab, ns: str, script: str, port: int) -> None:
+def serve(lab: KernelLab, ns: str, script: str, port: int) -> None:
     proc = lab.spawn(ns, sys.executable, "-c", script, str(port))
     assert proc.stdout.readline().strip() == "ready"
 
@@ -95,7 +95,7 @@ def without_handles(objects: list[dict]) -> list[dict]:
     ]
 
 
-async def container(lab: Lab, agent: Agent, name: str, spec: bridge.LocalBridgeSpec,
+async def container(lab: KernelLab, agent: Agent, name: str, spec: bridge.LocalBridgeSpec,
                     ip: str) -> str:
     cns = f"{lab.tag}-{name}"
     await agent.call(netns.ensure_netns, cns)
@@ -107,7 +107,7 @@ async def container(lab: Lab, agent: Agent, name: str, spec: bridge.LocalBridgeS
     return cns
 
 
-async def host_with_bridges(lab: Lab):
+async def host_with_bridges(lab: KernelLab):
     h1, ext = lab.ns("h1"), lab.ns("ext")
     lab.wire(h1, "u1", f"{HOST}/24", ext, "x1", f"{EXT}/24")
     agent = lab.agent(h1)
@@ -123,7 +123,7 @@ async def host_with_bridges(lab: Lab):
 # the firewall with real packets
 
 
-async def test_bridges_isolation_masquerade_and_published_ports(lab: Lab):
+async def test_bridges_isolation_masquerade_and_published_ports(lab: KernelLab):
     h1, ext, agent, a1, a2, b1 = await host_with_bridges(lab)
     rules = HostRules(bridges=BRIDGES, ports=(WEB, DNS))
     await agent.call(firewall.apply, rules)
@@ -192,7 +192,7 @@ async def test_bridges_isolation_masquerade_and_published_ports(lab: Lab):
     assert await agent.call(firewall.read_table) == []
 
 
-async def test_container_reaches_its_own_published_port(lab: Lab):
+async def test_container_reaches_its_own_published_port(lab: KernelLab):
     h1, ext, agent, a1, a2, b1 = await host_with_bridges(lab)
     await agent.call(firewall.apply, HostRules(bridges=BRIDGES, ports=(WEB,)))
     serve(lab, a1, TCP_SERVER, 80)
@@ -205,7 +205,7 @@ async def test_container_reaches_its_own_published_port(lab: Lab):
     assert ask(a1, "tcp", HOST, 8080) == "hello 172.30.0.1"
 
 
-async def test_route_localnet_does_not_open_the_hosts_loopback(lab: Lab):
+async def test_route_localnet_does_not_open_the_hosts_loopback(lab: KernelLab):
     h1, ext, agent, a1, a2, b1 = await host_with_bridges(lab)
     await agent.call(firewall.apply, HostRules(bridges=BRIDGES, ports=(WEB,)))
     serve(lab, h1, TCP_SERVER, 7777)  # a host service on 0.0.0.0, so on 127/8
@@ -224,7 +224,7 @@ async def test_route_localnet_does_not_open_the_hosts_loopback(lab: Lab):
 # bridges: create, repair, list, remove
 
 
-async def test_ensure_bridge_is_idempotent_and_repairs(lab: Lab):
+async def test_ensure_bridge_is_idempotent_and_repairs(lab: KernelLab):
     h1 = lab.ns("h1")
     agent = lab.agent(h1)
     await agent.call(bridge.ensure_bridge, SPEC_A)

@@ -15,7 +15,7 @@ from deploy import lab as lab_module
 from deploy.ext_server import greet
 from deploy.lab import CONTROLLER_IP, EXT_PORT, Lab, LabError, LabExists
 from deploy.lab_processes import REPO_ROOT, is_alive
-from deploy.lab_topology import list_netns
+from deploy.topology import list_netns
 from tests.helpers.lab import new_test_prefix
 
 # Reads one line from a TCP server; run inside a lab namespace.
@@ -44,7 +44,7 @@ def eth0(lab: Lab, netns: str) -> dict:
 
 # ---- without root ----------------------------------------------------------
 
-@pytest.mark.parametrize("prefix", ["", "x", "Vxlab", "vx-lab", "1lab", "h1", "h12", "waytoolongprefix"])
+@pytest.mark.parametrize("prefix", ["", "x", "Vxlab", "vx-lab", "1lab", "h1", "h12", "vxm", "waytoolongprefix"])
 def test_prefixes_that_would_collide_or_break_names_are_refused(prefix, tmp_path):
     with pytest.raises(ValueError, match="prefix"):
         Lab(prefix, state_root=tmp_path)

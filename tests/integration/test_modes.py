@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from deploy.lab import Lab
-from tests.helpers.lab import lab_with_blue, wait_for
+from tests.helpers.lab import lab_with_blue
+from tests.helpers.lab_cli import inspect, pings
+from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -56,16 +58,8 @@ def run(lab: Lab, name: str, *options: str, cmd: tuple[str, ...] = ("sleep", "36
     return inspect(lab, name)
 
 
-def inspect(lab: Lab, name: str) -> dict:
-    return json.loads(lab.cli("inspect", name).stdout)
-
-
 def exec_(lab: Lab, name: str, *cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     return lab.cli("exec", name, "--", *cmd, check=check)
-
-
-def ping(lab: Lab, source: str, ip: str) -> int:
-    return exec_(lab, source, "ping", "-c", "1", "-W", "1", ip, check=False).returncode
 
 
 def ip_addresses(lab: Lab, name: str) -> dict[str, list[str]]:
@@ -94,11 +88,11 @@ def test_default_bridge_reaches_its_host_neighbours_and_the_outside_only(lab):
     other2 = run(lab, "br-y", host=1)
     assert a["networks"]["bridge"]["ip"] == "172.17.0.2" and b["networks"]["bridge"]["ip"] == "172.17.0.3"
     assert other2["networks"]["bridge"]["ip"] == "172.17.0.3"  # each host has its own bridge
-    assert ping(lab, "br-a", b["networks"]["bridge"]["ip"]) == 0
-    assert ping(lab, "br-x", other2["networks"]["bridge"]["ip"]) == 0
+    assert pings(lab, "br-a", b["networks"]["bridge"]["ip"])
+    assert pings(lab, "br-x", other2["networks"]["bridge"]["ip"])
     # 172.17.0.4 exists nowhere on h1; h2's containers are not reachable from h1's bridge.
     run(lab, "br-z", host=1)
-    assert ping(lab, "br-a", "172.17.0.4") != 0
+    assert not pings(lab, "br-a", "172.17.0.4")
     out = exec_(lab, "br-a", "python3", "-c", CLIENT, lab.ext_ip, "8080").stdout.strip()
     assert out == f"hello {lab.hosts[0].underlay_ip}"   # masqueraded egress
     route = exec_(lab, "br-a", "ip", "route", "show", "default").stdout
@@ -148,10 +142,10 @@ def test_user_bridge_networks_are_isolated_from_each_other(lab):
     a2 = run(lab, "la2", "--network", "lan-a")
     b1 = run(lab, "lb1", "--network", "lan-b")
     run(lab, "lo1")  # default bridge
-    assert ping(lab, "la1", a2["networks"]["lan-a"]["ip"]) == 0
-    assert ping(lab, "la1", b1["networks"]["lan-b"]["ip"]) != 0
-    assert ping(lab, "lo1", a1["networks"]["lan-a"]["ip"]) != 0
-    assert ping(lab, "la1", "10.50.0.1") == 0
+    assert pings(lab, "la1", a2["networks"]["lan-a"]["ip"])
+    assert not pings(lab, "la1", b1["networks"]["lan-b"]["ip"])
+    assert not pings(lab, "lo1", a1["networks"]["lan-a"]["ip"])
+    assert pings(lab, "la1", "10.50.0.1")
     ls = lab.cli("network", "ls").stdout
     assert "lan-a" in ls and "bridge" in ls and "local" in ls
     for name in ("la1", "la2", "lb1"):
@@ -169,16 +163,16 @@ def test_connect_and_disconnect_a_running_container(lab):
     c = run(lab, "multi", "--network", "blue")
     d = run(lab, "peer", "--network", "red", host=1)
     d_ip = d["networks"]["red"]["ip"]
-    assert ping(lab, "multi", d_ip) != 0
+    assert not pings(lab, "multi", d_ip)
     lab.cli("network", "connect", "red", "multi")
     c_ip = inspect(lab, "multi")["networks"]["red"]["ip"]
     assert set(ip_addresses(lab, "multi")) == {"lo", "eth0", "eth1", "eth2"}  # blue, gwbridge, red
     # h2 learns of the new endpoint through its stream, a moment later.
-    wait_for(lambda: ping(lab, "multi", d_ip) == 0, what="multi to reach peer over red")
+    wait_for(lambda: pings(lab, "multi", d_ip), what="multi to reach peer over red")
     assert c_ip in lab.cli("tables", lab.hosts[1].name, "--network", "red").stdout   # the other host follows
     lab.cli("network", "disconnect", "red", "multi")
     assert "eth2" not in ip_addresses(lab, "multi")
-    assert ping(lab, "multi", d_ip) != 0
+    assert not pings(lab, "multi", d_ip)
     wait_for(lambda: c_ip not in lab.cli("tables", lab.hosts[1].name, "--network", "red").stdout,
              what="h2 to drop the disconnected endpoint")
     assert ip_addresses(lab, "multi")["eth0"] == [c["networks"]["blue"]["ip"]]

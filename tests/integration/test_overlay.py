@@ -11,7 +11,10 @@ import subprocess
 import pytest
 
 from deploy.lab import Lab
-from tests.helpers.lab import lab_with_blue, wait_for
+from tests.helpers.kernel_tables import OverlayTable, overlay_table
+from tests.helpers.lab import lab_with_blue
+from tests.helpers.lab_cli import inspect, network, run
+from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -22,37 +25,12 @@ def lab():
         yield lab
 
 
-def run(lab: Lab, name: str, host: str, network: str = "blue", *cmd: str) -> dict:
-    lab.cli("run", "-d", "--name", name, "--host", host, "--network", network,
-            "--", *(cmd or ("sleep", "3600")))
-    return inspect(lab, name)
-
-
-def inspect(lab: Lab, name: str) -> dict:
-    return json.loads(lab.cli("inspect", name).stdout)
-
-
 def ping(lab: Lab, source: str, ip: str, count: int = 1) -> subprocess.CompletedProcess:
     return lab.cli("exec", source, "--", "ping", "-c", str(count), "-W", "2", ip, check=False)
 
 
-def kernel_table(lab: Lab, host_index: int, vni: int) -> tuple[str, str]:
-    """The VTEP's own FDB entries and its neighbour entries, read from the host's overlay namespace.
-
-    Only `self` FDB entries are the agent's: `master br0` lines are what the
-    bridge learned from traffic, and age out by themselves.
-    """
-    netns = f"vxm-{lab.hosts[host_index].name}-ov{vni}"
-    fdb = subprocess.run(["ip", "netns", "exec", netns, "bridge", "fdb", "show", "dev", f"vx{vni}"],
-                         capture_output=True, text=True, check=True).stdout
-    fdb = "\n".join(line for line in fdb.splitlines() if " self" in line)
-    neigh = subprocess.run(["ip", "netns", "exec", netns, "ip", "neigh", "show", "dev", f"vx{vni}"],
-                           capture_output=True, text=True, check=True).stdout
-    return fdb, neigh
-
-
-def blue_vni(lab: Lab) -> int:
-    return json.loads(lab.cli("network", "inspect", "blue").stdout)["vni"]
+def blue_table(lab: Lab, host: int) -> OverlayTable:
+    return overlay_table(lab, host, network(lab)["vni"])
 
 
 def test_hosts_register_and_are_up(lab):
@@ -64,7 +42,7 @@ def test_hosts_register_and_are_up(lab):
 
 def test_every_pair_pings_across_hosts(lab):
     names = ["m1", "m2", "m3"]
-    info = {n: run(lab, n, lab.hosts[i].name) for i, n in enumerate(names)}
+    info = {n: run(lab, n, i) for i, n in enumerate(names)}
     for n in names:
         assert info[n]["state"] == "running"
         assert info[n]["host"] == lab.hosts[names.index(n)].name
@@ -79,31 +57,31 @@ def test_every_pair_pings_across_hosts(lab):
 
 
 def test_container_started_later_becomes_reachable_and_removal_cleans_tables(lab):
-    run(lab, "late1", lab.hosts[0].name)
-    late = run(lab, "late3", lab.hosts[2].name)
+    run(lab, "late1", 0)
+    late = run(lab, "late3", 2)
     ip, mac = late["networks"]["blue"]["ip"], late["networks"]["blue"]["mac"]
     assert ping(lab, "late1", ip).returncode == 0
 
-    fdb, neigh = kernel_table(lab, 0, blue_vni(lab))
-    assert mac in fdb and lab.hosts[2].underlay_ip in fdb
-    assert ip in neigh and "PERMANENT" in neigh
+    table = blue_table(lab, 0)
+    assert (mac, lab.hosts[2].underlay_ip) in table.fdb
+    assert ip in table.neighbours and "PERMANENT" in table.neighbours[ip].state
     tables = lab.cli("tables", lab.hosts[0].name, "--network", "blue").stdout
     assert mac in tables and ip in tables
 
     lab.cli("rm", "-f", "late3")
 
     def gone():
-        fdb, neigh = kernel_table(lab, 0, blue_vni(lab))
-        return mac not in fdb and f"{ip} " not in neigh
+        table = blue_table(lab, 0)
+        return mac not in table.macs() and ip not in table.neighbours
     wait_for(gone, what="h1 to drop the removed container's FDB and neighbour entries")
     assert ping(lab, "late1", ip).returncode != 0
 
 
 def test_two_overlay_networks_are_isolated(lab):
     lab.cli("network", "create", "--subnet", "10.78.0.0/24", "red")
-    run(lab, "iso-blue", lab.hosts[0].name, "blue")
-    red_other = run(lab, "iso-red2", lab.hosts[1].name, "red")
-    red_same = run(lab, "iso-red1", lab.hosts[0].name, "red")
+    run(lab, "iso-blue", 0, "blue")
+    red_other = run(lab, "iso-red2", 1, "red")
+    red_same = run(lab, "iso-red1", 0, "red")
     assert ping(lab, "iso-red1", red_other["networks"]["red"]["ip"]).returncode == 0
     assert ping(lab, "iso-blue", red_other["networks"]["red"]["ip"]).returncode != 0
     assert ping(lab, "iso-blue", red_same["networks"]["red"]["ip"]).returncode != 0
@@ -113,7 +91,7 @@ def test_two_overlay_networks_are_isolated(lab):
 
 
 def test_overlay_container_reaches_ext_through_gwbridge_nat(lab):
-    run(lab, "egress", lab.hosts[1].name)
+    run(lab, "egress", 1)
     probe = ("import socket; s = socket.create_connection(('%s', 8080), timeout=5); "
              "print(s.recv(100).decode().strip())" % lab.ext_ip)
     out = lab.cli("exec", "egress", "--", "python3", "-c", probe).stdout.strip()
@@ -125,8 +103,8 @@ def test_underlay_capture_shows_vxlan_with_the_vni_and_container_macs(lab, tmp_p
     from scapy.all import UDP, Ether, rdpcap
     from scapy.layers.vxlan import VXLAN
 
-    a = run(lab, "cap1", lab.hosts[0].name)
-    b = run(lab, "cap2", lab.hosts[1].name)
+    a = run(lab, "cap1", 0)
+    b = run(lab, "cap2", 1)
     pcap = tmp_path / "underlay.pcap"
     capture = subprocess.Popen(["ip", "netns", "exec", lab.hosts[1].netns, "tcpdump", "-i", "eth0", "-U",
                                 "-c", "4", "-w", str(pcap), "udp", "port", "4789"],
@@ -142,14 +120,14 @@ def test_underlay_capture_shows_vxlan_with_the_vni_and_container_macs(lab, tmp_p
     macs = {a["networks"]["blue"]["mac"], b["networks"]["blue"]["mac"]}
     for packet in packets:
         assert packet[UDP].dport == 4789
-        assert packet[VXLAN].vni == blue_vni(lab)
+        assert packet[VXLAN].vni == network(lab)["vni"]
         inner = packet[VXLAN].payload
         assert isinstance(inner, Ether) and {inner.src, inner.dst} == macs
 
 
 def test_network_create_rejects_bad_input_and_changes_nothing(lab):
     before = lab.cli("network", "ls").stdout
-    vni = blue_vni(lab)
+    vni = network(lab)["vni"]
     cases = {
         ("--subnet", "10.300.0.0/24", "bad1"): "10.300.0.0/24",
         ("--subnet", "10.77.0.128/25", "bad2"): "blue",
@@ -166,7 +144,7 @@ def test_network_create_rejects_bad_input_and_changes_nothing(lab):
 
 
 def test_exec_logs_stop_and_ps(lab):
-    run(lab, "chatty", lab.hosts[2].name, "blue", "sh", "-c", "echo hello from $(hostname); sleep 3600")
+    run(lab, "chatty", 2, "blue", "sh", "-c", "echo hello from $(hostname); sleep 3600")
     wait_for(lambda: "hello from chatty" in lab.cli("logs", "chatty").stdout, what="the log line")
     result = lab.cli("exec", "chatty", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
@@ -182,23 +160,22 @@ def test_exec_logs_stop_and_ps(lab):
 
 
 def test_containers_keep_running_and_talking_across_an_agent_restart(lab):
-    a = run(lab, "sv1", lab.hosts[0].name)
-    b = run(lab, "sv2", lab.hosts[1].name)
+    a = run(lab, "sv1", 0)
+    b = run(lab, "sv2", 1)
     lab.stop_agent(lab.hosts[1])  # kill -9 of the agent; its containers stay
     assert ping(lab, "sv1", b["networks"]["blue"]["ip"]).returncode == 0
     lab.start_agent(lab.hosts[1])
     after = inspect(lab, "sv2")
     assert (after["state"], after["pid"]) == ("running", b["pid"])
     assert ping(lab, "sv2", a["networks"]["blue"]["ip"]).returncode == 0
-    fdb, _ = kernel_table(lab, 1, blue_vni(lab))
-    assert fdb.count(a["networks"]["blue"]["mac"]) == 1  # rebuilt, not duplicated
+    assert blue_table(lab, 1).macs().count(a["networks"]["blue"]["mac"]) == 1  # rebuilt, not duplicated
 
 
 def test_state_survives_a_controller_restart(lab):
-    run(lab, "cr1", lab.hosts[0].name)
+    run(lab, "cr1", 0)
     lab.stop_controller()
     lab.start_controller()
     lab.wait_hosts_up()
     assert inspect(lab, "cr1")["state"] == "running"   # kept in etcd
-    late = run(lab, "cr3", lab.hosts[2].name)            # agents resumed their streams
+    late = run(lab, "cr3", 2)            # agents resumed their streams
     assert ping(lab, "cr1", late["networks"]["blue"]["ip"]).returncode == 0

@@ -17,7 +17,8 @@ import pytest
 
 from agent.runtime.containers import ContainerConfig, ContainerError, Mount, Runtime
 from agent.runtime.filesystem import FilesystemError, mount_point, resolve_in_root
-from tests.helpers.runtime import live_pids, log_of, make_config, needs_root, netns_pids, run_exec, wait_exited, wait_for_log
+from deploy.topology import netns_pids
+from tests.helpers.runtime import live_pids, log_of, make_config, needs_root, run_exec, wait_exited, wait_for_log
 
 BUSYBOX = Path("/bin/busybox")
 needs_busybox = pytest.mark.skipif(not BUSYBOX.exists(), reason="needs busybox-static")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,15 +20,12 @@ from pathlib import Path
 import pytest
 
 from agent.runtime import procfs
-from agent.runtime.cgroups import Cgroups
-from agent.runtime.containers import ContainerConfig, ContainerError, ContainerState, Runtime
-from agent.runtime.statedir import StateDir
-from tests.helpers.runtime import host_nspid, live_pids, log_of, make_config, netns_pids, ns_inode, run_exec, wait_exited, wait_for_log, wait_until
+from agent.runtime.containers import ContainerConfig, ContainerError, Runtime
+from deploy.topology import netns_pids
+from tests.helpers.polling import wait_until
+from tests.helpers.runtime import (host_nspid, live_pids, log_of, make_config, needs_root, ns_inode, run_exec, wait_exited,
+                                   wait_for_log)
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root for namespaces")
-
-
-# -- fixtures and helpers ------------------------------------------------------
 
 # -- tests without root: input checking -------------------------------------------
 

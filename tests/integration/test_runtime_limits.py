@@ -251,7 +251,7 @@ async def test_host_network_mode_stays_in_the_runtimes_namespace(root, cgroup_pa
 @pytest.mark.integration
 @needs_root
 async def test_a_container_can_join_another_containers_netns(root, netns, cgroup_parent):
-    subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+    # The fixture's namespace is a topology node: its lo is up already.
     runtime = Runtime(root, cgroup_parent)
     port = 20000 + secrets.randbelow(20000)
     server = make_config(netns, ["python3", "-c", textwrap.dedent(f"""\

@@ -22,9 +22,11 @@ import pytest
 
 from agent.kernel import vtep_filter
 from agent.names import container_netns
-from deploy import lab_topology
 from deploy.lab import Lab
-from tests.helpers.lab import lab_with_blue, wait_for
+from deploy.topology import Node
+from tests.helpers.lab import lab_with_blue
+from tests.helpers.lab_cli import inspect, network, pings, run
+from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -62,27 +64,12 @@ def lab():
 
 @pytest.fixture
 def rogue(lab: Lab):
-    netns = f"{lab.prefix}-rogue"
+    node = Node(lab.topology.name("rogue"))
     try:
-        lab_topology.create_netns(netns)
-        lab_topology.cable_host(lab.fabric_ns, "rogue", netns, ROGUE_IP, lab.underlay_mtu)
-        yield netns
+        lab.plug("rogue", ROGUE_IP)
+        yield node.name
     finally:
-        lab_topology.delete_netns(netns)  # its veth's fabric end goes with it
-
-
-def inspect(lab: Lab, name: str) -> dict:
-    return json.loads(lab.cli("inspect", name).stdout)
-
-
-def run(lab: Lab, name: str, host: int, network: str) -> dict:
-    lab.cli("run", "-d", "--name", name, "--host", lab.hosts[host].name, "--network", network,
-            "--", "sleep", "3600")
-    return inspect(lab, name)
-
-
-def vni_of(lab: Lab, network: str) -> int:
-    return json.loads(lab.cli("network", "inspect", network).stdout)["vni"]
+        node.remove()  # its veth's fabric end goes with it
 
 
 def rejected(lab: Lab, host: int) -> int | None:
@@ -134,7 +121,7 @@ def set_vtep_filter(lab: Lab, host: int, value: str) -> None:
 def test_forged_vxlan_from_the_fabric_is_dropped_unless_the_filter_is_off(lab, rogue, tmp_path):
     victim = run(lab, "victim", 0, "blue")
     peer = run(lab, "peer", 1, "blue")
-    vni = vni_of(lab, "blue")
+    vni = network(lab, "blue")["vni"]
     h1, h2 = lab.hosts[0], lab.hosts[1]
     # h1 accepts VXLAN from h2, the other live host; the real overlay works.
     wait_for(lambda: allowed_vteps(lab, 0) == {h2.underlay_ip}, what="h1 to allow h2's VTEP")
@@ -171,25 +158,20 @@ def probe(lab: Lab, container: str, address: str, port: int) -> str:
                    check=False).stdout.strip()
 
 
-def ping(lab: Lab, container: str, address: str) -> bool:
-    return lab.cli("exec", container, "--", "ping", "-c", "1", "-W", "2", address,
-                   check=False).returncode == 0
-
-
 def test_containers_reach_their_network_but_not_other_networks_or_the_control_plane(lab):
     lab.cli("network", "create", "--subnet", "10.79.0.0/24", "orange")
     b1, b2 = run(lab, "iso-b1", 0, "blue"), run(lab, "iso-b2", 1, "blue")
     o1, o2 = run(lab, "iso-o1", 0, "orange"), run(lab, "iso-o2", 1, "orange")
-    blue_gw = json.loads(lab.cli("network", "inspect", "blue").stdout)["gateway"]
-    orange_gw = json.loads(lab.cli("network", "inspect", "orange").stdout)["gateway"]
+    blue_gw = network(lab, "blue")["gateway"]
+    orange_gw = network(lab, "orange")["gateway"]
     h1 = lab.hosts[0]
     api_port = int(h1.api.rpartition(":")[2])
     controller_ip, controller_port = "10.231.0.2", 7946
 
     # Controls: the same probes succeed where they should.
-    assert ping(lab, "iso-b1", b2["networks"]["blue"]["ip"])     # peer across hosts
-    assert ping(lab, "iso-b1", blue_gw)                           # own gateway
-    assert ping(lab, "iso-o1", o2["networks"]["orange"]["ip"])
+    assert pings(lab, "iso-b1", b2["networks"]["blue"]["ip"], wait=2)     # peer across hosts
+    assert pings(lab, "iso-b1", blue_gw, wait=2)                           # own gateway
+    assert pings(lab, "iso-o1", o2["networks"]["orange"]["ip"], wait=2)
     assert probe(lab, "iso-b1", lab.ext_ip, 8080) == "open"       # egress through NAT
     from_host = lab.netns_exec(h1.netns, sys.executable, "-c", CONNECT, controller_ip, str(controller_port))
     assert from_host.stdout.strip() == "open"                     # the agent's own path
@@ -198,8 +180,8 @@ def test_containers_reach_their_network_but_not_other_networks_or_the_control_pl
 
     # Other networks: neither their containers (same host or not) nor their gateway.
     for target in (o1["networks"]["orange"]["ip"], o2["networks"]["orange"]["ip"], orange_gw):
-        assert not ping(lab, "iso-b1", target), target
-    assert not ping(lab, "iso-o1", b1["networks"]["blue"]["ip"])
+        assert not pings(lab, "iso-b1", target, wait=2), target
+    assert not pings(lab, "iso-o1", b1["networks"]["blue"]["ip"], wait=2)
 
     # The control plane: the agent's API (at the host's VTEP and at the
     # gwbridge gateway, both the host itself) and the controller.

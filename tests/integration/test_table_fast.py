@@ -16,7 +16,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.ndmsg import ndmsg
 
 from agent.kernel import netns, rtnl_batch, rtnl_encode as enc, table
-from tests.helpers.kernel_lab import Lab, VNI, mac_for, one_host_with_overlay
+from tests.helpers.kernel_lab import VNI, KernelLab, mac_for, one_host_with_overlay
 
 MAC = "02:42:0a:4d:01:02"
 MAC_RAW = bytes.fromhex("02420a4d0102")
@@ -109,7 +109,7 @@ def _table(n: int) -> tuple[dict[str, str], dict[str, str]]:
 
 
 @pytest.mark.integration
-async def test_ten_thousand_entries_replace_delete_and_one_refusal(lab: Lab):
+async def test_ten_thousand_entries_replace_delete_and_one_refusal(lab: KernelLab):
     _, agent, ov, _ = await one_host_with_overlay(lab)
     n = 10_000
     fdb, neigh = _table(n)
@@ -159,7 +159,7 @@ async def test_ten_thousand_entries_replace_delete_and_one_refusal(lab: Lab):
 
 
 @pytest.mark.integration
-async def test_windows_smaller_than_the_table(lab: Lab, monkeypatch):
+async def test_windows_smaller_than_the_table(lab: KernelLab, monkeypatch):
     """Acks are matched across many send()s, a refusal lands on its entry."""
     _, _, ov, _ = await one_host_with_overlay(lab)
     # In this process (root namespace), not the agent's: monkeypatch reaches it.
@@ -179,7 +179,7 @@ async def test_windows_smaller_than_the_table(lab: Lab, monkeypatch):
 
 
 @pytest.mark.integration
-async def test_nothing_to_do_and_missing_targets(lab: Lab):
+async def test_nothing_to_do_and_missing_targets(lab: KernelLab):
     _, _, ov, _ = await one_host_with_overlay(lab)
     assert await table.program(ov, VNI, {}, [], {}, []) == []
     with pytest.raises(LookupError, match="vx4201"):

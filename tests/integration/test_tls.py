@@ -31,7 +31,6 @@ from proto import config_file as config
 from controller.embedded_etcd import EmbeddedEtcd
 from controller.etcd import Etcd, EtcdUnavailable
 from controller.server import ControllerConfig, serve
-from deploy.lab import Lab
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from transport.authz import refusal
@@ -39,7 +38,7 @@ from proto.records import ContainerStatus, Host
 from transport.tls import Identity, Tls, TlsError, TlsFiles
 from transport.channels import Transport
 from tests.helpers.controller_ready import wait_healthy
-from tests.helpers.lab import new_test_prefix
+from tests.helpers.lab import running_lab
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -455,16 +454,10 @@ asyncio.run(main())
 
 @pytest.fixture(scope="module")
 def tls_lab():
-    if os.geteuid() != 0:
-        pytest.skip("a lab needs root to create network namespaces")
-    lab = Lab(new_test_prefix(), hosts=2, etcd_members=1)
-    try:
-        lab.up()
+    with running_lab(hosts=2, etcd_members=1) as lab:
         lab.cli("run", "-d", "--name", "t1", "--host", lab.hosts[0].name, "--network", "none", "--",
                 "sleep", "infinity")
         yield lab
-    finally:
-        lab.down()
 
 
 @pytest.mark.integration

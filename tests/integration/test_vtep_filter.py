@@ -15,8 +15,8 @@ import sys
 import pytest
 
 from agent.kernel import vtep_filter
-from tests.helpers.kernel_lab import Lab, in_ns
-from tests.helpers.lab import wait_for
+from tests.helpers.kernel_lab import KernelLab, in_ns
+from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ s.sendto(marker.encode(), (dst, 4789))
 """
 
 
-def build(lab: Lab) -> tuple[str, str]:
+def build(lab: KernelLab) -> tuple[str, str]:
     host, peer = lab.ns("host"), lab.ns("peer")
     lab.wire(host, "eth0", "10.97.0.1/24", peer, "eth0", "10.97.0.2/24")
     in_ns(peer, "ip", "addr", "add", "10.97.0.3/24", "dev", "eth0")
@@ -61,7 +61,7 @@ def build(lab: Lab) -> tuple[str, str]:
 class Receiver:
     """The host's UDP 4789 listener; its output is read unbuffered, so select() tells the truth."""
 
-    def __init__(self, lab: Lab, host: str):
+    def __init__(self, lab: KernelLab, host: str):
         self.proc = lab.spawn(host, sys.executable, "-u", "-c", RECEIVER)
         self.pending = b""
         assert self.lines(1) == ["ready"]
@@ -99,7 +99,7 @@ def counter(host: str) -> int:
     return read_counter(host)["packets"]
 
 
-async def test_only_live_vteps_get_through_and_drops_are_counted(lab: Lab):
+async def test_only_live_vteps_get_through_and_drops_are_counted(lab: KernelLab):
     host, peer = build(lab)
     agent = lab.agent(host)
     rx = Receiver(lab, host)
@@ -134,7 +134,7 @@ async def test_only_live_vteps_get_through_and_drops_are_counted(lab: Lab):
     assert received(rx, 1) == {"10.97.0.2 open4"}
 
 
-async def test_a_bad_address_changes_nothing(lab: Lab):
+async def test_a_bad_address_changes_nothing(lab: KernelLab):
     host, _ = build(lab)
     agent = lab.agent(host)
     await agent.call(vtep_filter.converge, {"10.97.0.2"})
