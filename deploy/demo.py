@@ -70,7 +70,7 @@ def main() -> int:
     try:
         lab.up()
     except LabExists:
-        print(f"The lab is already running; nothing changed. (`make lab-down` removes it.)")
+        print("The lab is already running; nothing changed. (`make lab-down` removes it.)")
         print(lab.status())
         return 0
     except LabError as err:
