@@ -21,7 +21,7 @@ from agent.host_networks import HostNetworks
 from agent.kernel.netns import list_netns, netns_exists, netns_path, remove_netns
 from agent.local_state import LocalContainer, LocalState
 from agent.runtime.containers import ContainerConfig, ContainerError, Runtime
-from agent.runtime.model import Mount, Resources
+from agent.runtime.model import Resources
 from agent.view import View
 from proto import network_mode, timing
 from proto.addresses import next_free_ip, parse_subnet
@@ -183,7 +183,7 @@ class Containers:
                 id=spec.id, name=spec.name, command=list(spec.command), env=dict(spec.env),
                 hostname=spec.hostname or spec.name, netns_path=self._netns_for(spec, modes, desired),
                 rootfs=spec.rootfs,
-                mounts=tuple(Mount(m.source, m.target, m.readonly) for m in spec.mounts),
+                mounts=tuple(spec.mounts),
                 resources=Resources(memory_bytes=spec.memory_bytes, cpus=spec.cpus,
                                     pids_limit=spec.pids_limit))
             state = await self.runtime.start(config)

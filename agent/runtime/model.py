@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from agent import linux
+from proto.records import Mount
 
 CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 
@@ -31,22 +32,6 @@ MIN_CPUS = 0.01
 
 class ContainerError(Exception):
     """A container operation failed; the message names the container and the cause."""
-
-
-@dataclass(frozen=True)
-class Mount:
-    """A bind mount, like `-v SOURCE:TARGET[:ro]`."""
-    source: str         # absolute host path; must exist (dir or file)
-    target: str         # absolute path inside the container
-    readonly: bool = False
-
-    def to_dict(self) -> dict:
-        return {"source": self.source, "target": self.target, "readonly": self.readonly}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> Mount:
-        return cls(source=data["source"], target=data["target"],
-                   readonly=bool(data.get("readonly", False)))
 
 
 @dataclass(frozen=True)
