@@ -3,9 +3,9 @@
 A container's capability set is computed once, here, the way Docker does:
 start from the 14 capabilities Docker grants by default (`DEFAULT`), take
 away `--cap-drop` (ALL: every one), then add `--cap-add` (ALL: every one; an
-added capability wins over a dropped one); `--privileged` grants every
-capability the kernel knows. Names are accepted in any case, with or without
-the `CAP_` prefix, as Docker accepts them.
+added capability wins over a dropped one). Names are accepted in any case, with or without
+the `CAP_` prefix, as Docker accepts them. `--privileged` grants every
+capability the host holds.
 
 Standard library only: the CLI checks the names before a daemon sees them.
 """
@@ -55,9 +55,14 @@ def canonical(name: object) -> str:
 
 
 def resolve(add: Iterable[str] = (), drop: Iterable[str] = (), *, privileged: bool = False,
-            last_cap: int = max(BITS.values())) -> list[str]:
-    """The container's capabilities, sorted by bit; `last_cap` is the kernel's highest bit."""
-    known = {name for name, bit in BITS.items() if bit <= last_cap}
+            available: Iterable[str] | None = None) -> list[str]:
+    """The container's capabilities, sorted by bit.
+
+    `available`: what the host can grant (its own bounding set; None: every
+    capability in BITS). "All" means all of those, and nothing outside them
+    is ever granted: a runtime cannot give more than it holds.
+    """
+    known = set(BITS) if available is None else {canonical(n) for n in available}
     added = {canonical(n) for n in add}
     dropped = {canonical(n) for n in drop}
     if privileged:
@@ -71,3 +76,8 @@ def resolve(add: Iterable[str] = (), drop: Iterable[str] = (), *, privileged: bo
 def mask(names: Iterable[str]) -> int:
     """The set as /proc/PID/status shows it (CapEff: 00000000a80425fb for DEFAULT)."""
     return sum(1 << BITS[canonical(n)] for n in names)
+
+
+def from_mask(value: int) -> list[str]:
+    """The names of the bits set in `value` (e.g. a CapBnd line of /proc/PID/status)."""
+    return [name for name, bit in sorted(BITS.items(), key=lambda item: item[1]) if value >> bit & 1]

@@ -39,11 +39,15 @@ def test_drop_all_keeps_only_what_is_added_and_add_wins_over_drop():
     assert "CAP_KILL" in capabilities.resolve(add=["KILL"], drop=["KILL"])
 
 
-def test_add_all_and_privileged_grant_every_capability_the_kernel_knows():
+def test_add_all_and_privileged_grant_every_capability_the_host_holds():
     every = capabilities.resolve(add=["ALL"])
     assert len(every) == len(capabilities.BITS)
     assert capabilities.resolve(privileged=True, drop=["ALL"]) == every
-    # An older kernel (cap_last_cap 37) gets only what it knows.
-    older = capabilities.resolve(privileged=True, last_cap=37)
-    assert "CAP_BPF" not in older and len(older) == 38
-    assert capabilities.mask(capabilities.resolve(privileged=True, last_cap=40)) == (1 << 41) - 1
+    assert capabilities.mask(capabilities.resolve(privileged=True)) == (1 << 41) - 1
+    # A host without CAP_SYS_RESOURCE in its bounding set (as in some sandboxes)
+    # or an older kernel cannot pass on what it lacks.
+    held = capabilities.from_mask(0x000001FFFEFFFFFF)
+    assert "CAP_SYS_RESOURCE" not in held and len(held) == 40
+    assert capabilities.resolve(privileged=True, available=held) == held
+    assert "CAP_SYS_RESOURCE" not in capabilities.resolve(add=["SYS_RESOURCE"], available=held)
+    assert capabilities.resolve(available=held) == capabilities.resolve()
