@@ -62,11 +62,11 @@ class ImageStore:
         async with self._lock:
             await asyncio.to_thread(self._make_dirs)
             token = _token(ref)
-            argv = [*self.registries.network_prefix(), commands.binary("skopeo"),
-                    "--command-timeout", f"{int(self.registries.timeout)}s", "copy", "--quiet",
-                    *self.registries.source_flags(ref), f"docker://{ref.pull_source}",
-                    f"oci:{self.layout}:{token}"]
             try:
+                argv = [*self.registries.network_prefix(), commands.binary("skopeo"),
+                        "--command-timeout", f"{int(self.registries.timeout)}s", "copy", "--quiet",
+                        *self.registries.source_flags(ref), f"docker://{ref.pull_source}",
+                        f"oci:{self.layout}:{token}"]
                 await commands.run(argv, timeout=self.registries.timeout + 30)
             except ToolError as e:
                 raise ImageError(f"cannot pull image {ref.familiar}: {e}") from None
@@ -235,13 +235,13 @@ class ImageStore:
     def _untag(self, token: str) -> None:
         if layout.read_manifest(self.layout, token) is None:
             return
-        _run_sync([commands.binary("umoci"), "rm", "--image", f"{self.layout}:{token}"],
+        _run_sync(["umoci", "rm", "--image", f"{self.layout}:{token}"],
                   f"removing {token} from {self.layout}")
 
     def _collect_garbage(self) -> None:
         """Blobs no name in the layout reaches any more go (umoci gc)."""
         if (self.layout / "index.json").exists():
-            _run_sync([commands.binary("umoci"), "gc", "--layout", str(self.layout)],
+            _run_sync(["umoci", "gc", "--layout", str(self.layout)],
                       f"collecting unused blobs of {self.layout}")
 
 
@@ -252,7 +252,10 @@ def _token(ref: ImageRef) -> str:
 def _run_sync(argv: list[str], what: str) -> None:
     """A short local tool run from a worker thread (the store's lock is held meanwhile)."""
     try:
-        result = subprocess.run(argv, capture_output=True, timeout=LOCAL_TIMEOUT)
+        result = subprocess.run([commands.binary(argv[0]), *argv[1:]], capture_output=True,
+                                timeout=LOCAL_TIMEOUT)
+    except ToolError as e:
+        raise ImageError(f"{what}: {e}") from None
     except subprocess.TimeoutExpired:
         raise ImageError(f"{what}: {argv[0]} did not finish in {LOCAL_TIMEOUT:g}s") from None
     if result.returncode != 0:

@@ -31,7 +31,10 @@ class CrunState:
 class Crun:
     def __init__(self, root: Path, binary: str | None = None):
         self.root = Path(root)   # crun's --root: this host's containers only
-        self.binary = binary or commands.binary("crun")
+        try:
+            self.binary = binary or commands.binary("crun")
+        except ToolError as e:
+            raise ContainerError(str(e)) from None
 
     def argv(self, *args: str) -> list[str]:
         return [self.binary, f"--root={self.root}", "--cgroup-manager=cgroupfs", *args]

@@ -18,6 +18,7 @@ or {"data": -1, "message": ...}. The caller then runs `crun start`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import select
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.images import commands
+from agent.images.commands import ToolError
 from agent.oci.container_dir import ContainerDir
 from agent.oci.model import ContainerError
 from agent.oci.rootfs import Overlay
@@ -56,12 +58,16 @@ class Launch:
 
 async def create(launch: Launch, files: ContainerDir) -> int:
     """Have conmon create the container; return the container's host PID."""
+    try:
+        argv = _argv(launch, files)
+    except ToolError as e:
+        raise ContainerError(f"container {launch.name!r}: {e}") from None
     read_end, write_end = os.pipe2(os.O_CLOEXEC)
     try:
         log = os.open(files.log_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             launcher = await asyncio.create_subprocess_exec(
-                *_argv(launch, files),
+                *argv,
                 stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
                 pass_fds=(write_end,), cwd=files.monitor, start_new_session=True,
                 env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
@@ -71,7 +77,13 @@ async def create(launch: Launch, files: ContainerDir) -> int:
         os.close(write_end)
         write_end = -1
         # conmon forks and its first process exits at once; the second reports on the pipe.
-        status = await asyncio.wait_for(launcher.wait(), CREATE_TIMEOUT)
+        try:
+            status = await asyncio.wait_for(launcher.wait(), CREATE_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                launcher.kill()
+            raise ContainerError(f"container {launch.name!r}: its monitor did not start within "
+                                 f"{CREATE_TIMEOUT:g}s") from None
         if status != 0:
             raise ContainerError(f"container {launch.name!r}: {_failure(files, status)}")
         message = await asyncio.to_thread(_read_sync, read_end, CREATE_TIMEOUT)
