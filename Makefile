@@ -4,11 +4,14 @@
 PYTHON    ?= python3
 VENV      := .venv
 PY        := $(VENV)/bin/python
+# crun and conmon run containers, skopeo and umoci move and unpack images, docker-registry is the
+# registry of the lab and the tests (docs/containers.md).
 # vagrant (with Debian's libvirt provider, which `vagrant validate` needs), systemd, openssl and
 # shellcheck check the deployment files (tests/unit/test_deploy.py); recommends are skipped so vagrant
 # does not pull in a hypervisor.
 APT_PKGS  := etcd-server etcd-client iproute2 nftables iputils-ping iperf3 tshark tcpdump \
              busybox-static util-linux procps python3-venv \
+             crun conmon skopeo umoci docker-registry \
              vagrant vagrant-libvirt systemd openssl shellcheck
 APT_STAMP := $(VENV)/.apt-installed
 PIP_STAMP := $(VENV)/.pip-installed

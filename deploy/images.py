@@ -1,0 +1,142 @@
+"""A busybox image built on this machine, for the lab's demo and the tests (no public registry needed).
+
+The image is Debian's static busybox with every applet linked where busybox
+would install it, a minimal /etc/passwd and /etc/group (root, a non-root
+`app` user in a supplementary group, nobody), written by umoci as an OCI
+image layout: skopeo copies it to a registry (`push`) or an archive
+(`save`), as a user would copy an image they built elsewhere.
+
+    python -m deploy.images build /tmp/busybox-layout      # then: skopeo copy oci:/tmp/busybox-layout:latest ...
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BUSYBOX = Path("/bin/busybox")
+TOOL_TIMEOUT = 120
+
+PASSWD = """\
+root:x:0:0:root:/root:/bin/sh
+daemon:x:1:1:daemon:/usr/sbin:/bin/false
+app:x:1000:1000:app:/home/app:/bin/sh
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+"""
+GROUP = """\
+root:x:0:
+daemon:x:1:
+staff:x:50:app
+app:x:1000:
+nogroup:x:65534:
+"""
+DIRECTORIES = {"root": 0o700, "tmp": 0o1777, "home/app": 0o755, "var/www": 0o755, "mnt": 0o755,
+               "proc": 0o555, "sys": 0o555, "dev": 0o755, "run": 0o755, "etc": 0o755}
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+@dataclass(frozen=True)
+class ImageSpec:
+    """The image configuration to write: what `run` does when given no overrides."""
+    entrypoint: tuple[str, ...] = ()
+    cmd: tuple[str, ...] = ("sh",)
+    env: tuple[str, ...] = (f"PATH={DEFAULT_PATH}",)
+    working_dir: str = "/"
+    user: str = ""
+    exposed_ports: tuple[str, ...] = ("80/tcp",)
+    labels: dict[str, str] = field(default_factory=lambda: {"org.vxmesh.image": "busybox"})
+
+
+class ImageBuildError(Exception):
+    """A tool failed while building or copying the image; the message says which and why."""
+
+
+def build(layout: Path, tag: str = "latest", spec: ImageSpec = ImageSpec()) -> None:
+    """Write the busybox image as `layout:tag` (the layout is created if missing, a tag replaced)."""
+    if not BUSYBOX.is_file():
+        raise ImageBuildError(f"{BUSYBOX} is missing (Debian package busybox-static)")
+    layout = Path(layout)
+    if not (layout / "index.json").exists():
+        _run(["umoci", "init", "--layout", str(layout)])
+    _run(["umoci", "new", "--image", f"{layout}:{tag}"])
+    with tempfile.TemporaryDirectory(prefix="vxmesh-busybox-") as tmp:
+        rootfs = Path(tmp) / "rootfs"
+        _write_rootfs(rootfs)
+        _run(["umoci", "insert", "--image", f"{layout}:{tag}", str(rootfs), "/"])
+    config = ["umoci", "config", "--image", f"{layout}:{tag}", "--author", "vxmesh deploy/images.py",
+              "--config.workingdir", spec.working_dir, "--config.user", spec.user]
+    if spec.entrypoint:
+        config += [a for arg in spec.entrypoint for a in ("--config.entrypoint", arg)]
+    else:
+        config += ["--clear=config.entrypoint"]
+    config += [a for arg in spec.cmd for a in ("--config.cmd", arg)]
+    config += [a for env in spec.env for a in ("--config.env", env)]
+    config += [a for port in spec.exposed_ports for a in ("--config.exposedports", port)]
+    config += [a for key, value in spec.labels.items() for a in ("--config.label", f"{key}={value}")]
+    _run(config)
+
+
+def push(layout: Path, tag: str, destination: str, *, cert_dir: Path | None = None,
+         tls_verify: bool = True, netns: str = "") -> None:
+    """Copy `layout:tag` to a registry: `destination` is HOST[:PORT]/NAME[:TAG]."""
+    flags = [f"--dest-tls-verify={'true' if tls_verify else 'false'}"]
+    if cert_dir is not None:
+        flags.append(f"--dest-cert-dir={cert_dir}")
+    prefix = ["ip", "netns", "exec", netns] if netns else []
+    _run([*prefix, "skopeo", "copy", "--quiet", *flags, f"oci:{layout}:{tag}",
+          f"docker://{destination}"])
+
+
+def save(layout: Path, tag: str, archive: Path, reference: str = "") -> None:
+    """Write `layout:tag` as an archive: a `docker save` tarball when `reference` names it, else OCI."""
+    target = f"docker-archive:{archive}:{reference}" if reference else f"oci-archive:{archive}"
+    _run(["skopeo", "copy", "--quiet", f"oci:{layout}:{tag}", target])
+
+
+def _write_rootfs(rootfs: Path) -> None:
+    for directory, mode in DIRECTORIES.items():
+        (rootfs / directory).mkdir(parents=True, exist_ok=True)
+        (rootfs / directory).chmod(mode)
+    applets = _run([str(BUSYBOX), "--list-full"]).split()
+    (rootfs / "bin").mkdir(exist_ok=True)
+    shutil.copy2(BUSYBOX, rootfs / "bin" / "busybox")
+    for applet in applets:
+        link = rootfs / applet
+        if link.name == "busybox" or link.exists() or link.is_symlink():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to("/bin/busybox")
+    (rootfs / "etc" / "passwd").write_text(PASSWD)
+    (rootfs / "etc" / "group").write_text(GROUP)
+    (rootfs / "var" / "www" / "index.html").write_text("hello from the vxmesh busybox image\n")
+
+
+def _run(argv: Sequence[str]) -> str:
+    try:
+        result = subprocess.run(list(argv), capture_output=True, text=True, timeout=TOOL_TIMEOUT)
+    except FileNotFoundError:
+        raise ImageBuildError(f"{argv[0]} is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise ImageBuildError(f"{' '.join(argv[:3])} did not finish in {TOOL_TIMEOUT}s") from None
+    if result.returncode != 0:
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        raise ImageBuildError(f"{' '.join(argv[:3])} failed: {lines[-1] if lines else result.returncode}")
+    return result.stdout
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m deploy.images", description=__doc__.splitlines()[0])
+    parser.add_argument("command", choices=["build"])
+    parser.add_argument("layout", type=Path)
+    parser.add_argument("--tag", default="latest")
+    args = parser.parse_args(argv)
+    build(args.layout.resolve(), args.tag)
+    print(f"{args.layout}:{args.tag}")
+
+
+if __name__ == "__main__":
+    main()

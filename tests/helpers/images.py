@@ -1,0 +1,31 @@
+"""Test images: busybox, built once per session as an OCI layout (deploy/images.py), in two flavours.
+
+  latest  Cmd ["sh"], WorkingDir /, PATH only: a plain busybox
+  entry   Entrypoint ["echo", "entry:"], Cmd ["default-arg"], WorkingDir /srv/work
+          (missing from the image: created at start, as Docker does), User app,
+          Env GREETING=hello, StopSignal-free
+"""
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy import images
+
+ENTRY_SPEC = images.ImageSpec(
+    entrypoint=("echo", "entry:"), cmd=("default-arg",), working_dir="/srv/work", user="app",
+    env=(f"PATH={images.DEFAULT_PATH}", "GREETING=hello"), exposed_ports=("8080/tcp", "53/udp"))
+
+
+@pytest.fixture(scope="session")
+def busybox_layout(tmp_path_factory) -> Iterator[Path]:
+    """An OCI layout holding busybox:latest and busybox:entry."""
+    directory = tmp_path_factory.mktemp("busybox")
+    layout = directory / "layout"
+    images.build(layout, "latest")
+    images.build(layout, "entry", ENTRY_SPEC)
+    yield layout
+    shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,136 @@
+"""A throwaway image registry for tests: Debian's docker-registry in a network namespace of its own.
+
+It listens on 127.0.0.1:5000 inside the namespace (named vxg<hex>), so it
+needs no address anywhere else; whatever talks to it runs in that namespace
+too (`RegistryAccess.netns`, `ip netns exec`). Plain HTTP, or TLS with a
+test CA made by cli.pki (`ca_dir` then holds ca.crt, as skopeo reads it).
+The namespace, the process and the registry's storage go afterwards.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from agent.images.registry import RegistryAccess
+from cli import pki
+from deploy import images
+
+ADDRESS = "127.0.0.1:5000"
+START_TIMEOUT = 15.0
+
+needs_registry = pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("docker-registry") is None,
+    reason="needs root and Debian's docker-registry")
+
+
+@dataclass(frozen=True)
+class Registry:
+    netns: str
+    host: str                   # what references name it by: 127.0.0.1:5000
+    ca_dir: Path | None         # the CA to trust, when it speaks TLS
+
+    def access(self) -> RegistryAccess:
+        """How an image store on this machine reaches it."""
+        if self.ca_dir is None:
+            return RegistryAccess(insecure=frozenset({self.host}), netns=self.netns)
+        return RegistryAccess(ca_dir=self.ca_dir, netns=self.netns)
+
+    def push(self, layout: Path, tag: str, name: str) -> str:
+        """Copy `layout:tag` here as NAME (repository[:tag]); return its reference."""
+        reference = f"{self.host}/{name}"
+        images.push(layout, tag, reference, cert_dir=self.ca_dir, tls_verify=self.ca_dir is not None,
+                    netns=self.netns)
+        return reference
+
+
+@contextlib.contextmanager
+def running_registry(*, tls: bool = False) -> Iterator[Registry]:
+    """Start a registry in a fresh namespace; stop it and remove everything it had afterwards."""
+    netns = f"vxg{secrets.token_hex(3)}"
+    work = Path(tempfile.mkdtemp(prefix="vxmesh-registry-"))
+    subprocess.run(["ip", "netns", "add", netns], check=True)
+    process = None
+    try:
+        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+        ca_dir = _make_certs(work) if tls else None
+        config = work / "config.yml"
+        config.write_text(_config(work / "data", work if tls else None))
+        log = open(work / "registry.log", "wb")
+        process = subprocess.Popen(["ip", "netns", "exec", netns, "docker-registry", "serve",
+                                    str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        log.close()
+        _wait_listening(work / "registry.log", process)
+        yield Registry(netns, ADDRESS, ca_dir)
+    finally:
+        if process is not None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True,
+                                  text=True).stdout.split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        subprocess.run(["ip", "netns", "delete", netns], check=False)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture
+def registry() -> Iterator[Registry]:
+    """A plain-HTTP registry on loopback in its own namespace."""
+    with running_registry() as started:
+        yield started
+
+
+@pytest.fixture
+def tls_registry() -> Iterator[Registry]:
+    """A registry that speaks TLS with a certificate from a test CA."""
+    with running_registry(tls=True) as started:
+        yield started
+
+
+def _make_certs(work: Path) -> Path:
+    tls = work / "tls"
+    pki.init_ca(tls)
+    # A server certificate for 127.0.0.1 (the controller role's SANs include it).
+    pki.issue(tls, "controller", "registry", ips=["127.0.0.1"])
+    ca_dir = work / "ca"
+    ca_dir.mkdir()
+    shutil.copy(tls / pki.CA_FILE, ca_dir / "ca.crt")
+    return ca_dir
+
+
+def _config(data: Path, tls_dir: Path | None) -> str:
+    tls = ""
+    if tls_dir is not None:
+        cert, key = pki.file_names("controller", "registry")
+        tls = (f"  tls:\n    certificate: {tls_dir / 'tls' / cert}\n"
+               f"    key: {tls_dir / 'tls' / key}\n")
+    return ("version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n"
+            f"storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n"
+            f"http:\n  addr: {ADDRESS}\n{tls}")
+
+
+def _wait_listening(log: Path, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace")
+        if "listening on" in text:
+            return
+        if process.poll() is not None:
+            raise RuntimeError(f"docker-registry exited with {process.returncode}: {text[-2000:]}")
+        time.sleep(0.05)
+    raise RuntimeError(f"docker-registry did not listen within {START_TIMEOUT}s: {log.read_text()[-2000:]}")
