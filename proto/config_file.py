@@ -132,10 +132,6 @@ def absolute_path(value: Value) -> str | None:
     return None if value.startswith("/") else "must be an absolute path"
 
 
-def absolute_path_or_empty(value: Value) -> str | None:
-    return None if not value or value.startswith("/") else "must be an absolute path, or empty"
-
-
 # Where deploy/provision.sh installs the certificates `vxmesh certs` made.
 TLS_DIR = "/etc/vxmesh/tls"
 
