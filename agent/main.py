@@ -23,6 +23,7 @@ from agent.runtime.containers import Runtime
 from agent.service import HostAgentService
 from agent.view import View
 from proto import vxmesh_pb2_grpc as pb_grpc
+from proto.private_files import private_dir
 from proto.records import Host
 from transport.tls import Tls, TlsError, TlsFiles
 from transport.channels import Transport
@@ -61,9 +62,10 @@ async def serve(config: AgentConfig) -> None:
     validate.host_name(config.name)
     transport = agent_transport(config)
     mtu = await underlay_mtu(config.vtep_ip)
-    state_dir = config.state_root / config.name
+    # Everything under it describes containers, their environment included: root's alone.
+    state_dir = private_dir(config.state_root / config.name)
     # Cgroups are named after the host too: several agents may share one kernel.
-    runtime = Runtime(state_dir / "containers", cgroup_parent=f"vxmesh-{config.name}")
+    runtime = Runtime(private_dir(state_dir / "containers"), cgroup_parent=f"vxmesh-{config.name}")
     local = LocalState(state_dir / "local")
     view = View(config.name)
     host = Host(name=config.name, vtep=config.vtep_ip, api=config.api, mtu=mtu,
