@@ -38,17 +38,21 @@ UNIX_SCHEME = "unix://"
 
 # Address space no container network may take, whatever else it overlaps:
 # (range, what it is and why not). Docker takes any --subnet and leaves the
-# consequences to the kernel; these are refused here instead:
-# - "this network" and loopback: the kernel treats them as martians off the
-#   loopback device (0/8 is a source address only, RFC 1122; 127/8 must never
-#   appear on a wire), so a network there passes no packet;
+# consequences to the kernel, which assigns any of these to an interface;
+# they are refused here instead:
+# - "this network" 0/8 (RFC 1122): a source address only, the "no address
+#   yet" of DHCP; many stacks drop packets from or to it as martians;
+# - loopback 127/8: the kernel gives it host scope and drops it as a martian
+#   on every device but lo, so a network there passes no packet;
 # - link-local: never routed (RFC 3927), yet a network's gateway and NAT would
 #   route it, and hosts and clouds keep per-link services there (the metadata
-#   service at 169.254.169.254), which the network would shadow for its
+#   service at 169.254.169.254), which the network would hide from its
 #   containers. Docker offers link-local only as extra per-container
 #   addresses (--link-local-ip), not as a network's subnet;
-# - multicast and reserved (with the limited broadcast 255.255.255.255): not
-#   unicast, so no interface may carry an address there.
+# - multicast 224/4: group addresses, not a host's; the kernel drops packets
+#   from a multicast source as martians;
+# - reserved 240/4 (RFC 1112), with the limited broadcast 255.255.255.255:
+#   Linux routes it, most other stacks and routers drop it.
 # IPv6 keeps the same kinds of space out, for when the overlay carries it.
 RESERVED_SUBNETS: dict[int, tuple[tuple[IPNetwork, str], ...]] = {
     4: ((IPv4Network("0.0.0.0/8"), '"this network" (RFC 1122), a source address only'),
