@@ -2,15 +2,17 @@
 
 The record is written before any kernel object is made, so an agent that
 dies half-way knows after its restart what to finish or tear down, even when
-the controller has already forgotten the container.
+the controller has already forgotten the container. It holds the container's
+spec, environment included: the directory is 0700 and each record 0600
+(proto/private_files.py).
 """
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from proto.private_files import private_dir, write_private
 from proto.records import ContainerSpec
 
 
@@ -38,8 +40,7 @@ class LocalContainer:
 
 class LocalState:
     def __init__(self, root: Path):
-        self.root = root
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = private_dir(root)
         # The text of each record as last read or written: every reconcile
         # pass saves every record, and rewriting the unchanged ones was a
         # third of a pass's time with 30 containers. This agent is the
@@ -61,10 +62,8 @@ class LocalState:
         raw = record.to_json()
         if self._on_disk.get(record.spec.name) == raw:
             return
-        path = self.root / f"{record.spec.name}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(raw)
-        os.replace(tmp, path)  # atomic: a crash leaves the old or the new record
+        # Whole: a crash leaves the old or the new record.
+        write_private(self.root / f"{record.spec.name}.json", raw)
         self._on_disk[record.spec.name] = raw
 
     def delete(self, name: str) -> None:

@@ -13,7 +13,7 @@ from agent.guards import control_plane_guards
 from agent.host_networks import HostNetworks
 from agent.kernel.bridge import LocalBridgeSpec
 from agent.kernel.gwbridge import GwBridgeSpec
-from agent.kernel.overlay import underlay_mtu
+from agent.kernel.overlay import underlay
 from agent.link import ControllerLink
 from agent.local_state import LocalState
 from agent.names import DEFAULT_BRIDGE
@@ -23,6 +23,7 @@ from agent.runtime.containers import Runtime
 from agent.service import HostAgentService
 from agent.view import View
 from proto import vxmesh_pb2_grpc as pb_grpc
+from proto.private_files import private_dir
 from proto.records import Host
 from transport.tls import Tls, TlsError, TlsFiles
 from transport.channels import Transport
@@ -60,14 +61,18 @@ def agent_transport(config: AgentConfig) -> Transport:
 async def serve(config: AgentConfig) -> None:
     validate.host_name(config.name)
     transport = agent_transport(config)
-    mtu = await underlay_mtu(config.vtep_ip)
-    state_dir = config.state_root / config.name
+    vtep_link = await underlay(config.vtep_ip)
+    mtu = vtep_link.mtu
+    # Everything under it describes containers, their environment included: root's alone.
+    state_dir = private_dir(config.state_root / config.name)
     # Cgroups are named after the host too: several agents may share one kernel.
-    runtime = Runtime(state_dir / "containers", cgroup_parent=f"vxmesh-{config.name}")
+    runtime = Runtime(private_dir(state_dir / "containers"), cgroup_parent=f"vxmesh-{config.name}")
     local = LocalState(state_dir / "local")
     view = View(config.name)
+    # Its own subnets, so that no network is made over them (controller/store/networks.py).
     host = Host(name=config.name, vtep=config.vtep_ip, api=config.api, mtu=mtu,
-                bridge_subnet=config.bridge_subnet)
+                bridge_subnet=config.bridge_subnet, underlay_subnet=vtep_link.subnet,
+                gwbridge_subnet=config.gwbridge_subnet)
     networks = HostNetworks(
         host=config.name, underlay_mtu=mtu,
         gwbridge=GwBridgeSpec(subnet=config.gwbridge_subnet, gateway=config.gwbridge_gateway, mtu=mtu),

@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> int:
         # Imported once the options are known good: --help needs none of it.
         from controller.server import ControllerConfig, run
         tls = TlsFiles(Path(values["ca"]), Path(values["cert"]), Path(values["key"]))
-        etcd_tls = TlsFiles(*(Path(values[f"etcd-{k}"] or values[k]) for k in ("ca", "cert", "key")))
+        etcd_tls = TlsFiles(*(Path(values[f"etcd-{k}"]) for k in ("ca", "cert", "key")))
         run(ControllerConfig(listen=values["listen"], etcd=values["etcd"], data_dir=Path(values["data-dir"]),
                              prefix=values["prefix"], host_ttl=values["host-ttl"],
                              tls=tls, insecure=values["insecure"], etcd_tls=etcd_tls))

@@ -20,7 +20,7 @@ from controller import request_limits
 from controller.cache import StateCache
 from proto.errors import InvalidArgument, UserError
 from proto import validate
-from proto.addresses import UNDERLAY_FAMILIES, parse_host_port, parse_ip, parse_subnet
+from proto.addresses import OVERLAY_FAMILIES, UNDERLAY_FAMILIES, parse_host_port, parse_ip, parse_subnet
 from controller.store import Store
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -193,11 +193,15 @@ def host_problem(host: Host) -> str | None:
     except InvalidArgument:
         return (f"underlay MTU {host.mtu} of host {host.name!r} is outside "
                 f"{validate.UNDERLAY_MTU_MIN}..{validate.MTU_MAX}")
-    if host.bridge_subnet:
-        try:
-            parse_subnet(host.bridge_subnet, "bridge subnet", bounded=False)
-        except InvalidArgument:
-            return f"bridge subnet {host.bridge_subnet!r} of host {host.name!r} is not an IPv4 network"
+    # The host's own subnets: networks are kept off them (controller/store/networks.py).
+    for what, subnet, families in (("bridge subnet", host.bridge_subnet, OVERLAY_FAMILIES),
+                                   ("gwbridge subnet", host.gwbridge_subnet, OVERLAY_FAMILIES),
+                                   ("underlay subnet", host.underlay_subnet, UNDERLAY_FAMILIES)):
+        if subnet:
+            try:
+                parse_subnet(subnet, what, families, bounded=False)
+            except InvalidArgument:
+                return f"{what} {subnet!r} of host {host.name!r} is not an IPv4 network"
     return None
 
 

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from proto.config_file import (
+    TLS_DIR,
     Option,
     Schema,
-    absolute_path_or_empty,
+    absolute_path,
     both,
     etcd_prefix,
     host_port_list,
@@ -31,12 +32,15 @@ CONTROLLER = Schema("controller", (
            "Seconds without a heartbeat before a host is shown down and its lease ends.",
            positive),
     *tls_options("controller"),
-    Option("etcd-ca", str, "",
-           "CA certificate to verify https:// etcd members with. Empty: the ca above.",
-           absolute_path_or_empty),
-    Option("etcd-cert", str, "",
-           "Client certificate for https:// etcd members (with --client-cert-auth). "
-           "Empty: the cert above.", absolute_path_or_empty),
-    Option("etcd-key", str, "",
-           "Its private key. Empty: the key above.", absolute_path_or_empty),
+    Option("etcd-ca", str, f"{TLS_DIR}/etcd-ca.pem",
+           "The etcd CA's certificate, to verify https:// etcd members with. etcd trusts "
+           "this CA alone, and it signs nothing agents or admins hold "
+           "(`vxmesh certs init` makes it in DIR/etcd); it may not be the ca above.",
+           absolute_path),
+    Option("etcd-cert", str, f"{TLS_DIR}/etcd-client.pem",
+           "This controller's client certificate for etcd, signed by the etcd CA "
+           "(`vxmesh certs issue --controller` makes it in DIR/etcd); it also serves "
+           "the private etcd.", absolute_path),
+    Option("etcd-key", str, f"{TLS_DIR}/etcd-client-key.pem",
+           "Its private key (mode 0600; never logged).", absolute_path),
 ))

@@ -4,8 +4,12 @@ The controller owns the process: it listens on 127.0.0.1 only, keeps its data
 in the given directory (so a restart on the same directory keeps all state)
 and is stopped with the controller. Debian's /usr/bin/etcd (3.4) is used.
 Given TLS files, it serves clients over https and wants a client certificate
-from the CA (the controller's own certificate serves both ends); its one
-member's peer port stays plain, on loopback, with no peer to talk to.
+from their CA: the controller's etcd files (etcd-ca, etcd-cert, etcd-key),
+so it trusts the etcd CA, as a deployed member does, and no certificate an
+agent or admin holds; the controller's etcd client certificate serves both
+ends. Its one member's peer port stays plain, on loopback, with no peer to
+talk to. The data directory holds every container's spec, environment
+included: it is made mode 0700 (proto/private_files.py).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ import time
 from pathlib import Path
 
 from controller.etcd import Etcd, EtcdUnavailable
+from proto.private_files import private_dir
 from transport.tls import TlsFiles
 
 
@@ -84,7 +89,7 @@ class EmbeddedEtcd:
         binary = shutil.which(self.binary)
         if binary is None:
             raise EmbeddedEtcdError(f"cannot start the embedded etcd: {self.binary!r} is not installed")
-        await asyncio.to_thread(self.data_dir.mkdir, parents=True, exist_ok=True)
+        await asyncio.to_thread(private_dir, self.data_dir)
         log_path = self.log_path or self.data_dir.parent / "etcd.log"
         auto_ports = not (self.client_port and self.peer_port)
         attempts_left = 3

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from proto import validate
 from proto.errors import InvalidArgument
 
 MAX_COMMAND_ARGS = 1024
@@ -21,7 +22,6 @@ MAX_PORTS = 256
 MAX_MOUNTS = 64
 MAX_PATH_BYTES = 4096
 MAX_NETWORKS_PER_CONTAINER = 16
-MAX_HOSTNAME = 63           # a DNS label, as Docker takes it
 MAX_NETWORK_OPTIONS = 16
 MAX_OPTION_BYTES = 1024
 # An agent's hello lists the networks and containers it holds.
@@ -64,8 +64,8 @@ def check_run(request) -> None:
     check_count("published ports", request.ports, MAX_PORTS)
     check_count("mounts", request.mounts, MAX_MOUNTS)
     check_count("networks", request.networks, MAX_NETWORKS_PER_CONTAINER)
-    if len(request.hostname) > MAX_HOSTNAME:
-        raise InvalidArgument(f"hostname is {len(request.hostname)} characters (at most {MAX_HOSTNAME})")
+    if request.hostname:        # empty: the container's name
+        validate.hostname(request.hostname)     # its length (63) and its characters
     for path in [request.rootfs, *(m.source for m in request.mounts), *(m.target for m in request.mounts)]:
         if _size(path) > MAX_PATH_BYTES:
             raise InvalidArgument(f"path {path[:40]!r}... is {_size(path)} bytes (at most {MAX_PATH_BYTES})")

@@ -19,7 +19,7 @@ from controller.etcd import Etcd
 from controller.keys import Keys
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
-from transport.tls import Tls, TlsError, TlsFiles
+from transport.tls import Tls, TlsError, TlsFiles, check_etcd_client
 from transport.channels import Transport
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class ControllerConfig:
     host_ttl: int = 6
     tls: TlsFiles | None = None        # the controller's CA, certificate and key
     insecure: bool = False             # plain-text gRPC; tls is then ignored
-    etcd_tls: TlsFiles | None = None   # client certificate for https:// etcd members
+    etcd_tls: TlsFiles | None = None   # etcd CA and client certificate (https:// members, the private etcd)
 
 
 def controller_transport(config: ControllerConfig) -> Transport:
@@ -52,13 +52,27 @@ def controller_transport(config: ControllerConfig) -> Transport:
     return Transport(Tls.load(config.tls, ("controller",)))
 
 
+def etcd_client_tls(config: ControllerConfig) -> TlsFiles | None:
+    """The files the controller reaches etcd with (and serves its private etcd
+    with), checked before anything starts; None where etcd speaks plain text."""
+    uses_tls = not config.etcd or any(e.startswith("https://") for e in config.etcd)
+    if config.insecure or not uses_tls:
+        return None
+    if config.etcd_tls is None:
+        raise TlsError("the controller needs its etcd CA, client certificate and key "
+                       "(etcd-ca, etcd-cert, etcd-key), or insecure = true for plain text")
+    assert config.tls is not None    # controller_transport refused a controller without
+    check_etcd_client(config.etcd_tls, config.tls.ca)
+    return config.etcd_tls
+
+
 async def serve(config: ControllerConfig) -> None:
     transport = controller_transport(config)
+    private_tls = etcd_client_tls(config)
     async with contextlib.AsyncExitStack() as stack:
         endpoints = config.etcd
         if not endpoints:
             # Its clients need a certificate too, unless everything is plain text.
-            private_tls = None if config.insecure else config.etcd_tls
             embedded = await stack.enter_async_context(EmbeddedEtcd(config.data_dir, tls=private_tls))
             endpoints = [embedded.endpoint]
         etcd_tls = config.etcd_tls if any(e.startswith("https://") for e in endpoints) else None

@@ -29,6 +29,9 @@ ETCD_CLIENT_PORT = 2379
 ETCD_PEER_PORT = 2380
 CONTROLLER_PORT = 7946
 ETCD_DATA_DIR = "/var/lib/vxmesh-etcd"    # the StateDirectory= of vxmesh-etcd.service
+# Where deploy/provision.sh installs an etcd member's certificate, key and the
+# etcd CA: a directory of etcd's own user, apart from /etc/vxmesh/tls (root's).
+ETCD_TLS_DIR = "/etc/vxmesh/etcd-tls"
 ETCD_CLUSTER_TOKEN = "vxmesh"
 # The tuning controller/embedded_etcd.py gives the private etcd, for the same reasons.
 ETCD_COMPACTION_RETENTION = "1h"
@@ -58,14 +61,15 @@ class EtcdMember:
 
 @dataclass(frozen=True)
 class EtcdTls:
-    """The member's certificate (`vxmesh certs issue --etcd NAME`), for clients and peers alike."""
+    """The member's certificate (`vxmesh certs issue --etcd NAME`), for clients and peers
+    alike, and the etcd CA: the only CA the member trusts."""
     ca: str
     cert: str
     key: str
 
     @classmethod
     def in_dir(cls, directory: str) -> EtcdTls:
-        """The names deploy/provision.sh installs the files under."""
+        """The names deploy/provision.sh installs the files under (in ETCD_TLS_DIR)."""
         return cls(f"{directory}/ca.pem", f"{directory}/etcd.pem", f"{directory}/etcd-key.pem")
 
 
@@ -147,10 +151,12 @@ def render_etcd(cfg: EtcdConfig, header: str) -> str:
                     "trusted-ca-file": cfg.tls.ca}
         entries += [
             ("client-transport-security", security,
-             "Clients (controllers, etcdctl) must present a certificate signed by the "
-             "cluster CA (vxmesh certs); the member shows its own."),
+             "Clients must present a certificate signed by the etcd CA (vxmesh certs: "
+             "DIR/etcd/ca.pem), which signs the members' and the controllers' etcd "
+             "certificates and nothing agents or admins hold: etcd is for controllers "
+             "only. The member shows its own certificate."),
             ("peer-transport-security", security,
-             "The same between members: only members with a certificate from the CA may join."),
+             "The same between members: only members with a certificate from the etcd CA may join."),
         ]
     out = vxconfig.comment_lines(header) + [
         "#",
@@ -191,7 +197,7 @@ def examples() -> dict[str, str]:
         "agent.toml": render_agent(
             {"name": "node1", "controller": [f"{node1}:{CONTROLLER_PORT}"], "vtep-ip": node1},
             EXAMPLE_HEADER.format(file="agent.toml")),
-        "etcd.yaml": render_etcd(EtcdConfig("node1", EXAMPLE_CLUSTER, tls=EtcdTls.in_dir(vxconfig.TLS_DIR)),
+        "etcd.yaml": render_etcd(EtcdConfig("node1", EXAMPLE_CLUSTER, tls=EtcdTls.in_dir(ETCD_TLS_DIR)),
                                  EXAMPLE_HEADER.format(file="etcd.yaml")),
     }
 
@@ -225,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     etcd.add_argument("--token", default=ETCD_CLUSTER_TOKEN)
     etcd.add_argument("--header", default="etcd member of vxmesh's cluster.")
     etcd.add_argument("--tls-dir", default="",
-                      help="serve clients and peers with TLS: DIR/ca.pem, DIR/etcd.pem, DIR/etcd-key.pem")
+                      help="serve clients and peers with TLS: DIR/etcd.pem, DIR/etcd-key.pem, trusting "
+                           "the etcd CA DIR/ca.pem")
     ex = sub.add_parser("examples", help="check deploy/config/ against the renderers")
     ex.add_argument("--write", action="store_true", help="rewrite the stale ones")
     args = parser.parse_args(argv)

@@ -10,8 +10,10 @@
 The daemons run as on a deployed host: each from a config file written by
 deploy/config_files.py into the lab's state directory, with the ExecStart=
 command line of its systemd unit in deploy/systemd/ (see deploy/units.py),
-and with mutual TLS on every TCP port: `up()` makes a CA and the daemons'
-and an admin's certificates in <state>/tls first (deploy/lab_tls.py).
+and with mutual TLS on every TCP port: `up()` makes the CAs (the cluster's,
+and etcd's, which only etcd members and controllers hold certificates of)
+and the daemons' and an admin's certificates in <state>/tls first
+(deploy/lab_tls.py).
 
 The namespaces, the fabric and the cables are a deploy/topology.py
 Topology tagged with the prefix. The root namespace gets no address, route
@@ -40,7 +42,7 @@ from deploy import units
 from deploy.config_files import EtcdConfig, EtcdMember, EtcdTls, render_agent, render_controller, render_etcd
 from deploy.lab_errors import LabCommandError, LabError, LabExists
 from deploy.lab_processes import REPO_ROOT, ProcessRecord, Supervisor, is_alive
-from deploy.lab_tls import make_certs, tls_paths
+from deploy.lab_tls import etcd_client_paths, make_certs, tls_paths
 from deploy.topology import Node, Switch, Topology, is_tag, list_netns
 
 DEFAULT_PREFIX = "vxlab"
@@ -114,7 +116,7 @@ class Lab:
         self.underlay_mtu = underlay_mtu
         self.state_dir = Path(state_root) / prefix
         self.controller_socket = str(self.state_dir / "controller.sock")
-        self.tls_dir = self.state_dir / "tls"   # the lab's CA and certificates (deploy/lab_tls.py)
+        self.tls_dir = self.state_dir / "tls"   # the lab's CAs and certificates (deploy/lab_tls.py)
         if len(self.controller_socket) > UNIX_PATH_MAX:
             raise ValueError(f"controller socket path {self.controller_socket} is longer than "
                              f"{UNIX_PATH_MAX} bytes; use a shorter state_root")
@@ -195,6 +197,7 @@ class Lab:
                 "etcd": [m.client_url for m in self.etcd_members],
                 "data-dir": str(self.state_dir / "etcd"),
                 **tls_paths(self.tls_dir, "controller", self.controller_cert_name(k)),
+                **etcd_client_paths(self.tls_dir, self.controller_cert_name(k)),
             }, header))
         # Every agent gets every controller, as the systemd config would.
         controllers = [f"{self.controller_ip(k)}:{CONTROLLER_PORT}" for k in self.controller_indexes]
@@ -433,8 +436,8 @@ class Lab:
                 timeout: float = 15) -> subprocess.CompletedProcess:
         """etcdctl from the controller's namespace, against `endpoints` (default: every member)."""
         urls = ",".join(m.client_url for m in (endpoints if endpoints is not None else self.etcd_members))
-        # etcd wants a client certificate: the controller's, as the controller connects.
-        tls = tls_paths(self.tls_dir, "controller", self.controller_cert_name(1))
+        # etcd wants a client certificate from its own CA: the controller's, as the controller connects.
+        tls = tls_paths(self.tls_dir, "etcd-client", self.controller_cert_name(1))
         return self.netns_exec(self.ctl_ns, "etcdctl", "--endpoints", urls, "--dial-timeout", "2s",
                                "--command-timeout", "3s", "--cacert", tls["ca"], "--cert", tls["cert"],
                                "--key", tls["key"], *args, check=check, timeout=timeout)

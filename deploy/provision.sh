@@ -17,8 +17,10 @@
 #   --etcd-endpoints LIST  use an existing etcd instead: client URLs,...
 #   --tls-dir DIR          mutual TLS everywhere: install from DIR (made by
 #                          deploy/tls.sh) ca.pem, admin.pem and this host's
-#                          agent-, controller- and etcd-NAME.pem, as its
-#                          roles need, with their keys, into /etc/vxmesh/tls
+#                          agent- and controller-NAME.pem with their keys into
+#                          /etc/vxmesh/tls, a controller's etcd client files
+#                          from DIR/etcd there too, and an etcd member's
+#                          (DIR/etcd/etcd-NAME.pem) into /etc/vxmesh/etcd-tls
 #   --insecure             plain-text gRPC and HTTP etcd instead (test networks)
 #   --src DIR              the vxmesh source to install (default: this checkout)
 #   --dry-run              print every step, change nothing
@@ -32,12 +34,13 @@ set -euo pipefail
 
 PREFIX=/opt/vxmesh
 ETC=/etc/vxmesh
+ETCD_TLS=$ETC/etcd-tls
 UNIT_DIR=/etc/systemd/system
 CONTROLLER_PORT=7946
 ETCD_CLIENT_PORT=2379
 
 usage() {
-    sed -n '2,31s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,33s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 die() {
@@ -187,30 +190,37 @@ EOF
 
 if [[ -n $tls_dir ]]; then
     # SOURCE-IN-DIR INSTALLED-AS: the names the config files' defaults use.
+    # /etc/vxmesh/tls is root's alone (mode 0700): the cluster CA, the host's
+    # certificates, and a controller's etcd CA and etcd client certificate.
     pairs=("admin admin")
     [[ $with_agent == 1 ]] && pairs+=("agent-$name agent")
-    [[ $with_controller == 1 ]] && pairs+=("controller-$name controller")
-    [[ $etcd_member == 1 ]] && pairs+=("etcd-$name etcd")
-    # Not the CA's key: it stays where the certificates were made.
+    [[ $with_controller == 1 ]] && pairs+=("controller-$name controller" "etcd/controller-$name etcd-client")
+    # Not the CAs' keys: they stay where the certificates were made.
     need=(ca.pem)
     for pair in "${pairs[@]}"; do
         need+=("${pair%% *}.pem" "${pair%% *}-key.pem")
     done
+    [[ $with_controller == 1 || $etcd_member == 1 ]] && need+=(etcd/ca.pem)
+    [[ $etcd_member == 1 ]] && need+=("etcd/etcd-$name.pem" "etcd/etcd-$name-key.pem")
     for file in "${need[@]}"; do
         [[ -f $tls_dir/$file ]] || die "$tls_dir/$file is missing: make it with deploy/tls.sh $tls_dir $name=$address"
     done
-    run install -d -m 0755 "$ETC/tls"
+    run install -d -m 0700 "$ETC/tls"
     run install -m 0644 "$tls_dir/ca.pem" "$ETC/tls/ca.pem"
+    [[ $with_controller == 1 ]] && run install -m 0644 "$tls_dir/etcd/ca.pem" "$ETC/tls/etcd-ca.pem"
     for pair in "${pairs[@]}"; do
         from=${pair%% *} to=${pair#* }
         run install -m 0644 "$tls_dir/$from.pem" "$ETC/tls/$to.pem"
-        if [[ $to == etcd ]]; then
-            # etcd runs as its own user (vxmesh-etcd.service), which must read its key.
-            run install -m 0600 -o etcd -g etcd "$tls_dir/$from-key.pem" "$ETC/tls/$to-key.pem"
-        else
-            run install -m 0600 "$tls_dir/$from-key.pem" "$ETC/tls/$to-key.pem"
-        fi
+        run install -m 0600 "$tls_dir/$from-key.pem" "$ETC/tls/$to-key.pem"
     done
+    if [[ $etcd_member == 1 ]]; then
+        # etcd runs as its own user (vxmesh-etcd.service), in a directory of
+        # its own: the etcd CA, which it trusts alone, its certificate and key.
+        run install -d -m 0700 -o etcd -g etcd "$ETCD_TLS"
+        run install -m 0644 -o etcd -g etcd "$tls_dir/etcd/ca.pem" "$ETCD_TLS/ca.pem"
+        run install -m 0644 -o etcd -g etcd "$tls_dir/etcd/etcd-$name.pem" "$ETCD_TLS/etcd.pem"
+        run install -m 0600 -o etcd -g etcd "$tls_dir/etcd/etcd-$name-key.pem" "$ETCD_TLS/etcd-key.pem"
+    fi
 fi
 
 # ---- config files and units ---------------------------------------------------------------
@@ -222,7 +232,7 @@ units=()
 # Rendered in this shell, so a renderer error (a bad option) stops the script.
 if [[ $etcd_member == 1 ]]; then
     tls_flags=()
-    [[ $insecure == 1 ]] || tls_flags=(--tls-dir "$ETC/tls")
+    [[ $insecure == 1 ]] || tls_flags=(--tls-dir "$ETCD_TLS")
     config=$(render etcd --name "$name" --cluster "$etcd_cluster" --header "$header" "${tls_flags[@]}")
     write_file 0644 "$ETC/etcd.yaml" <<<"$config"
     units+=(vxmesh-etcd.service)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Make a cluster's certificates once, with `vxmesh certs`: one CA, an admin
+# Make a cluster's certificates once, with `vxmesh certs`: two CAs, an admin
 # certificate for the CLI, and for every node the certificates of each role
 # it may take.
 #
@@ -11,13 +11,16 @@
 #   admin.pem, admin-key.pem             the CLI's client certificate
 #   agent-NAME.pem, agent-NAME-key.pem   NAME's agent: it may register only as NAME
 #   controller-NAME.pem, ...-key.pem     a controller on NAME (SANs NAME, IP, localhost)
-#   etcd-NAME.pem, etcd-NAME-key.pem     an etcd member on NAME (clients and peers)
-# Keys are mode 0600. Runs on one DIR at a time share one CA.
+#   etcd/ca.pem, etcd/ca-key.pem         the etcd CA: etcd trusts it alone, and it
+#                                        signs nothing agents or admins hold
+#   etcd/controller-NAME.pem, ...        the controller on NAME's etcd client certificate
+#   etcd/etcd-NAME.pem, ...-key.pem      an etcd member on NAME (clients and peers)
+# Keys are mode 0600, DIR and DIR/etcd 0700. Runs on one DIR at a time share the CAs.
 #
-# Run it where the CA key may live (an admin machine; for the Vagrant lab,
+# Run it where the CAs' keys may live (an admin machine; for the Vagrant lab,
 # the host, before the VMs boot), then give each node its files with
 # `deploy/provision.sh --tls-dir DIR`, which installs those of its roles in
-# /etc/vxmesh/tls.
+# /etc/vxmesh/tls (an etcd member's in /etc/vxmesh/etcd-tls).
 #
 # Needs vxmesh's CLI: $VXMESH if set, else this checkout's .venv/bin/vxmesh
 # (`make setup`, or `python3 -m venv .venv && .venv/bin/pip install .`), else
@@ -25,7 +28,7 @@
 set -euo pipefail
 
 usage() {
-    sed -n '2,25s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,28s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 die() {

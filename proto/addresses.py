@@ -36,6 +36,35 @@ PREFIX_BOUNDS = {4: (8, 30), 6: (64, 126)}
 
 UNIX_SCHEME = "unix://"
 
+# Address space no container network may take, whatever else it overlaps:
+# (range, what it is and why not). Docker takes any --subnet and leaves the
+# consequences to the kernel, which assigns any of these to an interface;
+# they are refused here instead:
+# - "this network" 0/8 (RFC 1122): a source address only, the "no address
+#   yet" of DHCP; many stacks drop packets from or to it as martians;
+# - loopback 127/8: the kernel gives it host scope and drops it as a martian
+#   on every device but lo, so a network there passes no packet;
+# - link-local: never routed (RFC 3927), yet a network's gateway and NAT would
+#   route it, and hosts and clouds keep per-link services there (the metadata
+#   service at 169.254.169.254), which the network would hide from its
+#   containers. Docker offers link-local only as extra per-container
+#   addresses (--link-local-ip), not as a network's subnet;
+# - multicast 224/4: group addresses, not a host's; the kernel drops packets
+#   from a multicast source as martians;
+# - reserved 240/4 (RFC 1112), with the limited broadcast 255.255.255.255:
+#   Linux routes it, most other stacks and routers drop it.
+# IPv6 keeps the same kinds of space out, for when the overlay carries it.
+RESERVED_SUBNETS: dict[int, tuple[tuple[IPNetwork, str], ...]] = {
+    4: ((IPv4Network("0.0.0.0/8"), '"this network" (RFC 1122), a source address only'),
+        (IPv4Network("127.0.0.0/8"), "loopback"),
+        (IPv4Network("169.254.0.0/16"), "link-local (RFC 3927), never routed"),
+        (IPv4Network("224.0.0.0/4"), "multicast"),
+        (IPv4Network("240.0.0.0/4"), "reserved (RFC 1112) and the limited broadcast")),
+    6: ((IPv6Network("::/127"), "the unspecified and loopback addresses"),
+        (IPv6Network("fe80::/10"), "link-local, never routed"),
+        (IPv6Network("ff00::/8"), "multicast")),
+}
+
 
 class SubnetFull(ResourceExhausted):
     pass
@@ -77,6 +106,29 @@ def parse_subnet(text: object, what: str = "subnet", families: Iterable[int] = O
         if not low <= net.prefixlen <= high:
             raise InvalidArgument(f"invalid {what} {text!r}: the prefix length must be between /{low} and /{high}")
     return net
+
+
+def reserved_clash(subnet: IPNetwork) -> str | None:
+    """The range of RESERVED_SUBNETS `subnet` overlaps, and what it is; else None."""
+    for reserved, why in RESERVED_SUBNETS[subnet.version]:
+        if subnet.overlaps(reserved):
+            return f"{reserved}, {why}"
+    return None
+
+
+def check_unicast(subnet: IPNetwork, what: str = "subnet") -> IPNetwork:
+    """`subnet`, or InvalidArgument naming the reserved range it takes."""
+    clash = reserved_clash(subnet)
+    if clash is not None:
+        raise InvalidArgument(f"{what} {subnet} overlaps {clash}: no network may use it")
+    return subnet
+
+
+def subnet_clash(subnet: IPNetwork, taken: Mapping[str, IPNetwork | str]) -> str | None:
+    """`taken` maps what holds a subnet ("network 'blue'", "the underlay of host
+    h1") to that subnet: one line naming the first (by name) `subnet` overlaps, or None."""
+    holder = overlaps(subnet, taken)
+    return None if holder is None else f"subnet {subnet} overlaps {holder} ({taken[holder]})"
 
 
 def prefixlen(subnet: str) -> int:

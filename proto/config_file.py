@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from proto import validate
-from proto.addresses import parse_host_port, parse_ip, parse_subnet
+from proto.addresses import parse_host_port, parse_ip, parse_subnet, reserved_clash
 from proto.errors import InvalidArgument
 
 # Values an option may hold: TOML strings, integers, booleans, or arrays of strings.
@@ -90,6 +90,9 @@ def ipv4_subnet(value: Value) -> str | None:
         network = parse_subnet(value, families=(4,), bounded=False)
     except InvalidArgument:
         return "must be an IPv4 subnet in CIDR form with no host bits set, such as 172.18.0.0/16"
+    clash = reserved_clash(network)
+    if clash is not None:
+        return f"overlaps {clash}: no network may use it"
     return None if network.num_addresses >= 4 else "is too small to hold a gateway and a container"
 
 
@@ -130,10 +133,6 @@ def etcd_prefix(value: Value) -> str | None:
 
 def absolute_path(value: Value) -> str | None:
     return None if value.startswith("/") else "must be an absolute path"
-
-
-def absolute_path_or_empty(value: Value) -> str | None:
-    return None if not value or value.startswith("/") else "must be an absolute path, or empty"
 
 
 # Where deploy/provision.sh installs the certificates `vxmesh certs` made.

@@ -195,6 +195,16 @@ class Host(Record):
     containers: int = 0
     registered_at: float = 0.0
     bridge_subnet: str = ""
+    underlay_subnet: str = ""
+    gwbridge_subnet: str = ""
+
+    def own_subnets(self) -> dict[str, str]:
+        """The subnets the host itself uses, which no network may overlap (its
+        containers would lose their way out): what holds each, as an error
+        names it, -> the subnet. A host that did not report one has none here."""
+        held = (("underlay", self.underlay_subnet), ("gwbridge", self.gwbridge_subnet),
+                ("default bridge", self.bridge_subnet))
+        return {f"the {what} of host {self.name}": subnet for what, subnet in held if subnet}
 
 
 @dataclass(frozen=True)

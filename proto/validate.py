@@ -32,6 +32,15 @@ _HOST_NAME = re.compile(HOST_NAME_PATTERN)
 HOST_NAME_RULE = ("lowercase letters, digits and '-', not starting or ending with '-', at most "
                   "63 characters (an RFC 1123 label)")
 
+# A container's hostname (`run --hostname`): RFC 1123 labels joined by dots,
+# as DNS and sethostname take them (letters of either case: DNS ignores it).
+# No NUL, newline, '/' or space reaches the container's UTS namespace or its
+# /etc/hosts. At most 63 characters, as Docker takes it (the kernel allows 64).
+_HOSTNAME_LABEL = re.compile(r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+HOSTNAME_MAX = 63
+HOSTNAME_RULE = ("RFC 1123 labels (letters, digits and '-', not starting or ending with '-') "
+                 "joined by dots")
+
 # Ids are made by the controller (secrets.token_hex(32)), as Docker's.
 ID_PATTERN = r"^[0-9a-f]{64}$"
 _ID = re.compile(ID_PATTERN)
@@ -68,6 +77,17 @@ def name(kind: str, value: object) -> str:
 def host_name(value: object) -> str:
     if not isinstance(value, str) or not _HOST_NAME.fullmatch(value):
         raise InvalidArgument(f"invalid host name {_shown(value)}: it must be {HOST_NAME_RULE}")
+    return value
+
+
+def hostname(value: object) -> str:
+    """A container's hostname (not a vxmesh host's name: see host_name)."""
+    if not isinstance(value, str):
+        raise InvalidArgument(f"invalid hostname {_shown(value)}: it must be a string")
+    if len(value) > HOSTNAME_MAX:
+        raise InvalidArgument(f"hostname is {len(value)} characters (at most {HOSTNAME_MAX})")
+    if not all(_HOSTNAME_LABEL.fullmatch(label) for label in value.split(".")):
+        raise InvalidArgument(f"invalid hostname {_shown(value)}: it must be {HOSTNAME_RULE}")
     return value
 
 

@@ -148,7 +148,7 @@ class ContainerStatus(_message.Message):
     def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., generation: _Optional[int] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Host(_message.Message):
-    __slots__ = ("name", "vtep", "api", "mtu", "state", "containers", "registered_at", "bridge_subnet")
+    __slots__ = ("name", "vtep", "api", "mtu", "state", "containers", "registered_at", "bridge_subnet", "underlay_subnet", "gwbridge_subnet")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VTEP_FIELD_NUMBER: _ClassVar[int]
     API_FIELD_NUMBER: _ClassVar[int]
@@ -157,6 +157,8 @@ class Host(_message.Message):
     CONTAINERS_FIELD_NUMBER: _ClassVar[int]
     REGISTERED_AT_FIELD_NUMBER: _ClassVar[int]
     BRIDGE_SUBNET_FIELD_NUMBER: _ClassVar[int]
+    UNDERLAY_SUBNET_FIELD_NUMBER: _ClassVar[int]
+    GWBRIDGE_SUBNET_FIELD_NUMBER: _ClassVar[int]
     name: str
     vtep: str
     api: str
@@ -165,7 +167,9 @@ class Host(_message.Message):
     containers: int
     registered_at: float
     bridge_subnet: str
-    def __init__(self, name: _Optional[str] = ..., vtep: _Optional[str] = ..., api: _Optional[str] = ..., mtu: _Optional[int] = ..., state: _Optional[str] = ..., containers: _Optional[int] = ..., registered_at: _Optional[float] = ..., bridge_subnet: _Optional[str] = ...) -> None: ...
+    underlay_subnet: str
+    gwbridge_subnet: str
+    def __init__(self, name: _Optional[str] = ..., vtep: _Optional[str] = ..., api: _Optional[str] = ..., mtu: _Optional[int] = ..., state: _Optional[str] = ..., containers: _Optional[int] = ..., registered_at: _Optional[float] = ..., bridge_subnet: _Optional[str] = ..., underlay_subnet: _Optional[str] = ..., gwbridge_subnet: _Optional[str] = ...) -> None: ...
 
 class HostAlive(_message.Message):
     __slots__ = ("host",)

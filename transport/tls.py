@@ -5,8 +5,8 @@ Every process loads its CA, certificate and key once at start, checked
 process runs as), so a wrong file stops it with one line naming the file
 instead of failing every handshake later. The identity of the other end of
 a call is read from the certificate gRPC verified during the handshake:
-the role from the subject's OU, the name from its CN (controller/certs.py
-issues them so).
+the role from the subject's OU, the name from its CN (cli/pki.py issues
+them so).
 
 Private keys are held in memory only to hand them to gRPC; they are never
 part of a message, a repr or a log line.
@@ -63,20 +63,7 @@ class Tls:
     @classmethod
     def load(cls, files: TlsFiles, roles: tuple[str, ...], name: str | None = None) -> Tls:
         """Read and check `files` for a process running as one of `roles` (named `name`)."""
-        ca_pem, cert_pem, key_pem = (_read(files.ca, "CA certificate"), _read(files.cert, "certificate"),
-                                     _read(files.key, "private key"))
-        ca, cert = _parse_cert(files.ca, ca_pem), _parse_cert(files.cert, cert_pem)
-        try:
-            from cryptography.hazmat.primitives import serialization
-            key = serialization.load_pem_private_key(key_pem, password=None)
-        except (ValueError, TypeError):
-            raise TlsError(f"{files.key} is not an unencrypted PEM private key") from None
-        if not chains_to(cert, ca):
-            raise TlsError(f"{files.cert} is not signed by the CA {files.ca}")
-        if not key_matches(cert, key):
-            raise TlsError(f"{files.key} is not the private key of {files.cert}")
-        if cert.not_valid_after_utc < datetime.datetime.now(datetime.timezone.utc):
-            raise TlsError(f"{files.cert} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+        ca_pem, cert_pem, key_pem, cert = _checked_pair(files)
         role, cn = role_and_name(cert)
         if role not in roles:
             raise TlsError(f"{files.cert} is {article(role) if role else 'not a vxmesh'} certificate; "
@@ -94,6 +81,39 @@ class Tls:
     def channel_credentials(self) -> grpc.ChannelCredentials:
         return grpc.ssl_channel_credentials(root_certificates=self.ca, private_key=self.key,
                                             certificate_chain=self.cert)
+
+
+def check_etcd_client(files: TlsFiles, cluster_ca: Path) -> None:
+    """A controller's files for etcd, checked at start like its own: readable,
+    signed by the etcd CA, key matching, not expired. And that CA is not the
+    cluster's: etcd admits every certificate its CA signed, to every key, so
+    trusting the cluster CA would let any agent or admin certificate rewrite
+    the cluster's state. The holder may be any certificate (an existing etcd
+    cluster has its own), not necessarily one `vxmesh certs` made."""
+    ca_pem = _checked_pair(files)[0]
+    if _parse_cert(files.ca, ca_pem) == _parse_cert(cluster_ca, _read(cluster_ca, "CA certificate")):
+        raise TlsError(f"etcd-ca {files.ca} is the cluster CA {cluster_ca}: etcd must trust a CA of its own, "
+                       "which signs no agent's or admin's certificate (`vxmesh certs init` makes DIR/etcd/ca.pem)")
+
+
+def _checked_pair(files: TlsFiles) -> tuple[bytes, bytes, bytes, x509.Certificate]:
+    """(CA, certificate and key as read, the parsed certificate): the certificate
+    signed by the CA, the key its own, not expired."""
+    ca_pem, cert_pem, key_pem = (_read(files.ca, "CA certificate"), _read(files.cert, "certificate"),
+                                 _read(files.key, "private key"))
+    ca, cert = _parse_cert(files.ca, ca_pem), _parse_cert(files.cert, cert_pem)
+    try:
+        from cryptography.hazmat.primitives import serialization
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        raise TlsError(f"{files.key} is not an unencrypted PEM private key") from None
+    if not chains_to(cert, ca):
+        raise TlsError(f"{files.cert} is not signed by the CA {files.ca}")
+    if not key_matches(cert, key):
+        raise TlsError(f"{files.key} is not the private key of {files.cert}")
+    if cert.not_valid_after_utc < datetime.datetime.now(datetime.timezone.utc):
+        raise TlsError(f"{files.cert} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
+    return ca_pem, cert_pem, key_pem, cert
 
 
 def article(words: str) -> str:

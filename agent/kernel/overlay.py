@@ -11,6 +11,7 @@ the host namespace. Older leftovers of that kind are still cleaned up.
 """
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 
@@ -111,22 +112,34 @@ async def remove_overlay(netns: str) -> None:
     await remove_netns(netns)
 
 
-async def underlay_mtu(vtep_ip: str) -> int:
-    """MTU of the interface in the current namespace that holds `vtep_ip`."""
+@dataclass(frozen=True)
+class Underlay:
+    """The interface in this namespace that holds the VTEP address."""
+    mtu: int
+    subnet: str     # the VTEP address's own subnet there, e.g. 10.231.0.0/24
+
+
+async def underlay(vtep_ip: str) -> Underlay:
     vtep = families.address(vtep_ip, "vtep_ip", UNDERLAY_FAMILIES)
     async with iproute() as ipr:
-        index = None
+        found = None
         async for addr in await ipr.addr("dump", family=families.family_of(vtep).af):
             if addr.get("address") == str(vtep):
-                index = addr["index"]
+                found = addr
                 break
-        if index is None:
+        if found is None:
             raise VtepNotConfigured(
                 f"VTEP address {vtep_ip} is not configured on any interface "
                 f"in this network namespace"
             )
-        (link,) = await ipr.link("get", index=index)
-        return link.get("mtu")
+        (link,) = await ipr.link("get", index=found["index"])
+        subnet = ipaddress.ip_interface(f"{vtep}/{found['prefixlen']}").network
+        return Underlay(mtu=link.get("mtu"), subnet=str(subnet))
+
+
+async def underlay_mtu(vtep_ip: str) -> int:
+    """MTU of the interface in the current namespace that holds `vtep_ip`."""
+    return (await underlay(vtep_ip)).mtu
 
 
 async def _ensure_bridge(ovl: AsyncIPRoute, spec: OverlaySpec) -> int:

@@ -37,6 +37,7 @@ from agent.runtime.nsexec import run_in_container
 from agent.runtime.pidfd import ProcessHandle
 from agent.runtime.procfs import ProcessIdentity, is_alive
 from agent.runtime.statedir import Exited, StartFailure, StateDir
+from proto.private_files import open_private
 
 __all__ = ["ContainerConfig", "ContainerError", "ContainerState", "Mount", "Resources", "Runtime"]
 
@@ -286,8 +287,7 @@ def _prepare_launch(state_dir: StateDir, config: ContainerConfig, cgroups: Cgrou
         error = f"cannot set up its cgroup: {e}"
         state_dir.write_start_failure(StartFailure(error, EXIT_RUNTIME_FAILED, time.time()))
         raise ContainerError(f"container {config.name!r}: {error}") from None
-    return os.open(state_dir.shim_log_file,
-                   os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    return open_private(state_dir.shim_log_file, append=False)
 
 
 def _launch_outcome(state_dir: StateDir, config: ContainerConfig,

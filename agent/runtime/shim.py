@@ -30,6 +30,7 @@ from agent import linux
 from agent.runtime import cgroups, init_process, procfs
 from agent.runtime.model import ContainerConfig, ContainerError
 from agent.runtime.statedir import Launched, StartFailure, StateDir
+from proto.private_files import open_private
 
 
 class StartError(Exception):
@@ -65,7 +66,7 @@ def launch(config: ContainerConfig, state: StateDir, cgroup_procs: list[str]) ->
         raise StartError(f"cannot join the container's cgroup: {e}",
                          init_process.EXIT_RUNTIME_FAILED) from e
     _enter_namespaces(config)
-    log_fd = os.open(state.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    log_fd = open_private(state.log_file, append=True)
     report_r, report_w = os.pipe()  # close-on-exec, see init_process.run
     # PID 1 drops signals it has no handler for. Blocked signals are kept
     # pending instead, so a stop that races the start is not lost.

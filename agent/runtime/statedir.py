@@ -10,20 +10,21 @@ Files (all written whole via rename, so a reader never sees half a file):
                     not be started
   container.log     the command's stdout+stderr, only ever appended to
   shim.log          the shim's own stderr (tracebacks), truncated per start
-Plain synchronous I/O: callers in the agent run it in a thread.
+Every file here holds the container's configuration (its environment, often
+secrets) or its output, so the directory is 0700 and every file 0600
+(proto/private_files.py). Plain synchronous I/O: callers in the agent run it
+in a thread.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.runtime.model import ContainerConfig, ContainerError
+from proto.private_files import private_dir, write_private
 
 T = TypeVar("T")
 
@@ -59,7 +60,7 @@ class StateDir:
         self.shim_log_file = path / "shim.log"
 
     def create(self) -> None:
-        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        private_dir(self.path)
 
     def exists(self) -> bool:
         return self.path.is_dir()
@@ -110,17 +111,7 @@ class StateDir:
 
 def _write_json(path: Path, data: dict[str, Any], dir_fd: int | None = None) -> None:
     """Write `path` whole via rename; with `dir_fd`, `path` is relative to that directory."""
-    # Unique per writer: two threads may record the same file at once.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600, dir_fd=dir_fd)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, sort_keys=True)
-        os.replace(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp, dir_fd=dir_fd)
-        raise
+    write_private(path, json.dumps(data, sort_keys=True), dir_fd=dir_fd)
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

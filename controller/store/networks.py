@@ -3,7 +3,11 @@
 What differs between drivers (what a network reserves, how its endpoints
 are found, what its removal frees) is asked of its driver
 (controller/drivers/); what every network shares is here: unique names,
-subnets that do not overlap, and no removal while anything is attached.
+subnets that do not overlap each other nor what the hosts use themselves
+(their underlay, gwbridge and default bridge subnets, proto/records.py
+Host.own_subnets) nor address space that is not unicast
+(proto/addresses.py), and no removal while anything is attached. Every
+refusal comes before anything is written.
 """
 from __future__ import annotations
 
@@ -17,9 +21,9 @@ from controller.etcd import Compare, Op, Txn
 from controller.store.records import Records
 from controller.store.transaction import Commit, retrying, surface_unavailable
 from proto import validate
-from proto.addresses import check_gateway, default_gateway, overlaps, parse_subnet
+from proto.addresses import check_gateway, check_unicast, default_gateway, parse_subnet, subnet_clash
 from proto.errors import AlreadyExists, FailedPrecondition
-from proto.records import Endpoint, Network
+from proto.records import Endpoint, Host, Network
 
 
 class Networks:
@@ -33,7 +37,7 @@ class Networks:
         validate.name("network", name)
         request = NetworkRequest(name, subnet, gateway, vni, driver, dict(options or {}))
         chosen, flags = drivers.for_create(request)
-        net = parse_subnet(subnet)
+        net = check_unicast(parse_subnet(subnet))
         gateway = check_gateway(net, gateway) if gateway else default_gateway(net)
         await chosen.check_create(request, flags)
         key = self.keys.network(name)
@@ -43,15 +47,21 @@ class Networks:
             networks = {n.name: n for _, n in existing}
             if name in networks:
                 raise AlreadyExists(f"network {name!r} already exists")
-            clash = overlaps(net, {n.name: n.subnet for n in networks.values() if n.subnet})
+            hosts, hosts_read_at = await self.records.records(self.keys.hosts(), Host)
+            taken = {f"network {n.name!r}": n.subnet for n in networks.values() if n.subnet}
+            for _, host in hosts:
+                taken.update(host.own_subnets())
+            clash = subnet_clash(net, taken)
             if clash is not None:
-                raise FailedPrecondition(f"subnet {net} overlaps network {clash!r} ({networks[clash].subnet})")
+                raise FailedPrecondition(clash)
             network, reserved = await chosen.reserve(self.records, Network(
                 name=name, subnet=str(net), gateway=gateway, vni=vni, driver=chosen.name, scope=chosen.scope,
                 id=secrets.token_hex(32), created_at=time.time()))
             txn = Txn([Compare.absent(key),
-                       # Another controller may be adding an overlapping subnet right now.
-                       Compare.prefix_unchanged_since(self.keys.networks(), revision)],
+                       # Another controller may be adding an overlapping subnet right now,
+                       # or a host registering with subnets of its own.
+                       Compare.prefix_unchanged_since(self.keys.networks(), revision),
+                       Compare.prefix_unchanged_since(self.keys.hosts(), hosts_read_at)],
                       [Op.put(key, network.to_json())])
             txn.add(reserved)
             return Commit(txn, network)

@@ -12,6 +12,7 @@
     controller_ready.py  waiting for a controller a test started to be healthy
     polling.py         wait_for / wait_until: poll a condition, fail naming it
     tool_text.py       the few tools with text output only (ping, ss), parsed once each
+    file_modes.py      which files and directories break the 0600/0700 rule for secrets
 
 tests/conftest.py makes the fixtures visible to every test module; test
 modules import the plain helpers from here, never from each other.

@@ -116,9 +116,8 @@ def _make_certs(work: Path) -> Path:
 def _config(data: Path, tls_dir: Path | None) -> str:
     tls = ""
     if tls_dir is not None:
-        cert, key = pki.file_names("controller", "registry")
-        tls = (f"  tls:\n    certificate: {tls_dir / 'tls' / cert}\n"
-               f"    key: {tls_dir / 'tls' / key}\n")
+        held = pki.files(tls_dir / "tls", "controller", "registry")
+        tls = f"  tls:\n    certificate: {held.cert}\n    key: {held.key}\n"
     return ("version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n"
             f"http:\n  addr: {ADDRESS}\n{tls}")

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import json
 
+import grpc
 import pytest
 
 from deploy.lab import Lab
+from proto import vxmesh_pb2 as pb
+from proto import vxmesh_pb2_grpc as pb_grpc
 from tests.helpers.lab import lab_with_blue
 from tests.helpers.lab_cli import network, run
 
@@ -68,18 +71,63 @@ CASES = [
      "too many command arguments: 1025 (at most 1024)"),
     ("hostname-too-long", ("run", "--name", "c-hn", "--hostname", "h" * 64, "--network", "blue", "--", "true"),
      "hostname is 64 characters (at most 63)"),
+    # Subnets a network may not take: the hosts' own (from their hellos: the lab's
+    # underlay 10.231.0.0/24, the default gwbridge and bridge subnets) ...
+    ("subnet-is-the-underlay", ("network", "create", "--subnet", "10.231.0.0/24", "bad1"),
+     "subnet 10.231.0.0/24 overlaps the underlay of host {host} (10.231.0.0/24)"),
+    ("subnet-in-the-underlay", ("network", "create", "--subnet", "10.231.0.128/25", "bad1"),
+     "subnet 10.231.0.128/25 overlaps the underlay of host {host} (10.231.0.0/24)"),
+    ("subnet-in-the-gwbridge", ("network", "create", "--subnet", "172.18.3.0/24", "bad1"),
+     "subnet 172.18.3.0/24 overlaps the gwbridge of host {host} (172.18.0.0/16)"),
+    ("bridge-subnet-is-the-default-bridge", ("network", "create", "--driver", "bridge", "--subnet", "172.17.0.0/16",
+                                             "bad1"),
+     "subnet 172.17.0.0/16 overlaps the default bridge of host {host} (172.17.0.0/16)"),
+    # ... and space that is not unicast.
+    ("subnet-loopback", ("network", "create", "--subnet", "127.0.0.0/24", "bad1"),
+     "subnet 127.0.0.0/24 overlaps 127.0.0.0/8, loopback"),
+    ("subnet-this-network", ("network", "create", "--subnet", "0.0.0.0/8", "bad1"),
+     'subnet 0.0.0.0/8 overlaps 0.0.0.0/8, "this network"'),
+    ("subnet-link-local", ("network", "create", "--subnet", "169.254.0.0/16", "bad1"),
+     "subnet 169.254.0.0/16 overlaps 169.254.0.0/16, link-local"),
+    ("subnet-multicast", ("network", "create", "--subnet", "224.0.0.0/24", "bad1"),
+     "subnet 224.0.0.0/24 overlaps 224.0.0.0/4, multicast"),
+    ("subnet-reserved", ("network", "create", "--subnet", "240.0.0.0/24", "bad1"),
+     "subnet 240.0.0.0/24 overlaps 240.0.0.0/4, reserved"),
+    # Hostnames that are not RFC 1123, with an address and a published port asked
+    # for: none of them may be reserved.
+    *((f"hostname-{case}", ("run", "--name", "c-hn", "--hostname", hostname, "--network", "blue",
+                            "-p", "8080:80", "--", "true"), f"invalid hostname {hostname!r}")
+      for case, hostname in (("space", "a b"), ("slash", "a/b"), ("newline", "a\nb"), ("dot-dot", "../etc"),
+                             ("trailing-dash", "web-"))),
 ]
 
 
 @pytest.mark.parametrize("argv,message", [c[1:] for c in CASES], ids=[c[0] for c in CASES])
 def test_bad_input_is_one_clear_line_and_changes_nothing(lab, argv, message):
     vni = str(network(lab)["vni"])
+    host = lab.hosts[0].name
     argv = [a.replace("{blue_vni}", vni) for a in argv]
-    message = message.replace("{blue_vni}", vni)
+    message = message.replace("{blue_vni}", vni).replace("{host}", host)
     before = etcd_dump(lab)
     proc = lab.cli(*argv, check=False)
     assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
     assert proc.stderr.startswith("Error: ") and proc.stderr.count("\n") == 1, proc.stderr
     assert message in proc.stderr, proc.stderr
     assert proc.stdout == ""
+    assert etcd_dump(lab) == before
+
+
+def test_a_nul_in_a_hostname_is_refused_before_anything_is_stored(lab):
+    """What no command line can carry (a NUL), sent to the API itself with an
+    address and a published port asked for: refused, etcd unchanged."""
+    before = etcd_dump(lab)
+    with grpc.insecure_channel(f"unix://{lab.controller_socket}") as channel:
+        with pytest.raises(grpc.RpcError) as err:
+            pb_grpc.ControllerStub(channel).Run(pb.RunRequest(
+                name="c-nul", host=lab.hosts[0].name, networks=["blue"], command=["true"],
+                hostname="web\x00evil", ports=[pb.PortMapping(protocol="tcp", host_port=8081, container_port=80)]),
+                timeout=30)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "invalid hostname 'web\\x00evil': it must be RFC 1123 labels (letters, digits " \
+                                  "and '-', not starting or ending with '-') joined by dots"
     assert etcd_dump(lab) == before

@@ -48,9 +48,8 @@ def vxmesh(*args: str) -> subprocess.CompletedProcess:
                           cwd=REPO, timeout=60)
 
 
-def files(directory: Path, role: str, name: str = certs.ADMIN_NAME) -> TlsFiles:
-    cert, key = certs.file_names(role, name)
-    return TlsFiles(directory / "ca.pem", directory / cert, directory / key)
+def files(directory: Path, kind: str, name: str = certs.ADMIN_NAME) -> TlsFiles:
+    return certs.files(directory, kind, name)
 
 
 # ---- certificates ---------------------------------------------------------------------
@@ -214,10 +213,10 @@ class Cluster:
         """A client with `role` `name`'s certificate; from `directory`'s CA instead of ours if given."""
         if directory is None:
             return Transport(Tls.load(files(self.ca, role, name), (role,))).channel(self.address)
-        cert, key = certs.file_names(role, name)
+        theirs = files(directory, role, name)
         creds = grpc.ssl_channel_credentials(root_certificates=(self.ca / "ca.pem").read_bytes(),
-                                             private_key=(directory / key).read_bytes(),
-                                             certificate_chain=(directory / cert).read_bytes())
+                                             private_key=theirs.key.read_bytes(),
+                                             certificate_chain=theirs.cert.read_bytes())
         return grpc.aio.secure_channel(self.address, creds)
 
 
@@ -226,8 +225,9 @@ async def cluster():
     work = Path(tempfile.mkdtemp(prefix="vxmesh-test-tls-"))
     address = f"127.0.0.1:{free_port()}"
     ca = work / "ca"
-    certs.init_ca(ca)
+    certs.init(ca)
     certs.issue(ca, "controller", "ctl")
+    certs.issue(ca, "etcd-client", "ctl")
     certs.issue(ca, "admin")
     for host in ("h1", "h2"):
         certs.issue(ca, "agent", host)
@@ -236,7 +236,7 @@ async def cluster():
     certs.issue(other, "admin")
     task = asyncio.create_task(serve(ControllerConfig(
         listen=[address, f"unix://{work}/ctl.sock"], data_dir=work / "etcd", host_ttl=3,
-        tls=files(ca, "controller", "ctl"), etcd_tls=files(ca, "controller", "ctl"))))
+        tls=files(ca, "controller", "ctl"), etcd_tls=files(ca, "etcd-client", "ctl"))))
     env = Cluster(work, address)
     admin = env.channel("admin")
     try:
@@ -400,20 +400,65 @@ async def test_an_agent_cannot_report_for_another_hosts_container_nor_see_its_ta
             await channel.close()
 
 
+def pki_of_a_cluster(directory: Path) -> Path:
+    """Both CAs and a certificate of every kind: controller ctl, agent h1, the admin."""
+    certs.init(directory)
+    for kind, name in (("controller", "ctl"), ("etcd-client", "ctl"), ("agent", "h1"), ("admin", "admin")):
+        certs.issue(directory, kind, name)
+    return directory
+
+
 @pytestmark_async
-async def test_the_private_etcd_wants_the_controllers_certificate(tmp_path):
-    certs.init_ca(tmp_path / "ca")
-    certs.issue(tmp_path / "ca", "controller", "ctl")
-    certs.issue(tmp_path / "ca", "admin")
-    controller = files(tmp_path / "ca", "controller", "ctl")
+async def test_the_private_etcd_admits_the_controllers_etcd_certificate_only(tmp_path):
+    ca = pki_of_a_cluster(tmp_path / "ca")
+    controller = files(ca, "etcd-client", "ctl")
     async with EmbeddedEtcd(tmp_path / "etcd", tls=controller) as etcd:
         assert etcd.endpoint.startswith("https://127.0.0.1:")
-        async with await etcd.connect() as client:   # the control: the controller's own certificate
+        async with await etcd.connect() as client:   # the control: the controller's etcd certificate
             await client.put("/probe", b"1")
+        # Every certificate of the cluster CA, the controller's own gRPC one too, is
+        # refused, even verifying etcd with the (public) etcd CA certificate.
+        for kind, name in (("agent", "h1"), ("admin", "admin"), ("controller", "ctl")):
+            held = files(ca, kind, name)
+            with pytest.raises(EtcdUnavailable):
+                await Etcd.connect([etcd.endpoint], timeout=2, ca=controller.ca, cert=held.cert, key=held.key)
         with pytest.raises(EtcdUnavailable):          # no client certificate
             await Etcd.connect([etcd.endpoint], timeout=2, ca=controller.ca)
         with pytest.raises(EtcdUnavailable):          # plain HTTP
             await Etcd.connect([etcd.endpoint.replace("https", "http")], timeout=2)
+    assert stat.S_IMODE((tmp_path / "etcd").stat().st_mode) == 0o700   # it holds every container's env
+
+
+@pytestmark_async
+async def test_an_etcd_trusting_the_cluster_ca_would_take_an_agents_certificate(tmp_path):
+    """The control of the test above: the same agent certificate, against an etcd
+    set up the old way (trusting the cluster CA), reads and writes any key."""
+    ca = pki_of_a_cluster(tmp_path / "ca")
+    old_way = files(ca, "controller", "ctl")
+    agent = files(ca, "agent", "h1")
+    async with EmbeddedEtcd(tmp_path / "etcd", tls=old_way) as etcd:
+        async with await Etcd.connect([etcd.endpoint], timeout=5, ca=agent.ca, cert=agent.cert,
+                                      key=agent.key) as client:
+            await client.put("/vxmesh/containers/anything", b"{}")
+            assert (await client.get("/vxmesh/containers/anything")).value == b"{}"
+
+
+def test_a_controller_refuses_an_etcd_ca_that_is_the_cluster_ca(tmp_path):
+    from controller.server import etcd_client_tls
+    ca = pki_of_a_cluster(tmp_path / "ca")
+    config = ControllerConfig(tls=files(ca, "controller", "ctl"), etcd=["https://192.0.2.1:2379"],
+                              etcd_tls=files(ca, "etcd-client", "ctl"))
+    assert etcd_client_tls(config) == files(ca, "etcd-client", "ctl")      # the control
+    for etcd_tls in (files(ca, "controller", "ctl"), files(ca, "agent", "h1")):
+        with pytest.raises(TlsError, match=f"etcd-ca {ca}/ca.pem is the cluster CA {ca}/ca.pem: "
+                                           "etcd must trust a CA of its own"):
+            etcd_client_tls(ControllerConfig(tls=config.tls, etcd_tls=etcd_tls))
+    mixed = TlsFiles(ca / "etcd" / "ca.pem", ca / "controller-ctl.pem", ca / "controller-ctl-key.pem")
+    with pytest.raises(TlsError, match="controller-ctl.pem is not signed by the CA .*/etcd/ca.pem"):
+        etcd_client_tls(ControllerConfig(tls=config.tls, etcd_tls=mixed))
+    # Plain-text etcd endpoints, or no TLS at all, need no etcd files.
+    assert etcd_client_tls(ControllerConfig(tls=config.tls, etcd=["http://192.0.2.1:2379"])) is None
+    assert etcd_client_tls(ControllerConfig(insecure=True)) is None
 
 
 @pytestmark_async
@@ -483,9 +528,9 @@ def test_a_hosts_api_answers_only_the_controller_and_admins(tls_lab):
     tls = tls_lab.tls_dir
 
     def call(ca: str, role: str = "", name: str = "admin") -> str:
-        cert, key = ("", "") if not role else certs.file_names(role, name)
+        held = files(tls, role, name) if role else None
         proc = tls_lab.netns_exec(h2.netns, sys.executable, "-c", HOST_AGENT_CALL, h1.api, h1.name, ca,
-                                  str(tls / cert) if cert else "", str(tls / key) if key else "", "t1")
+                                  str(held.cert) if held else "", str(held.key) if held else "", "t1")
         return proc.stdout.strip()
 
     ca = str(tls / "ca.pem")
@@ -503,7 +548,7 @@ def test_a_hosts_api_answers_only_the_controller_and_admins(tls_lab):
 def test_etcd_wants_a_client_certificate_from_the_ca(tls_lab):
     member = tls_lab.etcd_members[0]
     bare = tls_lab.netns_exec(tls_lab.ctl_ns, "etcdctl", "--endpoints", member.client_url, "--dial-timeout", "2s",
-                              "--command-timeout", "3s", "--cacert", str(tls_lab.tls_dir / "ca.pem"),
+                              "--command-timeout", "3s", "--cacert", str(tls_lab.tls_dir / "etcd" / "ca.pem"),
                               "get", "--prefix", "/vxmesh/hosts/", check=False, timeout=30)
     assert bare.returncode != 0
     plain = tls_lab.netns_exec(tls_lab.ctl_ns, "etcdctl", "--endpoints", f"http://{member.address}:2379",
@@ -514,9 +559,80 @@ def test_etcd_wants_a_client_certificate_from_the_ca(tls_lab):
     assert f"/vxmesh/hosts/{tls_lab.hosts[0].name}" in held.stdout
 
 
+def etcdctl_as(lab, netns: str | None, endpoint: str, ca: Path, held: TlsFiles,
+               *args: str) -> subprocess.CompletedProcess:
+    """etcdctl holding `held`'s certificate, verifying etcd with `ca`, from a lab
+    namespace (None: this one)."""
+    argv = ["etcdctl", "--endpoints", endpoint, "--dial-timeout", "3s", "--command-timeout", "5s",
+            "--cacert", str(ca), "--cert", str(held.cert), "--key", str(held.key), *args]
+    if netns is not None:
+        return lab.netns_exec(netns, *argv, check=False, timeout=30)
+    return subprocess.run(argv, capture_output=True, text=True, timeout=30)
+
+
+def keyspace(lab) -> tuple[int, list]:
+    reply = json.loads(lab.etcdctl("get", "--prefix", "/vxmesh/", "-w", "json").stdout)
+    return reply["header"]["revision"], sorted((kv["key"], kv["value"], kv["mod_revision"]) for kv in reply["kvs"])
+
+
+# What a stolen certificate would write: a container for another host, running a command as root there.
+FORGED = ("put", "/vxmesh/containers/forged", json.dumps({"name": "forged", "command": ["sh", "-c", "id"]}))
+
+
+@pytest.mark.integration
+def test_agent_and_admin_certificates_cannot_reach_etcd(tls_lab):
+    """etcd is for controllers only: an agent's and the admin's certificates are
+    refused at the TLS handshake, for reads and writes alike, even when the
+    etcd CA's (public) certificate is used to verify the member; the
+    controller's etcd client certificate works (the control)."""
+    h1, h2 = tls_lab.hosts
+    member = tls_lab.etcd_members[0]
+    member_log = tls_lab.log_path(member.role)
+    etcd_ca = tls_lab.tls_dir / "etcd" / "ca.pem"
+    before = keyspace(tls_lab)
+    for netns, source, held in ((h1.netns, h1.underlay_ip, files(tls_lab.tls_dir, "agent", h1.name)),
+                                (h2.netns, h2.underlay_ip, files(tls_lab.tls_dir, "agent", h2.name)),
+                                (tls_lab.ctl_ns, tls_lab.controller_ip(), files(tls_lab.tls_dir, "admin"))):
+        for command in (("get", "--prefix", "/vxmesh/"), FORGED):
+            logged = member_log.stat().st_size
+            refused = etcdctl_as(tls_lab, netns, member.client_url, etcd_ca, held, *command)
+            assert refused.returncode != 0 and refused.stdout == "", (held.cert, command, refused.stdout)
+            # The member says why: the handshake failed on the client's certificate.
+            with member_log.open() as log:
+                log.seek(logged)
+                rejections = [json.loads(line) for line in log if '"rejected connection"' in line]
+            assert any(r["remote-addr"].startswith(f"{source}:") and
+                       r["error"] == "tls: failed to verify client certificate: x509: certificate signed by "
+                                     "unknown authority" for r in rejections), rejections
+    assert keyspace(tls_lab) == before
+    controller = files(tls_lab.tls_dir, "etcd-client", tls_lab.controller_cert_name())
+    held = etcdctl_as(tls_lab, tls_lab.ctl_ns, member.client_url, etcd_ca, controller,
+                      "get", "--prefix", "--keys-only", "/vxmesh/hosts/")
+    assert held.returncode == 0 and f"/vxmesh/hosts/{h1.name}" in held.stdout, held.stderr
+
+
+@pytest.mark.integration
+def test_the_same_agent_certificate_reaches_an_etcd_that_trusts_the_cluster_ca(tls_lab, tmp_path):
+    """The control of the test above, with the lab's own agent certificate and
+    the same etcdctl command: an etcd member set up the old way (trusting the
+    cluster CA, on this namespace's loopback) lets it read and write any key."""
+    h1 = tls_lab.hosts[0]
+    agent = files(tls_lab.tls_dir, "agent", h1.name)
+    old_way = files(tls_lab.tls_dir, "controller", tls_lab.controller_cert_name())
+
+    async def attack() -> list[subprocess.CompletedProcess]:
+        async with EmbeddedEtcd(tmp_path / "etcd", tls=old_way) as etcd:
+            return [await asyncio.to_thread(etcdctl_as, tls_lab, None, etcd.endpoint, agent.ca, agent, *command)
+                    for command in (FORGED, ("get", "--print-value-only", FORGED[1]))]
+
+    wrote, read = asyncio.run(attack())
+    assert wrote.returncode == 0 and wrote.stdout.strip() == "OK", wrote.stderr
+    assert read.returncode == 0 and json.loads(read.stdout)["name"] == "forged", read.stderr
+
+
 @pytest.mark.integration
 def test_private_keys_appear_in_no_log_and_no_output(tls_lab):
-    keys = [p for p in tls_lab.tls_dir.iterdir() if p.name.endswith("-key.pem")]
+    keys = [p for p in tls_lab.tls_dir.rglob("*-key.pem")]
     # The base64 body of each key, line by line: any of it in a log would be a leak.
     secrets = {line for p in keys for line in p.read_text().splitlines() if not line.startswith("-----")}
     outputs = [tls_lab.cli("inspect", "t1").stdout, tls_lab.cli("ps", "-a", "--format", "json").stdout,

@@ -85,7 +85,8 @@ def test_the_flag_only_command_lines_of_before_still_work():
     assert config.resolve(CONTROLLER, None, config.given_flags(args, CONTROLLER)) == {
         "listen": ["10.0.0.2:7946", "unix:///run/x.sock"], "etcd": ["http://a:2379", "http://b:2379"],
         "data-dir": "/d", "prefix": "/p/", "host-ttl": 3, **TLS_DEFAULTS("controller"),
-        "etcd-ca": "", "etcd-cert": "", "etcd-key": ""}
+        "etcd-ca": "/etc/vxmesh/tls/etcd-ca.pem", "etcd-cert": "/etc/vxmesh/tls/etcd-client.pem",
+        "etcd-key": "/etc/vxmesh/tls/etcd-client-key.pem"}
 
 
 def test_an_empty_etcd_flag_means_the_private_etcd_even_over_the_file(tmp_path):
@@ -169,7 +170,9 @@ def test_the_example_configs_are_current_and_document_every_option():
     etcd = (config_files.EXAMPLE_DIR / "etcd.yaml").read_text()
     assert ('initial-cluster: "node1=https://192.168.56.11:2380,node2=https://192.168.56.12:2380,'
             'node3=https://192.168.56.13:2380"') in etcd
-    assert '"client-cert-auth": true' in etcd and '"trusted-ca-file": "/etc/vxmesh/tls/ca.pem"' in etcd
+    # The member trusts the etcd CA, installed apart from the cluster CA (/etc/vxmesh/tls/ca.pem).
+    assert '"client-cert-auth": true' in etcd and '"trusted-ca-file": "/etc/vxmesh/etcd-tls/ca.pem"' in etcd
+    assert "/etc/vxmesh/tls/" not in etcd
     controller = config.read_file(CONTROLLER, config_files.EXAMPLE_DIR / "controller.toml")
     assert controller["etcd"] == [f"https://192.168.56.1{i}:2379" for i in (1, 2, 3)]
 
@@ -293,6 +296,9 @@ def test_the_lab_writes_its_config_files_in_the_deployed_format(tmp_path):
     tls = lab.tls_dir
     assert (controller["ca"], controller["cert"], controller["key"]) == (
         f"{tls}/ca.pem", f"{tls}/controller-ctl.pem", f"{tls}/controller-ctl-key.pem")
+    # etcd: the etcd CA's files, which no agent and no admin holds.
+    assert (controller["etcd-ca"], controller["etcd-cert"], controller["etcd-key"]) == (
+        f"{tls}/etcd/ca.pem", f"{tls}/etcd/controller-ctl.pem", f"{tls}/etcd/controller-ctl-key.pem")
     for host in lab.hosts:
         assert config.read_file(AGENT, lab.agent_config(host)) == {
             "name": host.name, "controller": ["10.231.0.2:7946"], "vtep-ip": host.underlay_ip, "api": host.api,
@@ -304,12 +310,15 @@ def test_the_lab_writes_its_config_files_in_the_deployed_format(tmp_path):
         assert f'name: "{member.name}"' in text
         assert 'initial-cluster: "e1=https://10.231.0.3:2380,e2=https://10.231.0.4:2380,' \
                'e3=https://10.231.0.5:2380"' in text
-        assert f'"cert-file": "{tls}/etcd-{member.name}.pem"' in text
+        assert f'"cert-file": "{tls}/etcd/etcd-{member.name}.pem"' in text
+        assert f'"trusted-ca-file": "{tls}/etcd/ca.pem"' in text
     without_etcd = Lab("vxtac", hosts=1, state_root=tmp_path)
     without_etcd.state_dir.mkdir(parents=True)
     without_etcd.write_configs()
     private = config.read_file(CONTROLLER, without_etcd.controller_config)
     assert private["etcd"] == [] and private["data-dir"] == str(without_etcd.state_dir / "etcd")
+    # The private etcd trusts the etcd CA too.
+    assert private["etcd-ca"] == f"{without_etcd.tls_dir}/etcd/ca.pem"
 
 
 # ---- provisioning, in dry-run mode ---------------------------------------------------
@@ -444,8 +453,15 @@ def test_provisioning_refuses_bad_arguments_before_doing_anything(tmp_path, args
     assert not enabled_units(run)
 
 
+TLS_DIRS = ("/etc/vxmesh/tls", "/etc/vxmesh/etcd-tls")
+
+
 def tls_installs(run: DryRun) -> list[list[str]]:
-    return [c for c in run.ran("install") if c[-1].startswith("/etc/vxmesh/tls/")]
+    return [c for c in run.ran("install") if c[-1].startswith(tuple(f"{d}/" for d in TLS_DIRS))]
+
+
+def tls_dirs(run: DryRun) -> list[list[str]]:
+    return [c for c in run.ran("install", "-d") if c[-1] in TLS_DIRS]
 
 
 def test_provisioning_installs_the_certificates_of_the_hosts_roles(tmp_path):
@@ -453,23 +469,37 @@ def test_provisioning_installs_the_certificates_of_the_hosts_roles(tmp_path):
     subprocess.run(["bash", str(TLS), str(certs), "n1=10.9.0.1"], check=True, capture_output=True)
     proc, run = provision(tmp_path, "--role", "all", "--name", "n1", "--address", "10.9.0.1", "--tls-dir", str(certs))
     assert proc.returncode == 0, proc.stderr
-    # Private keys 0600 (etcd's owned by the user etcd runs as), the CA's key nowhere.
+    # Private keys 0600 in directories 0700, the CAs' keys nowhere. etcd's files (the
+    # etcd CA, its certificate, its key) in a directory of etcd's own user; the
+    # controller's etcd client files with root's, where no agent's are.
+    assert [c[1:] for c in tls_dirs(run)] == [["-d", "-m", "0700", "/etc/vxmesh/tls"],
+                                             ["-d", "-m", "0700", "-o", "etcd", "-g", "etcd", "/etc/vxmesh/etcd-tls"]]
     assert [c[1:] for c in tls_installs(run)] == [
         ["-m", "0644", f"{certs}/ca.pem", "/etc/vxmesh/tls/ca.pem"],
+        ["-m", "0644", f"{certs}/etcd/ca.pem", "/etc/vxmesh/tls/etcd-ca.pem"],
         ["-m", "0644", f"{certs}/admin.pem", "/etc/vxmesh/tls/admin.pem"],
         ["-m", "0600", f"{certs}/admin-key.pem", "/etc/vxmesh/tls/admin-key.pem"],
         ["-m", "0644", f"{certs}/agent-n1.pem", "/etc/vxmesh/tls/agent.pem"],
         ["-m", "0600", f"{certs}/agent-n1-key.pem", "/etc/vxmesh/tls/agent-key.pem"],
         ["-m", "0644", f"{certs}/controller-n1.pem", "/etc/vxmesh/tls/controller.pem"],
         ["-m", "0600", f"{certs}/controller-n1-key.pem", "/etc/vxmesh/tls/controller-key.pem"],
-        ["-m", "0644", f"{certs}/etcd-n1.pem", "/etc/vxmesh/tls/etcd.pem"],
-        ["-m", "0600", "-o", "etcd", "-g", "etcd", f"{certs}/etcd-n1-key.pem", "/etc/vxmesh/tls/etcd-key.pem"]]
+        ["-m", "0644", f"{certs}/etcd/controller-n1.pem", "/etc/vxmesh/tls/etcd-client.pem"],
+        ["-m", "0600", f"{certs}/etcd/controller-n1-key.pem", "/etc/vxmesh/tls/etcd-client-key.pem"],
+        ["-m", "0644", "-o", "etcd", "-g", "etcd", f"{certs}/etcd/ca.pem", "/etc/vxmesh/etcd-tls/ca.pem"],
+        ["-m", "0644", "-o", "etcd", "-g", "etcd", f"{certs}/etcd/etcd-n1.pem", "/etc/vxmesh/etcd-tls/etcd.pem"],
+        ["-m", "0600", "-o", "etcd", "-g", "etcd", f"{certs}/etcd/etcd-n1-key.pem",
+         "/etc/vxmesh/etcd-tls/etcd-key.pem"]]
     # The daemons' config files use the installed files by default, and etcd speaks https.
     controller = config.read_file(CONTROLLER, write(tmp_path / "c.toml", run.files["/etc/vxmesh/controller.toml"]))
     assert controller == {"listen": ["10.9.0.1:7946", "127.0.0.1:7946"], "etcd": ["https://10.9.0.1:2379"]}
+    installed = [c[-1] for c in tls_installs(run)]
+    for key in ("ca", "cert", "key", "etcd-ca", "etcd-cert", "etcd-key"):
+        assert CONTROLLER.option(key).default in installed, key
     agent = config.read_file(AGENT, write(tmp_path / "a.toml", run.files["/etc/vxmesh/agent.toml"]))
     assert "insecure" not in agent and AGENT.option("cert").default == "/etc/vxmesh/tls/agent.pem"
-    assert '"cert-file": "/etc/vxmesh/tls/etcd.pem"' in run.files["/etc/vxmesh/etcd.yaml"]
+    etcd = run.files["/etc/vxmesh/etcd.yaml"]
+    assert '"cert-file": "/etc/vxmesh/etcd-tls/etcd.pem"' in etcd
+    assert '"trusted-ca-file": "/etc/vxmesh/etcd-tls/ca.pem"' in etcd and "/etc/vxmesh/tls/" not in etcd
     assert "VXMESH_INSECURE" not in run.files["/usr/local/bin/vxmesh"]
 
     proc, run = provision(tmp_path, "--role", "agent", "--name", "n1", "--address", "10.9.0.1",
@@ -480,6 +510,25 @@ def test_provisioning_installs_the_certificates_of_the_hosts_roles(tmp_path):
     proc, _ = provision(tmp_path, "--role", "all", "--name", "n2", "--address", "10.9.0.2", "--tls-dir", str(certs))
     assert proc.returncode == 1
     assert f"{certs}/agent-n2.pem is missing: make it with deploy/tls.sh {certs} n2=10.9.0.2" in proc.stderr
+
+
+def test_provisioning_refuses_certificates_made_before_the_etcd_ca(tmp_path):
+    """A directory made before the etcd CA existed has no DIR/etcd: provisioning
+    an etcd member or a controller from it stops, naming what deploy/tls.sh
+    would add; an agent needs none of it."""
+    certs = tmp_path / "tls"
+    subprocess.run(["bash", str(TLS), str(certs), "n1=10.9.0.1"], check=True, capture_output=True)
+    shutil.rmtree(certs / "etcd")
+    proc, run = provision(tmp_path, "--role", "all", "--name", "n1", "--address", "10.9.0.1", "--tls-dir", str(certs))
+    assert proc.returncode == 1 and not tls_installs(run)
+    assert f"{certs}/etcd/controller-n1.pem is missing: make it with deploy/tls.sh {certs} n1=10.9.0.1" in proc.stderr
+    proc, _ = provision(tmp_path, "--role", "agent", "--name", "n1", "--address", "10.9.0.1",
+                        "--controller", "10.9.0.9:7946", "--tls-dir", str(certs))
+    assert proc.returncode == 0, proc.stderr
+    # tls.sh run again adds the etcd CA and the etcd certificates, keeping the rest.
+    subprocess.run(["bash", str(TLS), str(certs), "n1=10.9.0.1"], check=True, capture_output=True)
+    proc, _ = provision(tmp_path, "--role", "all", "--name", "n1", "--address", "10.9.0.1", "--tls-dir", str(certs))
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_the_shell_scripts_pass_shellcheck():
@@ -494,7 +543,18 @@ def openssl(*args: str) -> str:
     return subprocess.run([need("openssl"), *args], check=True, capture_output=True, text=True).stdout
 
 
-ROLE_FILES = ("agent", "controller", "etcd")
+# Each node's files, by the CA that signs them: the cluster CA in DIR, the etcd CA in DIR/etcd.
+CLUSTER_FILES = ("agent-{}", "controller-{}")
+ETCD_FILES = ("etcd/etcd-{}", "etcd/controller-{}")
+
+
+def tree(directory: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(directory)): p.read_bytes() for p in directory.rglob("*") if p.is_file()}
+
+
+def verifies(ca: Path, cert: Path) -> bool:
+    proc = subprocess.run([need("openssl"), "verify", "-CAfile", str(ca), str(cert)], capture_output=True, text=True)
+    return proc.returncode == 0 and proc.stdout.strip().endswith("OK")
 
 
 def test_certificates_are_made_once_and_signed_by_one_ca(tmp_path):
@@ -502,33 +562,41 @@ def test_certificates_are_made_once_and_signed_by_one_ca(tmp_path):
     nodes = {"node1": "192.168.56.11", "node2": "192.168.56.12"}
     subprocess.run(["bash", str(TLS), str(certs), *(f"{n}={ip}" for n, ip in nodes.items())],
                    check=True, capture_output=True)
+    cluster_ca, etcd_ca = certs / "ca.pem", certs / "etcd" / "ca.pem"
     for name, ip in nodes.items():
-        for role in ROLE_FILES:
-            cert = certs / f"{role}-{name}.pem"
-            assert openssl("verify", "-CAfile", str(certs / "ca.pem"), str(cert)).strip().endswith("OK")
-            text = openssl("x509", "-in", str(cert), "-noout", "-text")
-            assert f"DNS:{name}" in text and f"IP Address:{ip}" in text
-            assert f"OU = {role}, CN = {name}" in text
-            assert "TLS Web Server Authentication, TLS Web Client Authentication" in text
-            assert stat.S_IMODE((certs / f"{role}-{name}-key.pem").stat().st_mode) == 0o600
+        for ca, other_ca, patterns in ((cluster_ca, etcd_ca, CLUSTER_FILES), (etcd_ca, cluster_ca, ETCD_FILES)):
+            for pattern in patterns:
+                cert = certs / f"{pattern.format(name)}.pem"
+                # Signed by its CA and not by the other one: etcd trusts no agent's certificate.
+                assert verifies(ca, cert) and not verifies(other_ca, cert), cert
+                text = openssl("x509", "-in", str(cert), "-noout", "-text")
+                assert f"DNS:{name}" in text and f"IP Address:{ip}" in text
+                role = pattern.split("/")[-1].split("-")[0]
+                assert f"OU = {role}, CN = {name}" in text
+                assert "TLS Web Server Authentication, TLS Web Client Authentication" in text
+                assert stat.S_IMODE((certs / f"{pattern.format(name)}-key.pem").stat().st_mode) == 0o600
     admin = openssl("x509", "-in", str(certs / "admin.pem"), "-noout", "-text")
     assert "OU = admin, CN = admin" in admin and "TLS Web Client Authentication" in admin
     assert "Server Authentication" not in admin
-    for key in ("ca-key.pem", "admin-key.pem"):
+    assert verifies(cluster_ca, certs / "admin.pem") and not verifies(etcd_ca, certs / "admin.pem")
+    for key in ("ca-key.pem", "etcd/ca-key.pem", "admin-key.pem"):
         assert stat.S_IMODE((certs / key).stat().st_mode) == 0o600
-    before = {p.name: p.read_bytes() for p in certs.iterdir()}
+    for directory in (certs, certs / "etcd"):
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    before = tree(certs)
 
-    # Again, with one more node: what existed stays, the new node joins the same CA.
+    # Again, with one more node: what existed stays, the new node joins the same CAs.
     subprocess.run(["bash", str(TLS), str(certs), "node1=192.168.56.11", "node3=192.168.56.13"],
                    check=True, capture_output=True)
-    after = {p.name: p.read_bytes() for p in certs.iterdir()}
+    after = tree(certs)
     assert {k: after[k] for k in before} == before
-    assert set(after) - set(before) == {f"{r}-node3{s}.pem" for r in ROLE_FILES for s in ("", "-key")}
-    openssl("verify", "-CAfile", str(certs / "ca.pem"), str(certs / "agent-node3.pem"))
+    assert set(after) - set(before) == {f"{p.format('node3')}{s}.pem" for p in CLUSTER_FILES + ETCD_FILES
+                                        for s in ("", "-key")}
+    openssl("verify", "-CAfile", str(cluster_ca), str(certs / "agent-node3.pem"))
 
     bad = subprocess.run(["bash", str(TLS), str(certs), "Node_4=10.0.0.1"], capture_output=True, text=True)
     assert bad.returncode == 1 and "is not NAME=IP" in bad.stderr
-    assert sorted(p.name for p in certs.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in certs.rglob(".*")) == []
 
 
 def test_certificate_runs_at_the_same_time_share_one_ca(tmp_path):
@@ -539,10 +607,12 @@ def test_certificate_runs_at_the_same_time_share_one_ca(tmp_path):
                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
     assert [(r.wait(timeout=120), r.stderr.read()) for r in runs] == [(0, "")] * 3
     for i in (1, 2, 3):
-        for role in ROLE_FILES:
-            openssl("verify", "-CAfile", str(certs / "ca.pem"), str(certs / f"{role}-node{i}.pem"))
-    ca_key = openssl("pkey", "-in", str(certs / "ca-key.pem"), "-pubout")
-    assert openssl("x509", "-in", str(certs / "ca.pem"), "-noout", "-pubkey") == ca_key
+        for ca, patterns in ((certs / "ca.pem", CLUSTER_FILES), (certs / "etcd" / "ca.pem", ETCD_FILES)):
+            for pattern in patterns:
+                openssl("verify", "-CAfile", str(ca), str(certs / f"{pattern.format(f'node{i}')}.pem"))
+    for directory in (certs, certs / "etcd"):
+        ca_key = openssl("pkey", "-in", str(directory / "ca-key.pem"), "-pubout")
+        assert openssl("x509", "-in", str(directory / "ca.pem"), "-noout", "-pubkey") == ca_key
 
 
 # ---- Vagrant --------------------------------------------------------------------------------
@@ -608,9 +678,11 @@ def test_each_vagrant_node_is_provisioned_by_the_deploy_script(tmp_path, etcd_me
         assert config.read_file(AGENT, agent) == {
             "name": node["name"], "controller": ["192.168.56.11:7946"], "vtep-ip": node["address"]}
         installed = [c[-1] for c in tls_installs(run) if c[2] == "0600"]
+        # Only etcd members and the controller get keys of the etcd CA.
         assert installed == ["/etc/vxmesh/tls/admin-key.pem", "/etc/vxmesh/tls/agent-key.pem"] + (
-            ["/etc/vxmesh/tls/controller-key.pem"] if node["role"] == "all" else []) + (
-            ["/etc/vxmesh/tls/etcd-key.pem"] if member else [])
+            ["/etc/vxmesh/tls/controller-key.pem", "/etc/vxmesh/tls/etcd-client-key.pem"]
+            if node["role"] == "all" else []) + (
+            ["/etc/vxmesh/etcd-tls/etcd-key.pem"] if member else [])
         if node["role"] == "all":
             controller = write(tmp_path / "controller.toml", run.files["/etc/vxmesh/controller.toml"])
             assert config.read_file(CONTROLLER, controller)["etcd"] == [

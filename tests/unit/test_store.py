@@ -104,6 +104,41 @@ async def test_refused_networks_leave_etcd_untouched(store, etcd, prefix):
     assert await snapshot(etcd, prefix) == before  # same keys, values and revision
 
 
+async def test_networks_stay_off_the_hosts_own_subnets_and_space_that_is_not_unicast(store, etcd, prefix):
+    """Each refusal is one line naming the conflict, and etcd is untouched; the
+    hosts' subnets come from their records (registered from their hellos)."""
+    await store.register_host(Host(name="h1", vtep="192.0.2.11", underlay_subnet="192.0.2.0/24",
+                                   gwbridge_subnet="172.18.0.0/16", bridge_subnet="172.17.0.0/16"))
+    await store.register_host(Host(name="h2", vtep="198.51.100.12", underlay_subnet="198.51.100.0/24",
+                                   gwbridge_subnet="172.20.0.0/16", bridge_subnet="172.21.0.0/16"))
+    before = await snapshot(etcd, prefix)
+    refusals = [
+        ("192.0.2.0/25", "overlay", FailedPrecondition,
+         "subnet 192.0.2.0/25 overlaps the underlay of host h1 (192.0.2.0/24)"),
+        ("198.51.0.0/16", "overlay", FailedPrecondition,
+         "subnet 198.51.0.0/16 overlaps the underlay of host h2 (198.51.100.0/24)"),
+        ("172.18.5.0/24", "overlay", FailedPrecondition,
+         "subnet 172.18.5.0/24 overlaps the gwbridge of host h1 (172.18.0.0/16)"),
+        ("172.21.0.0/24", "overlay", FailedPrecondition,
+         "subnet 172.21.0.0/24 overlaps the default bridge of host h2 (172.21.0.0/16)"),
+        # A bridge network exists on every host: it must stay off every host's subnets too.
+        ("172.17.1.0/24", "bridge", FailedPrecondition,
+         "subnet 172.17.1.0/24 overlaps the default bridge of host h1 (172.17.0.0/16)"),
+        ("127.0.0.0/24", "overlay", InvalidArgument, "subnet 127.0.0.0/24 overlaps 127.0.0.0/8, loopback"),
+        ("0.0.0.0/8", "overlay", InvalidArgument, 'subnet 0.0.0.0/8 overlaps 0.0.0.0/8, "this network"'),
+        ("169.254.7.0/24", "bridge", InvalidArgument, "subnet 169.254.7.0/24 overlaps 169.254.0.0/16, link-local"),
+        ("224.1.0.0/24", "overlay", InvalidArgument, "subnet 224.1.0.0/24 overlaps 224.0.0.0/4, multicast"),
+        ("240.0.0.0/24", "overlay", InvalidArgument, "subnet 240.0.0.0/24 overlaps 240.0.0.0/4, reserved"),
+    ]
+    for subnet, driver, error, message in refusals:
+        with pytest.raises(error) as err:
+            await store.create_network("bad", subnet, driver=driver)
+        assert str(err.value).startswith(message) and "\n" not in str(err.value), (subnet, str(err.value))
+    assert await snapshot(etcd, prefix) == before
+    # The control: next to all of them, a subnet of nobody's is fine.
+    assert (await store.create_network("good", "172.19.0.0/16")).subnet == "172.19.0.0/16"
+
+
 async def test_concurrent_creates_of_one_name_let_exactly_one_win(etcd_server, prefix):
     async with await Etcd.connect([etcd_server.endpoint]) as a, await Etcd.connect([etcd_server.endpoint]) as b:
         one, two = Store(a, prefix), Store(b, prefix)
