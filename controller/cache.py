@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 Batch = tuple[int, list[StateEvent]]
 
+# How often the watch asks etcd for a progress notification (the current
+# revision, with no events): the longest an idle, working watch goes unnoticed.
+PROGRESS_SECONDS = 1.0
+
 
 class StateCache:
     def __init__(self, etcd: Etcd, keys: Keys, history_limit: int = 100_000, preload: int = 10_000):
@@ -129,7 +133,11 @@ class StateCache:
         backoff = 0.1
         while True:
             try:
-                async for revision, events in self.etcd.watch(self.keys.prefix, self.revision + 1):
+                # Progress notifications mark a re-established watch healthy
+                # at once, also when nothing changes for a while after an
+                # etcd outage (the first event could be minutes away).
+                async for revision, events in self.etcd.watch(self.keys.prefix, self.revision + 1,
+                                                              progress_interval=PROGRESS_SECONDS):
                     decoded = self.index.apply(events)
                     self._record(revision, decoded)
                     self.router.route(decoded)
