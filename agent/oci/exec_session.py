@@ -23,10 +23,10 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from agent.images import commands
 from agent.oci.container_dir import ContainerDir
 from agent.oci.crun import Crun
 from agent.oci.model import ContainerError
+from proto import tools
 
 READ_SIZE = 65536
 # crun writes the pid file a moment after the command started.
@@ -113,7 +113,7 @@ async def _output(proc: asyncio.subprocess.Process, streams: dict[int, str], pid
             loop.remove_reader(fd)
         exit_watch.cancel()
     if not pid_file.exists():
-        raise ContainerError(f"exec in {name!r}: {commands.reason(held) or f'crun exited {code}'}")
+        raise ContainerError(f"exec in {name!r}: {tools.reason(held) or f'crun exited {code}'}")
     if held:
         yield "stderr", held
     yield "exit", code
