@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from agent.runtime import procfs
+from agent.oci import processes
 from deploy.lab_errors import LabError
 from deploy.topology import Node, sigkill
 
@@ -30,7 +30,7 @@ class ProcessRecord:
 
 def is_alive(record: ProcessRecord) -> bool:
     """That very process still runs (a zombie, exited and only waiting to be reaped, does not)."""
-    return procfs.is_alive(procfs.ProcessIdentity(record.pid, record.start_ticks))
+    return processes.is_alive(record.pid, record.start_ticks)
 
 
 def log_tail(log: Path | str, lines: int = 30) -> str:
@@ -70,11 +70,11 @@ class Supervisor:
                 cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
             )
-        started = procfs.identify(popen.pid)
-        if started is None or not procfs.is_alive(started):
+        started = processes.start_time(popen.pid)
+        if started is None:
             popen.wait()
             raise LabError(f"{role} exited at once (exit {popen.returncode}); log {log}:\n{log_tail(log)}")
-        self.records[role] = ProcessRecord(role, netns, argv, str(log), popen.pid, started.start_time)
+        self.records[role] = ProcessRecord(role, netns, argv, str(log), popen.pid, started)
         self._popens[role] = popen
         self._on_change()
         return self.records[role]
