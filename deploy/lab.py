@@ -5,6 +5,7 @@
     P-ctlK     10.231.0.(200+K)  controller K >= 2, with `controllers=N` (needs etcd members)
     P-eN       10.231.0.(2+N) etcd member eN, with `etcd_members=N` (0 by default)
     P-hN       10.231.0.1N   agent N
+    P-reg      10.231.0.10   the cluster's image registry (deploy/lab_registry.py)
     P-ext      10.231.0.100  `deploy/ext_server.py`, an outside TCP server
 
 The daemons run as on a deployed host: each from a config file written by
@@ -35,12 +36,13 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agent.runtime.cgroups import Cgroups
-from deploy import units
+from agent.oci.cgroups import HostCgroups
+from deploy import lab_registry, units
 from deploy.config_files import EtcdConfig, EtcdMember, EtcdTls, render_agent, render_controller, render_etcd
 from deploy.lab_errors import LabCommandError, LabError, LabExists
 from deploy.lab_processes import REPO_ROOT, ProcessRecord, Supervisor, is_alive
 from deploy.lab_tls import make_certs, tls_paths
+from deploy.registry_config import REGISTRY_PORT
 from deploy.topology import Node, Switch, Topology, is_tag, list_netns
 
 DEFAULT_PREFIX = "vxlab"
@@ -122,6 +124,8 @@ class Lab:
         self.fabric_ns = self.topology.name("fabric")
         self.ctl_ns = self.topology.name("ctl")
         self.ext_ns = self.topology.name("ext")
+        self.registry_ns = self.topology.name(lab_registry.NODE)
+        self.registry = lab_registry.ADDRESS   # what configs and image references name
         self.hosts = [self._make_host(i) for i in range(1, hosts + 1)]
         self.etcd_members = [self._make_etcd_member(i) for i in range(1, etcd_members + 1)]
         records = self._read_state_file()  # may replace hosts, members and MTU with the running lab's
@@ -174,12 +178,17 @@ class Lab:
                    controllers=[(self.controller_cert_name(k), self.controller_ip(k)) for k in self.controller_indexes],
                    agents=[(h.name, h.underlay_ip) for h in self.hosts],
                    etcd_members=[(m.name, m.address) for m in self.etcd_members])
+        lab_registry.make_cert(self.tls_dir)
 
     # ---- config files, as deploy/provision.sh writes them to /etc/vxmesh ----
 
     @property
     def controller_config(self) -> Path:
         return self.state_dir / "controller.toml"
+
+    @property
+    def registry_config(self) -> Path:
+        return self.state_dir / "registry.yml"
 
     def agent_config(self, host: LabHost) -> Path:
         return self.state_dir / f"agent-{host.name}.toml"
@@ -193,7 +202,7 @@ class Lab:
             self.controller_config_of(k).write_text(render_controller({
                 "listen": [f"{self.controller_ip(k)}:{CONTROLLER_PORT}", f"unix://{self.controller_socket_of(k)}"],
                 "etcd": [m.client_url for m in self.etcd_members],
-                "data-dir": str(self.state_dir / "etcd"),
+                "data-dir": str(self.state_dir / "etcd"), "registry": self.registry,
                 **tls_paths(self.tls_dir, "controller", self.controller_cert_name(k)),
             }, header))
         # Every agent gets every controller, as the systemd config would.
@@ -201,9 +210,10 @@ class Lab:
         for host in self.hosts:
             self.agent_config(host).write_text(render_agent({
                 "name": host.name, "controller": controllers,
-                "vtep-ip": host.underlay_ip, "api": host.api,
+                "vtep-ip": host.underlay_ip, "api": host.api, "registry": self.registry,
                 **tls_paths(self.tls_dir, "agent", host.name),
             }, header))
+        lab_registry.write_config(self.registry_config, self.tls_dir, self.state_dir / "registry", header)
         cluster = tuple(EtcdMember(m.name, m.address, "https") for m in self.etcd_members)
         for member in self.etcd_members:
             config = EtcdConfig(member.name, cluster, data_dir=str(self.state_dir / f"etcd-{member.name}"),
@@ -282,6 +292,7 @@ class Lab:
             self.write_configs()
             self._start_ext()
             if start_vxmesh:
+                self._start_registry()
                 self._start_etcd_cluster()
                 for k in self.controller_indexes:
                     self.start_controller(k)
@@ -302,10 +313,14 @@ class Lab:
         self.topology.remove()
         for state_dir in self._agent_state_dirs():
             shutil.rmtree(state_dir)
-        # The agents named their cgroups after their hosts; the processes in
-        # them were killed above.
+        # The agents named their containers' cgroups after their hosts
+        # (crun's parent); whatever is left in them dies with them.
+        cgroups = HostCgroups.detect()
         for host in self.hosts:
-            Cgroups.detect(f"vxmesh-{host.name}").orphans(())
+            parent = f"vxmesh-{host.name}"
+            for container_id in cgroups.container_ids(parent):
+                cgroups.remove(parent, container_id)
+            cgroups.remove_parent_if_empty(parent)
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         # The shared parents go with the last lab that used them; another
@@ -317,7 +332,8 @@ class Lab:
     def _build_topology(self) -> None:
         self.topology.switch("fabric", FABRIC_BRIDGE)
         # Every other node (ctl, ext, ctl2.., e1.., h1..) and its address on the fabric.
-        nodes = [(self.ctl_ns, CONTROLLER_IP), (self.ext_ns, EXT_IP)]
+        nodes = [(self.ctl_ns, CONTROLLER_IP), (self.ext_ns, EXT_IP),
+                 (self.registry_ns, lab_registry.REGISTRY_IP)]
         nodes += [(self.controller_ns(k), self.controller_ip(k)) for k in self.controller_indexes[1:]]
         nodes += [(m.netns, m.address) for m in self.etcd_members]
         nodes += [(h.netns, h.underlay_ip) for h in self.hosts]
@@ -364,6 +380,17 @@ class Lab:
             f"ext server on {EXT_IP}:{EXT_PORT}",
             lambda: _unless(Node(self.ext_ns).listening_on(EXT_PORT), "not listening yet"),
             ["ext"], timeout=15)
+
+    def _start_registry(self) -> None:
+        self._spawn(lab_registry.ROLE, self.registry_ns, lab_registry.argv(self.registry_config))
+        self._procs.wait_until(
+            f"image registry on {self.registry}",
+            lambda: _unless(Node(self.registry_ns).listening_on(REGISTRY_PORT), "not listening yet"),
+            [lab_registry.ROLE], timeout=15)
+
+    def load_image(self, archive: Path) -> str:
+        """`vxmesh image load -i ARCHIVE`: the archive's images into the lab's registry."""
+        return self.cli("image", "load", "-i", str(archive), timeout=120).stdout
 
     def log_path(self, role: str) -> Path:
         """The log of the lab process `role` ("controller", "agent-<host name>", "ext", ...)."""
@@ -531,7 +558,8 @@ class Lab:
         present = set(list_netns())
         rows = [(self.controller_role(k), self.controller_ns(k), self.controller_ip(k), self.controller_role(k))
                 for k in self.controller_indexes]
-        rows += [("ext", self.ext_ns, EXT_IP, "ext")]
+        rows += [("ext", self.ext_ns, EXT_IP, "ext"),
+                 ("registry", self.registry_ns, lab_registry.REGISTRY_IP, lab_registry.ROLE)]
         rows += [(m.role, m.netns, m.address, m.role) for m in self.etcd_members]
         rows += [(h.name, h.netns, h.underlay_ip, f"agent-{h.name}") for h in self.hosts]
         for name, netns, address, role in rows:
