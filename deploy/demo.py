@@ -11,23 +11,14 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
-from deploy.images import busybox_archive
 from deploy.lab import Lab
 from deploy.lab_errors import LabError, LabExists
 
 DEMO_NETWORK = "demo"
 DEMO_SUBNET = "10.100.0.0/24"
 DEMO_IMAGE = "busybox"
-
-
-def load_busybox(lab: Lab) -> str:
-    """The busybox image into the lab's registry, through `vxmesh image load`; its output."""
-    with tempfile.TemporaryDirectory(prefix="vxmesh-demo-") as tmp:
-        return lab.load_image(busybox_archive(Path(tmp) / "busybox.tar"))
 
 
 def build_demo(lab: Lab) -> list[dict]:
@@ -91,7 +82,7 @@ def main() -> int:
         return 1
     print(lab.status())
     print(f"\nThe busybox image, built here and loaded into the lab's registry {lab.registry}:")
-    print(load_busybox(lab).rstrip())
+    print(lab.load_busybox().rstrip())
     print(lab.cli("images").stdout.rstrip())
     containers = build_demo(lab)
     matrix, ok = connectivity_matrix(lab, containers)

@@ -33,11 +33,13 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from agent.oci.cgroups import HostCgroups
 from deploy import lab_registry, units
+from deploy.images import busybox_archive
 from deploy.config_files import EtcdConfig, EtcdMember, EtcdTls, render_agent, render_controller, render_etcd
 from deploy.lab_errors import LabCommandError, LabError, LabExists
 from deploy.lab_processes import REPO_ROOT, ProcessRecord, Supervisor, is_alive
@@ -392,6 +394,11 @@ class Lab:
         """`vxmesh image load -i ARCHIVE`: the archive's images into the lab's registry."""
         return self.cli("image", "load", "-i", str(archive), timeout=120).stdout
 
+    def load_busybox(self) -> str:
+        """busybox:latest, built here (deploy/images.py), loaded as a user loads a `docker save` tarball."""
+        with tempfile.TemporaryDirectory(prefix="vxmesh-busybox-") as tmp:
+            return self.load_image(busybox_archive(Path(tmp) / "busybox.tar"))
+
     def log_path(self, role: str) -> Path:
         """The log of the lab process `role` ("controller", "agent-<host name>", "ext", ...)."""
         return self._procs.log_path(role)
@@ -493,10 +500,10 @@ class Lab:
         self.wait_hosts_up([host.name], timeout)
 
     def stop_agent(self, host: LabHost | str) -> None:
-        """kill -9 everything in the host's namespace; containers (in their
-        own `vxm-` namespaces) survive, as they would an agent crash."""
+        """kill -9 the agent, as a crash (or systemd stopping its unit, KillMode=process):
+        its containers and their monitors (conmon, in the host's namespace) survive."""
         host = self._host(host)
-        self._procs.stop(f"agent-{host.name}", host.netns)
+        self._procs.stop(f"agent-{host.name}", host.netns, whole_namespace=False)
 
     def _host(self, host: LabHost | str) -> LabHost:
         name = host.name if isinstance(host, LabHost) else host

@@ -97,12 +97,13 @@ class Supervisor:
                 raise LabError(f"timed out after {timeout}s waiting for {what} ({reason})\n{tails}")
             time.sleep(POLL_INTERVAL)
 
-    def stop(self, role: str, netns: str) -> None:
-        """kill -9 `role` and everything else in its namespace."""
+    def stop(self, role: str, netns: str, whole_namespace: bool = True) -> None:
+        """kill -9 `role`, and (`whole_namespace`) everything else in its namespace."""
         record = self.records.get(role)
         if record is not None and is_alive(record):
             sigkill(record.pid)
-        Node(netns).kill_processes()
+        if whole_namespace:
+            Node(netns).kill_processes()
         self._reap(role)
 
     def kill_all(self) -> None:

@@ -142,7 +142,8 @@ class ClusterImages:
             for tag in siblings:
                 await self._call(self.api.put_manifest(repository, tag, manifest), ref.familiar)
             lines.append(f"Untagged: {ref.familiar}")
-            if not siblings:
+            # As Docker: the image is deleted once no name is left for it.
+            if not siblings and info.id not in {i.id for i in await self.list()}:
                 lines.append(f"Deleted: {info.id}")
         return lines
 
