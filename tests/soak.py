@@ -37,6 +37,7 @@ from deploy.lab import AGENT_STATE_ROOT, Lab
 from deploy.lab_errors import LabCommandError, LabError
 from deploy.topology import list_netns
 from tests.helpers.kernel_tables import desired_entries, kernel_entries
+from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import new_test_prefix
 from tests.helpers.lab_cli import containers, network
 
@@ -66,7 +67,7 @@ def churn(lab: Lab, seconds: float, rng: random.Random, tally: Tally) -> None:
             serial += 1
             host = rng.choice(lab.hosts).name
             request(lab, tally, "run", ("run", "-d", "--name", f"s{serial}", "--host", host, "--network", NETWORK,
-                                        "--", "sleep", "3600"), controller)
+                                        BUSYBOX, "sleep", "3600"), controller)
         elif roll < 0.75 and names:
             request(lab, tally, "rm", ("rm", "-f", rng.choice(names)), controller)
         elif roll < 0.9:
@@ -170,6 +171,7 @@ def soak(seconds: float, hosts: int, seed: int, keep: bool = False) -> Tally:
     lab = Lab(new_test_prefix(), hosts=hosts, etcd_members=1, controllers=2)
     try:
         lab.up()
+        lab.load_busybox()
         lab.cli("network", "create", "--subnet", SUBNET, NETWORK)
         churn(lab, seconds, rng, tally)
         deadline = time.monotonic() + SETTLE_SECONDS

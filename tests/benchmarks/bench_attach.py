@@ -44,6 +44,7 @@ from tests.benchmarks import figures
 from tests.benchmarks.commands import sh
 from tests.benchmarks.figures import percentile
 from tests.benchmarks.lab_bench import bench_lab, read_table, timing_events, vxmesh_argv, wait_new_entries
+from tests.helpers.images import BUSYBOX
 from tests.helpers.lab_cli import network, run
 
 NETWORK = "bench"
@@ -134,7 +135,7 @@ async def _attach(lab: Lab, attach: Attach, peer_ns: str, vni: int) -> None:
     try:
         attach.t0 = time.time()
         await _check(vxmesh_argv(lab, "run", "-d", "--name", attach.name, "--host", h1.name,
-                                 "--network", NETWORK, "--", "sleep", "infinity"))
+                                 "--network", NETWORK, BUSYBOX, "sleep", "infinity"))
         attach.cli = time.time()
         (entry,) = await watch
     finally:
