@@ -321,6 +321,16 @@ def test_the_lab_writes_its_config_files_in_the_deployed_format(tmp_path):
     assert private["etcd"] == [] and private["data-dir"] == str(without_etcd.state_dir / "etcd")
 
 
+def test_every_package_of_the_checkout_is_installed():
+    """provision.sh installs with pip: a package missing from pyproject's list would be missing there."""
+    import tomllib
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {str(module.parent.relative_to(REPO)).replace("/", ".")
+             for root in ("proto", "transport", "cli", "controller", "agent", "deploy")
+             for module in (REPO / root).rglob("*.py")}
+    assert found == listed
+
+
 # ---- provisioning, in dry-run mode ---------------------------------------------------
 
 @dataclass
