@@ -7,7 +7,6 @@ import logging
 import os
 import signal
 import ssl
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,6 @@ from controller.images.skopeo import Skopeo
 from controller.keys import Keys
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
-from proto.tools import skopeo_cert_dir
 from transport.tls import Tls, TlsError, TlsFiles
 from transport.channels import Transport
 
@@ -82,8 +80,7 @@ async def serve(config: ControllerConfig) -> None:
         stack.push_async_callback(cache.stop)
 
         feeds = FeedCounters()
-        images = cluster_images(config, stack.enter_context(
-            tempfile.TemporaryDirectory(prefix="vxmesh-controller-registry-"))) if config.registry else None
+        images = cluster_images(config) if config.registry else None
         api = ControllerService(store, cache, feeds, agent_transport=transport, images=images)
         stack.push_async_callback(api.close)
         server = transport.server(options=[
@@ -108,16 +105,15 @@ async def serve(config: ControllerConfig) -> None:
             await server.stop(grace=1.0)
 
 
-def cluster_images(config: ControllerConfig, work: str) -> ClusterImages:
+def cluster_images(config: ControllerConfig) -> ClusterImages:
     """The cluster's registry as the controller reaches it: verified with the cluster
     CA, presenting the controller's certificate (plain HTTP when insecure)."""
     if config.insecure or config.tls is None:
         return ClusterImages(config.registry, RegistryApi(config.registry, None), Skopeo(config.registry, None))
     context = ssl.create_default_context(cafile=str(config.tls.ca))
     context.load_cert_chain(str(config.tls.cert), str(config.tls.key))
-    certs = skopeo_cert_dir(Path(work) / "certs", config.tls.ca, config.tls.cert, config.tls.key)
     return ClusterImages(config.registry, RegistryApi(config.registry, context),
-                         Skopeo(config.registry, certs))
+                         Skopeo(config.registry, (config.tls.ca, config.tls.cert, config.tls.key)))
 
 
 def _prepare_unix_socket(address: str) -> None:
