@@ -14,6 +14,7 @@ from proto.config_file import (
     ipv4_subnet,
     nonempty_list,
     on_off,
+    registry_or_empty,
     tls_options,
 )
 
@@ -43,6 +44,11 @@ AGENT = Schema("agent", (
            "'on': accept VXLAN (UDP 4789) only from the VTEPs of hosts currently in the "
            "cluster, dropping and counting the rest (nft table inet vxmesh_vtep, counter "
            "vxlan_rejected). 'off': accept it from anywhere, as plain VXLAN does.", on_off),
+    Option("registry", str, "",
+           "The cluster's image registry, HOST:PORT (the controller's registry): every "
+           "container's image is pulled from the cluster's copy there, over TLS verified "
+           "with the ca below, presenting this agent's certificate (plain HTTP with "
+           "insecure = true). Empty: this host cannot start containers.", registry_or_empty),
     *tls_options("agent"),
 ))
 

@@ -22,6 +22,7 @@ class LocalContainer:
     gw_ip: str = ""                # this host's gwbridge address for it ("" = none)
     started_generation: int = -1   # the spec generation last started
     error: str = ""                # why the last start failed
+    image_error: bool = False      # ... because its image could not be pulled
     # Interface index per attached network (eth<N>), kept so connect and
     # disconnect never rename the other interfaces; "@gwbridge" for the gwbridge.
     ifnames: dict[str, int] = field(default_factory=dict)

@@ -11,17 +11,20 @@ from pathlib import Path
 
 from agent.guards import control_plane_guards
 from agent.host_networks import HostNetworks
+from agent.images.registry import RegistryAccess
+from agent.images.store import ImageStore
 from agent.kernel.bridge import LocalBridgeSpec
 from agent.kernel.gwbridge import GwBridgeSpec
 from agent.kernel.overlay import underlay
 from agent.link import ControllerLink
 from agent.local_state import LocalState
 from agent.names import DEFAULT_BRIDGE
-from proto import validate
+from agent.oci.runtime import Runtime
 from agent.reconcile import Reconciler
-from agent.runtime.containers import Runtime
 from agent.service import HostAgentService
 from agent.view import View
+from proto import validate
+from proto.tools import skopeo_cert_dir
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.private_files import private_dir
 from proto.records import Host
@@ -29,6 +32,8 @@ from transport.tls import Tls, TlsError, TlsFiles
 from transport.channels import Transport
 
 log = logging.getLogger(__name__)
+
+AGENT_UMASK = 0o077
 
 
 @dataclass
@@ -45,6 +50,7 @@ class AgentConfig:
     vtep_filter: bool = True               # accept VXLAN only from live hosts' VTEPs
     tls: TlsFiles | None = None            # the agent's CA, certificate and key
     insecure: bool = False                 # plain-text gRPC; tls is then ignored
+    registry: str = ""                     # the cluster's image registry, HOST:PORT
 
 
 def agent_transport(config: AgentConfig) -> Transport:
@@ -58,15 +64,31 @@ def agent_transport(config: AgentConfig) -> Transport:
     return Transport(Tls.load(config.tls, ("agent",), config.name))
 
 
+def registry_access(config: AgentConfig, state_dir: Path) -> RegistryAccess:
+    """How this host pulls images: from the cluster's registry, verified with the
+    cluster CA and presenting the agent's certificate (plain HTTP when insecure)."""
+    if not config.registry:
+        return RegistryAccess()
+    if config.insecure or config.tls is None:
+        return RegistryAccess(insecure=frozenset({config.registry}), cluster=config.registry)
+    certs = skopeo_cert_dir(state_dir / "registry-certs", config.tls.ca, config.tls.cert, config.tls.key)
+    return RegistryAccess(ca_dir=certs, cluster=config.registry)
+
+
 async def serve(config: AgentConfig) -> None:
     validate.host_name(config.name)
+    # What the agent and the tools it runs (conmon, crun, skopeo, umoci) create
+    # is root's alone: their files hold containers' configs, environments and
+    # logs (proto/private_files.py). Containers get Docker's 0022 (agent/oci/spec.py).
+    os.umask(AGENT_UMASK)
     transport = agent_transport(config)
     vtep_link = await underlay(config.vtep_ip)
     mtu = vtep_link.mtu
     # Everything under it describes containers, their environment included: root's alone.
     state_dir = private_dir(config.state_root / config.name)
     # Cgroups are named after the host too: several agents may share one kernel.
-    runtime = Runtime(private_dir(state_dir / "containers"), cgroup_parent=f"vxmesh-{config.name}")
+    runtime = Runtime(private_dir(state_dir / "oci"), cgroup_parent=f"vxmesh-{config.name}")
+    images = ImageStore(state_dir / "images", registry_access(config, state_dir))
     local = LocalState(state_dir / "local")
     view = View(config.name)
     # Its own subnets, so that no network is made over them (controller/store/networks.py).
@@ -83,7 +105,7 @@ async def serve(config: AgentConfig) -> None:
     link = ControllerLink(config.controllers, host, view,
                           on_update=lambda: reconciler.wake() if reconciler else None,
                           held_containers=lambda: sorted(local.load_all()), dial=transport.channel)
-    reconciler = Reconciler(networks, config.vtep_ip, view, runtime, local, link,
+    reconciler = Reconciler(networks, config.vtep_ip, view, runtime, images, local, link,
                             vtep_filter=config.vtep_filter,
                             guards=await control_plane_guards(config.api, config.controllers))
 

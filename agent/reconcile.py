@@ -20,12 +20,13 @@ from agent.convergers.containers import Containers
 from agent.convergers.host_firewall import HostFirewall
 from agent.convergers.vtep_filter import VtepFilter
 from agent.host_networks import HostNetworks
+from agent.images.store import ImageStore
 from agent.kernel.bridge import ensure_bridge
 from agent.kernel.firewall import Guard
 from agent.kernel.gwbridge import ensure_gwbridge
 from agent.link import ControllerLink
 from agent.local_state import LocalState
-from agent.runtime.containers import Runtime
+from agent.oci.runtime import Runtime
 from agent.view import View
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ RESYNC_SECONDS = 10.0
 
 
 class Reconciler:
-    def __init__(self, host: HostNetworks, vtep_ip: str, view: View, runtime: Runtime,
+    def __init__(self, host: HostNetworks, vtep_ip: str, view: View, runtime: Runtime, images: ImageStore,
                  local: LocalState, link: ControllerLink, vtep_filter: bool = True,
                  guards: tuple[Guard, ...] = ()):
         self.host = host
@@ -46,7 +47,7 @@ class Reconciler:
         # Per driver, the convergers of what its networks need in the kernel.
         self.network_convergers = {name: driver.convergers(host, vtep_ip, view)
                                    for name, driver in drivers.DRIVERS.items()}
-        self.containers = Containers(host, view, runtime, local, report=link.report, wake=self.wake)
+        self.containers = Containers(host, view, runtime, images, local, report=link.report, wake=self.wake)
         self.firewall = HostFirewall(host, guards)
         self.passes = 0
 

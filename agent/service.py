@@ -14,7 +14,8 @@ import grpc
 from agent import names
 from agent.kernel import table
 from agent.kernel.netns import list_netns
-from agent.runtime.containers import ContainerError, Runtime
+from agent.oci.model import ContainerError
+from agent.oci.runtime import Runtime
 from agent.view import View
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc

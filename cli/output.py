@@ -1,10 +1,14 @@
 """What the CLI prints: docker-style tables, and the JSON shapes of inspect and ps."""
 from __future__ import annotations
 
+import datetime
 import time
 
 from cli.options import format_port
+from proto import image_ref
 from proto import vxmesh_pb2 as pb
+from proto.errors import InvalidArgument
+from proto.image_ref import ImageRef
 from proto.network_mode import DEFAULT_NETWORK
 from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network
 
@@ -26,10 +30,35 @@ def container_json(detail: pb.ContainerDetail) -> dict:
         "network_mode": spec.network_mode or "default",
         "networks": {a.network: {"ip": a.ip, "mac": a.mac} for a in spec.attachments},
         "ports": [format_port(p) for p in spec.ports],
-        "rootfs": spec.rootfs,
+        "exposed_ports": spec.exposed_ports,
         "mounts": [f"{m.source}:{m.target}{':ro' if m.readonly else ''}" for m in spec.mounts],
         "memory_bytes": spec.memory_bytes, "cpus": spec.cpus, "pids_limit": spec.pids_limit,
+        "image": familiar(spec.image), "image_reference": spec.image, "image_digest": spec.image_digest,
+        "image_id": spec.image_id,
+        "entrypoint": spec.entrypoint if spec.entrypoint_set else None,
+        "working_dir": spec.working_dir, "user": spec.user, "read_only": spec.read_only,
+        "privileged": spec.privileged, "cap_add": spec.cap_add, "cap_drop": spec.cap_drop,
+        "security_opt": security_opt(spec), "ulimits": [u.text for u in spec.ulimits],
+        "oom_killed": status.oom_killed,
     }
+
+
+def familiar(reference: str) -> str:
+    """busybox:latest for docker.io/library/busybox:latest (what Docker shows)."""
+    try:
+        return image_ref.parse(reference).familiar
+    except InvalidArgument:
+        return reference
+
+
+def security_opt(spec: ContainerSpec) -> list[str]:
+    """The confinement beyond Docker's defaults, as --security-opt would say it."""
+    options = []
+    if spec.seccomp and spec.seccomp != "default":
+        options.append("seccomp=unconfined" if spec.seccomp == "unconfined" else "seccomp=<profile>")
+    if spec.allow_new_privileges:
+        options.append("no-new-privileges=false")
+    return options
 
 
 def network_json(detail: pb.NetworkDetail) -> dict:
@@ -60,10 +89,21 @@ def host_json(hosts: list[Host]) -> list[dict]:
 
 
 def container_rows(items: list[dict]) -> str:
-    rows = [[c["id"][:12], c["name"], c["host"], " ".join(c["command"])[:30],
-             status_text(c), ", ".join(c["ports"]), networks_text(c)]
+    rows = [[c["id"][:12], c["name"], c["image"], c["host"], command_text(c)[:30],
+             status_text(c), ports_text(c), networks_text(c)]
             for c in items]
-    return table(rows, ["CONTAINER ID", "NAME", "HOST", "COMMAND", "STATUS", "PORTS", "NETWORKS"])
+    return table(rows, ["CONTAINER ID", "NAME", "IMAGE", "HOST", "COMMAND", "STATUS", "PORTS", "NETWORKS"])
+
+
+def command_text(c: dict) -> str:
+    """What was asked on top of the image: the entrypoint given and the command."""
+    return " ".join([*(c["entrypoint"] or []), *c["command"]])
+
+
+def ports_text(c: dict) -> str:
+    """Published ports, then the image's exposed ports nothing publishes ("80/tcp"), as Docker."""
+    published = {p.rsplit("->", 1)[1] for p in c["ports"]}
+    return ", ".join([*c["ports"], *(p for p in c["exposed_ports"] if p not in published)])
 
 
 def networks_text(c: dict) -> str:
@@ -87,3 +127,46 @@ def duration(t: float) -> str:
         if seconds >= size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def image_json(image: pb.Image) -> dict:
+    """`image inspect`: Docker's field names, the cluster registry's facts."""
+    ref = image_ref.parse(image.reference)
+    config = image.config
+    return {
+        "Id": image.id, "RepoTags": [ref.familiar], "RepoDigests": [f"{_repository(ref)}@{image.digest}"],
+        "Reference": image.reference, "Created": image.created, "Size": image.size,
+        "Architecture": image.architecture, "Os": image.os,
+        "Config": {"Entrypoint": list(config.entrypoint) or None, "Cmd": list(config.cmd) or None,
+                   "Env": list(config.env), "WorkingDir": config.working_dir, "User": config.user,
+                   "ExposedPorts": {p: {} for p in config.exposed_ports}, "Labels": dict(config.labels),
+                   "StopSignal": config.stop_signal},
+    }
+
+
+def image_rows(images: list[pb.Image]) -> str:
+    rows = []
+    for image in images:
+        ref = image_ref.parse(image.reference)
+        rows.append([_repository(ref), ref.tag or "<none>", image.id.removeprefix("sha256:")[:12],
+                     _created(image.created), _size(image.size)])
+    return table(rows, ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"])
+
+
+def _repository(ref: ImageRef) -> str:
+    return ImageRef(ref.registry, ref.repository).familiar
+
+
+def _created(text: str) -> str:
+    try:
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return text or "-"
+    return f"{duration(when.timestamp())} ago"
+
+
+def _size(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g}{unit}"
+    return f"{size}B"

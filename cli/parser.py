@@ -62,7 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     host_ls = host.add_parser("ls", help="list hosts")
     host_ls.add_argument("--format", choices=["table", "json"], default="table")
 
-    run = sub.add_parser("run", help="run a container: vxmesh run [OPTIONS] -- CMD [ARG...]")
+    run = sub.add_parser("run", help="run a container: vxmesh run [OPTIONS] IMAGE [COMMAND] [ARG...]",
+                         description="Run a container from IMAGE, as `docker run`: the image's Entrypoint, "
+                                     "Cmd, Env, WorkingDir, User and ExposedPorts apply unless overridden. "
+                                     "Options go before IMAGE; everything after it is the command.")
     run.add_argument("-d", "--detach", action="store_true", help="run in the background (always the case)")
     run.add_argument("--name", required=True)
     run.add_argument("--host", default="", help="host to run on (default: least loaded live host)")
@@ -74,11 +77,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help="publish a container port on the host (repeatable)")
     run.add_argument("-v", "--volume", action="append", default=[], metavar="HOST_DIR:CONTAINER_DIR[:ro]",
                      help="bind-mount a host directory (repeatable)")
-    run.add_argument("--rootfs", default="", help="directory on the host to use as the container's root filesystem")
     run.add_argument("-m", "--memory", default="", help="memory limit, e.g. 64m")
     run.add_argument("--cpus", type=float, default=0.0, help="CPU limit, e.g. 0.5")
     run.add_argument("--pids-limit", type=int, default=0, help="maximum number of processes")
-    run.add_argument("cmd", nargs=argparse.REMAINDER)
+    run.add_argument("--entrypoint", default=None,
+                     help="replace the image's Entrypoint (and drop its Cmd); \"\" clears it")
+    run.add_argument("-w", "--workdir", default="", help="working directory inside the container")
+    run.add_argument("-u", "--user", default="", metavar="USER[:GROUP]",
+                     help="user (name or uid) and group to run as, from the image's /etc/passwd")
+    run.add_argument("--read-only", action="store_true", help="mount the container's root filesystem read-only")
+    run.add_argument("--cap-add", action="append", default=[], metavar="CAP",
+                     help="add a Linux capability to Docker's default set (repeatable; ALL)")
+    run.add_argument("--cap-drop", action="append", default=[], metavar="CAP",
+                     help="drop a Linux capability (repeatable; ALL)")
+    run.add_argument("--privileged", action="store_true",
+                     help="every capability, no seccomp filter, no masked or read-only paths")
+    run.add_argument("--security-opt", action="append", default=[], metavar="OPT",
+                     help="seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges[=true|false]")
+    run.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
+                     help="a resource limit, e.g. nofile=1024:2048 (repeatable)")
+    run.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
+    run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]",
+                     help="replaces the image's Cmd")
 
     ps = sub.add_parser("ps", help="list containers")
     ps.add_argument("-a", "--all", action="store_true", help="also stopped containers")
@@ -101,9 +121,31 @@ def build_parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("rm", help="remove a container")
     rm.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
     rm.add_argument("name")
+    _image_parsers(sub)
     health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
     health.add_argument("--format", choices=["table", "json"], default="table")
     tables = sub.add_parser("tables", help="the MAC/IP -> VTEP entries a host has programmed in its kernel")
     tables.add_argument("host")
     tables.add_argument("--network", default="")
     return parser
+
+
+def _image_parsers(sub: argparse._SubParsersAction) -> None:
+    """`vxmesh image load|pull|push|ls|rm|inspect`, and `vxmesh images` for `image ls`."""
+    image = sub.add_parser("image", help="manage the cluster's images (kept in its registry)")
+    actions = image.add_subparsers(dest="action", required=True)
+    load = actions.add_parser("load", help="load images from a `docker save` tarball or an OCI archive")
+    load.add_argument("-i", "--input", type=Path, default=None, metavar="FILE",
+                      help="the archive (default: standard input)")
+    for action, text in (("pull", "copy an image from its registry into the cluster's"),
+                         ("push", "copy an image from the cluster's registry to the registry its name names")):
+        cmd = actions.add_parser(action, help=text)
+        cmd.add_argument("reference", metavar="NAME[:TAG]")
+    ls = actions.add_parser("ls", help="list images")
+    images = sub.add_parser("images", help="list images (image ls)")
+    for cmd in (ls, images):
+        cmd.add_argument("--format", choices=["table", "json"], default="table")
+    rm = actions.add_parser("rm", help="remove images (refused while a container uses one)")
+    rm.add_argument("references", nargs="+", metavar="IMAGE")
+    inspect = actions.add_parser("inspect", help="show images as JSON")
+    inspect.add_argument("references", nargs="+", metavar="IMAGE")

@@ -8,25 +8,28 @@ kernel tables) are forwarded to that host's agent.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from typing import AsyncIterator
 
 import grpc
 
-from controller import request_limits
+from controller import request_limits, run_options
 from controller.agent_feed import FeedCounters
 from controller.cache import StateCache
 from controller.drivers import DEFAULT_DRIVER
 from controller.host_view import hosts_from_index
-from controller.run_options import RunOptions
+from controller.images.cluster_images import ClusterImages
+from controller.images.service import NO_REGISTRY
 from controller.store import Store
+from controller.user_errors import user_errors, user_errors_streaming
 from proto import timing
-from proto.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable, UserError
+from proto.errors import FailedPrecondition, ImageError, NotFound, Unavailable, UserError
 from proto.network_mode import NetworkMode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
-from proto.records import ContainerSpec, ContainerStatus, Mount, PortMapping
+from proto.records import ContainerSpec, ContainerStatus
 from transport.channels import Transport
 
 log = logging.getLogger(__name__)
@@ -41,41 +44,19 @@ MIRROR_CATCH_UP_SECONDS = 2.0
 HEALTH_READ_SECONDS = 3.0
 
 
-def _user_errors(method):
-    """Turn a UserError into a gRPC status with its one-line message."""
-    async def wrapper(self, request, context):
-        try:
-            return await method(self, request, context)
-        except UserError as err:
-            await context.abort(err.code, str(err))
-    wrapper.__name__ = method.__name__
-    return wrapper
-
-
-def _user_errors_streaming(method):
-    """The same for server-streaming methods (async generators)."""
-    async def wrapper(self, request, context):
-        try:
-            async for item in method(self, request, context):
-                yield item
-        except UserError as err:
-            await context.abort(err.code, str(err))
-    wrapper.__name__ = method.__name__
-    return wrapper
-
-
 class ControllerService(pb_grpc.ControllerServicer):
     def __init__(self, store: Store, cache: StateCache, feeds: FeedCounters | None = None, *,
-                 agent_transport: Transport):
+                 agent_transport: Transport, images: ClusterImages | None = None):
         self.store = store
         self.cache = cache
+        self.images = images                     # the cluster's registry; None: no images
         self.feeds = feeds if feeds is not None else FeedCounters()
         self.agent_transport = agent_transport   # how to reach the agents' HostAgent APIs
         self._channels: dict[tuple[str, str], grpc.aio.Channel] = {}
 
     # ---- networks ----------------------------------------------------------
 
-    @_user_errors
+    @user_errors
     async def CreateNetwork(self, request, context):
         request_limits.check_network_options(request.options)
         network = await self.store.create_network(
@@ -83,17 +64,17 @@ class ControllerService(pb_grpc.ControllerServicer):
             driver=request.driver or DEFAULT_DRIVER, options=dict(request.options))
         return network.to_wire()
 
-    @_user_errors
+    @user_errors
     async def ListNetworks(self, request, context):
         return pb.NetworkList(networks=[n.to_wire() for n in await self.store.list_networks()])
 
-    @_user_errors
+    @user_errors
     async def InspectNetwork(self, request, context):
         network = await self.store.get_network(request.name)
         endpoints = await self.store.network_endpoints(request.name)
         return pb.NetworkDetail(network=network.to_wire(), endpoints=[e.to_wire() for e in endpoints])
 
-    @_user_errors
+    @user_errors
     async def RemoveNetwork(self, request, context):
         await self.store.remove_network(request.name)
         return pb.Empty()
@@ -117,26 +98,28 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     # ---- hosts -------------------------------------------------------------
 
-    @_user_errors
+    @user_errors
     async def ListHosts(self, request, context):
         return pb.HostList(hosts=[h.to_wire() for h in await self.store.list_hosts()])
 
-    @_user_errors
+    @user_errors
     async def HostTables(self, request, context):
         stub = await self._agent(request.host)
         return await _forward(stub.Tables(pb.TablesRequest(network=request.network), timeout=30))
 
     # ---- containers --------------------------------------------------------
 
-    @_user_errors
+    @user_errors
     async def Run(self, request, context):
         received = time.time()
         request_limits.check_run(request)
+        mode = NetworkMode.parse(request.networks)
+        options = run_options.from_request(request)
+        run_options.check_options(options, mode)
         # From the controller's mirror (see host_view.py). It may trail etcd by
         # a moment (a host that just connected), so before refusing, it is
         # brought up to etcd's revision, or etcd itself is asked.
         hosts = hosts_from_index(self.cache.index)
-        mode = NetworkMode.parse(request.networks)
         owner = await self._namespace_owner(mode.container) if mode.shares_container else None
         # A shared network namespace exists on one host only: go where it is.
         wanted = request.host or (owner.host if owner else "")
@@ -151,17 +134,16 @@ class ControllerService(pb_grpc.ControllerServicer):
             raise NotFound(f"no such host: {host!r}")
         if hosts[host].state != "up":
             raise FailedPrecondition(f"host {host!r} is down")
-        if not request.command:
-            raise InvalidArgument("no command given: vxmesh run [OPTIONS] -- CMD [ARG...]")
-        options = RunOptions(
-            ports=tuple(PortMapping.from_wire(p) for p in request.ports), rootfs=request.rootfs,
-            mounts=tuple(Mount.from_wire(m) for m in request.mounts), memory_bytes=request.memory_bytes,
-            cpus=request.cpus, pids_limit=request.pids_limit)
+        # The image must be in the registry before anything is stored; every
+        # start of the container then pulls exactly this manifest.
+        if self.images is None:
+            raise FailedPrecondition(NO_REGISTRY)
+        options = dataclasses.replace(options, image=await self.images.resolve(request.image))
         spec = await self.store.create_container(
             request.name, host, list(request.command), dict(request.env),
             request.hostname or request.name, mode, options)
         committed = time.time()
-        detail = await self._started(spec)
+        detail = await self._started(spec, first=True)
         # Wall-clock stamps the agents' start events can be lined up with
         # (tests/benchmarks/bench_attach.py does).
         timing.emit(log, timing.RUN, container=spec.name, host=host, received=received,
@@ -179,15 +161,20 @@ class ControllerService(pb_grpc.ControllerServicer):
                 f"--network container:{name}: cannot join the network of container {name!r}: it is not running")
         return owner
 
-    async def _started(self, spec: ContainerSpec) -> pb.ContainerDetail:
-        """Wait for the agent to report the start, and turn a failed start into an error."""
+    async def _started(self, spec: ContainerSpec, first: bool = False) -> pb.ContainerDetail:
+        """Wait for the agent to report the start, and turn a failed start into an error.
+        A first start whose image the host could not pull takes the container away
+        again: for the user, `run` failed and made nothing."""
         status = await self._wait_status(spec, lambda s: s.state in ("running", "exited") or bool(s.error),
                                          START_TIMEOUT)
         if status is not None and status.error:
+            if first and status.image_error:
+                await self._remove(spec)
+                raise ImageError(status.error)
             raise FailedPrecondition(f"container {spec.name!r} failed to start: {status.error}")
         return _detail(spec, status)
 
-    @_user_errors
+    @user_errors
     async def Start(self, request, context):
         spec, status = await self.store.get_container(request.name)
         if status is not None and status.state == "running":
@@ -198,7 +185,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         spec = await self.store.set_desired(request.name, "running", bump_generation=True)
         return await self._started(spec)
 
-    @_user_errors
+    @user_errors
     async def Kill(self, request, context):
         spec, status = await self.store.get_container(request.container)
         if status is None or status.state != "running":
@@ -207,7 +194,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         await _forward(stub.Kill(pb.KillRequest(container=spec.name, signal=request.signal), timeout=30))
         return pb.Empty()
 
-    @_user_errors
+    @user_errors
     async def ConnectNetwork(self, request, context):
         received = time.time()
         spec = await self.store.connect(request.container, request.network)
@@ -218,7 +205,7 @@ class ControllerService(pb_grpc.ControllerServicer):
                     received=received, committed=committed, applied=time.time())
         return detail
 
-    @_user_errors
+    @user_errors
     async def DisconnectNetwork(self, request, context):
         spec = await self.store.disconnect(request.container, request.network)
         return _detail(*await self._applied(spec))
@@ -232,18 +219,18 @@ class ControllerService(pb_grpc.ControllerServicer):
         await self.cache.wait_until(caught_up, START_TIMEOUT)
         return spec, self.cache.index.statuses.get(spec.name)
 
-    @_user_errors
+    @user_errors
     async def ListContainers(self, request, context):
         details = [_detail(spec, status) for spec, status in await self.store.list_containers()]
         if not request.all:
             details = [d for d in details if d.status.state == "running"]
         return pb.ContainerList(containers=details)
 
-    @_user_errors
+    @user_errors
     async def Inspect(self, request, context):
         return _detail(*await self.store.get_container(request.name))
 
-    @_user_errors
+    @user_errors
     async def Stop(self, request, context):
         spec, _ = await self.store.get_container(request.name)
         timeout = request.timeout or spec.stop_timeout
@@ -251,22 +238,25 @@ class ControllerService(pb_grpc.ControllerServicer):
         status = await self._wait_status(spec, lambda s: s.state != "running", timeout + 10.0)
         return _detail(spec, status)
 
-    @_user_errors
+    @user_errors
     async def Remove(self, request, context):
         spec, status = await self.store.get_container(request.name)
         if status is not None and status.state == "running" and not request.force:
             raise FailedPrecondition(
                 f"container {request.name!r} is running: stop it first or use rm -f")
-        await self.store.delete_container(request.name)
+        await self._remove(spec)
+        return pb.Empty()
+
+    async def _remove(self, spec: ContainerSpec) -> None:
+        await self.store.delete_container(spec.name)
         # The agent kills and tears it down, then reports "removed" and the
         # controller releases its addresses; wait for that so `rm` means gone.
-        released = await self.cache.wait_until(lambda: request.name not in self.cache.index.statuses,
+        released = await self.cache.wait_until(lambda: spec.name not in self.cache.index.statuses,
                                                REMOVE_TIMEOUT)
         if not released:
             log.warning("host %s has not confirmed removing %s yet", spec.host, spec.name)
-        return pb.Empty()
 
-    @_user_errors_streaming
+    @user_errors_streaming
     async def Exec(self, request, context) -> AsyncIterator[pb.ExecOutput]:
         request_limits.check_exec(request)
         spec, _ = await self.store.get_container(request.container)
@@ -274,7 +264,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         async for chunk in _forward_stream(stub.Exec(request)):
             yield chunk
 
-    @_user_errors_streaming
+    @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
         spec, _ = await self.store.get_container(request.container)
         stub = await self._agent(spec.host)

@@ -11,6 +11,7 @@ from proto.config_file import (
     host_port_list,
     nonempty_list,
     positive,
+    registry_or_empty,
     tls_options,
 )
 
@@ -31,6 +32,13 @@ CONTROLLER = Schema("controller", (
     Option("host-ttl", int, 6,
            "Seconds without a heartbeat before a host is shown down and its lease ends.",
            positive),
+    Option("registry", str, "",
+           "The cluster's image registry, HOST:PORT (Debian's docker-registry, serving TLS "
+           "with a certificate from the cluster CA; deploy/provision.sh --registry runs one): "
+           "`run` resolves every image there, `image load|pull|push|ls|rm|inspect` work on "
+           "it (with skopeo), over TLS verified with the ca below, presenting this "
+           "controller's certificate (plain HTTP with insecure = true). Empty: no images, so "
+           "no containers.", registry_or_empty),
     *tls_options("controller"),
     Option("etcd-ca", str, f"{TLS_DIR}/etcd-ca.pem",
            "The etcd CA's certificate, to verify https:// etcd members with. etcd trusts "

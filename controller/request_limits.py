@@ -24,6 +24,11 @@ MAX_PATH_BYTES = 4096
 MAX_NETWORKS_PER_CONTAINER = 16
 MAX_NETWORK_OPTIONS = 16
 MAX_OPTION_BYTES = 1024
+MAX_IMAGE_REFERENCE = 512   # a 255-character name, a 128-character tag and a sha512 digest fit
+MAX_USER = 256
+MAX_CAPABILITIES = 64       # per --cap-add / --cap-drop list: more than there are capabilities
+MAX_ULIMITS = 32
+MAX_SECCOMP_PROFILE_BYTES = 256 * 1024   # Docker's own default profile is ~30 KiB of JSON
 # An agent's hello lists the networks and containers it holds.
 MAX_HELLO_NETWORKS = 10_000
 MAX_HELLO_CONTAINERS = 100_000
@@ -60,13 +65,22 @@ def check_env(env: Mapping[str, str]) -> None:
 def check_run(request) -> None:
     """A RunRequest (proto/vxmesh.proto), before any of it is used."""
     check_command(request.command)
+    check_command(request.entrypoint, "entrypoint")
     check_env(request.env)
     check_count("published ports", request.ports, MAX_PORTS)
     check_count("mounts", request.mounts, MAX_MOUNTS)
     check_count("networks", request.networks, MAX_NETWORKS_PER_CONTAINER)
+    check_count("--cap-add capabilities", request.cap_add, MAX_CAPABILITIES)
+    check_count("--cap-drop capabilities", request.cap_drop, MAX_CAPABILITIES)
+    check_count("ulimits", request.ulimits, MAX_ULIMITS)
     if request.hostname:        # empty: the container's name
         validate.hostname(request.hostname)     # its length (63) and its characters
-    for path in [request.rootfs, *(m.source for m in request.mounts), *(m.target for m in request.mounts)]:
+    for what, text, limit in (("image reference", request.image, MAX_IMAGE_REFERENCE),
+                              ("user", request.user, MAX_USER),
+                              ("seccomp profile", request.seccomp_profile, MAX_SECCOMP_PROFILE_BYTES)):
+        if _size(text) > limit:
+            raise InvalidArgument(f"{what} is {_size(text)} bytes (at most {limit})")
+    for path in [request.working_dir, *(m.source for m in request.mounts), *(m.target for m in request.mounts)]:
         if _size(path) > MAX_PATH_BYTES:
             raise InvalidArgument(f"path {path[:40]!r}... is {_size(path)} bytes (at most {MAX_PATH_BYTES})")
 

@@ -1,41 +1,96 @@
 """What `vxmesh run` may ask for, checked before anything is written.
 
-Pure functions: the validity of published ports, bind mounts and resource
-limits, given the container's network mode (proto/network_mode.py). The
-store calls them so bad input fails with one clear message and changes
-nothing. Port numbers and protocols follow proto/validate.py.
+Pure functions: the validity of published ports, bind mounts, resource
+limits, the process's overrides of its image and its confinement
+(capabilities, seccomp, ulimits), given the container's network mode
+(proto/network_mode.py). The API and the store call them so bad input fails
+with one clear message and changes nothing. Port numbers and protocols
+follow proto/validate.py, capabilities proto/capabilities.py, ulimits and
+seccomp proto/run_options.py: the same rules the CLI and the agent apply.
 """
 from __future__ import annotations
 
 import math
 import posixpath
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from proto import validate
+from proto import capabilities, validate
+from proto import run_options as docker_options
 from proto.errors import InvalidArgument
 from proto.network_mode import NetworkMode
-from proto.records import Mount, PortMapping
+from proto.records import Mount, PortMapping, Ulimit
 
 # Docker's lower bound: less than this cannot start a process.
 MIN_MEMORY = 6 * 1024 * 1024
+# -u NAME, UID, NAME:GROUP or UID:GID (resolved in the container's /etc/passwd at start).
+_USER = re.compile(r"^[^:\s]+(?::[^:\s]+)?$")
+
+
+@dataclass(frozen=True)
+class RunImage:
+    """The image `run` resolved in the cluster's registry (controller/images/)."""
+    reference: str = ""                     # canonical: docker.io/library/busybox:latest
+    digest: str = ""                        # of its manifest: what every start pulls
+    id: str = ""                            # of its configuration (Docker's IMAGE ID)
+    exposed_ports: tuple[str, ...] = ()     # "80/tcp"
 
 
 @dataclass(frozen=True)
 class RunOptions:
     """Everything of a run request beyond name, host, command and networks."""
     ports: tuple[PortMapping, ...] = ()
-    rootfs: str = ""
     mounts: tuple[Mount, ...] = ()
     memory_bytes: int = 0
     cpus: float = 0.0
     pids_limit: int = 0
     stop_timeout: int = 10
+    image: RunImage = RunImage()
+    # The image's defaults overridden (`entrypoint` only when `entrypoint_set`).
+    entrypoint: tuple[str, ...] = ()
+    entrypoint_set: bool = False
+    working_dir: str = ""
+    user: str = ""
+    read_only: bool = False
+    # Confinement, as proto/vxmesh.proto's ContainerSpec holds it.
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    seccomp: str = docker_options.SECCOMP_DEFAULT
+    seccomp_profile: str = ""
+    allow_new_privileges: bool = False
+    ulimits: tuple[Ulimit, ...] = ()
+
+
+def from_request(request) -> RunOptions:
+    """A RunRequest's options (proto/vxmesh.proto), capabilities spelled canonically; unchecked."""
+    return RunOptions(
+        ports=tuple(PortMapping.from_wire(p) for p in request.ports),
+        mounts=tuple(Mount.from_wire(m) for m in request.mounts), memory_bytes=request.memory_bytes,
+        cpus=request.cpus, pids_limit=request.pids_limit,
+        entrypoint=tuple(request.entrypoint), entrypoint_set=request.entrypoint_set,
+        working_dir=request.working_dir, user=request.user, read_only=request.read_only,
+        cap_add=canonical_capabilities(request.cap_add, "--cap-add"),
+        cap_drop=canonical_capabilities(request.cap_drop, "--cap-drop"),
+        privileged=request.privileged, seccomp=request.seccomp or docker_options.SECCOMP_DEFAULT,
+        seccomp_profile=request.seccomp_profile, allow_new_privileges=request.allow_new_privileges,
+        ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits))
+
+
+def canonical_capabilities(names: Iterable[str], flag: str) -> tuple[str, ...]:
+    """CAP_NAME (or ALL) for each, once, in the order given."""
+    try:
+        return tuple(dict.fromkeys(capabilities.canonical(n) for n in names))
+    except InvalidArgument as err:
+        raise InvalidArgument(f"invalid {flag}: {err}") from None
 
 
 def check_options(options: RunOptions, mode: NetworkMode) -> None:
     check_ports(options.ports, mode)
-    check_mounts(options.mounts, options.rootfs)
+    check_mounts(options.mounts)
+    check_process(options)
+    check_confinement(options)
     if options.memory_bytes and options.memory_bytes < MIN_MEMORY:
         raise InvalidArgument(
             f"invalid --memory {options.memory_bytes}: the minimum is {MIN_MEMORY} bytes (6 MiB)")
@@ -68,9 +123,7 @@ def check_ports(ports: Iterable[PortMapping], mode: NetworkMode) -> None:
             seen.add(key)
 
 
-def check_mounts(mounts: Iterable[Mount], rootfs: str) -> None:
-    if rootfs and not posixpath.isabs(rootfs):
-        raise InvalidArgument(f"invalid --rootfs {rootfs!r}: it must be an absolute path")
+def check_mounts(mounts: Iterable[Mount]) -> None:
     targets: set[str] = set()
     for mount in mounts:
         for what, path in (("source", mount.source), ("target", mount.target)):
@@ -84,3 +137,27 @@ def check_mounts(mounts: Iterable[Mount], rootfs: str) -> None:
         if target in targets:
             raise InvalidArgument(f"duplicate mount point {target}")
         targets.add(target)
+
+
+def check_process(options: RunOptions) -> None:
+    """-w and -u: an absolute directory, a user the container's /etc/passwd can resolve."""
+    if options.working_dir and (not posixpath.isabs(options.working_dir) or "\0" in options.working_dir):
+        raise InvalidArgument(f"invalid -w {options.working_dir!r}: the working directory must be "
+                              "an absolute path")
+    if options.user and not _USER.fullmatch(options.user):
+        raise InvalidArgument(f"invalid -u {options.user!r}: use NAME, UID, NAME:GROUP or UID:GID")
+    if not options.entrypoint_set and options.entrypoint:
+        raise InvalidArgument("an entrypoint was given without entrypoint_set")
+
+
+def check_confinement(options: RunOptions) -> None:
+    """--cap-add/--cap-drop, --security-opt seccomp and --ulimit, as the agent will apply them."""
+    for flag, names in (("--cap-add", options.cap_add), ("--cap-drop", options.cap_drop)):
+        for name in names:
+            if capabilities.canonical(name) != name:
+                raise InvalidArgument(f"invalid {flag} {name!r}: not a canonical capability name")
+    try:
+        docker_options.check_seccomp(options.seccomp, options.seccomp_profile)
+    except InvalidArgument as err:
+        raise InvalidArgument(f"invalid --security-opt: {err}") from None
+    docker_options.check_ulimits(options.ulimits)

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import signal
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +17,10 @@ from controller.api import ControllerService
 from controller.cache import StateCache
 from controller.embedded_etcd import EmbeddedEtcd
 from controller.etcd import Etcd
+from controller.images.cluster_images import ClusterImages
+from controller.images.registry_api import RegistryApi
+from controller.images.service import ImagesService
+from controller.images.skopeo import Skopeo
 from controller.keys import Keys
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -39,6 +44,7 @@ class ControllerConfig:
     tls: TlsFiles | None = None        # the controller's CA, certificate and key
     insecure: bool = False             # plain-text gRPC; tls is then ignored
     etcd_tls: TlsFiles | None = None   # etcd CA and client certificate (https:// members, the private etcd)
+    registry: str = ""                 # the cluster's image registry, HOST:PORT
 
 
 def controller_transport(config: ControllerConfig) -> Transport:
@@ -88,7 +94,8 @@ async def serve(config: ControllerConfig) -> None:
         stack.push_async_callback(cache.stop)
 
         feeds = FeedCounters()
-        api = ControllerService(store, cache, feeds, agent_transport=transport)
+        images = cluster_images(config) if config.registry else None
+        api = ControllerService(store, cache, feeds, agent_transport=transport, images=images)
         stack.push_async_callback(api.close)
         server = transport.server(options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
@@ -97,6 +104,7 @@ async def serve(config: ControllerConfig) -> None:
         ])
         pb_grpc.add_ControllerServicer_to_server(api, server)
         pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds), server)
+        pb_grpc.add_ImagesServicer_to_server(ImagesService(images, store), server)
         for address in config.listen:
             _prepare_unix_socket(address)
             transport.add_port(server, address)
@@ -109,6 +117,17 @@ async def serve(config: ControllerConfig) -> None:
             await _until_signalled()
         finally:
             await server.stop(grace=1.0)
+
+
+def cluster_images(config: ControllerConfig) -> ClusterImages:
+    """The cluster's registry as the controller reaches it: verified with the cluster
+    CA, presenting the controller's certificate (plain HTTP when insecure)."""
+    if config.insecure or config.tls is None:
+        return ClusterImages(config.registry, RegistryApi(config.registry, None), Skopeo(config.registry, None))
+    context = ssl.create_default_context(cafile=str(config.tls.ca))
+    context.load_cert_chain(str(config.tls.cert), str(config.tls.key))
+    return ClusterImages(config.registry, RegistryApi(config.registry, context),
+                         Skopeo(config.registry, (config.tls.ca, config.tls.cert, config.tls.key)))
 
 
 def _prepare_unix_socket(address: str) -> None:

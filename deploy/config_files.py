@@ -3,6 +3,7 @@
     python -m deploy.config_files controller [--listen ADDR ...] [--etcd URL,...] ...
     python -m deploy.config_files agent --name N --vtep-ip IP --controller ADDR,...
     python -m deploy.config_files etcd --name N --cluster N1=IP1,N2=IP2,N3=IP3 [--tls-dir DIR]
+    python -m deploy.config_files registry --listen IP:PORT [--tls-dir DIR]
     python -m deploy.config_files examples [--write]
 
 print one file on stdout (controller and agent take the flags of `vxmesh
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from agent.config import AGENT
 from controller.config import CONTROLLER
+from deploy.registry_config import CREDENTIALS, REGISTRY_PORT, RegistryConfig, RegistryTls, render_registry
 from proto import config_file as vxconfig
 from proto.config_file import host_name
 
@@ -187,16 +189,25 @@ EXAMPLE_HEADER = ("Example: node1 of the Vagrant lab (vagrant/Vagrantfile) with 
                   "members, as deploy/provision.sh writes it to /etc/vxmesh/{file}.")
 
 
+def registry_tls(tls_dir: str) -> RegistryTls:
+    """The controller's certificate, handed over by systemd (LoadCredential=), and the cluster CA."""
+    return RegistryTls(f"{CREDENTIALS}/cert", f"{CREDENTIALS}/key", f"{tls_dir}/ca.pem")
+
+
 def examples() -> dict[str, str]:
     node1 = EXAMPLE_CLUSTER[0].address
+    registry = f"{node1}:{REGISTRY_PORT}"
     return {
         "controller.toml": render_controller(
             {"listen": [f"{node1}:{CONTROLLER_PORT}", f"127.0.0.1:{CONTROLLER_PORT}"],
-             "etcd": [m.client_url for m in EXAMPLE_CLUSTER]},
+             "etcd": [m.client_url for m in EXAMPLE_CLUSTER], "registry": registry},
             EXAMPLE_HEADER.format(file="controller.toml")),
         "agent.toml": render_agent(
-            {"name": "node1", "controller": [f"{node1}:{CONTROLLER_PORT}"], "vtep-ip": node1},
+            {"name": "node1", "controller": [f"{node1}:{CONTROLLER_PORT}"], "vtep-ip": node1,
+             "registry": registry},
             EXAMPLE_HEADER.format(file="agent.toml")),
+        "registry.yml": render_registry(RegistryConfig(registry, tls=registry_tls(vxconfig.TLS_DIR)),
+                                        EXAMPLE_HEADER.format(file="registry.yml")),
         "etcd.yaml": render_etcd(EtcdConfig("node1", EXAMPLE_CLUSTER, tls=EtcdTls.in_dir(ETCD_TLS_DIR)),
                                  EXAMPLE_HEADER.format(file="etcd.yaml")),
     }
@@ -233,6 +244,11 @@ def main(argv: list[str] | None = None) -> int:
     etcd.add_argument("--tls-dir", default="",
                       help="serve clients and peers with TLS: DIR/etcd.pem, DIR/etcd-key.pem, trusting "
                            "the etcd CA DIR/ca.pem")
+    registry = sub.add_parser("registry", help="print a registry.yml (the cluster's image registry)")
+    registry.add_argument("--listen", required=True, help="ADDRESS:PORT to serve on")
+    registry.add_argument("--header", default="vxmesh's image registry.")
+    registry.add_argument("--tls-dir", default="",
+                          help="serve TLS with the certificate systemd hands over; clients need one from DIR/ca.pem")
     ex = sub.add_parser("examples", help="check deploy/config/ against the renderers")
     ex.add_argument("--write", action="store_true", help="rewrite the stale ones")
     args = parser.parse_args(argv)
@@ -243,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
             for path in stale:
                 print(f"{path} {what}")
             return 1 if stale and not args.write else 0
+        if args.kind == "registry":
+            tls = registry_tls(args.tls_dir) if args.tls_dir else None
+            sys.stdout.write(render_registry(RegistryConfig(args.listen, tls=tls), args.header))
+            return 0
         if args.kind == "etcd":
             tls = EtcdTls.in_dir(args.tls_dir) if args.tls_dir else None
             cluster = tuple(parse_cluster(args.cluster, "https" if tls else "http"))

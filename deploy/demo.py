@@ -1,6 +1,8 @@
-"""What `make lab` does after the lab is up: the overlay shown working.
+"""What `make lab` does after the lab is up: the overlay shown working, with containers from an image.
 
-Creates network `demo`, runs one container on each host, and prints the
+Builds a busybox image (deploy/images.py), loads it into the lab's registry
+with `vxmesh image load`, as a user loads a `docker save` tarball, creates
+network `demo`, runs one busybox container on each host, and prints the
 connectivity matrix (every container pings every other by IP across hosts),
 then the commands to try next. Run on a lab that is already up, it says so
 and changes nothing.
@@ -16,6 +18,7 @@ from deploy.lab_errors import LabError, LabExists
 
 DEMO_NETWORK = "demo"
 DEMO_SUBNET = "10.100.0.0/24"
+DEMO_IMAGE = "busybox"
 
 
 def build_demo(lab: Lab) -> list[dict]:
@@ -24,7 +27,7 @@ def build_demo(lab: Lab) -> list[dict]:
     for index, host in enumerate(lab.hosts, start=1):
         name = f"c{index}"
         lab.cli("run", "-d", "--name", name, "--host", host.name, "--network", DEMO_NETWORK,
-                "--", "sleep", "infinity")
+                DEMO_IMAGE, "sleep", "infinity")
         containers.append(json.loads(lab.cli("inspect", name).stdout))
     return containers
 
@@ -55,10 +58,11 @@ NEXT_STEPS = """
 Try next (the CLI reaches the lab's controller through its unix socket):
   export VXMESH_CONTROLLER=unix://{socket}
   .venv/bin/vxmesh host ls
+  .venv/bin/vxmesh images
   .venv/bin/vxmesh network create --subnet 10.77.0.0/24 blue
-  .venv/bin/vxmesh run -d --name b1 --host {h1} --network blue -- sleep infinity
-  .venv/bin/vxmesh run -d --name b2 --host {h2} --network blue -- sleep infinity
-  .venv/bin/vxmesh exec b1 -- ping -c 3 $(.venv/bin/vxmesh inspect b2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["networks"]["blue"]["ip"])')
+  .venv/bin/vxmesh run -d --name b1 --host {h1} --network blue busybox sleep infinity
+  .venv/bin/vxmesh run -d --name b2 --host {h2} --network blue busybox httpd -f -p 80 -h /var/www
+  .venv/bin/vxmesh exec b1 -- wget -qO- http://$(.venv/bin/vxmesh inspect b2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["networks"]["blue"]["ip"])')/
   .venv/bin/vxmesh tables {h1}
   .venv/bin/vxmesh ps
 When done: make lab-down
@@ -77,8 +81,13 @@ def main() -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     print(lab.status())
+    print(f"\nThe busybox image, built here and loaded into the lab's registry {lab.registry}:")
+    print(lab.load_busybox().rstrip())
+    print(lab.cli("images").stdout.rstrip())
     containers = build_demo(lab)
     matrix, ok = connectivity_matrix(lab, containers)
+    print(f"\nContainers from image {DEMO_IMAGE}, one per host:\n")
+    print(lab.cli("ps").stdout.rstrip())
     print(f"\nConnectivity matrix on overlay network '{DEMO_NETWORK}' ({DEMO_SUBNET}), ping by IP:\n")
     print(matrix)
     print(NEXT_STEPS.format(socket=lab.controller_socket, h1=lab.hosts[0].name, h2=lab.hosts[1].name))

@@ -7,6 +7,7 @@ image layout: skopeo copies it to a registry (`push`) or an archive
 (`save`), as a user would copy an image they built elsewhere.
 
     python -m deploy.images build /tmp/busybox-layout      # then: skopeo copy oci:/tmp/busybox-layout:latest ...
+    python -m deploy.images archive /tmp/busybox.tar       # then: vxmesh image load -i /tmp/busybox.tar
 """
 from __future__ import annotations
 
@@ -97,6 +98,16 @@ def save(layout: Path, tag: str, archive: Path, reference: str = "") -> None:
     _run(["skopeo", "copy", "--quiet", f"oci:{layout}:{tag}", target])
 
 
+def busybox_archive(archive: Path, reference: str = "busybox:latest") -> Path:
+    """The busybox image as a `docker save` tarball naming it `reference`: what
+    `vxmesh image load` takes, as a user's own images would come."""
+    with tempfile.TemporaryDirectory(prefix="vxmesh-busybox-layout-") as tmp:
+        layout = Path(tmp) / "layout"
+        build(layout)
+        save(layout, "latest", archive, reference)
+    return archive
+
+
 def _write_rootfs(rootfs: Path) -> None:
     for directory, mode in DIRECTORIES.items():
         (rootfs / directory).mkdir(parents=True, exist_ok=True)
@@ -130,12 +141,16 @@ def _run(argv: Sequence[str]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m deploy.images", description=__doc__.splitlines()[0])
-    parser.add_argument("command", choices=["build"])
-    parser.add_argument("layout", type=Path)
+    parser.add_argument("command", choices=["build", "archive"])
+    parser.add_argument("path", type=Path, help="the OCI layout to write (build), the tarball (archive)")
     parser.add_argument("--tag", default="latest")
     args = parser.parse_args(argv)
-    build(args.layout.resolve(), args.tag)
-    print(f"{args.layout}:{args.tag}")
+    if args.command == "archive":
+        busybox_archive(args.path.resolve(), f"busybox:{args.tag}")
+        print(args.path)
+    else:
+        build(args.path.resolve(), args.tag)
+        print(f"{args.path}:{args.tag}")
 
 
 if __name__ == "__main__":

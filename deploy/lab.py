@@ -5,6 +5,7 @@
     P-ctlK     10.231.0.(200+K)  controller K >= 2, with `controllers=N` (needs etcd members)
     P-eN       10.231.0.(2+N) etcd member eN, with `etcd_members=N` (0 by default)
     P-hN       10.231.0.1N   agent N
+    P-reg      10.231.0.10   the cluster's image registry (deploy/lab_registry.py)
     P-ext      10.231.0.100  `deploy/ext_server.py`, an outside TCP server
 
 The daemons run as on a deployed host: each from a config file written by
@@ -34,15 +35,18 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from agent.runtime.cgroups import Cgroups
-from deploy import units
+from agent.oci.cgroups import HostCgroups
+from deploy import lab_registry, units
+from deploy.images import busybox_archive
 from deploy.config_files import EtcdConfig, EtcdMember, EtcdTls, render_agent, render_controller, render_etcd
 from deploy.lab_errors import LabCommandError, LabError, LabExists
 from deploy.lab_processes import REPO_ROOT, ProcessRecord, Supervisor, is_alive
 from deploy.lab_tls import etcd_client_paths, make_certs, tls_paths
+from deploy.registry_config import REGISTRY_PORT
 from deploy.topology import Node, Switch, Topology, is_tag, list_netns
 
 DEFAULT_PREFIX = "vxlab"
@@ -124,6 +128,8 @@ class Lab:
         self.fabric_ns = self.topology.name("fabric")
         self.ctl_ns = self.topology.name("ctl")
         self.ext_ns = self.topology.name("ext")
+        self.registry_ns = self.topology.name(lab_registry.NODE)
+        self.registry = lab_registry.ADDRESS   # what configs and image references name
         self.hosts = [self._make_host(i) for i in range(1, hosts + 1)]
         self.etcd_members = [self._make_etcd_member(i) for i in range(1, etcd_members + 1)]
         records = self._read_state_file()  # may replace hosts, members and MTU with the running lab's
@@ -176,12 +182,17 @@ class Lab:
                    controllers=[(self.controller_cert_name(k), self.controller_ip(k)) for k in self.controller_indexes],
                    agents=[(h.name, h.underlay_ip) for h in self.hosts],
                    etcd_members=[(m.name, m.address) for m in self.etcd_members])
+        lab_registry.make_cert(self.tls_dir)
 
     # ---- config files, as deploy/provision.sh writes them to /etc/vxmesh ----
 
     @property
     def controller_config(self) -> Path:
         return self.state_dir / "controller.toml"
+
+    @property
+    def registry_config(self) -> Path:
+        return self.state_dir / "registry.yml"
 
     def agent_config(self, host: LabHost) -> Path:
         return self.state_dir / f"agent-{host.name}.toml"
@@ -195,7 +206,7 @@ class Lab:
             self.controller_config_of(k).write_text(render_controller({
                 "listen": [f"{self.controller_ip(k)}:{CONTROLLER_PORT}", f"unix://{self.controller_socket_of(k)}"],
                 "etcd": [m.client_url for m in self.etcd_members],
-                "data-dir": str(self.state_dir / "etcd"),
+                "data-dir": str(self.state_dir / "etcd"), "registry": self.registry,
                 **tls_paths(self.tls_dir, "controller", self.controller_cert_name(k)),
                 **etcd_client_paths(self.tls_dir, self.controller_cert_name(k)),
             }, header))
@@ -204,9 +215,10 @@ class Lab:
         for host in self.hosts:
             self.agent_config(host).write_text(render_agent({
                 "name": host.name, "controller": controllers,
-                "vtep-ip": host.underlay_ip, "api": host.api,
+                "vtep-ip": host.underlay_ip, "api": host.api, "registry": self.registry,
                 **tls_paths(self.tls_dir, "agent", host.name),
             }, header))
+        lab_registry.write_config(self.registry_config, self.tls_dir, self.state_dir / "registry", header)
         cluster = tuple(EtcdMember(m.name, m.address, "https") for m in self.etcd_members)
         for member in self.etcd_members:
             config = EtcdConfig(member.name, cluster, data_dir=str(self.state_dir / f"etcd-{member.name}"),
@@ -285,6 +297,7 @@ class Lab:
             self.write_configs()
             self._start_ext()
             if start_vxmesh:
+                self._start_registry()
                 self._start_etcd_cluster()
                 for k in self.controller_indexes:
                     self.start_controller(k)
@@ -305,10 +318,14 @@ class Lab:
         self.topology.remove()
         for state_dir in self._agent_state_dirs():
             shutil.rmtree(state_dir)
-        # The agents named their cgroups after their hosts; the processes in
-        # them were killed above.
+        # The agents named their containers' cgroups after their hosts
+        # (crun's parent); whatever is left in them dies with them.
+        cgroups = HostCgroups.detect()
         for host in self.hosts:
-            Cgroups.detect(f"vxmesh-{host.name}").orphans(())
+            parent = f"vxmesh-{host.name}"
+            for container_id in cgroups.container_ids(parent):
+                cgroups.remove(parent, container_id)
+            cgroups.remove_parent_if_empty(parent)
         if self.state_dir.exists():
             shutil.rmtree(self.state_dir)
         # The shared parents go with the last lab that used them; another
@@ -320,7 +337,8 @@ class Lab:
     def _build_topology(self) -> None:
         self.topology.switch("fabric", FABRIC_BRIDGE)
         # Every other node (ctl, ext, ctl2.., e1.., h1..) and its address on the fabric.
-        nodes = [(self.ctl_ns, CONTROLLER_IP), (self.ext_ns, EXT_IP)]
+        nodes = [(self.ctl_ns, CONTROLLER_IP), (self.ext_ns, EXT_IP),
+                 (self.registry_ns, lab_registry.REGISTRY_IP)]
         nodes += [(self.controller_ns(k), self.controller_ip(k)) for k in self.controller_indexes[1:]]
         nodes += [(m.netns, m.address) for m in self.etcd_members]
         nodes += [(h.netns, h.underlay_ip) for h in self.hosts]
@@ -367,6 +385,22 @@ class Lab:
             f"ext server on {EXT_IP}:{EXT_PORT}",
             lambda: _unless(Node(self.ext_ns).listening_on(EXT_PORT), "not listening yet"),
             ["ext"], timeout=15)
+
+    def _start_registry(self) -> None:
+        self._spawn(lab_registry.ROLE, self.registry_ns, lab_registry.argv(self.registry_config))
+        self._procs.wait_until(
+            f"image registry on {self.registry}",
+            lambda: _unless(Node(self.registry_ns).listening_on(REGISTRY_PORT), "not listening yet"),
+            [lab_registry.ROLE], timeout=15)
+
+    def load_image(self, archive: Path) -> str:
+        """`vxmesh image load -i ARCHIVE`: the archive's images into the lab's registry."""
+        return self.cli("image", "load", "-i", str(archive), timeout=120).stdout
+
+    def load_busybox(self) -> str:
+        """busybox:latest, built here (deploy/images.py), loaded as a user loads a `docker save` tarball."""
+        with tempfile.TemporaryDirectory(prefix="vxmesh-busybox-") as tmp:
+            return self.load_image(busybox_archive(Path(tmp) / "busybox.tar"))
 
     def log_path(self, role: str) -> Path:
         """The log of the lab process `role` ("controller", "agent-<host name>", "ext", ...)."""
@@ -469,10 +503,10 @@ class Lab:
         self.wait_hosts_up([host.name], timeout)
 
     def stop_agent(self, host: LabHost | str) -> None:
-        """kill -9 everything in the host's namespace; containers (in their
-        own `vxm-` namespaces) survive, as they would an agent crash."""
+        """kill -9 the agent, as a crash (or systemd stopping its unit, KillMode=process):
+        its containers and their monitors (conmon, in the host's namespace) survive."""
         host = self._host(host)
-        self._procs.stop(f"agent-{host.name}", host.netns)
+        self._procs.stop(f"agent-{host.name}", host.netns, whole_namespace=False)
 
     def _host(self, host: LabHost | str) -> LabHost:
         name = host.name if isinstance(host, LabHost) else host
@@ -534,7 +568,8 @@ class Lab:
         present = set(list_netns())
         rows = [(self.controller_role(k), self.controller_ns(k), self.controller_ip(k), self.controller_role(k))
                 for k in self.controller_indexes]
-        rows += [("ext", self.ext_ns, EXT_IP, "ext")]
+        rows += [("ext", self.ext_ns, EXT_IP, "ext"),
+                 ("registry", self.registry_ns, lab_registry.REGISTRY_IP, lab_registry.ROLE)]
         rows += [(m.role, m.netns, m.address, m.role) for m in self.etcd_members]
         rows += [(h.name, h.netns, h.underlay_ip, f"agent-{h.name}") for h in self.hosts]
         for name, netns, address, role in rows:

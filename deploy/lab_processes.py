@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from agent.runtime import procfs
+from agent.oci import processes
 from deploy.lab_errors import LabError
 from deploy.topology import Node, sigkill
 
@@ -30,7 +30,7 @@ class ProcessRecord:
 
 def is_alive(record: ProcessRecord) -> bool:
     """That very process still runs (a zombie, exited and only waiting to be reaped, does not)."""
-    return procfs.is_alive(procfs.ProcessIdentity(record.pid, record.start_ticks))
+    return processes.is_alive(record.pid, record.start_ticks)
 
 
 def log_tail(log: Path | str, lines: int = 30) -> str:
@@ -70,11 +70,11 @@ class Supervisor:
                 cwd=REPO_ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
                 start_new_session=True,
             )
-        started = procfs.identify(popen.pid)
-        if started is None or not procfs.is_alive(started):
+        started = processes.start_time(popen.pid)
+        if started is None:
             popen.wait()
             raise LabError(f"{role} exited at once (exit {popen.returncode}); log {log}:\n{log_tail(log)}")
-        self.records[role] = ProcessRecord(role, netns, argv, str(log), popen.pid, started.start_time)
+        self.records[role] = ProcessRecord(role, netns, argv, str(log), popen.pid, started)
         self._popens[role] = popen
         self._on_change()
         return self.records[role]
@@ -97,12 +97,13 @@ class Supervisor:
                 raise LabError(f"timed out after {timeout}s waiting for {what} ({reason})\n{tails}")
             time.sleep(POLL_INTERVAL)
 
-    def stop(self, role: str, netns: str) -> None:
-        """kill -9 `role` and everything else in its namespace."""
+    def stop(self, role: str, netns: str, whole_namespace: bool = True) -> None:
+        """kill -9 `role`, and (`whole_namespace`) everything else in its namespace."""
         record = self.records.get(role)
         if record is not None and is_alive(record):
             sigkill(record.pid)
-        Node(netns).kill_processes()
+        if whole_namespace:
+            Node(netns).kill_processes()
         self._reap(role)
 
     def kill_all(self) -> None:

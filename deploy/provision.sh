@@ -15,6 +15,13 @@
 #                          listed here runs vxmesh-etcd (default on a
 #                          controller: this host alone, NAME=ADDRESS)
 #   --etcd-endpoints LIST  use an existing etcd instead: client URLs,...
+#   --registry HOST:PORT   the cluster's image registry, which the controller
+#                          and the agent use (default with --run-registry:
+#                          ADDRESS:5000; without one, no container can run)
+#   --run-registry         run that registry here (controller or all): Debian's
+#                          docker-registry with vxmesh's settings, serving TLS
+#                          with this controller's certificate; Debian's own
+#                          docker-registry service is disabled
 #   --tls-dir DIR          mutual TLS everywhere: install from DIR (made by
 #                          deploy/tls.sh) ca.pem, admin.pem and this host's
 #                          agent- and controller-NAME.pem with their keys into
@@ -38,9 +45,10 @@ ETCD_TLS=$ETC/etcd-tls
 UNIT_DIR=/etc/systemd/system
 CONTROLLER_PORT=7946
 ETCD_CLIENT_PORT=2379
+REGISTRY_PORT=5000
 
 usage() {
-    sed -n '2,33s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,39s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 die() {
@@ -49,10 +57,11 @@ die() {
 }
 
 role="" address="" name="" controllers="" etcd_cluster="" etcd_endpoints="" tls_dir="" insecure=0 dry_run=0
+registry="" run_registry=0
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --role | --address | --name | --controller | --etcd-cluster | --etcd-endpoints | --tls-dir | --src)
+        --role | --address | --name | --controller | --etcd-cluster | --etcd-endpoints | --tls-dir | --src | --registry)
             [[ $# -ge 2 ]] || die "$1 needs a value"
             value=$2
             case $1 in
@@ -64,10 +73,12 @@ while [[ $# -gt 0 ]]; do
                 --etcd-endpoints) etcd_endpoints=$value ;;
                 --tls-dir) tls_dir=$value ;;
                 --src) src=$value ;;
+                --registry) registry=$value ;;
             esac
             shift 2
             ;;
         --insecure) insecure=1; shift ;;
+        --run-registry) run_registry=1; shift ;;
         --dry-run) dry_run=1; shift ;;
         -h | --help) usage ;;
         *) die "unknown argument '$1' (--help lists them)" ;;
@@ -91,6 +102,10 @@ esac
     die "--etcd-cluster (etcd run by vxmesh) and --etcd-endpoints (an existing etcd) exclude each other"
 if [[ $with_controller == 1 && -z $etcd_cluster && -z $etcd_endpoints ]]; then
     etcd_cluster="$name=$address"
+fi
+if [[ $run_registry == 1 ]]; then
+    [[ $with_controller == 1 ]] || die "--run-registry runs the registry on a controller node (--role controller or all)"
+    [[ -n $registry ]] || registry="$address:$REGISTRY_PORT"
 fi
 if [[ $with_agent == 1 && -z $controllers ]]; then
     [[ $with_controller == 1 ]] || die "--controller is required for an agent without a controller on this host"
@@ -153,15 +168,25 @@ echo "# vxmesh on $name ($address): role $role$([[ $etcd_member == 1 ]] && echo 
 # ---- packages -------------------------------------------------------------------
 
 packages=(python3 python3-venv ca-certificates)
-[[ $with_agent == 1 ]] && packages+=(iproute2 nftables util-linux procps iputils-ping)
+# crun runs containers under conmon, umoci unpacks their images.
+[[ $with_agent == 1 ]] && packages+=(iproute2 nftables util-linux procps iputils-ping crun conmon umoci)
 [[ $with_controller == 1 ]] && packages+=(etcd-client)
+# Agents pull images with skopeo; the controller copies them in and out of
+# the registry with it (`vxmesh image load|pull|push`).
+packages+=(skopeo)
 [[ $etcd_member == 1 ]] && packages+=(etcd-server)
+[[ $run_registry == 1 ]] && packages+=(docker-registry)
 run apt-get update -q
 run env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${packages[@]}"
 if [[ $etcd_member == 1 ]]; then
     # Debian's etcd-server starts its own single-member etcd on the ports
     # vxmesh-etcd needs.
     run systemctl disable --now etcd.service
+fi
+if [[ $run_registry == 1 ]]; then
+    # Debian's docker-registry starts a registry on :5000 that anyone may
+    # read and write; vxmesh-registry takes its place.
+    run systemctl disable --now docker-registry.service
 fi
 
 # ---- vxmesh itself --------------------------------------------------------------------
@@ -230,22 +255,42 @@ insecure_flag=()
 [[ $insecure == 1 ]] && insecure_flag=(--insecure)
 units=()
 # Rendered in this shell, so a renderer error (a bad option) stops the script.
+tls_flags=()
+[[ $insecure == 1 ]] || tls_flags=(--tls-dir "$ETC/tls")
+registry_flag=()
+[[ -n $registry ]] && registry_flag=(--registry "$registry")
 if [[ $etcd_member == 1 ]]; then
-    tls_flags=()
-    [[ $insecure == 1 ]] || tls_flags=(--tls-dir "$ETCD_TLS")
-    config=$(render etcd --name "$name" --cluster "$etcd_cluster" --header "$header" "${tls_flags[@]}")
+    etcd_tls_flags=()
+    [[ $insecure == 1 ]] || etcd_tls_flags=(--tls-dir "$ETCD_TLS")
+    config=$(render etcd --name "$name" --cluster "$etcd_cluster" --header "$header" "${etcd_tls_flags[@]}")
     write_file 0644 "$ETC/etcd.yaml" <<<"$config"
     units+=(vxmesh-etcd.service)
 fi
+if [[ $run_registry == 1 ]]; then
+    config=$(render registry --listen "$address:$REGISTRY_PORT" --header "$header" "${tls_flags[@]}")
+    write_file 0644 "$ETC/registry.yml" <<<"$config"
+    if [[ $insecure == 0 ]]; then
+        # The controller's certificate serves the registry: systemd reads it
+        # as root and hands it to the registry's own user, so no copy of the
+        # key on disk is readable by that user.
+        write_file 0644 "$UNIT_DIR/vxmesh-registry.service.d/tls.conf" <<EOF
+# Written by deploy/provision.sh: the certificate /etc/vxmesh/registry.yml names.
+[Service]
+LoadCredential=cert:$ETC/tls/controller.pem
+LoadCredential=key:$ETC/tls/controller-key.pem
+EOF
+    fi
+    units+=(vxmesh-registry.service)
+fi
 if [[ $with_controller == 1 ]]; then
-    config=$(render controller --header "$header" "${insecure_flag[@]}" \
+    config=$(render controller --header "$header" "${insecure_flag[@]}" "${registry_flag[@]}" \
         --listen "$address:$CONTROLLER_PORT,127.0.0.1:$CONTROLLER_PORT" --etcd "$(joined "${etcd_urls[@]}")")
     write_file 0644 "$ETC/controller.toml" <<<"$config"
     units+=(vxmesh-controller.service)
 fi
 if [[ $with_agent == 1 ]]; then
-    config=$(render agent --header "$header" "${insecure_flag[@]}" --name "$name" --controller "$controllers" \
-        --vtep-ip "$address")
+    config=$(render agent --header "$header" "${insecure_flag[@]}" "${registry_flag[@]}" --name "$name" \
+        --controller "$controllers" --vtep-ip "$address")
     write_file 0644 "$ETC/agent.toml" <<<"$config"
     units+=(vxmesh-agent.service)
 fi

@@ -1,6 +1,6 @@
 """The systemd units in deploy/systemd/, read as the source of the daemons' command lines.
 
-The namespace lab starts etcd, the controller and the agents with the
+The namespace lab starts etcd, the registry, the controller and the agents with the
 `ExecStart=` of these units, changing only the config file path (and, for
 vxmesh, the installed program for this checkout's), so every lab test runs
 the command line a deployed host runs.
@@ -16,10 +16,12 @@ UNIT_DIR = Path(__file__).resolve().parent / "systemd"
 ETCD_UNIT = "vxmesh-etcd.service"
 CONTROLLER_UNIT = "vxmesh-controller.service"
 AGENT_UNIT = "vxmesh-agent.service"
-UNITS = (ETCD_UNIT, CONTROLLER_UNIT, AGENT_UNIT)
+REGISTRY_UNIT = "vxmesh-registry.service"
+UNITS = (ETCD_UNIT, CONTROLLER_UNIT, AGENT_UNIT, REGISTRY_UNIT)
 # Where deploy/provision.sh installs the vxmesh entry point.
 INSTALLED_VXMESH = "/opt/vxmesh/venv/bin/vxmesh"
-CONFIG_FLAGS = ("--config", "--config-file")
+# How each program is told its config file (docker-registry: `serve FILE`).
+CONFIG_FLAGS = ("--config", "--config-file", "serve")
 
 
 class UnitError(Exception):

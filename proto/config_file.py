@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from proto import validate
+from proto import cluster_registry, validate
 from proto.addresses import parse_host_port, parse_ip, parse_subnet, reserved_clash
 from proto.errors import InvalidArgument
 
@@ -133,6 +133,16 @@ def etcd_prefix(value: Value) -> str | None:
 
 def absolute_path(value: Value) -> str | None:
     return None if value.startswith("/") else "must be an absolute path"
+
+
+def registry_or_empty(value: Value) -> str | None:
+    if not value:
+        return None
+    try:
+        cluster_registry.check_registry(value)
+    except InvalidArgument:
+        return "must be a registry's HOST:PORT (e.g. 10.0.0.2:5000), or empty"
+    return None
 
 
 # Where deploy/provision.sh installs the certificates `vxmesh certs` made.

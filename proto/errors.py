@@ -62,3 +62,12 @@ class Aborted(UserError):
 class Unavailable(UserError):
     """The state store (etcd) cannot be reached."""
     status = "UNAVAILABLE"
+
+
+class ImageError(FailedPrecondition):
+    """An image could not be pulled, unpacked, read, copied or removed.
+
+    A FailedPrecondition: the request was well formed, but the image (or its
+    registry) is not in a state that allows it; the message names the image
+    and says why, in one line.
+    """

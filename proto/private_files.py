@@ -3,7 +3,7 @@
 A container's spec carries its environment (`-e` values are often
 passwords and tokens), and the agent keeps copies of it on disk: the
 record of what it built (agent/local_state.py), the runtime's config
-(agent/runtime/statedir.py), the container's and the shim's logs. Keys
+(agent/oci: the bundle's config, crun's copy, exec sessions), the container's log. Keys
 are written by `vxmesh certs` (cli/pki.py), and a controller's private
 etcd keeps every spec in its data directory. Every such file is
 readable by its owner (root) only, and so is the directory holding it,

@@ -139,6 +139,19 @@ class Mount(Record):
     readonly: bool = False
 
 
+@dataclass(frozen=True)
+class Ulimit(Record):
+    """--ulimit NAME=SOFT[:HARD] (proto/run_options.py parses it)."""
+    WIRE = "Ulimit"
+    name: str          # one of proto.run_options.ULIMIT_NAMES
+    soft: int          # -1 = unlimited
+    hard: int
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}={self.soft}:{self.hard}"
+
+
 @dataclass
 class ContainerSpec(Record):
     """The desired container, written by the controller, run by the agent."""
@@ -156,11 +169,37 @@ class ContainerSpec(Record):
     stop_timeout: int = 10
     network_mode: str = ""     # "" (attachments decide), "host", "none", "container:NAME"
     ports: list[PortMapping] = field(default_factory=list)
-    rootfs: str = ""
     mounts: list[Mount] = field(default_factory=list)
     memory_bytes: int = 0
     cpus: float = 0.0
     pids_limit: int = 0
+    # The image as `run` resolved it in the cluster's registry (proto/vxmesh.proto).
+    image: str = ""            # canonical reference
+    image_digest: str = ""     # of its manifest: what every start pulls
+    image_id: str = ""
+    exposed_ports: list[str] = field(default_factory=list)
+    # The image's defaults, overridden: `command` is COMMAND (empty: the image's
+    # Cmd); `entrypoint` replaces the image's only when `entrypoint_set`.
+    entrypoint: list[str] = field(default_factory=list)
+    entrypoint_set: bool = False
+    working_dir: str = ""
+    user: str = ""
+    read_only: bool = False
+    # Confinement: Docker's defaults unless widened or narrowed.
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    privileged: bool = False
+    seccomp: str = "default"   # "default", "unconfined" or "profile"
+    seccomp_profile: str = ""  # JSON text, for "profile"
+    allow_new_privileges: bool = False
+    ulimits: list[Ulimit] = field(default_factory=list)
+
+    @property
+    def pinned_image(self) -> str:
+        """The reference with its digest: exactly the image `run` resolved."""
+        if not self.image_digest or "@" in self.image:
+            return self.image
+        return f"{self.image}@{self.image_digest}"
 
     @property
     def networks(self) -> list[str]:
@@ -182,6 +221,8 @@ class ContainerStatus(Record):
     generation: int = 0
     host: str = ""
     networks: list[str] = field(default_factory=list)
+    image_error: bool = False  # the image could not be pulled: `run` removes the container
+    oom_killed: bool = False   # the kernel's OOM killer ended it
 
 
 @dataclass
@@ -240,4 +281,5 @@ _LIST_ITEM_TYPES: dict[tuple[str, str], type[Record]] = {
     ("ContainerSpec", "attachments"): Attachment,
     ("ContainerSpec", "ports"): PortMapping,
     ("ContainerSpec", "mounts"): Mount,
+    ("ContainerSpec", "ulimits"): Ulimit,
 }

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from proto.errors import InvalidArgument
+from proto.records import Ulimit
 
 # Docker's --ulimit names, each a setrlimit(2) resource.
 ULIMIT_NAMES = ("as", "core", "cpu", "data", "fsize", "locks", "memlock", "msgqueue", "nice",
@@ -26,17 +27,6 @@ UNLIMITED = -1
 SECCOMP_DEFAULT = "default"
 SECCOMP_UNCONFINED = "unconfined"
 SECCOMP_PROFILE = "profile"
-
-
-@dataclass(frozen=True)
-class Ulimit:
-    name: str          # one of ULIMIT_NAMES
-    soft: int          # -1 = unlimited
-    hard: int
-
-    @property
-    def text(self) -> str:
-        return f"{self.name}={self.soft}:{self.hard}"
 
 
 def parse_ulimit(text: object) -> Ulimit:
@@ -53,12 +43,29 @@ def parse_ulimit(text: object) -> Ulimit:
     except ValueError:
         raise InvalidArgument(f"invalid ulimit {text!r}: limits must be integers (-1 = unlimited)") \
             from None
-    for value in (soft, hard):
+    return check_ulimit(Ulimit(name, soft, hard), repr(text))
+
+
+def check_ulimit(ulimit: Ulimit, shown: str = "") -> Ulimit:
+    """A ulimit however it arrived (typed, or off the wire): a known name, soft <= hard."""
+    shown = shown or repr(ulimit.text)
+    if ulimit.name not in ULIMIT_NAMES:
+        raise InvalidArgument(f"invalid ulimit {shown}: unknown name {ulimit.name!r} "
+                              f"(one of {', '.join(ULIMIT_NAMES)})")
+    for value in (ulimit.soft, ulimit.hard):
         if value < UNLIMITED:
-            raise InvalidArgument(f"invalid ulimit {text!r}: {value} is below -1")
-    if hard != UNLIMITED and (soft == UNLIMITED or soft > hard):
-        raise InvalidArgument(f"invalid ulimit {text!r}: the soft limit must not exceed the hard limit")
-    return Ulimit(name, soft, hard)
+            raise InvalidArgument(f"invalid ulimit {shown}: {value} is below -1")
+    if ulimit.hard != UNLIMITED and (ulimit.soft == UNLIMITED or ulimit.soft > ulimit.hard):
+        raise InvalidArgument(f"invalid ulimit {shown}: the soft limit must not exceed the hard limit")
+    return ulimit
+
+
+def check_ulimits(ulimits: Iterable[Ulimit]) -> None:
+    """Every one valid, and no resource given twice."""
+    names = [check_ulimit(u).name for u in ulimits]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InvalidArgument(f"--ulimit {', '.join(twice)} is given twice")
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,17 @@ def parse_security_opts(options: Iterable[str],
             raise InvalidArgument(f"unsupported --security-opt {option!r}: use seccomp=unconfined, "
                                   "seccomp=PROFILE.json or no-new-privileges[=true|false]")
     return SecurityOptions(seccomp, profile, no_new_privileges)
+
+
+def check_seccomp(seccomp: str, profile: str) -> None:
+    """A container's seccomp setting as stored: a mode, and a profile only in "profile" mode."""
+    if seccomp == SECCOMP_PROFILE:
+        check_seccomp_profile(profile)
+    elif seccomp not in (SECCOMP_DEFAULT, SECCOMP_UNCONFINED):
+        raise InvalidArgument(f"seccomp {seccomp!r} is not one of {SECCOMP_DEFAULT}, "
+                              f"{SECCOMP_UNCONFINED}, {SECCOMP_PROFILE}")
+    elif profile:
+        raise InvalidArgument(f"a seccomp profile was given with seccomp {seccomp!r}")
 
 
 def check_seccomp_profile(text: str, where: str = "seccomp profile") -> dict:

@@ -74,8 +74,18 @@ class Mount(_message.Message):
     readonly: bool
     def __init__(self, source: _Optional[str] = ..., target: _Optional[str] = ..., readonly: _Optional[bool] = ...) -> None: ...
 
+class Ulimit(_message.Message):
+    __slots__ = ("name", "soft", "hard")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SOFT_FIELD_NUMBER: _ClassVar[int]
+    HARD_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    soft: int
+    hard: int
+    def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
+
 class ContainerSpec(_message.Message):
-    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "rootfs", "mounts", "memory_bytes", "cpus", "pids_limit")
+    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "image_digest", "image_id", "exposed_ports", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -96,11 +106,26 @@ class ContainerSpec(_message.Message):
     STOP_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     NETWORK_MODE_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
-    ROOTFS_FIELD_NUMBER: _ClassVar[int]
     MOUNTS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     CPUS_FIELD_NUMBER: _ClassVar[int]
     PIDS_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    EXPOSED_PORTS_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_SET_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DIR_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CAP_ADD_FIELD_NUMBER: _ClassVar[int]
+    CAP_DROP_FIELD_NUMBER: _ClassVar[int]
+    PRIVILEGED_FIELD_NUMBER: _ClassVar[int]
+    SECCOMP_FIELD_NUMBER: _ClassVar[int]
+    SECCOMP_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_NEW_PRIVILEGES_FIELD_NUMBER: _ClassVar[int]
+    ULIMITS_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     host: str
@@ -114,15 +139,30 @@ class ContainerSpec(_message.Message):
     stop_timeout: int
     network_mode: str
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
-    rootfs: str
     mounts: _containers.RepeatedCompositeFieldContainer[Mount]
     memory_bytes: int
     cpus: float
     pids_limit: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., rootfs: _Optional[str] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ...) -> None: ...
+    image: str
+    image_digest: str
+    image_id: str
+    exposed_ports: _containers.RepeatedScalarFieldContainer[str]
+    entrypoint: _containers.RepeatedScalarFieldContainer[str]
+    entrypoint_set: bool
+    working_dir: str
+    user: str
+    read_only: bool
+    cap_add: _containers.RepeatedScalarFieldContainer[str]
+    cap_drop: _containers.RepeatedScalarFieldContainer[str]
+    privileged: bool
+    seccomp: str
+    seccomp_profile: str
+    allow_new_privileges: bool
+    ulimits: _containers.RepeatedCompositeFieldContainer[Ulimit]
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ...) -> None: ...
 
 class ContainerStatus(_message.Message):
-    __slots__ = ("name", "id", "state", "pid", "exit_code", "started_at", "finished_at", "error", "generation", "host", "networks")
+    __slots__ = ("name", "id", "state", "pid", "exit_code", "started_at", "finished_at", "error", "generation", "host", "networks", "image_error", "oom_killed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -134,6 +174,8 @@ class ContainerStatus(_message.Message):
     GENERATION_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ERROR_FIELD_NUMBER: _ClassVar[int]
+    OOM_KILLED_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     state: str
@@ -145,7 +187,9 @@ class ContainerStatus(_message.Message):
     generation: int
     host: str
     networks: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., generation: _Optional[int] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ...) -> None: ...
+    image_error: bool
+    oom_killed: bool
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., generation: _Optional[int] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., image_error: _Optional[bool] = ..., oom_killed: _Optional[bool] = ...) -> None: ...
 
 class Host(_message.Message):
     __slots__ = ("name", "vtep", "api", "mtu", "state", "containers", "registered_at", "bridge_subnet", "underlay_subnet", "gwbridge_subnet")
@@ -370,7 +414,7 @@ class HostList(_message.Message):
     def __init__(self, hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("name", "host", "networks", "hostname", "env", "command", "ports", "rootfs", "mounts", "memory_bytes", "cpus", "pids_limit")
+    __slots__ = ("name", "host", "networks", "hostname", "env", "command", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -385,11 +429,23 @@ class RunRequest(_message.Message):
     ENV_FIELD_NUMBER: _ClassVar[int]
     COMMAND_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
-    ROOTFS_FIELD_NUMBER: _ClassVar[int]
     MOUNTS_FIELD_NUMBER: _ClassVar[int]
     MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
     CPUS_FIELD_NUMBER: _ClassVar[int]
     PIDS_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    ENTRYPOINT_SET_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DIR_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    READ_ONLY_FIELD_NUMBER: _ClassVar[int]
+    CAP_ADD_FIELD_NUMBER: _ClassVar[int]
+    CAP_DROP_FIELD_NUMBER: _ClassVar[int]
+    PRIVILEGED_FIELD_NUMBER: _ClassVar[int]
+    SECCOMP_FIELD_NUMBER: _ClassVar[int]
+    SECCOMP_PROFILE_FIELD_NUMBER: _ClassVar[int]
+    ALLOW_NEW_PRIVILEGES_FIELD_NUMBER: _ClassVar[int]
+    ULIMITS_FIELD_NUMBER: _ClassVar[int]
     name: str
     host: str
     networks: _containers.RepeatedScalarFieldContainer[str]
@@ -397,12 +453,24 @@ class RunRequest(_message.Message):
     env: _containers.ScalarMap[str, str]
     command: _containers.RepeatedScalarFieldContainer[str]
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
-    rootfs: str
     mounts: _containers.RepeatedCompositeFieldContainer[Mount]
     memory_bytes: int
     cpus: float
     pids_limit: int
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., rootfs: _Optional[str] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ...) -> None: ...
+    image: str
+    entrypoint: _containers.RepeatedScalarFieldContainer[str]
+    entrypoint_set: bool
+    working_dir: str
+    user: str
+    read_only: bool
+    cap_add: _containers.RepeatedScalarFieldContainer[str]
+    cap_drop: _containers.RepeatedScalarFieldContainer[str]
+    privileged: bool
+    seccomp: str
+    seccomp_profile: str
+    allow_new_privileges: bool
+    ulimits: _containers.RepeatedCompositeFieldContainer[Ulimit]
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
     __slots__ = ("network", "container")
@@ -469,3 +537,82 @@ class HealthReply(_message.Message):
     resyncs_served: int
     agents_connected: int
     def __init__(self, healthy: _Optional[bool] = ..., revision: _Optional[int] = ..., detail: _Optional[str] = ..., snapshots_served: _Optional[int] = ..., resumes_served: _Optional[int] = ..., resyncs_served: _Optional[int] = ..., agents_connected: _Optional[int] = ...) -> None: ...
+
+class ArchiveChunk(_message.Message):
+    __slots__ = ("data", "name")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    name: str
+    def __init__(self, data: _Optional[bytes] = ..., name: _Optional[str] = ...) -> None: ...
+
+class ImageRequest(_message.Message):
+    __slots__ = ("reference",)
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    reference: str
+    def __init__(self, reference: _Optional[str] = ...) -> None: ...
+
+class RemoveImageRequest(_message.Message):
+    __slots__ = ("references",)
+    REFERENCES_FIELD_NUMBER: _ClassVar[int]
+    references: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, references: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImageLines(_message.Message):
+    __slots__ = ("lines",)
+    LINES_FIELD_NUMBER: _ClassVar[int]
+    lines: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class ImageConfig(_message.Message):
+    __slots__ = ("entrypoint", "cmd", "env", "working_dir", "user", "exposed_ports", "labels", "stop_signal")
+    class LabelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ENTRYPOINT_FIELD_NUMBER: _ClassVar[int]
+    CMD_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    WORKING_DIR_FIELD_NUMBER: _ClassVar[int]
+    USER_FIELD_NUMBER: _ClassVar[int]
+    EXPOSED_PORTS_FIELD_NUMBER: _ClassVar[int]
+    LABELS_FIELD_NUMBER: _ClassVar[int]
+    STOP_SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    entrypoint: _containers.RepeatedScalarFieldContainer[str]
+    cmd: _containers.RepeatedScalarFieldContainer[str]
+    env: _containers.RepeatedScalarFieldContainer[str]
+    working_dir: str
+    user: str
+    exposed_ports: _containers.RepeatedScalarFieldContainer[str]
+    labels: _containers.ScalarMap[str, str]
+    stop_signal: str
+    def __init__(self, entrypoint: _Optional[_Iterable[str]] = ..., cmd: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., stop_signal: _Optional[str] = ...) -> None: ...
+
+class Image(_message.Message):
+    __slots__ = ("reference", "id", "digest", "created", "size", "architecture", "os", "config")
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    DIGEST_FIELD_NUMBER: _ClassVar[int]
+    CREATED_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_FIELD_NUMBER: _ClassVar[int]
+    OS_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_FIELD_NUMBER: _ClassVar[int]
+    reference: str
+    id: str
+    digest: str
+    created: str
+    size: int
+    architecture: str
+    os: str
+    config: ImageConfig
+    def __init__(self, reference: _Optional[str] = ..., id: _Optional[str] = ..., digest: _Optional[str] = ..., created: _Optional[str] = ..., size: _Optional[int] = ..., architecture: _Optional[str] = ..., os: _Optional[str] = ..., config: _Optional[_Union[ImageConfig, _Mapping]] = ...) -> None: ...
+
+class ImageList(_message.Message):
+    __slots__ = ("images",)
+    IMAGES_FIELD_NUMBER: _ClassVar[int]
+    images: _containers.RepeatedCompositeFieldContainer[Image]
+    def __init__(self, images: _Optional[_Iterable[_Union[Image, _Mapping]]] = ...) -> None: ...

@@ -1102,3 +1102,293 @@ class Controller:
             timeout,
             metadata,
             _registered_method=True)
+
+
+class ImagesStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Load = channel.stream_unary(
+                '/vxmesh.v1.Images/Load',
+                request_serializer=proto_dot_vxmesh__pb2.ArchiveChunk.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ImageLines.FromString,
+                _registered_method=True)
+        self.Pull = channel.unary_unary(
+                '/vxmesh.v1.Images/Pull',
+                request_serializer=proto_dot_vxmesh__pb2.ImageRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ImageLines.FromString,
+                _registered_method=True)
+        self.Push = channel.unary_unary(
+                '/vxmesh.v1.Images/Push',
+                request_serializer=proto_dot_vxmesh__pb2.ImageRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ImageLines.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/vxmesh.v1.Images/List',
+                request_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ImageList.FromString,
+                _registered_method=True)
+        self.Inspect = channel.unary_unary(
+                '/vxmesh.v1.Images/Inspect',
+                request_serializer=proto_dot_vxmesh__pb2.ImageRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ImageList.FromString,
+                _registered_method=True)
+        self.Remove = channel.unary_unary(
+                '/vxmesh.v1.Images/Remove',
+                request_serializer=proto_dot_vxmesh__pb2.RemoveImageRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ImageLines.FromString,
+                _registered_method=True)
+
+
+class ImagesServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Load(self, request_iterator, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Pull(self, request, context):
+        """from its registry into the cluster's
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Push(self, request, context):
+        """from the cluster's registry to its own
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Inspect(self, request, context):
+        """an id names all its references
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Remove(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ImagesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Load': grpc.stream_unary_rpc_method_handler(
+                    servicer.Load,
+                    request_deserializer=proto_dot_vxmesh__pb2.ArchiveChunk.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ImageLines.SerializeToString,
+            ),
+            'Pull': grpc.unary_unary_rpc_method_handler(
+                    servicer.Pull,
+                    request_deserializer=proto_dot_vxmesh__pb2.ImageRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ImageLines.SerializeToString,
+            ),
+            'Push': grpc.unary_unary_rpc_method_handler(
+                    servicer.Push,
+                    request_deserializer=proto_dot_vxmesh__pb2.ImageRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ImageLines.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ImageList.SerializeToString,
+            ),
+            'Inspect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Inspect,
+                    request_deserializer=proto_dot_vxmesh__pb2.ImageRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ImageList.SerializeToString,
+            ),
+            'Remove': grpc.unary_unary_rpc_method_handler(
+                    servicer.Remove,
+                    request_deserializer=proto_dot_vxmesh__pb2.RemoveImageRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ImageLines.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vxmesh.v1.Images', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vxmesh.v1.Images', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Images:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Load(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_unary(
+            request_iterator,
+            target,
+            '/vxmesh.v1.Images/Load',
+            proto_dot_vxmesh__pb2.ArchiveChunk.SerializeToString,
+            proto_dot_vxmesh__pb2.ImageLines.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Pull(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Images/Pull',
+            proto_dot_vxmesh__pb2.ImageRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ImageLines.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Push(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Images/Push',
+            proto_dot_vxmesh__pb2.ImageRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ImageLines.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Images/List',
+            proto_dot_vxmesh__pb2.Empty.SerializeToString,
+            proto_dot_vxmesh__pb2.ImageList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Inspect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Images/Inspect',
+            proto_dot_vxmesh__pb2.ImageRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ImageList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Remove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Images/Remove',
+            proto_dot_vxmesh__pb2.RemoveImageRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ImageLines.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)

@@ -2,7 +2,6 @@
 from tests.helpers.etcd import etcd, etcd_server, prefix, store, work_dir  # noqa: F401
 from tests.helpers.kernel_lab import lab  # noqa: F401
 from tests.helpers.lab import make_lab  # noqa: F401
-from tests.helpers.runtime import cgroup_parent, netns, root  # noqa: F401
-from tests.helpers.images import busybox_layout  # noqa: F401
+from tests.helpers.images import busybox_archive, busybox_layout  # noqa: F401
 from tests.helpers.oci import busybox_images, oci_host  # noqa: F401
 from tests.helpers.registry import registry, tls_registry  # noqa: F401

@@ -32,11 +32,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from agent.names import container_netns, gw_veth, overlay_veth
-from agent.runtime.cgroups import Cgroups
+from agent.oci.cgroups import HostCgroups
 from deploy.lab import AGENT_STATE_ROOT, Lab
 from deploy.lab_errors import LabCommandError, LabError
 from deploy.topology import list_netns
 from tests.helpers.kernel_tables import desired_entries, kernel_entries
+from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import new_test_prefix
 from tests.helpers.lab_cli import containers, network
 
@@ -66,7 +67,7 @@ def churn(lab: Lab, seconds: float, rng: random.Random, tally: Tally) -> None:
             serial += 1
             host = rng.choice(lab.hosts).name
             request(lab, tally, "run", ("run", "-d", "--name", f"s{serial}", "--host", host, "--network", NETWORK,
-                                        "--", "sleep", "3600"), controller)
+                                        BUSYBOX, "sleep", "3600"), controller)
         elif roll < 0.75 and names:
             request(lab, tally, "rm", ("rm", "-f", rng.choice(names)), controller)
         elif roll < 0.9:
@@ -128,10 +129,9 @@ def audit(lab: Lab) -> list[str]:
         overlay = f"vxm-{host.name}-ov{vni}"
         problems += _diff(f"{host.name}: veths in {overlay}", _links(overlay, "ve") if overlay in present else set(),
                           {overlay_veth(cid, 0) for cid in ids})
-        cgroups = Cgroups.detect(f"vxmesh-{host.name}")
-        have_groups = {d.name for p in cgroups.parent_dirs() if p.is_dir() for d in p.iterdir() if d.is_dir()}
+        have_groups = HostCgroups.detect().container_ids(f"vxmesh-{host.name}")
         problems += _diff(f"{host.name}: cgroups", have_groups, ids)
-        state = AGENT_STATE_ROOT / host.name / "containers"
+        state = AGENT_STATE_ROOT / host.name / "oci" / "containers"
         have_state = {d.name for d in state.iterdir()} if state.is_dir() else set()
         problems += _diff(f"{host.name}: state directories", have_state, ids)
         for c in listed:
@@ -158,7 +158,8 @@ def _diff(what: str, have: set[str], want: set[str]) -> list[str]:
 def leftovers(lab: Lab) -> list[str]:
     found = [ns for ns in list_netns() if ns.startswith((f"{lab.prefix}-", f"vxm-{lab.prefix}-"))]
     for host in lab.hosts:
-        found += [str(p) for p in Cgroups.detect(f"vxmesh-{host.name}").parent_dirs() if p.exists()]
+        found += [str(h / f"vxmesh-{host.name}") for h in HostCgroups.detect().hierarchies
+                  if (h / f"vxmesh-{host.name}").exists()]
         if (AGENT_STATE_ROOT / host.name).exists():
             found.append(str(AGENT_STATE_ROOT / host.name))
     return found
@@ -170,6 +171,7 @@ def soak(seconds: float, hosts: int, seed: int, keep: bool = False) -> Tally:
     lab = Lab(new_test_prefix(), hosts=hosts, etcd_members=1, controllers=2)
     try:
         lab.up()
+        lab.load_busybox()
         lab.cli("network", "create", "--subnet", SUBNET, NETWORK)
         churn(lab, seconds, rng, tally)
         deadline = time.monotonic() + SETTLE_SECONDS

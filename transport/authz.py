@@ -1,6 +1,7 @@
 """Who may call which vxmesh service, enforced on every call of a TLS server.
 
     Controller (the user API)        admin
+    Images     (the cluster's images) admin
     AgentLink  (the agents' stream)  agent   (AgentLink also checks the hello's host name)
     HostAgent  (exec, logs, tables)  controller, admin
 
@@ -24,6 +25,7 @@ def _service(name: str) -> str:
 
 ALLOWED_ROLES: dict[str, frozenset[str]] = {
     _service("Controller"): frozenset({"admin"}),
+    _service("Images"): frozenset({"admin"}),
     _service("AgentLink"): frozenset({"agent"}),
     _service("HostAgent"): frozenset({"controller", "admin"}),
 }

@@ -17,6 +17,7 @@ module VxmeshPlan
   # The certificates, made once on the host (deploy/tls.sh, `vxmesh certs`) before the VMs boot.
   TLS_DIR = "vagrant/tls"
   CONTROLLER_PORT = 7946
+  REGISTRY_PORT = 5000
 
   class Error < StandardError; end
 
@@ -53,10 +54,12 @@ module VxmeshPlan
     "#{settings['subnet']}.#{10 + index}"
   end
 
-  # node1 runs etcd, the controller and an agent; the others run agents
-  # (and, with VXMESH_ETCD_MEMBERS=3, node2 and node3 an etcd member each).
+  # node1 runs etcd, the controller, the image registry and an agent; the
+  # others run agents (and, with VXMESH_ETCD_MEMBERS=3, node2 and node3 an
+  # etcd member each). Every node pulls images from node1's registry.
   def self.nodes(settings)
     controller = "#{address(settings, 1)}:#{CONTROLLER_PORT}"
+    registry = "#{address(settings, 1)}:#{REGISTRY_PORT}"
     cluster = (1..settings["etcd_members"]).map { |i| "node#{i}=#{address(settings, i)}" }.join(",")
     (1..settings["nodes"]).map do |i|
       name = "node#{i}"
@@ -67,7 +70,8 @@ module VxmeshPlan
         "role" => role,
         "provision" => ["#{GUEST_SRC}/deploy/provision.sh", "--role", role, "--name", name,
                         "--address", address(settings, i), "--controller", controller,
-                        "--etcd-cluster", cluster, "--tls-dir", "#{GUEST_SRC}/#{TLS_DIR}"],
+                        "--etcd-cluster", cluster, "--tls-dir", "#{GUEST_SRC}/#{TLS_DIR}",
+                        "--registry", registry] + (i == 1 ? ["--run-registry"] : []),
       }
     end
   end

@@ -1,6 +1,7 @@
 """This host's containers: the desired ones against what the runtime runs.
 
-Starts, stops and tears down containers, builds their interfaces while
+Pulls their images (container_images.py), starts, stops and tears down
+containers (agent/oci: crun under conmon), builds their interfaces while
 they run (container_interfaces.py), wakes the loop when one exits, and
 reports each one's state to the controller. Every container has a local
 record (agent/local_state.py), written before anything is built for it, so
@@ -16,14 +17,19 @@ from collections.abc import Callable, Iterable
 
 from agent import container_network as plan
 from agent import names
+from agent.container_config import container_config
+from agent.convergers.container_images import ContainerImages
 from agent.convergers.container_interfaces import ContainerInterfaces
 from agent.host_networks import HostNetworks
+from agent.images.image import Image
+from agent.images.store import ImageStore
 from agent.kernel.netns import list_netns, netns_exists, netns_path, remove_netns
 from agent.local_state import LocalContainer, LocalState
-from agent.runtime.containers import ContainerConfig, ContainerError, Runtime
-from agent.runtime.model import Resources
+from agent.oci.model import ContainerError
+from agent.oci.runtime import Runtime
 from agent.view import View
 from proto import network_mode, timing
+from proto.errors import ImageError
 from proto.addresses import next_free_ip, parse_subnet
 from proto.network_mode import NetworkMode
 from proto.records import ContainerSpec, ContainerStatus, Network
@@ -32,20 +38,27 @@ log = logging.getLogger(__name__)
 
 # --network container:A where A itself uses container:B ...: how deep to follow.
 MAX_NETWORK_CHAIN = 8
+# Docker's exit codes of a container whose command never ran.
+EXIT_START_FAILED = 125
+EXIT_NOT_FOUND = 127
 
 
 class Containers:
-    def __init__(self, host: HostNetworks, view: View, runtime: Runtime, local: LocalState,
-                 report: Callable[[ContainerStatus], None], wake: Callable[[], None]):
+    def __init__(self, host: HostNetworks, view: View, runtime: Runtime, images: ImageStore,
+                 local: LocalState, report: Callable[[ContainerStatus], None], wake: Callable[[], None]):
         self.host = host
         self.view = view
         self.runtime = runtime
+        self.images = ContainerImages(images, host.host, wake)
         self.local = local
         self._report = report   # queues a status for the controller
         self._wake = wake       # asks the loop for a pass
         self.interfaces = ContainerInterfaces(host)
         self._stopping: dict[str, asyncio.Task] = {}
         self._exit_watches: dict[str, asyncio.Task] = {}
+        # Images nobody uses are looked for after a teardown, and once after a
+        # (re)start of the agent, which may have died between the two.
+        self._drop_images = True
 
     def forget(self) -> None:
         self.interfaces.forget()
@@ -60,6 +73,7 @@ class Containers:
                 await self._teardown(record)
                 removed.append(record.spec)
                 local.pop(name)
+                self._drop_images = True
         return removed
 
     async def converge(self, desired: dict[str, ContainerSpec], local: dict[str, LocalContainer],
@@ -79,15 +93,19 @@ class Containers:
         return published
 
     async def remove_orphans(self, records: Iterable[LocalContainer]) -> None:
-        """Namespaces and cgroups no record explains (a crash between creating and recording)."""
+        """Namespaces, containers and images no record explains (a crash between
+        creating and recording, or between removing and forgetting)."""
         records = list(records)
         known = {names.container_netns(self.host.host, r.spec.id) for r in records}
         for netns in list_netns(names.netns_prefix(self.host.host) + "c"):
             if netns not in known:
                 log.info("removing orphan namespace %s", netns)
                 await remove_netns(netns)
-        for cgroup in await self.runtime.remove_orphan_cgroups({r.spec.id for r in records}):
-            log.info("removed orphan cgroup %s", cgroup)
+        for container_id in await self.runtime.remove_orphans({r.spec.id for r in records}):
+            log.info("removed orphan container %s", container_id[:12])
+        if self._drop_images:
+            await self.images.drop_unused(r.spec.pinned_image for r in records)
+            self._drop_images = False
 
     async def report(self, desired: dict[str, ContainerSpec], local: dict[str, LocalContainer]) -> None:
         for spec in desired.values():
@@ -122,8 +140,12 @@ class Containers:
 
         state = await self.runtime.state(spec.id)
         running = state is not None and state.state == "running"
-        start = spec.desired == "running" and (
-            state is None or (not running and record.started_generation < spec.generation))
+        # A container the runtime does not know is started, unless its image
+        # could not be pulled: that waits for the next `start`.
+        start = spec.desired == "running" and not running and (
+            record.started_generation < spec.generation or (state is None and not record.image_error))
+        image = await self._image(spec, record) if start else None
+        start = image is not None
         building = time.time()
         if start:
             self.interfaces.forget(spec.name)  # a (re)start always checks its network
@@ -131,7 +153,7 @@ class Containers:
             await self.interfaces.build(spec, mode, networks, record)
         if start:
             built = time.time()
-            running = await self._start(spec, record, modes, desired)
+            running = await self._start(spec, image, record, modes, desired)
             # One event per start, with wall-clock stamps to line up with the controller's `run` event.
             timing.emit(log, timing.CONTAINER_STARTED, container=spec.name, host=self.host.host,
                         update=self.view.updated_at, began=began, network=building, built=built,
@@ -175,17 +197,25 @@ class Containers:
             current = owner
         raise ContainerError(f"container {spec.name!r}: --network container: chain is too long")
 
-    async def _start(self, spec: ContainerSpec, record: LocalContainer, modes: dict[str, NetworkMode],
-                     desired: dict[str, ContainerSpec]) -> bool:
-        record.started_generation = spec.generation
+    async def _image(self, spec: ContainerSpec, record: LocalContainer) -> Image | None:
+        """The container's image; None while it is pulled, or when it cannot be (the
+        container's start error then, as `run` reports it)."""
         try:
-            config = ContainerConfig(
-                id=spec.id, name=spec.name, command=list(spec.command), env=dict(spec.env),
-                hostname=spec.hostname or spec.name, netns_path=self._netns_for(spec, modes, desired),
-                rootfs=spec.rootfs,
-                mounts=tuple(spec.mounts),
-                resources=Resources(memory_bytes=spec.memory_bytes, cpus=spec.cpus,
-                                    pids_limit=spec.pids_limit))
+            return await self.images.get(spec.pinned_image)
+        except ImageError as err:
+            record.started_generation = spec.generation
+            record.error = str(err)
+            record.image_error = True
+            log.warning("container %s cannot start: %s", spec.name, err)
+            self.local.save(record)
+            return None
+
+    async def _start(self, spec: ContainerSpec, image: Image, record: LocalContainer,
+                     modes: dict[str, NetworkMode], desired: dict[str, ContainerSpec]) -> bool:
+        record.started_generation = spec.generation
+        record.image_error = False
+        try:
+            config = container_config(spec, image, self._netns_for(spec, modes, desired))
             state = await self.runtime.start(config)
             record.error = ""
         except ContainerError as err:
@@ -217,16 +247,17 @@ class Containers:
         state = await self.runtime.state(spec.id)
         status = ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
                                  generation=record.started_generation, error=record.error,
-                                 networks=list(spec.networks))
+                                 networks=list(spec.networks), image_error=record.image_error)
         if state is not None:
             status.state = state.state
             status.pid = state.pid
             status.exit_code = state.exit_code
             status.started_at = state.started_at
             status.finished_at = state.finished_at
+            status.oom_killed = state.oom_killed
         elif record.error:
             status.state = "created"
-            status.exit_code = 127
+            status.exit_code = EXIT_START_FAILED if record.image_error else EXIT_NOT_FOUND
         self._report(status)
 
     async def _teardown(self, record: LocalContainer) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.images.image_config import ImageConfig
+from proto.image_config import ImageConfig
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.images.errors import ImageError
+from proto.errors import ImageError
 
 REF_NAME = "org.opencontainers.image.ref.name"
 MANIFEST_TYPES = ("application/vnd.oci.image.manifest.v1+json",

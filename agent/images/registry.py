@@ -4,12 +4,16 @@ A cluster's registry is reached over TLS with the cluster CA (`ca_dir`: a
 directory of `*.crt` CA certificates, as skopeo's --src-cert-dir reads it;
 `client.cert`/`client.key` there are sent as a client certificate). A test
 registry on loopback may speak plain HTTP: its host[:port] goes in `insecure`.
+With a `cluster` registry, every image is pulled from the cluster's copy of
+it there (proto/cluster_registry.py), never from the registry its reference
+names.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
+from proto import cluster_registry
 from proto.image_ref import ImageRef
 
 PULL_TIMEOUT = 600.0
@@ -24,6 +28,11 @@ class RegistryAccess:
     # namespace, and for tests whose registry lives in a namespace of its own.
     netns: str = ""
     timeout: float = PULL_TIMEOUT
+    cluster: str = ""          # HOST:PORT of the cluster's registry; "" = each reference's own
+
+    def source(self, ref: ImageRef) -> ImageRef:
+        """Where `ref` is pulled from."""
+        return cluster_registry.location(ref, self.cluster) if self.cluster else ref
 
     def source_flags(self, ref: ImageRef) -> list[str]:
         """skopeo copy's options for reading `ref` from its registry."""
@@ -37,3 +46,4 @@ class RegistryAccess:
     def network_prefix(self) -> list[str]:
         """What runs a tool in the namespace registries are reached from."""
         return ["ip", "netns", "exec", self.netns] if self.netns else []
+

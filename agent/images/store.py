@@ -25,15 +25,14 @@ import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
-from agent.images import commands, layout
-from agent.images.commands import ToolError
-from agent.images.errors import ImageError
+from agent.images import layout
 from agent.images.image import Image
-from agent.images.image_config import ImageConfig
 from agent.images.registry import RegistryAccess
-from proto import image_ref
-from proto.errors import InvalidArgument, NotFound
+from proto import image_ref, tools
+from proto.errors import ImageError, InvalidArgument, NotFound
+from proto.image_config import ImageConfig
 from proto.image_ref import ImageRef
+from proto.tools import ToolError
 
 UNPACK_TIMEOUT = 600.0
 LOCAL_TIMEOUT = 120.0
@@ -63,11 +62,12 @@ class ImageStore:
             await asyncio.to_thread(self._make_dirs)
             token = _token(ref)
             try:
-                argv = [*self.registries.network_prefix(), commands.binary("skopeo"),
+                source = self.registries.source(ref)
+                argv = [*self.registries.network_prefix(), tools.binary("skopeo"),
                         "--command-timeout", f"{int(self.registries.timeout)}s", "copy", "--quiet",
-                        *self.registries.source_flags(ref), f"docker://{ref.pull_source}",
+                        *self.registries.source_flags(source), f"docker://{source.pull_source}",
                         f"oci:{self.layout}:{token}"]
-                await commands.run(argv, timeout=self.registries.timeout + 30)
+                await tools.run(argv, timeout=self.registries.timeout + 30)
             except ToolError as e:
                 raise ImageError(f"cannot pull image {ref.familiar}: {e}") from None
             await asyncio.to_thread(self._write_ref, token, ref)
@@ -129,7 +129,7 @@ class ImageStore:
     async def _unpack(self, token: str, image: Image) -> None:
         staging = self._tmp / f"{image.rootfs.name}.{secrets.token_hex(4)}"
         try:
-            await commands.run([commands.binary("umoci"), "raw", "unpack", "--image",
+            await tools.run([tools.binary("umoci"), "raw", "unpack", "--image",
                                 f"{self.layout}:{token}", str(staging)], timeout=UNPACK_TIMEOUT)
             await asyncio.to_thread(os.replace, staging, image.rootfs)
         except ToolError as e:
@@ -252,11 +252,11 @@ def _token(ref: ImageRef) -> str:
 def _run_sync(argv: list[str], what: str) -> None:
     """A short local tool run from a worker thread (the store's lock is held meanwhile)."""
     try:
-        result = subprocess.run([commands.binary(argv[0]), *argv[1:]], capture_output=True,
+        result = subprocess.run([tools.binary(argv[0]), *argv[1:]], capture_output=True,
                                 timeout=LOCAL_TIMEOUT)
     except ToolError as e:
         raise ImageError(f"{what}: {e}") from None
     except subprocess.TimeoutExpired:
         raise ImageError(f"{what}: {argv[0]} did not finish in {LOCAL_TIMEOUT:g}s") from None
     if result.returncode != 0:
-        raise ImageError(f"{what}: {commands.reason(result.stderr) or result.returncode}")
+        raise ImageError(f"{what}: {tools.reason(result.stderr) or result.returncode}")

@@ -21,7 +21,7 @@ from pyroute2 import AsyncIPRoute
 from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink import NETLINK_ROUTE
 
-from agent import linux
+from agent.kernel import linux
 from agent.kernel.links import IFF_UP
 
 NETNS_DIR = "/run/netns"

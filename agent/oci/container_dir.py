@@ -16,7 +16,6 @@ via rename, so a reader never sees half a file. Plain synchronous I/O.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agent.oci.model import ContainerError
+from proto.private_files import private_dir, write_private
 
 T = TypeVar("T")
 
@@ -82,14 +82,18 @@ class ContainerDir:
 
     def prepare(self) -> None:
         """Make the directories a start needs; forget the previous run (the log and layer stay)."""
-        for directory in (self.path, self.bundle, self.rootfs, self.upper, self.work, self.etc,
-                          self.exec_dir):
-            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-        # 0755 where the container must pass: its root and the files bound into it.
+        # Root's alone (proto/private_files.py): the bundle's config and the exec
+        # sessions hold the container's environment, the directory its log.
+        for directory in (self.path, self.bundle, self.exec_dir):
+            private_dir(directory)
+        # The container's own filesystem: 0755 where its processes must pass (its
+        # root and the files bound into it), reachable only through the 0700 above.
+        for directory in (self.rootfs, self.upper, self.work, self.etc):
+            directory.mkdir(mode=0o700, exist_ok=True)
         for directory in (self.rootfs, self.upper, self.etc):
             directory.chmod(0o755)
         shutil.rmtree(self.monitor, ignore_errors=True)
-        self.monitor.mkdir(mode=0o700)
+        private_dir(self.monitor)
         for record in (self._launched, self._start_failure):
             record.unlink(missing_ok=True)
 
@@ -145,14 +149,7 @@ class ContainerDir:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(8)}.tmp")
-    try:
-        tmp.write_text(json.dumps(data, sort_keys=True))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
+    write_private(path, json.dumps(data, sort_keys=True))
 
 
 def _read_record(path: Path, cls: type[T]) -> T | None:

@@ -10,9 +10,9 @@ import signal
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.images import commands
-from agent.images.commands import ToolError
 from agent.oci.model import ContainerError
+from proto import tools
+from proto.tools import ToolError
 
 TIMEOUT = 30.0
 CREATED = "created"
@@ -32,7 +32,7 @@ class Crun:
     def __init__(self, root: Path, binary: str | None = None):
         self.root = Path(root)   # crun's --root: this host's containers only
         try:
-            self.binary = binary or commands.binary("crun")
+            self.binary = binary or tools.binary("crun")
         except ToolError as e:
             raise ContainerError(str(e)) from None
 
@@ -56,7 +56,7 @@ class Crun:
         if result.returncode != 0:
             if not self.knows(container_id):
                 return None  # deleted meanwhile
-            raise ContainerError(f"crun state {container_id[:12]}: {commands.reason(result.stderr)}")
+            raise ContainerError(f"crun state {container_id[:12]}: {tools.reason(result.stderr)}")
         data = json.loads(result.stdout)
         return CrunState(data["id"], data["status"], int(data.get("pid") or 0))
 
@@ -71,8 +71,8 @@ class Crun:
         if self.knows(container_id):
             await self._run("delete", "--force", container_id)
 
-    async def _run(self, *args: str, check: bool = True) -> commands.Output:
+    async def _run(self, *args: str, check: bool = True) -> tools.Output:
         try:
-            return await commands.run(self.argv(*args), timeout=TIMEOUT, check=check)
+            return await tools.run(self.argv(*args), timeout=TIMEOUT, check=check)
         except ToolError as e:
             raise ContainerError(f"crun {args[0]} {args[-1][:12]}: {e}") from None

@@ -23,10 +23,11 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from agent.images import commands
 from agent.oci.container_dir import ContainerDir
 from agent.oci.crun import Crun
 from agent.oci.model import ContainerError
+from proto.private_files import write_private
+from proto import tools
 
 READ_SIZE = 65536
 # crun writes the pid file a moment after the command started.
@@ -113,7 +114,7 @@ async def _output(proc: asyncio.subprocess.Process, streams: dict[int, str], pid
             loop.remove_reader(fd)
         exit_watch.cancel()
     if not pid_file.exists():
-        raise ContainerError(f"exec in {name!r}: {commands.reason(held) or f'crun exited {code}'}")
+        raise ContainerError(f"exec in {name!r}: {tools.reason(held) or f'crun exited {code}'}")
     if held:
         yield "stderr", held
     yield "exit", code
@@ -141,8 +142,8 @@ def _write_process(files: ContainerDir, path: Path, command: list[str], env: dic
         if not key or "=" in key or "\0" in key or "\0" in value:
             raise ContainerError(f"exec: invalid environment variable {key!r}")
         merged[key] = value
-    path.write_text(json.dumps({**base, "args": list(command),
-                                "env": [f"{k}={v}" for k, v in merged.items()]}))
+    write_private(path, json.dumps({**base, "args": list(command),
+                                    "env": [f"{k}={v}" for k, v in merged.items()]}))
 
 
 async def _kill_command(pid_file: Path, proc: asyncio.subprocess.Process) -> None:

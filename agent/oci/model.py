@@ -16,13 +16,8 @@ from pathlib import Path, PurePosixPath
 from agent.images.image import Image
 from proto import capabilities
 from proto.errors import InvalidArgument
-from proto.run_options import (
-    SECCOMP_DEFAULT,
-    SECCOMP_PROFILE,
-    SECCOMP_UNCONFINED,
-    Ulimit,
-    check_seccomp_profile,
-)
+from proto.records import Mount, Ulimit
+from proto.run_options import SECCOMP_DEFAULT, SECCOMP_PROFILE, SECCOMP_UNCONFINED, check_seccomp_profile
 
 CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 HOST_NAME_MAX = 64  # bytes, as sethostname(2) allows
@@ -39,14 +34,6 @@ MIN_CPUS = 0.01
 
 class ContainerError(Exception):
     """A container operation failed; the message names the container and the cause."""
-
-
-@dataclass(frozen=True)
-class Mount:
-    """A bind mount, like `-v SOURCE:TARGET[:ro]`."""
-    source: str         # absolute host path; must exist (dir or file)
-    target: str         # absolute path inside the container
-    readonly: bool = False
 
 
 @dataclass(frozen=True)

@@ -26,11 +26,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.images import commands
-from agent.images.commands import ToolError
 from agent.oci.container_dir import ContainerDir
 from agent.oci.model import ContainerError
 from agent.oci.rootfs import Overlay
+from proto import tools
+from proto.tools import ToolError
 
 # $1 error file, $2 overlay target, $3 overlay options, $4 empty file to hide
 # the cgroup2 controllers with ("" = leave them), then conmon's argv.
@@ -101,15 +101,15 @@ async def create(launch: Launch, files: ContainerDir) -> int:
 def _argv(launch: Launch, files: ContainerDir) -> list[str]:
     cid = launch.container_id
     conmon = [
-        commands.binary("conmon"), "--api-version", "1", "--cid", cid, "--cuuid", cid,
-        "--name", launch.name, "--runtime", commands.binary("crun"), "--bundle", str(files.bundle),
+        tools.binary("conmon"), "--api-version", "1", "--cid", cid, "--cuuid", cid,
+        "--name", launch.name, "--runtime", tools.binary("crun"), "--bundle", str(files.bundle),
         "--container-pidfile", str(files.pid_file), "--conmon-pidfile", str(files.monitor_pid_file),
         "--log-path", "passthrough", "--persist-dir", str(files.monitor), "--log-level", "error",
         "--runtime-arg", f"--root={launch.crun_root}", "--runtime-arg", "--cgroup-manager=cgroupfs",
         "--runtime-arg", f"--log=file:{files.crun_log}",
     ]
     hide = str(launch.hide_controllers) if launch.hide_controllers else ""
-    return [commands.binary("unshare"), "--mount", "--propagation", "slave", "sh", "-c", LAUNCH,
+    return [tools.binary("unshare"), "--mount", "--propagation", "slave", "sh", "-c", LAUNCH,
             "vxmesh-launch", str(files.launch_errors), str(launch.overlay.target),
             launch.overlay.options(), hide, *conmon]
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 
-from agent.images.image_config import ImageConfig
 from agent.oci.model import ContainerConfig, ContainerError
 from agent.oci.users import User
+from proto.image_config import ImageConfig
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

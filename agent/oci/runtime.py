@@ -41,6 +41,7 @@ from agent.oci.model import (
     check_container_id,
 )
 from agent.oci.rootfs import Overlay
+from proto.private_files import write_private
 
 # After SIGKILL the kernel tears the pid namespace down; this is only a backstop.
 KILL_GRACE = 5.0
@@ -280,9 +281,9 @@ class Runtime:
                               cgroup_namespace=self.cgroups.mode == UNIFIED,
                               machine=self._machine)
         document = spec.build(config, resolved, host, etc_files)
-        (files.bundle / "config.json").write_text(json.dumps(document, indent=1))
+        write_private(files.bundle / "config.json", json.dumps(document, indent=1))  # holds the environment
         if self.cgroups.hide_v2_controllers and not self._empty_file.exists():
-            self._empty_file.write_text("")
+            write_private(self._empty_file, "")
 
     def _overlay(self, config: ContainerConfig, files: ContainerDir) -> Overlay:
         return Overlay(lower=config.image.rootfs, upper=files.upper, work=files.work,

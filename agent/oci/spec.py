@@ -60,9 +60,14 @@ def build(config: ContainerConfig, process: Process, host: HostFacts,
     }
 
 
+CONTAINER_UMASK = 0o022
+
+
 def process_spec(process: Process, caps: list[str], config: ContainerConfig) -> dict:
     """The OCI process object; also what `exec` runs with, its args replaced."""
-    user: dict = {"uid": process.user.uid, "gid": process.user.gid}
+    # Docker's umask inside the container, whatever the agent's own (0077,
+    # agent/main.py) that conmon and crun inherit.
+    user: dict = {"uid": process.user.uid, "gid": process.user.gid, "umask": CONTAINER_UMASK}
     if process.user.additional_gids:
         user["additionalGids"] = list(process.user.additional_gids)
     spec: dict = {

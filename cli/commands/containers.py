@@ -8,24 +8,38 @@ import sys
 from cli.commands.common import RPC_TIMEOUT
 from cli.options import parse_command, parse_env, parse_port, parse_signal, parse_size, parse_volume
 from cli.output import container_json, container_rows
-from proto import network_mode
+from proto import capabilities, image_ref, network_mode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.network_mode import NetworkMode
+from proto.run_options import parse_security_opts, parse_ulimit
 
 
 def run_request(args: argparse.Namespace) -> pb.RunRequest:
+    """The request `run` sends; every option is checked here first (a seccomp
+    profile file is read here, as Docker's client reads it)."""
     ports = [parse_port(p) for p in args.publish]
     if ports and NetworkMode.parse(args.network).kind == network_mode.HOST:
         # Docker's behaviour: the container already uses the host's ports.
         print("WARNING: published ports are discarded when using host network mode", file=sys.stderr)
         ports = []
+    image_ref.parse(args.image)
+    security = parse_security_opts(args.security_opt)
+    entrypoint = args.entrypoint
     return pb.RunRequest(
         name=args.name, host=args.host, networks=args.network, hostname=args.hostname,
-        env=parse_env(args.env), command=parse_command(args), ports=[p.to_wire() for p in ports],
-        mounts=[parse_volume(v).to_wire() for v in args.volume], rootfs=args.rootfs,
+        env=parse_env(args.env), command=list(args.cmd), ports=[p.to_wire() for p in ports],
+        mounts=[parse_volume(v).to_wire() for v in args.volume],
         memory_bytes=parse_size(args.memory) if args.memory else 0, cpus=args.cpus,
-        pids_limit=args.pids_limit)
+        pids_limit=args.pids_limit, image=args.image,
+        # Docker takes --entrypoint as one word; "" clears the image's.
+        entrypoint=[entrypoint] if entrypoint else [], entrypoint_set=entrypoint is not None,
+        working_dir=args.workdir, user=args.user, read_only=args.read_only,
+        cap_add=[capabilities.canonical(c) for c in args.cap_add],
+        cap_drop=[capabilities.canonical(c) for c in args.cap_drop], privileged=args.privileged,
+        seccomp=security.seccomp, seccomp_profile=security.seccomp_profile,
+        allow_new_privileges=not security.no_new_privileges,
+        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit])
 
 
 async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:

@@ -64,8 +64,9 @@ class Containers:
             spec = ContainerSpec(
                 id=secrets.token_hex(32), name=name, host=host, command=list(command), env=dict(env),
                 hostname=hostname or name, desired="running", created_at=time.time(), network_mode=mode.text,
-                rootfs=options.rootfs, mounts=list(options.mounts), memory_bytes=options.memory_bytes,
-                cpus=options.cpus, pids_limit=options.pids_limit, stop_timeout=options.stop_timeout)
+                mounts=list(options.mounts), memory_bytes=options.memory_bytes,
+                cpus=options.cpus, pids_limit=options.pids_limit, stop_timeout=options.stop_timeout,
+                **_image_and_process(options))
             txn = Txn([Compare.absent(key), Compare.absent(status_key),
                        # Endpoints copy the host's VTEP: a re-registration must not slip in between.
                        Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)])
@@ -178,3 +179,15 @@ class Containers:
                               [Op.put(self.keys.status(status.name), status.to_json())]), True)
 
         return await retrying(self.etcd, attempt, what=f"record the status of container {status.name!r}")
+
+
+def _image_and_process(options: RunOptions) -> dict:
+    """The spec's fields for the image, the process's overrides and the confinement."""
+    image = options.image
+    return dict(
+        image=image.reference, image_digest=image.digest, image_id=image.id,
+        exposed_ports=list(image.exposed_ports), entrypoint=list(options.entrypoint),
+        entrypoint_set=options.entrypoint_set, working_dir=options.working_dir, user=options.user,
+        read_only=options.read_only, cap_add=list(options.cap_add), cap_drop=list(options.cap_drop),
+        privileged=options.privileged, seccomp=options.seccomp, seccomp_profile=options.seccomp_profile,
+        allow_new_privileges=options.allow_new_privileges, ulimits=list(options.ulimits))

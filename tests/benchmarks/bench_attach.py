@@ -14,8 +14,8 @@ Meanwhile h2's kernel table is polled, giving when h2 programmed the new
 endpoint. The controller and h1's agent log one timing event per start (wall
 clock), which split t0..cli into: CLI start-up and connect, API checks and
 the etcd transaction, the watch and stream to the agent, the agent's wait for
-its pass, the pass's work before the container, netns + veth, cgroup + shim +
-exec, and the way back (rules, report, stream, reply, CLI exit).
+its pass, the pass's work before the container, netns + veth, crun under
+conmon (the image from the host's store), and the way back (rules, report, stream, reply, CLI exit).
 A warm-up container first (h1's overlay namespace gets built then) is not
 counted.
 
@@ -44,6 +44,7 @@ from tests.benchmarks import figures
 from tests.benchmarks.commands import sh
 from tests.benchmarks.figures import percentile
 from tests.benchmarks.lab_bench import bench_lab, read_table, timing_events, vxmesh_argv, wait_new_entries
+from tests.helpers.images import BUSYBOX
 from tests.helpers.lab_cli import network, run
 
 NETWORK = "bench"
@@ -81,7 +82,7 @@ PHASES = [
     ("agent waits for a pass", "update", "pass"),
     ("pass work before it", "pass", "network"),
     ("netns + veth", "network", "built"),
-    ("cgroup + shim + exec", "built", "process"),
+    ("crun + conmon + exec", "built", "process"),
     ("rules, report, stream back", "process", "running"),
     ("reply + CLI exit", "running", "cli"),
     ("CLI exit -> ping started", "cli", "ping_start"),
@@ -134,7 +135,7 @@ async def _attach(lab: Lab, attach: Attach, peer_ns: str, vni: int) -> None:
     try:
         attach.t0 = time.time()
         await _check(vxmesh_argv(lab, "run", "-d", "--name", attach.name, "--host", h1.name,
-                                 "--network", NETWORK, "--", "sleep", "infinity"))
+                                 "--network", NETWORK, BUSYBOX, "sleep", "infinity"))
         attach.cli = time.time()
         (entry,) = await watch
     finally:

@@ -29,7 +29,8 @@ import time
 
 from pyroute2.ethtool import Ethtool
 
-from agent import linux, names
+from agent import names
+from agent.kernel import linux
 from deploy.lab import HOST_UPLINK, Lab
 from deploy.topology import Node
 from tests.benchmarks import figures

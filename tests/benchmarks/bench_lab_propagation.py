@@ -39,6 +39,7 @@ from tests.benchmarks import figures
 from tests.benchmarks.commands import sh
 from tests.benchmarks.figures import percentile
 from tests.benchmarks.lab_bench import bench_lab, read_table, timing_events, wait_new_entries
+from tests.helpers.images import BUSYBOX
 from tests.helpers.lab_cli import network, run
 
 NETWORK = "bench"
@@ -79,7 +80,7 @@ async def _bench(lab: Lab, n: int, baseline_runs: int) -> tuple[list[Propagation
     async with grpc.aio.insecure_channel(f"unix://{lab.controller_socket}") as channel:
         api = pb_grpc.ControllerStub(channel)
         for i in range(n):
-            await api.Run(pb.RunRequest(name=f"e{i}", host=h1.name, command=["sleep", "infinity"]),
+            await api.Run(pb.RunRequest(name=f"e{i}", host=h1.name, image=BUSYBOX, command=["sleep", "infinity"]),
                           timeout=RPC_TIMEOUT)
         baseline = [await _poll_floor(h2, vni, i) for i in range(baseline_runs)]
         delays = []

@@ -30,6 +30,7 @@ from tests.benchmarks.control_env import ControlPlane
 from tests.benchmarks.figures import percentile, report
 from tests.benchmarks.fleet import Fleet
 from tests.benchmarks.proc_stats import cpu_seconds
+from tests.helpers.images import BUSYBOX
 
 BENCH = "propagation"
 NETWORK = "bench"
@@ -124,7 +125,7 @@ async def _run_all(cp: ControlPlane, wanted: list[tuple[str, str]], concurrency:
 
 
 async def _run(cp: ControlPlane, name: str, host: str) -> None:
-    await cp.api.Run(pb.RunRequest(name=name, host=host, networks=[NETWORK], command=["sleep", "infinity"]),
+    await cp.api.Run(pb.RunRequest(name=name, host=host, networks=[NETWORK], image=BUSYBOX, command=["sleep", "infinity"]),
                      timeout=60)
 
 

@@ -33,6 +33,7 @@ from tests.benchmarks.control_env import ControlPlane
 from tests.benchmarks.figures import median, report
 from tests.benchmarks.fleet import Fleet
 from tests.benchmarks.vxlan_device import VNI, fresh_vxlan, program_batches, throwaway_node, write_batches
+from tests.helpers.images import BUSYBOX
 from tests.helpers.polling import wait_until
 
 BENCH = "snapshot"
@@ -71,7 +72,7 @@ async def _bench(count: int, kernel: bool) -> None:
             await fleet.start([JOINER], kind="full")
             started = time.monotonic()
             await cp.api.Run(pb.RunRequest(name="joiner-first", host=JOINER, networks=[NETWORK],
-                                           command=["sleep", "infinity"]), timeout=60)
+                                           image=BUSYBOX, command=["sleep", "infinity"]), timeout=60)
             reached = (await fleet.wait_endpoints([JOINER], NETWORK, count + 1))[JOINER]
             first_container_s = reached - started
 

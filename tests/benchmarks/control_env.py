@@ -1,8 +1,9 @@
-"""A private control plane for the benchmarks: etcd and a controller process.
+"""A private control plane for the benchmarks: etcd, an image registry and a controller process.
 
 etcd is Debian's binary on loopback (controller/embedded_etcd.py), the
-controller is `vxmesh controller` in its own process, as deployed, listening
-on a unix socket only. Both live in one temporary directory (vxbench-*)
+registry Debian's docker-registry on a loopback port with the busybox image
+in it (`run` resolves every image there), the controller is `vxmesh
+controller` in its own process, as deployed, listening on a unix socket only. Both live in one temporary directory (vxbench-*)
 that is removed, with the processes, when the context ends, also on failure.
 The controller runs in its own process so its CPU time and RSS can be read
 from /proc, apart from the benchmark's own.
@@ -22,8 +23,12 @@ import grpc
 
 from controller.embedded_etcd import EmbeddedEtcd
 from controller.etcd import Etcd
+from deploy import images
+from proto import cluster_registry, image_ref
 from proto import vxmesh_pb2_grpc as pb_grpc
 from tests.helpers.controller_ready import wait_healthy
+from tests.helpers.images import BUSYBOX
+from tests.helpers.registry import running_registry
 
 READY_SECONDS = 60.0
 # The deployed default (deploy/config/controller.toml), so lease renewals cost what they cost there.
@@ -39,6 +44,7 @@ class ControlPlane:
         self.controller: asyncio.subprocess.Process | None = None
         self.channel: grpc.aio.Channel | None = None
         self.api: pb_grpc.ControllerStub | None = None
+        self._registry = contextlib.ExitStack()
 
     async def __aenter__(self) -> ControlPlane:
         try:
@@ -54,6 +60,7 @@ class ControlPlane:
     async def _start(self) -> None:
         endpoint = await self.etcd_server.start()
         self.etcd = await Etcd.connect([endpoint])
+        registry = await asyncio.to_thread(self._start_registry)
         log = open(self.work / "controller.log", "wb")
         try:
             # VXBENCH_PROFILE=FILE runs the controller under cProfile, its stats written to FILE on exit.
@@ -61,7 +68,7 @@ class ControlPlane:
             wrapper = ["-m", "cProfile", "-o", profile] if profile else []
             self.controller = await asyncio.create_subprocess_exec(
                 sys.executable, *wrapper, "-m", "cli.main", "controller", "--listen", self.socket,
-                "--etcd", endpoint, "--host-ttl", str(HOST_TTL),
+                "--etcd", endpoint, "--host-ttl", str(HOST_TTL), "--registry", registry,
                 # Plain text on a private unix socket: the benchmarks measure the control plane, not TLS.
                 "--insecure",
                 stdout=log, stderr=log, env={**os.environ, "VXMESH_LOG": "WARNING"})
@@ -71,6 +78,15 @@ class ControlPlane:
             ("grpc.max_receive_message_length", 64 * 1024 * 1024)])
         self.api = pb_grpc.ControllerStub(self.channel)
         await self._wait_healthy()
+
+    def _start_registry(self) -> str:
+        """A plain-HTTP registry (the controller runs --insecure) holding busybox; its HOST:PORT."""
+        registry = self._registry.enter_context(running_registry(own_namespace=False))
+        layout = self.work / "busybox"
+        images.build(layout)
+        location = cluster_registry.location(image_ref.parse(BUSYBOX), registry.host)
+        registry.push(layout, "latest", f"{location.repository}:latest")
+        return registry.host
 
     async def _wait_healthy(self) -> None:
         def running() -> None:
@@ -104,4 +120,5 @@ class ControlPlane:
         if self.etcd is not None:
             await self.etcd.close()
         await self.etcd_server.stop()
+        self._registry.close()
         shutil.rmtree(self.work, ignore_errors=True)

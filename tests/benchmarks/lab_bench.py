@@ -7,7 +7,9 @@ and always tears it down, also when it fails or is interrupted.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from agent import names
@@ -22,10 +24,14 @@ LAB_PREFIX = "vxbench"
 TABLE_POLL_SECONDS = 0.002
 
 
-def bench_lab(hosts: int) -> Lab:
-    """A lab of `hosts` agents under a fresh `vxbench<hex>` prefix: `with bench_lab(2) as lab:`
-    brings it up and removes it on the way out, whatever happens."""
-    return Lab(unused_prefix(LAB_PREFIX), hosts=hosts)
+@contextlib.contextmanager
+def bench_lab(hosts: int) -> Iterator[Lab]:
+    """A lab of `hosts` agents under a fresh `vxbench<hex>` prefix, with the busybox
+    image in its registry: `with bench_lab(2) as lab:` brings it up and removes it
+    on the way out, whatever happens."""
+    with Lab(unused_prefix(LAB_PREFIX), hosts=hosts) as lab:
+        lab.load_busybox()
+        yield lab
 
 
 def vxmesh_argv(lab: Lab, *args: str) -> list[str]:

@@ -1,9 +1,15 @@
-"""Test images: busybox, built once per session as an OCI layout (deploy/images.py), in two flavours.
+"""Test images: busybox, built once per session (deploy/images.py).
 
+`busybox_layout`: an OCI layout with two flavours, for the image store and
+runtime tests:
   latest  Cmd ["sh"], WorkingDir /, PATH only: a plain busybox
   entry   Entrypoint ["echo", "entry:"], Cmd ["default-arg"], WorkingDir /srv/work
           (missing from the image: created at start, as Docker does), User app,
           Env GREETING=hello, StopSignal-free
+
+`busybox_archive`: busybox:latest as a `docker save` tarball, which every
+lab that runs containers loads into its registry with `vxmesh image load`
+(tests/helpers/lab.py); its containers then run `BUSYBOX`.
 """
 from __future__ import annotations
 
@@ -14,6 +20,9 @@ from pathlib import Path
 import pytest
 
 from deploy import images
+
+# What lab tests run: docker.io/library/busybox:latest, from the lab's registry.
+BUSYBOX = "busybox"
 
 ENTRY_SPEC = images.ImageSpec(
     entrypoint=("echo", "entry:"), cmd=("default-arg",), working_dir="/srv/work", user="app",
@@ -28,4 +37,12 @@ def busybox_layout(tmp_path_factory) -> Iterator[Path]:
     images.build(layout, "latest")
     images.build(layout, "entry", ENTRY_SPEC)
     yield layout
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def busybox_archive(tmp_path_factory) -> Iterator[Path]:
+    """busybox:latest as a `docker save` tarball, built once for every lab of the session."""
+    directory = tmp_path_factory.mktemp("busybox-archive")
+    yield images.busybox_archive(directory / "busybox.tar")
     shutil.rmtree(directory, ignore_errors=True)

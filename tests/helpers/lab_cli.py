@@ -3,8 +3,8 @@
 Each question has one function here: a container (`inspect`), a network
 (`network inspect`), every container (`ps -a --format json`), whether one
 container pings an address, and `run`, the way most tests start one
-(detached, `sleep 3600` unless told otherwise, on the lab host with the
-given index). `controller` picks which of the lab's controllers answers.
+(detached, from the busybox image, `sleep 3600` unless told otherwise, on
+the lab host with the given index). `controller` picks which of the lab's controllers answers.
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import subprocess
 
 from deploy.lab import Lab
 from deploy.lab_errors import LabCommandError
+from tests.helpers.images import BUSYBOX
 
 
 def inspect(lab: Lab, name: str, controller: int = 1) -> dict:
@@ -31,7 +32,7 @@ def containers(lab: Lab, controller: int = 1, timeout: float = 30) -> list[dict]
 def run(lab: Lab, name: str, host: int, network_name: str = "blue", *command: str, controller: int = 1) -> dict:
     """`run -d` container `name` on `lab.hosts[host]`, attached to `network_name`; its `inspect`."""
     lab.cli("run", "-d", "--name", name, "--host", lab.hosts[host].name, "--network", network_name,
-            "--", *(command or ("sleep", "3600")), controller=controller)
+            BUSYBOX, *(command or ("sleep", "3600")), controller=controller)
     return inspect(lab, name, controller)
 
 

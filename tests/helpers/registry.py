@@ -3,8 +3,11 @@
 It listens on 127.0.0.1:5000 inside the namespace (named vxg<hex>), so it
 needs no address anywhere else; whatever talks to it runs in that namespace
 too (`RegistryAccess.netns`, `ip netns exec`). Plain HTTP, or TLS with a
-test CA made by cli.pki (`ca_dir` then holds ca.crt, as skopeo reads it).
-The namespace, the process and the registry's storage go afterwards.
+test CA made by cli.pki (`ca_dir` then holds ca.crt, as skopeo reads it),
+or the CA of a `cli.pki` directory the test has (`pki`). For a daemon the
+test runs in its own process, `own_namespace=False` puts the registry on a
+free loopback port of the test's namespace instead. The namespace, the
+process and the registry's storage go afterwards.
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -55,23 +59,29 @@ class Registry:
 
 
 @contextlib.contextmanager
-def running_registry(*, tls: bool = False) -> Iterator[Registry]:
+def running_registry(*, tls: bool = False, pki_dir: Path | None = None,
+                     own_namespace: bool = True) -> Iterator[Registry]:
     """Start a registry in a fresh namespace; stop it and remove everything it had afterwards."""
-    netns = f"vxg{secrets.token_hex(3)}"
+    netns = f"vxg{secrets.token_hex(3)}" if own_namespace else ""
+    address = ADDRESS if own_namespace else f"127.0.0.1:{_free_port()}"
     work = Path(tempfile.mkdtemp(prefix="vxmesh-registry-"))
-    subprocess.run(["ip", "netns", "add", netns], check=True)
+    if netns:
+        subprocess.run(["ip", "netns", "add", netns], check=True)
     process = None
     try:
-        subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
-        ca_dir = _make_certs(work) if tls else None
+        if netns:
+            subprocess.run(["ip", "-n", netns, "link", "set", "lo", "up"], check=True)
+        tls_dir = (pki_dir or work / "tls") if tls or pki_dir else None
+        ca_dir = _make_certs(work, tls_dir) if tls_dir else None
         config = work / "config.yml"
-        config.write_text(_config(work / "data", work if tls else None))
+        config.write_text(_config(work / "data", address, tls_dir))
         log = open(work / "registry.log", "wb")
-        process = subprocess.Popen(["ip", "netns", "exec", netns, "docker-registry", "serve",
-                                    str(config)], stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        prefix = ["ip", "netns", "exec", netns] if netns else []
+        process = subprocess.Popen([*prefix, "docker-registry", "serve", str(config)], stdout=log, stderr=log,
+                                   stdin=subprocess.DEVNULL)
         log.close()
         _wait_listening(work / "registry.log", process)
-        yield Registry(netns, ADDRESS, ca_dir)
+        yield Registry(netns, address, ca_dir)
     finally:
         if process is not None:
             process.send_signal(signal.SIGTERM)
@@ -80,11 +90,12 @@ def running_registry(*, tls: bool = False) -> Iterator[Registry]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
-        for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True,
-                                  text=True).stdout.split():
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(int(pid), signal.SIGKILL)
-        subprocess.run(["ip", "netns", "delete", netns], check=False)
+        if netns:
+            for pid in subprocess.run(["ip", "netns", "pids", netns], capture_output=True,
+                                      text=True).stdout.split():
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(int(pid), signal.SIGKILL)
+            subprocess.run(["ip", "netns", "delete", netns], check=False)
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -102,25 +113,31 @@ def tls_registry() -> Iterator[Registry]:
         yield started
 
 
-def _make_certs(work: Path) -> Path:
-    tls = work / "tls"
-    pki.init_ca(tls)
+def _make_certs(work: Path, tls: Path) -> Path:
+    if not (tls / pki.CA_FILE).exists():
+        pki.init_ca(tls)
     # A server certificate for 127.0.0.1 (the controller role's SANs include it).
-    pki.issue(tls, "controller", "registry", ips=["127.0.0.1"])
+    pki.issue(tls, "controller", "registry", ips=["127.0.0.1"], if_missing=True)
     ca_dir = work / "ca"
     ca_dir.mkdir()
     shutil.copy(tls / pki.CA_FILE, ca_dir / "ca.crt")
     return ca_dir
 
 
-def _config(data: Path, tls_dir: Path | None) -> str:
+def _config(data: Path, address: str, tls_dir: Path | None) -> str:
     tls = ""
     if tls_dir is not None:
-        held = pki.files(tls_dir / "tls", "controller", "registry")
+        held = pki.files(tls_dir, "controller", "registry")
         tls = f"  tls:\n    certificate: {held.cert}\n    key: {held.key}\n"
     return ("version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: true\n"
             f"storage:\n  filesystem:\n    rootdirectory: {data}\n  delete:\n    enabled: true\n"
-            f"http:\n  addr: {ADDRESS}\n{tls}")
+            f"http:\n  addr: {address}\n{tls}")
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def _wait_listening(log: Path, process: subprocess.Popen) -> None:

@@ -12,7 +12,8 @@ import ipaddress
 import re
 
 PING_REPLY_TIME = re.compile(r"\btime=([\d.]+) ms\b")
-PING_SUMMARY = re.compile(r"^(\d+) packets transmitted, (\d+) received", re.MULTILINE)
+# iputils' "4 packets transmitted, 3 received", busybox's "4 packets transmitted, 3 packets received".
+PING_SUMMARY = re.compile(r"^(\d+) packets transmitted, (\d+) (?:packets )?received", re.MULTILINE)
 
 
 def ping_rtts_ms(output: str) -> list[float]:
@@ -21,7 +22,8 @@ def ping_rtts_ms(output: str) -> list[float]:
 
 
 def ping_counts(output: str) -> tuple[int, int]:
-    """(transmitted, received) from ping's statistics; ValueError if it printed none."""
+    """(transmitted, received) from ping's statistics (iputils' or busybox's, which
+    containers run); ValueError if it printed none."""
     match = PING_SUMMARY.search(output)
     if match is None:
         raise ValueError(f"no ping statistics in {output[-300:]!r}")

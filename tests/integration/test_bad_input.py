@@ -15,6 +15,7 @@ import pytest
 from deploy.lab import Lab
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
+from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import lab_with_blue
 from tests.helpers.lab_cli import network, run
 
@@ -24,9 +25,9 @@ LONG = "n" * 80
 
 
 @pytest.fixture(scope="module")
-def lab():
+def lab(busybox_archive):
     # A real etcd member, so the test can read the keyspace itself.
-    with lab_with_blue(hosts=1, etcd_members=1) as lab:
+    with lab_with_blue(hosts=1, image=busybox_archive, etcd_members=1) as lab:
         run(lab, "taken", 0)
         yield lab
 
@@ -54,22 +55,22 @@ CASES = [
     ("network-name-too-long", ("network", "create", "--subnet", "10.65.0.0/24", LONG), "invalid network name"),
     ("network-name-bad-chars", ("network", "create", "--subnet", "10.65.0.0/24", "bad/name"), "invalid network name"),
     ("network-exists", ("network", "create", "--subnet", "10.66.0.0/24", "blue"), "network 'blue' already exists"),
-    ("container-name-too-long", ("run", "--name", LONG, "--network", "blue", "--", "true"), "invalid container name"),
-    ("container-name-bad-chars", ("run", "--name", "a b", "--network", "blue", "--", "true"), "invalid container name"),
-    ("unknown-host", ("run", "--name", "c-nohost", "--host", "nosuchhost", "--network", "blue", "--", "true"),
+    ("container-name-too-long", ("run", "--name", LONG, "--network", "blue", BUSYBOX, "true"), "invalid container name"),
+    ("container-name-bad-chars", ("run", "--name", "a b", "--network", "blue", BUSYBOX, "true"), "invalid container name"),
+    ("unknown-host", ("run", "--name", "c-nohost", "--host", "nosuchhost", "--network", "blue", BUSYBOX, "true"),
      "no such host: 'nosuchhost'"),
-    ("unknown-network", ("run", "--name", "c-nonet", "--network", "nosuchnet", "--", "true"),
+    ("unknown-network", ("run", "--name", "c-nonet", "--network", "nosuchnet", BUSYBOX, "true"),
      "network 'nosuchnet' not found"),
-    ("duplicate-container", ("run", "--name", "taken", "--network", "blue", "--", "true"),
+    ("duplicate-container", ("run", "--name", "taken", "--network", "blue", BUSYBOX, "true"),
      "container 'taken' already exists"),
     ("connect-unknown-network", ("network", "connect", "nosuchnet", "taken"), "network 'nosuchnet' not found"),
     ("inspect-unknown-network", ("network", "inspect", "nosuchnet"), "network 'nosuchnet' not found"),
     ("rm-unknown-container", ("rm", "nosuchcontainer"), "container 'nosuchcontainer' not found"),
     ("rm-builtin-network", ("network", "rm", "bridge"), "pre-defined network"),
     ("rm-network-in-use", ("network", "rm", "blue"), "has active endpoints"),
-    ("too-many-arguments", ("run", "--name", "c-args", "--network", "blue", "--", "echo", *["x"] * 1024),
+    ("too-many-arguments", ("run", "--name", "c-args", "--network", "blue", BUSYBOX, "echo", *["x"] * 1024),
      "too many command arguments: 1025 (at most 1024)"),
-    ("hostname-too-long", ("run", "--name", "c-hn", "--hostname", "h" * 64, "--network", "blue", "--", "true"),
+    ("hostname-too-long", ("run", "--name", "c-hn", "--hostname", "h" * 64, "--network", "blue", BUSYBOX, "true"),
      "hostname is 64 characters (at most 63)"),
     # Subnets a network may not take: the hosts' own (from their hellos: the lab's
     # underlay 10.231.0.0/24, the default gwbridge and bridge subnets) ...
@@ -96,9 +97,25 @@ CASES = [
     # Hostnames that are not RFC 1123, with an address and a published port asked
     # for: none of them may be reserved.
     *((f"hostname-{case}", ("run", "--name", "c-hn", "--hostname", hostname, "--network", "blue",
-                            "-p", "8080:80", "--", "true"), f"invalid hostname {hostname!r}")
+                            "-p", "8080:80", BUSYBOX, "true"), f"invalid hostname {hostname!r}")
       for case, hostname in (("space", "a b"), ("slash", "a/b"), ("newline", "a\nb"), ("dot-dot", "../etc"),
                              ("trailing-dash", "web-"))),
+    # Images and confinement: checked before anything is stored.
+    ("image-missing", ("run", "--name", "c-img", "--network", "blue", "busybox:nope"),
+     "cannot run image busybox:nope: it is not in the cluster's registry"),
+    ("image-reference-invalid", ("run", "--name", "c-ref", "--network", "blue", "Busybox"),
+     "invalid image reference 'Busybox': the repository name must be lowercase"),
+    ("capability-unknown", ("run", "--name", "c-cap", "--cap-add", "NET_MAGIC", BUSYBOX, "true"),
+     "unknown capability 'NET_MAGIC'"),
+    ("ulimit-soft-over-hard", ("run", "--name", "c-ul", "--ulimit", "nofile=10:5", BUSYBOX, "true"),
+     "the soft limit must not exceed the hard limit"),
+    ("security-opt-unknown", ("run", "--name", "c-so", "--security-opt", "apparmor=x", BUSYBOX, "true"),
+     "unsupported --security-opt 'apparmor=x'"),
+    ("seccomp-profile-missing", ("run", "--name", "c-sp", "--security-opt", "seccomp=/nonexistent.json",
+                                 BUSYBOX, "true"), "cannot read seccomp profile /nonexistent.json"),
+    ("workdir-relative", ("run", "--name", "c-wd", "-w", "srv", BUSYBOX, "true"),
+     "the working directory must be an absolute path"),
+    ("image-rm-unknown", ("image", "rm", "nosuch:1"), "no such image: nosuch:1"),
 ]
 
 

@@ -19,6 +19,7 @@ import pytest
 from deploy.lab import Lab
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
+from tests.helpers.images import BUSYBOX
 from tests.helpers.kernel_tables import desired_entries, kernel_entries, tables_match
 from tests.helpers.lab import lab_with_blue
 from tests.helpers.lab_cli import containers, hosts_up, inspect, network, pings, run
@@ -31,8 +32,8 @@ FAILOVER_BOUND = 15.0   # seconds for every agent to be on the surviving control
 
 
 @pytest.fixture(scope="module")
-def lab():
-    with lab_with_blue(hosts=3, etcd_members=1, controllers=2) as lab:
+def lab(busybox_archive):
+    with lab_with_blue(hosts=3, image=busybox_archive, etcd_members=1, controllers=2) as lab:
         yield lab
 
 
@@ -62,7 +63,7 @@ async def run_many(lab: Lab, names: list[str]) -> list[grpc.aio.AioRpcError | No
         async def one(i: int, name: str):
             stub = pb_grpc.ControllerStub(channels[i % 2])
             request = pb.RunRequest(name=name, host=lab.hosts[i % len(lab.hosts)].name,
-                                    networks=["conc"], command=["sleep", "3600"])
+                                    networks=["conc"], image=BUSYBOX, command=["sleep", "3600"])
             try:
                 await stub.Run(request, timeout=120)
             except grpc.aio.AioRpcError as err:

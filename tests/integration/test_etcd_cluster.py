@@ -30,8 +30,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def lab():
-    with running_lab(hosts=2, etcd_members=3) as lab:
+def lab(busybox_archive):
+    with running_lab(hosts=2, image=busybox_archive, etcd_members=3) as lab:
         yield lab
 
 

@@ -18,6 +18,7 @@ import time
 import pytest
 
 from deploy.lab import Lab
+from tests.helpers.images import BUSYBOX
 from tests.helpers.kernel_tables import tables_match
 from tests.helpers.lab import lab_with_blue
 from tests.helpers.lab_cli import hosts_up, pings, run
@@ -34,8 +35,8 @@ DURABLE = ("networks/", "vnis/", "ipam/", "containers/", "endpoints/")
 
 
 @pytest.fixture(scope="module")
-def lab():
-    with lab_with_blue(hosts=2, etcd_members=3) as lab:
+def lab(busybox_archive):
+    with lab_with_blue(hosts=2, image=busybox_archive, etcd_members=3) as lab:
         yield lab
 
 
@@ -89,7 +90,7 @@ def test_a_full_etcd_outage_fails_fast_reports_unhealthy_and_loses_nothing(lab):
     try:
         for argv in (("ps",), ("network", "create", "--subnet", "10.78.0.0/24", "during"),
                      ("run", "-d", "--name", "o3", "--host", lab.hosts[0].name, "--network", "blue",
-                      "--", "sleep", "1")):
+                      BUSYBOX, "sleep", "1")):
             started = time.monotonic()
             proc = lab.cli(*argv, check=False, timeout=CLI_BOUND + 10)
             took = time.monotonic() - started

@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from tests.helpers.images import BUSYBOX
 from tests.helpers.kernel_tables import desired_entries, kernel_entries
 from tests.helpers.lab import lab_with_blue
 from tests.helpers.lab_cli import inspect, pings, run
@@ -19,8 +20,8 @@ DEAD_HOST_BOUND = 10.0   # seconds: the default host TTL (6 s) plus margin
 
 
 @pytest.fixture(scope="module")
-def lab():
-    with lab_with_blue(hosts=3) as lab:
+def lab(busybox_archive):
+    with lab_with_blue(hosts=3, image=busybox_archive) as lab:
         yield lab
 
 
@@ -57,7 +58,7 @@ def test_agent_restart_under_traffic_loses_at_most_a_handful(lab):
     b = run(lab, "tr2", 1)
     # The pinger is itself a container on h1: its traffic and its log do not
     # depend on h1's agent, which is killed and restarted meanwhile.
-    lab.cli("run", "-d", "--name", "tr1", "--host", lab.hosts[0].name, "--network", "blue", "--",
+    lab.cli("run", "-d", "--name", "tr1", "--host", lab.hosts[0].name, "--network", "blue", BUSYBOX,
             "ping", "-i", "0.02", "-c", "250", "-W", "1", b["networks"]["blue"]["ip"])
     time.sleep(1.0)
     lab.stop_agent(lab.hosts[0])
@@ -88,7 +89,7 @@ def test_a_full_subnet_is_a_clear_error_and_removal_frees_an_address(lab):
     lab.cli("network", "create", "--subnet", "10.89.0.0/29", "tiny")   # 5 usable addresses
     for i in range(5):
         run(lab, f"full{i}", i % 3, "tiny")
-    refused = lab.cli("run", "--name", "full5", "--network", "tiny", "--", "sleep", "1", check=False)
+    refused = lab.cli("run", "--name", "full5", "--network", "tiny", BUSYBOX, "sleep", "1", check=False)
     assert refused.returncode != 0 and "no free address in 10.89.0.0/29" in refused.stderr
     assert "Traceback" not in refused.stderr
     lab.cli("rm", "-f", "full2")

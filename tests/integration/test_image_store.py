@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agent.images.errors import ImageError
 from agent.images.registry import RegistryAccess
 from agent.images.store import ImageStore
-from proto.errors import NotFound
+from proto.errors import ImageError, NotFound
 from tests.helpers.registry import needs_registry, running_registry
 
 pytestmark = [pytest.mark.integration, needs_registry]

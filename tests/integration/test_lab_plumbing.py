@@ -218,7 +218,7 @@ def test_two_labs_coexist_and_tear_down_separately(make_lab):
     second.down()
 
     assert owned_netns(second.prefix) == []
-    assert len(owned_netns(first.prefix)) == 5  # fabric, ctl, ext, h1, h2
+    assert len(owned_netns(first.prefix)) == 6  # fabric, ctl, ext, reg, h1, h2
     first.netns_exec(first.hosts[0].netns, "ping", "-c1", "-W2", first.hosts[1].underlay_ip)
 
 

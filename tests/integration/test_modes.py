@@ -2,37 +2,40 @@
 lifecycle, driven through the CLI in a 2-host namespace lab.
 
 One lab serves the module; each test uses its own container and network names.
+Containers run the busybox image: servers are busybox's `nc`, and what a
+container's network namespace holds is read with the host's `ip -j`, entered
+through the container's PID (busybox's `ip` has no JSON).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from deploy.lab import Lab
+from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import lab_with_blue
 from tests.helpers.lab_cli import inspect, pings
 from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
-# A TCP server that answers every connection with the container's hostname.
-SERVER = """
-import os, socket
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(('0.0.0.0', int(os.environ.get('PORT', '80')))); s.listen()
-while True:
-    c, _ = s.accept(); c.sendall(os.uname().nodename.encode() + b'\\n'); c.close()
-"""
+# A TCP server, in busybox, that answers every connection with the container's hostname.
+SERVER = ("sh", "-c", 'exec nc -ll -p "${PORT:-80}" -e hostname')
+# busybox's nc speaks no UDP: this one runs on the host, inside the container's
+# network namespace, and answers with the name it is given.
 UDP_SERVER = """
-import os, socket
+import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 53))
 while True:
-    data, peer = s.recvfrom(100); s.sendto(os.uname().nodename.encode(), peer)
+    data, peer = s.recvfrom(100); s.sendto(sys.argv[1].encode(), peer)
 """
+# From outside the containers (the lab's namespaces run the host's python).
 CLIENT = """
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=3)
@@ -46,15 +49,15 @@ s.sendto(b'?', (sys.argv[1], int(sys.argv[2]))); print(s.recv(100).decode().stri
 
 
 @pytest.fixture(scope="module")
-def lab():
-    with lab_with_blue(hosts=2) as lab:
+def lab(busybox_archive):
+    with lab_with_blue(hosts=2, image=busybox_archive) as lab:
         yield lab
 
 
 def run(lab: Lab, name: str, *options: str, cmd: tuple[str, ...] = ("sleep", "3600"),
         host: int | None = 0) -> dict:
     placement = () if host is None else ("--host", lab.hosts[host].name)
-    lab.cli("run", "-d", "--name", name, *placement, *options, "--", *cmd)
+    lab.cli("run", "-d", "--name", name, *placement, *options, BUSYBOX, *cmd)
     return inspect(lab, name)
 
 
@@ -62,9 +65,20 @@ def exec_(lab: Lab, name: str, *cmd: str, check: bool = True) -> subprocess.Comp
     return lab.cli("exec", name, "--", *cmd, check=check)
 
 
+def in_container_netns(lab: Lab, name: str, *argv: str) -> list[str]:
+    """`argv` run on the host in the network namespace of container `name` (by its PID)."""
+    return ["nsenter", f"--target={inspect(lab, name)['pid']}", "--net", *argv]
+
+
 def ip_addresses(lab: Lab, name: str) -> dict[str, list[str]]:
-    out = json.loads(exec_(lab, name, "ip", "-j", "addr").stdout)
+    out = json.loads(subprocess.run(in_container_netns(lab, name, "ip", "-j", "addr"), capture_output=True,
+                                    text=True, check=True).stdout)
     return {i["ifname"]: [a["local"] for a in i.get("addr_info", []) if a["family"] == "inet"] for i in out}
+
+
+def nc(lab: Lab, name: str, ip: str, port: int | str, check: bool = True) -> subprocess.CompletedProcess:
+    """busybox's nc in container `name`: what the server at ip:port says."""
+    return exec_(lab, name, "nc", "-w", "3", ip, str(port), check=check)
 
 
 def connect(lab: Lab, netns: str, ip: str, port: int, udp: bool = False) -> str:
@@ -93,7 +107,7 @@ def test_default_bridge_reaches_its_host_neighbours_and_the_outside_only(lab):
     # 172.17.0.4 exists nowhere on h1; h2's containers are not reachable from h1's bridge.
     run(lab, "br-z", host=1)
     assert not pings(lab, "br-a", "172.17.0.4")
-    out = exec_(lab, "br-a", "python3", "-c", CLIENT, lab.ext_ip, "8080").stdout.strip()
+    out = nc(lab, "br-a", lab.ext_ip, 8080).stdout.strip()
     assert out == f"hello {lab.hosts[0].underlay_ip}"   # masqueraded egress
     route = exec_(lab, "br-a", "ip", "route", "show", "default").stdout
     assert "via 172.17.0.1 dev eth0" in route
@@ -101,7 +115,7 @@ def test_default_bridge_reaches_its_host_neighbours_and_the_outside_only(lab):
 
 
 def test_host_mode_shares_the_hosts_network(lab):
-    run(lab, "hostnet", "--network", "host", "-e", "PORT=7070", cmd=("python3", "-c", SERVER))
+    run(lab, "hostnet", "--network", "host", "-e", "PORT=7070", cmd=SERVER)
     assert lab.hosts[0].underlay_ip in sum(ip_addresses(lab, "hostnet").values(), [])
     wait_for(lambda: connect(lab, lab.ext_ns, lab.hosts[0].underlay_ip, 7070) == "hostnet",
              what="the host-mode server to answer from ext")
@@ -115,23 +129,23 @@ def test_none_mode_has_only_loopback(lab):
 
 
 def test_container_mode_shares_another_containers_namespace(lab):
-    web = run(lab, "owner", "-e", "PORT=9000", cmd=("python3", "-c", SERVER))
+    web = run(lab, "owner", "-e", "PORT=9000", cmd=SERVER)
     run(lab, "sidecar", "--network", "container:owner", host=None)   # placed with its owner
     side = inspect(lab, "sidecar")
     assert side["host"] == web["host"] and side["network_mode"] == "container:owner"
     assert ip_addresses(lab, "sidecar") == ip_addresses(lab, "owner")
-    assert wait_for(lambda: exec_(lab, "sidecar", "python3", "-c", CLIENT, "127.0.0.1", "9000",
-                                  check=False).stdout.strip(), what="localhost between them") == "owner"
+    assert wait_for(lambda: nc(lab, "sidecar", "127.0.0.1", 9000, check=False).stdout.strip(),
+                    what="localhost between them") == "owner"
     assert "runs on host" in refused(lab, "run", "--name", "far", "--host", lab.hosts[1].name,
-                                     "--network", "container:owner", "--", "sleep", "1")
+                                     "--network", "container:owner", BUSYBOX, "sleep", "1")
     assert "no such container 'ghost'" in refused(lab, "run", "--name", "far", "--network",
-                                                  "container:ghost", "--", "sleep", "1")
+                                                  "container:ghost", BUSYBOX, "sleep", "1")
     # Docker: stopping the owner leaves the sharer running with only lo.
     lab.cli("stop", "-t", "1", "owner")
     assert inspect(lab, "sidecar")["state"] == "running"
     assert wait_for(lambda: ip_addresses(lab, "sidecar") == {"lo": ["127.0.0.1"]}, what="owner's interfaces gone")
     assert "not running" in refused(lab, "run", "--name", "late", "--network", "container:owner",
-                                    "--", "sleep", "1")
+                                    BUSYBOX, "sleep", "1")
     lab.cli("rm", "-f", "sidecar")
 
 
@@ -189,7 +203,7 @@ def test_run_with_two_networks(lab):
 # ---- published ports ---------------------------------------------------------------
 
 def test_published_port_on_overlay_container_from_outside_and_from_the_host(lab):
-    run(lab, "web", "--network", "blue", "-p", "8080:80", cmd=("python3", "-c", SERVER), host=1)
+    run(lab, "web", "--network", "blue", "-p", "8080:80", cmd=SERVER, host=1)
     host = lab.hosts[1]
     assert wait_for(lambda: connect(lab, lab.ext_ns, host.underlay_ip, 8080) == "web",
                     what="ext to reach web through 8080")
@@ -197,19 +211,23 @@ def test_published_port_on_overlay_container_from_outside_and_from_the_host(lab)
     assert connect(lab, host.netns, "127.0.0.1", 8080) == "web"
     assert "0.0.0.0:8080->80/tcp" in lab.cli("ps").stdout
     assert "already published by container 'web'" in refused(
-        lab, "run", "--name", "web2", "--host", host.name, "-p", "8080:80", "--", "sleep", "1")
+        lab, "run", "--name", "web2", "--host", host.name, "-p", "8080:80", BUSYBOX, "sleep", "1")
     lab.cli("rm", "-f", "web")
     assert connect(lab, lab.ext_ns, host.underlay_ip, 8080).startswith("failed")
 
 
 def test_random_host_port_and_udp_on_bridge_container(lab):
-    info = run(lab, "dns", "-p", "53/udp", "-p", "80", "-e", "PORT=80",
-               cmd=("sh", "-c", f"python3 -c \"{UDP_SERVER}\" & exec python3 -c \"{SERVER}\""))
+    info = run(lab, "dns", "-p", "53/udp", "-p", "80", "-e", "PORT=80", cmd=SERVER)
     ports = {p.split("->")[1]: int(p.split("->")[0].rsplit(":", 1)[1]) for p in info["ports"]}
     assert set(ports) == {"53/udp", "80/tcp"} and all(p >= 32768 for p in ports.values())
     ip = lab.hosts[0].underlay_ip
     assert wait_for(lambda: connect(lab, lab.ext_ns, ip, ports["80/tcp"]) == "dns", what="tcp")
-    assert wait_for(lambda: connect(lab, lab.ext_ns, ip, ports["53/udp"], udp=True) == "dns", what="udp")
+    udp = subprocess.Popen(in_container_netns(lab, "dns", sys.executable, "-c", UDP_SERVER, "dns"))
+    try:
+        assert wait_for(lambda: connect(lab, lab.ext_ns, ip, ports["53/udp"], udp=True) == "dns", what="udp")
+    finally:
+        udp.kill()
+        udp.wait()
 
 
 # ---- lifecycle ------------------------------------------------------------------------
@@ -225,8 +243,14 @@ def test_stop_kills_a_process_that_ignores_sigterm_within_the_timeout(lab):
     assert "Exited (137)" in lab.cli("ps", "-a").stdout
 
 
+# As in Docker (without --init), the container's command is PID 1 of its PID
+# namespace, which the kernel spares every signal it has no handler for: a
+# command that is to die on SIGTERM handles it.
+DIES_ON_TERM = ("sh", "-c", "trap 'exit 143' TERM; sleep 3600 & wait")
+
+
 def test_kill_start_and_rm(lab):
-    first = run(lab, "cycle")
+    first = run(lab, "cycle", cmd=DIES_ON_TERM)
     lab.cli("kill", "-s", "TERM", "cycle")
     wait_for(lambda: inspect(lab, "cycle")["state"] == "exited", what="cycle to exit")
     assert inspect(lab, "cycle")["exit_code"] == 143
@@ -260,9 +284,10 @@ def test_resource_limits(lab):
     values = {k: f.read_text().split()[0] for k, f in files.items()}
     assert values["memory"] == str(32 << 20) and values["pids"] == "20"
     assert values["cpu"] == "50000"
-    hog = run(lab, "hog", "--memory", "32m", cmd=("python3", "-c", "x = bytearray(200 << 20); print(len(x))"))
+    # dd holds one 200 MiB block in memory.
+    hog = run(lab, "hog", "--memory", "32m", cmd=("dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1"))
     wait_for(lambda: inspect(lab, "hog")["state"] == "exited", what="the memory hog to die")
-    assert inspect(lab, "hog")["exit_code"] == 137
+    assert (inspect(lab, "hog")["exit_code"], inspect(lab, "hog")["oom_killed"]) == (137, True)
     lab.cli("rm", "-f", "limited")
     lab.cli("rm", "hog")
     assert not files["memory"].parent.exists()
@@ -270,36 +295,33 @@ def test_resource_limits(lab):
 
 
 @pytest.fixture
-def rootfs(tmp_path):
-    root = tmp_path / "rootfs"
-    (root / "bin").mkdir(parents=True)
-    subprocess.run(["cp", "/bin/busybox", str(root / "bin" / "busybox")], check=True)
-    # Relative links: `busybox --install -s` would point at this host path,
-    # which does not exist inside the container.
-    applets = subprocess.run(["/bin/busybox", "--list"], capture_output=True, text=True, check=True).stdout.split()
-    for applet in applets:
-        if applet != "busybox":
-            (root / "bin" / applet).symlink_to("busybox")
+def data(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
     (data / "hello.txt").write_text("from the host\n")
-    return root, data
+    return data
 
 
-def test_rootfs_and_bind_mounts(lab, rootfs):
-    root, data = rootfs
-    run(lab, "tiny", "--rootfs", str(root), "-v", f"{data}:/data:ro", "-v", f"{data}:/rw",
+def test_the_images_root_and_bind_mounts(lab, data):
+    run(lab, "tiny", "-v", f"{data}:/data:ro", "-v", f"{data}:/rw",
         cmd=("/bin/sh", "-c", "echo written > /rw/out.txt; sleep 3600"))
     listing = exec_(lab, "tiny", "ls", "/").stdout.split()
-    assert "bin" in listing and "etc" not in listing and "usr" not in listing
+    # The image's root (busybox's /var/www), not the host's (no /opt, no /work, no python3).
+    assert {"bin", "etc", "var"} <= set(listing) and "opt" not in listing and "work" not in listing
+    assert exec_(lab, "tiny", "cat", "/var/www/index.html").stdout == "hello from the vxmesh busybox image\n"
+    assert exec_(lab, "tiny", "which", "python3", check=False).returncode != 0
     assert exec_(lab, "tiny", "cat", "/data/hello.txt").stdout == "from the host\n"
     denied = exec_(lab, "tiny", "sh", "-c", "echo x > /data/new.txt", check=False)
     assert denied.returncode != 0 and "Read-only" in denied.stderr
     wait_for(lambda: (data / "out.txt").exists(), what="the rw bind to show the write")
     assert exec_(lab, "tiny", "ps").stdout.count("\n") <= 6   # its own /proc: only its processes
     assert "eth0" in exec_(lab, "tiny", "ls", "/sys/class/net").stdout.split()
-    assert "rootfs" in refused(lab, "run", "--name", "nofs", "--rootfs", "/nonexistent-vxmesh", "--", "sh")
     lab.cli("rm", "-f", "tiny")
+    # A bind whose source is missing fails the start, naming it (as Docker, the container stays).
+    assert "/nonexistent-vxmesh does not exist" in refused(
+        lab, "run", "--name", "nofs", "--host", lab.hosts[0].name, "-v", "/nonexistent-vxmesh:/data",
+        BUSYBOX, "sh")
+    lab.cli("rm", "-f", "nofs")
 
 
 # ---- cleanup ------------------------------------------------------------------------
@@ -319,14 +341,25 @@ def _host_leftovers(lab: Lab, host: int, container_id: str) -> list[str]:
         found.append("nft rule")
     if _cgroup_files(lab, container_id)["memory"].parent.exists():
         found.append("cgroup")
-    if list(Path("/run/vxmesh").glob(f"{h.name}/*/{container_id}*")):
+    # The bundle, the writable layer, crun's state and the local record.
+    if list(Path("/run/vxmesh", h.name).glob(f"**/{container_id}*")):
         found.append("state dir")
+    # The overlay root lives in a mount namespace of the container's own.
+    if any(container_id in _mountinfo(pid) for pid in Path("/proc").iterdir() if pid.name.isdigit()):
+        found.append("overlay mount")
     return found
+
+
+def _mountinfo(pid: Path) -> str:
+    with contextlib.suppress(OSError):
+        return (pid / "mountinfo").read_text()
+    return ""
 
 
 def test_rm_removes_everything_also_across_an_agent_restart(lab):
     a = run(lab, "gone1", "-p", "8181:80", "--memory", "64m")
-    assert "netns" in _host_leftovers(lab, 0, a["id"]) and "nft rule" in _host_leftovers(lab, 0, a["id"])
+    present = _host_leftovers(lab, 0, a["id"])
+    assert {"netns", "nft rule", "cgroup", "state dir", "overlay mount"} <= set(present), present
     lab.cli("rm", "-f", "gone1")
     assert _host_leftovers(lab, 0, a["id"]) == []
     b = run(lab, "gone2", "-p", "8181:80", "--network", "blue", "--memory", "64m")

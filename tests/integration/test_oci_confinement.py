@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from agent.oci import confinement
-from agent.oci.model import Mount, Security
+from agent.oci.model import Security
+from proto.records import Mount
 from tests.helpers.oci import make_config, needs_root, run_to_exit, wait_for_log
 
 pytestmark = [pytest.mark.integration, needs_root]

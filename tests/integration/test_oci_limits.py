@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from agent.oci.cgroups import HostCgroups
-from agent.oci.model import Mount, Resources
-from proto.run_options import Ulimit
+from agent.oci.model import Resources
+from proto.records import Mount, Ulimit
 from tests.helpers.oci import (
     log_of,
     make_config,

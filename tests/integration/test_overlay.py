@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from deploy.lab import Lab
+from tests.helpers.images import BUSYBOX
 from tests.helpers.kernel_tables import OverlayTable, overlay_table
 from tests.helpers.lab import lab_with_blue
 from tests.helpers.lab_cli import inspect, network, run
@@ -20,8 +21,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-def lab():
-    with lab_with_blue(hosts=3) as lab:
+def lab(busybox_archive):
+    with lab_with_blue(hosts=3, image=busybox_archive) as lab:
         yield lab
 
 
@@ -92,9 +93,7 @@ def test_two_overlay_networks_are_isolated(lab):
 
 def test_overlay_container_reaches_ext_through_gwbridge_nat(lab):
     run(lab, "egress", 1)
-    probe = ("import socket; s = socket.create_connection(('%s', 8080), timeout=5); "
-             "print(s.recv(100).decode().strip())" % lab.ext_ip)
-    out = lab.cli("exec", "egress", "--", "python3", "-c", probe).stdout.strip()
+    out = lab.cli("exec", "egress", "--", "nc", "-w", "5", lab.ext_ip, "8080").stdout.strip()
     # The server sees the host's underlay address: the container was masqueraded.
     assert out == f"hello {lab.hosts[1].underlay_ip}"
 
@@ -144,7 +143,8 @@ def test_network_create_rejects_bad_input_and_changes_nothing(lab):
 
 
 def test_exec_logs_stop_and_ps(lab):
-    run(lab, "chatty", 2, "blue", "sh", "-c", "echo hello from $(hostname); sleep 3600")
+    # PID 1 of its namespace: it must handle SIGTERM itself to stop on it (as in Docker).
+    run(lab, "chatty", 2, "blue", "sh", "-c", "trap 'exit 0' TERM; echo hello from $(hostname); sleep 3600 & wait")
     wait_for(lambda: "hello from chatty" in lab.cli("logs", "chatty").stdout, what="the log line")
     result = lab.cli("exec", "chatty", "--", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
     assert (result.returncode, result.stdout, result.stderr) == (3, "out\n", "err\n")
@@ -152,7 +152,7 @@ def test_exec_logs_stop_and_ps(lab):
     lab.cli("stop", "chatty")
     assert inspect(lab, "chatty")["state"] == "exited"
     assert "chatty" not in lab.cli("ps").stdout and "chatty" in lab.cli("ps", "-a").stdout
-    refused = lab.cli("run", "-d", "--name", "chatty", "--network", "blue", "--", "true", check=False)
+    refused = lab.cli("run", "-d", "--name", "chatty", "--network", "blue", BUSYBOX, "true", check=False)
     assert refused.returncode != 0 and "chatty" in refused.stderr
     lab.cli("rm", "chatty")
     missing = lab.cli("inspect", "chatty", check=False)

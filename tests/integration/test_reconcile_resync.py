@@ -9,6 +9,7 @@ import pytest
 
 from agent import names
 from agent.reconcile import RESYNC_SECONDS
+from tests.helpers.images import BUSYBOX
 from tests.helpers.lab_cli import inspect
 from tests.helpers.polling import wait_for
 
@@ -29,7 +30,7 @@ def test_a_deleted_interface_comes_back_with_the_periodic_pass(make_lab):
     lab = make_lab(hosts=1)
     host = lab.hosts[0]
     lab.cli("network", "create", "--subnet", "10.78.0.0/24", "green")
-    lab.cli("run", "-d", "--name", "g1", "--host", host.name, "--network", "green", "--", "sleep", "infinity")
+    lab.cli("run", "-d", "--name", "g1", "--host", host.name, "--network", "green", BUSYBOX, "sleep", "infinity")
     cid = inspect(lab, "g1")["id"]
     netns = names.container_netns(host.name, cid)
     assert "eth0" in _links(lab, netns)
@@ -37,7 +38,7 @@ def test_a_deleted_interface_comes_back_with_the_periodic_pass(make_lab):
     lab.netns_exec(lab.fabric_ns, "ip", "-n", netns, "link", "del", "eth0")
     # A view update wakes a pass, which may leave g1 alone (its network was
     # built by an earlier pass and nothing about it changed) ...
-    lab.cli("run", "-d", "--name", "g2", "--host", host.name, "--network", "green", "--", "sleep", "infinity")
+    lab.cli("run", "-d", "--name", "g2", "--host", host.name, "--network", "green", BUSYBOX, "sleep", "infinity")
     # ... but the periodic pass checks every container again.
     wait_for(lambda: "eth0" in _links(lab, netns), timeout=RESYNC_SECONDS + 15,
              what="the periodic pass to recreate g1's eth0")

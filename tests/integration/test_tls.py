@@ -8,6 +8,7 @@ next to a control that succeeds with the right certificate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -31,6 +32,7 @@ from proto import config_file as config
 from controller.embedded_etcd import EmbeddedEtcd
 from controller.etcd import Etcd, EtcdUnavailable
 from controller.server import ControllerConfig, serve
+from proto import cluster_registry, image_ref
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from transport.authz import refusal
@@ -38,7 +40,9 @@ from proto.records import ContainerStatus, Host
 from transport.tls import Identity, Tls, TlsError, TlsFiles
 from transport.channels import Transport
 from tests.helpers.controller_ready import wait_healthy
+from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import running_lab
+from tests.helpers.registry import running_registry
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -221,7 +225,7 @@ class Cluster:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def cluster():
+async def cluster(busybox_layout):
     work = Path(tempfile.mkdtemp(prefix="vxmesh-test-tls-"))
     address = f"127.0.0.1:{free_port()}"
     ca = work / "ca"
@@ -234,9 +238,14 @@ async def cluster():
     other = work / "other-ca"
     certs.init_ca(other)
     certs.issue(other, "admin")
+    # `run` resolves its image in the cluster's registry: one on loopback, with busybox in it.
+    images = contextlib.ExitStack()
+    registry = images.enter_context(running_registry(pki_dir=ca, own_namespace=False))
+    registry.push(busybox_layout, "latest",
+                  cluster_registry.location(image_ref.parse(BUSYBOX), registry.host).repository + ":latest")
     task = asyncio.create_task(serve(ControllerConfig(
         listen=[address, f"unix://{work}/ctl.sock"], data_dir=work / "etcd", host_ttl=3,
-        tls=files(ca, "controller", "ctl"), etcd_tls=files(ca, "etcd-client", "ctl"))))
+        tls=files(ca, "controller", "ctl"), etcd_tls=files(ca, "etcd-client", "ctl"), registry=registry.host)))
     env = Cluster(work, address)
     admin = env.channel("admin")
     try:
@@ -249,6 +258,7 @@ async def cluster():
         await admin.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+        images.close()
         shutil.rmtree(work, ignore_errors=True)
 
 
@@ -362,7 +372,8 @@ async def test_an_agent_cannot_report_for_another_hosts_container_nor_see_its_ta
         specs = {}
         for host, container in (("h2", "victim"), ("h1", "own")):
             run = asyncio.ensure_future(admin.Run(pb.RunRequest(
-                name=container, host=host, networks=["none"], command=["sleep", "1"]), timeout=30))
+                name=container, host=host, networks=["none"], image=BUSYBOX, command=["sleep", "1"]),
+                timeout=30))
             specs[container] = await report_running_when_placed(streams[host], container)
             assert (await run).status.state == "running"
 
@@ -498,9 +509,9 @@ asyncio.run(main())
 
 
 @pytest.fixture(scope="module")
-def tls_lab():
-    with running_lab(hosts=2, etcd_members=1) as lab:
-        lab.cli("run", "-d", "--name", "t1", "--host", lab.hosts[0].name, "--network", "none", "--",
+def tls_lab(busybox_archive):
+    with running_lab(hosts=2, image=busybox_archive, etcd_members=1) as lab:
+        lab.cli("run", "-d", "--name", "t1", "--host", lab.hosts[0].name, "--network", "none", BUSYBOX,
                 "sleep", "infinity")
         yield lab
 

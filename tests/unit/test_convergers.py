@@ -15,6 +15,7 @@ from agent.convergers.overlay_networks import OverlayNetworks
 from agent.convergers.vtep_filter import VtepFilter
 from agent.drivers import bridge
 from agent.host_networks import HostNetworks
+from agent.images.store import ImageStore
 from agent.kernel.bridge import LocalBridgeSpec
 from agent.kernel.gwbridge import GwBridgeSpec
 from agent.local_state import LocalContainer, LocalState
@@ -137,8 +138,8 @@ class StoppedRuntime:
 def test_gwbridge_addresses_come_from_the_one_allocator(tmp_path):
     local = LocalState(tmp_path)
     local.save(LocalContainer(spec=ContainerSpec(id="01" * 32, name="old", host="h1"), gw_ip="172.18.0.2"))
-    containers = Containers(HOST, View("h1"), StoppedRuntime(), local, report=lambda status: None,
-                            wake=lambda: None)
+    containers = Containers(HOST, View("h1"), StoppedRuntime(), ImageStore(tmp_path / "images"), local,
+                            report=lambda status: None, wake=lambda: None)
 
     def stopped(name, cid, network):
         return ContainerSpec(id=cid * 32, name=name, host="h1", desired="exited",
@@ -180,7 +181,8 @@ def reconciler(tmp_path, record: Pass) -> Reconciler:
     view = View("h1")
     view.revision = 1
     link = type("Link", (), {"report": lambda self, status: None})()
-    r = Reconciler(HOST, "10.99.0.1", view, StoppedRuntime(), LocalState(tmp_path), link)
+    r = Reconciler(HOST, "10.99.0.1", view, StoppedRuntime(), ImageStore(tmp_path / "images"),
+                   LocalState(tmp_path), link)
     assert [type(c).__name__ for c in r.network_convergers["overlay"]] == ["OverlayNetworks", "Tables"]
     r.vtep_filter = StandIn(record, "vtep filter")
     r.network_convergers = {"overlay": (StandIn(record, "overlays"), StandIn(record, "tables")),

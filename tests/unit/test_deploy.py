@@ -28,7 +28,7 @@ from controller.config import CONTROLLER
 from proto import config_file as config
 from proto.addresses import first_host
 from controller.embedded_etcd import EmbeddedEtcd
-from deploy import config_files, units
+from deploy import config_files, lab_registry, registry_config, units
 from deploy.lab import Lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +69,8 @@ def test_flags_override_the_file_which_overrides_the_defaults(tmp_path):
     values = agent_values(["--config", str(path), "--vtep-ip", "10.0.0.12"], path)
     assert values == {"name": "n1", "controller": ["10.0.0.2:7946"], "vtep-ip": "10.0.0.12", "api": "",
                       "state-root": "/run/vxmesh", "gwbridge-subnet": "172.18.0.0/16",
-                      "bridge-subnet": "172.30.0.0/16", "vtep-filter": "on", **TLS_DEFAULTS("agent")}
+                      "bridge-subnet": "172.30.0.0/16", "vtep-filter": "on", "registry": "",
+                      **TLS_DEFAULTS("agent")}
     assert agent_config.agent_api(values) == "10.0.0.12:7947"
     assert first_host(values["bridge-subnet"]) == "172.30.0.1"
 
@@ -84,7 +85,7 @@ def test_the_flag_only_command_lines_of_before_still_work():
                                       "--prefix", "/p/", "--host-ttl", "3"])
     assert config.resolve(CONTROLLER, None, config.given_flags(args, CONTROLLER)) == {
         "listen": ["10.0.0.2:7946", "unix:///run/x.sock"], "etcd": ["http://a:2379", "http://b:2379"],
-        "data-dir": "/d", "prefix": "/p/", "host-ttl": 3, **TLS_DEFAULTS("controller"),
+        "data-dir": "/d", "prefix": "/p/", "host-ttl": 3, "registry": "", **TLS_DEFAULTS("controller"),
         "etcd-ca": "/etc/vxmesh/tls/etcd-ca.pem", "etcd-cert": "/etc/vxmesh/tls/etcd-client.pem",
         "etcd-key": "/etc/vxmesh/tls/etcd-client-key.pem"}
 
@@ -212,7 +213,8 @@ def test_units_pass_systemd_analyze_verify(tmp_path):
     shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
     unit_dir = root / "etc/systemd/system"
     unit_dir.mkdir(parents=True)
-    programs = {units.INSTALLED_VXMESH: Lab.vxmesh_program(), "/usr/bin/etcd": Path(need("etcd"))}
+    programs = {units.INSTALLED_VXMESH: Lab.vxmesh_program(), "/usr/bin/etcd": Path(need("etcd")),
+                "/usr/bin/docker-registry": Path(need("docker-registry"))}
     for unit in units.UNITS:
         shutil.copy(units.UNIT_DIR / unit, unit_dir / unit)
         program = units.exec_start(unit).argv[0]
@@ -283,6 +285,8 @@ def test_the_lab_starts_each_daemon_with_its_units_command_line(tmp_path):
     for member in lab.etcd_members:
         assert lab.etcd_argv(member) == substituted(units.ETCD_UNIT, "/etc/vxmesh/etcd.yaml",
                                                     tmp_path / "vxtab" / f"etcd-{member.name}.yaml")
+    assert lab_registry.argv(lab.registry_config) == substituted(units.REGISTRY_UNIT, "/etc/vxmesh/registry.yml",
+                                                                 tmp_path / "vxtab" / "registry.yml")
     assert lab.controller_argv()[0] == vxmesh and Path(vxmesh).is_file()
 
 
@@ -302,7 +306,7 @@ def test_the_lab_writes_its_config_files_in_the_deployed_format(tmp_path):
     for host in lab.hosts:
         assert config.read_file(AGENT, lab.agent_config(host)) == {
             "name": host.name, "controller": ["10.231.0.2:7946"], "vtep-ip": host.underlay_ip, "api": host.api,
-            "ca": f"{tls}/ca.pem", "cert": f"{tls}/agent-{host.name}.pem", "key": f"{tls}/agent-{host.name}-key.pem"}
+            "registry": "10.231.0.10:5000", "ca": f"{tls}/ca.pem", "cert": f"{tls}/agent-{host.name}.pem", "key": f"{tls}/agent-{host.name}-key.pem"}
     example_keys = re.findall(r"^([a-z-]+):", (config_files.EXAMPLE_DIR / "etcd.yaml").read_text(), re.MULTILINE)
     for member in lab.etcd_members:
         text = lab.etcd_config(member).read_text()
@@ -312,6 +316,11 @@ def test_the_lab_writes_its_config_files_in_the_deployed_format(tmp_path):
                'e3=https://10.231.0.5:2380"' in text
         assert f'"cert-file": "{tls}/etcd/etcd-{member.name}.pem"' in text
         assert f'"trusted-ca-file": "{tls}/etcd/ca.pem"' in text
+    assert config.read_file(CONTROLLER, lab.controller_config)["registry"] == "10.231.0.10:5000"
+    registry = lab.registry_config.read_text()
+    assert 'addr: "10.231.0.10:5000"' in registry
+    assert f'certificate: "{tls}/controller-registry.pem"' in registry and f'- "{tls}/ca.pem"' in registry
+    assert f'rootdirectory: "{lab.state_dir}/registry"' in registry   # goes with the lab
     without_etcd = Lab("vxtac", hosts=1, state_root=tmp_path)
     without_etcd.state_dir.mkdir(parents=True)
     without_etcd.write_configs()
@@ -319,6 +328,16 @@ def test_the_lab_writes_its_config_files_in_the_deployed_format(tmp_path):
     assert private["etcd"] == [] and private["data-dir"] == str(without_etcd.state_dir / "etcd")
     # The private etcd trusts the etcd CA too.
     assert private["etcd-ca"] == f"{without_etcd.tls_dir}/etcd/ca.pem"
+
+
+def test_every_package_of_the_checkout_is_installed():
+    """provision.sh installs with pip: a package missing from pyproject's list would be missing there."""
+    import tomllib
+    listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
+    found = {str(module.parent.relative_to(REPO)).replace("/", ".")
+             for root in ("proto", "transport", "cli", "controller", "agent", "deploy")
+             for module in (REPO / root).rglob("*.py")}
+    assert found == listed
 
 
 # ---- provisioning, in dry-run mode ---------------------------------------------------
@@ -445,6 +464,10 @@ def test_provisioning_a_member_of_a_three_member_etcd_cluster(tmp_path):
      "cannot render the agent config"),
     (["--role", "all", "--address", "10.9.0.1"], "--tls-dir DIR (certificates made by deploy/tls.sh) or --insecure"),
     (["--role", "all", "--address", "10.9.0.1", "--insecure", "--tls-dir", "/x"], "exclude each other"),
+    (["--role", "agent", "--address", "10.9.0.2", "--controller", "10.9.0.1:7946", "--insecure", "--run-registry"],
+     "--run-registry runs the registry on a controller node"),
+    (["--role", "all", "--address", "10.9.0.1", "--name", "n1", "--insecure", "--registry", "Bad:5000"],
+     "cannot render the controller config"),
 ])
 def test_provisioning_refuses_bad_arguments_before_doing_anything(tmp_path, args, error):
     proc, run = provision(tmp_path, *args)
@@ -529,6 +552,50 @@ def test_provisioning_refuses_certificates_made_before_the_etcd_ca(tmp_path):
     subprocess.run(["bash", str(TLS), str(certs), "n1=10.9.0.1"], check=True, capture_output=True)
     proc, _ = provision(tmp_path, "--role", "all", "--name", "n1", "--address", "10.9.0.1", "--tls-dir", str(certs))
     assert proc.returncode == 0, proc.stderr
+
+
+def test_provisioning_a_registry_on_the_controller_node(tmp_path):
+    certs = tmp_path / "tls"
+    subprocess.run(["bash", str(TLS), str(certs), "n1=10.9.0.1"], check=True, capture_output=True)
+    proc, run = provision(tmp_path, "--role", "all", "--name", "n1", "--address", "10.9.0.1", "--tls-dir", str(certs),
+                          "--run-registry")
+    assert proc.returncode == 0, proc.stderr
+    [install] = run.ran("env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install")
+    assert {"docker-registry", "skopeo", "crun", "conmon", "umoci"} <= set(install)
+    # Debian's own registry would serve anyone on :5000; it goes before ours starts.
+    order = [" ".join(c) for c in run.commands]
+    assert order.index("systemctl disable --now docker-registry.service") < order.index(
+        "systemctl restart --no-block vxmesh-registry.service")
+    assert enabled_units(run) == ["vxmesh-etcd.service", "vxmesh-registry.service", "vxmesh-controller.service",
+                                  "vxmesh-agent.service"]
+    registry = run.files["/etc/vxmesh/registry.yml"]
+    assert 'addr: "10.9.0.1:5000"' in registry and "clientcas:" in registry
+    assert f'certificate: "{registry_config.CREDENTIALS}/cert"' in registry
+    # The controller's certificate, handed to the registry's unprivileged user by systemd.
+    dropin = run.files["/etc/systemd/system/vxmesh-registry.service.d/tls.conf"]
+    assert "LoadCredential=cert:/etc/vxmesh/tls/controller.pem" in dropin
+    assert "LoadCredential=key:/etc/vxmesh/tls/controller-key.pem" in dropin
+    for name, schema in (("controller.toml", CONTROLLER), ("agent.toml", AGENT)):
+        values = config.read_file(schema, write(tmp_path / name, run.files[f"/etc/vxmesh/{name}"]))
+        assert values["registry"] == "10.9.0.1:5000"
+    # Another host names the same registry; without --run-registry it runs none.
+    proc, run = provision(tmp_path, "--role", "agent", "--name", "n1", "--address", "10.9.0.1", "--insecure",
+                          "--controller", "10.9.0.9:7946", "--registry", "10.9.0.9:5000")
+    assert proc.returncode == 0, proc.stderr
+    assert enabled_units(run) == ["vxmesh-agent.service"] and "/etc/vxmesh/registry.yml" not in run.files
+    agent = config.read_file(AGENT, write(tmp_path / "a.toml", run.files["/etc/vxmesh/agent.toml"]))
+    assert agent["registry"] == "10.9.0.9:5000"
+
+
+def test_the_registry_config_renders_its_settings():
+    plain = registry_config.render_registry(registry_config.RegistryConfig("10.0.0.2:5000", "/srv/r"), "x")
+    assert 'addr: "10.0.0.2:5000"' in plain and 'rootdirectory: "/srv/r"' in plain and "tls:" not in plain
+    assert "delete:\n    enabled: true" in plain
+    example = (config_files.EXAMPLE_DIR / "registry.yml").read_text()
+    assert 'addr: "192.168.56.11:5000"' in example and '- "/etc/vxmesh/tls/ca.pem"' in example
+    assert units.exec_start(units.REGISTRY_UNIT).config == "/etc/vxmesh/registry.yml"
+    assert unit_values(units.REGISTRY_UNIT, "User") == ["docker-registry"]
+    assert unit_values(units.REGISTRY_UNIT, "Conflicts") == ["docker-registry.service"]
 
 
 def test_the_shell_scripts_pass_shellcheck():
@@ -673,10 +740,13 @@ def test_each_vagrant_node_is_provisioned_by_the_deploy_script(tmp_path, etcd_me
         member = node["name"] == "node1" or etcd_members == "3"
         expected = (["vxmesh-etcd.service"] if member else []) + (
             ["vxmesh-controller.service"] if node["role"] == "all" else []) + ["vxmesh-agent.service"]
+        if node["name"] == "node1":    # node1 also runs the registry
+            expected.insert(expected.index("vxmesh-controller.service"), "vxmesh-registry.service")
         assert enabled_units(run) == expected
         agent = write(tmp_path / "agent.toml", run.files["/etc/vxmesh/agent.toml"])
         assert config.read_file(AGENT, agent) == {
-            "name": node["name"], "controller": ["192.168.56.11:7946"], "vtep-ip": node["address"]}
+            "name": node["name"], "controller": ["192.168.56.11:7946"], "vtep-ip": node["address"],
+            "registry": "192.168.56.11:5000"}
         installed = [c[-1] for c in tls_installs(run) if c[2] == "0600"]
         # Only etcd members and the controller get keys of the etcd CA.
         assert installed == ["/etc/vxmesh/tls/admin-key.pem", "/etc/vxmesh/tls/agent-key.pem"] + (

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from agent.images import commands, layout
-from agent.images.errors import ImageError
-from agent.images.image_config import Healthcheck, ImageConfig
+from agent.images import layout
 from agent.images.registry import RegistryAccess
 from agent.images.store import ImageStore
-from proto import image_ref
-from proto.errors import InvalidArgument
+from proto import image_ref, tools
+from proto.errors import ImageError, InvalidArgument
+from proto.image_config import Healthcheck, ImageConfig
 
 DOCKER_CONFIG = {
     "architecture": "amd64", "os": "linux", "created": "2026-01-02T03:04:05Z",
@@ -99,16 +98,16 @@ def test_tool_failures_are_one_line():
     logrus = (b'Getting image source signatures\n'
               b'time="2026-12-02T16:22:26Z" level=fatal msg="initializing source docker://x: '
               b'manifest unknown: \\"1.0\\""\n')
-    assert commands.reason(logrus) == 'initializing source docker://x: manifest unknown: "1.0"'
-    assert commands.reason(b"first\n\nerror opening file `/x`: No such file\n\n") == \
+    assert tools.reason(logrus) == 'initializing source docker://x: manifest unknown: "1.0"'
+    assert tools.reason(b"first\n\nerror opening file `/x`: No such file\n\n") == \
         "error opening file `/x`: No such file"
-    assert commands.reason(b"") == ""
+    assert tools.reason(b"") == ""
 
 
 def test_a_missing_tool_names_its_debian_package(monkeypatch):
-    monkeypatch.setattr(commands.shutil, "which", lambda name: None)
-    with pytest.raises(commands.ToolError, match=r"umoci is not installed \(Debian package umoci\)"):
-        commands.binary("umoci")
+    monkeypatch.setattr(tools.shutil, "which", lambda name: None)
+    with pytest.raises(tools.ToolError, match=r"umoci is not installed \(Debian package umoci\)"):
+        tools.binary("umoci")
 
 
 def test_registry_access_flags():

@@ -8,12 +8,12 @@ import secrets
 import pytest
 
 from agent.images.image import Image
-from agent.images.image_config import ImageConfig
 from agent.oci import confinement, process, spec
-from agent.oci.model import ContainerConfig, ContainerError, Mount, Resources, Security
+from agent.oci.model import ContainerConfig, ContainerError, Resources, Security
 from agent.oci.users import User
 from proto import capabilities
-from proto.run_options import Ulimit
+from proto.image_config import ImageConfig
+from proto.records import Mount, Ulimit
 
 DOCKER_DEFAULT_CAPS = capabilities.resolve()
 HOST = spec.HostFacts(cgroups_path="/vxmesh-h1/abc", swap_limit=True, machine="x86_64")

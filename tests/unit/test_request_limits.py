@@ -29,6 +29,14 @@ def test_an_ordinary_run_passes():
      "too many mounts"),
     ({"mounts": [pb.Mount(source="/" + "s" * limits.MAX_PATH_BYTES, target="/t")]}, "bytes (at most 4096)"),
     ({"hostname": "h" * 64}, "hostname is 64 characters"),
+    ({"entrypoint": ["x"] * (limits.MAX_COMMAND_ARGS + 1)}, "too many entrypoint arguments"),
+    ({"image": "a" * (limits.MAX_IMAGE_REFERENCE + 1)}, "image reference is 513 bytes"),
+    ({"user": "u" * (limits.MAX_USER + 1)}, "user is 257 bytes"),
+    ({"working_dir": "/" + "w" * limits.MAX_PATH_BYTES}, "bytes (at most 4096)"),
+    ({"cap_add": ["CAP_CHOWN"] * (limits.MAX_CAPABILITIES + 1)}, "too many --cap-add capabilities"),
+    ({"cap_drop": ["CAP_CHOWN"] * (limits.MAX_CAPABILITIES + 1)}, "too many --cap-drop capabilities"),
+    ({"ulimits": [pb.Ulimit(name="nofile", soft=1, hard=1)] * (limits.MAX_ULIMITS + 1)}, "too many ulimits"),
+    ({"seccomp_profile": "x" * (limits.MAX_SECCOMP_PROFILE_BYTES + 1)}, "seccomp profile is"),
 ])
 def test_oversized_run_requests_are_refused(fields, message):
     request = run_request(**fields)

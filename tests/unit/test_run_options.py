@@ -8,7 +8,8 @@ import pytest
 
 from proto import run_options
 from proto.errors import InvalidArgument
-from proto.run_options import SecurityOptions, Ulimit
+from proto.records import Ulimit
+from proto.run_options import SecurityOptions
 
 
 @pytest.mark.parametrize("text, expected", [

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from controller.run_options import RunOptions
+from controller.run_options import RunImage, RunOptions
 from proto.network_mode import NetworkMode
-from proto.records import Host, Mount, PortMapping
+from proto.records import Host, Mount, PortMapping, Ulimit
 from tests.helpers.etcd import snapshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -138,7 +138,13 @@ async def test_run_options_are_checked(store):
     await store.ensure_builtin_networks()
     await add_host(store)
     cases = [
-        (RunOptions(rootfs="relative"), "--rootfs 'relative': it must be an absolute path"),
+        (RunOptions(working_dir="relative"), "-w 'relative': the working directory must be an absolute path"),
+        (RunOptions(user="a b"), "invalid -u 'a b'"),
+        (RunOptions(cap_add=("net_admin",)), "not a canonical capability name"),
+        (RunOptions(seccomp="tight"), "seccomp 'tight' is not one of"),
+        (RunOptions(seccomp="profile", seccomp_profile="{}"), "must be a JSON object with a \"defaultAction\""),
+        (RunOptions(ulimits=(Ulimit("nofile", 10, 5),)), "soft limit must not exceed the hard limit"),
+        (RunOptions(ulimits=(Ulimit("nofile", 1, 1), Ulimit("nofile", 2, 2))), "--ulimit nofile is given twice"),
         (RunOptions(mounts=(Mount("data", "/data"),)), "the source must be an absolute path"),
         (RunOptions(mounts=(Mount("/a", "/x/../y"),)), "'..' is not allowed"),
         (RunOptions(mounts=(Mount("/a", "/d"), Mount("/b", "/d/"))), "duplicate mount point /d"),
@@ -148,11 +154,23 @@ async def test_run_options_are_checked(store):
     for options, message in cases:
         with pytest.raises(InvalidArgument, match=message):
             await store.create_container("z", "h1", ["true"], {}, "", [], options)
+    image = RunImage("docker.io/library/busybox:latest", "sha256:" + "d" * 64, "sha256:" + "c" * 64, ("80/tcp",))
     spec = await store.create_container("z", "h1", ["true"], {}, "", [], RunOptions(
-        rootfs="/srv/root", mounts=(Mount("/srv/data", "/data", True),), memory_bytes=64 << 20, cpus=0.5,
-        pids_limit=20))
-    assert (spec.rootfs, spec.mounts, spec.memory_bytes, spec.cpus, spec.pids_limit) == (
-        "/srv/root", [Mount("/srv/data", "/data", True)], 64 << 20, 0.5, 20)
+        mounts=(Mount("/srv/data", "/data", True),), memory_bytes=64 << 20, cpus=0.5, pids_limit=20,
+        image=image, entrypoint=(), entrypoint_set=True, working_dir="/srv", user="app:staff", read_only=True,
+        cap_add=("CAP_NET_ADMIN",), cap_drop=("ALL",), seccomp="unconfined", allow_new_privileges=True,
+        ulimits=(Ulimit("nofile", 512, 1024),)))
+    assert (spec.mounts, spec.memory_bytes, spec.cpus, spec.pids_limit) == (
+        [Mount("/srv/data", "/data", True)], 64 << 20, 0.5, 20)
+    assert (spec.image, spec.image_digest, spec.image_id, spec.exposed_ports) == (
+        image.reference, image.digest, image.id, ["80/tcp"])
+    assert spec.pinned_image == f"docker.io/library/busybox:latest@sha256:{'d' * 64}"
+    assert (spec.entrypoint, spec.entrypoint_set, spec.working_dir, spec.user, spec.read_only) == (
+        [], True, "/srv", "app:staff", True)
+    assert (spec.cap_add, spec.cap_drop, spec.privileged, spec.seccomp, spec.allow_new_privileges, spec.ulimits) == (
+        ["CAP_NET_ADMIN"], ["ALL"], False, "unconfined", True, [Ulimit("nofile", 512, 1024)])
+    stored, _ = await store.get_container("z")
+    assert stored == spec      # through etcd's JSON and back
 
 
 async def test_connect_and_disconnect(store, etcd, prefix):

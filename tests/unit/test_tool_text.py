@@ -15,6 +15,16 @@ PING 10.89.0.3 (10.89.0.3) 56(84) bytes of data.
 4 packets transmitted, 3 received, 25% packet loss, time 40ms
 rtt min/avg/max/mdev = 0.036/4.538/12.000/5.300 ms
 """
+# busybox's ping, as the busybox image's containers run it.
+BUSYBOX_PING = """\
+PING 10.77.0.3 (10.77.0.3): 56 data bytes
+64 bytes from 10.77.0.3: seq=0 ttl=64 time=0.252 ms
+64 bytes from 10.77.0.3: seq=1 ttl=64 time=0.144 ms
+
+--- 10.77.0.3 ping statistics ---
+3 packets transmitted, 2 packets received, 33% packet loss
+round-trip min/avg/max = 0.144/0.198/0.252 ms
+"""
 
 
 def test_every_reply_time_in_order_and_not_the_summary():
@@ -24,6 +34,7 @@ def test_every_reply_time_in_order_and_not_the_summary():
 
 def test_transmitted_and_received_from_the_statistics():
     assert ping_counts(PING) == (4, 3)
+    assert ping_counts(BUSYBOX_PING) == (3, 2) and ping_rtts_ms(BUSYBOX_PING) == [0.252, 0.144]
     with pytest.raises(ValueError, match="no ping statistics"):
         ping_counts("ping: connect: Network is unreachable\n")
 

@@ -1,7 +1,9 @@
 """What an image says about how to run it: the `config` of its OCI image configuration.
 
 Only the fields a container start needs (and `image inspect` shows) are
-kept, typed; the rest of the JSON stays in the store. Docker's image
+kept, typed; the rest of the JSON stays in the store. The agent reads it
+from its image store, the controller from the cluster's registry (`image
+inspect`, and the ports `run` shows as exposed). Standard library only. Docker's image
 configuration is the same document with a few more fields (Healthcheck is
 one of them), so images saved by Docker keep their healthcheck here.
 """
@@ -10,7 +12,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from agent.images.errors import ImageError
+from proto.errors import ImageError
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,18 @@
-"""Running the field's tools (skopeo, umoci, crun): argv in, output or a one-line reason out."""
+"""Running the field's tools: argv in, output or a one-line reason out.
+
+The agent runs skopeo, umoci, crun and conmon (its image store and its
+runtime); the controller runs skopeo (copies into and out of the cluster's
+registry). Standard library only.
+"""
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import shutil
 from dataclasses import dataclass
+from pathlib import Path
 
 # Where Debian keeps each tool; the message of a missing one says what to install.
 PACKAGES = {"skopeo": "skopeo", "umoci": "umoci", "crun": "crun", "conmon": "conmon",
@@ -72,3 +79,17 @@ def reason(stderr: bytes) -> str:
 
 def _name(argv: list[str]) -> str:
     return " ".join(argv[:2])
+
+
+def skopeo_cert_dir(directory: Path, ca: Path, cert: Path | None = None, key: Path | None = None) -> Path:
+    """A directory as skopeo's --src-cert-dir/--dest-cert-dir reads it: the CA to trust
+    (ca.crt) and, when given, the client certificate to present (client.cert and
+    client.key), as links to the files, so no key is copied."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for name, target in {"ca.crt": ca, "client.cert": cert, "client.key": key}.items():
+        link = directory / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        if target is not None:
+            os.symlink(Path(target).resolve(), link)
+    return directory
