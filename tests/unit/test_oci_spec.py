@@ -87,7 +87,7 @@ def test_the_default_container_gets_dockers_confinement(tmp_path):
     assert proc["capabilities"] == {"bounding": DOCKER_DEFAULT_CAPS, "effective": DOCKER_DEFAULT_CAPS,
                                     "permitted": DOCKER_DEFAULT_CAPS}
     assert proc["noNewPrivileges"] is True and proc["terminal"] is False
-    assert proc["user"] == {"uid": 0, "gid": 0}
+    assert proc["user"] == {"uid": 0, "gid": 0, "umask": 0o022}
     linux = document["linux"]
     assert linux["maskedPaths"] == list(confinement.MASKED_PATHS)
     for path in ("/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware", "/proc/scsi",
@@ -143,7 +143,7 @@ def test_limits_binds_ulimits_and_read_only(tmp_path):
     assert document["process"]["rlimits"] == [
         {"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048},
         {"type": "RLIMIT_CORE", "soft": 2**64 - 1, "hard": 2**64 - 1}]
-    assert document["process"]["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [50]}
+    assert document["process"]["user"] == {"uid": 1000, "gid": 1000, "additionalGids": [50], "umask": 0o022}
     no_swap = spec.build(config, process.resolve(config, ROOT),
                          dataclasses.replace(HOST, swap_limit=False), {})
     assert no_swap["linux"]["resources"]["memory"] == {"limit": 64 << 20}
