@@ -42,7 +42,9 @@ AGENT = Schema("agent", (
     Option("vtep-filter", str, "on",
            "'on': accept VXLAN (UDP 4789) only from the VTEPs of hosts currently in the "
            "cluster, dropping and counting the rest (nft table inet vxmesh_vtep, counter "
-           "vxlan_rejected). 'off': accept it from anywhere, as plain VXLAN does.", on_off),
+           "vxlan_rejected), and drop and count VXLAN from this host's containers, to the "
+           "host or through it (counter vxlan_from_containers). 'off': accept it from "
+           "anywhere, containers included, as plain VXLAN does.", on_off),
     *tls_options("agent"),
 ))
 

@@ -89,8 +89,9 @@ class Reconciler:
         local = self.local.load_all()
         removed = await self.containers.remove_gone(desired, local)
         try:
-            await self.vtep_filter.converge(self.view.live_vteps())
             networks = self.view.networks()
+            await self.vtep_filter.converge(self.view.live_vteps(),
+                                            drivers.container_bridge_names(networks.values(), self.host))
             # Networks and their tables before containers: a container reported
             # running (or connected) can already reach every peer this host knows of.
             by_driver = drivers.by_driver(networks.values())

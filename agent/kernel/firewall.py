@@ -20,9 +20,9 @@ The rules follow Docker's with userland-proxy=false:
 
 Beyond Docker, containers are kept off the control plane: the guarded TCP
 ports (the agent's API, the controllers') are dropped from any bridge, on
-the host itself and at the controllers' addresses, and so is VXLAN (UDP
-4789) sent to the host from a bridge, which would otherwise let a container
-inject frames into any overlay.
+the host itself and at the controllers' addresses. VXLAN from containers is
+the VTEP filter's (agent/kernel/vtep_filter.py), whose counters outlive this
+table's rebuilds.
 
 Every chain's policy is accept: the table only ever drops what it names,
 so other software's traffic on the host is not its concern.
@@ -31,18 +31,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from agent.kernel import families
+from agent.kernel import families, nft
 from agent.kernel.bridge import check_bridge_addressing
-from agent.kernel.overlay import VXLAN_PORT
 from proto import validate
 from proto.addresses import IPAddress, IPNetwork
 
-NFT = "nft"
 ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/all/route_localnet"
 # One table for the families containers' networks use ("ip" while they are IPv4).
 FAMILY = families.nft_table_family(families.overlay())
@@ -55,10 +52,6 @@ CHAINS = (
     ("forward", "filter", "forward", 0),
     ("input", "filter", "input", 0),
 )
-
-
-class NftablesError(RuntimeError):
-    """nft rejected a ruleset or could not list one."""
 
 
 @dataclass(frozen=True)
@@ -147,8 +140,6 @@ def _guard(t: _Table, bridges: tuple[BridgeRules, ...], guards: tuple[Guard, ...
     local = sorted({g.port for g in guards})
     if local:
         t.rule("input", from_bridges, _match("==", tcp_dport, _values(local)), {"drop": None})
-    t.rule("input", from_bridges, _match("==", {"payload": {"protocol": "udp", "field": "dport"}},
-                                         VXLAN_PORT), {"drop": None})
     for g in guards:
         if g.address:
             t.rule("forward", from_bridges, _match("==", _addr("daddr", g.address), g.address),
@@ -175,8 +166,7 @@ def _forward(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
 
 async def apply(rules: HostRules) -> None:
     """Make the table exactly `rules`; on any error the old table stays."""
-    transaction = ruleset(rules)
-    await run_nft(["-j", "-f", "-"], json.dumps(transaction).encode())
+    await nft.apply(ruleset(rules)["nftables"])
     if rules.ports:
         # Needed for 127.0.0.1:HOST_PORT: a packet with a loopback source
         # may then be routed out of a bridge. Per namespace, like
@@ -187,15 +177,8 @@ async def apply(rules: HostRules) -> None:
 async def read_table(table: str = "vxmesh") -> list[dict]:
     """The table's chains and rules as nft's JSON objects ([] if absent)."""
     _check_table_name(table)
-    try:
-        out = await run_nft(["-j", "list", "table", FAMILY, table])
-    except NftablesError as e:
-        if "No such file or directory" in str(e):
-            return []
-        raise
-    return [
-        obj for obj in json.loads(out)["nftables"] if "chain" in obj or "rule" in obj
-    ]
+    objects = await nft.listing(["table", FAMILY, table])
+    return [obj for obj in objects or [] if "chain" in obj or "rule" in obj]
 
 
 async def remove(table: str = "vxmesh") -> None:
@@ -203,8 +186,7 @@ async def remove(table: str = "vxmesh") -> None:
     _check_table_name(table)
     ref = {"table": {"family": FAMILY, "name": table}}
     # "add" first makes the delete valid when the table does not exist.
-    transaction = {"nftables": [{"add": ref}, {"delete": ref}]}
-    await run_nft(["-j", "-f", "-"], json.dumps(transaction).encode())
+    await nft.apply([{"add": ref}, {"delete": ref}])
 
 
 # --------------------------------------------------------------------------
@@ -333,25 +315,6 @@ def _validate(rules: HostRules) -> None:
 def _check_table_name(table: str) -> None:
     if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
         raise ValueError(f"table {table!r} is not a valid nftables table name")
-
-
-# --------------------------------------------------------------------------
-# running nft
-
-
-async def run_nft(args: list[str], stdin: bytes | None = None) -> bytes:
-    proc = await asyncio.create_subprocess_exec(
-        NFT, *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(stdin)
-    if proc.returncode != 0:
-        raise NftablesError(
-            f"nft {' '.join(args)} failed (exit {proc.returncode}): {err.decode().strip()}"
-        )
-    return out
 
 
 def _write_sysctl(path: str, value: str) -> None:

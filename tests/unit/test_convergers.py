@@ -91,17 +91,20 @@ def test_vtep_filter_applies_a_change_once(monkeypatch):
     monkeypatch.setattr(vtep_filter_converger.vtep_filter, "converge", calls.fake("converge"))
     monkeypatch.setattr(vtep_filter_converger.vtep_filter, "remove", calls.fake("remove"))
     on = VtepFilter(enabled=True)
-    run(on.converge({"10.99.0.2"}))
-    run(on.converge({"10.99.0.2"}))
-    run(on.converge({"10.99.0.2", "10.99.0.3"}))
-    assert calls == [("converge", {"10.99.0.2"}), ("converge", {"10.99.0.2", "10.99.0.3"})]
+    gw = {"vxm_gwbridge"}
+    run(on.converge({"10.99.0.2"}, gw))
+    run(on.converge({"10.99.0.2"}, gw))
+    run(on.converge({"10.99.0.2", "10.99.0.3"}, gw))
+    run(on.converge({"10.99.0.2", "10.99.0.3"}, gw | {"vxmesh0"}))   # a container bridge more
+    assert calls == [("converge", {"10.99.0.2"}, gw), ("converge", {"10.99.0.2", "10.99.0.3"}, gw),
+                     ("converge", {"10.99.0.2", "10.99.0.3"}, gw | {"vxmesh0"})]
     on.forget()
-    run(on.converge({"10.99.0.2", "10.99.0.3"}))
-    assert len(calls) == 3
+    run(on.converge({"10.99.0.2", "10.99.0.3"}, gw | {"vxmesh0"}))
+    assert len(calls) == 4
     calls.clear()
     off = VtepFilter(enabled=False)
-    run(off.converge({"10.99.0.2"}))
-    run(off.converge({"10.99.0.3"}))
+    run(off.converge({"10.99.0.2"}, gw))
+    run(off.converge({"10.99.0.3"}, gw))
     assert calls == [("remove",)]
 
 

@@ -37,7 +37,9 @@ def test_guard_rules_drop_before_any_forward_accept():
     assert guard < first_accept and {"drop": None} in forward[guard]
     inputs = [str(expr) for expr in _rules("input", transaction)]
     assert any("[7946, 7947]" in e and "'tcp'" in e for e in inputs)   # on the host itself
-    assert any("4789" in e and "'udp'" in e for e in inputs)          # no VXLAN from containers
+    # VXLAN from containers is dropped by the VTEP filter's table, whose
+    # counters outlive this table's rebuilds (tests/integration/test_vtep_filter.py).
+    assert "4789" not in str(transaction)
     # Without guards nothing about control-plane ports appears.
     assert "7947" not in str(firewall.ruleset(HostRules(bridges=(GW, BR), ports=())))
 
