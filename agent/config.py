@@ -45,6 +45,13 @@ AGENT = Schema("agent", (
            "vxlan_rejected), and drop and count VXLAN from this host's containers, to the "
            "host or through it (counter vxlan_from_containers). 'off': accept it from "
            "anywhere, containers included, as plain VXLAN does.", on_off),
+    Option("port-security", str, "on",
+           "'on': every container port accepts only frames from the container's assigned MAC "
+           "that are ARP or IPv4 from its own address, and delivers unicast only to that MAC, "
+           "as Neutron's and Calico's port security: a container, even one given NET_ADMIN, "
+           "cannot take over a neighbour's MAC or address or send from a forged one (nft "
+           "tables bridge vxmesh_ports, a counter spoofed_<port> each). 'off': containers "
+           "send what they like, as on Docker's bridge.", on_off),
     *tls_options("agent"),
 ))
 

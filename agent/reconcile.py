@@ -18,6 +18,7 @@ import time
 from agent import drivers
 from agent.convergers.containers import Containers
 from agent.convergers.host_firewall import HostFirewall
+from agent.convergers.port_security import PortSecurity
 from agent.convergers.vtep_filter import VtepFilter
 from agent.host_networks import HostNetworks
 from agent.kernel.bridge import ensure_bridge
@@ -36,7 +37,7 @@ RESYNC_SECONDS = 10.0
 class Reconciler:
     def __init__(self, host: HostNetworks, vtep_ip: str, view: View, runtime: Runtime,
                  local: LocalState, link: ControllerLink, vtep_filter: bool = True,
-                 guards: tuple[Guard, ...] = ()):
+                 port_security: bool = True, guards: tuple[Guard, ...] = ()):
         self.host = host
         self.view = view
         self.local = local
@@ -46,6 +47,8 @@ class Reconciler:
         # Per driver, the convergers of what its networks need in the kernel.
         self.network_convergers = {name: driver.convergers(host, vtep_ip, view)
                                    for name, driver in drivers.DRIVERS.items()}
+        # Every container port carries only its container's MAC and addresses (agent option port-security).
+        self.port_security = PortSecurity(host, enabled=port_security)
         self.containers = Containers(host, view, runtime, local, report=link.report, wake=self.wake)
         self.firewall = HostFirewall(host, guards)
         self.passes = 0
@@ -59,6 +62,7 @@ class Reconciler:
         for convergers in self.network_convergers.values():
             for converger in convergers:
                 converger.forget()
+        self.port_security.forget()
         self.containers.forget()
         self.firewall.forget()
 
@@ -98,6 +102,9 @@ class Reconciler:
             for name, convergers in self.network_convergers.items():
                 for converger in convergers:
                     await converger.converge(by_driver[name], began)
+            # Port security before the interfaces exist: no frame crosses an unguarded port.
+            planned = self.containers.prepare(desired, local, networks)
+            await self.port_security.converge(planned, networks)
             published = await self.containers.converge(desired, local, networks, began)
             await self.containers.remove_orphans(local.values())
             await self.firewall.converge(networks, published)

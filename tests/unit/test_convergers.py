@@ -149,7 +149,10 @@ def test_gwbridge_addresses_come_from_the_one_allocator(tmp_path):
     desired = {"a": stopped("a", "0a", "blue"), "b": stopped("b", "0b", "lan"),
                "c": stopped("c", "0c", "blue")}
     records = local.load_all()
-    published = run(containers.converge(desired, records, {"blue": BLUE, "lan": LAN}, 0.0))
+    networks = {"blue": BLUE, "lan": LAN}
+    planned = containers.prepare(desired, records, networks)
+    assert [r.spec.name for r in planned] == ["a", "b", "c"]   # every interface can be planned
+    published = run(containers.converge(desired, records, networks, 0.0))
     assert published == []
     # Overlay-only containers get the gwbridge, past the gateway and every address taken on this host.
     assert {name: records[name].gw_ip for name in desired} == {"a": "172.18.0.3", "b": "", "c": "172.18.0.4"}
@@ -190,8 +193,10 @@ def reconciler(tmp_path, record: Pass) -> Reconciler:
                             "bridge": (StandIn(record, "bridges"),)}
     containers = StandIn(record, "containers", remove_gone=["gone"], remove_orphans=None, report=None)
     containers.converge = record.step("containers", [])
+    containers.prepare = lambda desired, local, networks: record.append("containers.prepare") or []
     containers.report_removed = lambda removed: record.append(f"removed {removed}")
     r.containers = containers
+    r.port_security = StandIn(record, "port security")
     r.firewall = StandIn(record, "firewall")
     return r
 
@@ -199,7 +204,8 @@ def reconciler(tmp_path, record: Pass) -> Reconciler:
 def test_a_pass_runs_the_convergers_in_order(tmp_path):
     record = Pass()
     run(reconciler(tmp_path, record).reconcile())
-    assert record == ["containers.remove_gone", "vtep filter", "overlays", "tables", "bridges", "containers",
+    assert record == ["containers.remove_gone", "vtep filter", "overlays", "tables", "bridges",
+                      "containers.prepare", "port security", "containers",
                       "containers.remove_orphans", "firewall", "containers.report", "removed ['gone']"]
 
 
@@ -212,4 +218,4 @@ def test_removed_containers_are_reported_even_when_the_pass_fails(tmp_path):
     record.clear()
     r.forget()
     assert sorted(record) == sorted(f"forget {name}" for name in (
-        "vtep filter", "overlays", "tables", "bridges", "containers", "firewall"))
+        "vtep filter", "overlays", "tables", "bridges", "port security", "containers", "firewall"))
