@@ -20,6 +20,7 @@ from agent.convergers.containers import Containers
 from agent.convergers.host_firewall import HostFirewall
 from agent.convergers.port_security import PortSecurity
 from agent.convergers.vtep_filter import VtepFilter
+from agent.guards import cluster_guards
 from agent.host_networks import HostNetworks
 from agent.kernel.bridge import ensure_bridge
 from agent.kernel.firewall import Guard
@@ -107,7 +108,8 @@ class Reconciler:
             await self.port_security.converge(planned, networks)
             published = await self.containers.converge(desired, local, networks, began)
             await self.containers.remove_orphans(local.values())
-            await self.firewall.converge(networks, published)
+            await self.firewall.converge(networks, published,
+                                         cluster_guards(self.view.hosts().values(), self.view.controllers()))
             # Reported once the published ports are in place too, so a `run -p`
             # that returns means the port answers.
             await self.containers.report(desired, local)

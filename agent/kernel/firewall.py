@@ -19,10 +19,12 @@ The rules follow Docker's with userland-proxy=false:
     the container can answer.
 
 Beyond Docker, containers are kept off the control plane: the guarded TCP
-ports (the agent's API, the controllers') are dropped from any bridge, on
-the host itself and at the controllers' addresses. VXLAN from containers is
-the VTEP filter's (agent/kernel/vtep_filter.py), whose counters outlive this
-table's rebuilds.
+ports (every agent's API, the controllers', etcd's client and peer ports,
+see agent/guards.py) are dropped from any bridge, on the host itself (any of
+its addresses) and at the guarded addresses elsewhere, looked up in one set
+whatever the cluster's size; the rules carry the comment GUARD_COMMENT.
+VXLAN from containers is the VTEP filter's (agent/kernel/vtep_filter.py),
+whose counters outlive this table's rebuilds.
 
 Every chain's policy is accept: the table only ever drops what it names,
 so other software's traffic on the host is not its concern.
@@ -44,6 +46,8 @@ ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/all/route_localnet"
 # One table for the families containers' networks use ("ip" while they are IPv4).
 FAMILY = families.nft_table_family(families.overlay())
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# Every rule keeping containers off the control plane carries this comment.
+GUARD_COMMENT = "control-plane guard"
 # (name, type, hook, priority) of every chain, in the order they are made.
 CHAINS = (
     ("prerouting", "nat", "prerouting", -100),  # dstnat
@@ -139,11 +143,19 @@ def _guard(t: _Table, bridges: tuple[BridgeRules, ...], guards: tuple[Guard, ...
     # here, reachable at one of its own addresses besides the configured one.
     local = sorted({g.port for g in guards})
     if local:
-        t.rule("input", from_bridges, _match("==", tcp_dport, _values(local)), {"drop": None})
-    for g in guards:
-        if g.address:
-            t.rule("forward", from_bridges, _match("==", _addr("daddr", g.address), g.address),
-                   _match("==", tcp_dport, g.port), {"drop": None})
+        t.rule("input", from_bridges, _match("==", tcp_dport, _values(local)), {"drop": None},
+               comment=GUARD_COMMENT)
+    # One lookup in a set of (address, port) per address family, however many
+    # hosts and controllers the cluster has.
+    remote: dict[str, list[tuple[str, int]]] = {}
+    for address, port in sorted({(g.address, g.port) for g in guards if g.address}):
+        remote.setdefault(families.family_of(address).nft, []).append((address, port))
+    for protocol, targets in remote.items():
+        daddr = {"payload": {"protocol": protocol, "field": "daddr"}}
+        t.rule("forward", from_bridges,
+               _match("==", {"concat": [daddr, tcp_dport]},
+                      {"set": [{"concat": [address, port]} for address, port in targets]}),
+               {"drop": None}, comment=GUARD_COMMENT)
 
 
 def _forward(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
@@ -204,10 +216,11 @@ class _Table:
                 "hook": hook, "prio": prio, "policy": "accept",
             }}})
 
-    def rule(self, chain: str, *expr: dict) -> None:
-        self.objects.append({"add": {"rule": {
-            "family": FAMILY, "table": self.name, "chain": chain, "expr": list(expr),
-        }}})
+    def rule(self, chain: str, *expr: dict, comment: str = "") -> None:
+        rule = {"family": FAMILY, "table": self.name, "chain": chain, "expr": list(expr)}
+        if comment:
+            rule["comment"] = comment
+        self.objects.append({"add": {"rule": rule}})
 
     def transaction(self) -> dict[str, Any]:
         return {"nftables": self.objects}
