@@ -29,6 +29,7 @@ from proto import config_file as config
 from proto.addresses import first_host
 from controller.embedded_etcd import EmbeddedEtcd
 from deploy import config_files, units
+from deploy import lab as deploy_lab
 from deploy.lab import Lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -311,6 +312,23 @@ def test_the_lab_writes_its_config_files_in_the_deployed_format(tmp_path):
     without_etcd.write_configs()
     private = config.read_file(CONTROLLER, without_etcd.controller_config)
     assert private["etcd"] == [] and private["data-dir"] == str(without_etcd.state_dir / "etcd")
+
+
+def test_the_lab_can_give_its_agents_options_and_rewrite_one_agents(tmp_path):
+    lab = Lab("vxtad", hosts=2, state_root=tmp_path, agent_options={"port-security": "off"})
+    lab.state_dir.mkdir(parents=True)
+    lab.write_configs()
+    h1, h2 = lab.hosts
+    assert [config.read_file(AGENT, lab.agent_config(h))["port-security"] for h in lab.hosts] == ["off", "off"]
+    lab.write_agent_config(h1, {"vtep-filter": "off"})   # the lab's own options replaced, as restart_agent_with does
+    h1_values = config.read_file(AGENT, lab.agent_config(h1))
+    assert h1_values["vtep-filter"] == "off" and "port-security" not in h1_values
+    assert config.read_file(AGENT, lab.agent_config(h2))["port-security"] == "off"
+    with pytest.raises(ValueError, match="agent options: cannot write key 'port-security'"):
+        Lab("vxtae", hosts=1, state_root=tmp_path, agent_options={"port-security": "maybe"})
+    with pytest.raises(ValueError, match="unknown keys"):
+        Lab("vxtae", hosts=1, state_root=tmp_path, agent_options={"port-securty": "off"})
+    assert deploy_lab.main(["status", "--prefix", "vxtae", "--agent-option", "port-security"]) == 2
 
 
 # ---- provisioning, in dry-run mode ---------------------------------------------------
