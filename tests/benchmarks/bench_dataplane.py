@@ -16,6 +16,7 @@ both see the same machine load:
     with `port-security = "off"`, as an operator would), each round measuring
     both states, in alternating order, so the ratio on/off is of the same
     moments. The overlay figures above are with it on, as deployed.
+The N pings of each path are shared out over the R rounds.
 It also checks what could cost throughput silently: the container MTU is the
 underlay's minus the 50 bytes of VXLAN encapsulation, a full-size DF packet
 crosses the overlay and one byte more is refused (no fragmentation), and it
@@ -91,9 +92,11 @@ def _bench(lab: Lab, seconds: int, rounds: int, pings: int) -> None:
 
     state = _PortSecurity(lab, vni)
     throughput: dict[str, list[float]] = {p: [] for p in paths}
+    rtts: dict[str, list[float]] = {p: [] for p in paths}
     for index in range(rounds):
         # Alternating which state goes first: one agent restart per round, and
-        # neither state always measured right after one.
+        # neither state always measured right after one. The pings are shared
+        # out over the rounds too, so both states' RTTs see the same moments.
         order = ["underlay", "overlay", OVERLAY_OFF]
         if index % 2:
             order = ["underlay", OVERLAY_OFF, "overlay"]
@@ -101,11 +104,7 @@ def _bench(lab: Lab, seconds: int, rounds: int, pings: int) -> None:
             (client_ns, server_ns, address), wanted = paths[path]
             state.ensure(wanted)
             throughput[path].append(_iperf3(client_ns, server_ns, address, seconds))
-    rtts = {}
-    for path in sorted(paths, key=lambda p: paths[p][1] != state.current):   # the current state first
-        (client_ns, _, address), wanted = paths[path]
-        state.ensure(wanted)
-        rtts[path] = _ping_rtts(client_ns, address, pings)
+            rtts[path] += _ping_rtts(client_ns, address, max(5, pings // rounds))
     _report(throughput, rtts, seconds, rounds, pings)
 
 
@@ -259,7 +258,7 @@ def _report(throughput: dict[str, list[float]], rtts: dict[str, list[float]],
           f"the per-round ratios {statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f})")
     median = {p: statistics.median(v) * 1000 for p, v in rtts.items()}  # us
     mean = {p: statistics.fmean(v) * 1000 for p, v in rtts.items()}
-    print(f"  RTT, ping -i 0.01 -c {pings} (us):")
+    print(f"  RTT, ping -i 0.01, {pings} over {rounds} rounds (us):")
     for path in throughput:
         print(f"    {path:<{width}} median {median[path]:7.1f}  avg {mean[path]:7.1f}  "
               f"min {min(rtts[path]) * 1000:7.1f}")
