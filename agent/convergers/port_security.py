@@ -8,6 +8,7 @@ interfaces are built, so a port is guarded from the moment it exists.
 """
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from agent import container_network as plan
@@ -40,17 +41,23 @@ class PortSecurity:
             for interface in plan.interfaces(record.spec, networks, record, self.host):
                 wanted.setdefault(interface.peer_netns, set()).add(
                     Port(ifname=interface.peer_ifname, mac=interface.mac, addresses=(interface.ip,)))
-        for netns, ports in wanted.items():
-            frozen = frozenset(ports)
-            if self._applied.get(netns) != frozen:
-                await port_security.converge(netns, frozen)
-                self._applied[netns] = frozen
+        # The namespaces' tables are independent: their nft runs overlap.
+        await asyncio.gather(*(self._converge(netns, frozenset(ports)) for netns, ports in wanted.items()))
         # An overlay namespace no container needs is on its way out, table and all.
         for netns in set(self._applied) - set(wanted):
             del self._applied[netns]
 
     def forget(self) -> None:
         self._applied.clear()
+
+    async def _converge(self, netns: str | None, ports: frozenset[Port]) -> None:
+        applied = self._applied.get(netns)
+        if applied == ports:
+            return
+        # Known: only the difference is sent. Unknown: the table is read back first.
+        self._applied.pop(netns, None)   # unknown until this succeeds
+        await port_security.converge(netns, ports, applied)
+        self._applied[netns] = ports
 
     async def _remove_all(self) -> None:
         for netns in (None, *list_netns(names.netns_prefix(self.host.host) + "ov")):

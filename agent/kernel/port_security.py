@@ -11,8 +11,9 @@ sender is that MAC and one of the container's addresses, or IPv4 from one
 of those addresses. Everything else is dropped before the bridge learns
 anything from it (the bridge's prerouting hook runs before learning):
 frames from another MAC and ARP or IPv4 with another sender are counted in
-the port's named counter `spoofed_<port>`; other protocols (IPv6, VLAN
-tags, ...) are dropped uncounted. Containers have no IPv6 address yet
+the port's named counter `spoofed_<port>` (so are ARP probes and DHCP
+from 0.0.0.0: a container's address is given, never negotiated); other
+protocols (IPv6, VLAN tags, ...) are dropped uncounted. Containers have no IPv6 address yet
 (proto.addresses.OVERLAY_FAMILIES), so IPv6, which the kernel would send
 from a link-local address anyway, is not theirs to send: a dual-stack
 overlay adds its addresses (and ND's sender checks) here.
@@ -25,15 +26,20 @@ port.
 
 One table per network namespace holding container ports (family bridge:
 the host's, for the gwbridge and local bridges, and each overlay network's,
-for br0), its ports as given: a chain `from_<port>` per port reached by one
-`iifname` verdict map in prerouting, and a chain `to_<port>` reached from
-forward and output. It is declarative and level-triggered like
-agent/kernel/firewall.py: converge() reads the table back, and when it is
-not exactly as wanted (a port came or went, or something drifted) rebuilds
-it whole in one `nft -j -f -` transaction, carrying the counters of the
-ports that stay over. A port's rules exist before its veth does (the
-agent writes them before it builds the interface), so no frame of a new
-container ever crosses an unguarded port.
+for br0), its ports as given: a chain `from_<port>` per port, reached from
+prerouting through the verdict map `from_ports` (one lookup, however many
+ports), and a chain `to_<port>` reached from forward and output through
+`to_ports`. Declarative and level-triggered like agent/kernel/vtep_filter.py:
+given what the table held after the caller's last change, converge() sends
+one nft transaction with the difference (a port's chains, counter and map
+elements added or removed, a changed port's rules replaced), so a container
+starting costs the same whatever the number of its neighbours; not given it
+(the agent's periodic pass, a start), it reads the table back and, when the
+table is not exactly as wanted, rebuilds it whole in one `nft -j -f -`
+transaction, carrying the counters of the ports that stay over. A port's
+rules exist before its veth does (the agent writes them before it builds
+the interface), so no frame of a new container ever crosses an unguarded
+port.
 """
 from __future__ import annotations
 
@@ -48,12 +54,14 @@ from proto import validate
 TABLE = "vxmesh_ports"
 FAMILY = "bridge"
 PRIORITY = -200  # the bridge family's filter priority
-# (base chain, its hook, the meta key that picks a port's chain, the prefix of those chains)
+# (base chain, its hook, the meta key that picks a port, the verdict map it looks up)
 BASE_CHAINS = (
-    ("prerouting", "prerouting", "iifname", "from_"),   # what the container sends
-    ("forward", "forward", "oifname", "to_"),           # what other ports send it
-    ("output", "output", "oifname", "to_"),             # what the bridge itself sends it
+    ("prerouting", "prerouting", "iifname", "from_ports"),   # what the container sends
+    ("forward", "forward", "oifname", "to_ports"),           # what other ports send it
+    ("output", "output", "oifname", "to_ports"),             # what the bridge itself sends it
 )
+# verdict map -> the prefix of the port chains it jumps to
+MAPS = {"from_ports": "from_", "to_ports": "to_"}
 COUNTER_PREFIX = "spoofed_"
 _MULTICAST_BIT = "01:00:00:00:00:00"
 
@@ -91,27 +99,61 @@ def ruleset(ports: Iterable[Port], counters: dict[str, Dropped] | None = None) -
     port's counter starts from (by counter name), carried over a rebuild."""
     ports = _checked(ports)
     counters = counters or {}
-    table = {"family": FAMILY, "table": TABLE}
     ref = {"table": {"family": FAMILY, "name": TABLE}}
     objects: list[dict] = [{"add": ref}, {"delete": ref}, {"add": ref}]
+    # The ports' chains before the maps that jump to them.
     for port in ports:
-        kept = counters.get(port.counter, Dropped(0, 0))
-        objects.append({"add": {"counter": {**table, "name": port.counter,
-                                            "packets": kept.packets, "bytes": kept.bytes}}})
+        objects += _add_port_chains(port, counters.get(port.counter, Dropped(0, 0)))
+    for name, prefix in MAPS.items():
+        verdict_map = {**_TABLE, "name": name, "type": "ifname", "map": "verdict"}
+        if ports:
+            verdict_map["elem"] = [_element(p, prefix) for p in ports]
+        objects.append({"add": {"map": verdict_map}})
     for chain, hook, _, _ in BASE_CHAINS:
-        objects.append({"add": {"chain": {**table, "name": chain, "type": "filter", "hook": hook,
+        objects.append({"add": {"chain": {**_TABLE, "name": chain, "type": "filter", "hook": hook,
                                           "prio": PRIORITY, "policy": "accept"}}})
+    objects += [_rule(*rule) for rule in _dispatch_rules()]
     for port in ports:
-        for prefix in ("from_", "to_"):
-            objects.append({"add": {"chain": {**table, "name": f"{prefix}{port.ifname}"}}})
-    for chain, comment, expr in _rules(ports):
-        objects.append({"add": {"rule": {**table, "chain": chain, "comment": comment, "expr": expr}}})
+        objects += [_rule(*rule) for rule in _port_rules(port)]
     return objects
 
 
-async def converge(netns: str | None, ports: Iterable[Port]) -> None:
-    """Make the table in `netns` (None: this namespace) guard exactly `ports`."""
+def changes(applied: Iterable[Port], ports: Iterable[Port]) -> list[dict[str, Any]]:
+    """The transaction that takes a table guarding `applied` to one guarding `ports`:
+    only the ports that came, went or changed are touched, every other counter kept."""
+    old = {p.ifname: p for p in _checked(applied)}
+    new = {p.ifname: p for p in _checked(ports)}
+    objects: list[dict] = []
+    for name in sorted(old.keys() - new.keys()):
+        port = old[name]
+        for map_name, prefix in MAPS.items():
+            objects.append({"delete": {"element": {**_TABLE, "name": map_name, "elem": [name]}}})
+            chain = {"chain": {**_TABLE, "name": f"{prefix}{name}"}}
+            objects += [{"flush": chain}, {"delete": chain}]
+        objects.append({"delete": {"counter": {**_TABLE, "name": port.counter}}})
+    for name in sorted(new.keys() - old.keys()):
+        objects += _add_port_chains(new[name], Dropped(0, 0))
+        objects += [_rule(*rule) for rule in _port_rules(new[name])]
+        for map_name, prefix in MAPS.items():
+            objects.append({"add": {"element": {**_TABLE, "name": map_name, "elem": [_element(new[name], prefix)]}}})
+    for name in sorted(new.keys() & old.keys()):
+        if new[name] != old[name]:   # another MAC or address: its rules again, its counter kept
+            for prefix in MAPS.values():
+                objects.append({"flush": {"chain": {**_TABLE, "name": f"{prefix}{name}"}}})
+            objects += [_rule(*rule) for rule in _port_rules(new[name])]
+    return objects
+
+
+async def converge(netns: str | None, ports: Iterable[Port], applied: Iterable[Port] | None = None) -> None:
+    """Make the table in `netns` (None: this namespace) guard exactly `ports`.
+    `applied`: what the caller's last converge left there, if it knows; None
+    reads the table back first."""
     ports = _checked(ports)
+    if applied is not None:
+        objects = changes(applied, ports)
+        if objects:
+            await nft.apply(objects, netns)
+        return
     listed = await nft.listing(["table", FAMILY, TABLE], netns)
     if listed is not None and _shape(listed) == _shape(ruleset(ports)):
         return
@@ -143,68 +185,84 @@ def _checked(ports: Iterable[Port]) -> list[Port]:
     return ports
 
 
-def _rules(ports: list[Port]) -> list[tuple[str, str, list[dict]]]:
-    """(chain, comment, expressions) of every rule, in the order nft lists them."""
-    rules: list[tuple[str, str, list[dict]]] = []
-    if ports:
-        for chain, _, key, prefix in BASE_CHAINS:
-            rules.append((chain, f"{prefix}ports", [{"vmap": {
-                "key": {"meta": {"key": key}},
-                "data": {"set": [[p.ifname, {"jump": {"target": f"{prefix}{p.ifname}"}}] for p in ports]},
-            }}]))
-    for port in ports:
-        mac = port.mac.lower()
-        addresses = _values(port.addresses)
-        listed = ", ".join(port.addresses)
-        from_ = f"from_{port.ifname}"
-        rules += [
-            (from_, f"{port.ifname}: only from {mac}", [
-                _match("!=", _payload("ether", "saddr"), mac), {"counter": port.counter}, {"drop": None}]),
-            (from_, f"{port.ifname}: arp from {mac} {listed}", [
-                _match("==", _payload("ether", "type"), "arp"),
-                _match("==", _payload("arp", "htype"), 1),
-                _match("==", _payload("arp", "ptype"), "ip"),
-                _match("==", _payload("arp", "hlen"), 6),
-                _match("==", _payload("arp", "plen"), 4),
-                _match("==", _payload("arp", "saddr ether"), mac),
-                _match("==", _payload("arp", "saddr ip"), addresses),
-                {"accept": None}]),
-            (from_, f"{port.ifname}: ipv4 from {listed}", [
-                _match("==", _payload("ether", "type"), "ip"),
-                _match("==", _payload("ip", "saddr"), addresses),
-                {"accept": None}]),
-            (from_, f"{port.ifname}: arp or ipv4 from another address", [
-                _match("==", _payload("ether", "type"), {"set": ["arp", "ip"]}),
-                {"counter": port.counter}, {"drop": None}]),
-            (from_, f"{port.ifname}: nothing else", [{"drop": None}]),
-            (f"to_{port.ifname}", f"{port.ifname}: unicast only to {mac}", [
-                _match("==", {"&": [_payload("ether", "daddr"), _MULTICAST_BIT]}, "00:00:00:00:00:00"),
-                _match("!=", _payload("ether", "daddr"), mac),
-                {"drop": None}]),
-        ]
-    return rules
+_TABLE = {"family": FAMILY, "table": TABLE}
+
+
+def _rule(chain: str, comment: str, expr: list[dict]) -> dict:
+    return {"add": {"rule": {**_TABLE, "chain": chain, "comment": comment, "expr": expr}}}
+
+
+def _element(port: Port, prefix: str) -> list:
+    return [port.ifname, {"jump": {"target": f"{prefix}{port.ifname}"}}]
+
+
+def _add_port_chains(port: Port, counter: Dropped) -> list[dict]:
+    """A port's counter (starting from `counter`) and its two chains, empty."""
+    objects: list[dict] = [{"add": {"counter": {**_TABLE, "name": port.counter,
+                                                "packets": counter.packets, "bytes": counter.bytes}}}]
+    for prefix in MAPS.values():
+        objects.append({"add": {"chain": {**_TABLE, "name": f"{prefix}{port.ifname}"}}})
+    return objects
+
+
+def _dispatch_rules() -> list[tuple[str, str, list[dict]]]:
+    """Each base chain looks the port up in its verdict map: one lookup per frame."""
+    return [(chain, f"{key} to {map_name}", [{"vmap": {"key": {"meta": {"key": key}}, "data": f"@{map_name}"}}])
+            for chain, _, key, map_name in BASE_CHAINS]
+
+
+def _port_rules(port: Port) -> list[tuple[str, str, list[dict]]]:
+    """(chain, comment, expressions) of a port's rules, in order."""
+    mac = port.mac.lower()
+    addresses = _values(port.addresses)
+    listed = ", ".join(port.addresses)
+    from_ = f"from_{port.ifname}"
+    return [
+        (from_, f"{port.ifname}: only from {mac}", [
+            _match("!=", _payload("ether", "saddr"), mac), {"counter": port.counter}, {"drop": None}]),
+        (from_, f"{port.ifname}: arp from {mac} {listed}", [
+            _match("==", _payload("ether", "type"), "arp"),
+            _match("==", _payload("arp", "htype"), 1),
+            _match("==", _payload("arp", "ptype"), "ip"),
+            _match("==", _payload("arp", "hlen"), 6),
+            _match("==", _payload("arp", "plen"), 4),
+            _match("==", _payload("arp", "saddr ether"), mac),
+            _match("==", _payload("arp", "saddr ip"), addresses),
+            {"accept": None}]),
+        (from_, f"{port.ifname}: ipv4 from {listed}", [
+            _match("==", _payload("ether", "type"), "ip"),
+            _match("==", _payload("ip", "saddr"), addresses),
+            {"accept": None}]),
+        (from_, f"{port.ifname}: arp or ipv4 from another address", [
+            _match("==", _payload("ether", "type"), {"set": ["arp", "ip"]}),
+            {"counter": port.counter}, {"drop": None}]),
+        (from_, f"{port.ifname}: nothing else", [{"drop": None}]),
+        (f"to_{port.ifname}", f"{port.ifname}: unicast only to {mac}", [
+            _match("==", {"&": [_payload("ether", "daddr"), _MULTICAST_BIT]}, "00:00:00:00:00:00"),
+            _match("!=", _payload("ether", "daddr"), mac),
+            {"drop": None}]),
+    ]
 
 
 def _shape(objects: list[dict]) -> tuple:
     """What decides whether a table is the one wanted, read alike from a transaction
-    and from nft's listing: the chains, every rule's comment (which names the
-    addresses it allows: nft reads expressions back in its own normal form),
-    the ports each verdict map sends where, and the counters."""
-    def entry(obj: dict) -> dict:
-        return obj.get("add", obj)
-    chains, rules, counters = [], [], []
-    for obj in map(entry, objects):
+    and from nft's listing: the chains, each chain's rules by their comments (which
+    name the addresses they allow: nft reads expressions back in its own normal
+    form), where each verdict map sends each port, and the counters. The order of
+    the chains is not part of it (changes() adds a port's chains last)."""
+    chains, rules, maps, counters = [], {}, {}, []
+    for obj in (o.get("add", o) for o in objects):
         if "chain" in obj:
             c = obj["chain"]
             chains.append((c["name"], c.get("hook"), c.get("prio"), c.get("policy")))
         elif "rule" in obj:
-            r = obj["rule"]
-            maps = [sorted((k, v["jump"]["target"]) for k, v in e["vmap"]["data"]["set"])
-                    for e in r["expr"] if "vmap" in e]
-            rules.append((r["chain"], r.get("comment", ""), maps))
+            rules.setdefault(obj["rule"]["chain"], []).append(obj["rule"].get("comment", ""))
+        elif "map" in obj:
+            m = obj["map"]
+            maps[m["name"]] = sorted((key, verdict["jump"]["target"]) for key, verdict in m.get("elem", []))
         elif "counter" in obj:
             counters.append(obj["counter"]["name"])
-    return sorted(chains), rules, sorted(counters)
+    return sorted(chains), rules, maps, sorted(counters)
 
 
 def _counters(listed: list[dict]) -> dict[str, Dropped]:

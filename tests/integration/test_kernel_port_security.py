@@ -160,6 +160,18 @@ async def test_a_container_cannot_take_over_its_neighbour_on_a_local_bridge(lab:
     await agent.call(port_security.converge, None, list(reversed(guarded)))
     assert handles() == kept
 
+    # A third container comes and goes: only its port is touched (the others'
+    # rules keep their handles, the attacker's counter its count), and the table
+    # read back afterwards is the one a rebuild would make (nothing to rebuild).
+    third = Port("pthird", mac_for("10.96.0.4"), ("10.96.0.4",))
+    await agent.call(port_security.converge, None, guarded + [third], guarded)
+    assert set(kept) <= set(handles()) and counted(host, a.peer_ifname) == before + 9
+    grown = handles()
+    await agent.call(port_security.converge, None, guarded + [third])
+    assert handles() == grown
+    await agent.call(port_security.converge, None, guarded, guarded + [third])
+    assert handles() == kept and counted(host, a.peer_ifname) == before + 9
+
     # Level-triggered: a rule deleted behind the agent's back comes back, the counter kept.
     chain = json.loads(in_ns(host, "nft", "-j", "list", "chain", "bridge", port_security.TABLE,
                              f"from_{a.peer_ifname}").stdout)
