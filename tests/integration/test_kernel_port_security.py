@@ -189,8 +189,10 @@ async def test_a_container_cannot_take_over_its_neighbour_on_a_local_bridge(lab:
     await agent.call(port_security.remove, None)   # absent is fine
     assert await agent.call(port_security.dropped, None, a.peer_ifname) is None
     in_ns(host, "ip", "neigh", "flush", "dev", BRIDGE)
-    forge(attacker, "mac", v.mac, VICTIM, SPEC.gateway)
-    assert fdb_port_host(host, v.mac) == a.peer_ifname
+    # (The victim's own frames, its IPv6 ones among them now, teach the bridge
+    # back: forged until the bridge has learned the attacker's port.)
+    wait_for(lambda: forge(attacker, "mac", v.mac, VICTIM, SPEC.gateway)
+             or fdb_port_host(host, v.mac) == a.peer_ifname, timeout=10, what="the bridge to learn the forged MAC")
     forge(attacker, "arp", a.mac, VICTIM, SPEC.gateway)
     wait_for(lambda: neighbour(host, VICTIM) == a.mac, timeout=5, what="the host to learn the forged ARP")
     forge(attacker, "ip", a.mac, VICTIM, SPEC.gateway, "spoofed-unguarded", count=1)
@@ -220,10 +222,11 @@ async def test_overlay_ports_are_guarded_in_the_overlay_namespace(lab: KernelLab
     assert neighbour(ov, "10.77.0.2") != attacker.mac
     assert (await agent.call(port_security.dropped, ov, attacker.peer_ifname)).packets == 6
 
-    # Control.
+    # Control (forged until the bridge learns it: the victim's own frames teach it back).
     await agent.call(port_security.remove, ov)
-    forge(attacker.container_netns, "mac", victim.mac, "10.77.0.2", spec.gateway)
-    assert overlay_fdb_port(ov, victim.mac) == attacker.peer_ifname
+    wait_for(lambda: forge(attacker.container_netns, "mac", victim.mac, "10.77.0.2", spec.gateway)
+             or overlay_fdb_port(ov, victim.mac) == attacker.peer_ifname, timeout=10,
+             what="the bridge to learn the forged MAC")
 
 
 def overlay_fdb_port(ov: str, mac: str) -> str | None:
