@@ -32,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
                         bridge_subnet=values["bridge-subnet"],
                         bridge_gateway=first_host(values["bridge-subnet"]),
                         vtep_filter=values["vtep-filter"] == "on",
+                        port_security=values["port-security"] == "on",
                         tls=TlsFiles(Path(values["ca"]), Path(values["cert"]), Path(values["key"])),
                         insecure=values["insecure"], registry=values["registry"]))
     except (config_file.ConfigError, TlsError) as err:

@@ -43,7 +43,16 @@ AGENT = Schema("agent", (
     Option("vtep-filter", str, "on",
            "'on': accept VXLAN (UDP 4789) only from the VTEPs of hosts currently in the "
            "cluster, dropping and counting the rest (nft table inet vxmesh_vtep, counter "
-           "vxlan_rejected). 'off': accept it from anywhere, as plain VXLAN does.", on_off),
+           "vxlan_rejected), and drop and count VXLAN from this host's containers, to the "
+           "host or through it (counter vxlan_from_containers). 'off': accept it from "
+           "anywhere, containers included, as plain VXLAN does.", on_off),
+    Option("port-security", str, "on",
+           "'on': every container port accepts only frames from the container's assigned MAC "
+           "that are ARP or IPv4 from its own address, and delivers unicast only to that MAC, "
+           "as Neutron's and Calico's port security: a container, even one given NET_ADMIN, "
+           "cannot take over a neighbour's MAC or address or send from a forged one (nft "
+           "tables bridge vxmesh_ports, a counter spoofed_<port> each). 'off': containers "
+           "send what they like, as on Docker's bridge.", on_off),
     Option("registry", str, "",
            "The cluster's image registry, HOST:PORT (the controller's registry): every "
            "container's image is pulled from the cluster's copy there, over TLS verified "

@@ -11,7 +11,8 @@ container's attachments are Docker's, kept here in one place:
 - the default route goes through the first attachment whose driver may
   carry it (a bridge network); a container with none whose driver asks for
   it (an overlay) gets an extra interface on the gwbridge for its egress
-  (Docker's docker_gwbridge);
+  (Docker's docker_gwbridge), its MAC derived from its address there as
+  every container MAC is (port security knows it before the link exists);
 - a published port is DNAT'ed to the address on that default-route network.
 """
 from __future__ import annotations
@@ -23,7 +24,7 @@ from agent.host_networks import HostNetworks
 from agent.kernel.firewall import PortRule
 from agent.kernel.veth import Interface
 from agent.local_state import LocalContainer
-from proto.addresses import prefixlen
+from proto.addresses import mac_for_ip, prefixlen
 from proto.records import ContainerSpec, Network
 
 # The key of the gwbridge interface in LocalContainer.ifnames (no network
@@ -66,7 +67,8 @@ def interfaces(spec: ContainerSpec, networks: dict[str, Network], record: LocalC
             container_netns=names.container_netns(host.host, spec.id),
             ifname=names.container_ifname(record.ifnames[GWBRIDGE_KEY]),
             peer_netns=None, peer_ifname=names.gw_veth(spec.id), bridge=gw.name,
-            address=f"{record.gw_ip}/{prefixlen(gw.subnet)}", mac=None, mtu=host.overlay_mtu,
+            address=f"{record.gw_ip}/{prefixlen(gw.subnet)}", mac=mac_for_ip(record.gw_ip),
+            mtu=host.overlay_mtu,
             default_gateway=gw.gateway, isolated=True))
     return result
 

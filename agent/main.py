@@ -48,6 +48,7 @@ class AgentConfig:
     bridge_subnet: str = "172.17.0.0/16"   # the default "bridge" network (Docker's docker0)
     bridge_gateway: str = "172.17.0.1"
     vtep_filter: bool = True               # accept VXLAN only from live hosts' VTEPs
+    port_security: bool = True             # container ports carry only their own MAC and addresses
     tls: TlsFiles | None = None            # the agent's CA, certificate and key
     insecure: bool = False                 # plain-text gRPC; tls is then ignored
     registry: str = ""                     # the cluster's image registry, HOST:PORT
@@ -106,7 +107,7 @@ async def serve(config: AgentConfig) -> None:
                           on_update=lambda: reconciler.wake() if reconciler else None,
                           held_containers=lambda: sorted(local.load_all()), dial=transport.channel)
     reconciler = Reconciler(networks, config.vtep_ip, view, runtime, images, local, link,
-                            vtep_filter=config.vtep_filter,
+                            vtep_filter=config.vtep_filter, port_security=config.port_security,
                             guards=await control_plane_guards(config.api, config.controllers))
 
     server = transport.server()

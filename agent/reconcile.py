@@ -18,7 +18,9 @@ import time
 from agent import drivers
 from agent.convergers.containers import Containers
 from agent.convergers.host_firewall import HostFirewall
+from agent.convergers.port_security import PortSecurity
 from agent.convergers.vtep_filter import VtepFilter
+from agent.guards import cluster_guards
 from agent.host_networks import HostNetworks
 from agent.images.store import ImageStore
 from agent.kernel.bridge import ensure_bridge
@@ -37,7 +39,7 @@ RESYNC_SECONDS = 10.0
 class Reconciler:
     def __init__(self, host: HostNetworks, vtep_ip: str, view: View, runtime: Runtime, images: ImageStore,
                  local: LocalState, link: ControllerLink, vtep_filter: bool = True,
-                 guards: tuple[Guard, ...] = ()):
+                 port_security: bool = True, guards: tuple[Guard, ...] = ()):
         self.host = host
         self.view = view
         self.local = local
@@ -47,6 +49,8 @@ class Reconciler:
         # Per driver, the convergers of what its networks need in the kernel.
         self.network_convergers = {name: driver.convergers(host, vtep_ip, view)
                                    for name, driver in drivers.DRIVERS.items()}
+        # Every container port carries only its container's MAC and addresses (agent option port-security).
+        self.port_security = PortSecurity(host, enabled=port_security)
         self.containers = Containers(host, view, runtime, images, local, report=link.report, wake=self.wake)
         self.firewall = HostFirewall(host, guards)
         self.passes = 0
@@ -60,6 +64,7 @@ class Reconciler:
         for convergers in self.network_convergers.values():
             for converger in convergers:
                 converger.forget()
+        self.port_security.forget()
         self.containers.forget()
         self.firewall.forget()
 
@@ -90,17 +95,22 @@ class Reconciler:
         local = self.local.load_all()
         removed = await self.containers.remove_gone(desired, local)
         try:
-            await self.vtep_filter.converge(self.view.live_vteps())
             networks = self.view.networks()
+            await self.vtep_filter.converge(self.view.live_vteps(),
+                                            drivers.container_bridge_names(networks.values(), self.host))
             # Networks and their tables before containers: a container reported
             # running (or connected) can already reach every peer this host knows of.
             by_driver = drivers.by_driver(networks.values())
             for name, convergers in self.network_convergers.items():
                 for converger in convergers:
                     await converger.converge(by_driver[name], began)
+            # Port security before the interfaces exist: no frame crosses an unguarded port.
+            planned = self.containers.prepare(desired, local, networks)
+            await self.port_security.converge(planned, networks)
             published = await self.containers.converge(desired, local, networks, began)
             await self.containers.remove_orphans(local.values())
-            await self.firewall.converge(networks, published)
+            await self.firewall.converge(networks, published,
+                                         cluster_guards(self.view.hosts().values(), self.view.controllers()))
             # Reported once the published ports are in place too, so a `run -p`
             # that returns means the port answers.
             await self.containers.report(desired, local)

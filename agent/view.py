@@ -10,7 +10,7 @@ import time
 
 from proto import vxmesh_pb2 as pb
 from proto.kinds import BY_WIRE
-from proto.records import ContainerSpec, Endpoint, Host, HostAlive, Network, Record
+from proto.records import ContainerSpec, ControllerInfo, Endpoint, Host, HostAlive, Network, Record
 
 
 class View:
@@ -49,6 +49,10 @@ class View:
 
     def hosts(self) -> dict[str, Host]:
         return {r.name: r for r in self.records.values() if isinstance(r, Host)}
+
+    def controllers(self) -> list[ControllerInfo]:
+        """The controllers serving now, with the etcd cluster they use."""
+        return [r for r in self.records.values() if isinstance(r, ControllerInfo)]
 
     def live_vteps(self) -> set[str]:
         """The VTEP addresses of the other hosts that are alive now."""

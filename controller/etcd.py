@@ -55,6 +55,14 @@ class KV:
 
 
 @dataclass(frozen=True)
+class Member:
+    """A member of the etcd cluster, as it advertises itself."""
+    name: str
+    client_urls: tuple[str, ...]
+    peer_urls: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Event:
     kind: str  # "put" | "delete"
     kv: KV
@@ -272,6 +280,7 @@ class _Connection:
     kv: rpc_pb2_grpc.KVStub
     watch: rpc_pb2_grpc.WatchStub
     lease: rpc_pb2_grpc.LeaseStub
+    cluster: rpc_pb2_grpc.ClusterStub
 
 
 class Etcd:
@@ -336,6 +345,7 @@ class Etcd:
             kv=rpc_pb2_grpc.KVStub(channel),
             watch=rpc_pb2_grpc.WatchStub(channel),
             lease=rpc_pb2_grpc.LeaseStub(channel),
+            cluster=rpc_pb2_grpc.ClusterStub(channel),
         )
 
     def _connection(self, index: int) -> _Connection:
@@ -616,6 +626,14 @@ class Etcd:
                 await call.write(request)
             except (grpc.RpcError, asyncio.InvalidStateError):
                 return  # the stream is over; the reading side reports why
+
+    # ---- cluster ----------------------------------------------------------
+
+    async def members(self) -> list[Member]:
+        """Every member of the cluster with the client and peer URLs it advertises."""
+        resp = await self._call(lambda c: c.cluster.MemberList, rpc_pb2.MemberListRequest(),
+                                "a member list", read=True)
+        return [Member(m.name, tuple(m.clientURLs), tuple(m.peerURLs)) for m in resp.members]
 
     # ---- leases -----------------------------------------------------------
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from controller.etcd import KV, Event
 from controller.keys import Keys
 from proto.kinds import BY_NAME
-from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network, Record
+from proto.records import ContainerSpec, ContainerStatus, ControllerInfo, Endpoint, Host, Network, Record
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Index:
         self.networks: dict[str, Network] = {}
         self.hosts: dict[str, Host] = {}                 # key -> host
         self.alive: set[str] = set()                     # host names with a live lease
+        self.controllers: dict[str, ControllerInfo] = {}  # key -> the controllers serving now
         self.statuses: dict[str, ContainerStatus] = {}   # container name -> status
         self._containers: dict[str, dict[str, ContainerSpec]] = defaultdict(dict)  # host -> key -> spec
         self._endpoints: dict[str, dict[str, Endpoint]] = defaultdict(dict)        # network -> key -> ep
@@ -98,6 +99,8 @@ class Index:
         elif kind == "alive":
             # The key exists while the host's lease does.
             (self.alive.add if present else self.alive.discard)(parts[0])
+        elif kind == "controller":
+            _set(self.controllers, key, record)
         elif kind == "status":
             _set(self.statuses, parts[0], record)
         elif kind == "container":

@@ -19,6 +19,8 @@ from the one table of kinds (proto/kinds.py)::
     {p}containers/<name>                ContainerSpec JSON (desired containers)
     {p}status/<name>                    ContainerStatus JSON (last agent report)
     {p}endpoints/<network>/<container>  Endpoint JSON: one MAC/IP -> VTEP table row
+    {p}controllers/<name>               ControllerInfo JSON, bound to that controller's lease:
+                                        what it listens on, the etcd cluster it uses
 
 Names never contain "/" (see `proto.validate`), so a key splits back into
 its parts unambiguously. Prefixes returned here end in "/" so that a prefix
@@ -118,6 +120,12 @@ class Keys:
 
     def endpoint(self, network: str, container: str) -> str:
         return self.key("endpoint", network, container)
+
+    def controllers(self) -> str:
+        return self.directory("controller")
+
+    def controller(self, name: str) -> str:
+        return self.key("controller", name)
 
     def parse(self, key: str) -> tuple[str, tuple[str, ...]]:
         """Split a key into its kind and name parts, e.g.

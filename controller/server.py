@@ -22,6 +22,7 @@ from controller.images.registry_api import RegistryApi
 from controller.images.service import ImagesService
 from controller.images.skopeo import Skopeo
 from controller.keys import Keys
+from controller.presence import Presence
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
 from transport.tls import Tls, TlsError, TlsFiles, check_etcd_client
@@ -113,9 +114,16 @@ async def serve(config: ControllerConfig) -> None:
             _restrict_unix_socket(address)
         log.info("controller listening on %s (etcd %s, prefix %s), %s",
                  ", ".join(config.listen), ",".join(endpoints), config.prefix, transport.description)
+        # Where it listens and the etcd it uses, for the agents' guards (controller/presence.py).
+        presence = Presence(store.controllers, etcd, store.controller_id, config.listen, endpoints,
+                            config.host_ttl)
+        announcing = asyncio.create_task(presence.run(), name="presence")
         try:
             await _until_signalled()
         finally:
+            announcing.cancel()
+            await asyncio.gather(announcing, return_exceptions=True)
+            await presence.withdraw()
             await server.stop(grace=1.0)
 
 

@@ -1,7 +1,7 @@
 """What one host may see of the cluster state, and how each change alters it.
 
 An agent's view holds: the containers placed on its host, every registered
-host, which other hosts are alive (their VTEPs are the only ones it accepts
+host, the controllers serving now, which other hosts are alive (their VTEPs are the only ones it accepts
 VXLAN from), and — only for the networks that have a container on this host — the
 network record and the endpoints of live hosts (the MAC/IP -> VTEP table).
 The first container of a network on the host pulls in that network's whole
@@ -55,6 +55,7 @@ class AgentView:
     def snapshot(self) -> list[Change]:
         self.networks = self._wanted_networks()
         changes = [Change(key, host) for key, host in self.index.hosts.items()]
+        changes += [Change(key, controller) for key, controller in self.index.controllers.items()]
         changes += [Change(self.index.keys.alive(name), HostAlive(name))
                     for name in sorted(self.index.alive) if name != self.host]
         changes += [Change(key, spec) for key, spec in self.index.containers_on(self.host).items()]

@@ -22,6 +22,7 @@ or link. Everything the lab owns is named from its prefix, so `down()` can
 find it again from a fresh process, even when the state file is gone.
 
     python -m deploy.lab up|down|status [--prefix P] [--hosts N] [--etcd-members N] [--controllers N]
+                                        [--agent-option KEY=VALUE ...]
 """
 from __future__ import annotations
 
@@ -47,6 +48,7 @@ from deploy.lab_errors import LabCommandError, LabError, LabExists
 from deploy.lab_processes import REPO_ROOT, ProcessRecord, Supervisor, is_alive
 from deploy.lab_tls import etcd_client_paths, make_certs, tls_paths
 from deploy.registry_config import REGISTRY_PORT
+from proto.config_file import ConfigError
 from deploy.topology import Node, Switch, Topology, is_tag, list_netns
 
 DEFAULT_PREFIX = "vxlab"
@@ -100,7 +102,7 @@ class Lab:
 
     def __init__(self, prefix: str = DEFAULT_PREFIX, hosts: int = 3, underlay_mtu: int = 1500,
                  state_root: Path = Path("/run/vxmesh-lab"), etcd_members: int = 0,
-                 controllers: int = 1) -> None:
+                 controllers: int = 1, agent_options: dict[str, str] | None = None) -> None:
         if not PREFIX_RE.match(prefix) or RESERVED_PREFIX_RE.match(prefix) or not is_tag(prefix):
             raise ValueError(f"lab prefix {prefix!r} must be 2-12 lowercase letters/digits starting "
                              "with a letter, and neither of the form h<digits> nor vxm")
@@ -116,6 +118,13 @@ class Lab:
             # The private etcd of a controller listens on its loopback only.
             raise ValueError(f"{controllers} controllers must share an etcd cluster: give etcd_members >= 1")
         self.controllers = controllers
+        # Options every agent's config gets on top of the lab's own, e.g. {"port-security": "off"}.
+        self.agent_options = dict(agent_options or {})
+        try:  # refused now, naming the key, rather than half-way through up()
+            render_agent({"name": "h1", "controller": [f"{CONTROLLER_IP}:{CONTROLLER_PORT}"],
+                          "vtep-ip": CONTROLLER_IP, **self.agent_options}, "")
+        except ConfigError as err:
+            raise ValueError(f"agent options: {err}") from None
         self.prefix = prefix
         self.underlay_mtu = underlay_mtu
         self.state_dir = Path(state_root) / prefix
@@ -200,8 +209,12 @@ class Lab:
     def etcd_config(self, member: LabEtcdMember) -> Path:
         return self.state_dir / f"etcd-{member.name}.yaml"
 
+    @property
+    def _config_header(self) -> str:
+        return f"Written by deploy/lab.py for the namespace lab {self.prefix!r}."
+
     def write_configs(self) -> None:
-        header = f"Written by deploy/lab.py for the namespace lab {self.prefix!r}."
+        header = self._config_header
         for k in self.controller_indexes:
             self.controller_config_of(k).write_text(render_controller({
                 "listen": [f"{self.controller_ip(k)}:{CONTROLLER_PORT}", f"unix://{self.controller_socket_of(k)}"],
@@ -210,14 +223,8 @@ class Lab:
                 **tls_paths(self.tls_dir, "controller", self.controller_cert_name(k)),
                 **etcd_client_paths(self.tls_dir, self.controller_cert_name(k)),
             }, header))
-        # Every agent gets every controller, as the systemd config would.
-        controllers = [f"{self.controller_ip(k)}:{CONTROLLER_PORT}" for k in self.controller_indexes]
         for host in self.hosts:
-            self.agent_config(host).write_text(render_agent({
-                "name": host.name, "controller": controllers,
-                "vtep-ip": host.underlay_ip, "api": host.api, "registry": self.registry,
-                **tls_paths(self.tls_dir, "agent", host.name),
-            }, header))
+            self.write_agent_config(host, self.agent_options)
         lab_registry.write_config(self.registry_config, self.tls_dir, self.state_dir / "registry", header)
         cluster = tuple(EtcdMember(m.name, m.address, "https") for m in self.etcd_members)
         for member in self.etcd_members:
@@ -225,6 +232,16 @@ class Lab:
                                 token=f"vxmesh-lab-{self.prefix}",
                                 tls=EtcdTls(**tls_paths(self.tls_dir, "etcd", member.name)))
             self.etcd_config(member).write_text(render_etcd(config, header))
+
+    def write_agent_config(self, host: LabHost, options: dict[str, str]) -> None:
+        """The host's agent config: the lab's settings with `options` on top."""
+        # Every agent gets every controller, as the systemd config would.
+        controllers = [f"{self.controller_ip(k)}:{CONTROLLER_PORT}" for k in self.controller_indexes]
+        self.agent_config(host).write_text(render_agent({
+            "name": host.name, "controller": controllers,
+            "vtep-ip": host.underlay_ip, "api": host.api, "registry": self.registry,
+            **tls_paths(self.tls_dir, "agent", host.name), **options,
+        }, self._config_header))
 
     @property
     def _state_file(self) -> Path:
@@ -502,6 +519,14 @@ class Lab:
             [role], timeout)
         self.wait_hosts_up([host.name], timeout)
 
+    def restart_agent_with(self, host: LabHost | str, options: dict[str, str]) -> None:
+        """Restart the host's agent with `options` in its config file (the lab's own
+        agent options replaced), as an operator would: e.g. {"port-security": "off"}."""
+        host = self._host(host)
+        self.write_agent_config(host, options)
+        self.stop_agent(host)
+        self.start_agent(host)
+
     def stop_agent(self, host: LabHost | str) -> None:
         """kill -9 the agent, as a crash (or systemd stopping its unit, KillMode=process):
         its containers and their monitors (conmon, in the host's namespace) survive."""
@@ -591,6 +616,13 @@ def unused_prefix(stem: str) -> str:
                    f"clean up with `python -m deploy.lab down --prefix {stem}....`")
 
 
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"--agent-option {text!r}: expected KEY=VALUE")
+    return key, value
+
+
 def _unless(ready: bool, reason: str) -> str | None:
     return None if ready else reason
 
@@ -614,11 +646,14 @@ def main(argv: list[str] | None = None) -> int:
                              "(default 0: the controller's private etcd)")
     parser.add_argument("--controllers", type=int, default=1,
                         help="run this many controllers on the etcd cluster (needs --etcd-members)")
+    parser.add_argument("--agent-option", action="append", default=[], metavar="KEY=VALUE",
+                        help="an option for every agent's config file, e.g. port-security=off (repeatable)")
     parser.add_argument("--no-vxmesh", action="store_true", help="only the plumbing and ext server")
     args = parser.parse_args(argv)
     try:
+        options = dict(_key_value(o) for o in args.agent_option)
         lab = Lab(args.prefix, hosts=args.hosts, underlay_mtu=args.mtu, etcd_members=args.etcd_members,
-                  controllers=args.controllers)
+                  controllers=args.controllers, agent_options=options)
     except ValueError as exc:  # a bad option
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -10,7 +10,8 @@ proto/vxmesh.proto (tests/unit/test_kinds.py checks the two agree).
 
 Audiences, the rule "which host may see which record":
     NOBODY       controller-only state (statuses, reservations)
-    EVERY_HOST   every agent (host records: their VTEPs and MTUs)
+    EVERY_HOST   every agent (host records: their VTEPs and MTUs; the
+                 controllers serving now and the etcd cluster they use)
     OTHER_HOSTS  every agent but the one the key names (liveness of peers)
     PLACED_HOST  the agent of the host the record is placed on (containers)
     MEMBERS      the agents of hosts taking part in the network the key names
@@ -22,7 +23,16 @@ import enum
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, HostAlive, Network, Record
+from proto.records import (
+    ContainerSpec,
+    ContainerStatus,
+    ControllerInfo,
+    Endpoint,
+    Host,
+    HostAlive,
+    Network,
+    Record,
+)
 
 
 class Audience(enum.Enum):
@@ -79,6 +89,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("container", "containers", ("container",), ContainerSpec, "container", Audience.PLACED_HOST),
     Kind("status", "status", ("container",), ContainerStatus, None, Audience.NOBODY),
     Kind("endpoint", "endpoints", ("network", "container"), Endpoint, "endpoint", Audience.MEMBERS),
+    # Written by each controller with its own lease: exists exactly while it runs.
+    Kind("controller", "controllers", ("controller",), ControllerInfo, "controller", Audience.EVERY_HOST),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

@@ -255,6 +255,17 @@ class HostAlive(Record):
     host: str
 
 
+@dataclass
+class ControllerInfo(Record):
+    """A controller serving now (its key lives while its lease does): what it
+    listens on and the etcd cluster it uses, each as host:port."""
+    WIRE = "ControllerInfo"
+    name: str
+    listen: list[str] = field(default_factory=list)
+    etcd_client: list[str] = field(default_factory=list)
+    etcd_peer: list[str] = field(default_factory=list)
+
+
 _SCALAR_TYPES = frozenset({"str", "int", "float", "bool"})
 
 

@@ -221,14 +221,27 @@ class HostAlive(_message.Message):
     host: str
     def __init__(self, host: _Optional[str] = ...) -> None: ...
 
+class ControllerInfo(_message.Message):
+    __slots__ = ("name", "listen", "etcd_client", "etcd_peer")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    LISTEN_FIELD_NUMBER: _ClassVar[int]
+    ETCD_CLIENT_FIELD_NUMBER: _ClassVar[int]
+    ETCD_PEER_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    listen: _containers.RepeatedScalarFieldContainer[str]
+    etcd_client: _containers.RepeatedScalarFieldContainer[str]
+    etcd_peer: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., listen: _Optional[_Iterable[str]] = ..., etcd_client: _Optional[_Iterable[str]] = ..., etcd_peer: _Optional[_Iterable[str]] = ...) -> None: ...
+
 class Change(_message.Message):
-    __slots__ = ("key", "network", "endpoint", "container", "host", "alive", "deleted")
+    __slots__ = ("key", "network", "endpoint", "container", "host", "alive", "controller", "deleted")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
+    CONTROLLER_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     key: str
     network: Network
@@ -236,8 +249,9 @@ class Change(_message.Message):
     container: ContainerSpec
     host: Host
     alive: HostAlive
+    controller: ControllerInfo
     deleted: bool
-    def __init__(self, key: _Optional[str] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alive: _Optional[_Union[HostAlive, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
+    def __init__(self, key: _Optional[str] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alive: _Optional[_Union[HostAlive, _Mapping]] = ..., controller: _Optional[_Union[ControllerInfo, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("host", "resume_revision", "networks", "containers")

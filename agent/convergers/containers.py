@@ -76,20 +76,43 @@ class Containers:
                 self._drop_images = True
         return removed
 
+    def prepare(self, desired: dict[str, ContainerSpec], local: dict[str, LocalContainer],
+                networks: dict[str, Network]) -> list[LocalContainer]:
+        """Give every desired container its record in `local`, with its interface names
+        and gwbridge address chosen and saved before anything is built for it. Returns
+        the records of those whose interfaces can be planned (every network known):
+        what port security guards before converge() builds them."""
+        planned = []
+        for spec in desired.values():
+            record = local.get(spec.name) or LocalContainer(spec=spec)
+            record.spec = spec
+            local[spec.name] = record
+            if spec.networks and any(n not in networks for n in spec.networks):
+                self.local.save(record)
+                continue  # the network records are on their way in the stream
+            if NetworkMode.of(spec).attaches:
+                plan.assign_ifnames(record, spec, networks)
+                if plan.GWBRIDGE_KEY not in record.ifnames:
+                    record.gw_ip = ""
+                elif not record.gw_ip:
+                    record.gw_ip = self._free_gw_ip()
+                planned.append(record)
+            # Written before building anything, so a crash leaves a record to clean up from.
+            self.local.save(record)
+        return planned
+
     async def converge(self, desired: dict[str, ContainerSpec], local: dict[str, LocalContainer],
                        networks: dict[str, Network], began: float) -> list[LocalContainer]:
-        """Start, stop and wire every desired container; `local` gets their records.
-        Returns the records of those running with interfaces of their own: the
-        containers whose published ports lead in."""
+        """Start, stop and wire every desired container, from the records prepare() left
+        in `local`. Returns the records of those running with interfaces of their own:
+        the containers whose published ports lead in."""
         modes = {name: NetworkMode.of(spec) for name, spec in desired.items()}
         published = []
         # Owners of a shared network namespace first, so joiners find it built.
         for spec in sorted(desired.values(), key=lambda s: modes[s.name].shares_container):
-            record, running = await self._converge(spec, modes, networks, local.get(spec.name), desired,
-                                                   began)
-            local[spec.name] = record
+            running = await self._converge(spec, modes, networks, local[spec.name], desired, began)
             if running and modes[spec.name].attaches:
-                published.append(record)
+                published.append(local[spec.name])
         return published
 
     async def remove_orphans(self, records: Iterable[LocalContainer]) -> None:
@@ -119,25 +142,12 @@ class Containers:
     # ---- one container -----------------------------------------------------
 
     async def _converge(self, spec: ContainerSpec, modes: dict[str, NetworkMode],
-                        networks: dict[str, Network], record: LocalContainer | None,
-                        desired: dict[str, ContainerSpec], began: float) -> tuple[LocalContainer, bool]:
-        """Returns the record and whether the container runs after this pass."""
+                        networks: dict[str, Network], record: LocalContainer,
+                        desired: dict[str, ContainerSpec], began: float) -> bool:
+        """Whether the container runs after this pass."""
         mode = modes[spec.name]
-        if record is None:
-            record = LocalContainer(spec=spec)
-        record.spec = spec
         if spec.networks and any(n not in networks for n in spec.networks):
-            self.local.save(record)
-            return record, False  # the network records are on their way in the stream
-        if mode.attaches:
-            plan.assign_ifnames(record, spec, networks)
-            if plan.GWBRIDGE_KEY not in record.ifnames:
-                record.gw_ip = ""
-            elif not record.gw_ip:
-                record.gw_ip = self._free_gw_ip()
-        # Written before building anything, so a crash leaves a record to clean up from.
-        self.local.save(record)
-
+            return False  # the network records are on their way in the stream
         state = await self.runtime.state(spec.id)
         running = state is not None and state.state == "running"
         # A container the runtime does not know is started, unless its image
@@ -166,7 +176,7 @@ class Containers:
             await self.interfaces.release(spec)
         else:
             self._watch_exit(spec)
-        return record, running
+        return running
 
     def _free_gw_ip(self) -> str:
         """This host's next free gwbridge address: the gwbridge is per host, so

@@ -1,5 +1,5 @@
 """The host's nftables ruleset: NAT and isolation of every bridge containers sit
-on, their published ports, and the control-plane guards."""
+on, their published ports, and the control-plane guards (agent/guards.py)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -17,15 +17,18 @@ from proto.records import Network
 class HostFirewall:
     def __init__(self, host: HostNetworks, guards: tuple[Guard, ...]):
         self.host = host
-        self.guards = guards  # control-plane ports the containers must not reach
+        self.guards = guards  # control-plane ports the containers must not reach, from the config
         self._applied: HostRules | None = None
 
-    async def converge(self, networks: dict[str, Network], published: Iterable[LocalContainer]) -> None:
-        """`published`: the running containers with interfaces of their own, whose ports lead in."""
+    async def converge(self, networks: dict[str, Network], published: Iterable[LocalContainer],
+                       cluster_guards: Iterable[Guard] = ()) -> None:
+        """`published`: the running containers with interfaces of their own, whose ports lead in;
+        `cluster_guards`: the control plane the view knows of, on top of the configured one."""
         ports = [rule for record in published
                  for rule in plan.port_rules(record.spec, networks, record, self.host)]
         bridges = self._bridge_rules(drivers.host_bridges(networks.values(), self.host))
-        rules = HostRules(bridges=tuple(bridges), ports=tuple(ports), guards=self.guards)
+        guards = tuple(sorted({*self.guards, *cluster_guards}, key=lambda g: (g.address, g.port)))
+        rules = HostRules(bridges=tuple(bridges), ports=tuple(ports), guards=guards)
         if rules != self._applied:
             await firewall.apply(rules)
             self._applied = rules

@@ -46,3 +46,9 @@ def host_bridges(networks: Iterable[Network], host: HostNetworks) -> list[LocalB
     """The bridges in the host namespace that the networks' containers sit on."""
     grouped = by_driver(networks)
     return [spec for name, driver in DRIVERS.items() for spec in driver.host_bridges(grouped[name], host)]
+
+
+def container_bridge_names(networks: Iterable[Network], host: HostNetworks) -> set[str]:
+    """Every bridge in the host namespace that containers' traffic arrives by: the
+    gwbridge and the drivers' bridges (the VTEP filter drops VXLAN from them)."""
+    return {host.gwbridge.name} | {spec.name for spec in host_bridges(networks, host)}

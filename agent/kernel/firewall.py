@@ -19,10 +19,12 @@ The rules follow Docker's with userland-proxy=false:
     the container can answer.
 
 Beyond Docker, containers are kept off the control plane: the guarded TCP
-ports (the agent's API, the controllers') are dropped from any bridge, on
-the host itself and at the controllers' addresses, and so is VXLAN (UDP
-4789) sent to the host from a bridge, which would otherwise let a container
-inject frames into any overlay.
+ports (every agent's API, the controllers', etcd's client and peer ports,
+see agent/guards.py) are dropped from any bridge, on the host itself (any of
+its addresses) and at the guarded addresses elsewhere, looked up in one set
+whatever the cluster's size; the rules carry the comment GUARD_COMMENT.
+VXLAN from containers is the VTEP filter's (agent/kernel/vtep_filter.py),
+whose counters outlive this table's rebuilds.
 
 Every chain's policy is accept: the table only ever drops what it names,
 so other software's traffic on the host is not its concern.
@@ -31,22 +33,21 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from agent.kernel import families
+from agent.kernel import families, nft
 from agent.kernel.bridge import check_bridge_addressing
-from agent.kernel.overlay import VXLAN_PORT
 from proto import validate
 from proto.addresses import IPAddress, IPNetwork
 
-NFT = "nft"
 ROUTE_LOCALNET = "/proc/sys/net/ipv4/conf/all/route_localnet"
 # One table for the families containers' networks use ("ip" while they are IPv4).
 FAMILY = families.nft_table_family(families.overlay())
 _TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+# Every rule keeping containers off the control plane carries this comment.
+GUARD_COMMENT = "control-plane guard"
 # (name, type, hook, priority) of every chain, in the order they are made.
 CHAINS = (
     ("prerouting", "nat", "prerouting", -100),  # dstnat
@@ -55,10 +56,6 @@ CHAINS = (
     ("forward", "filter", "forward", 0),
     ("input", "filter", "input", 0),
 )
-
-
-class NftablesError(RuntimeError):
-    """nft rejected a ruleset or could not list one."""
 
 
 @dataclass(frozen=True)
@@ -146,13 +143,19 @@ def _guard(t: _Table, bridges: tuple[BridgeRules, ...], guards: tuple[Guard, ...
     # here, reachable at one of its own addresses besides the configured one.
     local = sorted({g.port for g in guards})
     if local:
-        t.rule("input", from_bridges, _match("==", tcp_dport, _values(local)), {"drop": None})
-    t.rule("input", from_bridges, _match("==", {"payload": {"protocol": "udp", "field": "dport"}},
-                                         VXLAN_PORT), {"drop": None})
-    for g in guards:
-        if g.address:
-            t.rule("forward", from_bridges, _match("==", _addr("daddr", g.address), g.address),
-                   _match("==", tcp_dport, g.port), {"drop": None})
+        t.rule("input", from_bridges, _match("==", tcp_dport, _values(local)), {"drop": None},
+               comment=GUARD_COMMENT)
+    # One lookup in a set of (address, port) per address family, however many
+    # hosts and controllers the cluster has.
+    remote: dict[str, list[tuple[str, int]]] = {}
+    for address, port in sorted({(g.address, g.port) for g in guards if g.address}):
+        remote.setdefault(families.family_of(address).nft, []).append((address, port))
+    for protocol, targets in remote.items():
+        daddr = {"payload": {"protocol": protocol, "field": "daddr"}}
+        t.rule("forward", from_bridges,
+               _match("==", {"concat": [daddr, tcp_dport]},
+                      {"set": [{"concat": [address, port]} for address, port in targets]}),
+               {"drop": None}, comment=GUARD_COMMENT)
 
 
 def _forward(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
@@ -175,8 +178,7 @@ def _forward(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
 
 async def apply(rules: HostRules) -> None:
     """Make the table exactly `rules`; on any error the old table stays."""
-    transaction = ruleset(rules)
-    await run_nft(["-j", "-f", "-"], json.dumps(transaction).encode())
+    await nft.apply(ruleset(rules)["nftables"])
     if rules.ports:
         # Needed for 127.0.0.1:HOST_PORT: a packet with a loopback source
         # may then be routed out of a bridge. Per namespace, like
@@ -187,15 +189,8 @@ async def apply(rules: HostRules) -> None:
 async def read_table(table: str = "vxmesh") -> list[dict]:
     """The table's chains and rules as nft's JSON objects ([] if absent)."""
     _check_table_name(table)
-    try:
-        out = await run_nft(["-j", "list", "table", FAMILY, table])
-    except NftablesError as e:
-        if "No such file or directory" in str(e):
-            return []
-        raise
-    return [
-        obj for obj in json.loads(out)["nftables"] if "chain" in obj or "rule" in obj
-    ]
+    objects = await nft.listing(["table", FAMILY, table])
+    return [obj for obj in objects or [] if "chain" in obj or "rule" in obj]
 
 
 async def remove(table: str = "vxmesh") -> None:
@@ -203,8 +198,7 @@ async def remove(table: str = "vxmesh") -> None:
     _check_table_name(table)
     ref = {"table": {"family": FAMILY, "name": table}}
     # "add" first makes the delete valid when the table does not exist.
-    transaction = {"nftables": [{"add": ref}, {"delete": ref}]}
-    await run_nft(["-j", "-f", "-"], json.dumps(transaction).encode())
+    await nft.apply([{"add": ref}, {"delete": ref}])
 
 
 # --------------------------------------------------------------------------
@@ -222,10 +216,11 @@ class _Table:
                 "hook": hook, "prio": prio, "policy": "accept",
             }}})
 
-    def rule(self, chain: str, *expr: dict) -> None:
-        self.objects.append({"add": {"rule": {
-            "family": FAMILY, "table": self.name, "chain": chain, "expr": list(expr),
-        }}})
+    def rule(self, chain: str, *expr: dict, comment: str = "") -> None:
+        rule = {"family": FAMILY, "table": self.name, "chain": chain, "expr": list(expr)}
+        if comment:
+            rule["comment"] = comment
+        self.objects.append({"add": {"rule": rule}})
 
     def transaction(self) -> dict[str, Any]:
         return {"nftables": self.objects}
@@ -333,25 +328,6 @@ def _validate(rules: HostRules) -> None:
 def _check_table_name(table: str) -> None:
     if not isinstance(table, str) or not _TABLE_NAME.fullmatch(table):
         raise ValueError(f"table {table!r} is not a valid nftables table name")
-
-
-# --------------------------------------------------------------------------
-# running nft
-
-
-async def run_nft(args: list[str], stdin: bytes | None = None) -> bytes:
-    proc = await asyncio.create_subprocess_exec(
-        NFT, *args,
-        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await proc.communicate(stdin)
-    if proc.returncode != 0:
-        raise NftablesError(
-            f"nft {' '.join(args)} failed (exit {proc.returncode}): {err.decode().strip()}"
-        )
-    return out
 
 
 def _write_sysctl(path: str, value: str) -> None:

@@ -7,8 +7,8 @@ Errors the user should see are `UserError`s (see proto/errors.py),
 including `Unavailable` when etcd is down.
 
 The modules hold one subject each: networks.py, hosts.py, containers.py,
-removal.py (a container's two-step removal) and allocations.py (addresses
-and host ports). `Store` is the one object the API and the agent link hold:
+removal.py (a container's two-step removal), allocations.py (addresses
+and host ports) and controllers.py (each controller's record of itself). `Store` is the one object the API and the agent link hold:
 it builds the parts on one etcd and key prefix and offers their operations
 under the names those callers use.
 """
@@ -20,6 +20,7 @@ import socket
 from controller.etcd import Etcd
 from controller.keys import Keys
 from controller.store.containers import Containers
+from controller.store.controllers import Controllers
 from controller.store.hosts import Hosts
 from controller.store.networks import Networks
 from controller.store.records import Records
@@ -36,6 +37,7 @@ class Store:
         self.hosts = Hosts(records, self.controller_id)
         self.containers = Containers(records)
         self.removal = Removal(records)
+        self.controllers = Controllers(records)
 
         self.create_network = self.networks.create
         self.remove_network = self.networks.remove

@@ -1,4 +1,4 @@
-"""Overlay data plane against the underlay it rides on, in the same run.
+"""Overlay data plane against the underlay it rides on, and port security's cost, in the same run.
 
     .venv/bin/python -m tests.benchmarks.bench_dataplane [--seconds S] [--rounds R] [--pings N]
 
@@ -11,6 +11,12 @@ both see the same machine load:
     Target: overlay >= 0.8x underlay (medians).
   * RTT: `ping -i 0.01 -c N` container to container, against host to host;
     the overhead is the difference of the medians. Target <= 50 us.
+  * Port security (agent option port-security, on by default): the overlay
+    figures again with it switched off on both hosts (the agents restarted
+    with `port-security = "off"`, as an operator would), each round measuring
+    both states, in alternating order, so the ratio on/off is of the same
+    moments. The overlay figures above are with it on, as deployed.
+The N pings of each path are shared out over the R rounds.
 It also checks what could cost throughput silently: the container MTU is the
 underlay's minus the 50 bytes of VXLAN encapsulation, a full-size DF packet
 crosses the overlay and one byte more is refused (no fragmentation), and it
@@ -30,7 +36,7 @@ import time
 from pyroute2.ethtool import Ethtool
 
 from agent import names
-from agent.kernel import linux
+from agent.kernel import linux, port_security
 from deploy.lab import HOST_UPLINK, Lab
 from deploy.topology import Node
 from tests.benchmarks import figures
@@ -45,6 +51,7 @@ VXLAN_OVERHEAD = 50
 IPERF_PORT = 5201
 TARGET_THROUGHPUT_RATIO = 0.8
 TARGET_RTT_OVERHEAD_US = 50.0
+OVERLAY_OFF = "overlay, port security off"
 # The offloads that decide whether TCP over the overlay is segmented and
 # checksummed late (in the kernel, once per 64 KB) or per packet.
 OFFLOADS = ("tx-checksum-ip-generic", "tx-scatter-gather", "tx-tcp-segmentation",
@@ -74,19 +81,58 @@ def _bench(lab: Lab, seconds: int, rounds: int, pings: int) -> None:
         container = run(lab, name, index, NETWORK, "sleep", "infinity")
         ns[name] = names.container_netns(host.name, container["id"])
         ips[name] = container["networks"][NETWORK]["ip"]
-    paths = {"underlay": (h1.netns, h2.netns, h2.underlay_ip),
-             "overlay": (ns["dp1"], ns["dp2"], ips["dp2"])}
+    underlay = (h1.netns, h2.netns, h2.underlay_ip)
+    overlay = (ns["dp1"], ns["dp2"], ips["dp2"])
+    # Which path measures what, and the port-security state it needs ("" any).
+    paths = {"underlay": (underlay, ""), "overlay": (overlay, "on"), OVERLAY_OFF: (overlay, "off")}
 
     print(f"data plane: 2 lab hosts, overlay `{NETWORK}` (VNI {vni}) vs the underlay, same run")
     _check_mtu(lab, ns["dp1"], ips["dp2"])
     _print_offloads(lab, ns["dp1"], vni)
 
+    state = _PortSecurity(lab, vni)
     throughput: dict[str, list[float]] = {p: [] for p in paths}
-    for _ in range(rounds):
-        for path, (client_ns, server_ns, address) in paths.items():
+    rtts: dict[str, list[float]] = {p: [] for p in paths}
+    for index in range(rounds):
+        # Alternating which state goes first: one agent restart per round, and
+        # neither state always measured right after one. The pings are shared
+        # out over the rounds too, so both states' RTTs see the same moments.
+        order = ["underlay", "overlay", OVERLAY_OFF]
+        if index % 2:
+            order = ["underlay", OVERLAY_OFF, "overlay"]
+        for path in order:
+            (client_ns, server_ns, address), wanted = paths[path]
+            state.ensure(wanted)
             throughput[path].append(_iperf3(client_ns, server_ns, address, seconds))
-    rtts = {path: _ping_rtts(client_ns, address, pings) for path, (client_ns, _, address) in paths.items()}
+            rtts[path] += _ping_rtts(client_ns, address, max(5, pings // rounds))
     _report(throughput, rtts, seconds, rounds, pings)
+
+
+class _PortSecurity:
+    """Switches port security on both hosts by restarting their agents with the option."""
+
+    def __init__(self, lab: Lab, vni: int):
+        self.lab = lab
+        self.vni = vni
+        self.current = "on"   # the default
+
+    def ensure(self, wanted: str) -> None:
+        if not wanted or wanted == self.current:
+            return
+        for host in self.lab.hosts:
+            self.lab.restart_agent_with(host, {"port-security": wanted})
+        deadline = time.monotonic() + 30
+        while not all(self._guarded(host) == (wanted == "on") for host in self.lab.hosts):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"port security did not turn {wanted} within 30 s")
+            time.sleep(0.1)
+        self.current = wanted
+
+    def _guarded(self, host) -> bool:
+        """Whether the overlay's namespace on `host` has a port-security table with a port in it."""
+        proc = sh("ip", "netns", "exec", names.overlay_netns(host.name, self.vni), "nft", "-j", "list", "table",
+                  port_security.FAMILY, port_security.TABLE, check=False)
+        return proc.returncode == 0 and port_security.COUNTER_PREFIX in proc.stdout
 
 
 def _check_mtu(lab: Lab, container_ns: str, peer_ip: str) -> None:
@@ -191,28 +237,39 @@ def _ping_rtts(netns: str, address: str, count: int) -> list[float]:
 
 def _report(throughput: dict[str, list[float]], rtts: dict[str, list[float]],
             seconds: int, rounds: int, pings: int) -> None:
+    width = max(map(len, throughput))
     gbit = {p: statistics.median(v) / 1e9 for p, v in throughput.items()}
     print(f"  TCP throughput, iperf3 1 stream, {seconds} s x {rounds} rounds (median, min..max):")
     for path, values in throughput.items():
-        print(f"    {path:<9} {gbit[path]:7.2f} Gbit/s  ({min(values) / 1e9:.2f}..{max(values) / 1e9:.2f})")
+        print(f"    {path:<{width}} {gbit[path]:7.2f} Gbit/s  ({min(values) / 1e9:.2f}..{max(values) / 1e9:.2f})")
     figures.report("dataplane", "overlay TCP throughput", gbit["overlay"], "Gbit/s",
                    limit=TARGET_THROUGHPUT_RATIO * gbit["underlay"], higher_is_better=True,
                    baseline=gbit["underlay"], baseline_name="underlay")
-    # Each round runs the two back to back: their ratio cancels most of the
+    # Each round runs them back to back: their ratio cancels most of the
     # load other processes put on the machine during that round.
     ratios = [o / u for o, u in zip(throughput["overlay"], throughput["underlay"])]
     print(f"    overlay/underlay: of the medians {gbit['overlay'] / gbit['underlay']:.2f}, median of the "
           f"per-round ratios {statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f}); "
           f"target >= {TARGET_THROUGHPUT_RATIO}")
+    figures.report("dataplane", "overlay TCP throughput, port security on", gbit["overlay"], "Gbit/s",
+                   baseline=gbit[OVERLAY_OFF], baseline_name="port security off")
+    ratios = [on / off for on, off in zip(throughput["overlay"], throughput[OVERLAY_OFF])]
+    print(f"    port security on/off: of the medians {gbit['overlay'] / gbit[OVERLAY_OFF]:.2f}, median of "
+          f"the per-round ratios {statistics.median(ratios):.2f} ({min(ratios):.2f}..{max(ratios):.2f})")
     median = {p: statistics.median(v) * 1000 for p, v in rtts.items()}  # us
     mean = {p: statistics.fmean(v) * 1000 for p, v in rtts.items()}
-    print(f"  RTT, ping -i 0.01 -c {pings} (us):")
-    for path in rtts:
-        print(f"    {path:<9} median {median[path]:7.1f}  avg {mean[path]:7.1f}  min {min(rtts[path]) * 1000:7.1f}")
+    print(f"  RTT, ping -i 0.01, {pings} over {rounds} rounds (us):")
+    for path in throughput:
+        print(f"    {path:<{width}} median {median[path]:7.1f}  avg {mean[path]:7.1f}  "
+              f"min {min(rtts[path]) * 1000:7.1f}")
     figures.report("dataplane", "ping RTT overhead, overlay - underlay medians", median["overlay"] - median["underlay"],
                    "us", limit=TARGET_RTT_OVERHEAD_US, baseline=median["underlay"],
                    baseline_name="underlay RTT median")
     print(f"    (difference of the averages: {mean['overlay'] - mean['underlay']:.1f} us)")
+    figures.report("dataplane", "overlay ping RTT median, port security on", median["overlay"], "us",
+                   baseline=median[OVERLAY_OFF], baseline_name="port security off")
+    print(f"    port security on - off: medians {median['overlay'] - median[OVERLAY_OFF]:.1f} us, "
+          f"averages {mean['overlay'] - mean[OVERLAY_OFF]:.1f} us")
 
 
 if __name__ == "__main__":

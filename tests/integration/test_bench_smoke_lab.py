@@ -50,9 +50,13 @@ def test_bench_dataplane_prints_throughput_rtt_mtu_and_offloads(capsys):
     assert bench_dataplane.main(["--seconds", "1", "--rounds", "1", "--pings", "20"]) == 0
     out = capsys.readouterr().out
     assert re.search(r"container eth0 1450 \(= underlay - 50\)", out), out
-    for path in ("underlay", "overlay"):
+    for path in ("underlay", "overlay", "overlay, port security off"):
         assert re.search(rf"{path} +[\d.]+ Gbit/s", out), (path, out)
         assert re.search(rf"{path} +median +[\d.]+ +avg", out), (path, out)
+    assert re.search(rf"overlay TCP throughput, port security on: {FIGURE} Gbit/s  "
+                     rf"baseline port security off {FIGURE} Gbit/s \(x[\d.]+\)", out), out
+    assert re.search(rf"overlay ping RTT median, port security on: {FIGURE} us  "
+                     rf"baseline port security off {FIGURE} us \(x[\d.]+\)", out), out
     assert re.search(rf"overlay TCP throughput: {FIGURE} Gbit/s  target >= {FIGURE} Gbit/s  {VERDICT}  "
                      rf"baseline underlay {FIGURE} Gbit/s", out), out
     assert re.search(rf"ping RTT overhead, overlay - underlay medians: {FIGURE} us  target <= 50.00 us  "

@@ -115,11 +115,7 @@ def delivered(lab: Lab, rogue: str, container: dict, vni: int, tmp: Path) -> boo
 
 def set_vtep_filter(lab: Lab, host: int, value: str) -> None:
     """Restart the host's agent with vtep-filter set in its config file, as an operator would."""
-    path = lab.agent_config(lab.hosts[host])
-    lines = [line for line in path.read_text().splitlines() if not line.startswith("vtep-filter")]
-    path.write_text("\n".join(lines + [f'vtep-filter = "{value}"']) + "\n")
-    lab.stop_agent(lab.hosts[host])
-    lab.start_agent(lab.hosts[host])
+    lab.restart_agent_with(lab.hosts[host], {**lab.agent_options, "vtep-filter": value})
 
 
 def test_forged_vxlan_from_the_fabric_is_dropped_unless_the_filter_is_off(lab, rogue, tmp_path):

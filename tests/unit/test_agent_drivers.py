@@ -37,6 +37,12 @@ def test_the_network_driver_field_picks_the_driver():
     assert drivers.by_driver([]) == {"overlay": [], "bridge": []}
 
 
+def test_container_bridges_are_the_gwbridge_and_every_drivers_host_bridges():
+    # What the VTEP filter drops VXLAN from: overlays add no bridge of their own here.
+    assert drivers.container_bridge_names([BLUE], HOST) == {"vxm_gwbridge", "vxmesh0"}
+    assert drivers.container_bridge_names([BLUE, LAN], HOST) == {"vxm_gwbridge", "vxmesh0", "vxb0123456789"}
+
+
 def test_an_overlay_attachment_is_a_veth_into_the_network_namespace():
     attachment = Attachment("blue", "10.77.0.5", "02:42:0a:4d:00:05")
     iface = overlay.DRIVER.interface(CID, 2, attachment, BLUE, HOST, default_route=True)

@@ -92,17 +92,20 @@ def test_vtep_filter_applies_a_change_once(monkeypatch):
     monkeypatch.setattr(vtep_filter_converger.vtep_filter, "converge", calls.fake("converge"))
     monkeypatch.setattr(vtep_filter_converger.vtep_filter, "remove", calls.fake("remove"))
     on = VtepFilter(enabled=True)
-    run(on.converge({"10.99.0.2"}))
-    run(on.converge({"10.99.0.2"}))
-    run(on.converge({"10.99.0.2", "10.99.0.3"}))
-    assert calls == [("converge", {"10.99.0.2"}), ("converge", {"10.99.0.2", "10.99.0.3"})]
+    gw = {"vxm_gwbridge"}
+    run(on.converge({"10.99.0.2"}, gw))
+    run(on.converge({"10.99.0.2"}, gw))
+    run(on.converge({"10.99.0.2", "10.99.0.3"}, gw))
+    run(on.converge({"10.99.0.2", "10.99.0.3"}, gw | {"vxmesh0"}))   # a container bridge more
+    assert calls == [("converge", {"10.99.0.2"}, gw), ("converge", {"10.99.0.2", "10.99.0.3"}, gw),
+                     ("converge", {"10.99.0.2", "10.99.0.3"}, gw | {"vxmesh0"})]
     on.forget()
-    run(on.converge({"10.99.0.2", "10.99.0.3"}))
-    assert len(calls) == 3
+    run(on.converge({"10.99.0.2", "10.99.0.3"}, gw | {"vxmesh0"}))
+    assert len(calls) == 4
     calls.clear()
     off = VtepFilter(enabled=False)
-    run(off.converge({"10.99.0.2"}))
-    run(off.converge({"10.99.0.3"}))
+    run(off.converge({"10.99.0.2"}, gw))
+    run(off.converge({"10.99.0.3"}, gw))
     assert calls == [("remove",)]
 
 
@@ -147,7 +150,10 @@ def test_gwbridge_addresses_come_from_the_one_allocator(tmp_path):
     desired = {"a": stopped("a", "0a", "blue"), "b": stopped("b", "0b", "lan"),
                "c": stopped("c", "0c", "blue")}
     records = local.load_all()
-    published = run(containers.converge(desired, records, {"blue": BLUE, "lan": LAN}, 0.0))
+    networks = {"blue": BLUE, "lan": LAN}
+    planned = containers.prepare(desired, records, networks)
+    assert [r.spec.name for r in planned] == ["a", "b", "c"]   # every interface can be planned
+    published = run(containers.converge(desired, records, networks, 0.0))
     assert published == []
     # Overlay-only containers get the gwbridge, past the gateway and every address taken on this host.
     assert {name: records[name].gw_ip for name in desired} == {"a": "172.18.0.3", "b": "", "c": "172.18.0.4"}
@@ -189,8 +195,10 @@ def reconciler(tmp_path, record: Pass) -> Reconciler:
                             "bridge": (StandIn(record, "bridges"),)}
     containers = StandIn(record, "containers", remove_gone=["gone"], remove_orphans=None, report=None)
     containers.converge = record.step("containers", [])
+    containers.prepare = lambda desired, local, networks: record.append("containers.prepare") or []
     containers.report_removed = lambda removed: record.append(f"removed {removed}")
     r.containers = containers
+    r.port_security = StandIn(record, "port security")
     r.firewall = StandIn(record, "firewall")
     return r
 
@@ -198,7 +206,8 @@ def reconciler(tmp_path, record: Pass) -> Reconciler:
 def test_a_pass_runs_the_convergers_in_order(tmp_path):
     record = Pass()
     run(reconciler(tmp_path, record).reconcile())
-    assert record == ["containers.remove_gone", "vtep filter", "overlays", "tables", "bridges", "containers",
+    assert record == ["containers.remove_gone", "vtep filter", "overlays", "tables", "bridges",
+                      "containers.prepare", "port security", "containers",
                       "containers.remove_orphans", "firewall", "containers.report", "removed ['gone']"]
 
 
@@ -211,4 +220,4 @@ def test_removed_containers_are_reported_even_when_the_pass_fails(tmp_path):
     record.clear()
     r.forget()
     assert sorted(record) == sorted(f"forget {name}" for name in (
-        "vtep filter", "overlays", "tables", "bridges", "containers", "firewall"))
+        "vtep filter", "overlays", "tables", "bridges", "port security", "containers", "firewall"))

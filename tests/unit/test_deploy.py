@@ -29,6 +29,7 @@ from proto import config_file as config
 from proto.addresses import first_host
 from controller.embedded_etcd import EmbeddedEtcd
 from deploy import config_files, lab_registry, registry_config, units
+from deploy import lab as deploy_lab
 from deploy.lab import Lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +70,7 @@ def test_flags_override_the_file_which_overrides_the_defaults(tmp_path):
     values = agent_values(["--config", str(path), "--vtep-ip", "10.0.0.12"], path)
     assert values == {"name": "n1", "controller": ["10.0.0.2:7946"], "vtep-ip": "10.0.0.12", "api": "",
                       "state-root": "/run/vxmesh", "gwbridge-subnet": "172.18.0.0/16",
-                      "bridge-subnet": "172.30.0.0/16", "vtep-filter": "on", "registry": "",
+                      "bridge-subnet": "172.30.0.0/16", "vtep-filter": "on", "port-security": "on", "registry": "",
                       **TLS_DEFAULTS("agent")}
     assert agent_config.agent_api(values) == "10.0.0.12:7947"
     assert first_host(values["bridge-subnet"]) == "172.30.0.1"
@@ -338,6 +339,23 @@ def test_every_package_of_the_checkout_is_installed():
              for root in ("proto", "transport", "cli", "controller", "agent", "deploy")
              for module in (REPO / root).rglob("*.py")}
     assert found == listed
+
+
+def test_the_lab_can_give_its_agents_options_and_rewrite_one_agents(tmp_path):
+    lab = Lab("vxtad", hosts=2, state_root=tmp_path, agent_options={"port-security": "off"})
+    lab.state_dir.mkdir(parents=True)
+    lab.write_configs()
+    h1, h2 = lab.hosts
+    assert [config.read_file(AGENT, lab.agent_config(h))["port-security"] for h in lab.hosts] == ["off", "off"]
+    lab.write_agent_config(h1, {"vtep-filter": "off"})   # the lab's own options replaced, as restart_agent_with does
+    h1_values = config.read_file(AGENT, lab.agent_config(h1))
+    assert h1_values["vtep-filter"] == "off" and "port-security" not in h1_values
+    assert config.read_file(AGENT, lab.agent_config(h2))["port-security"] == "off"
+    with pytest.raises(ValueError, match="agent options: cannot write key 'port-security'"):
+        Lab("vxtae", hosts=1, state_root=tmp_path, agent_options={"port-security": "maybe"})
+    with pytest.raises(ValueError, match="unknown keys"):
+        Lab("vxtae", hosts=1, state_root=tmp_path, agent_options={"port-securty": "off"})
+    assert deploy_lab.main(["status", "--prefix", "vxtae", "--agent-option", "port-security"]) == 2
 
 
 # ---- provisioning, in dry-run mode ---------------------------------------------------

@@ -3,7 +3,7 @@ from controller.etcd import KV, Event
 from controller.index import Index
 from controller.keys import Keys
 from controller.view import AgentView
-from proto.records import Attachment, ContainerSpec, Endpoint, Host, HostAlive, Network
+from proto.records import Attachment, ContainerSpec, ControllerInfo, Endpoint, Host, HostAlive, Network
 
 keys = Keys("/vxmesh/")
 _rev = [0]
@@ -211,3 +211,20 @@ def test_agents_learn_the_live_hosts_vteps_from_snapshot_deltas_and_resume():
     agent = _agent_view(delta, agent, snapshot=False)
     assert agent.live_vteps() == {"192.0.2.2"}
     assert agent.live_vteps() == _agent_view(AgentView("h1", index).snapshot()).live_vteps()
+
+
+def test_every_agent_learns_the_controllers_serving_now():
+    index = base_index()
+    ctl = ControllerInfo(name="ctl-1", listen=["192.0.2.100:7946"], etcd_client=["192.0.2.5:2379"],
+                         etcd_peer=["192.0.2.5:2380"])
+    index.apply([put(keys.controller("ctl-1"), ctl)])
+    view = AgentView("h1", index)   # a host without containers sees them too
+    agent = _agent_view(view.snapshot())
+    assert agent.controllers() == [ctl]
+    # A second controller starts, the first one's lease ends: every stream is told.
+    ctl2 = ControllerInfo(name="ctl-2", listen=["192.0.2.101:7946"])
+    agent = _agent_view(view.changes(index.apply([put(keys.controller("ctl-2"), ctl2)])), agent, snapshot=False)
+    agent = _agent_view(view.changes(index.apply([delete(keys.controller("ctl-1"), ctl)])), agent,
+                        snapshot=False)
+    assert agent.controllers() == [ctl2]
+    assert _agent_view(AgentView("h2", index).snapshot()).controllers() == [ctl2]
