@@ -14,14 +14,49 @@ from pathlib import Path
 from cli import certs
 from proto.config_file import TLS_DIR
 
+# Docker's exit status when the command line itself is wrong (`docker run --bogus`).
+EXIT_USAGE = 125
 DEFAULT_CONTROLLER = "unix:///run/vxmesh-lab/vxlab/controller.sock"
 # The daemons `vxmesh NAME ...` runs, each as `python -m NAME ...` (cli/main.py).
 DAEMONS = {"controller": "run a controller (options: vxmesh controller --help)",
            "agent": "run a host agent (options: vxmesh agent --help)"}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse as Docker's command line behaves: a wrong or unknown option is
+    one line and exit status 125 (never 0, never argparse's 2), and options are
+    never abbreviated (`--net` is an alias of its own, not a prefix)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
+
+
+def bounded_int(flag: str, low: int, high: int, minus_one: int | None = None):
+    """An argparse type: an integer in [low, high]; -1 means `minus_one` when given
+    (Docker's "unlimited")."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {flag} {text!r}: not an integer") from None
+        if value == -1 and minus_one is not None:
+            return minus_one
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"invalid {flag} {value}: it must be between {low} and {high}")
+        return value
+    return parse
+
+
+# The largest value a uint32 field of the wire format holds.
+UINT32_MAX = 2**32 - 1
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vxmesh", description="A multi-host VXLAN overlay for containers.")
+    parser = Parser(prog="vxmesh", description="A multi-host VXLAN overlay for containers.")
     parser.add_argument("--controller", default=os.environ.get("VXMESH_CONTROLLER", DEFAULT_CONTROLLER),
                         help="controller address: host:port or unix:///path (env VXMESH_CONTROLLER)")
     for flag, env, default in (("--ca", "VXMESH_CA", "ca.pem"), ("--cert", "VXMESH_CERT", "admin.pem"),
@@ -62,16 +97,19 @@ def build_parser() -> argparse.ArgumentParser:
     host_ls = host.add_parser("ls", help="list hosts")
     host_ls.add_argument("--format", choices=["table", "json"], default="table")
 
+    # As `docker run`, -h is --hostname; help is --help only.
     run = sub.add_parser("run", help="run a container: vxmesh run [OPTIONS] IMAGE [COMMAND] [ARG...]",
                          description="Run a container from IMAGE, as `docker run`: the image's Entrypoint, "
                                      "Cmd, Env, WorkingDir, User and ExposedPorts apply unless overridden. "
-                                     "Options go before IMAGE; everything after it is the command.")
+                                     "Options go before IMAGE; everything after it is the command.",
+                         add_help=False)
+    run.add_argument("--help", action="help", help="show this help message and exit")
     run.add_argument("-d", "--detach", action="store_true", help="run in the background (always the case)")
     run.add_argument("--name", required=True)
     run.add_argument("--host", default="", help="host to run on (default: least loaded live host)")
     run.add_argument("--network", "--net", action="append", default=[],
                      help="network to attach (repeatable), or host, none, container:NAME (default: bridge)")
-    run.add_argument("--hostname", default="")
+    run.add_argument("-h", "--hostname", default="", help="the container's host name (default: its name)")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     run.add_argument("-p", "--publish", action="append", default=[], metavar="[HOST_PORT:]CONTAINER_PORT[/PROTO]",
                      help="publish a container port on the host (repeatable)")
@@ -79,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="bind-mount a host directory (repeatable)")
     run.add_argument("-m", "--memory", default="", help="memory limit, e.g. 64m")
     run.add_argument("--cpus", type=float, default=0.0, help="CPU limit, e.g. 0.5")
-    run.add_argument("--pids-limit", type=int, default=0, help="maximum number of processes")
+    run.add_argument("--pids-limit", type=bounded_int("--pids-limit", 0, UINT32_MAX, minus_one=0), default=0,
+                     help="maximum number of processes (-1 or 0: unlimited)")
     run.add_argument("--entrypoint", default=None,
                      help="replace the image's Entrypoint (and drop its Cmd); \"\" clears it")
     run.add_argument("-w", "--workdir", default="", help="working directory inside the container")
@@ -111,7 +150,8 @@ def build_parser() -> argparse.ArgumentParser:
     exec_.add_argument("name")
     exec_.add_argument("cmd", nargs=argparse.REMAINDER)
     stop = sub.add_parser("stop", help="stop a container (SIGTERM, then SIGKILL)")
-    stop.add_argument("-t", "--time", type=int, default=0, help="seconds to wait before SIGKILL (default 10)")
+    stop.add_argument("-t", "--time", type=bounded_int("--time", 0, 86400), default=0,
+                      help="seconds to wait before SIGKILL (default 10)")
     stop.add_argument("name")
     start = sub.add_parser("start", help="start a stopped container again")
     start.add_argument("name")

@@ -48,6 +48,9 @@ def check_command(command: Iterable[str], what: str = "command") -> None:
     args = list(command)
     check_count(f"{what} arguments", args, MAX_COMMAND_ARGS)
     for index, arg in enumerate(args):
+        if "\0" in arg:
+            # execve takes C strings: a NUL would cut the argument short.
+            raise InvalidArgument(f"{what} argument {index} contains a NUL byte")
         if _size(arg) > MAX_ARG_BYTES:
             raise InvalidArgument(f"{what} argument {index} is {_size(arg)} bytes (at most {MAX_ARG_BYTES})")
     total = sum(_size(arg) for arg in args)

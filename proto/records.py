@@ -126,6 +126,9 @@ class PortMapping(Record):
     protocol: str
     host_port: int
     container_port: int
+    # The host port was chosen for it (`-p 80`): a restart may choose another
+    # when this one was taken while the container was stopped.
+    dynamic: bool = False
 
     def __str__(self) -> str:
         return f"{self.host_port}->{self.container_port}/{self.protocol}"

@@ -55,14 +55,16 @@ class Attachment(_message.Message):
     def __init__(self, network: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ...) -> None: ...
 
 class PortMapping(_message.Message):
-    __slots__ = ("protocol", "host_port", "container_port")
+    __slots__ = ("protocol", "host_port", "container_port", "dynamic")
     PROTOCOL_FIELD_NUMBER: _ClassVar[int]
     HOST_PORT_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_PORT_FIELD_NUMBER: _ClassVar[int]
+    DYNAMIC_FIELD_NUMBER: _ClassVar[int]
     protocol: str
     host_port: int
     container_port: int
-    def __init__(self, protocol: _Optional[str] = ..., host_port: _Optional[int] = ..., container_port: _Optional[int] = ...) -> None: ...
+    dynamic: bool
+    def __init__(self, protocol: _Optional[str] = ..., host_port: _Optional[int] = ..., container_port: _Optional[int] = ..., dynamic: _Optional[bool] = ...) -> None: ...
 
 class Mount(_message.Message):
     __slots__ = ("source", "target", "readonly")

@@ -22,6 +22,8 @@ from proto.network_mode import NetworkMode
 from proto.records import ContainerSpec, ContainerStatus
 
 DESIRED_STATES = ("running", "stopped")
+# The state an agent reports for a container whose process is gone (agent/oci/model.py).
+EXITED = "exited"
 
 
 class Containers:
@@ -154,15 +156,21 @@ class Containers:
         if desired not in DESIRED_STATES:
             raise InvalidArgument(f"invalid desired state {desired!r}: use one of {', '.join(DESIRED_STATES)}")
 
-        async def attempt(_: int) -> Commit[ContainerSpec]:
+        async def attempt(lost: int) -> Commit[ContainerSpec]:
             kv, spec = await self.records.container(name)
             updated = dataclasses.replace(
                 spec, desired=desired, generation=spec.generation + (1 if bump_generation else 0),
-                stop_timeout=spec.stop_timeout if stop_timeout is None else stop_timeout)
-            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)],
-                              [Op.put(kv.key, updated.to_json())]), updated)
+                stop_timeout=spec.stop_timeout if stop_timeout is None else stop_timeout,
+                ports=list(spec.ports))
+            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)])
+            if desired == "running" and spec.ports:
+                # A stopped container gave its host ports back (put_status): take them again.
+                txn.add(await allocations.retake(self.records, updated, randomize=lost > 0))
+            txn.ops.append(Op.put(kv.key, updated.to_json()))
+            return Commit(txn, updated)
 
-        return await retrying(self.etcd, attempt, what=f"update container {name!r}")
+        return await retrying(self.etcd, attempt, what=f"update container {name!r}",
+                              changing="the published ports", attempts=ALLOCATION_ATTEMPTS)
 
     @surface_unavailable
     async def put_status(self, host: str, status: ContainerStatus) -> bool:
@@ -175,8 +183,16 @@ class Containers:
             kv, spec = found
             if spec.host != host or (status.id and status.id != spec.id):
                 return Settled(False)
-            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)],
-                              [Op.put(self.keys.status(status.name), status.to_json())]), True)
+            ops = [Op.put(self.keys.status(status.name), status.to_json())]
+            # Only a report on the current start: a late one from before a
+            # `start` must not free the ports that start took.
+            if status.state == EXITED and spec.ports and status.generation >= spec.generation:
+                # As Docker: a container that stopped no longer holds its host
+                # ports; `start` takes them again (allocations.retake).
+                held = await allocations.ports_taken(self.records, spec.host)
+                ops += [Op.delete(self.keys.port(spec.host, p.protocol, p.host_port)) for p in spec.ports
+                        if held.get((p.protocol, p.host_port)) == spec.name]
+            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), True)
 
         return await retrying(self.etcd, attempt, what=f"record the status of container {status.name!r}")
 

@@ -6,24 +6,26 @@ are found, what its removal frees) is asked of its driver
 subnets that do not overlap each other nor what the hosts use themselves
 (their underlay, gwbridge and default bridge subnets, proto/records.py
 Host.own_subnets) nor address space that is not unicast
-(proto/addresses.py), and no removal while anything is attached. Every
+(proto/addresses.py), and no removal while a running container is attached
+(stopped ones leave it, as in Docker). Every
 refusal comes before anything is written.
 """
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Mapping
 
 from controller import drivers
 from controller.drivers.base import NetworkRequest
-from controller.etcd import Compare, Op, Txn
+from controller.etcd import KV, Compare, Op, Txn
 from controller.store.records import Records
 from controller.store.transaction import Commit, retrying, surface_unavailable
 from proto import validate
 from proto.addresses import check_gateway, check_unicast, default_gateway, parse_subnet, subnet_clash
 from proto.errors import AlreadyExists, FailedPrecondition
-from proto.records import Endpoint, Host, Network
+from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network
 
 
 class Networks:
@@ -76,14 +78,33 @@ class Networks:
                 raise FailedPrecondition(f"{name} is a pre-defined network and cannot be removed")
             driver = drivers.driver_for(network)
             endpoints, read_at = await driver.endpoints(self.records, network)
-            if endpoints:
-                users = ", ".join(e.container for e in endpoints)
-                raise FailedPrecondition(f"network {name!r} has active endpoints: {users}")
+            stopped = await self._stopped(endpoints)
+            active = [e.container for e in endpoints if e.container not in stopped]
+            if active:
+                raise FailedPrecondition(f"network {name!r} has active endpoints: {', '.join(active)}")
             txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], [Op.delete(kv.key)])
+            # As Docker, stopped containers do not hold a network: they leave it
+            # (their addresses go with the network's reservations below).
+            for spec_kv, spec in stopped.values():
+                left = dataclasses.replace(spec, attachments=[a for a in spec.attachments if a.network != name])
+                txn.compares.append(Compare.mod_revision(spec_kv.key, "=", spec_kv.mod_revision))
+                txn.ops += [Op.put(spec_kv.key, left.to_json())]
+                txn.ops += [Op.delete(k) for k in driver.row_keys(self.keys, name, spec.name)]
             txn.add(driver.removal(self.keys, network, read_at))
             return Commit(txn, None)
 
         await retrying(self.records.etcd, attempt, what=f"remove network {name!r}")
+
+    async def _stopped(self, endpoints: list[Endpoint]) -> dict[str, tuple[KV, ContainerSpec]]:
+        """The endpoints' containers that are stopped (their last report says
+        exited), with the spec each was read at."""
+        stopped = {}
+        for endpoint in endpoints:
+            status = await self.records.record(self.keys.status(endpoint.container), ContainerStatus)
+            spec = await self.records.record(self.keys.container(endpoint.container), ContainerSpec)
+            if status is not None and status[1].state == "exited" and spec is not None:
+                stopped[endpoint.container] = spec
+        return stopped
 
     @surface_unavailable
     async def get(self, name: str) -> Network:

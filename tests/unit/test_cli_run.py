@@ -56,3 +56,35 @@ def test_process_and_confinement_options(tmp_path):
 def test_bad_options_fail_before_anything_is_sent(argv, message):
     with pytest.raises(InvalidArgument, match=message):
         request(*argv)
+
+
+def parse_exit(*argv: str) -> int:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(list(argv))
+    return exited.value.code
+
+
+def test_dash_h_is_the_hostname_of_run_and_help_stays_double_dash():
+    assert request("-h", "web1", "busybox").hostname == "web1"
+    assert parse_exit("run", "--help") == 0
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "-h"],                                      # -h needs its host name
+    ["run", "--bogus", "--name", "c1", "busybox"],
+    ["run", "--nam", "c1", "busybox"],                  # no abbreviations
+    ["ps", "--bogus"],
+    ["network", "create", "--bogus", "x"],
+    ["run", "--pids-limit", "4294967296", "busybox"],
+    ["run", "--pids-limit", "-2", "busybox"],
+    ["stop", "-t", "-5", "c1"],
+])
+def test_a_wrong_or_unknown_option_exits_125_as_docker(argv, capsys):
+    assert parse_exit(*argv) == 125
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+
+
+def test_pids_limit_minus_one_is_unlimited():
+    assert request("--pids-limit", "-1", "busybox").pids_limit == 0
+    assert request("--pids-limit", "4294967295", "busybox").pids_limit == 4294967295

@@ -1,0 +1,100 @@
+"""The `vxmesh` command as a Docker user types it, against a running lab: the
+regressions found while comparing it with Docker's own behaviour."""
+from __future__ import annotations
+
+import grpc
+import pytest
+
+from proto import vxmesh_pb2 as pb
+from proto import vxmesh_pb2_grpc as pb_grpc
+
+from tests.helpers.images import BUSYBOX
+from tests.helpers.lab import lab_with_blue
+from tests.helpers.lab_cli import inspect
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def lab(busybox_archive):
+    with lab_with_blue(hosts=1, image=busybox_archive) as lab:
+        yield lab
+
+
+def host_ports(lab, name: str) -> list[str]:
+    return inspect(lab, name)["ports"]
+
+
+def test_a_chosen_port_then_the_same_port_asked_for(lab):
+    # The first ephemeral port is 32768: `-p 80` must not take it from `-p 32768:8080`.
+    lab.cli("run", "-d", "--name", "ports1", "--network", "blue", "-p", "80", "-p", "32768:8080",
+            BUSYBOX, "sleep", "3600")
+    assert host_ports(lab, "ports1") == ["0.0.0.0:32769->80/tcp", "0.0.0.0:32768->8080/tcp"]
+    lab.cli("rm", "-f", "ports1")
+
+
+@pytest.mark.parametrize("argv", [
+    ("run", "--bogus", "--name", "bad", BUSYBOX, "true"),
+    ("run", "--nam", "bad", BUSYBOX, "true"),
+    ("run", "--name", "bad", "-h"),
+    ("run", "--name", "bad", "--pids-limit", "4294967296", BUSYBOX, "true"),
+    ("stop", "-t", "-5", "bad"),
+    ("ps", "--bogus"),
+])
+def test_an_unknown_or_wrong_option_never_exits_0_and_creates_nothing(lab, argv):
+    result = lab.cli(*argv, check=False)
+    assert result.returncode == 125, result
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
+    assert lab.cli("inspect", "bad", check=False).returncode != 0
+
+
+def test_dash_h_is_the_hostname(lab):
+    lab.cli("run", "-d", "--name", "hn1", "-h", "web1", "--network", "blue", BUSYBOX, "sleep", "3600")
+    assert lab.cli("exec", "hn1", "--", "hostname").stdout.strip() == "web1"
+    lab.cli("rm", "-f", "hn1")
+
+
+def test_hostile_input_is_one_clear_line(lab):
+    result = lab.cli("rm", "n" * 10_000, check=False)
+    assert result.returncode != 0 and "not found" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    lab.cli("run", "-d", "--name", "nul1", "--network", "blue", BUSYBOX, "sleep", "3600")
+    # No command line carries a NUL; any API client can.
+    with grpc.insecure_channel(f"unix://{lab.controller_socket}") as channel:
+        with pytest.raises(grpc.RpcError) as err:
+            list(pb_grpc.ControllerStub(channel).Exec(pb.ExecRequest(container="nul1", command=["echo", "a\0b"]),
+                                                      timeout=30))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "exec command argument 1 contains a NUL byte"
+    lab.cli("rm", "-f", "nul1")
+
+
+def test_a_stopped_container_releases_its_port_and_start_retakes_it_or_refuses(lab):
+    lab.cli("run", "-d", "--name", "web1", "--network", "blue", "-p", "8080:80", BUSYBOX, "sleep", "3600")
+    lab.cli("stop", "-t", "1", "web1")
+    # Docker gives the port back on stop: another container may take it ...
+    lab.cli("run", "-d", "--name", "web2", "--network", "blue", "-p", "8080:80", BUSYBOX, "sleep", "3600")
+    # ... and the first one's start is then refused, saying why.
+    refused = lab.cli("start", "web1", check=False)
+    assert refused.returncode != 0
+    assert ("cannot start container 'web1': host port 8080/tcp on host "
+            f"'{lab.hosts[0].name}' is already published by container 'web2'") in refused.stderr
+    assert inspect(lab, "web1")["state"] == "exited"
+    lab.cli("rm", "-f", "web2")
+    lab.cli("start", "web1")
+    assert inspect(lab, "web1")["state"] == "running"
+    assert host_ports(lab, "web1") == ["0.0.0.0:8080->80/tcp"]
+    lab.cli("rm", "-f", "web1")
+
+
+def test_network_rm_with_only_stopped_containers_attached(lab):
+    lab.cli("network", "create", "--subnet", "10.78.0.0/24", "red")
+    lab.cli("run", "-d", "--name", "redc", "--network", "red", "--network", "blue", BUSYBOX, "sleep", "3600")
+    refused = lab.cli("network", "rm", "red", check=False)
+    assert refused.returncode != 0 and "has active endpoints: redc" in refused.stderr
+    lab.cli("stop", "-t", "1", "redc")
+    lab.cli("network", "rm", "red")
+    assert "red" not in inspect(lab, "redc")["networks"]
+    lab.cli("start", "redc")
+    assert list(inspect(lab, "redc")["networks"]) == ["blue"]
+    lab.cli("rm", "-f", "redc")
