@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
         cmd = network.add_parser(action, help=f"{action} a container {'to' if action == 'connect' else 'from'} a network")
         cmd.add_argument("network")
         cmd.add_argument("container")
+        if action == "connect":
+            cmd.add_argument("--alias", action="append", default=[], help="another name on this network")
 
     host = sub.add_parser("host", help="list hosts").add_subparsers(dest="action", required=True)
     host_ls = host.add_parser("ls", help="list hosts")
@@ -109,6 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--host", default="", help="host to run on (default: least loaded live host)")
     run.add_argument("--network", "--net", action="append", default=[],
                      help="network to attach (repeatable), or host, none, container:NAME (default: bridge)")
+    run.add_argument("--network-alias", "--net-alias", action="append", default=[], metavar="ALIAS",
+                     help="another name the container answers to on its networks (repeatable)")
     run.add_argument("-h", "--hostname", default="", help="the container's host name (default: its name)")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     run.add_argument("-p", "--publish", action="append", default=[], metavar="[HOST_PORT:]CONTAINER_PORT[/PROTO]",

@@ -197,7 +197,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     @user_errors
     async def ConnectNetwork(self, request, context):
         received = time.time()
-        spec = await self.store.connect(request.container, request.network)
+        spec = await self.store.connect(request.container, request.network, tuple(request.aliases))
         committed = time.time()
         detail = _detail(*await self._applied(spec))
         # As for run: wall-clock stamps, for tests/benchmarks/bench_lab_propagation.py.

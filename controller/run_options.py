@@ -22,6 +22,8 @@ from proto.errors import InvalidArgument
 from proto.network_mode import NetworkMode
 from proto.records import Mount, PortMapping, Ulimit
 
+MAX_ALIASES = 32
+
 # Docker's lower bound: less than this cannot start a process.
 MIN_MEMORY = 6 * 1024 * 1024
 # -u NAME, UID, NAME:GROUP or UID:GID (resolved in the container's /etc/passwd at start).
@@ -61,6 +63,8 @@ class RunOptions:
     seccomp_profile: str = ""
     allow_new_privileges: bool = False
     ulimits: tuple[Ulimit, ...] = ()
+    # --network-alias: more names for the container on each of its networks (agent/dns).
+    aliases: tuple[str, ...] = ()
 
 
 def from_request(request) -> RunOptions:
@@ -75,7 +79,18 @@ def from_request(request) -> RunOptions:
         cap_drop=canonical_capabilities(request.cap_drop, "--cap-drop"),
         privileged=request.privileged, seccomp=request.seccomp or docker_options.SECCOMP_DEFAULT,
         seccomp_profile=request.seccomp_profile, allow_new_privileges=request.allow_new_privileges,
-        ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits))
+        ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits), aliases=tuple(request.aliases))
+
+
+def check_aliases(aliases) -> None:
+    """Network aliases are names a DNS answers for: RFC 1123 host names, a few."""
+    if len(aliases) > MAX_ALIASES:
+        raise InvalidArgument(f"too many network aliases: {len(aliases)} (at most {MAX_ALIASES})")
+    for alias in aliases:
+        try:
+            validate.hostname(alias)
+        except InvalidArgument as err:
+            raise InvalidArgument(f"invalid network alias: {err}") from None
 
 
 def canonical_capabilities(names: Iterable[str], flag: str) -> tuple[str, ...]:
@@ -91,6 +106,7 @@ def check_options(options: RunOptions, mode: NetworkMode) -> None:
     check_mounts(options.mounts)
     check_process(options)
     check_confinement(options)
+    check_aliases(options.aliases)
     if options.memory_bytes and options.memory_bytes < MIN_MEMORY:
         raise InvalidArgument(
             f"invalid --memory {options.memory_bytes}: the minimum is {MIN_MEMORY} bytes (6 MiB)")

@@ -110,6 +110,11 @@ class Endpoint(Record):
     vtep: str
     ip: str
     mac: str
+    # For the embedded DNS of the network's other hosts (agent/dns): the
+    # container's id, and its aliases on this network separated by spaces
+    # (one string keeps the record all scalars, the fast path of a table).
+    container_id: str = ""
+    aliases: str = ""
 
 
 @dataclass
@@ -118,6 +123,7 @@ class Attachment(Record):
     network: str
     ip: str
     mac: str
+    aliases: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

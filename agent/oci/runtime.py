@@ -274,8 +274,12 @@ class Runtime:
         overlay.ensure_directory(resolved.cwd)
         (files.etc / "hostname").write_text(f"{config.hostname}\n")
         (files.etc / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
-                                         "ip6-loopback\n")
-        etc_files = {f"/etc/{name}": str(files.etc / name) for name in ("hostname", "hosts")}
+                                         "ip6-loopback\n" + "".join(f"{line}\n" for line in config.hosts_entries))
+        etc_names = ["hostname", "hosts"]
+        if config.resolv_conf:
+            (files.etc / "resolv.conf").write_text(config.resolv_conf)
+            etc_names.append("resolv.conf")
+        etc_files = {f"/etc/{name}": str(files.etc / name) for name in etc_names}
         host = spec.HostFacts(cgroups_path=f"/{self.cgroup_parent}/{config.id}",
                               swap_limit=self.cgroups.swap_limit,
                               cgroup_namespace=self.cgroups.mode == UNIFIED,

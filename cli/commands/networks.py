@@ -51,7 +51,8 @@ async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
 
 
 async def connect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
-    await api.ConnectNetwork(pb.ConnectRequest(network=args.network, container=args.container),
+    await api.ConnectNetwork(pb.ConnectRequest(network=args.network, container=args.container,
+                                               aliases=args.alias),
                              timeout=RPC_TIMEOUT)
 
 

@@ -24,7 +24,8 @@ from proto.records import Attachment, ContainerSpec, Host, Network, PortMapping
 EPHEMERAL_PORTS = range(32768, 61000)
 
 
-async def attach(records: Records, spec: ContainerSpec, network_name: str, host: Host, randomize: bool) -> Txn:
+async def attach(records: Records, spec: ContainerSpec, network_name: str, host: Host, randomize: bool,
+                 aliases: tuple[str, ...] = ()) -> Txn:
     """Add an attachment to `spec` and return the guards and writes it needs: its
     address and the records its driver writes for it."""
     net_kv, network = await records.network(network_name)
@@ -33,7 +34,7 @@ async def attach(records: Records, spec: ContainerSpec, network_name: str, host:
     directory = driver.reservations(records.keys, network_name, host.name)
     subnet, gateway = driver.subnet_for(network, host)
     ip = await _pick_address(records, directory, network_name, subnet, gateway, randomize)
-    attachment = Attachment(network=network_name, ip=ip, mac=mac_for_ip(ip))
+    attachment = Attachment(network=network_name, ip=ip, mac=mac_for_ip(ip), aliases=list(aliases))
     spec.attachments.append(attachment)
     # The exact revision, not mere existence: a network removed and
     # re-created meanwhile may have another subnet.

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable
 
 from controller.etcd import Compare, Op, Txn
-from controller.run_options import RunOptions, check_options
+from controller.run_options import RunOptions, check_aliases, check_options
 from controller.store import allocations
 from controller.store.records import Records
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, Settled, retrying, surface_unavailable
@@ -75,7 +75,8 @@ class Containers:
             if mode.shares_container:
                 await self._check_namespace_owner(spec, mode.container)
             for network in mode.networks:
-                txn.add(await allocations.attach(self.records, spec, network, host_record, randomize=lost > 0))
+                txn.add(await allocations.attach(self.records, spec, network, host_record, randomize=lost > 0,
+                                                 aliases=options.aliases))
             txn.add(await allocations.publish(self.records, spec, options.ports, randomize=lost > 0))
             status = ContainerStatus(name=name, id=spec.id, state="created")
             txn.ops += [Op.put(key, spec.to_json()), Op.put(status_key, status.to_json())]
@@ -97,9 +98,10 @@ class Containers:
                 f"not {spec.host!r}; a network namespace cannot be shared across hosts")
 
     @surface_unavailable
-    async def connect(self, container: str, network: str) -> ContainerSpec:
+    async def connect(self, container: str, network: str, aliases: tuple[str, ...] = ()) -> ContainerSpec:
         """Attach a (running or stopped) container to one more network."""
         validate.name("network", network)
+        check_aliases(aliases)
 
         async def attempt(lost: int) -> Commit[ContainerSpec]:
             kv, spec = await self.records.container(container)
@@ -112,7 +114,8 @@ class Containers:
                 raise AlreadyExists(f"container {container!r} is already connected to network {network!r}")
             host_kv, host = await self.records.host(spec.host)
             updated = dataclasses.replace(spec, attachments=list(spec.attachments))
-            txn = await allocations.attach(self.records, updated, network, host, randomize=lost > 0)
+            txn = await allocations.attach(self.records, updated, network, host, randomize=lost > 0,
+                                           aliases=aliases)
             txn.compares += [Compare.mod_revision(kv.key, "=", kv.mod_revision),
                              Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)]
             txn.ops.append(Op.put(kv.key, updated.to_json()))

@@ -71,6 +71,7 @@ def test_flags_override_the_file_which_overrides_the_defaults(tmp_path):
     assert values == {"name": "n1", "controller": ["10.0.0.2:7946"], "vtep-ip": "10.0.0.12", "api": "",
                       "state-root": "/run/vxmesh", "gwbridge-subnet": "172.18.0.0/16",
                       "bridge-subnet": "172.30.0.0/16", "vtep-filter": "on", "port-security": "on", "registry": "",
+                      "dns": [],
                       **TLS_DEFAULTS("agent")}
     assert agent_config.agent_api(values) == "10.0.0.12:7947"
     assert first_host(values["bridge-subnet"]) == "172.30.0.1"
