@@ -145,6 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     ps = sub.add_parser("ps", help="list containers")
     ps.add_argument("-a", "--all", action="store_true", help="also stopped containers")
+    ps.add_argument("-q", "--quiet", action="store_true", help="only the container ids")
     ps.add_argument("--format", choices=["table", "json"], default="table")
 
     for name, text in (("inspect", "show a container as JSON"), ("logs", "print a container's output")):
@@ -156,15 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="stop a container (SIGTERM, then SIGKILL)")
     stop.add_argument("-t", "--time", type=bounded_int("--time", 0, 86400), default=0,
                       help="seconds to wait before SIGKILL (default 10)")
-    stop.add_argument("name")
+    stop.add_argument("names", nargs="+", metavar="CONTAINER")
     start = sub.add_parser("start", help="start a stopped container again")
-    start.add_argument("name")
+    start.add_argument("names", nargs="+", metavar="CONTAINER")
     kill = sub.add_parser("kill", help="send a signal to a container (default SIGKILL)")
     kill.add_argument("-s", "--signal", default="KILL")
-    kill.add_argument("name")
+    kill.add_argument("names", nargs="+", metavar="CONTAINER")
     rm = sub.add_parser("rm", help="remove a container")
     rm.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
-    rm.add_argument("name")
+    rm.add_argument("names", nargs="+", metavar="CONTAINER")
     _image_parsers(sub)
     health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
     health.add_argument("--format", choices=["table", "json"], default="table")

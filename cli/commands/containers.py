@@ -5,6 +5,8 @@ import argparse
 import json
 import sys
 
+import grpc
+
 from cli.commands.common import RPC_TIMEOUT
 from cli.options import parse_command, parse_env, parse_port, parse_signal, parse_size, parse_volume
 from cli.output import container_json, container_rows
@@ -50,8 +52,12 @@ async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 
 async def ps(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     reply = await api.ListContainers(pb.ListContainersRequest(all=args.all), timeout=RPC_TIMEOUT)
-    items = [container_json(d) for d in reply.containers]
-    print(json.dumps(items, indent=2) if args.format == "json" else container_rows(items))
+    # Newest first, as `docker ps`.
+    items = sorted((container_json(d) for d in reply.containers), key=lambda c: -c["created_at"])
+    if args.quiet:
+        print("\n".join(c["id"][:12] for c in items))
+    else:
+        print(json.dumps(items, indent=2) if args.format == "json" else container_rows(items))
     return 0
 
 
@@ -83,28 +89,38 @@ async def logs(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     return 0
 
 
+async def each(args: argparse.Namespace, action) -> int:
+    """Do `action` for every container named, as Docker: each one's name on
+    success, one error line per failure, and exit 1 if any failed."""
+    failed = False
+    for name in args.names:
+        try:
+            await action(name)
+            print(name)
+        except grpc.aio.AioRpcError as err:
+            print(f"Error: {err.details() or err.code().name}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
 async def stop(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Stop(pb.StopRequest(name=args.name, timeout=args.time), timeout=RPC_TIMEOUT + args.time)
-    print(args.name)
-    return 0
+    return await each(args, lambda name: api.Stop(pb.StopRequest(name=name, timeout=args.time),
+                                                  timeout=RPC_TIMEOUT + args.time))
 
 
 async def start(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Start(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
-    print(args.name)
-    return 0
+    return await each(args, lambda name: api.Start(pb.NameRequest(name=name), timeout=RPC_TIMEOUT))
 
 
 async def kill(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Kill(pb.KillRequest(container=args.name, signal=parse_signal(args.signal)), timeout=RPC_TIMEOUT)
-    print(args.name)
-    return 0
+    signal = parse_signal(args.signal)
+    return await each(args, lambda name: api.Kill(pb.KillRequest(container=name, signal=signal),
+                                                  timeout=RPC_TIMEOUT))
 
 
 async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Remove(pb.NameRequest(name=args.name, force=args.force), timeout=RPC_TIMEOUT)
-    print(args.name)
-    return 0
+    return await each(args, lambda name: api.Remove(pb.NameRequest(name=name, force=args.force),
+                                                    timeout=RPC_TIMEOUT))
 
 
 COMMANDS = {"run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "stop": stop,

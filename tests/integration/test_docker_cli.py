@@ -98,3 +98,18 @@ def test_network_rm_with_only_stopped_containers_attached(lab):
     lab.cli("start", "redc")
     assert list(inspect(lab, "redc")["networks"]) == ["blue"]
     lab.cli("rm", "-f", "redc")
+
+
+def test_ps_quiet_newest_first_feeds_rm_of_several(lab):
+    for name in ("q1", "q2", "q3"):
+        lab.cli("run", "-d", "--name", name, "--network", "blue", BUSYBOX, "sleep", "3600")
+    ids = {name: inspect(lab, name)["id"][:12] for name in ("q1", "q2", "q3")}
+    listed = lab.cli("ps", "-q").stdout.split()
+    assert [i for i in listed if i in ids.values()] == [ids["q3"], ids["q2"], ids["q1"]]
+    names = [line.split()[1] for line in lab.cli("ps").stdout.splitlines()[1:]]
+    assert [n for n in names if n in ids] == ["q3", "q2", "q1"]
+    # `ps -q | xargs rm -f`, by name here: several at once, one line each.
+    removed = lab.cli("rm", "-f", "q1", "q2", "q3")
+    assert removed.stdout.split() == ["q1", "q2", "q3"]
+    partly = lab.cli("rm", "-f", "ghost1", check=False)
+    assert partly.returncode == 1 and "container 'ghost1' not found" in partly.stderr
