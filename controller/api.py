@@ -25,7 +25,7 @@ from controller.images.service import NO_REGISTRY
 from controller.store import Store
 from controller.user_errors import user_errors, user_errors_streaming
 from proto import timing
-from proto.errors import FailedPrecondition, ImageError, NotFound, Unavailable, UserError
+from proto.errors import FailedPrecondition, ImageError, InvalidArgument, NotFound, Unavailable, UserError
 from proto.network_mode import NetworkMode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -176,6 +176,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Start(self, request, context):
+        request.name = await self._container_name(request.name)
         spec, status = await self.store.get_container(request.name)
         if status is not None and status.state == "running":
             return _detail(spec, status)  # as Docker: starting a running container is a no-op
@@ -187,6 +188,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Kill(self, request, context):
+        request.container = await self._container_name(request.container)
         spec, status = await self.store.get_container(request.container)
         if status is None or status.state != "running":
             raise FailedPrecondition(f"container {request.container!r} is not running")
@@ -196,6 +198,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def ConnectNetwork(self, request, context):
+        request.container = await self._container_name(request.container)
         received = time.time()
         spec = await self.store.connect(request.container, request.network, tuple(request.aliases))
         committed = time.time()
@@ -207,6 +210,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def DisconnectNetwork(self, request, context):
+        request.container = await self._container_name(request.container)
         spec = await self.store.disconnect(request.container, request.network)
         return _detail(*await self._applied(spec))
 
@@ -228,10 +232,12 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Inspect(self, request, context):
+        request.name = await self._container_name(request.name)
         return _detail(*await self.store.get_container(request.name))
 
     @user_errors
     async def Stop(self, request, context):
+        request.name = await self._container_name(request.name)
         spec, _ = await self.store.get_container(request.name)
         timeout = request.timeout or spec.stop_timeout
         spec = await self.store.set_desired(request.name, "stopped", stop_timeout=timeout)
@@ -240,6 +246,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Remove(self, request, context):
+        request.name = await self._container_name(request.name)
         spec, status = await self.store.get_container(request.name)
         if status is not None and status.state == "running" and not request.force:
             raise FailedPrecondition(
@@ -258,6 +265,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors_streaming
     async def Exec(self, request, context) -> AsyncIterator[pb.ExecOutput]:
+        request.container = await self._container_name(request.container)
         request_limits.check_exec(request)
         spec, _ = await self.store.get_container(request.container)
         stub = await self._agent(spec.host)
@@ -266,12 +274,26 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
+        request.container = await self._container_name(request.container)
         spec, _ = await self.store.get_container(request.container)
         stub = await self._agent(spec.host)
         async for chunk in _forward_stream(stub.Logs(request)):
             yield chunk
 
     # ---- helpers -----------------------------------------------------------
+
+    async def _container_name(self, ref: str) -> str:
+        """The container `ref` names: its name, or (as Docker takes them) its full
+        id or a prefix of it that only one container's id has."""
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            return ref
+        specs = [spec for spec, _ in await self.store.list_containers()]
+        if any(spec.name == ref for spec in specs):
+            return ref
+        matches = [spec.name for spec in specs if spec.id.startswith(ref)]
+        if len(matches) > 1:
+            raise InvalidArgument(f"container id prefix {ref!r} is ambiguous: {len(matches)} containers match")
+        return matches[0] if matches else ref
 
     async def _wait_status(self, spec: ContainerSpec, done, timeout: float) -> ContainerStatus | None:
         def current() -> ContainerStatus | None:

@@ -10,7 +10,7 @@ from proto import vxmesh_pb2_grpc as pb_grpc
 
 from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import lab_with_blue
-from tests.helpers.lab_cli import inspect
+from tests.helpers.lab_cli import containers, inspect
 
 pytestmark = pytest.mark.integration
 
@@ -108,8 +108,11 @@ def test_ps_quiet_newest_first_feeds_rm_of_several(lab):
     assert [i for i in listed if i in ids.values()] == [ids["q3"], ids["q2"], ids["q1"]]
     names = [line.split()[1] for line in lab.cli("ps").stdout.splitlines()[1:]]
     assert [n for n in names if n in ids] == ["q3", "q2", "q1"]
-    # `ps -q | xargs rm -f`, by name here: several at once, one line each.
-    removed = lab.cli("rm", "-f", "q1", "q2", "q3")
-    assert removed.stdout.split() == ["q1", "q2", "q3"]
+    # Ids and unique id prefixes work where names do.
+    assert inspect(lab, ids["q1"][:8])["name"] == "q1"
+    # `ps -q | xargs rm -f`: several at once, one line each.
+    removed = lab.cli("rm", "-f", *listed)
+    assert set(ids.values()) <= set(removed.stdout.split())
+    assert not {"q1", "q2", "q3"} & {c["name"] for c in containers(lab)}
     partly = lab.cli("rm", "-f", "ghost1", check=False)
     assert partly.returncode == 1 and "container 'ghost1' not found" in partly.stderr
