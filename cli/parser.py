@@ -77,13 +77,23 @@ def build_parser() -> argparse.ArgumentParser:
     create = network.add_parser("create", help="create a network")
     create.add_argument("-d", "--driver", default="overlay",
                         help="network driver: overlay (across hosts, the default) or bridge (one per host)")
-    create.add_argument("--subnet", required=True)
+    create.add_argument("--subnet", default="",
+                        help="CIDR (default: a free one from the controller's default address pools)")
     create.add_argument("--gateway", default="")
+    create.add_argument("--ip-range", default="", help="where dynamic addresses come from (inside --subnet)")
+    create.add_argument("--internal", action="store_true", help="no way out: no egress, no default route")
+    create.add_argument("--attachable", action="store_true", help="accepted (every network takes containers)")
+    create.add_argument("--label", action="append", default=[], metavar="KEY[=VALUE]")
     create.add_argument("--vni", type=int, default=0)
     create.add_argument("-o", "--opt", action="append", default=[], metavar="KEY[=VALUE]",
                         help="driver option, as docker's; known: encrypted (needs IPsec ESP in the kernel)")
     create.add_argument("name")
-    network.add_parser("ls", help="list networks")
+    net_ls = network.add_parser("ls", aliases=["list"], help="list networks")
+    net_ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="name, id, driver, label (KEY or KEY=VALUE), scope; repeatable")
+    net_ls.add_argument("-q", "--quiet", action="store_true", help="only the network ids")
+    prune = network.add_parser("prune", help="remove every user network no running container uses")
+    prune.add_argument("-f", "--force", action="store_true", help="do not ask")
     inspect_net = network.add_parser("inspect", help="show a network and its endpoints as JSON")
     inspect_net.add_argument("name")
     rm_net = network.add_parser("rm", help="remove a network")
@@ -94,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         cmd.add_argument("container")
         if action == "connect":
             cmd.add_argument("--alias", action="append", default=[], help="another name on this network")
+            cmd.add_argument("--ip", default="", help="the container's address on this network")
 
     host = sub.add_parser("host", help="list hosts").add_subparsers(dest="action", required=True)
     host_ls = host.add_parser("ls", help="list hosts")
@@ -113,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="network to attach (repeatable), or host, none, container:NAME (default: bridge)")
     run.add_argument("--network-alias", "--net-alias", action="append", default=[], metavar="ALIAS",
                      help="another name the container answers to on its networks (repeatable)")
+    run.add_argument("--ip", default="", help="the container's address on its (first) network")
     run.add_argument("-h", "--hostname", default="", help="the container's host name (default: its name)")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     run.add_argument("-p", "--publish", action="append", default=[], metavar="[HOST_PORT:]CONTAINER_PORT[/PROTO]",

@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
         run(ControllerConfig(listen=values["listen"], etcd=values["etcd"], data_dir=Path(values["data-dir"]),
                              prefix=values["prefix"], host_ttl=values["host-ttl"],
                              tls=tls, insecure=values["insecure"], etcd_tls=etcd_tls,
-                             registry=values["registry"]))
+                             registry=values["registry"],
+                             default_address_pools=values["default-address-pools"]))
     except (config_file.ConfigError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1

@@ -61,7 +61,8 @@ class ControllerService(pb_grpc.ControllerServicer):
         request_limits.check_network_options(request.options)
         network = await self.store.create_network(
             request.name, request.subnet, gateway=request.gateway, vni=request.vni,
-            driver=request.driver or DEFAULT_DRIVER, options=dict(request.options))
+            driver=request.driver or DEFAULT_DRIVER, options=dict(request.options), ip_range=request.ip_range,
+            internal=request.internal, attachable=request.attachable, labels=dict(request.labels))
         return network.to_wire()
 
     @user_errors
@@ -200,7 +201,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def ConnectNetwork(self, request, context):
         request.container = await self._container_name(request.container)
         received = time.time()
-        spec = await self.store.connect(request.container, request.network, tuple(request.aliases))
+        spec = await self.store.connect(request.container, request.network, tuple(request.aliases), request.ip)
         committed = time.time()
         detail = _detail(*await self._applied(spec))
         # As for run: wall-clock stamps, for tests/benchmarks/bench_lab_propagation.py.

@@ -65,6 +65,7 @@ class RunOptions:
     ulimits: tuple[Ulimit, ...] = ()
     # --network-alias: more names for the container on each of its networks (agent/dns).
     aliases: tuple[str, ...] = ()
+    ip: str = ""            # --ip: the address on the first network
 
 
 def from_request(request) -> RunOptions:
@@ -79,7 +80,8 @@ def from_request(request) -> RunOptions:
         cap_drop=canonical_capabilities(request.cap_drop, "--cap-drop"),
         privileged=request.privileged, seccomp=request.seccomp or docker_options.SECCOMP_DEFAULT,
         seccomp_profile=request.seccomp_profile, allow_new_privileges=request.allow_new_privileges,
-        ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits), aliases=tuple(request.aliases))
+        ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits), aliases=tuple(request.aliases),
+        ip=request.ip)
 
 
 def check_aliases(aliases) -> None:
@@ -107,6 +109,8 @@ def check_options(options: RunOptions, mode: NetworkMode) -> None:
     check_process(options)
     check_confinement(options)
     check_aliases(options.aliases)
+    if options.ip and not mode.attaches:
+        raise InvalidArgument(f"conflicting options: --ip and --network {mode.text}")
     if options.memory_bytes and options.memory_bytes < MIN_MEMORY:
         raise InvalidArgument(
             f"invalid --memory {options.memory_bytes}: the minimum is {MIN_MEMORY} bytes (6 MiB)")

@@ -98,6 +98,10 @@ class Network(Record):
     created_at: float = 0.0
     builtin: bool = False
     scope: str = ""            # "global" or "local", as the driver says (proto/vxmesh.proto)
+    ip_range: str = ""         # where dynamic addresses come from; "": the whole subnet
+    internal: bool = False     # no egress: no gwbridge, no NAT, no default route through it
+    attachable: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         cap_drop=[capabilities.canonical(c) for c in args.cap_drop], privileged=args.privileged,
         seccomp=security.seccomp, seccomp_profile=security.seccomp_profile,
         allow_new_privileges=not security.no_new_privileges,
-        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias)
+        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias, ip=args.ip)
 
 
 async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+import grpc
 
 from cli.commands.common import RPC_TIMEOUT
 from cli.output import network_json, network_rows
@@ -31,13 +34,79 @@ async def create(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
         validate.vni(args.vni)
     network = await api.CreateNetwork(pb.CreateNetworkRequest(
         name=args.name, driver=args.driver, subnet=args.subnet, gateway=args.gateway, vni=args.vni,
-        options=parse_opts(args.opt)), timeout=RPC_TIMEOUT)
+        options=parse_opts(args.opt), ip_range=args.ip_range, internal=args.internal,
+        attachable=args.attachable, labels=parse_labels(args.label)), timeout=RPC_TIMEOUT)
     print(network.id)
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """--label KEY[=VALUE], repeated."""
+    labels = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise InvalidArgument(f"--label {item!r} is not KEY[=VALUE]")
+        labels[key] = value
+    return labels
+
+
+FILTERS = ("name", "id", "driver", "label", "scope")
+
+
+def network_filter(items: list[str]):
+    """`--filter KEY=VALUE`s as one test, as Docker's: values of one key are
+    alternatives, different keys must all match; name and id match a part or a prefix."""
+    wanted: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or key not in FILTERS:
+            raise InvalidArgument(f"invalid filter {item!r}: use one of {', '.join(FILTERS)} as KEY=VALUE")
+        wanted.setdefault(key, []).append(value)
+
+    def label_matches(network: Network, text: str) -> bool:
+        key, sep, value = text.partition("=")
+        return key in network.labels and (not sep or network.labels[key] == value)
+
+    tests = {"name": lambda n, v: v in n.name, "id": lambda n, v: n.id.startswith(v),
+             "driver": lambda n, v: n.driver == v, "label": label_matches,
+             "scope": lambda n, v: v == ("swarm" if n.scope == "global" else n.scope)}
+    return lambda network: all(any(tests[k](network, v) for v in values) for k, values in wanted.items())
 
 
 async def ls(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
     reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
-    print(network_rows([Network.from_wire(n) for n in reply.networks]))
+    matches = network_filter(args.filter)
+    networks = [n for n in (Network.from_wire(w) for w in reply.networks) if matches(n)]
+    if args.quiet:
+        print("\n".join(n.id[:12] for n in networks))
+    else:
+        print(network_rows(networks))
+
+
+PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at least one container.\n"
+                 "Are you sure you want to continue? [y/N] ")
+
+
+async def prune(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
+    """Remove every user network no running container is attached to (the
+    controller refuses the others, which are kept)."""
+    if not args.force:
+        print(PRUNE_WARNING, end="", flush=True)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return
+    reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
+    deleted = []
+    for network in (Network.from_wire(w) for w in reply.networks):
+        if network.builtin:
+            continue
+        try:
+            await api.RemoveNetwork(pb.NameRequest(name=network.name), timeout=RPC_TIMEOUT)
+            deleted.append(network.name)
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.FAILED_PRECONDITION:  # in use: kept, as Docker
+                raise
+    if deleted:
+        print("Deleted Networks:\n" + "\n".join(deleted))
 
 
 async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
@@ -52,7 +121,7 @@ async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
 
 async def connect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
     await api.ConnectNetwork(pb.ConnectRequest(network=args.network, container=args.container,
-                                               aliases=args.alias),
+                                               aliases=args.alias, ip=args.ip),
                              timeout=RPC_TIMEOUT)
 
 
@@ -61,8 +130,8 @@ async def disconnect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> N
                                 timeout=RPC_TIMEOUT)
 
 
-ACTIONS = {"create": create, "ls": ls, "inspect": inspect, "rm": rm, "connect": connect,
-           "disconnect": disconnect}
+ACTIONS = {"create": create, "ls": ls, "list": ls, "inspect": inspect, "rm": rm, "connect": connect,
+           "disconnect": disconnect, "prune": prune}
 
 
 async def network(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:

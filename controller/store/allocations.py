@@ -15,8 +15,8 @@ import random
 from controller import drivers
 from controller.etcd import Compare, Op, Txn
 from controller.store.records import Records, owner_json
-from proto.addresses import mac_for_ip, next_free_ip, parse_subnet
-from proto.errors import FailedPrecondition, ResourceExhausted
+from proto.addresses import check_static_ip, mac_for_ip, next_free_ip, parse_subnet
+from proto.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from proto.records import Attachment, ContainerSpec, Host, Network, PortMapping
 
 # Where a free host port is chosen for `-p CONTAINER_PORT` (Linux's default
@@ -25,15 +25,25 @@ EPHEMERAL_PORTS = range(32768, 61000)
 
 
 async def attach(records: Records, spec: ContainerSpec, network_name: str, host: Host, randomize: bool,
-                 aliases: tuple[str, ...] = ()) -> Txn:
+                 aliases: tuple[str, ...] = (), ip: str = "") -> Txn:
     """Add an attachment to `spec` and return the guards and writes it needs: its
-    address and the records its driver writes for it."""
+    address (`ip`, as --ip asks, or the next free one of the network's
+    --ip-range or subnet) and the records its driver writes for it."""
     net_kv, network = await records.network(network_name)
     driver = drivers.driver_for(network)
     driver.check_attachable(network)
     directory = driver.reservations(records.keys, network_name, host.name)
     subnet, gateway = driver.subnet_for(network, host)
-    ip = await _pick_address(records, directory, network_name, subnet, gateway, randomize)
+    if ip:
+        if network.builtin:
+            raise InvalidArgument(f"--ip: a chosen address needs a user network, not {network_name!r}")
+        ip = check_static_ip(ip, parse_subnet(subnet, bounded=False), gateway, network_name)
+        holder = await records.etcd.get(directory + ip)
+        if holder is not None:
+            raise FailedPrecondition(f"address {ip} is already in use on network {network_name!r} by container "
+                                     f"{json.loads(holder.value).get('container', '?')!r}")
+    else:
+        ip = await _pick_address(records, directory, network_name, network.ip_range or subnet, gateway, randomize)
     attachment = Attachment(network=network_name, ip=ip, mac=mac_for_ip(ip), aliases=list(aliases))
     spec.attachments.append(attachment)
     # The exact revision, not mere existence: a network removed and

@@ -74,9 +74,10 @@ class Containers:
                        Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)])
             if mode.shares_container:
                 await self._check_namespace_owner(spec, mode.container)
-            for network in mode.networks:
+            for index, network in enumerate(mode.networks):
+                # --ip is the address on the first network, as Docker's.
                 txn.add(await allocations.attach(self.records, spec, network, host_record, randomize=lost > 0,
-                                                 aliases=options.aliases))
+                                                 aliases=options.aliases, ip=options.ip if index == 0 else ""))
             txn.add(await allocations.publish(self.records, spec, options.ports, randomize=lost > 0))
             status = ContainerStatus(name=name, id=spec.id, state="created")
             txn.ops += [Op.put(key, spec.to_json()), Op.put(status_key, status.to_json())]
@@ -98,7 +99,8 @@ class Containers:
                 f"not {spec.host!r}; a network namespace cannot be shared across hosts")
 
     @surface_unavailable
-    async def connect(self, container: str, network: str, aliases: tuple[str, ...] = ()) -> ContainerSpec:
+    async def connect(self, container: str, network: str, aliases: tuple[str, ...] = (),
+                      ip: str = "") -> ContainerSpec:
         """Attach a (running or stopped) container to one more network."""
         validate.name("network", network)
         check_aliases(aliases)
@@ -115,7 +117,7 @@ class Containers:
             host_kv, host = await self.records.host(spec.host)
             updated = dataclasses.replace(spec, attachments=list(spec.attachments))
             txn = await allocations.attach(self.records, updated, network, host, randomize=lost > 0,
-                                           aliases=aliases)
+                                           aliases=aliases, ip=ip)
             txn.compares += [Compare.mod_revision(kv.key, "=", kv.mod_revision),
                              Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)]
             txn.ops.append(Op.put(kv.key, updated.to_json()))

@@ -23,24 +23,56 @@ from controller.etcd import KV, Compare, Op, Txn
 from controller.store.records import Records
 from controller.store.transaction import Commit, retrying, surface_unavailable
 from proto import validate
-from proto.addresses import check_gateway, check_unicast, default_gateway, parse_subnet, subnet_clash
-from proto.errors import AlreadyExists, FailedPrecondition
+from proto.addresses import (
+    DEFAULT_ADDRESS_POOLS,
+    check_gateway,
+    check_unicast,
+    default_gateway,
+    parse_ip_range,
+    parse_subnet,
+    subnet_clash,
+    subnet_from_pools,
+)
+from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+
+# Labels are shown and filtered on, never interpreted: bounded so one request
+# cannot store much.
+MAX_LABELS = 64
+MAX_LABEL_BYTES = 1024
+
+
+def check_labels(labels: Mapping[str, str]) -> None:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"too many labels: {len(labels)} (at most {MAX_LABELS})")
+    for key, value in labels.items():
+        if not key or len(key.encode()) + len(value.encode()) > MAX_LABEL_BYTES or "\0" in key + value:
+            raise InvalidArgument(f"invalid label {key[:40]!r}: a key of at most {MAX_LABEL_BYTES} bytes "
+                                  "with its value, no NUL")
 from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network
 
 
 class Networks:
-    def __init__(self, records: Records) -> None:
+    def __init__(self, records: Records, address_pools: tuple[str, ...] = DEFAULT_ADDRESS_POOLS) -> None:
         self.records = records
         self.keys = records.keys
+        self.address_pools = address_pools   # where a network without --subnet gets one
 
     @surface_unavailable
     async def create(self, name: str, subnet: str, gateway: str = "", vni: int = 0,
-                     driver: str = drivers.DEFAULT_DRIVER, options: Mapping[str, str] | None = None) -> Network:
+                     driver: str = drivers.DEFAULT_DRIVER, options: Mapping[str, str] | None = None, *,
+                     ip_range: str = "", internal: bool = False, attachable: bool = False,
+                     labels: Mapping[str, str] | None = None) -> Network:
+        """A network; without `subnet`, the first free one of the default address pools."""
         validate.name("network", name)
         request = NetworkRequest(name, subnet, gateway, vni, driver, dict(options or {}))
         chosen, flags = drivers.for_create(request)
-        net = check_unicast(parse_subnet(subnet))
-        gateway = check_gateway(net, gateway) if gateway else default_gateway(net)
+        asked = check_unicast(parse_subnet(subnet)) if subnet else None
+        if asked is None and (gateway or ip_range):
+            raise InvalidArgument("--gateway and --ip-range need --subnet")
+        if asked is not None:
+            gateway = check_gateway(asked, gateway) if gateway else default_gateway(asked)
+            ip_range = str(parse_ip_range(ip_range, asked)) if ip_range else ""
+        check_labels(labels or {})
         await chosen.check_create(request, flags)
         key = self.keys.network(name)
 
@@ -53,12 +85,14 @@ class Networks:
             taken = {f"network {n.name!r}": n.subnet for n in networks.values() if n.subnet}
             for _, host in hosts:
                 taken.update(host.own_subnets())
+            net = asked or subnet_from_pools(self.address_pools, taken)
             clash = subnet_clash(net, taken)
             if clash is not None:
                 raise FailedPrecondition(clash)
             network, reserved = await chosen.reserve(self.records, Network(
-                name=name, subnet=str(net), gateway=gateway, vni=vni, driver=chosen.name, scope=chosen.scope,
-                id=secrets.token_hex(32), created_at=time.time()))
+                name=name, subnet=str(net), gateway=gateway or default_gateway(net), vni=vni, driver=chosen.name,
+                scope=chosen.scope, id=secrets.token_hex(32), created_at=time.time(), ip_range=ip_range,
+                internal=internal, attachable=attachable, labels=dict(labels or {})))
             txn = Txn([Compare.absent(key),
                        # Another controller may be adding an overlapping subnet right now,
                        # or a host registering with subnets of its own.

@@ -2,15 +2,18 @@
 regressions found while comparing it with Docker's own behaviour."""
 from __future__ import annotations
 
+import subprocess
+
 import grpc
 import pytest
 
+from deploy.lab_processes import REPO_ROOT
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 
 from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import lab_with_blue
-from tests.helpers.lab_cli import containers, inspect
+from tests.helpers.lab_cli import containers, inspect, network
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +22,12 @@ pytestmark = pytest.mark.integration
 def lab(busybox_archive):
     with lab_with_blue(hosts=1, image=busybox_archive) as lab:
         yield lab
+
+
+def networks(lab) -> list[dict]:
+    """`network ls` as NAME and DRIVER of each row."""
+    rows = [line.split() for line in lab.cli("network", "ls").stdout.splitlines()[1:]]
+    return [{"name": row[1], "driver": row[2]} for row in rows]
 
 
 def host_ports(lab, name: str) -> list[str]:
@@ -116,3 +125,55 @@ def test_ps_quiet_newest_first_feeds_rm_of_several(lab):
     assert not {"q1", "q2", "q3"} & {c["name"] for c in containers(lab)}
     partly = lab.cli("rm", "-f", "ghost1", check=False)
     assert partly.returncode == 1 and "container 'ghost1' not found" in partly.stderr
+
+
+def test_addresses_pools_ranges_static_and_internal(lab):
+    # No --subnet: a free subnet of the default pools, clear of the hosts' own.
+    lab.cli("network", "create", "--label", "env=lab", "--attachable", "auto")
+    auto = network(lab, "auto")
+    assert auto["subnet"] == "172.16.0.0/16" and auto["labels"] == {"env": "lab"} and auto["attachable"]
+    assert lab.cli("network", "ls", "-q", "--filter", "label=env=lab").stdout.split() == [auto["id"][:12]]
+    assert lab.cli("network", "ls", "-q", "--filter", "label=env=prod").stdout.split() == []
+    # --ip-range, and --ip on run and on connect.
+    lab.cli("network", "create", "--subnet", "10.80.0.0/24", "--ip-range", "10.80.0.128/25", "ranged")
+    lab.cli("run", "-d", "--name", "r1", "--network", "ranged", BUSYBOX, "sleep", "3600")
+    assert inspect(lab, "r1")["networks"]["ranged"]["ip"] == "10.80.0.129"
+    lab.cli("run", "-d", "--name", "r2", "--network", "ranged", "--ip", "10.80.0.7", BUSYBOX, "sleep", "3600")
+    lab.cli("network", "connect", "--ip", "172.16.0.9", "auto", "r2")
+    assert {n: a["ip"] for n, a in inspect(lab, "r2")["networks"].items()} == {"ranged": "10.80.0.7",
+                                                                            "auto": "172.16.0.9"}
+    assert lab.cli("exec", "r1", "--", "ping", "-c", "1", "-W", "2", "10.80.0.7", check=False).returncode == 0
+    taken = lab.cli("run", "-d", "--name", "r3", "--network", "ranged", "--ip", "10.80.0.7", BUSYBOX, "true",
+                    check=False)
+    assert taken.returncode != 0 and "address 10.80.0.7 is already in use on network 'ranged'" in taken.stderr
+    lab.cli("rm", "-f", "r1", "r2")
+
+
+def test_an_internal_network_has_no_way_out(lab):
+    lab.cli("network", "create", "--internal", "--subnet", "10.81.0.0/24", "priv")
+    lab.cli("run", "-d", "--name", "in1", "--network", "priv", BUSYBOX, "sleep", "3600")
+    lab.cli("run", "-d", "--name", "in2", "--network", "priv", BUSYBOX, "sleep", "3600")
+    lab.cli("run", "-d", "--name", "out1", "--network", "blue", BUSYBOX, "sleep", "3600")
+    # The control: an ordinary overlay container reaches the lab's outside server.
+    assert lab.cli("exec", "out1", "--", "nc", "-w", "3", lab.ext_ip, "8080", check=False).returncode == 0
+    assert lab.cli("exec", "in1", "--", "nc", "-w", "3", lab.ext_ip, "8080", check=False).returncode != 0
+    assert lab.cli("exec", "in1", "--", "ip", "route").stdout.count("default") == 0
+    # Inside, it is a network like any other.
+    assert lab.cli("exec", "in1", "--", "ping", "-c", "1", "-W", "2", "in2", check=False).returncode == 0
+    lab.cli("rm", "-f", "in1", "in2", "out1")
+
+
+def test_network_prune_removes_what_no_running_container_uses(lab):
+    lab.cli("network", "create", "--subnet", "10.82.0.0/24", "unused")
+    lab.cli("network", "create", "--subnet", "10.83.0.0/24", "used")
+    lab.cli("run", "-d", "--name", "pr1", "--network", "used", BUSYBOX, "sleep", "3600")
+    # Without -f it asks, and "no" keeps everything.
+    kept = subprocess.run(lab.cli_argv("network", "prune"), input="n\n", capture_output=True, text=True,
+                          cwd=REPO_ROOT, timeout=30)
+    assert "Are you sure" in kept.stdout and "unused" in [n["name"] for n in networks(lab)]
+    pruned = lab.cli("network", "prune", "-f").stdout.splitlines()
+    assert pruned[0] == "Deleted Networks:" and "unused" in pruned[1:] and "used" not in pruned[1:]
+    names = [n["name"] for n in networks(lab)]
+    assert "used" in names and "blue" not in names and "bridge" in names   # blue was idle too
+    lab.cli("rm", "-f", "pr1")
+    lab.cli("network", "create", "--subnet", "10.77.0.0/24", "blue")

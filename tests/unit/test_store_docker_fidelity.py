@@ -8,7 +8,7 @@ import json
 import pytest
 
 from controller.run_options import RunOptions
-from proto.errors import FailedPrecondition
+from proto.errors import FailedPrecondition, InvalidArgument
 from proto.records import ContainerStatus, Host, PortMapping
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -91,3 +91,37 @@ async def test_a_network_goes_while_only_stopped_containers_are_attached(store, 
     # The subnet is free for a new network, and the containers can be removed.
     await store.create_network("red", "10.78.0.0/24", driver=driver)
     await store.delete_container("down")
+
+
+async def test_a_network_without_a_subnet_takes_one_from_the_pools(etcd, prefix):
+    from controller.store import Store
+    store = Store(etcd, prefix, address_pools=("10.200.0.0/16:24",))
+    await store.register_host(Host(name="h1", vtep="192.0.2.1", api="192.0.2.1:7001"))
+    await store.create_network("taken", "10.200.0.0/24")
+    auto = await store.create_network("auto", "", labels={"env": "dev"}, attachable=True)
+    assert (auto.subnet, auto.gateway, auto.labels, auto.attachable) == ("10.200.1.0/24", "10.200.1.1",
+                                                                         {"env": "dev"}, True)
+    assert (await store.create_network("lan", "", driver="bridge")).subnet == "10.200.2.0/24"
+    with pytest.raises(InvalidArgument, match="--gateway and --ip-range need --subnet"):
+        await store.create_network("bad", "", ip_range="10.200.3.0/25")
+
+
+async def test_ip_range_static_addresses_and_internal(store):
+    await store.register_host(Host(name="h1", vtep="192.0.2.1", api="192.0.2.1:7001", bridge_subnet="172.17.0.0/16"))
+    net = await store.create_network("blue", "10.77.0.0/24", ip_range="10.77.0.128/25", internal=True)
+    assert (net.ip_range, net.internal) == ("10.77.0.128/25", True)
+    dynamic = await store.create_container("c1", "h1", [], {}, "", ["blue"])
+    assert dynamic.attachments[0].ip == "10.77.0.129"
+    static = await store.create_container("c2", "h1", [], {}, "", ["blue"], RunOptions(ip="10.77.0.10"))
+    assert static.attachments[0].ip == "10.77.0.10"
+    with pytest.raises(FailedPrecondition, match="address 10.77.0.10 is already in use on network 'blue' "
+                                                 "by container 'c2'"):
+        await store.create_container("c3", "h1", [], {}, "", ["blue"], RunOptions(ip="10.77.0.10"))
+    with pytest.raises(InvalidArgument, match="outside the subnet"):
+        await store.create_container("c3", "h1", [], {}, "", ["blue"], RunOptions(ip="10.78.0.10"))
+    await store.create_network("red", "10.78.0.0/24")
+    connected = await store.connect("c1", "red", ("db",), "10.78.0.20")
+    assert [(a.network, a.ip, a.aliases) for a in connected.attachments][1] == ("red", "10.78.0.20", ["db"])
+    await store.ensure_builtin_networks()
+    with pytest.raises(InvalidArgument, match="a chosen address needs a user network"):
+        await store.create_container("c4", "h1", [], {}, "", ["bridge"], RunOptions(ip="172.17.0.9"))
