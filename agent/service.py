@@ -23,6 +23,8 @@ from proto import vxmesh_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 LOG_CHUNK = 64 * 1024
+# How often a followed log is read again while its container runs.
+FOLLOW_POLL_SECONDS = 0.1
 
 
 class HostAgentService(pb_grpc.HostAgentServicer):
@@ -66,9 +68,21 @@ class HostAgentService(pb_grpc.HostAgentServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, str(err))
         if not path.exists():
             return
+        container_id = self._container_id(request.container)
         with open(path, "rb") as log_file:
-            while chunk := await asyncio.to_thread(log_file.read, LOG_CHUNK):
-                yield pb.LogChunk(data=chunk)
+            while True:
+                # Whether it runs is asked before reading: what it wrote before
+                # stopping is then read to the end before the stream ends.
+                running = request.follow and await self._running(container_id)
+                while chunk := await asyncio.to_thread(log_file.read, LOG_CHUNK):
+                    yield pb.LogChunk(data=chunk)
+                if not running:
+                    return
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+    async def _running(self, container_id: str) -> bool:
+        state = await self.runtime.state(container_id)
+        return state is not None and state.state == "running"
 
     async def Tables(self, request, context):
         by_vni = {n.vni: n for n in self.view.networks().values()}

@@ -117,8 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
                                      "Options go before IMAGE; everything after it is the command.",
                          add_help=False)
     run.add_argument("--help", action="help", help="show this help message and exit")
-    run.add_argument("-d", "--detach", action="store_true", help="run in the background (always the case)")
-    run.add_argument("--name", required=True)
+    run.add_argument("-d", "--detach", action="store_true",
+                     help="run in the background and print the id (without: stream its output, exit with its code)")
+    run.add_argument("--rm", action="store_true", help="remove the container when it exits (foreground runs)")
+    run.add_argument("--name", default="", help="the container's name (default: a generated one)")
     run.add_argument("--host", default="", help="host to run on (default: least loaded live host)")
     run.add_argument("--network", "--net", action="append", default=[],
                      help="network to attach (repeatable), or host, none, container:NAME (default: bridge)")
@@ -129,6 +131,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     run.add_argument("-p", "--publish", action="append", default=[], metavar="[HOST_PORT:]CONTAINER_PORT[/PROTO]",
                      help="publish a container port on the host (repeatable)")
+    run.add_argument("-P", "--publish-all", action="store_true",
+                     help="publish every exposed port (the image's and --expose's) on a free host port")
+    run.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]",
+                     help="expose a port, as the image's ExposedPorts (repeatable)")
     run.add_argument("-v", "--volume", action="append", default=[], metavar="HOST_DIR:CONTAINER_DIR[:ro]",
                      help="bind-mount a host directory (repeatable)")
     run.add_argument("-m", "--memory", default="", help="memory limit, e.g. 64m")
@@ -163,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (("inspect", "show a container as JSON"), ("logs", "print a container's output")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("name")
+        if name == "logs":
+            cmd.add_argument("-f", "--follow", action="store_true", help="keep printing until it stops")
+    port = sub.add_parser("port", help="a container's published ports: vxmesh port NAME [PORT[/PROTO]]")
+    port.add_argument("name")
+    port.add_argument("port", nargs="?", default="", metavar="PORT[/PROTO]")
     exec_ = sub.add_parser("exec", help="run a command in a container: vxmesh exec NAME -- CMD [ARG...]")
     exec_.add_argument("name")
     exec_.add_argument("cmd", nargs=argparse.REMAINDER)

@@ -19,6 +19,7 @@ from controller import request_limits, run_options
 from controller.agent_feed import FeedCounters
 from controller.cache import StateCache
 from controller.drivers import DEFAULT_DRIVER
+from controller.generated_names import generated_name
 from controller.host_view import hosts_from_index
 from controller.images.cluster_images import ClusterImages
 from controller.images.service import NO_REGISTRY
@@ -139,7 +140,11 @@ class ControllerService(pb_grpc.ControllerServicer):
         # start of the container then pulls exactly this manifest.
         if self.images is None:
             raise FailedPrecondition(NO_REGISTRY)
-        options = dataclasses.replace(options, image=await self.images.resolve(request.image))
+        options = run_options.with_image(options, await self.images.resolve(request.image))
+        run_options.check_options(options, mode)     # -P's ports among the rest
+        if not request.name:
+            # As Docker: a generated name (a lost race on it is the usual "already exists").
+            request.name = generated_name({spec.name for spec, _ in await self.store.list_containers()})
         spec = await self.store.create_container(
             request.name, host, list(request.command), dict(request.env),
             request.hostname or request.name, mode, options)

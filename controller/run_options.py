@@ -14,6 +14,7 @@ import math
 import posixpath
 import re
 from collections.abc import Iterable
+import dataclasses
 from dataclasses import dataclass
 
 from proto import capabilities, validate
@@ -66,6 +67,8 @@ class RunOptions:
     # --network-alias: more names for the container on each of its networks (agent/dns).
     aliases: tuple[str, ...] = ()
     ip: str = ""            # --ip: the address on the first network
+    publish_all: bool = False                # -P
+    expose: tuple[str, ...] = ()             # --expose, "80/tcp"
 
 
 def from_request(request) -> RunOptions:
@@ -81,7 +84,31 @@ def from_request(request) -> RunOptions:
         privileged=request.privileged, seccomp=request.seccomp or docker_options.SECCOMP_DEFAULT,
         seccomp_profile=request.seccomp_profile, allow_new_privileges=request.allow_new_privileges,
         ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits), aliases=tuple(request.aliases),
-        ip=request.ip)
+        ip=request.ip, publish_all=request.publish_all, expose=tuple(canonical_port(p) for p in request.expose))
+
+
+def canonical_port(text: str) -> str:
+    """--expose PORT[/PROTO] as the image's ExposedPorts write it: "80/tcp"."""
+    port, _, protocol = text.partition("/")
+    protocol = protocol or "tcp"
+    try:
+        validate.protocol(protocol)
+        validate.port(int(port) if port.isdigit() else -1, "exposed port")
+    except InvalidArgument as err:
+        raise InvalidArgument(f"invalid --expose {text!r}: {err}") from None
+    return f"{int(port)}/{protocol}"
+
+
+def with_image(options: RunOptions, image: RunImage) -> RunOptions:
+    """The options once the image is known: its ExposedPorts and --expose's are
+    the container's, and -P publishes each not published already on a free host port."""
+    exposed = tuple(dict.fromkeys((*image.exposed_ports, *options.expose)))
+    ports = options.ports
+    if options.publish_all:
+        published = {f"{p.container_port}/{p.protocol}" for p in ports}
+        ports += tuple(PortMapping(text.partition("/")[2], 0, int(text.partition("/")[0]))
+                       for text in exposed if text not in published)
+    return dataclasses.replace(options, image=dataclasses.replace(image, exposed_ports=exposed), ports=ports)
 
 
 def check_aliases(aliases) -> None:

@@ -2,18 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 
 import grpc
 
 from cli.commands.common import RPC_TIMEOUT
-from cli.options import parse_command, parse_env, parse_port, parse_signal, parse_size, parse_volume
+from cli.options import CliError, parse_command, parse_env, parse_port, parse_signal, parse_size, parse_volume
 from cli.output import container_json, container_rows
 from proto import capabilities, image_ref, network_mode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.network_mode import NetworkMode
+from proto.errors import UserError
+from proto.records import ContainerSpec
 from proto.run_options import parse_security_opts, parse_ulimit
 
 
@@ -41,13 +44,67 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         cap_drop=[capabilities.canonical(c) for c in args.cap_drop], privileged=args.privileged,
         seccomp=security.seccomp, seccomp_profile=security.seccomp_profile,
         allow_new_privileges=not security.no_new_privileges,
-        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias, ip=args.ip)
+        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias, ip=args.ip,
+        publish_all=args.publish_all, expose=args.expose)
+
+
+# Docker's exit statuses of `run` when no container command ran.
+EXIT_RUN_FAILED = 125        # the run itself failed (options, daemon, start)
+EXIT_CANNOT_EXECUTE = 126    # the command exists but cannot be run
+EXIT_NOT_FOUND = 127         # the command does not exist
+# How long a foreground run waits for the host's report of the exit after the output ended.
+EXIT_REPORT_SECONDS = 15.0
+
+
+def run_failure_status(message: str) -> int:
+    """The exit status of a failed run, from the runtime's reason as Docker tells them apart."""
+    text = message.lower()
+    if "failed to start" in text:
+        if "permission denied" in text:
+            return EXIT_CANNOT_EXECUTE
+        if "not found" in text or "no such file" in text:
+            return EXIT_NOT_FOUND
+    return EXIT_RUN_FAILED
 
 
 async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    detail = await api.Run(run_request(args), timeout=RPC_TIMEOUT)
-    print(detail.spec.id)
-    return 0
+    if args.rm and args.detach:
+        raise CliError("--rm applies to foreground runs: drop -d, or remove the container with rm")
+    try:
+        request = run_request(args)
+    except (CliError, UserError) as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    try:
+        detail = await api.Run(request, timeout=RPC_TIMEOUT)
+    except grpc.aio.AioRpcError as err:
+        message = err.details() or err.code().name
+        print(f"Error: {message}", file=sys.stderr)
+        return run_failure_status(message)
+    if args.detach:
+        print(detail.spec.id)
+        return 0
+    name = detail.spec.name
+    try:
+        async for chunk in api.Logs(pb.LogsRequest(container=name, follow=True)):
+            sys.stdout.buffer.write(chunk.data)
+            sys.stdout.buffer.flush()
+        return await _exit_code(api, name)
+    finally:
+        if args.rm:
+            await api.Remove(pb.NameRequest(name=name, force=True), timeout=RPC_TIMEOUT)
+
+
+async def _exit_code(api: pb_grpc.ControllerStub, name: str) -> int:
+    """The container's exit code, once its host has reported the exit."""
+    deadline = asyncio.get_running_loop().time() + EXIT_REPORT_SECONDS
+    while True:
+        detail = await api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT)
+        if detail.status.state != "running":
+            return detail.status.exit_code
+        if asyncio.get_running_loop().time() > deadline:
+            raise CliError(f"container {name!r} stopped writing but its host has not reported its exit")
+        await asyncio.sleep(0.1)
 
 
 async def ps(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
@@ -83,7 +140,8 @@ async def exec_(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 
 
 async def logs(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    async for chunk in api.Logs(pb.LogsRequest(container=args.name), timeout=RPC_TIMEOUT):
+    async for chunk in api.Logs(pb.LogsRequest(container=args.name, follow=args.follow),
+                                timeout=None if args.follow else RPC_TIMEOUT):
         sys.stdout.buffer.write(chunk.data)
     sys.stdout.buffer.flush()
     return 0
@@ -123,5 +181,24 @@ async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
                                                     timeout=RPC_TIMEOUT))
 
 
-COMMANDS = {"run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "stop": stop,
+async def port(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    """As `docker port`: each mapping "80/tcp -> 0.0.0.0:32768", or one port's host side."""
+    detail = await api.Inspect(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+    spec = ContainerSpec.from_wire(detail.spec)
+    wanted = ""
+    if args.port:
+        number, _, protocol = args.port.partition("/")
+        wanted = f"{number}/{protocol or 'tcp'}"
+    lines = [(f"{p.container_port}/{p.protocol}", f"0.0.0.0:{p.host_port}") for p in spec.ports]
+    if wanted:
+        found = [host for container, host in lines if container == wanted]
+        if not found:
+            raise CliError(f"no public port '{wanted}' published for {spec.name}")
+        print("\n".join(found))
+    else:
+        print("\n".join(f"{container} -> {host}" for container, host in lines))
+    return 0
+
+
+COMMANDS = {"port": port, "run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "stop": stop,
             "start": start, "kill": kill, "rm": rm}

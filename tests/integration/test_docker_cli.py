@@ -177,3 +177,55 @@ def test_network_prune_removes_what_no_running_container_uses(lab):
     assert "used" in names and "blue" not in names and "bridge" in names   # blue was idle too
     lab.cli("rm", "-f", "pr1")
     lab.cli("network", "create", "--subnet", "10.77.0.0/24", "blue")
+
+
+def vxmesh(lab, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """The CLI with the caller's environment given (for -e NAME)."""
+    import os
+    return subprocess.run(lab.cli_argv(*args), capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def test_a_foreground_run_streams_its_output_and_exits_with_its_code(lab):
+    result = lab.cli("run", "--name", "fg1", "--network", "blue", BUSYBOX,
+                     "sh", "-c", "echo out; echo err >&2; sleep 1; echo late; exit 3", check=False)
+    assert result.returncode == 3, result
+    # stdout and stderr share the container's log, in order.
+    assert result.stdout == "out\nerr\nlate\n"
+    assert inspect(lab, "fg1")["state"] == "exited"
+    lab.cli("rm", "fg1")
+
+
+def test_run_rm_generated_names_and_the_callers_environment(lab):
+    before = {c["name"] for c in containers(lab)}
+    result = vxmesh(lab, "run", "--rm", "-e", "GREETING", "-e", "UNSET_HERE", "--network", "blue", BUSYBOX,
+                    "sh", "-c", 'echo "$GREETING|${UNSET_HERE-unset}|$HOSTNAME|$HOME"',
+                    env={"GREETING": "hello from the caller"})
+    assert result.returncode == 0, result
+    greeting, unset, hostname, home = result.stdout.strip().split("|")
+    assert (greeting, unset, home) == ("hello from the caller", "unset", "/root")
+    # No --name: a generated one, which is also its host name; --rm took it away.
+    adjective, sep, noun = hostname.partition("_")
+    assert sep and adjective.isalpha() and noun.isalpha()
+    assert {c["name"] for c in containers(lab)} == before
+
+
+@pytest.mark.parametrize("command,status", [(("nosuchcommand",), 127), (("/etc/passwd",), 126)])
+def test_a_command_that_cannot_run_exits_126_or_127(lab, command, status):
+    result = lab.cli("run", "--rm", "--network", "blue", BUSYBOX, *command, check=False)
+    assert result.returncode == status, result
+    assert "Traceback" not in result.stderr
+
+
+def test_publish_all_and_port(lab):
+    lab.cli("run", "-d", "--name", "pa1", "--network", "blue", "-P", "--expose", "80", "--expose", "53/udp",
+            "-p", "8081:8081", BUSYBOX, "sleep", "3600")
+    lines = lab.cli("port", "pa1").stdout.splitlines()
+    mapping = dict(line.split(" -> ") for line in lines)
+    assert mapping["8081/tcp"] == "0.0.0.0:8081"
+    assert set(mapping) == {"8081/tcp", "80/tcp", "53/udp"}
+    assert all(32768 <= int(h.rsplit(":", 1)[1]) < 61000 for c, h in mapping.items() if c != "8081/tcp")
+    assert lab.cli("port", "pa1", "80").stdout.strip() == mapping["80/tcp"]
+    missing = lab.cli("port", "pa1", "9999", check=False)
+    assert missing.returncode == 1 and "no public port '9999/tcp'" in missing.stderr
+    lab.cli("rm", "-f", "pa1")
