@@ -111,3 +111,14 @@ def parse_env(pairs: list[str], caller: Mapping[str, str] | None = None) -> dict
             value = caller[key]
         env[key] = value
     return env
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """--label KEY[=VALUE], repeated."""
+    labels = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise CliError(f"--label {item!r} is not KEY[=VALUE]")
+        labels[key] = value
+    return labels

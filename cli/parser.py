@@ -51,6 +51,8 @@ def bounded_int(flag: str, low: int, high: int, minus_one: int | None = None):
     return parse
 
 
+FORMAT_HELP = ('"table", "json", or a Go-template-style one: \'{{.Names}}\\t{{.Status}}\', '
+               '\'{{json .}}\', \'table {{.ID}}\\t{{.Names}}\'')
 # The largest value a uint32 field of the wire format holds.
 UINT32_MAX = 2**32 - 1
 
@@ -92,10 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     net_ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                         help="name, id, driver, label (KEY or KEY=VALUE), scope; repeatable")
     net_ls.add_argument("-q", "--quiet", action="store_true", help="only the network ids")
+    net_ls.add_argument("--format", default="table", help=FORMAT_HELP)
     prune = network.add_parser("prune", help="remove every user network no running container uses")
     prune.add_argument("-f", "--force", action="store_true", help="do not ask")
-    inspect_net = network.add_parser("inspect", help="show a network and its endpoints as JSON")
-    inspect_net.add_argument("name")
+    inspect_net = network.add_parser("inspect", help="show networks and their endpoints as a JSON array")
+    inspect_net.add_argument("names", nargs="+", metavar="NETWORK")
+    inspect_net.add_argument("-f", "--format", default="", help="a template applied to each network")
     rm_net = network.add_parser("rm", help="remove a network")
     rm_net.add_argument("name")
     for action in ("connect", "disconnect"):
@@ -110,6 +114,22 @@ def build_parser() -> argparse.ArgumentParser:
     host_ls = host.add_parser("ls", help="list hosts")
     host_ls.add_argument("--format", choices=["table", "json"], default="table")
 
+    _container_parsers(sub)
+    # `vxmesh container ls|inspect|rm|...`: Docker's management-command form of the same commands.
+    container = sub.add_parser("container", help="manage containers (the commands above, as `container ACTION`)")
+    _container_parsers(container.add_subparsers(dest="command", metavar="ACTION", required=True), management=True)
+    _image_parsers(sub)
+    health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
+    health.add_argument("--format", choices=["table", "json"], default="table")
+    tables = sub.add_parser("tables", help="the MAC/IP -> VTEP entries a host has programmed in its kernel")
+    tables.add_argument("host")
+    tables.add_argument("--network", default="")
+    return parser
+
+
+def _container_parsers(sub: argparse._SubParsersAction, management: bool = False) -> None:
+    """run, ps, inspect, logs, port, exec, stop, start, kill, rm; under `container`
+    (management), ps is `ls` (also `list`, `ps`), as Docker's."""
     # As `docker run`, -h is --hostname; help is --help only.
     run = sub.add_parser("run", help="run a container: vxmesh run [OPTIONS] IMAGE [COMMAND] [ARG...]",
                          description="Run a container from IMAGE, as `docker run`: the image's Entrypoint, "
@@ -131,6 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     run.add_argument("-p", "--publish", action="append", default=[], metavar="[HOST_PORT:]CONTAINER_PORT[/PROTO]",
                      help="publish a container port on the host (repeatable)")
+    run.add_argument("-l", "--label", action="append", default=[], metavar="KEY[=VALUE]",
+                     help="a label, for ps --filter label= (repeatable)")
     run.add_argument("-P", "--publish-all", action="store_true",
                      help="publish every exposed port (the image's and --expose's) on a free host port")
     run.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]",
@@ -161,16 +183,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]",
                      help="replaces the image's Cmd")
 
-    ps = sub.add_parser("ps", help="list containers")
+    ps = (sub.add_parser("ls", aliases=["list", "ps"], help="list containers") if management
+          else sub.add_parser("ps", help="list containers"))
     ps.add_argument("-a", "--all", action="store_true", help="also stopped containers")
     ps.add_argument("-q", "--quiet", action="store_true", help="only the container ids")
-    ps.add_argument("--format", choices=["table", "json"], default="table")
+    ps.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                    help="name, id, status, network, host, label (KEY or KEY=VALUE); repeatable")
+    ps.add_argument("--format", default="table", help=FORMAT_HELP)
 
-    for name, text in (("inspect", "show a container as JSON"), ("logs", "print a container's output")):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("name")
-        if name == "logs":
-            cmd.add_argument("-f", "--follow", action="store_true", help="keep printing until it stops")
+    inspect = sub.add_parser("inspect", help="show containers as a JSON array, newest state")
+    inspect.add_argument("names", nargs="+", metavar="CONTAINER")
+    inspect.add_argument("-f", "--format", default="", help="a template applied to each container")
+    logs = sub.add_parser("logs", help="print a container's output")
+    logs.add_argument("name")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it stops")
     port = sub.add_parser("port", help="a container's published ports: vxmesh port NAME [PORT[/PROTO]]")
     port.add_argument("name")
     port.add_argument("port", nargs="?", default="", metavar="PORT[/PROTO]")
@@ -189,13 +215,6 @@ def build_parser() -> argparse.ArgumentParser:
     rm = sub.add_parser("rm", help="remove a container")
     rm.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
     rm.add_argument("names", nargs="+", metavar="CONTAINER")
-    _image_parsers(sub)
-    health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
-    health.add_argument("--format", choices=["table", "json"], default="table")
-    tables = sub.add_parser("tables", help="the MAC/IP -> VTEP entries a host has programmed in its kernel")
-    tables.add_argument("host")
-    tables.add_argument("--network", default="")
-    return parser
 
 
 def _image_parsers(sub: argparse._SubParsersAction) -> None:

@@ -72,12 +72,14 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def InspectNetwork(self, request, context):
+        request.name = await self._network_name(request.name)
         network = await self.store.get_network(request.name)
         endpoints = await self.store.network_endpoints(request.name)
         return pb.NetworkDetail(network=network.to_wire(), endpoints=[e.to_wire() for e in endpoints])
 
     @user_errors
     async def RemoveNetwork(self, request, context):
+        request.name = await self._network_name(request.name)
         await self.store.remove_network(request.name)
         return pb.Empty()
 
@@ -149,7 +151,12 @@ class ControllerService(pb_grpc.ControllerServicer):
             request.name, host, list(request.command), dict(request.env),
             request.hostname or request.name, mode, options)
         committed = time.time()
-        detail = await self._started(spec, first=True)
+        try:
+            detail = await self._started(spec, first=True)
+        except UserError:
+            if request.auto_remove:
+                await self._remove(spec)
+            raise
         # Wall-clock stamps the agents' start events can be lined up with
         # (tests/benchmarks/bench_attach.py does).
         timing.emit(log, timing.RUN, container=spec.name, host=host, received=received,
@@ -205,6 +212,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     @user_errors
     async def ConnectNetwork(self, request, context):
         request.container = await self._container_name(request.container)
+        request.network = await self._network_name(request.network)
         received = time.time()
         spec = await self.store.connect(request.container, request.network, tuple(request.aliases), request.ip)
         committed = time.time()
@@ -217,6 +225,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     @user_errors
     async def DisconnectNetwork(self, request, context):
         request.container = await self._container_name(request.container)
+        request.network = await self._network_name(request.network)
         spec = await self.store.disconnect(request.container, request.network)
         return _detail(*await self._applied(spec))
 
@@ -287,6 +296,18 @@ class ControllerService(pb_grpc.ControllerServicer):
             yield chunk
 
     # ---- helpers -----------------------------------------------------------
+
+    async def _network_name(self, ref: str) -> str:
+        """The network `ref` names: its name, or its id or a unique prefix of it."""
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            return ref
+        networks = await self.store.list_networks()
+        if any(n.name == ref for n in networks):
+            return ref
+        matches = [n.name for n in networks if n.id.startswith(ref)]
+        if len(matches) > 1:
+            raise InvalidArgument(f"network id prefix {ref!r} is ambiguous: {len(matches)} networks match")
+        return matches[0] if matches else ref
 
     async def _container_name(self, ref: str) -> str:
         """The container `ref` names: its name, or (as Docker takes them) its full

@@ -69,6 +69,7 @@ class RunOptions:
     ip: str = ""            # --ip: the address on the first network
     publish_all: bool = False                # -P
     expose: tuple[str, ...] = ()             # --expose, "80/tcp"
+    labels: tuple[tuple[str, str], ...] = ()  # --label, as (key, value) pairs
 
 
 def from_request(request) -> RunOptions:
@@ -84,7 +85,8 @@ def from_request(request) -> RunOptions:
         privileged=request.privileged, seccomp=request.seccomp or docker_options.SECCOMP_DEFAULT,
         seccomp_profile=request.seccomp_profile, allow_new_privileges=request.allow_new_privileges,
         ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits), aliases=tuple(request.aliases),
-        ip=request.ip, publish_all=request.publish_all, expose=tuple(canonical_port(p) for p in request.expose))
+        ip=request.ip, publish_all=request.publish_all, expose=tuple(canonical_port(p) for p in request.expose),
+        labels=tuple(sorted(request.labels.items())))
 
 
 def canonical_port(text: str) -> str:

@@ -206,6 +206,7 @@ class ContainerSpec(Record):
     seccomp_profile: str = ""  # JSON text, for "profile"
     allow_new_privileges: bool = False
     ulimits: list[Ulimit] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)   # --label
 
     @property
     def pinned_image(self) -> str:

@@ -9,8 +9,10 @@ import sys
 import grpc
 
 from cli.commands.common import RPC_TIMEOUT
-from cli.options import CliError, parse_command, parse_env, parse_port, parse_signal, parse_size, parse_volume
+from cli.options import CliError, parse_command, parse_labels, parse_env, parse_port, parse_signal, parse_size, parse_volume
+from cli.listing import container_fields, container_filter
 from cli.output import container_json, container_rows
+from cli.templates import render, render_all
 from proto import capabilities, image_ref, network_mode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -45,7 +47,7 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         seccomp=security.seccomp, seccomp_profile=security.seccomp_profile,
         allow_new_privileges=not security.no_new_privileges,
         ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias, ip=args.ip,
-        publish_all=args.publish_all, expose=args.expose)
+        publish_all=args.publish_all, expose=args.expose, labels=parse_labels(args.label), auto_remove=args.rm)
 
 
 # Docker's exit statuses of `run` when no container command ran.
@@ -110,18 +112,41 @@ async def _exit_code(api: pb_grpc.ControllerStub, name: str) -> int:
 async def ps(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     reply = await api.ListContainers(pb.ListContainersRequest(all=args.all), timeout=RPC_TIMEOUT)
     # Newest first, as `docker ps`.
-    items = sorted((container_json(d) for d in reply.containers), key=lambda c: -c["created_at"])
+    matches = container_filter(args.filter)
+    items = [c for c in sorted((container_json(d) for d in reply.containers), key=lambda c: -c["created_at"])
+             if matches(c)]
     if args.quiet:
         print("\n".join(c["id"][:12] for c in items))
+    elif args.format == "json":
+        print(json.dumps(items, indent=2))
+    elif args.format and args.format != "table":
+        print(render_all(args.format, [container_fields(c) for c in items]))
     else:
-        print(json.dumps(items, indent=2) if args.format == "json" else container_rows(items))
+        print(container_rows(items))
     return 0
 
 
 async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    detail = await api.Inspect(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
-    print(json.dumps(container_json(detail), indent=2))
-    return 0
+    """As `docker inspect`: a JSON array of the containers found (or the template
+    applied to each), an error line for each one not found, exit 1 if any was not."""
+    return await inspect_each(args, lambda name: api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT),
+                              container_json)
+
+
+async def inspect_each(args: argparse.Namespace, fetch, to_json) -> int:
+    found, failed = [], False
+    for name in args.names:
+        try:
+            found.append(to_json(await fetch(name)))
+        except grpc.aio.AioRpcError as err:
+            print(f"Error: {err.details() or err.code().name}", file=sys.stderr)
+            failed = True
+    if args.format:
+        if found:
+            print("\n".join(render(args.format, item) for item in found))
+    else:
+        print(json.dumps(found, indent=2))
+    return 1 if failed else 0
 
 
 async def exec_(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
@@ -200,5 +225,5 @@ async def port(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"port": port, "run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "stop": stop,
+COMMANDS = {"ls": ps, "list": ps, "port": port, "run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "stop": stop,
             "start": start, "kill": kill, "rm": rm}

@@ -8,6 +8,10 @@ import sys
 import grpc
 
 from cli.commands.common import RPC_TIMEOUT
+from cli.listing import network_fields, network_filter
+from cli.options import parse_labels
+from cli.commands.containers import inspect_each
+from cli.templates import render_all
 from cli.output import network_json, network_rows
 from proto import validate
 from proto import vxmesh_pb2 as pb
@@ -39,46 +43,16 @@ async def create(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
     print(network.id)
 
 
-def parse_labels(items: list[str]) -> dict[str, str]:
-    """--label KEY[=VALUE], repeated."""
-    labels = {}
-    for item in items:
-        key, _, value = item.partition("=")
-        if not key:
-            raise InvalidArgument(f"--label {item!r} is not KEY[=VALUE]")
-        labels[key] = value
-    return labels
-
-
-FILTERS = ("name", "id", "driver", "label", "scope")
-
-
-def network_filter(items: list[str]):
-    """`--filter KEY=VALUE`s as one test, as Docker's: values of one key are
-    alternatives, different keys must all match; name and id match a part or a prefix."""
-    wanted: dict[str, list[str]] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in FILTERS:
-            raise InvalidArgument(f"invalid filter {item!r}: use one of {', '.join(FILTERS)} as KEY=VALUE")
-        wanted.setdefault(key, []).append(value)
-
-    def label_matches(network: Network, text: str) -> bool:
-        key, sep, value = text.partition("=")
-        return key in network.labels and (not sep or network.labels[key] == value)
-
-    tests = {"name": lambda n, v: v in n.name, "id": lambda n, v: n.id.startswith(v),
-             "driver": lambda n, v: n.driver == v, "label": label_matches,
-             "scope": lambda n, v: v == ("swarm" if n.scope == "global" else n.scope)}
-    return lambda network: all(any(tests[k](network, v) for v in values) for k, values in wanted.items())
-
-
 async def ls(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
     reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
     matches = network_filter(args.filter)
     networks = [n for n in (Network.from_wire(w) for w in reply.networks) if matches(n)]
     if args.quiet:
         print("\n".join(n.id[:12] for n in networks))
+    elif args.format == "json":
+        print(json.dumps([n.to_dict() for n in networks], indent=2))
+    elif args.format and args.format != "table":
+        print(render_all(args.format, [network_fields(n) for n in networks]))
     else:
         print(network_rows(networks))
 
@@ -109,9 +83,9 @@ async def prune(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
         print("Deleted Networks:\n" + "\n".join(deleted))
 
 
-async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
-    detail = await api.InspectNetwork(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
-    print(json.dumps(network_json(detail), indent=2))
+async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    return await inspect_each(
+        args, lambda name: api.InspectNetwork(pb.NameRequest(name=name), timeout=RPC_TIMEOUT), network_json)
 
 
 async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
@@ -135,8 +109,8 @@ ACTIONS = {"create": create, "ls": ls, "list": ls, "inspect": inspect, "rm": rm,
 
 
 async def network(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await ACTIONS[args.action](api, args)
-    return 0
+    code = await ACTIONS[args.action](api, args)
+    return code or 0
 
 
 COMMANDS = {"network": network}

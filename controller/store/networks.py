@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from controller import drivers
 from controller.drivers.base import NetworkRequest
 from controller.etcd import KV, Compare, Op, Txn
+from controller.request_limits import check_labels
 from controller.store.records import Records
 from controller.store.transaction import Commit, retrying, surface_unavailable
 from proto import validate
@@ -35,19 +36,7 @@ from proto.addresses import (
 )
 from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 
-# Labels are shown and filtered on, never interpreted: bounded so one request
-# cannot store much.
-MAX_LABELS = 64
-MAX_LABEL_BYTES = 1024
 
-
-def check_labels(labels: Mapping[str, str]) -> None:
-    if len(labels) > MAX_LABELS:
-        raise InvalidArgument(f"too many labels: {len(labels)} (at most {MAX_LABELS})")
-    for key, value in labels.items():
-        if not key or len(key.encode()) + len(value.encode()) > MAX_LABEL_BYTES or "\0" in key + value:
-            raise InvalidArgument(f"invalid label {key[:40]!r}: a key of at most {MAX_LABEL_BYTES} bytes "
-                                  "with its value, no NUL")
 from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network
 
 

@@ -212,9 +212,11 @@ def test_run_rm_generated_names_and_the_callers_environment(lab):
 
 @pytest.mark.parametrize("command,status", [(("nosuchcommand",), 127), (("/etc/passwd",), 126)])
 def test_a_command_that_cannot_run_exits_126_or_127(lab, command, status):
+    before = {c["name"] for c in containers(lab)}
     result = lab.cli("run", "--rm", "--network", "blue", BUSYBOX, *command, check=False)
     assert result.returncode == status, result
     assert "Traceback" not in result.stderr
+    assert {c["name"] for c in containers(lab)} == before     # --rm took the failed one away too
 
 
 def test_publish_all_and_port(lab):
@@ -229,3 +231,59 @@ def test_publish_all_and_port(lab):
     missing = lab.cli("port", "pa1", "9999", check=False)
     assert missing.returncode == 1 and "no public port '9999/tcp'" in missing.stderr
     lab.cli("rm", "-f", "pa1")
+
+
+def test_the_scripting_surface(lab):
+    import json
+    lab.cli("run", "-d", "--name", "s-web", "--network", "blue", "--label", "tier=front", BUSYBOX, "sleep", "3600")
+    lab.cli("run", "-d", "--name", "s-db", "--network", "blue", "--label", "tier=back", BUSYBOX, "sleep", "3600")
+    lab.cli("run", "--name", "s-done", "--network", "blue", BUSYBOX, "true")
+    # inspect: an array, several names, newest state; a missing one is an error line and exit 1.
+    both = lab.cli("inspect", "s-web", "s-db", "s-nope", check=False)
+    assert both.returncode == 1 and "container 's-nope' not found" in both.stderr
+    assert [c["name"] for c in json.loads(both.stdout)] == ["s-web", "s-db"]
+    ip = inspect(lab, "s-web")["networks"]["blue"]["ip"]
+    assert lab.cli("inspect", "-f", "{{.name}} {{.networks.blue.ip}}", "s-web").stdout == f"s-web {ip}\n"
+    # ps --filter and --format.
+    assert lab.cli("ps", "--filter", "label=tier=front", "--format", "{{.Names}}").stdout.split() == ["s-web"]
+    assert lab.cli("ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}").stdout.split() == ["s-done"]
+    assert lab.cli("ps", "--filter", "name=s-", "--filter", "network=blue", "--format", "{{.Names}}").stdout.split() \
+        == ["s-db", "s-web"]
+    assert lab.cli("ps", "--filter", f"host={lab.hosts[0].name}", "-q").stdout.split()[:2] == \
+        [inspect(lab, n)["id"][:12] for n in ("s-db", "s-web")]
+    lines = lab.cli("ps", "--filter", "name=s-", "--format", "{{json .}}").stdout.splitlines()
+    assert [json.loads(line)["Names"] for line in lines] == ["s-db", "s-web"]
+    table = lab.cli("ps", "--filter", "name=s-web", "--format", "table {{.Names}}\\t{{.Status}}").stdout.splitlines()
+    assert table[0].split() == ["NAMES", "STATUS"] and table[1].startswith("s-web") and "Up" in table[1]
+    # The management-command forms, and ids where names go.
+    assert lab.cli("container", "ls", "-q", "--filter", "name=s-db").stdout.split() == \
+        [inspect(lab, "s-db")["id"][:12]]
+    blue = network(lab, "blue")
+    assert lab.cli("network", "inspect", "-f", "{{.name}}", blue["id"][:10]).stdout == "blue\n"
+    assert lab.cli("network", "ls", "--filter", "name=blue", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").stdout \
+        == "blue overlay swarm\n"
+    lab.cli("container", "rm", "-f", "s-web", "s-db", "s-done")
+
+
+def test_a_docker_users_lab_script(lab, tmp_path):
+    """network create without a subnet, run with names and an alias, reach by
+    name, a foreground --rm run, ps -q | xargs rm -f: as written for docker."""
+    import os
+    command = tmp_path / "vxmesh"   # `vxmesh` on the PATH, for xargs too, talking to this lab
+    command.write_text(f'#!/bin/sh\ncd {REPO_ROOT} && exec {" ".join(lab.cli_argv())} "$@"\n')
+    command.chmod(0o755)
+    script = f"""
+set -e
+vxmesh network create labnet
+vxmesh run -d --name server --network labnet --network-alias api {BUSYBOX} sleep 3600
+vxmesh run -d --name client --network labnet {BUSYBOX} sleep 3600
+vxmesh exec client ping -c 1 -W 2 server
+vxmesh exec client ping -c 1 -W 2 api
+vxmesh run --rm --network labnet {BUSYBOX} nslookup server | grep -q Address
+vxmesh ps -q | xargs vxmesh rm -f
+vxmesh network rm labnet
+"""
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert result.returncode == 0, (result.stdout, result.stderr)
+    assert [c["name"] for c in containers(lab) if c["state"] == "running"] == []

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cli.commands.networks import network_filter, parse_labels
+from cli.listing import network_filter
+from cli.options import CliError, parse_labels
 from proto.addresses import check_static_ip, parse_ip_range, parse_pool, parse_subnet, subnet_from_pools
 from proto.errors import InvalidArgument, ResourceExhausted
 from proto.records import Network
@@ -55,6 +56,6 @@ def test_network_filters_as_docker():
     assert names("driver=bridge", "driver=overlay") == ["blue", "lan"]     # one key: alternatives
     assert names("driver=bridge", "name=blue") == []                      # keys: all must match
     assert names("scope=swarm") == ["blue"]
-    with pytest.raises(InvalidArgument, match="invalid filter 'colour=red'"):
+    with pytest.raises(CliError, match="invalid filter 'colour=red'"):
         network_filter(["colour=red"])
     assert parse_labels(["a=1", "b"]) == {"a": "1", "b": ""}
