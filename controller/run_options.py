@@ -70,6 +70,7 @@ class RunOptions:
     publish_all: bool = False                # -P
     expose: tuple[str, ...] = ()             # --expose, "80/tcp"
     labels: tuple[tuple[str, str], ...] = ()  # --label, as (key, value) pairs
+    remove_on_exit: bool = False             # run -d --rm
 
 
 def from_request(request) -> RunOptions:
@@ -86,7 +87,7 @@ def from_request(request) -> RunOptions:
         seccomp_profile=request.seccomp_profile, allow_new_privileges=request.allow_new_privileges,
         ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits), aliases=tuple(request.aliases),
         ip=request.ip, publish_all=request.publish_all, expose=tuple(canonical_port(p) for p in request.expose),
-        labels=tuple(sorted(request.labels.items())))
+        labels=tuple(sorted(request.labels.items())), remove_on_exit=request.auto_remove and request.detach)
 
 
 def canonical_port(text: str) -> str:

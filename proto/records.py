@@ -207,6 +207,7 @@ class ContainerSpec(Record):
     allow_new_privileges: bool = False
     ulimits: list[Ulimit] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)   # --label
+    auto_remove: bool = False   # run -d --rm: the controller removes it once it exited
 
     @property
     def pinned_image(self) -> str:

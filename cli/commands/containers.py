@@ -47,7 +47,8 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         seccomp=security.seccomp, seccomp_profile=security.seccomp_profile,
         allow_new_privileges=not security.no_new_privileges,
         ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias, ip=args.ip,
-        publish_all=args.publish_all, expose=args.expose, labels=parse_labels(args.label), auto_remove=args.rm)
+        publish_all=args.publish_all, expose=args.expose, labels=parse_labels(args.label), auto_remove=args.rm,
+        detach=args.detach)
 
 
 # Docker's exit statuses of `run` when no container command ran.
@@ -70,8 +71,6 @@ def run_failure_status(message: str) -> int:
 
 
 async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    if args.rm and args.detach:
-        raise CliError("--rm applies to foreground runs: drop -d, or remove the container with rm")
     try:
         request = run_request(args)
     except (CliError, UserError) as err:

@@ -15,6 +15,7 @@ from controller.etcd import Compare, Op, Txn
 from controller.run_options import RunOptions, check_aliases, check_options
 from controller.store import allocations
 from controller.store.records import Records
+from controller.store.removal import spec_deletion
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, Settled, retrying, surface_unavailable
 from proto import validate
 from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -197,6 +198,9 @@ class Containers:
                 held = await allocations.ports_taken(self.records, spec.host)
                 ops += [Op.delete(self.keys.port(spec.host, p.protocol, p.host_port)) for p in spec.ports
                         if held.get((p.protocol, p.host_port)) == spec.name]
+            if status.state == EXITED and spec.auto_remove and status.generation >= spec.generation:
+                # run -d --rm: gone with its exit, as a `rm` would take it (see removal.py).
+                ops += await spec_deletion(self.records, kv, spec)
             return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), True)
 
         return await retrying(self.etcd, attempt, what=f"record the status of container {status.name!r}")
@@ -212,4 +216,4 @@ def _image_and_process(options: RunOptions) -> dict:
         read_only=options.read_only, cap_add=list(options.cap_add), cap_drop=list(options.cap_drop),
         privileged=options.privileged, seccomp=options.seccomp, seccomp_profile=options.seccomp_profile,
         allow_new_privileges=options.allow_new_privileges, ulimits=list(options.ulimits),
-        labels=dict(options.labels))
+        labels=dict(options.labels), auto_remove=options.remove_on_exit)

@@ -10,11 +10,21 @@ answer to it.
 from __future__ import annotations
 
 from controller import drivers
-from controller.etcd import Compare, Op, Txn
+from controller.etcd import KV, Compare, Op, Txn
 from controller.store import allocations
 from controller.store.records import Records
 from controller.store.transaction import Commit, Settled, retrying, surface_unavailable
 from proto.records import ContainerSpec, Network
+
+
+async def spec_deletion(records: Records, kv: KV, spec: ContainerSpec) -> list[Op]:
+    """The first step of a removal: the spec and the records its attachments wrote."""
+    ops = [Op.delete(kv.key)]
+    for network in spec.networks:
+        found = await records.record(records.keys.network(network), Network)
+        if found is not None:  # a network stays while anything is attached to it
+            ops += [Op.delete(key) for key in drivers.driver_for(found[1]).row_keys(records.keys, network, spec.name)]
+    return ops
 
 
 class Removal:
@@ -29,11 +39,7 @@ class Removal:
         loses them at once); see `release` for the rest."""
         async def attempt(_: int) -> Commit[ContainerSpec]:
             kv, spec = await self.records.container(name)
-            ops = [Op.delete(kv.key)]
-            for network in spec.networks:
-                found = await self.records.record(self.keys.network(network), Network)
-                if found is not None:  # a network stays while anything is attached to it
-                    ops += [Op.delete(key) for key in drivers.driver_for(found[1]).row_keys(self.keys, network, name)]
+            ops = await spec_deletion(self.records, kv, spec)
             return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), spec)
 
         return await retrying(self.etcd, attempt, what=f"delete container {name!r}")

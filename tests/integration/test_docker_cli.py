@@ -287,3 +287,12 @@ vxmesh network rm labnet
                             env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
     assert result.returncode == 0, (result.stdout, result.stderr)
     assert [c["name"] for c in containers(lab) if c["state"] == "running"] == []
+
+
+def test_run_detached_with_rm_is_removed_when_it_exits(lab):
+    from tests.helpers.polling import wait_for
+    lab.cli("run", "-d", "--rm", "--name", "brief", "--network", "blue", BUSYBOX, "sleep", "1")
+    wait_for(lambda: "brief" not in {c["name"] for c in containers(lab)}, 20, "brief to be removed after it exited")
+    # The name is free again, once its host confirmed the teardown.
+    wait_for(lambda: lab.cli("run", "-d", "--rm", "--name", "brief", "--network", "blue", BUSYBOX, "true",
+                             check=False).returncode == 0, 20, "the name 'brief' to be free again")

@@ -125,3 +125,16 @@ async def test_ip_range_static_addresses_and_internal(store):
     await store.ensure_builtin_networks()
     with pytest.raises(InvalidArgument, match="a chosen address needs a user network"):
         await store.create_container("c4", "h1", [], {}, "", ["bridge"], RunOptions(ip="172.17.0.9"))
+
+
+async def test_run_detached_with_rm_goes_when_it_exits(store, prefix, etcd):
+    await setup(store)
+    await store.create_container("once", "h1", [], {}, "", ["blue"], RunOptions(remove_on_exit=True))
+    await store.create_container("kept", "h1", [], {}, "", ["blue"])
+    running = (await store.get_container("once"))[0]
+    assert running.auto_remove
+    await exited(store, "kept")
+    await exited(store, "once")
+    assert [spec.name for spec, _ in await store.list_containers()] == ["kept"]
+    # Its endpoint goes with it, as with rm; the address waits for its host's confirmation.
+    assert [kv.key.rsplit("/", 1)[1] for kv in (await etcd.get_prefix(f"{prefix}endpoints/"))[0]] == ["kept"]
