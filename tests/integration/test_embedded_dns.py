@@ -102,3 +102,17 @@ def test_no_stale_answer_after_rm(lab):
     while lookup(lab, "b1", "gone1") is not None:
         assert time.monotonic() - removed < 10, "the name still resolves 10 s after rm"
     print(f"\nname gone from another host's resolver {time.monotonic() - removed:.3f}s after `rm` returned")
+
+
+def test_tcp_queries_are_answered_too(lab):
+    """What a resolver falls back to when an answer is truncated: DNS over TCP
+    at the same 127.0.0.11:53, from inside the container (busybox's nc)."""
+    from dnslib import DNSRecord
+    query = DNSRecord.question("a1", "A").pack()
+    framed = len(query).to_bytes(2, "big") + query
+    escaped = "".join(f"\\{byte:03o}" for byte in framed)
+    out = lab.cli("exec", "b1", "--", "sh", "-c",
+                  f"printf '{escaped}' | nc -w 2 127.0.0.11 53 | od -An -v -tx1").stdout
+    data = bytes.fromhex("".join(out.split()))
+    reply = DNSRecord.parse(data[2:2 + int.from_bytes(data[:2], "big")])
+    assert [str(r.rdata) for r in reply.rr] == [ip(lab, "a1", "blue")]
