@@ -43,7 +43,7 @@ class _Server(asyncio.DatagramProtocol):
 
     async def _reply(self, data: bytes, addr) -> None:
         try:
-            reply = await self.resolver.answer(data, self.networks())
+            reply = await self.resolver.answer(data, self.networks(), udp=True)
         except Exception:
             log.exception("embedded DNS: query from %s failed", addr)
             return

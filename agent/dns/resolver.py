@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 
 # Docker's embedded DNS answers with this TTL.
 TTL = 600
+# The largest answer a plain UDP query takes (RFC 1035); larger ones are sent
+# truncated (TC) and the asker retries over TCP.
+UDP_LIMIT = 512
 # How long a forwarded query waits for the host's resolver before SERVFAIL.
 FORWARD_TIMEOUT = 3.0
 
@@ -29,8 +32,9 @@ class Resolver:
         self._table = table                  # the current table (the reconcile loop replaces it)
         self.upstreams = list(upstreams)     # (address, port) of the host's resolvers
 
-    async def answer(self, data: bytes, networks: Iterable[str]) -> bytes | None:
-        """The reply to `data` for a container on `networks`; None for what is not a query."""
+    async def answer(self, data: bytes, networks: Iterable[str], udp: bool = False) -> bytes | None:
+        """The reply to `data` for a container on `networks`; None for what is not a query.
+        Over `udp`, an answer of ours too large for it is sent truncated."""
         try:
             query = DNSRecord.parse(data)
         except Exception:  # dnslib raises several kinds on garbage; a bad packet gets no reply
@@ -45,7 +49,12 @@ class Resolver:
             if question.qtype in (QTYPE.A, QTYPE.ANY):
                 for address in addresses:
                     reply.add_answer(RR(question.qname, QTYPE.A, rdata=A(address), ttl=TTL))
-            return reply.pack()
+            packed = reply.pack()
+            if udp and len(packed) > UDP_LIMIT:
+                reply = query.reply()
+                reply.header.tc = 1
+                packed = reply.pack()
+            return packed
         return await self._forward(query, data)
 
     async def _forward(self, query: DNSRecord, data: bytes) -> bytes:

@@ -79,6 +79,16 @@ async def test_answers_forwarding_and_failures():
     assert DNSRecord.parse(await dead.answer(query("example.com"), ["blue"])).header.rcode == RCODE.SERVFAIL
 
 
+async def test_an_answer_too_large_for_udp_is_truncated():
+    from agent.dns.names import NameRecord
+    many = NameTable([NameRecord("web", "blue", tuple(f"10.77.{i // 250}.{i % 250 + 1}" for i in range(60)),
+                                 "service:web")])
+    resolver = Resolver(lambda: many, [])
+    truncated = DNSRecord.parse(await resolver.answer(query("web"), ["blue"], udp=True))
+    assert (truncated.header.tc, truncated.rr) == (1, [])
+    assert len(DNSRecord.parse(await resolver.answer(query("web"), ["blue"])).rr) == 60   # over TCP: all
+
+
 def test_the_files_a_container_reads():
     spec = ContainerSpec(id=ID, name="web1", host="h1", hostname="w", attachments=[
         Attachment("blue", "10.77.0.2", "m")])
