@@ -14,6 +14,7 @@ import grpc
 from agent import names
 from agent.kernel import table
 from agent.kernel.netns import list_netns
+from agent.oci.exec_attached import Input
 from agent.oci.model import ContainerError
 from agent.oci.runtime import Runtime
 from agent.view import View
@@ -52,6 +53,29 @@ class HostAgentService(pb_grpc.HostAgentServicer):
                     yield pb.ExecOutput(exited=True, exit_code=data)
         except ContainerError as err:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+
+    async def ExecAttached(self, request_iterator, context):
+        """exec -i / -t: the first message starts the command, the rest feed it."""
+        first = await anext(request_iterator, None)
+        if first is None or not first.HasField("start"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an attached exec starts with its request")
+        start = first.start
+        inputs: asyncio.Queue[Input] = asyncio.Queue()
+        pump = asyncio.create_task(_pump(request_iterator, inputs))
+        try:
+            container_id = self._container_id(start.container)
+            async for kind, data in self.runtime.exec_attached(
+                    container_id, list(start.command), dict(start.env), start.tty, (start.rows, start.cols), inputs):
+                if kind == "stdout":
+                    yield pb.ExecOutput(stdout=data)
+                elif kind == "stderr":
+                    yield pb.ExecOutput(stderr=data)
+                else:
+                    yield pb.ExecOutput(exited=True, exit_code=data)
+        except ContainerError as err:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+        finally:
+            pump.cancel()
 
     async def Kill(self, request, context):
         try:
@@ -101,3 +125,11 @@ class HostAgentService(pb_grpc.HostAgentServicer):
                 reply.entries.append(pb.TableEntry(network=network_name, vni=vni, mac=mac,
                                                    ip=ip_of.get(mac, ""), vtep=fdb.get(mac, "")))
         return reply
+
+
+async def _pump(requests, inputs: asyncio.Queue[Input]) -> None:
+    """The user's input as it arrives; the stream's end is the end of input."""
+    async for message in requests:
+        inputs.put_nowait(Input(data=message.stdin, rows=message.rows, cols=message.cols,
+                                closed=message.stdin_closed))
+    inputs.put_nowait(Input(closed=True))

@@ -201,6 +201,8 @@ def _container_parsers(sub: argparse._SubParsersAction, management: bool = False
     port.add_argument("name")
     port.add_argument("port", nargs="?", default="", metavar="PORT[/PROTO]")
     exec_ = sub.add_parser("exec", help="run a command in a container: vxmesh exec NAME -- CMD [ARG...]")
+    exec_.add_argument("-i", "--interactive", action="store_true", help="pass standard input to the command")
+    exec_.add_argument("-t", "--tty", action="store_true", help="give the command a pseudo-terminal")
     exec_.add_argument("name")
     exec_.add_argument("cmd", nargs=argparse.REMAINDER)
     stop = sub.add_parser("stop", help="stop a container (SIGTERM, then SIGKILL)")

@@ -24,7 +24,7 @@ from controller.host_view import hosts_from_index
 from controller.images.cluster_images import ClusterImages
 from controller.images.service import NO_REGISTRY
 from controller.store import Store
-from controller.user_errors import user_errors, user_errors_streaming
+from controller.user_errors import bounded, user_errors, user_errors_streaming
 from proto import timing
 from proto.errors import FailedPrecondition, ImageError, InvalidArgument, NotFound, Unavailable, UserError
 from proto.network_mode import NetworkMode
@@ -286,6 +286,30 @@ class ControllerService(pb_grpc.ControllerServicer):
         stub = await self._agent(spec.host)
         async for chunk in _forward_stream(stub.Exec(request)):
             yield chunk
+
+    async def ExecAttached(self, request_iterator, context) -> AsyncIterator[pb.ExecOutput]:
+        """exec -i / -t: the user's stream, passed through to the container's host."""
+        first = await anext(request_iterator, None)
+        try:
+            if first is None or not first.HasField("start"):
+                raise InvalidArgument("an attached exec starts with its request")
+            request_limits.check_exec(first.start)
+            first.start.container = await self._container_name(first.start.container)
+            spec, _ = await self.store.get_container(first.start.container)
+            stub = await self._agent(spec.host)
+        except UserError as err:
+            await context.abort(err.code, bounded(str(err)))
+
+        async def forwarded():
+            yield first
+            async for message in request_iterator:
+                yield message
+
+        try:
+            async for chunk in _forward_stream(stub.ExecAttached(forwarded())):
+                yield chunk
+        except UserError as err:
+            await context.abort(err.code, bounded(str(err)))
 
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:

@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from agent.oci import exec_session, monitor, process, processes, spec, users
+from agent.oci import exec_attached, exec_session, monitor, process, processes, spec, users
 from agent.oci.cgroups import UNIFIED, HostCgroups
 from agent.oci.container_dir import ContainerDir, Launched, Record, StartFailure
 from agent.oci.crun import Crun
@@ -232,6 +232,18 @@ class Runtime:
             raise ContainerError(f"exec in {current.name!r}: the container is not running")
         async with contextlib.aclosing(exec_session.run(
                 self.crun, container_id, current.name, files, command, env or {})) as output:
+            async for item in output:
+                yield item
+
+    async def exec_attached(self, container_id: str, command: list[str], env: dict[str, str], tty: bool,
+                            size: tuple[int, int], inputs: asyncio.Queue) -> AsyncIterator[tuple[str, bytes | int]]:
+        """`exec` with the user's input (exec_attached.py): the same yields and errors."""
+        files = self._dir(container_id)
+        current = await self._existing(container_id)
+        if current.state != RUNNING:
+            raise ContainerError(f"exec in {current.name!r}: the container is not running")
+        async with contextlib.aclosing(exec_attached.run(
+                self.crun, container_id, current.name, files, command, env, tty, size, inputs)) as output:
             async for item in output:
                 yield item
 

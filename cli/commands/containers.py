@@ -8,6 +8,7 @@ import sys
 
 import grpc
 
+from cli import attached
 from cli.commands.common import RPC_TIMEOUT
 from cli.options import CliError, parse_command, parse_labels, parse_env, parse_port, parse_signal, parse_size, parse_volume
 from cli.listing import container_fields, container_filter
@@ -151,15 +152,23 @@ async def inspect_each(args: argparse.Namespace, fetch, to_json) -> int:
 async def exec_(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     code = 0
     request = pb.ExecRequest(container=args.name, command=parse_command(args))
-    async for out in api.Exec(request, timeout=RPC_TIMEOUT):
-        if out.stdout:
-            sys.stdout.buffer.write(out.stdout)
-            sys.stdout.buffer.flush()
-        if out.stderr:
-            sys.stderr.buffer.write(out.stderr)
-            sys.stderr.buffer.flush()
-        if out.exited:
-            code = out.exit_code
+    if args.interactive or args.tty:
+        request.tty = args.tty
+        request.rows, request.cols = attached.terminal_size()
+        # As Docker: -t alone gives a terminal but keeps your input to yourself.
+        stream = api.ExecAttached(attached.inputs(request, args.interactive, args.tty))
+    else:
+        stream = api.Exec(request, timeout=RPC_TIMEOUT)
+    with attached.raw_terminal(args.tty and args.interactive):
+        async for out in stream:
+            if out.stdout:
+                sys.stdout.buffer.write(out.stdout)
+                sys.stdout.buffer.flush()
+            if out.stderr:
+                sys.stderr.buffer.write(out.stderr)
+                sys.stderr.buffer.flush()
+            if out.exited:
+                code = out.exit_code
     return code
 
 

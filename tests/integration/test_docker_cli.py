@@ -296,3 +296,38 @@ def test_run_detached_with_rm_is_removed_when_it_exits(lab):
     # The name is free again, once its host confirmed the teardown.
     wait_for(lambda: lab.cli("run", "-d", "--rm", "--name", "brief", "--network", "blue", BUSYBOX, "true",
                              check=False).returncode == 0, 20, "the name 'brief' to be free again")
+
+
+def test_exec_with_input_and_a_terminal(lab):
+    import os
+    import pty
+    import select
+    import time
+    lab.cli("run", "-d", "--name", "it1", "--network", "blue", BUSYBOX, "sleep", "3600")
+    # -i: standard input reaches the command, and its end ends it.
+    piped = subprocess.run(lab.cli_argv("exec", "-i", "it1", "cat"), input="hello through stdin\n",
+                           capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)
+    assert (piped.returncode, piped.stdout) == (0, "hello through stdin\n"), piped
+    # -it from a terminal: the command gets one, keys go through, the exit code comes back.
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(lab.cli_argv("exec", "-it", "it1", "sh"), stdin=slave, stdout=slave, stderr=slave,
+                            cwd=REPO_ROOT, start_new_session=True)
+    os.close(slave)
+    seen, typed = b"", False
+    deadline = time.monotonic() + 30
+    while proc.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                break
+        if not typed and b"# " in seen:     # the shell's prompt: answer its cursor query, type as a user
+            os.write(master, b"\x1b[1;1R[ -t 0 ] && [ -t 1 ] && echo on-a-$((6 * 7))-tty; exit 5\r")
+            typed = True
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    os.close(master)
+    assert proc.returncode == 5, seen
+    assert b"on-a-42-tty" in seen, seen
+    lab.cli("rm", "-f", "it1")
