@@ -20,7 +20,7 @@ import grpc
 from agent.view import View
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
-from proto.records import ContainerStatus, Host
+from proto.records import ContainerStatus, Host, Reachability
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,7 @@ class ControllerLink:
         self.connected = asyncio.Event()
         self._outbox: asyncio.Queue[pb.AgentMessage] = asyncio.Queue()
         self._reported: dict[str, ContainerStatus] = {}
+        self._reach: Reachability | None = None
 
     def report(self, status: ContainerStatus) -> None:
         """Queue a status report, unless it says what was last said."""
@@ -56,6 +57,11 @@ class ControllerLink:
             return
         self._reported[status.name] = status
         self._outbox.put_nowait(pb.AgentMessage(status=status.to_wire()))
+
+    def report_reachability(self, report: Reachability) -> None:
+        """Queue what the probes of the peers' VTEPs found (agent/probes.py)."""
+        self._reach = report
+        self._outbox.put_nowait(pb.AgentMessage(reachability=report.to_wire()))
 
     def forget(self, name: str) -> None:
         self._reported.pop(name, None)
@@ -114,6 +120,8 @@ class ControllerLink:
         # A new controller knows nothing of what was reported to the old one.
         for status in self._reported.values():
             yield pb.AgentMessage(status=status.to_wire())
+        if self._reach is not None:
+            yield pb.AgentMessage(reachability=self._reach.to_wire())
         loop = asyncio.get_running_loop()
         next_beat = loop.time()
         while True:

@@ -54,6 +54,11 @@ class View:
         """The controllers serving now, with the etcd cluster they use."""
         return [r for r in self.records.values() if isinstance(r, ControllerInfo)]
 
+    def peer_vteps(self) -> dict[str, str]:
+        """name -> VTEP address of every other registered host, alive or not:
+        the peers this host probes (agent/probes.py)."""
+        return {name: host.vtep for name, host in self.hosts().items() if name != self.host}
+
     def live_vteps(self) -> set[str]:
         """The VTEP addresses of the other hosts that are alive now."""
         hosts = self.hosts()

@@ -31,6 +31,7 @@ from proto.records import (
     Host,
     HostAlive,
     Network,
+    Reachability,
     Record,
 )
 
@@ -84,8 +85,13 @@ KINDS: tuple[Kind, ...] = (
     Kind("local-ipam", "local-ipam", ("network", "host", "ip"), None, None, Audience.NOBODY),
     Kind("port", "ports", ("host", "port-protocol"), None, None, Audience.NOBODY),
     Kind("host", "hosts", ("host",), Host, "host", Audience.EVERY_HOST),
-    # The value is written with a lease: it exists exactly while the host's agent is connected.
+    # Written by the controllers' liveness rule (controller/liveness.py): the host is in every table.
     Kind("alive", "alive", ("host",), HostAlive, "alive", Audience.OTHER_HOSTS),
+    # Written with a lease by the controller holding the host's agent stream:
+    # exists exactly while the agent is connected.
+    Kind("agent", "agents", ("host",), None, None, Audience.NOBODY),
+    # An agent's probes of its peers' VTEPs, under the same lease as its agents/ key.
+    Kind("reach", "reach", ("reporter",), Reachability, None, Audience.NOBODY),
     Kind("container", "containers", ("container",), ContainerSpec, "container", Audience.PLACED_HOST),
     Kind("status", "status", ("container",), ContainerStatus, None, Audience.NOBODY),
     Kind("endpoint", "endpoints", ("network", "container"), Endpoint, "endpoint", Audience.MEMBERS),

@@ -52,6 +52,8 @@ class Store:
         self.mark_alive = self.hosts.mark_alive
         self.keep_alive = self.hosts.keep_alive
         self.mark_down = self.hosts.mark_down
+        self.settle = self.hosts.settle
+        self.put_reach = self.hosts.put_reach
 
         self.create_container = self.containers.create
         self.connect = self.containers.connect
