@@ -6,7 +6,8 @@ TLS and an admin certificate (--ca/--cert/--key, VXMESH_CA/_CERT/_KEY,
 by default the ones provisioning installs in /etc/vxmesh/tls); on the
 controller host's unix socket, which only root can open, without
 (transport/channels.py says why). A user mistake is one line on stderr and
-a non-zero exit, never a traceback.
+a non-zero exit, never a traceback. A change whose outcome is unknown (its
+host did not confirm it in time) exits OUTCOME_UNKNOWN_EXIT (3), not 1.
 
 `vxmesh controller ...` and `vxmesh agent ...` become the daemon itself
 (`python -m controller ...`, `python -m agent ...`, by exec: same process,
@@ -19,9 +20,9 @@ import asyncio
 import os
 import sys
 
-from cli.options import CliError
+from cli.options import CliError, OutcomeUnknownError
 from cli.parser import DAEMONS, build_parser
-from proto.errors import UserError
+from proto.errors import OUTCOME_UNKNOWN_EXIT, UserError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
             from cli import certs
             return certs.run(args)
         return asyncio.run(user_command(args))
+    except OutcomeUnknownError as err:
+        # Not a refusal: the change may have been made. Its own exit code, so a
+        # script can tell "it did not happen" from "find out whether it did".
+        print(f"Error: {err}", file=sys.stderr)
+        return OUTCOME_UNKNOWN_EXIT
     except (CliError, UserError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1
@@ -54,7 +60,18 @@ async def user_command(args) -> int:
             stub = getattr(pb_grpc, f"{SERVICES.get(args.command, 'Controller')}Stub")(channel)
             return await COMMANDS[args.command](stub, args)
     except grpc.aio.AioRpcError as err:
+        if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise OutcomeUnknownError(outcome_unknown(err.details() or "", args)) from None
         raise CliError(err.details() or err.code().name) from None
+
+
+def outcome_unknown(details: str, args) -> str:
+    """The line for a call whose outcome is unknown: the controller's own words
+    when it said so, else that no answer came in time."""
+    if details.startswith("the outcome is unknown"):
+        return details
+    return (f"the outcome is unknown: no answer from the controller in time ({details or 'deadline exceeded'}); "
+            f"the change may have been made: check with `vxmesh {'network ls' if args.command == 'network' else 'ps -a'}`")
 
 
 def run_daemon(name: str, argv: list[str]) -> None:

@@ -25,7 +25,7 @@ from controller.images.service import NO_REGISTRY
 from controller.store import Store
 from controller.user_errors import user_errors, user_errors_streaming
 from proto import timing
-from proto.errors import FailedPrecondition, ImageError, NotFound, Unavailable, UserError
+from proto.errors import FailedPrecondition, ImageError, NotFound, OutcomeUnknown, Unavailable, UserError
 from proto.network_mode import NetworkMode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 # How long `run` waits for the agent to report the container running.
 START_TIMEOUT = 30.0
+# How long a wait for an agent's report lasts before the agent is asked to
+# report every status again (a report lost with a stream or a controller).
+RESYNC_AFTER = 5.0
 # How long `rm` waits for the agent to confirm the teardown.
 REMOVE_TIMEOUT = 15.0
 # How long `run` waits for the controller's mirror of etcd to catch up before reading etcd instead.
@@ -165,8 +168,13 @@ class ControllerService(pb_grpc.ControllerServicer):
         """Wait for the agent to report the start, and turn a failed start into an error.
         A first start whose image the host could not pull takes the container away
         again: for the user, `run` failed and made nothing."""
-        status = await self._wait_status(spec, lambda s: s.state in ("running", "exited") or bool(s.error),
-                                         START_TIMEOUT)
+        status, done = await self._wait_status(spec, lambda s: s.state in ("running", "exited") or bool(s.error),
+                                               START_TIMEOUT)
+        if not done:
+            raise OutcomeUnknown(
+                f"the outcome is unknown: host {spec.host!r} has not confirmed that container "
+                f"{spec.name!r} started within {START_TIMEOUT:.0f}s; it may still start. "
+                f"Check with `vxmesh inspect {spec.name}`")
         if status is not None and status.error:
             if first and status.image_error:
                 await self._remove(spec)
@@ -235,7 +243,12 @@ class ControllerService(pb_grpc.ControllerServicer):
         spec, _ = await self.store.get_container(request.name)
         timeout = request.timeout or spec.stop_timeout
         spec = await self.store.set_desired(request.name, "stopped", stop_timeout=timeout)
-        status = await self._wait_status(spec, lambda s: s.state != "running", timeout + 10.0)
+        status, done = await self._wait_status(spec, lambda s: s.state != "running", timeout + 10.0)
+        if not done:
+            raise OutcomeUnknown(
+                f"the outcome is unknown: host {spec.host!r} has not confirmed that container "
+                f"{spec.name!r} stopped within {timeout + 10.0:.0f}s; it may still stop. "
+                f"Check with `vxmesh inspect {spec.name}`")
         return _detail(spec, status)
 
     @user_errors
@@ -273,7 +286,10 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     # ---- helpers -----------------------------------------------------------
 
-    async def _wait_status(self, spec: ContainerSpec, done, timeout: float) -> ContainerStatus | None:
+    async def _wait_status(self, spec: ContainerSpec, done, timeout: float) -> tuple[ContainerStatus | None, bool]:
+        """Wait until the agent reports this version of the spec as `done`: the
+        status then, and whether it came. A report slow to come may have been
+        lost (with a stream, or a controller): the agent is asked to resend."""
         def current() -> ContainerStatus | None:
             status = self.cache.index.statuses.get(spec.name)
             return status if status is not None and status.id == spec.id else None
@@ -282,8 +298,14 @@ class ControllerService(pb_grpc.ControllerServicer):
             status = current()
             return status is not None and status.generation >= spec.generation and done(status)
 
-        await self.cache.wait_until(finished, timeout)
-        return current()
+        first = min(RESYNC_AFTER, timeout)
+        if not await self.cache.wait_until(finished, first):
+            try:
+                await self.store.ask_resync(spec.host)
+            except UserError as err:  # etcd away: the wait goes on, the answer says what came
+                log.warning("could not ask %s to resend its statuses: %s", spec.host, err)
+            await self.cache.wait_until(finished, timeout - first)
+        return current(), finished()
 
     async def _agent(self, host: str) -> pb_grpc.HostAgentStub:
         hosts = {h.name: h for h in await self.store.list_hosts()}

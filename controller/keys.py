@@ -20,6 +20,8 @@ from the one table of kinds (proto/kinds.py)::
                                         lease: exists exactly while the host's agent is connected
     {p}reach/<name>                     Reachability JSON: which peers' VTEPs answer this host's
                                         probes, under the same lease as its agents/ key
+    {p}resync/<name>                    ResyncRequest JSON: a controller asks this host's agent to
+                                        report every status again
     {p}containers/<name>                ContainerSpec JSON (desired containers)
     {p}status/<name>                    ContainerStatus JSON (last agent report)
     {p}endpoints/<network>/<container>  Endpoint JSON: one MAC/IP -> VTEP table row
@@ -115,6 +117,9 @@ class Keys:
 
     def reach(self, reporter: str) -> str:
         return self.key("reach", reporter)
+
+    def resync(self, host: str) -> str:
+        return self.key("resync", host)
 
     def containers(self) -> str:
         return self.directory("container")

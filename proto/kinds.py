@@ -33,6 +33,7 @@ from proto.records import (
     Network,
     Reachability,
     Record,
+    ResyncRequest,
 )
 
 
@@ -92,6 +93,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("agent", "agents", ("host",), None, None, Audience.NOBODY),
     # An agent's probes of its peers' VTEPs, under the same lease as its agents/ key.
     Kind("reach", "reach", ("reporter",), Reachability, None, Audience.NOBODY),
+    # One per host, overwritten: the agent re-sends every status when it changes.
+    Kind("resync", "resync", ("host",), ResyncRequest, "resync", Audience.PLACED_HOST),
     Kind("container", "containers", ("container",), ContainerSpec, "container", Audience.PLACED_HOST),
     Kind("status", "status", ("container",), ContainerStatus, None, Audience.NOBODY),
     Kind("endpoint", "endpoints", ("network", "container"), Endpoint, "endpoint", Audience.MEMBERS),

@@ -268,6 +268,14 @@ class Reachability(Record):
     unreachable: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ResyncRequest(Record):
+    """A controller's request that the agent of `host` report every status again."""
+    WIRE = "ResyncRequest"
+    host: str
+    asked_at: float = 0.0
+
+
 @dataclass
 class ControllerInfo(Record):
     """A controller serving now (its key lives while its lease does): what it

@@ -247,8 +247,16 @@ class ControllerInfo(_message.Message):
     etcd_peer: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, name: _Optional[str] = ..., listen: _Optional[_Iterable[str]] = ..., etcd_client: _Optional[_Iterable[str]] = ..., etcd_peer: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ResyncRequest(_message.Message):
+    __slots__ = ("host", "asked_at")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ASKED_AT_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    asked_at: float
+    def __init__(self, host: _Optional[str] = ..., asked_at: _Optional[float] = ...) -> None: ...
+
 class Change(_message.Message):
-    __slots__ = ("key", "network", "endpoint", "container", "host", "alive", "controller", "deleted")
+    __slots__ = ("key", "network", "endpoint", "container", "host", "alive", "controller", "resync", "deleted")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -256,6 +264,7 @@ class Change(_message.Message):
     HOST_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     CONTROLLER_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     key: str
     network: Network
@@ -264,8 +273,9 @@ class Change(_message.Message):
     host: Host
     alive: HostAlive
     controller: ControllerInfo
+    resync: ResyncRequest
     deleted: bool
-    def __init__(self, key: _Optional[str] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alive: _Optional[_Union[HostAlive, _Mapping]] = ..., controller: _Optional[_Union[ControllerInfo, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
+    def __init__(self, key: _Optional[str] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alive: _Optional[_Union[HostAlive, _Mapping]] = ..., controller: _Optional[_Union[ControllerInfo, _Mapping]] = ..., resync: _Optional[_Union[ResyncRequest, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("host", "resume_revision", "networks", "containers")
@@ -307,19 +317,13 @@ class ViewUpdate(_message.Message):
     changes: _containers.RepeatedCompositeFieldContainer[Change]
     def __init__(self, revision: _Optional[int] = ..., snapshot: _Optional[bool] = ..., changes: _Optional[_Iterable[_Union[Change, _Mapping]]] = ...) -> None: ...
 
-class ResyncRequest(_message.Message):
-    __slots__ = ()
-    def __init__(self) -> None: ...
-
 class ControllerMessage(_message.Message):
-    __slots__ = ("update", "heartbeat", "resync")
+    __slots__ = ("update", "heartbeat")
     UPDATE_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
-    RESYNC_FIELD_NUMBER: _ClassVar[int]
     update: ViewUpdate
     heartbeat: Heartbeat
-    resync: ResyncRequest
-    def __init__(self, update: _Optional[_Union[ViewUpdate, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., resync: _Optional[_Union[ResyncRequest, _Mapping]] = ...) -> None: ...
+    def __init__(self, update: _Optional[_Union[ViewUpdate, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
 
 class ExecRequest(_message.Message):
     __slots__ = ("container", "command", "env")

@@ -54,6 +54,7 @@ class Store:
         self.mark_down = self.hosts.mark_down
         self.settle = self.hosts.settle
         self.put_reach = self.hosts.put_reach
+        self.ask_resync = self.hosts.ask_resync
 
         self.create_container = self.containers.create
         self.connect = self.containers.connect

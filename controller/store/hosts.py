@@ -22,7 +22,7 @@ from controller.store.records import Records, json_value
 from controller.store.transaction import Commit, Settled, retrying, surface_unavailable
 from proto import validate
 from proto.addresses import UNDERLAY_FAMILIES, parse_ip
-from proto.records import ContainerSpec, Endpoint, Host, HostAlive, Reachability
+from proto.records import ContainerSpec, Endpoint, Host, HostAlive, Reachability, ResyncRequest
 
 
 class Hosts:
@@ -103,6 +103,13 @@ class Hosts:
     @surface_unavailable
     async def mark_down(self, lease_id: int) -> None:
         await self.etcd.revoke(lease_id)
+
+    @surface_unavailable
+    async def ask_resync(self, host: str) -> None:
+        """Ask the agent of `host`, through whichever controller holds its stream,
+        to report every container's status again."""
+        validate.host_name(host)
+        await self.etcd.put(self.keys.resync(host), ResyncRequest(host, time.time()).to_json())
 
     @surface_unavailable
     async def put_reach(self, report: Reachability, lease: int) -> None:
