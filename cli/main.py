@@ -50,28 +50,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def user_command(args) -> int:
-    import grpc
-
     from cli.commands import COMMANDS, SERVICES
     from cli.connection import ControllerChannel, transport_for
+    from cli.retry import call_with_retry
     from proto import vxmesh_pb2_grpc as pb_grpc
-    try:
-        async with ControllerChannel(args.controller, transport_for(args)) as channel:
+    async def attempt(address: str) -> int:
+        async with ControllerChannel(address, transport_for(args, address)) as channel:
             stub = getattr(pb_grpc, f"{SERVICES.get(args.command, 'Controller')}Stub")(channel)
             return await COMMANDS[args.command](stub, args)
-    except grpc.aio.AioRpcError as err:
-        if err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-            raise OutcomeUnknownError(outcome_unknown(err.details() or "", args)) from None
-        raise CliError(err.details() or err.code().name) from None
 
-
-def outcome_unknown(details: str, args) -> str:
-    """The line for a call whose outcome is unknown: the controller's own words
-    when it said so, else that no answer came in time."""
-    if details.startswith("the outcome is unknown"):
-        return details
-    return (f"the outcome is unknown: no answer from the controller in time ({details or 'deadline exceeded'}); "
-            f"the change may have been made: check with `vxmesh {'network ls' if args.command == 'network' else 'ps -a'}`")
+    return await call_with_retry(args, attempt)
 
 
 def run_daemon(name: str, argv: list[str]) -> None:

@@ -116,6 +116,11 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def Run(self, request, context):
         received = time.time()
         request_limits.check_run(request)
+        # A repeat of a run already carried out (its client lost the answer):
+        # the first one's container, as its start turns out.
+        done = await self.store.request_done(request.request_id)
+        if done is not None:
+            return await self._started(await self.store.made_by(done, request.name), first=True)
         mode = NetworkMode.parse(request.networks)
         options = run_options.from_request(request)
         run_options.check_options(options, mode)
@@ -144,7 +149,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         options = dataclasses.replace(options, image=await self.images.resolve(request.image))
         spec = await self.store.create_container(
             request.name, host, list(request.command), dict(request.env),
-            request.hostname or request.name, mode, options)
+            request.hostname or request.name, mode, options, request_id=request.request_id)
         committed = time.time()
         detail = await self._started(spec, first=True)
         # Wall-clock stamps the agents' start events can be lined up with
@@ -184,13 +189,17 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Start(self, request, context):
+        done = await self.store.request_done(request.request_id)
+        if done is not None:
+            return await self._started(await self.store.made_by(done, request.name))
         spec, status = await self.store.get_container(request.name)
         if status is not None and status.state == "running":
             return _detail(spec, status)  # as Docker: starting a running container is a no-op
         mode = NetworkMode.of(spec)
         if mode.shares_container:
             await self._namespace_owner(mode.container)
-        spec = await self.store.set_desired(request.name, "running", bump_generation=True)
+        spec = await self.store.set_desired(request.name, "running", bump_generation=True,
+                                            request_id=request.request_id)
         return await self._started(spec)
 
     @user_errors
@@ -240,9 +249,11 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Stop(self, request, context):
-        spec, _ = await self.store.get_container(request.name)
+        done = await self.store.request_done(request.request_id)
+        spec = await self.store.made_by(done, request.name) if done else (await self.store.get_container(request.name))[0]
         timeout = request.timeout or spec.stop_timeout
-        spec = await self.store.set_desired(request.name, "stopped", stop_timeout=timeout)
+        spec = await self.store.set_desired(request.name, "stopped", stop_timeout=timeout,
+                                            request_id=request.request_id)
         status, done = await self._wait_status(spec, lambda s: s.state != "running", timeout + 10.0)
         if not done:
             raise OutcomeUnknown(
@@ -253,15 +264,21 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Remove(self, request, context):
+        done = await self.store.request_done(request.request_id)
+        if done is not None:
+            if done.name != request.name:
+                raise FailedPrecondition(f"request id {done.id!r} was used for container {done.name!r}, "
+                                         f"not {request.name!r}")
+            return pb.Empty()   # removed by the first try of this request
         spec, status = await self.store.get_container(request.name)
         if status is not None and status.state == "running" and not request.force:
             raise FailedPrecondition(
                 f"container {request.name!r} is running: stop it first or use rm -f")
-        await self._remove(spec)
+        await self._remove(spec, request.request_id)
         return pb.Empty()
 
-    async def _remove(self, spec: ContainerSpec) -> None:
-        await self.store.delete_container(spec.name)
+    async def _remove(self, spec: ContainerSpec, request_id: str = "") -> None:
+        await self.store.delete_container(spec.name, request_id)
         # The agent kills and tears it down, then reports "removed" and the
         # controller releases its addresses; wait for that so `rm` means gone.
         released = await self.cache.wait_until(lambda: spec.name not in self.cache.index.statuses,

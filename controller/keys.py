@@ -20,6 +20,8 @@ from the one table of kinds (proto/kinds.py)::
                                         lease: exists exactly while the host's agent is connected
     {p}reach/<name>                     Reachability JSON: which peers' VTEPs answer this host's
                                         probes, under the same lease as its agents/ key
+    {p}requests/<id>                    {"id", "method", "name", "container_id", "at"}: what a
+                                        client's request did, under a retention lease
     {p}resync/<name>                    ResyncRequest JSON: a controller asks this host's agent to
                                         report every status again
     {p}containers/<name>                ContainerSpec JSON (desired containers)
@@ -117,6 +119,9 @@ class Keys:
 
     def reach(self, reporter: str) -> str:
         return self.key("reach", reporter)
+
+    def request(self, request_id: str) -> str:
+        return self.key("request", request_id)
 
     def resync(self, host: str) -> str:
         return self.key("resync", host)

@@ -93,6 +93,8 @@ KINDS: tuple[Kind, ...] = (
     Kind("agent", "agents", ("host",), None, None, Audience.NOBODY),
     # An agent's probes of its peers' VTEPs, under the same lease as its agents/ key.
     Kind("reach", "reach", ("reporter",), Reachability, None, Audience.NOBODY),
+    # What a client's request did, written with the change, kept a while (controller/store/requests.py).
+    Kind("request", "requests", ("request",), None, None, Audience.NOBODY),
     # One per host, overwritten: the agent re-sends every status when it changes.
     Kind("resync", "resync", ("host",), ResyncRequest, "resync", Audience.PLACED_HOST),
     Kind("container", "containers", ("container",), ContainerSpec, "container", Audience.PLACED_HOST),
