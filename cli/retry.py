@@ -82,9 +82,10 @@ async def call_with_retry(args: argparse.Namespace, attempt: Callable[[str], Awa
             # Could not reach it: nothing was sent. Another may answer; after
             # a break, this one may be back (a restart) within the deadline.
             untried = tries < len(targets)
-            if not retried or not (untried or had_break and loop.time() < deadline):
+            if not retried or not (untried or had_break):
                 raise
-            last = str(err)
+            if not had_break:   # the break stays the story
+                last = str(err)
         if loop.time() >= deadline:
             if request_id:
                 raise OutcomeUnknownError(

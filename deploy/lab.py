@@ -593,10 +593,12 @@ class Lab:
 
     # ---- running commands ------------------------------------------------
 
-    def cli_argv(self, *args: str, controller: int = 1) -> list[str]:
-        """`vxmesh ARGS` against this lab's controller (run it with cwd=REPO_ROOT)."""
+    def cli_argv(self, *args: str, controller: int | list[int] = 1) -> list[str]:
+        """`vxmesh ARGS` against this lab's controller, or several in that order:
+        a call that breaks moves on to the next (run it with cwd=REPO_ROOT)."""
+        indexes = controller if isinstance(controller, list) else [controller]
         return [sys.executable, "-m", "cli.main", "--controller",
-                f"unix://{self.controller_socket_of(controller)}", *args]
+                ",".join(f"unix://{self.controller_socket_of(k)}" for k in indexes), *args]
 
     def tls_cli_argv(self, *args: str, role: str = "admin", name: str = "admin") -> list[str]:
         """`vxmesh ARGS` over TCP and mutual TLS, holding `role` `name`'s certificate,
@@ -606,7 +608,7 @@ class Lab:
                 "--ca", tls["ca"], "--cert", tls["cert"], "--key", tls["key"], *args]
 
     def cli(self, *args: str, check: bool = True, timeout: float = 30,
-            controller: int = 1) -> subprocess.CompletedProcess:
+            controller: int | list[int] = 1) -> subprocess.CompletedProcess:
         return _run(self.cli_argv(*args, controller=controller), check, timeout)
 
     def netns_exec(self, netns: str, *argv: str, check: bool = True,
