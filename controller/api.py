@@ -141,7 +141,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         if host not in hosts:
             raise NotFound(f"no such host: {host!r}")
         if hosts[host].state != "up":
-            raise FailedPrecondition(f"host {host!r} is down")
+            raise FailedPrecondition(_not_up(host, hosts[host].state))
         # The image must be in the registry before anything is stored; every
         # start of the container then pulls exactly this manifest.
         if self.images is None:
@@ -329,7 +329,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         if host not in hosts:
             raise NotFound(f"no such host: {host!r}")
         if hosts[host].state != "up" or not hosts[host].api:
-            raise Unavailable(f"host {host!r} is down")
+            raise Unavailable(_not_up(host, hosts[host].state))
         # With TLS the agent must present the certificate of this host, not
         # merely one from the cluster's CA: a host record pointing its API at
         # another host's address gets no answer.
@@ -341,6 +341,13 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _not_up(host: str, state: str) -> str:
+    if state == "agent down":
+        return (f"the agent of host {host!r} is down (its containers keep running and stay "
+                "reachable); try again when it is back")
+    return f"host {host!r} is down"
 
 
 def _usable(hosts: dict, wanted: str) -> bool:
