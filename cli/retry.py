@@ -28,9 +28,11 @@ from cli.options import CliError, OutcomeUnknownError
 # How long the CLI keeps trying controllers after a call broke.
 RETRY_SECONDS = 30.0
 NOT_RETRIED = frozenset({"exec", "logs"})
-# What a call that broke mid-way (not a controller's refusal) looks like.
-BROKEN_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED})
-BROKEN_TEXT = ("Stream removed", "Socket closed", "Connection reset", "GOAWAY", "connection", "Broken pipe")
+# What a call that broke in transit looks like, as gRPC reports it. A
+# controller's own answers (UNAVAILABLE for "etcd is unreachable", say) are
+# not breaks: they are final, and another controller would say the same.
+BROKEN_TEXT = ("Socket closed", "Stream removed", "Connection reset", "Connection refused", "GOAWAY",
+               "failed to connect", "Broken pipe", "recvmsg", "sendmsg", "Cancelled", "Socket operation")
 
 
 def addresses(text: str) -> list[str]:
@@ -51,10 +53,11 @@ def ensure_request_id(args: argparse.Namespace) -> str:
 
 def broken(err: grpc.aio.AioRpcError) -> bool:
     """Whether the call broke in transit rather than being answered."""
-    if err.code() in BROKEN_CODES:
-        return True
+    if err.code() == grpc.StatusCode.CANCELLED:
+        return True   # a controller shutting down; it never cancels on purpose
     details = err.details() or ""
-    return err.code() in (grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL) and any(t in details for t in BROKEN_TEXT)
+    return (err.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNKNOWN, grpc.StatusCode.INTERNAL)
+            and any(t in details for t in BROKEN_TEXT))
 
 
 async def call_with_retry(args: argparse.Namespace, attempt: Callable[[str], Awaitable[int]],

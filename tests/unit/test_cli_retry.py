@@ -60,6 +60,11 @@ async def test_a_refusal_is_not_retried():
         await call_with_retry(parsed, controllers.attempt(parsed))
     assert not isinstance(err.value, OutcomeUnknownError) and len(controllers.tries) == 1
     assert not broken(rpc_error(grpc.StatusCode.UNKNOWN, "something the controller said"))
+    # A controller's own UNAVAILABLE (its etcd is gone) is an answer, not a break: no retry.
+    etcd_gone = Controllers(rpc_error(grpc.StatusCode.UNAVAILABLE, "etcd at 10.0.0.5:2379 is unreachable"))
+    with pytest.raises(CliError, match="etcd at"):
+        await call_with_retry(parsed, etcd_gone.attempt(parsed))
+    assert len(etcd_gone.tries) == 1
 
 
 async def test_no_answer_in_time_is_an_unknown_outcome_naming_how_to_find_out():
