@@ -170,6 +170,10 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
 
     async def _on_status(self, host: str, status: ContainerStatus) -> None:
         status.host = host
+        if status.state != "removed" and self.cache.index.statuses.get(status.name) == status:
+            # Already stored (a resync, a new stream): every status of a host
+            # comes again then, and each write is an etcd round trip.
+            return
         if status.state == "removed":
             # The agent tore it down: only now may its addresses go to others.
             await self.store.release_container(status.name, host)
