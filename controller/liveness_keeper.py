@@ -34,8 +34,12 @@ class LivenessKeeper:
     async def run(self) -> None:
         while True:
             await asyncio.sleep(self.period)
-            if self.cache.healthy:
+            if not self.cache.healthy:
+                continue   # the mirror may be stale: decide once it follows etcd again
+            try:
                 await self.run_pass()
+            except Exception:  # noqa: BLE001 - the rule must outlive any one failure
+                log.exception("liveness pass failed; the next one tries again")
 
     def due(self, now: float) -> list[str]:
         """The hosts whose alive/ record the rule would change, by the mirror."""
