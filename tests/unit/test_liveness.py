@@ -140,3 +140,27 @@ def test_a_peer_is_reported_silent_only_after_the_timeout_and_answering_again_cl
     findings.forget_others({"h3", "h4"})
     findings.probed("h4", 4.1)
     assert findings.report("h1", {"h3": "10.0.0.3", "h4": "10.0.0.4"}, 4.2) == Reachability("h1", ["h3"], [])
+
+
+# ---- the keeper: which hosts the mirror says are due a decision ---------------
+
+def test_the_keeper_settles_only_the_hosts_whose_record_the_rule_would_change():
+    from types import SimpleNamespace
+
+    from controller.index import Index
+    from controller.keys import Keys
+    from controller.liveness_keeper import LivenessKeeper
+
+    keys = Keys("/vx/")
+    index = Index(keys)
+    index.hosts = {keys.host(n): Host(name=n, vtep=f"192.0.2.{i}") for i, n in enumerate(("h1", "h2", "h3", "h4"), 1)}
+    index.connected = {"h1", "h3", "h4"}
+    index.alive_records = {"h1": HostAlive("h1", since=1.0), "h2": HostAlive("h2", since=1.0),
+                           "h3": HostAlive("h3", since=1.0)}
+    index.reach = reports(h1=(["h2", "h3"], ["h4"]), h3=(["h1", "h2"], ["h4"]))
+    keeper = LivenessKeeper(store=None, cache=SimpleNamespace(index=index, healthy=True), grace=GRACE)
+    # h1, h3: up and answering; h2: its agent just went (-> agent down); h4: connected,
+    # not in the tables, and silent to both its peers (stays out, nothing to write).
+    assert keeper.due(now=50.0) == ["h2"]
+    index.reach = reports(h1=(["h2", "h3", "h4"], []), h3=(["h1", "h2", "h4"], []))
+    assert keeper.due(now=50.0) == ["h2", "h4"]
