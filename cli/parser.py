@@ -20,10 +20,18 @@ DAEMONS = {"controller": "run a controller (options: vxmesh controller --help)",
            "agent": "run a host agent (options: vxmesh agent --help)"}
 
 
+def _request_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--request-id", default="", metavar="ID",
+                        help="this change's id (8-64 letters, digits, '-', '_'; default: a new one): a "
+                             "repeat with the same id within an hour gets the first one's result, "
+                             "never a second change")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vxmesh", description="A multi-host VXLAN overlay for containers.")
     parser.add_argument("--controller", default=os.environ.get("VXMESH_CONTROLLER", DEFAULT_CONTROLLER),
-                        help="controller address: host:port or unix:///path (env VXMESH_CONTROLLER)")
+                        help="controller address: host:port or unix:///path, or several, comma-separated: "
+                             "a call that loses its controller moves on to the next (env VXMESH_CONTROLLER)")
     for flag, env, default in (("--ca", "VXMESH_CA", "ca.pem"), ("--cert", "VXMESH_CERT", "admin.pem"),
                                ("--key", "VXMESH_KEY", "admin-key.pem")):
         parser.add_argument(flag, type=Path, default=Path(os.environ.get(env, f"{TLS_DIR}/{default}")),
@@ -96,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges[=true|false]")
     run.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
                      help="a resource limit, e.g. nofile=1024:2048 (repeatable)")
+    _request_id(run)
     run.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]",
                      help="replaces the image's Cmd")
@@ -113,14 +122,17 @@ def build_parser() -> argparse.ArgumentParser:
     stop = sub.add_parser("stop", help="stop a container (SIGTERM, then SIGKILL)")
     stop.add_argument("-t", "--time", type=int, default=0, help="seconds to wait before SIGKILL (default 10)")
     stop.add_argument("name")
+    _request_id(stop)
     start = sub.add_parser("start", help="start a stopped container again")
     start.add_argument("name")
+    _request_id(start)
     kill = sub.add_parser("kill", help="send a signal to a container (default SIGKILL)")
     kill.add_argument("-s", "--signal", default="KILL")
     kill.add_argument("name")
     rm = sub.add_parser("rm", help="remove a container")
     rm.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
     rm.add_argument("name")
+    _request_id(rm)
     _image_parsers(sub)
     health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
     health.add_argument("--format", choices=["table", "json"], default="table")

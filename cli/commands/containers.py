@@ -39,7 +39,7 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         cap_drop=[capabilities.canonical(c) for c in args.cap_drop], privileged=args.privileged,
         seccomp=security.seccomp, seccomp_profile=security.seccomp_profile,
         allow_new_privileges=not security.no_new_privileges,
-        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit])
+        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], request_id=args.request_id)
 
 
 async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
@@ -84,13 +84,14 @@ async def logs(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 
 
 async def stop(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Stop(pb.StopRequest(name=args.name, timeout=args.time), timeout=RPC_TIMEOUT + args.time)
+    await api.Stop(pb.StopRequest(name=args.name, timeout=args.time, request_id=args.request_id),
+                   timeout=RPC_TIMEOUT + args.time)
     print(args.name)
     return 0
 
 
 async def start(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Start(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+    await api.Start(pb.NameRequest(name=args.name, request_id=args.request_id), timeout=RPC_TIMEOUT)
     print(args.name)
     return 0
 
@@ -102,7 +103,8 @@ async def kill(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 
 
 async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Remove(pb.NameRequest(name=args.name, force=args.force), timeout=RPC_TIMEOUT)
+    await api.Remove(pb.NameRequest(name=args.name, force=args.force, request_id=args.request_id),
+                     timeout=RPC_TIMEOUT)
     print(args.name)
     return 0
 
