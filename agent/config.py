@@ -58,6 +58,12 @@ AGENT = Schema("agent", (
            "vxlan_rejected), and drop and count VXLAN from this host's containers, to the "
            "host or through it (counter vxlan_from_containers). 'off': accept it from "
            "anywhere, containers included, as plain VXLAN does.", on_off),
+    Option("vtep-probes", str, "on",
+           "'on': probe every peer's VTEP address over the underlay (ICMP echo, which the "
+           "kernel answers while the agent is down) and report which answer, so the "
+           "controllers keep a host whose agent restarts in the tables and withdraw one "
+           "whose data plane is gone (controller/liveness.py). 'off': report nothing; "
+           "this host then has no say on its peers' liveness.", on_off),
     Option("port-security", str, "on",
            "'on': every container port accepts only frames from the container's assigned MAC "
            "that are ARP or IPv4 from its own address, and delivers unicast only to that MAC, "

@@ -22,6 +22,7 @@ from agent.link import ControllerLink
 from agent.local_state import LocalState
 from agent.names import DEFAULT_BRIDGE
 from agent.oci.runtime import Runtime
+from agent.probes import VtepProbes
 from agent.reconcile import Reconciler
 from agent.service import HostAgentService
 from agent.view import View
@@ -51,6 +52,7 @@ class AgentConfig:
     bridge_gateway: str = "172.17.0.1"
     vtep_filter: bool = True               # accept VXLAN only from live hosts' VTEPs
     port_security: bool = True             # container ports carry only their own MAC and addresses
+    vtep_probes: bool = True               # probe the peers' VTEPs, for the controllers' liveness rule
     tls: TlsFiles | None = None            # the agent's CA, certificate and key
     insecure: bool = False                 # plain-text gRPC; tls is then ignored
     registry: str = ""                     # the cluster's image registry, HOST:PORT
@@ -137,6 +139,9 @@ async def serve(config: AgentConfig) -> None:
 
     tasks = [asyncio.create_task(link.run(), name="controller-link"),
              asyncio.create_task(reconciler.run(), name="reconcile")]
+    if config.vtep_probes:
+        probes = VtepProbes(config.name, config.vtep_ip, lambda: view.peer_vteps(), link.report_reachability)
+        tasks.append(asyncio.create_task(probes.run(), name="vtep-probes"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,6 +18,10 @@ class CliError(Exception):
     """A one-line error for the user."""
 
 
+class OutcomeUnknownError(CliError):
+    """A change that may or may not have been carried out: exits OUTCOME_UNKNOWN_EXIT."""
+
+
 _PORT = re.compile(r"^(?:(?P<host>\d+):)?(?P<container>\d+)(?:/(?P<proto>[a-z]+))?$")
 _SIZE = re.compile(r"^(?P<number>\d+(?:\.\d+)?)(?P<unit>[bkmg]?)$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024 ** 2, "g": 1024 ** 3}

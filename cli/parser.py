@@ -57,10 +57,18 @@ FORMAT_HELP = ('"table", "json", or a Go-template-style one: \'{{.Names}}\\t{{.S
 UINT32_MAX = 2**32 - 1
 
 
+def _request_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--request-id", default="", metavar="ID",
+                        help="this change's id (8-64 letters, digits, '-', '_'; default: a new one): a "
+                             "repeat with the same id within an hour gets the first one's result, "
+                             "never a second change")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="vxmesh", description="A multi-host VXLAN overlay for containers.")
     parser.add_argument("--controller", default=os.environ.get("VXMESH_CONTROLLER", DEFAULT_CONTROLLER),
-                        help="controller address: host:port or unix:///path (env VXMESH_CONTROLLER)")
+                        help="controller address: host:port or unix:///path, or several, comma-separated: "
+                             "a call that loses its controller moves on to the next (env VXMESH_CONTROLLER)")
     for flag, env, default in (("--ca", "VXMESH_CA", "ca.pem"), ("--cert", "VXMESH_CERT", "admin.pem"),
                                ("--key", "VXMESH_KEY", "admin-key.pem")):
         parser.add_argument(flag, type=Path, default=Path(os.environ.get(env, f"{TLS_DIR}/{default}")),
@@ -179,6 +187,7 @@ def _container_parsers(sub: argparse._SubParsersAction, management: bool = False
                      help="seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges[=true|false]")
     run.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
                      help="a resource limit, e.g. nofile=1024:2048 (repeatable)")
+    _request_id(run)
     run.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]",
                      help="replaces the image's Cmd")
@@ -209,14 +218,17 @@ def _container_parsers(sub: argparse._SubParsersAction, management: bool = False
     stop.add_argument("-t", "--time", type=bounded_int("--time", 0, 86400), default=0,
                       help="seconds to wait before SIGKILL (default 10)")
     stop.add_argument("names", nargs="+", metavar="CONTAINER")
+    _request_id(stop)
     start = sub.add_parser("start", help="start a stopped container again")
     start.add_argument("names", nargs="+", metavar="CONTAINER")
+    _request_id(start)
     kill = sub.add_parser("kill", help="send a signal to a container (default SIGKILL)")
     kill.add_argument("-s", "--signal", default="KILL")
     kill.add_argument("names", nargs="+", metavar="CONTAINER")
     rm = sub.add_parser("rm", help="remove a container")
     rm.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
     rm.add_argument("names", nargs="+", metavar="CONTAINER")
+    _request_id(rm)
 
 
 def _image_parsers(sub: argparse._SubParsersAction) -> None:

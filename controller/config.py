@@ -13,6 +13,7 @@ from proto.config_file import (
     nonempty_list,
     positive,
     registry_or_empty,
+    seconds_or_zero,
     tls_options,
 )
 from proto.errors import InvalidArgument
@@ -47,8 +48,13 @@ CONTROLLER = Schema("controller", (
            "address pools: BASE:SIZE, the first SIZE-bit subnet of BASE that no network and "
            "no host's own subnets overlap.", address_pools),
     Option("host-ttl", int, 6,
-           "Seconds without a heartbeat before a host is shown down and its lease ends.",
+           "Seconds without a heartbeat before a host's agent counts as gone and its lease ends.",
            positive),
+    Option("agent-grace", int, 120,
+           "Seconds a host whose agent is gone stays in every table (`host ls`: agent down) "
+           "while its VTEP still answers its peers' probes; a host whose VTEP stops answering "
+           "two peers (all of them, when fewer probe it) leaves the tables at once. 0: a host "
+           "leaves the tables as soon as its agent's lease ends.", seconds_or_zero),
     Option("registry", str, "",
            "The cluster's image registry, HOST:PORT (Debian's docker-registry, serving TLS "
            "with a certificate from the cluster CA; deploy/provision.sh --registry runs one): "

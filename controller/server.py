@@ -24,6 +24,8 @@ from controller.images.registry_api import RegistryApi
 from controller.images.service import ImagesService
 from controller.images.skopeo import Skopeo
 from controller.keys import Keys
+from controller.liveness import DEFAULT_GRACE_SECONDS
+from controller.liveness_keeper import LivenessKeeper
 from controller.presence import Presence
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -45,6 +47,7 @@ class ControllerConfig:
     default_address_pools: list[str] = field(default_factory=lambda: list(DEFAULT_ADDRESS_POOLS))
     prefix: str = "/vxmesh/"
     host_ttl: int = 6
+    agent_grace: int = DEFAULT_GRACE_SECONDS   # controller/liveness.py
     tls: TlsFiles | None = None        # the controller's CA, certificate and key
     insecure: bool = False             # plain-text gRPC; tls is then ignored
     etcd_tls: TlsFiles | None = None   # etcd CA and client certificate (https:// members, the private etcd)
@@ -107,7 +110,8 @@ async def serve(config: ControllerConfig) -> None:
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ])
         pb_grpc.add_ControllerServicer_to_server(api, server)
-        pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds), server)
+        pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds,
+                                                                    grace=config.agent_grace), server)
         pb_grpc.add_ImagesServicer_to_server(ImagesService(images, store), server)
         for address in config.listen:
             _prepare_unix_socket(address)
@@ -121,11 +125,13 @@ async def serve(config: ControllerConfig) -> None:
         presence = Presence(store.controllers, etcd, store.controller_id, config.listen, endpoints,
                             config.host_ttl)
         announcing = asyncio.create_task(presence.run(), name="presence")
+        keeping = asyncio.create_task(LivenessKeeper(store, cache, config.agent_grace).run(), name="liveness")
         try:
             await _until_signalled()
         finally:
             announcing.cancel()
-            await asyncio.gather(announcing, return_exceptions=True)
+            keeping.cancel()
+            await asyncio.gather(announcing, keeping, return_exceptions=True)
             await presence.withdraw()
             await server.stop(grace=1.0)
 

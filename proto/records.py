@@ -265,9 +265,30 @@ class Host(Record):
 
 @dataclass(frozen=True)
 class HostAlive(Record):
-    """A host whose lease lives (alive/<name> exists): its VTEP may send VXLAN."""
+    """A host in every table (alive/<name> exists): its VTEP may send VXLAN.
+    With `agent_down`, its agent is gone but its VTEP still answers its peers,
+    since `since`; otherwise `since` is when it came up (controller/liveness.py)."""
     WIRE = "HostAlive"
     host: str
+    agent_down: bool = False
+    since: float = 0.0
+
+
+@dataclass
+class Reachability(Record):
+    """One agent's last finding of which peers' VTEPs answer its probes."""
+    WIRE = "Reachability"
+    reporter: str
+    reachable: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ResyncRequest(Record):
+    """A controller's request that the agent of `host` report every status again."""
+    WIRE = "ResyncRequest"
+    host: str
+    asked_at: float = 0.0
 
 
 @dataclass

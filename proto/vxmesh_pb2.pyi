@@ -250,10 +250,24 @@ class Host(_message.Message):
     def __init__(self, name: _Optional[str] = ..., vtep: _Optional[str] = ..., api: _Optional[str] = ..., mtu: _Optional[int] = ..., state: _Optional[str] = ..., containers: _Optional[int] = ..., registered_at: _Optional[float] = ..., bridge_subnet: _Optional[str] = ..., underlay_subnet: _Optional[str] = ..., gwbridge_subnet: _Optional[str] = ...) -> None: ...
 
 class HostAlive(_message.Message):
-    __slots__ = ("host",)
+    __slots__ = ("host", "agent_down", "since")
     HOST_FIELD_NUMBER: _ClassVar[int]
+    AGENT_DOWN_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
     host: str
-    def __init__(self, host: _Optional[str] = ...) -> None: ...
+    agent_down: bool
+    since: float
+    def __init__(self, host: _Optional[str] = ..., agent_down: _Optional[bool] = ..., since: _Optional[float] = ...) -> None: ...
+
+class Reachability(_message.Message):
+    __slots__ = ("reporter", "reachable", "unreachable")
+    REPORTER_FIELD_NUMBER: _ClassVar[int]
+    REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    UNREACHABLE_FIELD_NUMBER: _ClassVar[int]
+    reporter: str
+    reachable: _containers.RepeatedScalarFieldContainer[str]
+    unreachable: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, reporter: _Optional[str] = ..., reachable: _Optional[_Iterable[str]] = ..., unreachable: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ControllerInfo(_message.Message):
     __slots__ = ("name", "listen", "etcd_client", "etcd_peer")
@@ -267,8 +281,16 @@ class ControllerInfo(_message.Message):
     etcd_peer: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, name: _Optional[str] = ..., listen: _Optional[_Iterable[str]] = ..., etcd_client: _Optional[_Iterable[str]] = ..., etcd_peer: _Optional[_Iterable[str]] = ...) -> None: ...
 
+class ResyncRequest(_message.Message):
+    __slots__ = ("host", "asked_at")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ASKED_AT_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    asked_at: float
+    def __init__(self, host: _Optional[str] = ..., asked_at: _Optional[float] = ...) -> None: ...
+
 class Change(_message.Message):
-    __slots__ = ("key", "network", "endpoint", "container", "host", "alive", "controller", "deleted")
+    __slots__ = ("key", "network", "endpoint", "container", "host", "alive", "controller", "resync", "deleted")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -276,6 +298,7 @@ class Change(_message.Message):
     HOST_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     CONTROLLER_FIELD_NUMBER: _ClassVar[int]
+    RESYNC_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     key: str
     network: Network
@@ -284,8 +307,9 @@ class Change(_message.Message):
     host: Host
     alive: HostAlive
     controller: ControllerInfo
+    resync: ResyncRequest
     deleted: bool
-    def __init__(self, key: _Optional[str] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alive: _Optional[_Union[HostAlive, _Mapping]] = ..., controller: _Optional[_Union[ControllerInfo, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
+    def __init__(self, key: _Optional[str] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alive: _Optional[_Union[HostAlive, _Mapping]] = ..., controller: _Optional[_Union[ControllerInfo, _Mapping]] = ..., resync: _Optional[_Union[ResyncRequest, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("host", "resume_revision", "networks", "containers")
@@ -300,14 +324,16 @@ class Hello(_message.Message):
     def __init__(self, host: _Optional[_Union[Host, _Mapping]] = ..., resume_revision: _Optional[int] = ..., networks: _Optional[_Iterable[str]] = ..., containers: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AgentMessage(_message.Message):
-    __slots__ = ("hello", "status", "heartbeat")
+    __slots__ = ("hello", "status", "heartbeat", "reachability")
     HELLO_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     HEARTBEAT_FIELD_NUMBER: _ClassVar[int]
+    REACHABILITY_FIELD_NUMBER: _ClassVar[int]
     hello: Hello
     status: ContainerStatus
     heartbeat: Heartbeat
-    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ...) -> None: ...
+    reachability: Reachability
+    def __init__(self, hello: _Optional[_Union[Hello, _Mapping]] = ..., status: _Optional[_Union[ContainerStatus, _Mapping]] = ..., heartbeat: _Optional[_Union[Heartbeat, _Mapping]] = ..., reachability: _Optional[_Union[Reachability, _Mapping]] = ...) -> None: ...
 
 class Heartbeat(_message.Message):
     __slots__ = ("applied_revision",)
@@ -433,7 +459,7 @@ class KillRequest(_message.Message):
     def __init__(self, container: _Optional[str] = ..., signal: _Optional[int] = ...) -> None: ...
 
 class CreateNetworkRequest(_message.Message):
-    __slots__ = ("name", "driver", "subnet", "gateway", "vni", "options", "ip_range", "internal", "attachable", "labels")
+    __slots__ = ("name", "driver", "subnet", "gateway", "vni", "options", "request_id", "ip_range", "internal", "attachable", "labels")
     class OptionsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -454,6 +480,7 @@ class CreateNetworkRequest(_message.Message):
     GATEWAY_FIELD_NUMBER: _ClassVar[int]
     VNI_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     IP_RANGE_FIELD_NUMBER: _ClassVar[int]
     INTERNAL_FIELD_NUMBER: _ClassVar[int]
     ATTACHABLE_FIELD_NUMBER: _ClassVar[int]
@@ -464,19 +491,22 @@ class CreateNetworkRequest(_message.Message):
     gateway: str
     vni: int
     options: _containers.ScalarMap[str, str]
+    request_id: str
     ip_range: str
     internal: bool
     attachable: bool
     labels: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., vni: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ..., ip_range: _Optional[str] = ..., internal: _Optional[bool] = ..., attachable: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., vni: _Optional[int] = ..., options: _Optional[_Mapping[str, str]] = ..., request_id: _Optional[str] = ..., ip_range: _Optional[str] = ..., internal: _Optional[bool] = ..., attachable: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class NameRequest(_message.Message):
-    __slots__ = ("name", "force")
+    __slots__ = ("name", "force", "request_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FORCE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     force: bool
-    def __init__(self, name: _Optional[str] = ..., force: _Optional[bool] = ...) -> None: ...
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., force: _Optional[bool] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class NetworkDetail(_message.Message):
     __slots__ = ("network", "endpoints")
@@ -499,7 +529,7 @@ class HostList(_message.Message):
     def __init__(self, hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("name", "host", "networks", "hostname", "env", "command", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "aliases", "ip", "publish_all", "expose", "labels", "auto_remove", "detach")
+    __slots__ = ("name", "host", "networks", "hostname", "env", "command", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "request_id", "aliases", "ip", "publish_all", "expose", "labels", "auto_remove", "detach")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -538,6 +568,7 @@ class RunRequest(_message.Message):
     SECCOMP_PROFILE_FIELD_NUMBER: _ClassVar[int]
     ALLOW_NEW_PRIVILEGES_FIELD_NUMBER: _ClassVar[int]
     ULIMITS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
     PUBLISH_ALL_FIELD_NUMBER: _ClassVar[int]
@@ -569,6 +600,7 @@ class RunRequest(_message.Message):
     seccomp_profile: str
     allow_new_privileges: bool
     ulimits: _containers.RepeatedCompositeFieldContainer[Ulimit]
+    request_id: str
     aliases: _containers.RepeatedScalarFieldContainer[str]
     ip: str
     publish_all: bool
@@ -576,19 +608,21 @@ class RunRequest(_message.Message):
     labels: _containers.ScalarMap[str, str]
     auto_remove: bool
     detach: bool
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ..., ip: _Optional[str] = ..., publish_all: _Optional[bool] = ..., expose: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., detach: _Optional[bool] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., request_id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., ip: _Optional[str] = ..., publish_all: _Optional[bool] = ..., expose: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., detach: _Optional[bool] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
-    __slots__ = ("network", "container", "aliases", "ip")
+    __slots__ = ("network", "container", "request_id", "aliases", "ip")
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
     IP_FIELD_NUMBER: _ClassVar[int]
     network: str
     container: str
+    request_id: str
     aliases: _containers.RepeatedScalarFieldContainer[str]
     ip: str
-    def __init__(self, network: _Optional[str] = ..., container: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., ip: _Optional[str] = ...) -> None: ...
+    def __init__(self, network: _Optional[str] = ..., container: _Optional[str] = ..., request_id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., ip: _Optional[str] = ...) -> None: ...
 
 class ContainerDetail(_message.Message):
     __slots__ = ("spec", "status")
@@ -611,12 +645,14 @@ class ContainerList(_message.Message):
     def __init__(self, containers: _Optional[_Iterable[_Union[ContainerDetail, _Mapping]]] = ...) -> None: ...
 
 class StopRequest(_message.Message):
-    __slots__ = ("name", "timeout")
+    __slots__ = ("name", "timeout", "request_id")
     NAME_FIELD_NUMBER: _ClassVar[int]
     TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     name: str
     timeout: int
-    def __init__(self, name: _Optional[str] = ..., timeout: _Optional[int] = ...) -> None: ...
+    request_id: str
+    def __init__(self, name: _Optional[str] = ..., timeout: _Optional[int] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class HostTablesRequest(_message.Message):
     __slots__ = ("host", "network")

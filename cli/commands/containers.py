@@ -10,6 +10,7 @@ import grpc
 
 from cli import attached
 from cli.commands.common import RPC_TIMEOUT
+from cli.retry import broken
 from cli.options import CliError, parse_command, parse_labels, parse_env, parse_port, parse_signal, parse_size, parse_volume
 from cli.listing import container_fields, container_filter
 from cli.output import container_json, container_rows
@@ -49,7 +50,7 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         allow_new_privileges=not security.no_new_privileges,
         ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias, ip=args.ip,
         publish_all=args.publish_all, expose=args.expose, labels=parse_labels(args.label), auto_remove=args.rm,
-        detach=args.detach)
+        detach=args.detach, request_id=args.request_id)
 
 
 # Docker's exit statuses of `run` when no container command ran.
@@ -80,6 +81,8 @@ async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     try:
         detail = await api.Run(request, timeout=RPC_TIMEOUT)
     except grpc.aio.AioRpcError as err:
+        if broken(err) or err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise   # not an answer: cli/retry.py tries again, or says the outcome is unknown
         message = err.details() or err.code().name
         print(f"Error: {message}", file=sys.stderr)
         return run_failure_status(message)
@@ -181,37 +184,43 @@ async def logs(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 
 
 async def each(args: argparse.Namespace, action) -> int:
-    """Do `action` for every container named, as Docker: each one's name on
-    success, one error line per failure, and exit 1 if any failed."""
+    """Do `action(name, request_id)` for every container named, as Docker: each
+    one's name on success, one error line per failure, and exit 1 if any failed.
+    Each name's change has its own request id, derived from the command's, so a
+    retried command (cli/retry.py) repeats none of them."""
     failed = False
-    for name in args.names:
+    request_id = getattr(args, "request_id", "")
+    for index, name in enumerate(args.names):
         try:
-            await action(name)
+            await action(name, request_id if len(args.names) == 1 or not request_id else f"{request_id}-{index}")
             print(name)
         except grpc.aio.AioRpcError as err:
+            if broken(err) or err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise   # not an answer: cli/retry.py tries again, or says the outcome is unknown
             print(f"Error: {err.details() or err.code().name}", file=sys.stderr)
             failed = True
     return 1 if failed else 0
 
 
 async def stop(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    return await each(args, lambda name: api.Stop(pb.StopRequest(name=name, timeout=args.time),
-                                                  timeout=RPC_TIMEOUT + args.time))
+    return await each(args, lambda name, request_id: api.Stop(
+        pb.StopRequest(name=name, timeout=args.time, request_id=request_id), timeout=RPC_TIMEOUT + args.time))
 
 
 async def start(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    return await each(args, lambda name: api.Start(pb.NameRequest(name=name), timeout=RPC_TIMEOUT))
+    return await each(args, lambda name, request_id: api.Start(
+        pb.NameRequest(name=name, request_id=request_id), timeout=RPC_TIMEOUT))
 
 
 async def kill(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     signal = parse_signal(args.signal)
-    return await each(args, lambda name: api.Kill(pb.KillRequest(container=name, signal=signal),
-                                                  timeout=RPC_TIMEOUT))
+    return await each(args, lambda name, _: api.Kill(pb.KillRequest(container=name, signal=signal),
+                                                     timeout=RPC_TIMEOUT))
 
 
 async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    return await each(args, lambda name: api.Remove(pb.NameRequest(name=name, force=args.force),
-                                                    timeout=RPC_TIMEOUT))
+    return await each(args, lambda name, request_id: api.Remove(
+        pb.NameRequest(name=name, force=args.force, request_id=request_id), timeout=RPC_TIMEOUT))
 
 
 async def port(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:

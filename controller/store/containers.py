@@ -16,6 +16,7 @@ from controller.run_options import RunOptions, check_aliases, check_options
 from controller.store import allocations
 from controller.store.records import Records
 from controller.store.removal import spec_deletion
+from controller.store.requests import Request, Requests
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, Settled, retrying, surface_unavailable
 from proto import validate
 from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -28,10 +29,11 @@ EXITED = "exited"
 
 
 class Containers:
-    def __init__(self, records: Records) -> None:
+    def __init__(self, records: Records, requests: Requests) -> None:
         self.records = records
         self.keys = records.keys
         self.etcd = records.etcd
+        self.requests = requests
 
     @surface_unavailable
     async def create(
@@ -43,12 +45,14 @@ class Containers:
         hostname: str,
         networks: Iterable[str] | NetworkMode,
         options: RunOptions = RunOptions(),
+        request_id: str = "",
     ) -> ContainerSpec:
         """Write the container's spec, one address per network, what each network's
         driver writes for it, its published host ports and an initial "created"
         status, all at once. An empty hostname means the name; `networks` are the
         --network values or the mode they were parsed into (none given means
-        Docker's default "bridge")."""
+        Docker's default "bridge"). With `request_id`, a repeat of a request
+        already carried out returns the container it made (requests.py)."""
         validate.name("container", name)
         if not host:
             raise InvalidArgument(f"no host given for container {name!r}")
@@ -56,7 +60,10 @@ class Containers:
         check_options(options, mode)
         key, status_key = self.keys.container(name), self.keys.status(name)
 
-        async def attempt(lost: int) -> Commit[ContainerSpec]:
+        async def attempt(lost: int) -> Commit[ContainerSpec] | Settled[ContainerSpec]:
+            done = await self.requests.get(request_id)
+            if done is not None:
+                return Settled(await self.made_by(done, name))
             if await self.etcd.get(key) is not None:
                 raise AlreadyExists(f"container {name!r} already exists")
             if await self.etcd.get(status_key) is not None:
@@ -82,10 +89,26 @@ class Containers:
             txn.add(await allocations.publish(self.records, spec, options.ports, randomize=lost > 0))
             status = ContainerStatus(name=name, id=spec.id, state="created")
             txn.ops += [Op.put(key, spec.to_json()), Op.put(status_key, status.to_json())]
+            if request_id:
+                compares, ops = await self.requests.record(
+                    Request(request_id, "run", name, spec.id, time.time()))
+                txn.compares += compares
+                txn.ops += ops
             return Commit(txn, spec)
 
         return await retrying(self.etcd, attempt, what=f"create container {name!r}",
                               changing="the addresses and ports it needs", attempts=ALLOCATION_ATTEMPTS)
+
+    @surface_unavailable
+    async def made_by(self, done: Request, name: str) -> ContainerSpec:
+        """The container a request already carried out made or changed, as it is now."""
+        if done.name != name:
+            raise InvalidArgument(f"request id {done.id!r} was used for container {done.name!r}, not {name!r}")
+        found = await self.records.record(self.keys.container(name), ContainerSpec)
+        if found is None or found[1].id != done.container_id:
+            raise FailedPrecondition(f"request {done.id!r} was carried out on container {name!r}, "
+                                     "which has been removed since")
+        return found[1]
 
     async def _check_namespace_owner(self, spec: ContainerSpec, owner: str) -> None:
         """--network container:OWNER: OWNER exists, on the same host."""
@@ -157,12 +180,16 @@ class Containers:
 
     @surface_unavailable
     async def set_desired(self, name: str, desired: str, bump_generation: bool = False,
-                          stop_timeout: int | None = None) -> ContainerSpec:
-        """Change what the agent should do; a generation bump makes it restart the container."""
+                          stop_timeout: int | None = None, request_id: str = "") -> ContainerSpec:
+        """Change what the agent should do; a generation bump makes it restart the container.
+        With `request_id`, a repeat changes nothing more and returns the spec as it is."""
         if desired not in DESIRED_STATES:
             raise InvalidArgument(f"invalid desired state {desired!r}: use one of {', '.join(DESIRED_STATES)}")
 
-        async def attempt(lost: int) -> Commit[ContainerSpec]:
+        async def attempt(lost: int) -> Commit[ContainerSpec] | Settled[ContainerSpec]:
+            done = await self.requests.get(request_id)
+            if done is not None:
+                return Settled(await self.made_by(done, name))
             kv, spec = await self.records.container(name)
             updated = dataclasses.replace(
                 spec, desired=desired, generation=spec.generation + (1 if bump_generation else 0),
@@ -173,6 +200,11 @@ class Containers:
                 # A stopped container gave its host ports back (put_status): take them again.
                 txn.add(await allocations.retake(self.records, updated, randomize=lost > 0))
             txn.ops.append(Op.put(kv.key, updated.to_json()))
+            if request_id:
+                compares, ops = await self.requests.record(
+                    Request(request_id, "start" if desired == "running" else "stop", name, spec.id, time.time()))
+                txn.compares += compares
+                txn.ops += ops
             return Commit(txn, updated)
 
         return await retrying(self.etcd, attempt, what=f"update container {name!r}",
