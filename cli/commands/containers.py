@@ -142,11 +142,14 @@ async def inspect_each(args: argparse.Namespace, fetch, to_json) -> int:
         try:
             found.append(to_json(await fetch(name)))
         except grpc.aio.AioRpcError as err:
+            if broken(err):
+                raise   # not an answer: cli/retry.py tries again
             print(f"Error: {err.details() or err.code().name}", file=sys.stderr)
             failed = True
+    if not found:
+        return 1   # the error lines say it all
     if args.format:
-        if found:
-            print("\n".join(render(args.format, item) for item in found))
+        print("\n".join(render(args.format, item) for item in found))
     else:
         print(json.dumps(found, indent=2))
     return 1 if failed else 0
