@@ -125,6 +125,10 @@ class ControllerService(pb_grpc.ControllerServicer):
         done = await self.store.request_done(request.request_id)
         if done is not None:
             return await self._started(await self.store.made_by(done, request.name or done.name), first=True)
+        # Ids and unique id prefixes name networks, and containers in container:NAME, too.
+        request.networks[:] = [
+            f"container:{await self._container_name(n[len('container:'):])}" if n.startswith("container:")
+            else await self._network_name(n) for n in request.networks]
         mode = NetworkMode.parse(request.networks)
         options = run_options.from_request(request)
         run_options.check_options(options, mode)
