@@ -11,7 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
-from cli import certs
+from cli import certs, service_parser
 from proto.config_file import TLS_DIR
 
 DEFAULT_CONTROLLER = "unix:///run/vxmesh-lab/vxlab/controller.sock"
@@ -122,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
     rm.add_argument("name")
     _image_parsers(sub)
+    service_parser.add_parsers(sub)
     health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
     health.add_argument("--format", choices=["table", "json"], default="table")
     tables = sub.add_parser("tables", help="the MAC/IP -> VTEP entries a host has programmed in its kernel")

@@ -23,6 +23,9 @@ from controller.images.service import ImagesService
 from controller.images.skopeo import Skopeo
 from controller.keys import Keys
 from controller.presence import Presence
+from controller.services.api import ServicesService
+from controller.services.election import Election
+from controller.services.reconciler import ROLE, Reconciler
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
 from transport.tls import Tls, TlsError, TlsFiles, check_etcd_client
@@ -106,6 +109,7 @@ async def serve(config: ControllerConfig) -> None:
         pb_grpc.add_ControllerServicer_to_server(api, server)
         pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds), server)
         pb_grpc.add_ImagesServicer_to_server(ImagesService(images, store), server)
+        pb_grpc.add_ServicesServicer_to_server(ServicesService(store, cache, images), server)
         for address in config.listen:
             _prepare_unix_socket(address)
             transport.add_port(server, address)
@@ -118,11 +122,15 @@ async def serve(config: ControllerConfig) -> None:
         presence = Presence(store.controllers, etcd, store.controller_id, config.listen, endpoints,
                             config.host_ttl)
         announcing = asyncio.create_task(presence.run(), name="presence")
+        # Every controller campaigns; the one that leads keeps the services' tasks running.
+        reconciler = Reconciler(store, cache, Election(etcd, keys, ROLE, store.controller_id))
+        reconciling = asyncio.create_task(reconciler.run(), name="services")
         try:
             await _until_signalled()
         finally:
-            announcing.cancel()
-            await asyncio.gather(announcing, return_exceptions=True)
+            for task in (announcing, reconciling):
+                task.cancel()
+            await asyncio.gather(announcing, reconciling, return_exceptions=True)
             await presence.withdraw()
             await server.stop(grace=1.0)
 

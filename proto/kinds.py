@@ -32,6 +32,7 @@ from proto.records import (
     HostAlive,
     Network,
     Record,
+    ServiceSpec,
 )
 
 
@@ -91,6 +92,11 @@ KINDS: tuple[Kind, ...] = (
     Kind("endpoint", "endpoints", ("network", "container"), Endpoint, "endpoint", Audience.MEMBERS),
     # Written by each controller with its own lease: exists exactly while it runs.
     Kind("controller", "controllers", ("controller",), ControllerInfo, "controller", Audience.EVERY_HOST),
+    # Services are the controllers' business: agents see only the containers of their tasks.
+    Kind("service", "services", ("service",), ServiceSpec, None, Audience.NOBODY),
+    # The identity of the controller leading a role ("services"), bound to its lease;
+    # its mod revision fences every write the leader makes (controller/services/election.py).
+    Kind("leader", "leaders", ("role",), None, None, Audience.NOBODY),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

@@ -193,6 +193,11 @@ class ContainerSpec(Record):
     seccomp_profile: str = ""  # JSON text, for "profile"
     allow_new_privileges: bool = False
     ulimits: list[Ulimit] = field(default_factory=list)
+    # A service's task (controller/services/); empty for a container of `run`.
+    service: str = ""
+    service_id: str = ""
+    slot: int = 0
+    restarts: int = 0
 
     @property
     def pinned_image(self) -> str:
@@ -264,6 +269,32 @@ class ControllerInfo(Record):
     listen: list[str] = field(default_factory=list)
     etcd_client: list[str] = field(default_factory=list)
     etcd_peer: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ServiceSpec(Record):
+    """A service: the template of its tasks and how many to keep running
+    (controller/services/ reconciles it; proto/vxmesh.proto says each field)."""
+    WIRE = "ServiceSpec"
+    name: str
+    id: str = ""
+    image: str = ""
+    image_reference: str = ""
+    image_digest: str = ""
+    image_id: str = ""
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    networks: list[str] = field(default_factory=list)
+    mode: str = "replicated"
+    replicas: int = 1
+    restart_condition: str = "any"
+    restart_max_attempts: int = 0
+    restart_delay: float = 1.0
+    constraints: list[str] = field(default_factory=list)
+    memory_bytes: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    exposed_ports: list[str] = field(default_factory=list)
 
 
 _SCALAR_TYPES = frozenset({"str", "int", "float", "bool"})

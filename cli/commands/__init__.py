@@ -7,12 +7,13 @@ gRPC service a command calls when it is not `Controller`.
 """
 from __future__ import annotations
 
-from cli.commands import cluster, containers, images, networks
+from cli.commands import cluster, containers, images, networks, services
 
 COMMANDS = {
     **cluster.COMMANDS,
     **containers.COMMANDS,
     **images.COMMANDS,
     **networks.COMMANDS,
+    **services.COMMANDS,
 }
-SERVICES = {name: "Images" for name in images.COMMANDS}
+SERVICES = {**{name: "Images" for name in images.COMMANDS}, **{name: "Services" for name in services.COMMANDS}}

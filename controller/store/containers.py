@@ -10,10 +10,12 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from controller.etcd import Compare, Op, Txn
 from controller.run_options import RunOptions, check_options
 from controller.store import allocations
+from controller.store.fence import Fence
 from controller.store.records import Records
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, Settled, retrying, surface_unavailable
 from proto import validate
@@ -22,6 +24,15 @@ from proto.network_mode import NetworkMode
 from proto.records import ContainerSpec, ContainerStatus
 
 DESIRED_STATES = ("running", "stopped")
+
+
+@dataclass(frozen=True)
+class TaskOrigin:
+    """What makes a container a service's task (the ContainerSpec fields of the same names)."""
+    service: str
+    service_id: str
+    slot: int
+    restarts: int = 0
 
 
 class Containers:
@@ -40,12 +51,16 @@ class Containers:
         hostname: str,
         networks: Iterable[str] | NetworkMode,
         options: RunOptions = RunOptions(),
+        *,
+        task: TaskOrigin | None = None,
+        fence: Fence | None = None,
     ) -> ContainerSpec:
         """Write the container's spec, one address per network, what each network's
         driver writes for it, its published host ports and an initial "created"
         status, all at once. An empty hostname means the name; `networks` are the
         --network values or the mode they were parsed into (none given means
-        Docker's default "bridge")."""
+        Docker's default "bridge"). A service's task says so in `task`, and is
+        written only while `fence` (its leader's term) holds."""
         validate.name("container", name)
         if not host:
             raise InvalidArgument(f"no host given for container {name!r}")
@@ -54,6 +69,8 @@ class Containers:
         key, status_key = self.keys.container(name), self.keys.status(name)
 
         async def attempt(lost: int) -> Commit[ContainerSpec]:
+            if fence is not None:
+                await fence.check(self.etcd)
             if await self.etcd.get(key) is not None:
                 raise AlreadyExists(f"container {name!r} already exists")
             if await self.etcd.get(status_key) is not None:
@@ -66,10 +83,12 @@ class Containers:
                 hostname=hostname or name, desired="running", created_at=time.time(), network_mode=mode.text,
                 mounts=list(options.mounts), memory_bytes=options.memory_bytes,
                 cpus=options.cpus, pids_limit=options.pids_limit, stop_timeout=options.stop_timeout,
-                **_image_and_process(options))
+                **_image_and_process(options), **(dataclasses.asdict(task) if task else {}))
             txn = Txn([Compare.absent(key), Compare.absent(status_key),
                        # Endpoints copy the host's VTEP: a re-registration must not slip in between.
                        Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)])
+            if fence is not None:
+                txn.compares.append(fence.compare)
             if mode.shares_container:
                 await self._check_namespace_owner(spec, mode.container)
             for network in mode.networks:

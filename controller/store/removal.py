@@ -12,6 +12,7 @@ from __future__ import annotations
 from controller import drivers
 from controller.etcd import Compare, Op, Txn
 from controller.store import allocations
+from controller.store.fence import Fence
 from controller.store.records import Records
 from controller.store.transaction import Commit, Settled, retrying, surface_unavailable
 from proto.records import ContainerSpec, Network
@@ -24,17 +25,21 @@ class Removal:
         self.etcd = records.etcd
 
     @surface_unavailable
-    async def delete(self, name: str) -> ContainerSpec:
+    async def delete(self, name: str, *, fence: Fence | None = None) -> ContainerSpec:
         """Drop the spec and the records its attachments wrote (every host's table
-        loses them at once); see `release` for the rest."""
+        loses them at once); see `release` for the rest. A leader removing a
+        service's task passes its `fence`."""
         async def attempt(_: int) -> Commit[ContainerSpec]:
+            if fence is not None:
+                await fence.check(self.etcd)
             kv, spec = await self.records.container(name)
             ops = [Op.delete(kv.key)]
             for network in spec.networks:
                 found = await self.records.record(self.keys.network(network), Network)
                 if found is not None:  # a network stays while anything is attached to it
                     ops += [Op.delete(key) for key in drivers.driver_for(found[1]).row_keys(self.keys, network, name)]
-            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), spec)
+            compares = [Compare.mod_revision(kv.key, "=", kv.mod_revision)] + ([fence.compare] if fence else [])
+            return Commit(Txn(compares, ops), spec)
 
         return await retrying(self.etcd, attempt, what=f"delete container {name!r}")
 

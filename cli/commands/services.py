@@ -1,0 +1,131 @@
+"""`vxmesh service create|ls|ps|inspect|scale|rm`: services (the Services API)."""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+
+from cli.commands.common import RPC_TIMEOUT
+from cli.options import CliError, parse_env, parse_size
+from cli.output import familiar, table
+from proto import image_ref
+from proto import vxmesh_pb2 as pb
+from proto import vxmesh_pb2_grpc as pb_grpc
+from proto.records import ServiceSpec
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str, what: str) -> float:
+    """Docker's durations as --restart-delay takes them: 500ms, 5s, 1m (bare: seconds)."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise CliError(f"invalid {what} {text!r}: use a duration such as 500ms, 5s or 1m")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def create_request(args: argparse.Namespace) -> pb.ServiceSpec:
+    image_ref.parse(args.image)
+    if args.replicas is not None and args.replicas < 0:
+        raise CliError(f"invalid --replicas {args.replicas}: it must be 0 or more")
+    if args.restart_max_attempts < 0:
+        raise CliError(f"invalid --restart-max-attempts {args.restart_max_attempts}: it must be 0 or more")
+    if args.mode == "global" and args.replicas is not None:
+        raise CliError("--replicas is for replicated services, not global ones")
+    replicas = 1 if args.replicas is None else args.replicas
+    return ServiceSpec(
+        name=args.name, image=args.image, command=list(args.cmd), env=parse_env(args.env),
+        networks=list(args.network), mode=args.mode, replicas=replicas if args.mode == "replicated" else 0,
+        restart_condition=args.restart_condition, restart_max_attempts=args.restart_max_attempts,
+        restart_delay=parse_duration(args.restart_delay, "--restart-delay"), constraints=list(args.constraint),
+        memory_bytes=parse_size(args.limit_memory) if args.limit_memory else 0).to_wire()
+
+
+def task_json(task: pb.ServiceTask) -> dict:
+    return {"name": task.name, "service": task.service, "slot": task.slot, "host": task.host,
+            "state": task.state, "exit_code": task.exit_code, "error": task.error, "restarts": task.restarts,
+            "started_at": task.started_at, "addresses": dict(task.addresses)}
+
+
+def service_json(detail: pb.ServiceDetail) -> dict:
+    spec = ServiceSpec.from_wire(detail.spec)
+    running = sum(1 for t in detail.tasks if t.state == "running")
+    return {"id": spec.id, "name": spec.name, "mode": spec.mode, "replicas": spec.replicas,
+            "running": running, "image": familiar(spec.image_reference), "image_reference": spec.image_reference,
+            "image_digest": spec.image_digest, "command": spec.command, "env": spec.env,
+            "networks": spec.networks, "constraints": spec.constraints,
+            "restart_policy": {"condition": spec.restart_condition, "max_attempts": spec.restart_max_attempts,
+                               "delay": spec.restart_delay},
+            "memory_bytes": spec.memory_bytes, "created_at": spec.created_at, "updated_at": spec.updated_at,
+            "tasks": [task_json(t) for t in detail.tasks]}
+
+
+def _replicas_text(item: dict) -> str:
+    if item["mode"] == "global":
+        return f"{item['running']}/{len(item['tasks'])}"
+    return f"{item['running']}/{item['replicas']}"
+
+
+async def create(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
+    detail = await api.Create(create_request(args), timeout=RPC_TIMEOUT)
+    print(detail.spec.id)
+    return 0
+
+
+async def ls(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
+    items = [service_json(d) for d in (await api.List(pb.Empty(), timeout=RPC_TIMEOUT)).services]
+    if args.format == "json":
+        print(json.dumps(items, indent=2))
+    else:
+        print(table([[i["id"][:12], i["name"], i["mode"], _replicas_text(i), i["image"]] for i in items],
+                    ["ID", "NAME", "MODE", "REPLICAS", "IMAGE"]))
+    return 0
+
+
+async def ps(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
+    detail = await api.Inspect(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+    tasks = [task_json(t) for t in detail.tasks]
+    if args.format == "json":
+        print(json.dumps(tasks, indent=2))
+    else:
+        print(table([[t["name"], t["host"], t["state"], str(t["restarts"]),
+                      t["error"] or (f"exit {t['exit_code']}" if t["state"] == "exited" else "")] for t in tasks],
+                    ["NAME", "HOST", "STATE", "RESTARTS", "ERROR"]))
+    return 0
+
+
+async def inspect(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
+    items = [service_json(await api.Inspect(pb.NameRequest(name=n), timeout=RPC_TIMEOUT)) for n in args.names]
+    print(json.dumps(items, indent=2))
+    return 0
+
+
+async def scale(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
+    requests = []
+    for pair in args.pairs:
+        name, sep, count = pair.partition("=")
+        if not sep or not count.isdigit():
+            raise CliError(f"invalid scale {pair!r}: use NAME=REPLICAS, e.g. web=3")
+        requests.append(pb.ScaleRequest(name=name, replicas=int(count)))
+    for request in requests:
+        await api.Scale(request, timeout=RPC_TIMEOUT)
+        print(f"{request.name} scaled to {request.replicas}")
+    return 0
+
+
+async def rm(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
+    for name in args.names:
+        await api.Remove(pb.NameRequest(name=name), timeout=RPC_TIMEOUT)
+        print(name)
+    return 0
+
+
+ACTIONS = {"create": create, "ls": ls, "ps": ps, "inspect": inspect, "scale": scale, "rm": rm}
+
+
+async def service(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
+    return await ACTIONS[args.action](api, args)
+
+
+COMMANDS = {"service": service}

@@ -1,0 +1,43 @@
+"""`vxmesh service ...`: its sub-commands and options, as `docker service` spells them."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    service = sub.add_parser("service", help="manage services: replicated tasks kept running across hosts")
+    actions = service.add_subparsers(dest="action", required=True)
+    create = actions.add_parser(
+        "create", help="create a service: vxmesh service create [OPTIONS] IMAGE [COMMAND] [ARG...]",
+        description="Create a service, as `docker service create`: the leading controller keeps its "
+                    "tasks running, spread over the live hosts. Options go before IMAGE.")
+    create.add_argument("-d", "--detach", action="store_true", help="return at once (always the case)")
+    create.add_argument("--name", required=True)
+    create.add_argument("--replicas", type=int, default=None, help="number of tasks (default 1)")
+    create.add_argument("--mode", choices=["replicated", "global"], default="replicated",
+                        help="replicated (--replicas tasks) or global (one task per eligible host)")
+    create.add_argument("--network", action="append", default=[], help="network to attach (repeatable)")
+    create.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
+    create.add_argument("--restart-condition", choices=["any", "on-failure", "none"], default="any",
+                        help="when an ended task is replaced (default any)")
+    create.add_argument("--restart-max-attempts", type=int, default=0,
+                        help="replacements of one slot at most (default 0: no limit)")
+    create.add_argument("--restart-delay", default="1s",
+                        help="wait before the first replacement, doubling each time up to 30s (default 1s)")
+    create.add_argument("--constraint", action="append", default=[], metavar="node.hostname==NAME",
+                        help="placement constraint (repeatable): node.hostname==NAME or !=NAME")
+    create.add_argument("--limit-memory", default="", help="memory limit of each task, e.g. 64m")
+    create.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
+    create.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
+    for name, text in (("ls", "list services"),):
+        cmd = actions.add_parser(name, help=text)
+        cmd.add_argument("--format", choices=["table", "json"], default="table")
+    ps = actions.add_parser("ps", help="list a service's tasks: their hosts, states and errors")
+    ps.add_argument("--format", choices=["table", "json"], default="table")
+    ps.add_argument("name")
+    inspect = actions.add_parser("inspect", help="show services and their tasks as JSON")
+    inspect.add_argument("names", nargs="+", metavar="NAME")
+    scale = actions.add_parser("scale", help="set the number of tasks: vxmesh service scale NAME=N ...")
+    scale.add_argument("pairs", nargs="+", metavar="NAME=N")
+    rm = actions.add_parser("rm", help="remove services and their tasks")
+    rm.add_argument("names", nargs="+", metavar="NAME")

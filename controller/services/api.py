@@ -1,0 +1,91 @@
+"""The Services API (proto/vxmesh.proto): what `vxmesh service ...` asks.
+
+It writes only the service records (store/services.py); the leading
+controller's reconciler (reconciler.py) makes the tasks follow, so every
+controller answers these calls whichever one leads. `ps` and `inspect` show
+the tasks from the controller's mirror of etcd.
+"""
+from __future__ import annotations
+
+import dataclasses
+import secrets
+import time
+
+from controller.cache import StateCache
+from controller.images.cluster_images import ClusterImages
+from controller.images.service import NO_REGISTRY
+from controller.services import rules
+from controller.store import Store
+from controller.user_errors import user_errors
+from proto import vxmesh_pb2 as pb
+from proto import vxmesh_pb2_grpc as pb_grpc
+from proto.errors import FailedPrecondition, InvalidArgument
+from proto.records import ServiceSpec
+
+# How long `service rm` waits for the leader to remove the tasks.
+REMOVE_TIMEOUT = 20.0
+
+
+class ServicesService(pb_grpc.ServicesServicer):
+    def __init__(self, store: Store, cache: StateCache, images: ClusterImages | None) -> None:
+        self.store = store
+        self.cache = cache
+        self.images = images
+
+    @user_errors
+    async def Create(self, request, context):
+        spec = rules.check(ServiceSpec.from_wire(request))
+        if spec.mode == "global" and spec.replicas not in (0, 1):
+            raise InvalidArgument("--replicas is for replicated services, not global ones")
+        if self.images is None:
+            raise FailedPrecondition(NO_REGISTRY)
+        image = await self.images.resolve(spec.image)
+        now = time.time()
+        spec = dataclasses.replace(
+            spec, id=secrets.token_hex(32), mode=spec.mode or "replicated",
+            restart_condition=spec.restart_condition or "any", created_at=now, updated_at=now,
+            image_reference=image.reference, image_digest=image.digest, image_id=image.id,
+            exposed_ports=list(image.exposed_ports))
+        return self._detail(await self.store.services.create(spec))
+
+    @user_errors
+    async def List(self, request, context):
+        return pb.ServiceList(services=[self._detail(s) for s in await self.store.services.list_all()])
+
+    @user_errors
+    async def Inspect(self, request, context):
+        return self._detail(await self.store.services.get(request.name))
+
+    @user_errors
+    async def Scale(self, request, context):
+        if request.replicas > rules.MAX_REPLICAS:
+            raise InvalidArgument(f"{request.replicas} replicas is too many (at most {rules.MAX_REPLICAS})")
+        return self._detail(await self.store.services.scale(request.name, request.replicas))
+
+    @user_errors
+    async def Remove(self, request, context):
+        spec = await self.store.services.remove(request.name)
+        # Docker returns at once; waiting for the tasks to go makes `rm` then
+        # `create` of the same name, or a network's removal, work right away.
+        await self.cache.wait_until(lambda: not self._tasks(spec), REMOVE_TIMEOUT)
+        return pb.Empty()
+
+    def _tasks(self, spec: ServiceSpec) -> list[pb.ServiceTask]:
+        index = self.cache.index
+        tasks = []
+        for host in list(index.hosts.values()):
+            for container in index.containers_on(host.name).values():
+                if container.service_id != spec.id:
+                    continue
+                status = index.statuses.get(container.name)
+                current = status if status is not None and status.id == container.id else None
+                tasks.append(pb.ServiceTask(
+                    name=container.name, service=spec.name, slot=container.slot, host=container.host,
+                    state=current.state if current else "created",
+                    exit_code=current.exit_code if current else 0, error=current.error if current else "",
+                    restarts=container.restarts, started_at=current.started_at if current else 0.0,
+                    addresses={a.network: a.ip for a in container.attachments}))
+        return sorted(tasks, key=lambda t: (t.slot, t.host, t.name))
+
+    def _detail(self, spec: ServiceSpec) -> pb.ServiceDetail:
+        return pb.ServiceDetail(spec=spec.to_wire(), tasks=self._tasks(spec))

@@ -1,0 +1,163 @@
+"""The leader's loop: every service's tasks brought to what the service asks for.
+
+While this controller leads (election.py), each pass reads the services, the
+containers and the hosts from etcd itself (not the mirror, which may trail
+the leader's own last write and make it start a slot twice), asks
+scheduling.plan for each service and writes the answer, every write under
+the term's fence. Removals go before starts, so a dead task leaves every
+load balancer before its replacement exists. A pass runs after any change
+the mirror sees, when a back-off ends, and at least every PASS_SECONDS.
+
+A host is dead for the scheduler once it has been down for GRACE_SECONDS as
+this leader saw it: an agent moving to another controller, whose alive key
+lapses for a moment, does not lose its tasks.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from controller.cache import StateCache
+from controller.run_options import RunImage, RunOptions
+from controller.services import constraints, rules
+from controller.services.election import Election
+from controller.services.scheduling import Plan, Start, TaskView, plan
+from controller.store import Store
+from controller.store.containers import TaskOrigin
+from controller.store.fence import Fence, NotLeader
+from proto.errors import NotFound, UserError
+from proto.network_mode import NetworkMode
+from proto.records import ContainerSpec, ContainerStatus, Host, ServiceSpec
+
+log = logging.getLogger(__name__)
+
+PASS_SECONDS = 2.0
+GRACE_SECONDS = 3.0
+ROLE = "services"
+
+
+class Reconciler:
+    def __init__(self, store: Store, cache: StateCache, election: Election, grace: float = GRACE_SECONDS) -> None:
+        self.store = store
+        self.cache = cache
+        self.election = election
+        self.grace = grace
+        self._down_since: dict[str, float] = {}
+
+    async def run(self) -> None:
+        """Campaign, lead until the term ends, campaign again; until cancelled."""
+        try:
+            while True:
+                fence = await self.election.campaign()
+                self._down_since = {}    # a new term judges hosts from its own start
+                holding = asyncio.create_task(self.election.hold(), name="services-lease")
+                leading = asyncio.create_task(self._lead(fence), name="services-reconcile")
+                try:
+                    await asyncio.wait((holding, leading), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    for task in (holding, leading):
+                        task.cancel()
+                    await asyncio.gather(holding, leading, return_exceptions=True)
+                    await self.election.resign()
+                if not leading.cancelled() and leading.exception() is not None:
+                    log.error("the services' reconciler failed; campaigning again after %.0fs",
+                              PASS_SECONDS, exc_info=leading.exception())
+                    await asyncio.sleep(PASS_SECONDS)
+        finally:
+            await self.election.resign()
+
+    async def _lead(self, fence: Fence) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            seen = self.cache.revision
+            try:
+                wake = await self.reconcile(fence)
+            except NotLeader:
+                return
+            except UserError as err:      # etcd unreachable, a lost race: the next pass retries
+                log.warning("service pass: %s", err)
+                wake = None
+            wait = PASS_SECONDS if wake is None else max(0.05, min(PASS_SECONDS, wake - time.time()))
+            deadline = loop.time() + wait
+            # Changes this pass made itself wake it once more: harmless, they plan nothing.
+            await self.cache.wait_beyond(seen, wait)
+            await asyncio.sleep(max(0.0, min(0.2, deadline - loop.time())))
+
+    async def reconcile(self, fence: Fence) -> float | None:
+        """One pass over every service; the earliest back-off end it waits for."""
+        services = await self.store.services.list_all()
+        containers = await self.store.list_containers()
+        hosts = await self.store.list_hosts()
+        now = time.time()
+        live, dead = self._liveness(hosts, now)
+        load = {h.name: h.containers for h in hosts}
+        by_id = {s.id: s for s in services}
+        tasks: dict[str, list[tuple[ContainerSpec, ContainerStatus | None]]] = {s.id: [] for s in services}
+        orphans = []
+        for spec, status in containers:
+            if not spec.service_id:
+                continue
+            if spec.service_id in by_id:
+                tasks[spec.service_id].append((spec, status))
+            else:
+                orphans.append(spec.name)
+        for name in orphans:                     # their service was removed
+            await self._remove(name, fence)
+        wakes = []
+        for service in services:
+            eligible = [h for h in live if constraints.allows(service.constraints, h)]
+            views = [task_view(spec, status) for spec, status in tasks[service.id]]
+            changes = plan(service, views, eligible, dead, now, load)
+            await self._apply(service, changes, fence)
+            if changes.wake_at is not None:
+                wakes.append(changes.wake_at)
+        return min(wakes) if wakes else None
+
+    def _liveness(self, hosts: list[Host], now: float) -> tuple[list[str], set[str]]:
+        live, dead = [], set()
+        for host in hosts:
+            if host.state == "up":
+                self._down_since.pop(host.name, None)
+                live.append(host.name)
+            elif now - self._down_since.setdefault(host.name, now) >= self.grace:
+                dead.add(host.name)
+        return sorted(live), dead
+
+    async def _apply(self, service: ServiceSpec, changes: Plan, fence: Fence) -> None:
+        for name in changes.remove:
+            await self._remove(name, fence)
+        for start in changes.start:
+            await self._start(service, start, fence)
+
+    async def _remove(self, name: str, fence: Fence) -> None:
+        with contextlib.suppress(NotFound):      # gone already (`rm` by hand)
+            await self.store.delete_container(name, fence=fence)
+            log.info("removed task %s", name)
+
+    async def _start(self, service: ServiceSpec, start: Start, fence: Fence) -> None:
+        name = rules.task_name(service, start.slot, start.host)
+        options = RunOptions(
+            memory_bytes=service.memory_bytes,
+            image=RunImage(service.image_reference, service.image_digest, service.image_id,
+                           tuple(service.exposed_ports)))
+        try:
+            await self.store.create_container(
+                name, start.host, list(service.command), dict(service.env), name.rsplit(".", 1)[1],
+                NetworkMode.parse(service.networks), options,
+                task=TaskOrigin(service.name, service.id, start.slot, start.restarts), fence=fence)
+            log.info("started task %s on %s", name, start.host)
+        except NotLeader:
+            raise
+        except UserError as err:                 # the host went away meanwhile: the next pass places it again
+            log.warning("could not start task %s on %s: %s", name, start.host, err)
+
+
+def task_view(spec: ContainerSpec, status: ContainerStatus | None) -> TaskView:
+    """A task's container and its agent's last report, as the scheduler reads them."""
+    current = status if status is not None and status.id == spec.id else None
+    if current is None:
+        return TaskView(spec.name, spec.slot, spec.host, since=spec.created_at, restarts=spec.restarts)
+    return TaskView(spec.name, spec.slot, spec.host, state=current.state, exit_code=current.exit_code,
+                    error=current.error, since=current.finished_at or spec.created_at, restarts=spec.restarts)
