@@ -19,6 +19,7 @@ from agent import drivers
 from agent.convergers.containers import Containers
 from agent.convergers.host_firewall import HostFirewall
 from agent.convergers.port_security import PortSecurity
+from agent.convergers.service_lb import ServiceLoadBalancers
 from agent.convergers.vtep_filter import VtepFilter
 from agent.guards import cluster_guards
 from agent.host_networks import HostNetworks
@@ -53,6 +54,7 @@ class Reconciler:
         self.port_security = PortSecurity(host, enabled=port_security)
         self.containers = Containers(host, view, runtime, images, local, report=link.report, wake=self.wake)
         self.firewall = HostFirewall(host, guards)
+        self.load_balancers = ServiceLoadBalancers(host, view)
         self.passes = 0
 
     def wake(self) -> None:
@@ -67,6 +69,7 @@ class Reconciler:
         self.port_security.forget()
         self.containers.forget()
         self.firewall.forget()
+        self.load_balancers.forget()
 
     async def run(self) -> None:
         # The bridges every host has, whatever the view says.
@@ -109,6 +112,8 @@ class Reconciler:
             await self.port_security.converge(planned, networks)
             published = await self.containers.converge(desired, local, networks, began)
             await self.containers.remove_orphans(local.values())
+            # Services' VIPs in every container's namespace, before it is reported running.
+            await self.load_balancers.converge(desired)
             await self.firewall.converge(networks, published,
                                          cluster_guards(self.view.hosts().values(), self.view.controllers()))
             # Reported once the published ports are in place too, so a `run -p`

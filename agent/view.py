@@ -10,7 +10,7 @@ import time
 
 from proto import vxmesh_pb2 as pb
 from proto.kinds import BY_WIRE
-from proto.records import ContainerSpec, ControllerInfo, Endpoint, Host, HostAlive, Network, Record
+from proto.records import ContainerSpec, ControllerInfo, Endpoint, Host, HostAlive, Network, Record, ServiceVip
 
 
 class View:
@@ -46,6 +46,10 @@ class View:
 
     def endpoints(self, network: str) -> list[Endpoint]:
         return [r for r in self.records.values() if isinstance(r, Endpoint) and r.network == network]
+
+    def vips(self, network: str) -> list[ServiceVip]:
+        """The services' VIPs on `network` and their backends."""
+        return [r for r in self.records.values() if isinstance(r, ServiceVip) and r.network == network]
 
     def hosts(self) -> dict[str, Host]:
         return {r.name: r for r in self.records.values() if isinstance(r, Host)}

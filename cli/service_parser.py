@@ -26,6 +26,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         help="wait before the first replacement, doubling each time up to 30s (default 1s)")
     create.add_argument("--constraint", action="append", default=[], metavar="node.hostname==NAME",
                         help="placement constraint (repeatable): node.hostname==NAME or !=NAME")
+    create.add_argument("--endpoint-mode", choices=["vip", "dnsrr"], default="vip",
+                        help="vip: one virtual IP per network, load-balanced (default); dnsrr: none, "
+                             "the tasks' addresses by DNS")
     create.add_argument("--limit-memory", default="", help="memory limit of each task, e.g. 64m")
     create.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     create.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

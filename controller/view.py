@@ -3,7 +3,8 @@
 An agent's view holds: the containers placed on its host, every registered
 host, the controllers serving now, which other hosts are alive (their VTEPs are the only ones it accepts
 VXLAN from), and — only for the networks that have a container on this host — the
-network record and the endpoints of live hosts (the MAC/IP -> VTEP table).
+network record, the endpoints of live hosts (the MAC/IP -> VTEP table) and
+the services' VIPs with their backends.
 The first container of a network on the host pulls in that network's whole
 table; the last one leaving withdraws it. A host whose lease expired (its
 agent stopped heartbeating) has its endpoints withdrawn from every other
@@ -95,6 +96,7 @@ class AgentView:
         for name in sorted(self.networks - wanted):
             out.append(Change(self.index.keys.network(name), None))
             out += [Change(key, None) for key in self.index.endpoints_of(name)]
+            out += [Change(key, None) for key in self.index.vips_of(name)]
         self.networks = wanted
         return out
 
@@ -127,4 +129,5 @@ class AgentView:
         if network is not None:
             rows.append(Change(self.index.keys.network(name), network))
         rows += [Change(key, ep) for key, ep in self.index.endpoints_of(name).items() if self._shown(ep) is not None]
+        rows += [Change(key, vip) for key, vip in self.index.vips_of(name).items()]
         return rows

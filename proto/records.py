@@ -295,6 +295,19 @@ class ServiceSpec(Record):
     created_at: float = 0.0
     updated_at: float = 0.0
     exposed_ports: list[str] = field(default_factory=list)
+    endpoint_mode: str = "vip"
+    virtual_ips: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ServiceVip(Record):
+    """A service's VIP on one network and its running tasks' addresses there."""
+    WIRE = "ServiceVip"
+    network: str
+    service: str
+    service_id: str = ""
+    vip: str = ""
+    backends: list[str] = field(default_factory=list)
 
 
 _SCALAR_TYPES = frozenset({"str", "int", "float", "bool"})

@@ -242,7 +242,7 @@ class ControllerInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., listen: _Optional[_Iterable[str]] = ..., etcd_client: _Optional[_Iterable[str]] = ..., etcd_peer: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("key", "network", "endpoint", "container", "host", "alive", "controller", "deleted")
+    __slots__ = ("key", "network", "endpoint", "container", "host", "alive", "controller", "vip", "deleted")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -250,6 +250,7 @@ class Change(_message.Message):
     HOST_FIELD_NUMBER: _ClassVar[int]
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     CONTROLLER_FIELD_NUMBER: _ClassVar[int]
+    VIP_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     key: str
     network: Network
@@ -258,8 +259,9 @@ class Change(_message.Message):
     host: Host
     alive: HostAlive
     controller: ControllerInfo
+    vip: ServiceVip
     deleted: bool
-    def __init__(self, key: _Optional[str] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alive: _Optional[_Union[HostAlive, _Mapping]] = ..., controller: _Optional[_Union[ControllerInfo, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
+    def __init__(self, key: _Optional[str] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alive: _Optional[_Union[HostAlive, _Mapping]] = ..., controller: _Optional[_Union[ControllerInfo, _Mapping]] = ..., vip: _Optional[_Union[ServiceVip, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("host", "resume_revision", "networks", "containers")
@@ -561,8 +563,15 @@ class HealthReply(_message.Message):
     def __init__(self, healthy: _Optional[bool] = ..., revision: _Optional[int] = ..., detail: _Optional[str] = ..., snapshots_served: _Optional[int] = ..., resumes_served: _Optional[int] = ..., resyncs_served: _Optional[int] = ..., agents_connected: _Optional[int] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
-    __slots__ = ("name", "id", "image", "image_reference", "image_digest", "image_id", "command", "env", "networks", "mode", "replicas", "restart_condition", "restart_max_attempts", "restart_delay", "constraints", "memory_bytes", "created_at", "updated_at", "exposed_ports")
+    __slots__ = ("name", "id", "image", "image_reference", "image_digest", "image_id", "command", "env", "networks", "mode", "replicas", "restart_condition", "restart_max_attempts", "restart_delay", "constraints", "memory_bytes", "created_at", "updated_at", "exposed_ports", "endpoint_mode", "virtual_ips")
     class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class VirtualIpsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
         VALUE_FIELD_NUMBER: _ClassVar[int]
@@ -588,6 +597,8 @@ class ServiceSpec(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     EXPOSED_PORTS_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_MODE_FIELD_NUMBER: _ClassVar[int]
+    VIRTUAL_IPS_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     image: str
@@ -607,7 +618,23 @@ class ServiceSpec(_message.Message):
     created_at: float
     updated_at: float
     exposed_ports: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., image: _Optional[str] = ..., image_reference: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., networks: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., replicas: _Optional[int] = ..., restart_condition: _Optional[str] = ..., restart_max_attempts: _Optional[int] = ..., restart_delay: _Optional[float] = ..., constraints: _Optional[_Iterable[str]] = ..., memory_bytes: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., exposed_ports: _Optional[_Iterable[str]] = ...) -> None: ...
+    endpoint_mode: str
+    virtual_ips: _containers.ScalarMap[str, str]
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., image: _Optional[str] = ..., image_reference: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., networks: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., replicas: _Optional[int] = ..., restart_condition: _Optional[str] = ..., restart_max_attempts: _Optional[int] = ..., restart_delay: _Optional[float] = ..., constraints: _Optional[_Iterable[str]] = ..., memory_bytes: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[str] = ..., virtual_ips: _Optional[_Mapping[str, str]] = ...) -> None: ...
+
+class ServiceVip(_message.Message):
+    __slots__ = ("network", "service", "service_id", "vip", "backends")
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    VIP_FIELD_NUMBER: _ClassVar[int]
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    network: str
+    service: str
+    service_id: str
+    vip: str
+    backends: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, network: _Optional[str] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., vip: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ServiceTask(_message.Message):
     __slots__ = ("name", "service", "slot", "host", "state", "exit_code", "error", "restarts", "started_at", "addresses")

@@ -39,7 +39,8 @@ def create_request(args: argparse.Namespace) -> pb.ServiceSpec:
         networks=list(args.network), mode=args.mode, replicas=replicas if args.mode == "replicated" else 0,
         restart_condition=args.restart_condition, restart_max_attempts=args.restart_max_attempts,
         restart_delay=parse_duration(args.restart_delay, "--restart-delay"), constraints=list(args.constraint),
-        memory_bytes=parse_size(args.limit_memory) if args.limit_memory else 0).to_wire()
+        memory_bytes=parse_size(args.limit_memory) if args.limit_memory else 0,
+        endpoint_mode=args.endpoint_mode).to_wire()
 
 
 def task_json(task: pb.ServiceTask) -> dict:
@@ -55,6 +56,7 @@ def service_json(detail: pb.ServiceDetail) -> dict:
             "running": running, "image": familiar(spec.image_reference), "image_reference": spec.image_reference,
             "image_digest": spec.image_digest, "command": spec.command, "env": spec.env,
             "networks": spec.networks, "constraints": spec.constraints,
+            "endpoint_mode": spec.endpoint_mode, "virtual_ips": spec.virtual_ips,
             "restart_policy": {"condition": spec.restart_condition, "max_attempts": spec.restart_max_attempts,
                                "delay": spec.restart_delay},
             "memory_bytes": spec.memory_bytes, "created_at": spec.created_at, "updated_at": spec.updated_at,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import time
 
@@ -29,7 +30,7 @@ from controller.store.containers import TaskOrigin
 from controller.store.fence import Fence, NotLeader
 from proto.errors import NotFound, UserError
 from proto.network_mode import NetworkMode
-from proto.records import ContainerSpec, ContainerStatus, Host, ServiceSpec
+from proto.records import ContainerSpec, ContainerStatus, Host, ServiceSpec, ServiceVip
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +107,22 @@ class Reconciler:
         for name in orphans:                     # their service was removed
             await self._remove(name, fence)
         wakes = []
+        up = {h.name for h in hosts if h.state == "up"}
+        vips = {(v.network, v.service): v for v in await self.store.services.vips()}
         for service in services:
             eligible = [h for h in live if constraints.allows(service.constraints, h)]
             views = [task_view(spec, status) for spec, status in tasks[service.id]]
             changes = plan(service, views, eligible, dead, now, load)
+            # The load balancers first: a task on its way out, or on a host that stopped
+            # answering, takes no new connection from here on, before anything replaces it.
+            for vip in backends(service, tasks[service.id], set(changes.remove), up):
+                if vips.pop((vip.network, vip.service), None) != vip:
+                    await self.store.services.put_vip(vip, fence)
             await self._apply(service, changes, fence)
             if changes.wake_at is not None:
                 wakes.append(changes.wake_at)
+        for stale in vips.values():              # their service or its network went
+            await self.store.services.delete_vip(stale, fence)
         return min(wakes) if wakes else None
 
     def _liveness(self, hosts: list[Host], now: float) -> tuple[list[str], set[str]]:
@@ -152,6 +162,22 @@ class Reconciler:
             raise
         except UserError as err:                 # the host went away meanwhile: the next pass places it again
             log.warning("could not start task %s on %s: %s", name, start.host, err)
+
+
+def backends(service: ServiceSpec, tasks: list[tuple[ContainerSpec, ContainerStatus | None]],
+             leaving: set[str], up: set[str]) -> list[ServiceVip]:
+    """Each VIP of `service` with the addresses of its tasks that take connections:
+    running, on a host that is up, and not about to be removed."""
+    out = []
+    for network, vip in sorted(service.virtual_ips.items()):
+        addresses = sorted(
+            (a.ip for spec, status in tasks
+             if spec.name not in leaving and spec.host in up and status is not None and status.id == spec.id
+             and status.state == "running" for a in spec.attachments if a.network == network),
+            key=ipaddress.ip_address)
+        out.append(ServiceVip(network=network, service=service.name, service_id=service.id, vip=vip,
+                              backends=addresses))
+    return out
 
 
 def task_view(spec: ContainerSpec, status: ContainerStatus | None) -> TaskView:

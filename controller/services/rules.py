@@ -22,6 +22,7 @@ MAX_REPLICAS = 1000
 MAX_CONSTRAINTS = 16
 MAX_RESTART_DELAY = 3600.0
 SUFFIX_HEX = 12
+ENDPOINT_MODES = ("vip", "dnsrr")
 
 
 def check(spec: ServiceSpec) -> ServiceSpec:
@@ -55,6 +56,8 @@ def check(spec: ServiceSpec) -> ServiceSpec:
     if spec.memory_bytes and spec.memory_bytes < MIN_MEMORY:
         raise InvalidArgument(f"--limit-memory {spec.memory_bytes} is below the minimum of "
                               f"{MIN_MEMORY // (1024 * 1024)} MiB")
+    if (spec.endpoint_mode or "vip") not in ENDPOINT_MODES:
+        raise InvalidArgument(f"invalid endpoint mode {spec.endpoint_mode!r}: use vip or dnsrr")
     if not spec.image:
         raise InvalidArgument("no image given")
     return spec

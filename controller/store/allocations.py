@@ -31,7 +31,7 @@ async def attach(records: Records, spec: ContainerSpec, network_name: str, host:
     driver.check_attachable(network)
     directory = driver.reservations(records.keys, network_name, host.name)
     subnet, gateway = driver.subnet_for(network, host)
-    ip = await _pick_address(records, directory, network_name, subnet, gateway, randomize)
+    ip = await pick_address(records, directory, network_name, subnet, gateway, randomize)
     attachment = Attachment(network=network_name, ip=ip, mac=mac_for_ip(ip))
     spec.attachments.append(attachment)
     # The exact revision, not mere existence: a network removed and
@@ -51,7 +51,7 @@ def detach(records: Records, spec: ContainerSpec, network: Network, attachment: 
     return ops + [Op.delete(key) for key in driver.row_keys(records.keys, network.name, spec.name)]
 
 
-async def _pick_address(records: Records, directory: str, network: str, subnet: str, gateway: str,
+async def pick_address(records: Records, directory: str, network: str, subnet: str, gateway: str,
                         randomize: bool) -> str:
     """The lowest free address; after a lost race a random free one, so that
     controllers that collided once do not keep colliding on the same address."""

@@ -23,7 +23,7 @@ from controller.store.transaction import Commit, retrying, surface_unavailable
 from proto import validate
 from proto.addresses import check_gateway, check_unicast, default_gateway, parse_subnet, subnet_clash
 from proto.errors import AlreadyExists, FailedPrecondition
-from proto.records import Endpoint, Host, Network
+from proto.records import Endpoint, Host, Network, ServiceSpec
 
 
 class Networks:
@@ -79,7 +79,14 @@ class Networks:
             if endpoints:
                 users = ", ".join(e.container for e in endpoints)
                 raise FailedPrecondition(f"network {name!r} has active endpoints: {users}")
-            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], [Op.delete(kv.key)])
+            services, services_read_at = await self.records.records(self.keys.services(), ServiceSpec)
+            users = ", ".join(spec.name for _, spec in services if name in spec.networks)
+            if users:
+                raise FailedPrecondition(f"network {name!r} is used by service {users}")
+            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision),
+                       # A service created meanwhile guards on the network's revision; this on theirs.
+                       Compare.prefix_unchanged_since(self.keys.services(), services_read_at)],
+                      [Op.delete(kv.key)])
             txn.add(driver.removal(self.keys, network, read_at))
             return Commit(txn, None)
 

@@ -32,6 +32,7 @@ async def cluster(store) -> None:
 
 
 def web(replicas: int = 5, **fields) -> ServiceSpec:
+    fields.setdefault("endpoint_mode", "dnsrr")
     return ServiceSpec(name="web", id="ab" * 32, image="busybox", image_reference="docker.io/library/busybox:latest",
                        image_digest="sha256:" + "0" * 64, command=["sleep", "3600"], networks=["blue"],
                        replicas=replicas, **fields)
@@ -56,6 +57,25 @@ async def test_a_service_record_is_created_scaled_and_removed(store):
     await store.services.remove("web")
     with pytest.raises(NotFound, match="service 'web' not found"):
         await store.services.get("web")
+
+
+async def test_a_service_holds_a_vip_from_ipam_and_its_network_while_it_exists(store):
+    await cluster(store)
+    await store.create_network("local", "10.88.0.0/24", driver="bridge")
+    with pytest.raises(FailedPrecondition, match="network 'local' is a bridge network"):
+        await store.services.create(dataclasses.replace(web(), networks=["local"]))
+    created = await store.services.create(dataclasses.replace(web(0), endpoint_mode="vip"))
+    vip = created.virtual_ips["blue"]
+    assert vip == "10.77.0.2"                                # the first free address, as a container's
+    assert await store.etcd.get(store.keys.ipam("blue", vip)) is not None
+    rr = await store.services.create(dataclasses.replace(web(0), name="rr", id="cd" * 32, endpoint_mode="dnsrr"))
+    assert rr.virtual_ips == {}
+    with pytest.raises(FailedPrecondition, match="network .blue. is used by service rr, web"):
+        await store.remove_network("blue")
+    for name in ("web", "rr"):
+        await store.services.remove(name)
+    assert await store.etcd.get(store.keys.ipam("blue", vip)) is None
+    await store.remove_network("blue")
 
 
 async def test_a_deposed_leader_writes_nothing(store, etcd):

@@ -1,0 +1,129 @@
+"""Services' virtual IPs on a namespace lab: requests from a container to the
+VIP spread over the tasks on every host, a killed task leaves every load
+balancer before its replacement exists, and dnsrr services have no VIP."""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import Counter
+
+import pytest
+
+from agent import names
+from agent.kernel import service_lb
+from deploy.lab import Lab
+from tests.helpers.images import BUSYBOX
+from tests.helpers.lab import lab_with_blue
+from tests.helpers.lab_cli import inspect, run
+from tests.helpers.polling import wait_for
+
+pytestmark = pytest.mark.integration
+
+REQUESTS = 300
+# Each task answers with its hostname, the suffix of its task name.
+SERVE = ("sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www")
+
+
+@pytest.fixture(scope="module")
+def lab(busybox_archive):
+    with lab_with_blue(hosts=3, image=busybox_archive) as lab:
+        run(lab, "client", 0)
+        yield lab
+
+
+def service(lab: Lab, name: str) -> dict:
+    [detail] = json.loads(lab.cli("service", "inspect", name).stdout)
+    return detail
+
+
+def settled(lab: Lab, name: str, count: int) -> bool:
+    tasks = service(lab, name)["tasks"]
+    return len(tasks) == count and all(t["state"] == "running" for t in tasks)
+
+
+def fetch_loop(lab: Lab, url: str, count: int, pause: str = "0") -> list[str]:
+    """`count` requests from the client, one at a time: each answer, or FAIL."""
+    script = (f"for i in $(seq {count}); do timeout 2 wget -qO- {url} 2>/dev/null || echo FAIL; "
+              f"[ {pause} = 0 ] || usleep {pause}; done")
+    out = lab.cli("exec", "client", "--", "sh", "-c", script, timeout=600).stdout
+    return out.split()
+
+
+def netns_of(lab: Lab, container: str) -> str:
+    detail = inspect(lab, container)
+    return names.container_netns(detail["host"], detail["id"])
+
+
+def balancer(lab: Lab, container: str) -> list[service_lb.Balanced]:
+    """What the container's load-balancer table holds, read from its namespace."""
+    return asyncio.run(service_lb.read(netns_of(lab, container)))
+
+
+def test_requests_to_the_vip_spread_over_the_tasks_on_every_host(lab):
+    lab.cli("service", "create", "--name", "web", "--replicas", "3", "--network", "blue", BUSYBOX, *SERVE)
+    wait_for(lambda: settled(lab, "web", 3), 60, "three running tasks of web")
+    detail = service(lab, "web")
+    vip = detail["virtual_ips"]["blue"]
+    assert detail["endpoint_mode"] == "vip" and vip.startswith("10.77.0.")
+    tasks = {t["name"].rsplit(".", 1)[1]: t for t in detail["tasks"]}
+    assert sorted(t["host"] for t in tasks.values()) == sorted(h.name for h in lab.hosts)
+    wait_for(lambda: [len(b.backends) for b in balancer(lab, "client")] == [3], 30, "the client's VIP map")
+
+    answers = Counter(fetch_loop(lab, f"http://{vip}/", REQUESTS))
+    print(f"{REQUESTS} requests to the VIP: {dict(answers)}")
+    assert set(answers) == set(tasks), answers
+    assert all(n >= REQUESTS * 0.2 for n in answers.values()), answers
+    # Control: the same address without the table reaches nothing (nobody owns a VIP).
+    lab.netns_exec(netns_of(lab, "client"), "nft", "delete", "table", "ip", service_lb.TABLE)
+    assert fetch_loop(lab, f"http://{vip}/", 1) == ["FAIL"]
+    # The agent's periodic pass puts the table back.
+    wait_for(lambda: [len(b.backends) for b in balancer(lab, "client")] == [3], 30, "the table restored")
+
+
+def test_a_killed_task_leaves_the_balancers_before_it_is_replaced(lab):
+    lab.cli("service", "create", "--name", "slow", "--replicas", "3", "--network", "blue",
+            "--restart-delay", "4s", BUSYBOX, *SERVE)
+    wait_for(lambda: settled(lab, "slow", 3), 60, "three running tasks of slow")
+    vip = service(lab, "slow")["virtual_ips"]["blue"]
+    wait_for(lambda: any(len(b.backends) == 3 and b.vip == vip for b in balancer(lab, "client")), 30,
+             "the client's map for slow")
+    victim = service(lab, "slow")["tasks"][1]
+    address = victim["addresses"]["blue"]
+    results: list[str] = []
+    loop = threading.Thread(target=lambda: results.extend(fetch_loop(lab, f"http://{vip}/", 150, "20000")))
+    loop.start()
+    time.sleep(1.0)
+    before = time.monotonic()
+    lab.cli("kill", victim["name"])
+    killed = time.monotonic()              # the CLI returns once the agent sent the signal
+    wait_for(lambda: all(address not in b.backends for b in balancer(lab, "client") if b.vip == vip), 10,
+             "the dead task out of the client's map", interval=0.02)
+    left = time.monotonic() - killed
+    replaced = [t for t in service(lab, "slow")["tasks"] if t["slot"] == victim["slot"]]
+    assert all(t["name"] == victim["name"] for t in replaced), "replaced before it left the balancer"
+    loop.join()
+    failures = results.count("FAIL")
+    print(f"the killed task left the client's balancer {left * 1000:.0f} ms after `kill` returned "
+          f"({(killed - before) * 1000:.0f} ms for `kill` itself); "
+          f"{failures} of {len(results)} requests failed")
+    assert len(results) == 150
+    assert failures <= 3, results
+    wait_for(lambda: settled(lab, "slow", 3), 60, "the slot refilled")
+    wait_for(lambda: any(len(b.backends) == 3 and b.vip == vip for b in balancer(lab, "client")), 30,
+             "the replacement in the client's map")
+    lab.cli("service", "rm", "slow")
+    wait_for(lambda: all(b.vip != vip for b in balancer(lab, "client")), 30, "slow's VIP gone from the client")
+
+
+def test_a_dnsrr_service_has_no_vip(lab):
+    lab.cli("service", "create", "--name", "rr", "--replicas", "2", "--network", "blue",
+            "--endpoint-mode", "dnsrr", BUSYBOX, *SERVE)
+    wait_for(lambda: settled(lab, "rr", 2), 60, "two tasks of rr")
+    detail = service(lab, "rr")
+    assert detail["endpoint_mode"] == "dnsrr" and detail["virtual_ips"] == {}
+    # Each task answers on its own address.
+    for task in detail["tasks"]:
+        assert fetch_loop(lab, f"http://{task['addresses']['blue']}/", 1) == [task["name"].rsplit(".", 1)[1]]
+    lab.cli("service", "rm", "rr")
