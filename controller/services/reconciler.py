@@ -166,10 +166,13 @@ class Reconciler:
 
 def backends(service: ServiceSpec, tasks: list[tuple[ContainerSpec, ContainerStatus | None]],
              leaving: set[str], up: set[str]) -> list[ServiceVip]:
-    """Each VIP of `service` with the addresses of its tasks that take connections:
-    running, on a host that is up, and not about to be removed."""
+    """Per network of `service`, its VIP ("" in dnsrr mode) with the addresses of its
+    tasks that take connections: running, on a host that is up, and not about to
+    be removed. The records are what a resolver answers too: the service's name
+    with the VIP (or, dnsrr, the backends), tasks.NAME with the backends."""
     out = []
-    for network, vip in sorted(service.virtual_ips.items()):
+    for network in sorted(service.networks):
+        vip = service.virtual_ips.get(network, "")
         addresses = sorted(
             (a.ip for spec, status in tasks
              if spec.name not in leaving and spec.host in up and status is not None and status.id == spec.id

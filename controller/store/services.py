@@ -101,8 +101,8 @@ class Services:
                 raise NotFound(f"service {name!r} not found")
             kv, spec = found
             ops = [Op.delete(key)]
-            for network, vip in spec.virtual_ips.items():
-                ops += [Op.delete(self.keys.ipam(network, vip)), Op.delete(self.keys.vip(network, name))]
+            ops += [Op.delete(self.keys.ipam(network, vip)) for network, vip in spec.virtual_ips.items()]
+            ops += [Op.delete(self.keys.vip(network, name)) for network in spec.networks]
             return Commit(Txn([Compare.mod_revision(key, "=", kv.mod_revision)], ops), spec)
 
         return await retrying(self.etcd, attempt, what=f"remove service {name!r}")

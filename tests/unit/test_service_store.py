@@ -177,3 +177,40 @@ async def test_the_tasks_of_a_dead_host_move_and_exited_ones_are_refilled(store,
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)
         await cache.stop()
+
+
+async def test_the_leader_lists_only_running_tasks_behind_a_vip(store, etcd):
+    await cluster(store)
+    cache, _, running = await reconcilers(store, etcd, 1)
+    try:
+        created = await store.services.create(web(2, endpoint_mode="vip", restart_delay=30.0))
+        await wait_until(lambda: _count(store, 2), 20, "two tasks")
+        await wait_until(lambda: _vip_is(store, created.virtual_ips["blue"], []), 20, "a VIP with no backend yet")
+        tasks = await tasks_of(store)
+        for task in tasks:                                  # their agents report them running
+            _, status = await store.get_container(task.name)
+            await store.put_status(task.host, dataclasses.replace(status, state="running"))
+        addresses = sorted(t.attachments[0].ip for t in tasks)
+        await wait_until(lambda: _vip_is(store, created.virtual_ips["blue"], addresses), 20, "both behind the VIP")
+        _, status = await store.get_container(tasks[0].name)
+        await store.put_status(tasks[0].host, dataclasses.replace(status, state="exited", exit_code=1,
+                                                                 finished_at=10**10))
+        await wait_until(lambda: _vip_is(store, created.virtual_ips["blue"], [tasks[1].attachments[0].ip]), 20,
+                         "the exited task out, while its back-off keeps it in place")
+        assert tasks[0].name in {t.name for t in await tasks_of(store)}
+        await store.services.remove("web")
+        assert await store.services.vips() == []
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await cache.stop()
+
+
+async def _count(store, n: int) -> bool:
+    return len(await tasks_of(store)) == n
+
+
+async def _vip_is(store, vip: str, backends: list[str]) -> bool:
+    found = await store.services.vips()
+    return [(v.vip, v.backends) for v in found] == [(vip, backends)]
