@@ -29,6 +29,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--endpoint-mode", choices=["vip", "dnsrr"], default="vip",
                         help="vip: one virtual IP per network, load-balanced (default); dnsrr: none, "
                              "the tasks' addresses by DNS")
+    create.add_argument("-p", "--publish", action="append", default=[],
+                        metavar="PUBLISHED:TARGET[/PROTO]",
+                        help="publish a port (repeatable): on every live host through the routing mesh, or "
+                             "published=P,target=T[,protocol=udp],mode=host only where tasks run")
     create.add_argument("--limit-memory", default="", help="memory limit of each task, e.g. 64m")
     create.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     create.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

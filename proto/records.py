@@ -297,6 +297,8 @@ class ServiceSpec(Record):
     exposed_ports: list[str] = field(default_factory=list)
     endpoint_mode: str = "vip"
     virtual_ips: dict[str, str] = field(default_factory=dict)
+    ports: list[PortMapping] = field(default_factory=list)
+    publish_mode: str = "ingress"
 
 
 @dataclass
@@ -308,6 +310,16 @@ class ServiceVip(Record):
     service_id: str = ""
     vip: str = ""
     backends: list[str] = field(default_factory=list)
+    ports: list[PortMapping] = field(default_factory=list)
+
+
+# A host's leg into an overlay network for the routing mesh: an endpoint named
+# MESH_LEG_PREFIX + host. No container name starts with "_" (proto/validate.py).
+MESH_LEG_PREFIX = "_mesh."
+
+
+def mesh_leg(host: str) -> str:
+    return MESH_LEG_PREFIX + host
 
 
 _SCALAR_TYPES = frozenset({"str", "int", "float", "bool"})
@@ -337,4 +349,6 @@ _LIST_ITEM_TYPES: dict[tuple[str, str], type[Record]] = {
     ("ContainerSpec", "ports"): PortMapping,
     ("ContainerSpec", "mounts"): Mount,
     ("ContainerSpec", "ulimits"): Ulimit,
+    ("ServiceSpec", "ports"): PortMapping,
+    ("ServiceVip", "ports"): PortMapping,
 }

@@ -563,7 +563,7 @@ class HealthReply(_message.Message):
     def __init__(self, healthy: _Optional[bool] = ..., revision: _Optional[int] = ..., detail: _Optional[str] = ..., snapshots_served: _Optional[int] = ..., resumes_served: _Optional[int] = ..., resyncs_served: _Optional[int] = ..., agents_connected: _Optional[int] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
-    __slots__ = ("name", "id", "image", "image_reference", "image_digest", "image_id", "command", "env", "networks", "mode", "replicas", "restart_condition", "restart_max_attempts", "restart_delay", "constraints", "memory_bytes", "created_at", "updated_at", "exposed_ports", "endpoint_mode", "virtual_ips")
+    __slots__ = ("name", "id", "image", "image_reference", "image_digest", "image_id", "command", "env", "networks", "mode", "replicas", "restart_condition", "restart_max_attempts", "restart_delay", "constraints", "memory_bytes", "created_at", "updated_at", "exposed_ports", "endpoint_mode", "virtual_ips", "ports", "publish_mode")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -599,6 +599,8 @@ class ServiceSpec(_message.Message):
     EXPOSED_PORTS_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_MODE_FIELD_NUMBER: _ClassVar[int]
     VIRTUAL_IPS_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_MODE_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     image: str
@@ -620,21 +622,25 @@ class ServiceSpec(_message.Message):
     exposed_ports: _containers.RepeatedScalarFieldContainer[str]
     endpoint_mode: str
     virtual_ips: _containers.ScalarMap[str, str]
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., image: _Optional[str] = ..., image_reference: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., networks: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., replicas: _Optional[int] = ..., restart_condition: _Optional[str] = ..., restart_max_attempts: _Optional[int] = ..., restart_delay: _Optional[float] = ..., constraints: _Optional[_Iterable[str]] = ..., memory_bytes: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[str] = ..., virtual_ips: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    publish_mode: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., image: _Optional[str] = ..., image_reference: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., networks: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., replicas: _Optional[int] = ..., restart_condition: _Optional[str] = ..., restart_max_attempts: _Optional[int] = ..., restart_delay: _Optional[float] = ..., constraints: _Optional[_Iterable[str]] = ..., memory_bytes: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[str] = ..., virtual_ips: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., publish_mode: _Optional[str] = ...) -> None: ...
 
 class ServiceVip(_message.Message):
-    __slots__ = ("network", "service", "service_id", "vip", "backends")
+    __slots__ = ("network", "service", "service_id", "vip", "backends", "ports")
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     SERVICE_FIELD_NUMBER: _ClassVar[int]
     SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
     VIP_FIELD_NUMBER: _ClassVar[int]
     BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
     network: str
     service: str
     service_id: str
     vip: str
     backends: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, network: _Optional[str] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., vip: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ...) -> None: ...
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    def __init__(self, network: _Optional[str] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., vip: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
 
 class ServiceTask(_message.Message):
     __slots__ = ("name", "service", "slot", "host", "state", "exit_code", "error", "restarts", "started_at", "addresses")

@@ -8,10 +8,10 @@ import re
 from cli.commands.common import RPC_TIMEOUT
 from cli.options import CliError, parse_env, parse_size
 from cli.output import familiar, table
-from proto import image_ref
+from proto import image_ref, validate
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
-from proto.records import ServiceSpec
+from proto.records import PortMapping, ServiceSpec
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -25,6 +25,34 @@ def parse_duration(text: str, what: str) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
+def parse_publish(text: str) -> tuple[PortMapping, str]:
+    """Docker's --publish: PUBLISHED:TARGET[/PROTO], or published=P,target=T[,protocol=P][,mode=M];
+    the mapping (host_port = PUBLISHED) and its mode (ingress or host)."""
+    fields = {"mode": "ingress", "protocol": "tcp"}
+    if "=" in text:
+        for item in text.split(","):
+            key, sep, value = item.partition("=")
+            if not sep or key not in ("published", "target", "protocol", "mode"):
+                raise CliError(f"invalid --publish {text!r}: unknown field {key!r} "
+                               "(published, target, protocol, mode)")
+            fields[key] = value
+    else:
+        ports, _, protocol = text.partition("/")
+        published, sep, target = ports.partition(":")
+        if not sep:
+            raise CliError(f"invalid --publish {text!r}: use PUBLISHED:TARGET[/PROTO]")
+        fields.update(published=published, target=target, protocol=protocol or "tcp")
+    if fields["mode"] not in ("ingress", "host"):
+        raise CliError(f"invalid --publish {text!r}: mode is ingress or host")
+    try:
+        mapping = PortMapping(validate.protocol(fields["protocol"]),
+                              validate.port(int(fields.get("published", "")), "published port"),
+                              validate.port(int(fields.get("target", "")), "target port"))
+    except ValueError:
+        raise CliError(f"invalid --publish {text!r}: give a published and a target port (1-65535)") from None
+    return mapping, fields["mode"]
+
+
 def create_request(args: argparse.Namespace) -> pb.ServiceSpec:
     image_ref.parse(args.image)
     if args.replicas is not None and args.replicas < 0:
@@ -34,13 +62,18 @@ def create_request(args: argparse.Namespace) -> pb.ServiceSpec:
     if args.mode == "global" and args.replicas is not None:
         raise CliError("--replicas is for replicated services, not global ones")
     replicas = 1 if args.replicas is None else args.replicas
+    published = [parse_publish(p) for p in args.publish]
+    modes = {mode for _, mode in published}
+    if len(modes) > 1:
+        raise CliError("--publish: every port of a service is published in one mode (ingress or host)")
     return ServiceSpec(
         name=args.name, image=args.image, command=list(args.cmd), env=parse_env(args.env),
         networks=list(args.network), mode=args.mode, replicas=replicas if args.mode == "replicated" else 0,
         restart_condition=args.restart_condition, restart_max_attempts=args.restart_max_attempts,
         restart_delay=parse_duration(args.restart_delay, "--restart-delay"), constraints=list(args.constraint),
         memory_bytes=parse_size(args.limit_memory) if args.limit_memory else 0,
-        endpoint_mode=args.endpoint_mode).to_wire()
+        endpoint_mode=args.endpoint_mode, ports=[p for p, _ in published],
+        publish_mode=modes.pop() if modes else "ingress").to_wire()
 
 
 def task_json(task: pb.ServiceTask) -> dict:
@@ -57,6 +90,8 @@ def service_json(detail: pb.ServiceDetail) -> dict:
             "image_digest": spec.image_digest, "command": spec.command, "env": spec.env,
             "networks": spec.networks, "constraints": spec.constraints,
             "endpoint_mode": spec.endpoint_mode, "virtual_ips": spec.virtual_ips,
+            "ports": [f"{p.host_port}:{p.container_port}/{p.protocol}" for p in spec.ports],
+            "publish_mode": spec.publish_mode,
             "restart_policy": {"condition": spec.restart_condition, "max_attempts": spec.restart_max_attempts,
                                "delay": spec.restart_delay},
             "memory_bytes": spec.memory_bytes, "created_at": spec.created_at, "updated_at": spec.updated_at,

@@ -44,6 +44,7 @@ class ServicesService(pb_grpc.ServicesServicer):
         spec = dataclasses.replace(
             spec, id=secrets.token_hex(32), mode=spec.mode or "replicated",
             restart_condition=spec.restart_condition or "any", endpoint_mode=spec.endpoint_mode or "vip",
+            publish_mode=spec.publish_mode or "ingress",
             virtual_ips={}, created_at=now, updated_at=now,
             image_reference=image.reference, image_digest=image.digest, image_id=image.id,
             exposed_ports=list(image.exposed_ports))

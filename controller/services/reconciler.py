@@ -123,7 +123,27 @@ class Reconciler:
                 wakes.append(changes.wake_at)
         for stale in vips.values():              # their service or its network went
             await self.store.services.delete_vip(stale, fence)
+        await self._mesh_legs(services, sorted(up), fence)
         return min(wakes) if wakes else None
+
+    async def _mesh_legs(self, services: list[ServiceSpec], up: list[str], fence: Fence) -> None:
+        """Every live host gets a leg into each network of the routing mesh (the first
+        network of each service publishing in ingress mode); a network without such
+        a service loses its legs. A host that is down keeps its leg for its return."""
+        meshed = {s.networks[0] for s in services if s.ports and s.publish_mode == "ingress" and s.networks}
+        legs = {(leg.network, leg.host): leg for leg in await self.store.services.legs()}
+        for (network, _), leg in legs.items():
+            if network not in meshed:
+                await self.store.services.remove_leg(leg, fence)
+        for network in sorted(meshed):
+            for host in up:
+                if (network, host) not in legs:
+                    try:
+                        await self.store.services.add_leg(network, host, fence)
+                    except NotLeader:
+                        raise
+                    except UserError as err:     # the host or network went meanwhile
+                        log.warning("mesh leg of %s on %s: %s", host, network, err)
 
     def _liveness(self, hosts: list[Host], now: float) -> tuple[list[str], set[str]]:
         live, dead = [], set()
@@ -150,6 +170,8 @@ class Reconciler:
         name = rules.task_name(service, start.slot, start.host)
         options = RunOptions(
             memory_bytes=service.memory_bytes,
+            # --publish mode=host: each task's own host port, where it runs.
+            ports=tuple(service.ports) if service.publish_mode == "host" else (),
             image=RunImage(service.image_reference, service.image_digest, service.image_id,
                            tuple(service.exposed_ports)))
         try:
@@ -178,8 +200,9 @@ def backends(service: ServiceSpec, tasks: list[tuple[ContainerSpec, ContainerSta
              if spec.name not in leaving and spec.host in up and status is not None and status.id == spec.id
              and status.state == "running" for a in spec.attachments if a.network == network),
             key=ipaddress.ip_address)
+        mesh = service.publish_mode == "ingress" and network == service.networks[0]
         out.append(ServiceVip(network=network, service=service.name, service_id=service.id, vip=vip,
-                              backends=addresses))
+                              backends=addresses, ports=list(service.ports) if mesh else []))
     return out
 
 

@@ -23,6 +23,7 @@ MAX_CONSTRAINTS = 16
 MAX_RESTART_DELAY = 3600.0
 SUFFIX_HEX = 12
 ENDPOINT_MODES = ("vip", "dnsrr")
+PUBLISH_MODES = ("ingress", "host")
 
 
 def check(spec: ServiceSpec) -> ServiceSpec:
@@ -58,6 +59,19 @@ def check(spec: ServiceSpec) -> ServiceSpec:
                               f"{MIN_MEMORY // (1024 * 1024)} MiB")
     if (spec.endpoint_mode or "vip") not in ENDPOINT_MODES:
         raise InvalidArgument(f"invalid endpoint mode {spec.endpoint_mode!r}: use vip or dnsrr")
+    if (spec.publish_mode or "ingress") not in PUBLISH_MODES:
+        raise InvalidArgument(f"invalid publish mode {spec.publish_mode!r}: use ingress or host")
+    request_limits.check_count("published ports", spec.ports, request_limits.MAX_PORTS)
+    seen = set()
+    for port in spec.ports:
+        validate.protocol(port.protocol)
+        validate.port(port.host_port, "published port")
+        validate.port(port.container_port, "target port")
+        if (port.protocol, port.host_port) in seen:
+            raise InvalidArgument(f"port {port.host_port}/{port.protocol} is published twice")
+        seen.add((port.protocol, port.host_port))
+    if spec.ports and (spec.publish_mode or "ingress") == "ingress" and not spec.networks:
+        raise InvalidArgument("the routing mesh reaches tasks over their first network: give --network")
     if not spec.image:
         raise InvalidArgument("no image given")
     return spec

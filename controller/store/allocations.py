@@ -52,7 +52,7 @@ def detach(records: Records, spec: ContainerSpec, network: Network, attachment: 
 
 
 async def pick_address(records: Records, directory: str, network: str, subnet: str, gateway: str,
-                        randomize: bool) -> str:
+                       randomize: bool, descending: bool = False) -> str:
     """The lowest free address; after a lost race a random free one, so that
     controllers that collided once do not keep colliding on the same address."""
     reserved, _ = await records.etcd.get_prefix(directory, keys_only=True)  # the keys are the addresses
@@ -61,7 +61,7 @@ async def pick_address(records: Records, directory: str, network: str, subnet: s
     hint = None
     if randomize:
         hint = str(net.network_address + random.randrange(1, net.num_addresses - 1))
-    return next_free_ip(net, gateway, taken, hint, network=network)
+    return next_free_ip(net, gateway, taken, hint, network=network, descending=descending)
 
 
 async def publish(records: Records, spec: ContainerSpec, ports: tuple[PortMapping, ...], randomize: bool) -> Txn:

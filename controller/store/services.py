@@ -17,7 +17,8 @@ from controller.store.fence import Fence
 from controller.store.records import Records, json_value
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, Settled, retrying, surface_unavailable
 from proto.errors import AlreadyExists, FailedPrecondition, NotFound
-from proto.records import ServiceSpec, ServiceVip
+from proto.addresses import mac_for_ip
+from proto.records import MESH_LEG_PREFIX, Endpoint, Network, ServiceSpec, ServiceVip, mesh_leg
 
 
 class Services:
@@ -37,7 +38,10 @@ class Services:
         async def attempt(lost: int) -> Commit[ServiceSpec]:
             if await self.etcd.get(key) is not None:
                 raise AlreadyExists(f"service {spec.name!r} already exists")
-            txn = Txn([Compare.absent(key)])
+            others, read_at = await self.records.records(self.keys.services(), ServiceSpec)
+            _check_published(spec, [other for _, other in others])
+            # No other service took one of its ports meanwhile.
+            txn = Txn([Compare.absent(key), Compare.prefix_unchanged_since(self.keys.services(), read_at)])
             vips: dict[str, str] = {}
             for name in spec.networks:
                 net_kv, network = await self.records.network(name)   # NotFound names it
@@ -136,3 +140,62 @@ class Services:
             return Commit(Txn([fence.compare], [Op.delete(self.keys.vip(vip.network, vip.service))]), None)
 
         await retrying(self.etcd, attempt, what=f"remove the VIP of service {vip.service!r}")
+
+    @surface_unavailable
+    async def legs(self) -> list[Endpoint]:
+        """Every host's mesh legs: the endpoints named _mesh.<host>."""
+        found, _ = await self.records.records(self.keys.endpoints_all(), Endpoint)
+        return [e for _, e in found if e.container.startswith(MESH_LEG_PREFIX)]
+
+    @surface_unavailable
+    async def add_leg(self, network: str, host: str, fence: Fence) -> Endpoint:
+        """Give `host` an address on `network` for the routing mesh, and the endpoint
+        row every member's table then carries (replies from the tasks find it)."""
+        key = self.keys.endpoint(network, mesh_leg(host))
+
+        async def attempt(lost: int) -> Commit[Endpoint]:
+            await fence.check(self.etcd)
+            net_kv, net = await self.records.network(network)
+            host_kv, record = await self.records.host(host)
+            directory = drivers.driver_for(net).reservations(self.keys, network, host)
+            # From the top of the subnet: a leg's address (and the MAC made from it) is not
+            # one a container just had, which other hosts' bridges may still place elsewhere.
+            ip = await allocations.pick_address(self.records, directory, network, net.subnet, net.gateway,
+                                                randomize=lost > 0, descending=True)
+            leg = Endpoint(network=network, container=mesh_leg(host), host=host, vtep=record.vtep, ip=ip,
+                           mac=mac_for_ip(ip))
+            txn = Txn([fence.compare, Compare.absent(key), Compare.absent(directory + ip),
+                       Compare.mod_revision(net_kv.key, "=", net_kv.mod_revision),
+                       Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)],
+                      [Op.put(key, leg.to_json()),
+                       Op.put(directory + ip, json_value({"mesh": host, "host": host}))])
+            return Commit(txn, leg)
+
+        return await retrying(self.etcd, attempt, what=f"add the mesh leg of {host!r} on {network!r}",
+                              changing="the addresses it needs", attempts=ALLOCATION_ATTEMPTS)
+
+    @surface_unavailable
+    async def remove_leg(self, leg: Endpoint, fence: Fence) -> None:
+        async def attempt(_: int) -> Commit[None]:
+            await fence.check(self.etcd)
+            found = await self.records.record(self.keys.network(leg.network), Network)
+            ops = [Op.delete(self.keys.endpoint(leg.network, leg.container))]
+            if found is not None:
+                directory = drivers.driver_for(found[1]).reservations(self.keys, leg.network, leg.host)
+                ops.append(Op.delete(directory + leg.ip))
+            return Commit(Txn([fence.compare], ops), None)
+
+        await retrying(self.etcd, attempt, what=f"remove the mesh leg of {leg.host!r} on {leg.network!r}")
+
+
+def _check_published(spec: ServiceSpec, others: list[ServiceSpec]) -> None:
+    """A port of the routing mesh is open on every host: one service per port."""
+    if spec.publish_mode != "ingress":
+        return
+    taken = {(p.protocol, p.host_port): other.name for other in others if other.publish_mode == "ingress"
+             for p in other.ports}
+    for port in spec.ports:
+        owner = taken.get((port.protocol, port.host_port))
+        if owner is not None:
+            raise FailedPrecondition(f"port {port.host_port}/{port.protocol} is already published by "
+                                     f"service {owner!r}")

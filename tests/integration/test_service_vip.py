@@ -127,3 +127,64 @@ def test_a_dnsrr_service_has_no_vip(lab):
     for task in detail["tasks"]:
         assert fetch_loop(lab, f"http://{task['addresses']['blue']}/", 1) == [task["name"].rsplit(".", 1)[1]]
     lab.cli("service", "rm", "rr")
+
+
+def from_outside(lab: Lab, address: str, port: int, count: int = 1) -> list[str]:
+    """`count` requests from the lab's outside server namespace (ext) to ADDRESS:PORT."""
+    script = f"for i in $(seq {count}); do timeout 2 wget -qO- http://{address}:{port}/ 2>/dev/null || echo FAIL; done"
+    return lab.netns_exec(lab.ext_ns, "sh", "-c", script, timeout=300).stdout.split()
+
+
+def legs(lab: Lab) -> list[str]:
+    return sorted(e["host"] for e in json.loads(lab.cli("network", "inspect", "blue").stdout)["endpoints"]
+                  if e["container"].startswith("_mesh."))
+
+
+def test_the_routing_mesh_answers_on_every_host_even_one_without_a_task(lab):
+    first, last = lab.hosts[0], lab.hosts[2]
+    lab.cli("service", "create", "--name", "mesh", "--network", "blue", "-p", "8080:80",
+            "--constraint", f"node.hostname=={first.name}", BUSYBOX, *SERVE)
+    wait_for(lambda: settled(lab, "mesh", 1), 60, "the task of mesh")
+    [task] = service(lab, "mesh")["tasks"]
+    suffix = task["name"].rsplit(".", 1)[1]
+    wait_for(lambda: legs(lab) == sorted(h.name for h in lab.hosts), 30, "a mesh leg on every host")
+    for host in lab.hosts:
+        assert wait_for(lambda: from_outside(lab, host.underlay_ip, 8080) == [suffix], 30,
+                        f"port 8080 of {host.name} to answer")
+    # The cost of the extra hop across the overlay, in this run.
+    timings = {}
+    for host in (first, last):
+        began = time.monotonic()
+        answers = from_outside(lab, host.underlay_ip, 8080, 100)
+        timings[host.name] = (time.monotonic() - began) / 100
+        assert answers == [suffix] * 100
+    print("routing mesh, 100 requests each: " + ", ".join(
+        f"{name} {'(the task here)' if name == first.name else '(no task)'} {t * 1000:.1f} ms/request"
+        for name, t in timings.items()))
+    # More tasks: any host's port reaches all of them.
+    lab.cli("service", "rm", "mesh")
+    wait_for(lambda: legs(lab) == [], 30, "the legs gone with the last published service")
+    assert from_outside(lab, last.underlay_ip, 8080) == ["FAIL"]
+
+
+def test_a_spread_service_answers_from_every_task_through_any_host(lab):
+    lab.cli("service", "create", "--name", "spread", "--replicas", "3", "--network", "blue", "-p", "8082:80",
+            BUSYBOX, *SERVE)
+    wait_for(lambda: settled(lab, "spread", 3), 60, "three tasks of spread")
+    suffixes = {t["name"].rsplit(".", 1)[1] for t in service(lab, "spread")["tasks"]}
+    wait_for(lambda: len(legs(lab)) == 3, 30, "the legs")
+    answers = Counter(from_outside(lab, lab.hosts[1].underlay_ip, 8082, 90))
+    assert set(answers) == suffixes, (answers, service(lab, "spread")["tasks"], legs(lab))
+    lab.cli("service", "rm", "spread")
+
+
+def test_publish_mode_host_opens_the_port_only_where_tasks_run(lab):
+    target = lab.hosts[1]
+    lab.cli("service", "create", "--name", "local", "--network", "blue", "--constraint",
+            f"node.hostname=={target.name}", "--publish", "published=8081,target=80,mode=host", BUSYBOX, *SERVE)
+    wait_for(lambda: settled(lab, "local", 1), 60, "the task of local")
+    [task] = service(lab, "local")["tasks"]
+    assert from_outside(lab, target.underlay_ip, 8081) == [task["name"].rsplit(".", 1)[1]]
+    assert from_outside(lab, lab.hosts[0].underlay_ip, 8081) == ["FAIL"]
+    assert legs(lab) == []                          # no routing mesh for it
+    lab.cli("service", "rm", "local")
