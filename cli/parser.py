@@ -96,6 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges[=true|false]")
     run.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
                      help="a resource limit, e.g. nofile=1024:2048 (repeatable)")
+    run.add_argument("--restart", default="no", metavar="POLICY",
+                     help="no (default), on-failure[:MAX], always or unless-stopped: the host's agent "
+                          "starts the container again when it exits, with back-off")
     run.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]",
                      help="replaces the image's Cmd")

@@ -61,6 +61,8 @@ class RunOptions:
     seccomp_profile: str = ""
     allow_new_privileges: bool = False
     ulimits: tuple[Ulimit, ...] = ()
+    restart_policy: str = ""
+    restart_max_retries: int = 0
 
 
 def from_request(request) -> RunOptions:
@@ -75,7 +77,8 @@ def from_request(request) -> RunOptions:
         cap_drop=canonical_capabilities(request.cap_drop, "--cap-drop"),
         privileged=request.privileged, seccomp=request.seccomp or docker_options.SECCOMP_DEFAULT,
         seccomp_profile=request.seccomp_profile, allow_new_privileges=request.allow_new_privileges,
-        ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits))
+        ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits),
+        restart_policy=request.restart_policy, restart_max_retries=request.restart_max_retries)
 
 
 def canonical_capabilities(names: Iterable[str], flag: str) -> tuple[str, ...]:
@@ -98,6 +101,11 @@ def check_options(options: RunOptions, mode: NetworkMode) -> None:
         raise InvalidArgument("--memory and --pids-limit must not be negative")
     if options.cpus < 0 or not math.isfinite(options.cpus):
         raise InvalidArgument(f"invalid --cpus {options.cpus}: it must be a positive number")
+    if (options.restart_policy or "no") not in docker_options.RESTART_POLICIES:
+        raise InvalidArgument(f"invalid restart policy {options.restart_policy!r}: use no, on-failure, "
+                              "always or unless-stopped")
+    if options.restart_max_retries and options.restart_policy != "on-failure":
+        raise InvalidArgument("only the on-failure restart policy takes a maximum of restarts")
     if options.stop_timeout < 0:
         raise InvalidArgument(f"invalid stop timeout {options.stop_timeout}: it must not be negative")
 

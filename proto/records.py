@@ -198,6 +198,8 @@ class ContainerSpec(Record):
     service_id: str = ""
     slot: int = 0
     restarts: int = 0
+    restart_policy: str = ""       # proto/run_options.py RESTART_POLICIES; "" is "no"
+    restart_max_retries: int = 0
 
     @property
     def pinned_image(self) -> str:
@@ -228,6 +230,7 @@ class ContainerStatus(Record):
     networks: list[str] = field(default_factory=list)
     image_error: bool = False  # the image could not be pulled: `run` removes the container
     oom_killed: bool = False   # the kernel's OOM killer ended it
+    restart_count: int = 0     # restarts by its restart policy
 
 
 @dataclass

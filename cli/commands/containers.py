@@ -12,7 +12,7 @@ from proto import capabilities, image_ref, network_mode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.network_mode import NetworkMode
-from proto.run_options import parse_security_opts, parse_ulimit
+from proto.run_options import parse_restart, parse_security_opts, parse_ulimit
 
 
 def run_request(args: argparse.Namespace) -> pb.RunRequest:
@@ -25,6 +25,7 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         ports = []
     image_ref.parse(args.image)
     security = parse_security_opts(args.security_opt)
+    restart_policy, restart_max = parse_restart(args.restart)
     entrypoint = args.entrypoint
     return pb.RunRequest(
         name=args.name, host=args.host, networks=args.network, hostname=args.hostname,
@@ -39,7 +40,8 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         cap_drop=[capabilities.canonical(c) for c in args.cap_drop], privileged=args.privileged,
         seccomp=security.seccomp, seccomp_profile=security.seccomp_profile,
         allow_new_privileges=not security.no_new_privileges,
-        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit])
+        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit],
+        restart_policy=restart_policy, restart_max_retries=restart_max)
 
 
 async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:

@@ -209,4 +209,5 @@ def _image_and_process(options: RunOptions) -> dict:
         entrypoint_set=options.entrypoint_set, working_dir=options.working_dir, user=options.user,
         read_only=options.read_only, cap_add=list(options.cap_add), cap_drop=list(options.cap_drop),
         privileged=options.privileged, seccomp=options.seccomp, seccomp_profile=options.seccomp_profile,
-        allow_new_privileges=options.allow_new_privileges, ulimits=list(options.ulimits))
+        allow_new_privileges=options.allow_new_privileges, ulimits=list(options.ulimits),
+        restart_policy=options.restart_policy, restart_max_retries=options.restart_max_retries)
