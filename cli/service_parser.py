@@ -46,5 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     inspect.add_argument("names", nargs="+", metavar="NAME")
     scale = actions.add_parser("scale", help="set the number of tasks: vxmesh service scale NAME=N ...")
     scale.add_argument("pairs", nargs="+", metavar="NAME=N")
+    logs = actions.add_parser("logs", help="print the output of every task, each line prefixed TASK@HOST |")
+    logs.add_argument("name")
     rm = actions.add_parser("rm", help="remove services and their tasks")
     rm.add_argument("names", nargs="+", metavar="NAME")

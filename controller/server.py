@@ -109,7 +109,7 @@ async def serve(config: ControllerConfig) -> None:
         pb_grpc.add_ControllerServicer_to_server(api, server)
         pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds), server)
         pb_grpc.add_ImagesServicer_to_server(ImagesService(images, store), server)
-        pb_grpc.add_ServicesServicer_to_server(ServicesService(store, cache, images), server)
+        pb_grpc.add_ServicesServicer_to_server(ServicesService(store, cache, images, api), server)
         for address in config.listen:
             _prepare_unix_socket(address)
             transport.add_port(server, address)

@@ -1138,6 +1138,11 @@ class ServicesStub:
                 request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
                 response_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/vxmesh.v1.Services/Logs',
+                request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.LogChunk.FromString,
+                _registered_method=True)
 
 
 class ServicesServicer:
@@ -1173,6 +1178,13 @@ class ServicesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Logs(self, request, context):
+        """Every task's output so far, each line prefixed "TASK@HOST | ", task by task.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ServicesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -1200,6 +1212,11 @@ def add_ServicesServicer_to_server(servicer, server):
                     servicer.Remove,
                     request_deserializer=proto_dot_vxmesh__pb2.NameRequest.FromString,
                     response_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=proto_dot_vxmesh__pb2.NameRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.LogChunk.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1337,6 +1354,33 @@ class Services:
             '/vxmesh.v1.Services/Remove',
             proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
             proto_dot_vxmesh__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vxmesh.v1.Services/Logs',
+            proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.LogChunk.FromString,
             options,
             channel_credentials,
             insecure,

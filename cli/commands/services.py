@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 
 from cli.commands.common import RPC_TIMEOUT
 from cli.options import CliError, parse_env, parse_size
@@ -158,7 +159,14 @@ async def rm(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
     return 0
 
 
-ACTIONS = {"create": create, "ls": ls, "ps": ps, "inspect": inspect, "scale": scale, "rm": rm}
+async def logs(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
+    async for chunk in api.Logs(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT):
+        sys.stdout.buffer.write(chunk.data)
+    sys.stdout.buffer.flush()
+    return 0
+
+
+ACTIONS = {"logs": logs, "create": create, "ls": ls, "ps": ps, "inspect": inspect, "scale": scale, "rm": rm}
 
 
 async def service(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:

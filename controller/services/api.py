@@ -10,16 +10,17 @@ from __future__ import annotations
 import dataclasses
 import secrets
 import time
+from typing import AsyncIterator
 
 from controller.cache import StateCache
 from controller.images.cluster_images import ClusterImages
 from controller.images.service import NO_REGISTRY
 from controller.services import rules
 from controller.store import Store
-from controller.user_errors import user_errors
+from controller.user_errors import user_errors, user_errors_streaming
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
-from proto.errors import FailedPrecondition, InvalidArgument
+from proto.errors import FailedPrecondition, InvalidArgument, UserError
 from proto.records import ServiceSpec
 
 # How long `service rm` waits for the leader to remove the tasks.
@@ -27,10 +28,12 @@ REMOVE_TIMEOUT = 20.0
 
 
 class ServicesService(pb_grpc.ServicesServicer):
-    def __init__(self, store: Store, cache: StateCache, images: ClusterImages | None) -> None:
+    def __init__(self, store: Store, cache: StateCache, images: ClusterImages | None,
+                 containers=None) -> None:
         self.store = store
         self.cache = cache
         self.images = images
+        self.containers = containers    # controller/api.py's service: a task's logs come from its host
 
     @user_errors
     async def Create(self, request, context):
@@ -71,6 +74,24 @@ class ServicesService(pb_grpc.ServicesServicer):
         # `create` of the same name, or a network's removal, work right away.
         await self.cache.wait_until(lambda: not self._tasks(spec), REMOVE_TIMEOUT)
         return pb.Empty()
+
+    @user_errors_streaming
+    async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
+        spec = await self.store.services.get(request.name)
+        for task in self._tasks(spec):
+            prefix = f"{task.name}@{task.host} | ".encode()
+            pending = b""
+            try:
+                async for chunk in self.containers.logs(task.name):
+                    lines = (pending + chunk.data).split(b"\n")
+                    pending = lines.pop()
+                    if lines:
+                        yield pb.LogChunk(data=b"".join(prefix + line + b"\n" for line in lines))
+            except UserError as err:          # its host is down: say so, go on with the others
+                yield pb.LogChunk(data=prefix + f"(no logs: {err})\n".encode())
+                continue
+            if pending:
+                yield pb.LogChunk(data=prefix + pending + b"\n")
 
     def _tasks(self, spec: ServiceSpec) -> list[pb.ServiceTask]:
         index = self.cache.index

@@ -165,3 +165,19 @@ def test_the_tasks_of_a_dead_host_are_rescheduled(lab):
     # Back, the host tears down what it no longer holds.
     wait_for(lambda: not [c for c in containers(lab) if c["name"] in lost], 60, "the old task gone from the host")
     remove(lab, "move")
+
+
+def test_service_logs_gathers_every_task_line_by_line(lab):
+    create(lab, "talk", "--replicas", "2", command=("sh", "-c", "echo hello from $(hostname); echo bye; sleep 3600"))
+    wait_for(lambda: settled(lab, "talk", 2), 60, "two tasks of talk")
+    listed = tasks(lab, "talk")
+
+    def complete() -> list[str]:
+        lines = lab.cli("service", "logs", "talk").stdout.splitlines()
+        return lines if len(lines) == 4 else []
+    lines = wait_for(complete, 30, "both tasks' two lines")
+    for task in listed:
+        prefix = f"{task['name']}@{task['host']} | "
+        assert [line[len(prefix):] for line in lines if line.startswith(prefix)] == [
+            f"hello from {task['name'].rsplit('.', 1)[1]}", "bye"]
+    remove(lab, "talk")
