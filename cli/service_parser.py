@@ -33,6 +33,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                         metavar="PUBLISHED:TARGET[/PROTO]",
                         help="publish a port (repeatable): on every live host through the routing mesh, or "
                              "published=P,target=T[,protocol=udp],mode=host only where tasks run")
+    create.add_argument("--update-parallelism", type=int, default=1,
+                        help="tasks replaced at once by `service update` (default 1; 0: all)")
+    create.add_argument("--update-delay", default="0s", help="wait between update batches, e.g. 2s")
     create.add_argument("--limit-memory", default="", help="memory limit of each task, e.g. 64m")
     create.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     create.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
@@ -46,6 +49,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     inspect.add_argument("names", nargs="+", metavar="NAME")
     scale = actions.add_parser("scale", help="set the number of tasks: vxmesh service scale NAME=N ...")
     scale.add_argument("pairs", nargs="+", metavar="NAME=N")
+    update = actions.add_parser("update", help="change a service: a new image, command or environment "
+                                               "rolls over its tasks, a batch at a time")
+    update.add_argument("-d", "--detach", action="store_true", help="return at once (always the case)")
+    update.add_argument("--image", default="")
+    update.add_argument("--env-add", action="append", default=[], metavar="K=V")
+    update.add_argument("--env-rm", action="append", default=[], metavar="K")
+    update.add_argument("--args", default=None, help="the new command, as one string split like a shell's")
+    update.add_argument("--replicas", type=int, default=None)
+    update.add_argument("--update-parallelism", type=int, default=None,
+                        help="tasks replaced at once (default 1; 0: all)")
+    update.add_argument("--update-delay", default=None, help="wait between batches, e.g. 2s")
+    update.add_argument("name")
     logs = actions.add_parser("logs", help="print the output of every task, each line prefixed TASK@HOST |")
     logs.add_argument("name")
     rm = actions.add_parser("rm", help="remove services and their tasks")

@@ -200,6 +200,7 @@ class ContainerSpec(Record):
     restarts: int = 0
     restart_policy: str = ""       # proto/run_options.py RESTART_POLICIES; "" is "no"
     restart_max_retries: int = 0
+    service_version: int = 0
 
     @property
     def pinned_image(self) -> str:
@@ -302,6 +303,11 @@ class ServiceSpec(Record):
     virtual_ips: dict[str, str] = field(default_factory=dict)
     ports: list[PortMapping] = field(default_factory=list)
     publish_mode: str = "ingress"
+    version: int = 0
+    update_parallelism: int = 1
+    update_delay: float = 0.0
+    update_state: str = ""
+    update_message: str = ""
 
 
 @dataclass

@@ -1133,6 +1133,11 @@ class ServicesStub:
                 request_serializer=proto_dot_vxmesh__pb2.ScaleRequest.SerializeToString,
                 response_deserializer=proto_dot_vxmesh__pb2.ServiceDetail.FromString,
                 _registered_method=True)
+        self.Update = channel.unary_unary(
+                '/vxmesh.v1.Services/Update',
+                request_serializer=proto_dot_vxmesh__pb2.UpdateServiceRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ServiceDetail.FromString,
+                _registered_method=True)
         self.Remove = channel.unary_unary(
                 '/vxmesh.v1.Services/Remove',
                 request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
@@ -1172,6 +1177,12 @@ class ServicesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Update(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Remove(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -1206,6 +1217,11 @@ def add_ServicesServicer_to_server(servicer, server):
             'Scale': grpc.unary_unary_rpc_method_handler(
                     servicer.Scale,
                     request_deserializer=proto_dot_vxmesh__pb2.ScaleRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ServiceDetail.SerializeToString,
+            ),
+            'Update': grpc.unary_unary_rpc_method_handler(
+                    servicer.Update,
+                    request_deserializer=proto_dot_vxmesh__pb2.UpdateServiceRequest.FromString,
                     response_serializer=proto_dot_vxmesh__pb2.ServiceDetail.SerializeToString,
             ),
             'Remove': grpc.unary_unary_rpc_method_handler(
@@ -1326,6 +1342,33 @@ class Services:
             target,
             '/vxmesh.v1.Services/Scale',
             proto_dot_vxmesh__pb2.ScaleRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ServiceDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Update(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Services/Update',
+            proto_dot_vxmesh__pb2.UpdateServiceRequest.SerializeToString,
             proto_dot_vxmesh__pb2.ServiceDetail.FromString,
             options,
             channel_credentials,

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import shlex
 import sys
 
 from cli.commands.common import RPC_TIMEOUT
@@ -15,6 +16,8 @@ from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import PortMapping, ServiceSpec
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+# --update-parallelism 0: every task in one batch (a service has at most 1000).
+ALL_AT_ONCE = 1000
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
@@ -74,13 +77,34 @@ def create_request(args: argparse.Namespace) -> pb.ServiceSpec:
         restart_delay=parse_duration(args.restart_delay, "--restart-delay"), constraints=list(args.constraint),
         memory_bytes=parse_size(args.limit_memory) if args.limit_memory else 0,
         endpoint_mode=args.endpoint_mode, ports=[p for p, _ in published],
+        update_parallelism=_parallelism(args.update_parallelism),
+        update_delay=parse_duration(args.update_delay, "--update-delay"),
         publish_mode=modes.pop() if modes else "ingress").to_wire()
+
+
+def _parallelism(value: int) -> int:
+    if value < 0:
+        raise CliError(f"invalid --update-parallelism {value}: it must be 0 (all at once) or more")
+    return value or ALL_AT_ONCE
+
+
+def update_request(args: argparse.Namespace) -> pb.UpdateServiceRequest:
+    if args.image:
+        image_ref.parse(args.image)
+    if args.replicas is not None and args.replicas < 0:
+        raise CliError(f"invalid --replicas {args.replicas}: it must be 0 or more")
+    return pb.UpdateServiceRequest(
+        name=args.name, image=args.image, env_add=parse_env(args.env_add), env_rm=list(args.env_rm),
+        command_set=args.args is not None, command=shlex.split(args.args) if args.args is not None else [],
+        replicas=-1 if args.replicas is None else args.replicas,
+        update_parallelism=-1 if args.update_parallelism is None else _parallelism(args.update_parallelism),
+        update_delay=-1.0 if args.update_delay is None else parse_duration(args.update_delay, "--update-delay"))
 
 
 def task_json(task: pb.ServiceTask) -> dict:
     return {"name": task.name, "service": task.service, "slot": task.slot, "host": task.host,
             "state": task.state, "exit_code": task.exit_code, "error": task.error, "restarts": task.restarts,
-            "started_at": task.started_at, "addresses": dict(task.addresses)}
+            "started_at": task.started_at, "addresses": dict(task.addresses), "version": task.version}
 
 
 def service_json(detail: pb.ServiceDetail) -> dict:
@@ -92,7 +116,9 @@ def service_json(detail: pb.ServiceDetail) -> dict:
             "networks": spec.networks, "constraints": spec.constraints,
             "endpoint_mode": spec.endpoint_mode, "virtual_ips": spec.virtual_ips,
             "ports": [f"{p.host_port}:{p.container_port}/{p.protocol}" for p in spec.ports],
-            "publish_mode": spec.publish_mode,
+            "publish_mode": spec.publish_mode, "version": spec.version,
+            "update": {"state": spec.update_state, "message": spec.update_message,
+                       "parallelism": spec.update_parallelism, "delay": spec.update_delay},
             "restart_policy": {"condition": spec.restart_condition, "max_attempts": spec.restart_max_attempts,
                                "delay": spec.restart_delay},
             "memory_bytes": spec.memory_bytes, "created_at": spec.created_at, "updated_at": spec.updated_at,
@@ -159,6 +185,12 @@ async def rm(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
     return 0
 
 
+async def update(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
+    await api.Update(update_request(args), timeout=RPC_TIMEOUT)
+    print(args.name)
+    return 0
+
+
 async def logs(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
     async for chunk in api.Logs(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT):
         sys.stdout.buffer.write(chunk.data)
@@ -166,7 +198,7 @@ async def logs(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
     return 0
 
 
-ACTIONS = {"logs": logs, "create": create, "ls": ls, "ps": ps, "inspect": inspect, "scale": scale, "rm": rm}
+ACTIONS = {"logs": logs, "update": update, "create": create, "ls": ls, "ps": ps, "inspect": inspect, "scale": scale, "rm": rm}
 
 
 async def service(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:

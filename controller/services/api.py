@@ -68,6 +68,45 @@ class ServicesService(pb_grpc.ServicesServicer):
         return self._detail(await self.store.services.scale(request.name, request.replicas))
 
     @user_errors
+    async def Update(self, request, context):
+        """A new template (image, command, env) starts a rolling update; replicas and the
+        update's own settings change at once."""
+        current = await self.store.services.get(request.name)
+        image = None
+        if request.image:
+            if self.images is None:
+                raise FailedPrecondition(NO_REGISTRY)
+            image = await self.images.resolve(request.image)
+        if request.replicas > rules.MAX_REPLICAS:
+            raise InvalidArgument(f"{request.replicas} replicas is too many (at most {rules.MAX_REPLICAS})")
+        if request.replicas >= 0 and current.mode != "replicated":
+            raise FailedPrecondition(f"service {request.name!r} runs in {current.mode} mode: it has no replicas")
+
+        def change(spec: ServiceSpec) -> ServiceSpec:
+            updated = dataclasses.replace(spec, env={**{k: v for k, v in spec.env.items() if k not in request.env_rm},
+                                                     **request.env_add})
+            if request.command_set:
+                updated.command = list(request.command)
+            if image is not None:
+                updated = dataclasses.replace(updated, image=request.image, image_reference=image.reference,
+                                              image_digest=image.digest, image_id=image.id,
+                                              exposed_ports=list(image.exposed_ports))
+            if request.replicas >= 0:
+                updated.replicas = request.replicas
+            if request.update_parallelism >= 0:
+                updated.update_parallelism = request.update_parallelism
+            if request.update_delay >= 0:
+                updated.update_delay = request.update_delay
+            rules.check(updated)
+            template = ("image_digest", "command", "env")
+            if any(getattr(updated, f) != getattr(spec, f) for f in template):
+                updated = dataclasses.replace(updated, version=spec.version + 1, update_state="updating",
+                                              update_message="")
+            return updated
+
+        return self._detail(await self.store.services.update(request.name, change))
+
+    @user_errors
     async def Remove(self, request, context):
         spec = await self.store.services.remove(request.name)
         # Docker returns at once; waiting for the tasks to go makes `rm` then
@@ -107,7 +146,7 @@ class ServicesService(pb_grpc.ServicesServicer):
                     state=current.state if current else "created",
                     exit_code=current.exit_code if current else 0, error=current.error if current else "",
                     restarts=container.restarts, started_at=current.started_at if current else 0.0,
-                    addresses={a.network: a.ip for a in container.attachments}))
+                    addresses={a.network: a.ip for a in container.attachments}, version=container.service_version))
         return sorted(tasks, key=lambda t: (t.slot, t.host, t.name))
 
     def _detail(self, spec: ServiceSpec) -> pb.ServiceDetail:

@@ -24,6 +24,7 @@ from controller.cache import StateCache
 from controller.run_options import RunImage, RunOptions
 from controller.services import constraints, rules
 from controller.services.election import Election
+from controller.services.rolling import rollout
 from controller.services.scheduling import Plan, Start, TaskView, plan
 from controller.store import Store
 from controller.store.containers import TaskOrigin
@@ -113,6 +114,12 @@ class Reconciler:
             eligible = [h for h in live if constraints.allows(service.constraints, h)]
             views = [task_view(spec, status) for spec, status in tasks[service.id]]
             changes = plan(service, views, eligible, dead, now, load)
+            if not changes.remove and not changes.start:
+                # A rolling update moves only while nothing else is to be done.
+                step = rollout(service, [v for v in views if v.host not in dead], eligible, now, load)
+                changes = Plan(step.remove, step.start, _earliest(changes.wake_at, step.wake_at))
+                if step.state:
+                    await self.store.services.set_update_state(service, step.state, step.message, fence)
             # The load balancers first: a task on its way out, or on a host that stopped
             # answering, takes no new connection from here on, before anything replaces it.
             for vip in backends(service, tasks[service.id], set(changes.remove), up):
@@ -178,7 +185,8 @@ class Reconciler:
             await self.store.create_container(
                 name, start.host, list(service.command), dict(service.env), name.rsplit(".", 1)[1],
                 NetworkMode.parse(service.networks), options,
-                task=TaskOrigin(service.name, service.id, start.slot, start.restarts), fence=fence)
+                task=TaskOrigin(service.name, service.id, start.slot, start.restarts, service.version),
+                fence=fence)
             log.info("started task %s on %s", name, start.host)
         except NotLeader:
             raise
@@ -210,6 +218,13 @@ def task_view(spec: ContainerSpec, status: ContainerStatus | None) -> TaskView:
     """A task's container and its agent's last report, as the scheduler reads them."""
     current = status if status is not None and status.id == spec.id else None
     if current is None:
-        return TaskView(spec.name, spec.slot, spec.host, since=spec.created_at, restarts=spec.restarts)
+        return TaskView(spec.name, spec.slot, spec.host, since=spec.created_at, restarts=spec.restarts,
+                        version=spec.service_version)
     return TaskView(spec.name, spec.slot, spec.host, state=current.state, exit_code=current.exit_code,
-                    error=current.error, since=current.finished_at or spec.created_at, restarts=spec.restarts)
+                    error=current.error, since=current.finished_at or spec.created_at, restarts=spec.restarts,
+                    version=spec.service_version)
+
+
+def _earliest(*times: float | None) -> float | None:
+    known = [t for t in times if t is not None]
+    return min(known) if known else None

@@ -41,6 +41,7 @@ class TaskView:
     error: str = ""
     since: float = 0.0         # when it ended (or was created, for a start that failed)
     restarts: int = 0
+    version: int = 0           # of the service's template it runs
 
     @property
     def ended(self) -> bool:
@@ -113,7 +114,7 @@ def plan(service: ServiceSpec, tasks: Iterable[TaskView], eligible: Collection[s
         else:
             refill.append((0, str(place), 0))
 
-    starts, unplaced = _place(sorted(refill), survivors, eligible, load or {})
+    starts, unplaced = place_tasks(sorted(refill), survivors, eligible, load or {})
     return Plan(tuple(remove), tuple(starts), min(wake) if wake else None, unplaced)
 
 
@@ -133,8 +134,10 @@ def _restarts(service: ServiceSpec, task: TaskView) -> bool:
     return not service.restart_max_attempts or task.restarts < service.restart_max_attempts
 
 
-def _place(refill: list[tuple[int, str, int]], survivors: list[TaskView], eligible: Collection[str],
-           load: Mapping[str, int]) -> tuple[list[Start], int]:
+def place_tasks(refill: list[tuple[int, str, int]], survivors: list[TaskView], eligible: Collection[str],
+          load: Mapping[str, int]) -> tuple[list[Start], int]:
+    """Hosts for (slot, host or "", restarts): a global task's host is given; a replicated
+    one goes where this service has the fewest tasks (then containers, then name)."""
     counts = Counter(t.host for t in survivors)
     starts, unplaced = [], 0
     for slot, host, restarts in refill:

@@ -33,6 +33,7 @@ class TaskOrigin:
     service_id: str
     slot: int
     restarts: int = 0
+    service_version: int = 0
 
 
 class Containers:

@@ -94,6 +94,39 @@ class Services:
         return await retrying(self.etcd, attempt, what=f"scale service {name!r}")
 
     @surface_unavailable
+    async def update(self, name: str, change) -> ServiceSpec:
+        """Apply `change(spec) -> spec` to the record (a rolling update, a new replica count)."""
+        key = self.keys.service(name)
+
+        async def attempt(_: int) -> Commit[ServiceSpec]:
+            found = await self.records.record(key, ServiceSpec)
+            if found is None:
+                raise NotFound(f"service {name!r} not found")
+            kv, spec = found
+            updated = dataclasses.replace(change(spec), updated_at=time.time())
+            return Commit(Txn([Compare.mod_revision(key, "=", kv.mod_revision)],
+                              [Op.put(key, updated.to_json())]), updated)
+
+        return await retrying(self.etcd, attempt, what=f"update service {name!r}")
+
+    @surface_unavailable
+    async def set_update_state(self, service: ServiceSpec, state: str, message: str, fence: Fence) -> None:
+        """The leader's word on a rollout; nothing when the service changed meanwhile
+        (another update started: its own rollout decides)."""
+        key = self.keys.service(service.name)
+
+        async def attempt(_: int) -> Commit[None] | Settled[None]:
+            await fence.check(self.etcd)
+            found = await self.records.record(key, ServiceSpec)
+            if found is None or found[1].id != service.id or found[1].version != service.version:
+                return Settled(None)
+            updated = dataclasses.replace(found[1], update_state=state, update_message=message)
+            return Commit(Txn([fence.compare, Compare.mod_revision(key, "=", found[0].mod_revision)],
+                              [Op.put(key, updated.to_json())]), None)
+
+        await retrying(self.etcd, attempt, what=f"record the update of service {service.name!r}")
+
+    @surface_unavailable
     async def remove(self, name: str) -> ServiceSpec:
         """Delete the record, its VIPs and their load-balancer records; the leader then
         removes the tasks, which belong to nothing."""

@@ -181,3 +181,32 @@ def test_service_logs_gathers_every_task_line_by_line(lab):
         assert [line[len(prefix):] for line in lines if line.startswith(prefix)] == [
             f"hello from {task['name'].rsplit('.', 1)[1]}", "bye"]
     remove(lab, "talk")
+
+
+def test_a_rolling_update_replaces_every_task_and_a_failing_one_stops_it(lab):
+    create(lab, "roll", "--replicas", "4", "-e", "V=1")
+    wait_for(lambda: settled(lab, "roll", 4), 60, "four tasks of roll")
+    lab.cli("service", "update", "--env-add", "V=2", "--update-parallelism", "2", "--update-delay", "1s", "roll")
+
+    def rolled() -> bool:
+        [detail] = json.loads(lab.cli("service", "inspect", "roll").stdout)
+        return (detail["update"]["state"] == "completed" and len(detail["tasks"]) == 4
+                and all(t["version"] == 1 and t["state"] == "running" for t in detail["tasks"]))
+    wait_for(rolled, 90, "the update to complete")
+    for task in tasks(lab, "roll"):
+        assert "V=2" in lab.cli("exec", task["name"], "--", "env").stdout.split()
+
+    # A command that fails at once: the first batch fails and the rollout pauses.
+    lab.cli("service", "update", "--args", "sh -c 'exit 1'", "--update-parallelism", "1", "roll")
+
+    def paused() -> dict:
+        [detail] = json.loads(lab.cli("service", "inspect", "roll").stdout)
+        return detail if detail["update"]["state"] == "paused" else {}
+    detail = wait_for(paused, 60, "the rollout to pause")
+    assert "of the new version failed" in detail["update"]["message"]
+    time.sleep(3)
+    listed = tasks(lab, "roll")
+    # Three tasks still run the previous version; only the failed slot moved on.
+    assert sorted(t["version"] for t in listed if t["state"] == "running") == [1, 1, 1]
+    assert [t["version"] for t in listed if t["version"] == 2] == [2]
+    remove(lab, "roll")
