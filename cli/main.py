@@ -46,12 +46,13 @@ def main(argv: list[str] | None = None) -> int:
 async def user_command(args) -> int:
     import grpc
 
-    from cli.commands import COMMANDS, SERVICES
+    from cli.commands import CHANNEL, COMMANDS, SERVICES
     from cli.connection import ControllerChannel, transport_for
     from proto import vxmesh_pb2_grpc as pb_grpc
     try:
         async with ControllerChannel(args.controller, transport_for(args)) as channel:
-            stub = getattr(pb_grpc, f"{SERVICES.get(args.command, 'Controller')}Stub")(channel)
+            service = SERVICES.get(args.command, "Controller")
+            stub = channel if service == CHANNEL else getattr(pb_grpc, f"{service}Stub")(channel)
             return await COMMANDS[args.command](stub, args)
     except grpc.aio.AioRpcError as err:
         raise CliError(err.details() or err.code().name) from None

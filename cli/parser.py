@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     rm.add_argument("name")
     _image_parsers(sub)
     service_parser.add_parsers(sub)
+    service_parser.add_stack_parsers(sub)
     health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
     health.add_argument("--format", choices=["table", "json"], default="table")
     tables = sub.add_parser("tables", help="the MAC/IP -> VTEP entries a host has programmed in its kernel")

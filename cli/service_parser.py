@@ -65,3 +65,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     logs.add_argument("name")
     rm = actions.add_parser("rm", help="remove services and their tasks")
     rm.add_argument("names", nargs="+", metavar="NAME")
+
+
+def add_stack_parsers(sub: argparse._SubParsersAction) -> None:
+    stack = sub.add_parser("stack", help="deploy services and networks from a compose file")
+    actions = stack.add_subparsers(dest="action", required=True)
+    deploy = actions.add_parser("deploy", help="create or update a stack: vxmesh stack deploy -c FILE NAME")
+    deploy.add_argument("-c", "--compose-file", required=True, metavar="FILE")
+    deploy.add_argument("--prune", action="store_true", help="remove the stack's services the file no longer has")
+    deploy.add_argument("name")
+    ls = actions.add_parser("ls", help="list stacks")
+    ls.add_argument("--format", choices=["table", "json"], default="table")
+    ps = actions.add_parser("ps", help="list the tasks of a stack's services")
+    ps.add_argument("--format", choices=["table", "json"], default="table")
+    ps.add_argument("name")
+    rm = actions.add_parser("rm", help="remove a stack's services and networks")
+    rm.add_argument("name")

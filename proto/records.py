@@ -308,6 +308,7 @@ class ServiceSpec(Record):
     update_delay: float = 0.0
     update_state: str = ""
     update_message: str = ""
+    stack: str = ""
 
 
 @dataclass

@@ -3,30 +3,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import sys
 
 from cli.commands.common import RPC_TIMEOUT
-from cli.options import CliError, parse_env, parse_size
+from cli.options import CliError, parse_duration, parse_env, parse_size
 from cli.output import familiar, table
 from proto import image_ref, validate
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import PortMapping, ServiceSpec
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
 # --update-parallelism 0: every task in one batch (a service has at most 1000).
 ALL_AT_ONCE = 1000
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_duration(text: str, what: str) -> float:
-    """Docker's durations as --restart-delay takes them: 500ms, 5s, 1m (bare: seconds)."""
-    match = _DURATION.match(text.strip())
-    if match is None:
-        raise CliError(f"invalid {what} {text!r}: use a duration such as 500ms, 5s or 1m")
-    return float(match.group(1)) * _UNITS[match.group(2)]
 
 
 def parse_publish(text: str) -> tuple[PortMapping, str]:
