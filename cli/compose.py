@@ -7,8 +7,8 @@ network, an overlay network STACK_NETWORK with the subnet the file gives
 with its path, and nothing is deployed: a key silently ignored would be a
 behaviour silently missing.
 
-Supported: services.*.{image, command, entrypoint-free command only, environment,
-ports, networks, deploy.{replicas, mode, endpoint_mode, restart_policy.{condition,
+Supported: services.*.{image, command, environment, ports, networks,
+healthcheck.{test, interval, timeout, retries}, deploy.{replicas, mode, endpoint_mode, restart_policy.{condition,
 delay, max_attempts}, placement.constraints, update_config.{parallelism,
 delay}}}; networks.*.{driver (overlay), ipam.config[].subnet}; version.
 """
@@ -24,7 +24,8 @@ from cli.options import CliError, parse_duration
 from proto.records import PortMapping, ServiceSpec
 
 _TOP = {"version", "services", "networks"}
-_SERVICE = {"image", "command", "environment", "ports", "networks", "deploy"}
+_SERVICE = {"image", "command", "environment", "ports", "networks", "deploy", "healthcheck"}
+_HEALTH = {"test", "interval", "timeout", "retries"}
 _DEPLOY = {"replicas", "mode", "endpoint_mode", "restart_policy", "placement", "update_config"}
 _RESTART = {"condition", "delay", "max_attempts"}
 _PLACEMENT = {"constraints"}
@@ -119,6 +120,8 @@ def _service(stack: str, name: str, body: dict, networks: set[str], problems: li
     if len(modes) > 1:
         problems.append(f"{where}.ports: every port of a service is published in one mode")
     mode = deploy.get("mode", "replicated")
+    health = body.get("healthcheck") or {}
+    _unknown(health, _HEALTH, f"{where}.healthcheck", problems)
     return ServiceSpec(
         name=f"{stack}_{name}", image=str(body.get("image") or ""), command=[str(c) for c in command],
         env=_environment(body.get("environment"), where, problems),
@@ -132,7 +135,27 @@ def _service(stack: str, name: str, body: dict, networks: set[str], problems: li
         publish_mode=modes.pop() if modes else "ingress",
         update_parallelism=int(update.get("parallelism", 1)),
         update_delay=_seconds(update.get("delay", "0s"), f"{where}.deploy.update_config.delay", problems),
-        stack=stack)
+        stack=stack, health_cmd=_health_test(health.get("test"), f"{where}.healthcheck.test", problems),
+        health_interval=_seconds(health.get("interval", "30s"), f"{where}.healthcheck.interval", problems),
+        health_timeout=_seconds(health.get("timeout", "30s"), f"{where}.healthcheck.timeout", problems),
+        health_retries=int(health.get("retries", 3)))
+
+
+def _health_test(test: Any, where: str, problems: list[str]) -> str:
+    """Compose's healthcheck.test as the shell command the agent runs: a string, or
+    [CMD-SHELL, command], or [CMD, arg...], or [NONE] (no check)."""
+    if test is None:
+        return ""
+    if isinstance(test, str):
+        return test
+    if isinstance(test, list) and test and test[0] == "CMD-SHELL" and len(test) == 2:
+        return str(test[1])
+    if isinstance(test, list) and test and test[0] == "CMD" and len(test) > 1:
+        return shlex.join(str(t) for t in test[1:])
+    if test == ["NONE"]:
+        return ""
+    problems.append(f"{where}: a command, [CMD-SHELL, command], [CMD, arg, ...] or [NONE]")
+    return ""
 
 
 def _port(port: Any, where: str, problems: list[str]) -> tuple[PortMapping, str] | None:

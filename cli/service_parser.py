@@ -36,6 +36,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--update-parallelism", type=int, default=1,
                         help="tasks replaced at once by `service update` (default 1; 0: all)")
     create.add_argument("--update-delay", default="0s", help="wait between update batches, e.g. 2s")
+    create.add_argument("--health-cmd", default="", help="command run by `sh -c` in each task to check it")
+    create.add_argument("--health-interval", default="30s", help="time between checks (default 30s)")
+    create.add_argument("--health-timeout", default="30s", help="a check that takes longer fails (default 30s)")
+    create.add_argument("--health-retries", type=int, default=3,
+                        help="failures in a row that make a task unhealthy (default 3)")
     create.add_argument("--limit-memory", default="", help="memory limit of each task, e.g. 64m")
     create.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     create.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

@@ -63,6 +63,11 @@ class RunOptions:
     ulimits: tuple[Ulimit, ...] = ()
     restart_policy: str = ""
     restart_max_retries: int = 0
+    # A health check (services' tasks): `sh -c health_cmd` every interval.
+    health_cmd: str = ""
+    health_interval: float = 0.0
+    health_timeout: float = 0.0
+    health_retries: int = 0
 
 
 def from_request(request) -> RunOptions:

@@ -201,6 +201,10 @@ class ContainerSpec(Record):
     restart_policy: str = ""       # proto/run_options.py RESTART_POLICIES; "" is "no"
     restart_max_retries: int = 0
     service_version: int = 0
+    health_cmd: str = ""
+    health_interval: float = 0.0
+    health_timeout: float = 0.0
+    health_retries: int = 0
 
     @property
     def pinned_image(self) -> str:
@@ -232,6 +236,7 @@ class ContainerStatus(Record):
     image_error: bool = False  # the image could not be pulled: `run` removes the container
     oom_killed: bool = False   # the kernel's OOM killer ended it
     restart_count: int = 0     # restarts by its restart policy
+    health: str = ""           # "", "starting", "healthy", "unhealthy"
 
 
 @dataclass
@@ -309,6 +314,10 @@ class ServiceSpec(Record):
     update_state: str = ""
     update_message: str = ""
     stack: str = ""
+    health_cmd: str = ""
+    health_interval: float = 30.0
+    health_timeout: float = 30.0
+    health_retries: int = 3
 
 
 @dataclass

@@ -85,7 +85,7 @@ class Ulimit(_message.Message):
     def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "image_digest", "image_id", "exposed_ports", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "service", "service_id", "slot", "restarts", "restart_policy", "restart_max_retries", "service_version")
+    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "image_digest", "image_id", "exposed_ports", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "service", "service_id", "slot", "restarts", "restart_policy", "restart_max_retries", "service_version", "health_cmd", "health_interval", "health_timeout", "health_retries")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +133,10 @@ class ContainerSpec(_message.Message):
     RESTART_POLICY_FIELD_NUMBER: _ClassVar[int]
     RESTART_MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     SERVICE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CMD_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_RETRIES_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     host: str
@@ -173,10 +177,14 @@ class ContainerSpec(_message.Message):
     restart_policy: str
     restart_max_retries: int
     service_version: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., restarts: _Optional[int] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., service_version: _Optional[int] = ...) -> None: ...
+    health_cmd: str
+    health_interval: float
+    health_timeout: float
+    health_retries: int
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., restarts: _Optional[int] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., service_version: _Optional[int] = ..., health_cmd: _Optional[str] = ..., health_interval: _Optional[float] = ..., health_timeout: _Optional[float] = ..., health_retries: _Optional[int] = ...) -> None: ...
 
 class ContainerStatus(_message.Message):
-    __slots__ = ("name", "id", "state", "pid", "exit_code", "started_at", "finished_at", "error", "generation", "host", "networks", "image_error", "oom_killed", "restart_count")
+    __slots__ = ("name", "id", "state", "pid", "exit_code", "started_at", "finished_at", "error", "generation", "host", "networks", "image_error", "oom_killed", "restart_count", "health")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -191,6 +199,7 @@ class ContainerStatus(_message.Message):
     IMAGE_ERROR_FIELD_NUMBER: _ClassVar[int]
     OOM_KILLED_FIELD_NUMBER: _ClassVar[int]
     RESTART_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     state: str
@@ -205,7 +214,8 @@ class ContainerStatus(_message.Message):
     image_error: bool
     oom_killed: bool
     restart_count: int
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., generation: _Optional[int] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., image_error: _Optional[bool] = ..., oom_killed: _Optional[bool] = ..., restart_count: _Optional[int] = ...) -> None: ...
+    health: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., generation: _Optional[int] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., image_error: _Optional[bool] = ..., oom_killed: _Optional[bool] = ..., restart_count: _Optional[int] = ..., health: _Optional[str] = ...) -> None: ...
 
 class Host(_message.Message):
     __slots__ = ("name", "vtep", "api", "mtu", "state", "containers", "registered_at", "bridge_subnet", "underlay_subnet", "gwbridge_subnet")
@@ -575,7 +585,7 @@ class HealthReply(_message.Message):
     def __init__(self, healthy: _Optional[bool] = ..., revision: _Optional[int] = ..., detail: _Optional[str] = ..., snapshots_served: _Optional[int] = ..., resumes_served: _Optional[int] = ..., resyncs_served: _Optional[int] = ..., agents_connected: _Optional[int] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
-    __slots__ = ("name", "id", "image", "image_reference", "image_digest", "image_id", "command", "env", "networks", "mode", "replicas", "restart_condition", "restart_max_attempts", "restart_delay", "constraints", "memory_bytes", "created_at", "updated_at", "exposed_ports", "endpoint_mode", "virtual_ips", "ports", "publish_mode", "version", "update_parallelism", "update_delay", "update_state", "update_message", "stack")
+    __slots__ = ("name", "id", "image", "image_reference", "image_digest", "image_id", "command", "env", "networks", "mode", "replicas", "restart_condition", "restart_max_attempts", "restart_delay", "constraints", "memory_bytes", "created_at", "updated_at", "exposed_ports", "endpoint_mode", "virtual_ips", "ports", "publish_mode", "version", "update_parallelism", "update_delay", "update_state", "update_message", "stack", "health_cmd", "health_interval", "health_timeout", "health_retries")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -619,6 +629,10 @@ class ServiceSpec(_message.Message):
     UPDATE_STATE_FIELD_NUMBER: _ClassVar[int]
     UPDATE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
     STACK_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CMD_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_RETRIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     image: str
@@ -648,7 +662,11 @@ class ServiceSpec(_message.Message):
     update_state: str
     update_message: str
     stack: str
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., image: _Optional[str] = ..., image_reference: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., networks: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., replicas: _Optional[int] = ..., restart_condition: _Optional[str] = ..., restart_max_attempts: _Optional[int] = ..., restart_delay: _Optional[float] = ..., constraints: _Optional[_Iterable[str]] = ..., memory_bytes: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[str] = ..., virtual_ips: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., publish_mode: _Optional[str] = ..., version: _Optional[int] = ..., update_parallelism: _Optional[int] = ..., update_delay: _Optional[float] = ..., update_state: _Optional[str] = ..., update_message: _Optional[str] = ..., stack: _Optional[str] = ...) -> None: ...
+    health_cmd: str
+    health_interval: float
+    health_timeout: float
+    health_retries: int
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., image: _Optional[str] = ..., image_reference: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., networks: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., replicas: _Optional[int] = ..., restart_condition: _Optional[str] = ..., restart_max_attempts: _Optional[int] = ..., restart_delay: _Optional[float] = ..., constraints: _Optional[_Iterable[str]] = ..., memory_bytes: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[str] = ..., virtual_ips: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., publish_mode: _Optional[str] = ..., version: _Optional[int] = ..., update_parallelism: _Optional[int] = ..., update_delay: _Optional[float] = ..., update_state: _Optional[str] = ..., update_message: _Optional[str] = ..., stack: _Optional[str] = ..., health_cmd: _Optional[str] = ..., health_interval: _Optional[float] = ..., health_timeout: _Optional[float] = ..., health_retries: _Optional[int] = ...) -> None: ...
 
 class UpdateServiceRequest(_message.Message):
     __slots__ = ("name", "image", "env_add", "env_rm", "command_set", "command", "replicas", "update_parallelism", "update_delay")
@@ -696,7 +714,7 @@ class ServiceVip(_message.Message):
     def __init__(self, network: _Optional[str] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., vip: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
 
 class ServiceTask(_message.Message):
-    __slots__ = ("name", "service", "slot", "host", "state", "exit_code", "error", "restarts", "started_at", "addresses", "version")
+    __slots__ = ("name", "service", "slot", "host", "state", "exit_code", "error", "restarts", "started_at", "addresses", "version", "health")
     class AddressesEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -715,6 +733,7 @@ class ServiceTask(_message.Message):
     STARTED_AT_FIELD_NUMBER: _ClassVar[int]
     ADDRESSES_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     name: str
     service: str
     slot: int
@@ -726,7 +745,8 @@ class ServiceTask(_message.Message):
     started_at: float
     addresses: _containers.ScalarMap[str, str]
     version: int
-    def __init__(self, name: _Optional[str] = ..., service: _Optional[str] = ..., slot: _Optional[int] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., started_at: _Optional[float] = ..., addresses: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ...) -> None: ...
+    health: str
+    def __init__(self, name: _Optional[str] = ..., service: _Optional[str] = ..., slot: _Optional[int] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., started_at: _Optional[float] = ..., addresses: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ..., health: _Optional[str] = ...) -> None: ...
 
 class ServiceDetail(_message.Message):
     __slots__ = ("spec", "tasks")

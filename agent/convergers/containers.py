@@ -20,6 +20,7 @@ from agent import names, restart_policy
 from agent.container_config import container_config
 from agent.convergers.container_images import ContainerImages
 from agent.convergers.container_interfaces import ContainerInterfaces
+from agent.health import HealthChecks
 from agent.host_networks import HostNetworks
 from agent.images.image import Image
 from agent.images.store import ImageStore
@@ -54,6 +55,7 @@ class Containers:
         self._report = report   # queues a status for the controller
         self._wake = wake       # asks the loop for a pass
         self.interfaces = ContainerInterfaces(host)
+        self.health = HealthChecks(runtime, wake)
         self._stopping: dict[str, asyncio.Task] = {}
         self._exit_watches: dict[str, asyncio.Task] = {}
         # Images nobody uses are looked for after a teardown, and once after a
@@ -185,6 +187,7 @@ class Containers:
             await self.interfaces.release(spec)
         else:
             self._watch_exit(spec)
+        self.health.follow(spec, running)
         return running
 
     def _restart_due(self, spec: ContainerSpec, state, record: LocalContainer) -> bool:
@@ -280,7 +283,7 @@ class Containers:
         status = ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
                                  generation=record.started_generation, error=record.error,
                                  networks=list(spec.networks), image_error=record.image_error,
-                                 restart_count=record.restart_count)
+                                 restart_count=record.restart_count, health=self.health.state(spec.id))
         if state is not None:
             status.state = state.state
             status.pid = state.pid
@@ -299,6 +302,7 @@ class Containers:
         watch = self._exit_watches.pop(spec.id, None)
         if watch is not None:
             watch.cancel()
+        self.health.drop(spec.id)
         state = await self.runtime.state(spec.id)
         if state is not None:
             if state.state == "running":

@@ -68,6 +68,8 @@ def create_request(args: argparse.Namespace) -> pb.ServiceSpec:
         endpoint_mode=args.endpoint_mode, ports=[p for p, _ in published],
         update_parallelism=_parallelism(args.update_parallelism),
         update_delay=parse_duration(args.update_delay, "--update-delay"),
+        health_cmd=args.health_cmd, health_interval=parse_duration(args.health_interval, "--health-interval"),
+        health_timeout=parse_duration(args.health_timeout, "--health-timeout"), health_retries=args.health_retries,
         publish_mode=modes.pop() if modes else "ingress").to_wire()
 
 
@@ -93,7 +95,8 @@ def update_request(args: argparse.Namespace) -> pb.UpdateServiceRequest:
 def task_json(task: pb.ServiceTask) -> dict:
     return {"name": task.name, "service": task.service, "slot": task.slot, "host": task.host,
             "state": task.state, "exit_code": task.exit_code, "error": task.error, "restarts": task.restarts,
-            "started_at": task.started_at, "addresses": dict(task.addresses), "version": task.version}
+            "started_at": task.started_at, "addresses": dict(task.addresses), "version": task.version,
+            "health": task.health}
 
 
 def service_json(detail: pb.ServiceDetail) -> dict:
@@ -106,6 +109,8 @@ def service_json(detail: pb.ServiceDetail) -> dict:
             "endpoint_mode": spec.endpoint_mode, "virtual_ips": spec.virtual_ips,
             "ports": [f"{p.host_port}:{p.container_port}/{p.protocol}" for p in spec.ports],
             "publish_mode": spec.publish_mode, "version": spec.version,
+            "healthcheck": {"cmd": spec.health_cmd, "interval": spec.health_interval,
+                            "timeout": spec.health_timeout, "retries": spec.health_retries},
             "update": {"state": spec.update_state, "message": spec.update_message,
                        "parallelism": spec.update_parallelism, "delay": spec.update_delay},
             "restart_policy": {"condition": spec.restart_condition, "max_attempts": spec.restart_max_attempts,
@@ -142,7 +147,8 @@ async def ps(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(tasks, indent=2))
     else:
-        print(table([[t["name"], t["host"], t["state"], str(t["restarts"]),
+        print(table([[t["name"], t["host"], t["state"] + (f" ({t['health']})" if t["health"] else ""),
+                      str(t["restarts"]),
                       t["error"] or (f"exit {t['exit_code']}" if t["state"] == "exited" else "")] for t in tasks],
                     ["NAME", "HOST", "STATE", "RESTARTS", "ERROR"]))
     return 0

@@ -146,7 +146,8 @@ class ServicesService(pb_grpc.ServicesServicer):
                     state=current.state if current else "created",
                     exit_code=current.exit_code if current else 0, error=current.error if current else "",
                     restarts=container.restarts, started_at=current.started_at if current else 0.0,
-                    addresses={a.network: a.ip for a in container.attachments}, version=container.service_version))
+                    addresses={a.network: a.ip for a in container.attachments}, version=container.service_version,
+                    health=current.health if current else ""))
         return sorted(tasks, key=lambda t: (t.slot, t.host, t.name))
 
     def _detail(self, spec: ServiceSpec) -> pb.ServiceDetail:

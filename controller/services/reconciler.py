@@ -179,6 +179,8 @@ class Reconciler:
             memory_bytes=service.memory_bytes,
             # --publish mode=host: each task's own host port, where it runs.
             ports=tuple(service.ports) if service.publish_mode == "host" else (),
+            health_cmd=service.health_cmd, health_interval=service.health_interval,
+            health_timeout=service.health_timeout, health_retries=service.health_retries,
             image=RunImage(service.image_reference, service.image_digest, service.image_id,
                            tuple(service.exposed_ports)))
         try:
@@ -206,7 +208,8 @@ def backends(service: ServiceSpec, tasks: list[tuple[ContainerSpec, ContainerSta
         addresses = sorted(
             (a.ip for spec, status in tasks
              if spec.name not in leaving and spec.host in up and status is not None and status.id == spec.id
-             and status.state == "running" for a in spec.attachments if a.network == network),
+             and status.state == "running" and status.health in ("", "healthy")
+             for a in spec.attachments if a.network == network),
             key=ipaddress.ip_address)
         mesh = service.publish_mode == "ingress" and network == service.networks[0]
         out.append(ServiceVip(network=network, service=service.name, service_id=service.id, vip=vip,
@@ -220,9 +223,10 @@ def task_view(spec: ContainerSpec, status: ContainerStatus | None) -> TaskView:
     if current is None:
         return TaskView(spec.name, spec.slot, spec.host, since=spec.created_at, restarts=spec.restarts,
                         version=spec.service_version)
+    error = current.error or ("the health check failed" if current.health == "unhealthy" else "")
     return TaskView(spec.name, spec.slot, spec.host, state=current.state, exit_code=current.exit_code,
-                    error=current.error, since=current.finished_at or spec.created_at, restarts=spec.restarts,
-                    version=spec.service_version)
+                    error=error, since=current.finished_at or spec.created_at, restarts=spec.restarts,
+                    version=spec.service_version, unhealthy=current.health == "unhealthy")
 
 
 def _earliest(*times: float | None) -> float | None:

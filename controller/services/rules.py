@@ -72,6 +72,13 @@ def check(spec: ServiceSpec) -> ServiceSpec:
         seen.add((port.protocol, port.host_port))
     if spec.ports and (spec.publish_mode or "ingress") == "ingress" and not spec.networks:
         raise InvalidArgument("the routing mesh reaches tasks over their first network: give --network")
+    if spec.health_cmd:
+        request_limits.check_command([spec.health_cmd], "health command")
+        for what, value in (("interval", spec.health_interval), ("timeout", spec.health_timeout)):
+            if not 0 < value <= MAX_RESTART_DELAY:
+                raise InvalidArgument(f"--health-{what} {value}s is out of range (more than 0, at most 1h)")
+        if spec.health_retries < 1:
+            raise InvalidArgument("--health-retries must be 1 or more")
     if not spec.image:
         raise InvalidArgument("no image given")
     return spec

@@ -12,8 +12,9 @@ test_service_scheduling.py) can check the rules over any cluster:
 - the tasks of a dead host are removed and their slots refilled on live
   ones; a host that is only missing for a moment (inside the reconciler's
   grace) keeps its tasks and gets no new one;
-- an ended task is refilled per the restart condition ("any", "on-failure":
-  a non-zero exit or a failed start, "none"), at most `restart_max_attempts`
+- an ended task (or one its health check calls unhealthy) is refilled per
+  the restart condition ("any", "on-failure": a non-zero exit, a failed
+  start or a failed health check, "none"), at most `restart_max_attempts`
   times (0: no limit), each time after a back-off that doubles from
   `restart_delay` up to MAX_BACKOFF seconds.
 """
@@ -42,10 +43,11 @@ class TaskView:
     since: float = 0.0         # when it ended (or was created, for a start that failed)
     restarts: int = 0
     version: int = 0           # of the service's template it runs
+    unhealthy: bool = False    # its health check failed: replaced like a task that ended
 
     @property
     def ended(self) -> bool:
-        return self.state == "exited" or (self.state != "running" and bool(self.error))
+        return self.state == "exited" or self.unhealthy or (self.state != "running" and bool(self.error))
 
     @property
     def failed(self) -> bool:

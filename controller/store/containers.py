@@ -211,4 +211,6 @@ def _image_and_process(options: RunOptions) -> dict:
         read_only=options.read_only, cap_add=list(options.cap_add), cap_drop=list(options.cap_drop),
         privileged=options.privileged, seccomp=options.seccomp, seccomp_profile=options.seccomp_profile,
         allow_new_privileges=options.allow_new_privileges, ulimits=list(options.ulimits),
-        restart_policy=options.restart_policy, restart_max_retries=options.restart_max_retries)
+        restart_policy=options.restart_policy, restart_max_retries=options.restart_max_retries,
+        health_cmd=options.health_cmd, health_interval=options.health_interval,
+        health_timeout=options.health_timeout, health_retries=options.health_retries)

@@ -188,3 +188,26 @@ def test_publish_mode_host_opens_the_port_only_where_tasks_run(lab):
     assert from_outside(lab, lab.hosts[0].underlay_ip, 8081) == ["FAIL"]
     assert legs(lab) == []                          # no routing mesh for it
     lab.cli("service", "rm", "local")
+
+
+def test_an_unhealthy_task_leaves_the_balancer_and_is_replaced(lab):
+    lab.cli("service", "create", "--name", "checked", "--replicas", "2", "--network", "blue",
+            "--health-cmd", "test -f /tmp/ok", "--health-interval", "300ms", "--health-retries", "2",
+            "--restart-delay", "3s", BUSYBOX, "sh", "-c", f"touch /tmp/ok && {SERVE[2]}")
+
+    def healthy() -> list[dict]:
+        tasks = service(lab, "checked")["tasks"]
+        return tasks if len(tasks) == 2 and all(t["health"] == "healthy" for t in tasks) else []
+    tasks = wait_for(healthy, 60, "two healthy tasks")
+    vip = service(lab, "checked")["virtual_ips"]["blue"]
+    wait_for(lambda: any(b.vip == vip and len(b.backends) == 2 for b in balancer(lab, "client")), 30,
+             "both in the client's map")
+    sick = tasks[0]
+    # Its check fails from now on: out of every map, then (its restart back-off began long ago) replaced.
+    lab.cli("exec", sick["name"], "--", "rm", "/tmp/ok")
+    wait_for(lambda: all(sick["addresses"]["blue"] not in b.backends for b in balancer(lab, "client")
+                         if b.vip == vip), 30, "the unhealthy task out of the map", interval=0.05)
+    wait_for(lambda: sick["name"] not in {t["name"] for t in healthy()}, 60, "the unhealthy task replaced")
+    replacement = next(t for t in healthy() if t["slot"] == sick["slot"])
+    assert replacement["restarts"] == 1
+    lab.cli("service", "rm", "checked")

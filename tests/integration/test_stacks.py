@@ -96,11 +96,11 @@ def test_a_stack_deploys_updates_only_what_changed_and_leaves_nothing(lab, tmp_p
 def test_keys_outside_the_subset_are_reported_and_nothing_is_deployed(lab, tmp_path):
     text = FILE.format(image=BUSYBOX, serve=SERVE, web=1).replace(
         "    networks: [front]\n    deploy:\n      replicas: 1\n",
-        "    networks: [front]\n    volumes: [/data]\n    healthcheck: {test: [CMD, 'true']}\n"
+        "    networks: [front]\n    volumes: [/data]\n    secrets: [token]\n"
         "    deploy:\n      replicas: 1\n      resources: {}\n", 1)
     proc = lab.cli("stack", "deploy", "-c", write(tmp_path, text), "bad", check=False)
     assert proc.returncode == 1
-    for key in ("services.web.volumes", "services.web.healthcheck", "services.web.deploy.resources"):
+    for key in ("services.web.volumes", "services.web.secrets", "services.web.deploy.resources"):
         assert f"{key}: not supported" in proc.stderr, proc.stderr
     assert json.loads(lab.cli("stack", "ls", "--format", "json").stdout) == []
     assert "bad_front" not in lab.cli("network", "ls").stdout

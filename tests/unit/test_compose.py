@@ -18,6 +18,7 @@ services:
       - "8080:80"
       - {published: 5353, target: 53, protocol: udp}
     networks: [front]
+    healthcheck: {test: [CMD, wget, -qO-, "http://localhost/"], interval: 2s, retries: 5}
     deploy:
       replicas: 3
       endpoint_mode: dnsrr
@@ -45,6 +46,7 @@ def test_the_subset_becomes_service_specs_named_after_the_stack():
     assert (web.restart_condition, web.restart_delay, web.restart_max_attempts) == ("on-failure", 0.5, 4)
     assert web.constraints == ["node.hostname==h2"]
     assert (web.update_parallelism, web.update_delay) == (2, 5.0)
+    assert (web.health_cmd, web.health_interval, web.health_retries) == ("wget -qO- http://localhost/", 2.0, 5)
 
 
 def test_every_problem_is_reported_at_once():
