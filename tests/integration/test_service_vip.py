@@ -211,3 +211,33 @@ def test_an_unhealthy_task_leaves_the_balancer_and_is_replaced(lab):
     replacement = next(t for t in healthy() if t["slot"] == sick["slot"])
     assert replacement["restarts"] == 1
     lab.cli("service", "rm", "checked")
+
+
+def test_a_dead_host_leaves_the_balancers_and_the_vip_keeps_answering(lab):
+    """The host's agent killed for good and its cable unplugged: its task leaves every
+    map at once (its host is down), the slot is refilled on a live host, and the VIP
+    answers throughout but for requests in flight to the dead host."""
+    gone = lab.hosts[2]
+    lab.cli("service", "create", "--name", "sturdy", "--replicas", "3", "--network", "blue", BUSYBOX, *SERVE)
+    wait_for(lambda: settled(lab, "sturdy", 3), 60, "three tasks of sturdy")
+    vip = service(lab, "sturdy")["virtual_ips"]["blue"]
+    lost = next(t for t in service(lab, "sturdy")["tasks"] if t["host"] == gone.name)
+    wait_for(lambda: any(b.vip == vip and len(b.backends) == 3 for b in balancer(lab, "client")), 30, "the map")
+    killed = time.monotonic()
+    lab.stop_agent(gone)
+    lab.netns_exec(gone.netns, "ip", "link", "set", "eth0", "down")
+    try:
+        wait_for(lambda: all(lost["addresses"]["blue"] not in b.backends for b in balancer(lab, "client")
+                             if b.vip == vip), 30, "the dead host's task out of the map")
+        left = time.monotonic() - killed
+        wait_for(lambda: settled(lab, "sturdy", 3)
+                 and gone.name not in {t["host"] for t in service(lab, "sturdy")["tasks"]},
+                 60, "the slot refilled on a live host")
+        print(f"dead host: its task left the client's map {left:.1f} s after the agent died; "
+              f"full strength after {time.monotonic() - killed:.1f} s")
+        answers = fetch_loop(lab, f"http://{vip}/", 30)
+        assert answers.count("FAIL") == 0, answers
+    finally:
+        lab.netns_exec(gone.netns, "ip", "link", "set", "eth0", "up")
+        lab.start_agent(gone)
+    lab.cli("service", "rm", "sturdy")
