@@ -10,7 +10,8 @@ import time
 
 from proto import vxmesh_pb2 as pb
 from proto.kinds import BY_WIRE
-from proto.records import ContainerSpec, ControllerInfo, Endpoint, Host, HostAlive, Network, Record, ServiceVip, mesh_leg
+from proto.records import (ContainerSpec, ControllerInfo, Endpoint, Host, HostAlive, Network, Record,
+                           ResyncRequest, ServiceVip, mesh_leg)
 
 
 class View:
@@ -49,6 +50,9 @@ class View:
     def endpoints(self, network: str) -> list[Endpoint]:
         return [r for r in self.records.values() if isinstance(r, Endpoint) and r.network == network]
 
+    def all_endpoints(self) -> list[Endpoint]:
+        return [r for r in self.records.values() if isinstance(r, Endpoint)]
+
     def mesh_legs(self) -> list[Endpoint]:
         """This host's legs into networks of the routing mesh."""
         leg = mesh_leg(self.host)
@@ -64,6 +68,16 @@ class View:
     def controllers(self) -> list[ControllerInfo]:
         """The controllers serving now, with the etcd cluster they use."""
         return [r for r in self.records.values() if isinstance(r, ControllerInfo)]
+
+    def resync_asked(self) -> float:
+        """When a controller last asked this host to report every status again (0: never)."""
+        return max((r.asked_at for r in self.records.values()
+                    if isinstance(r, ResyncRequest) and r.host == self.host), default=0.0)
+
+    def peer_vteps(self) -> dict[str, str]:
+        """name -> VTEP address of every other registered host, alive or not:
+        the peers this host probes (agent/probes.py)."""
+        return {name: host.vtep for name, host in self.hosts().items() if name != self.host}
 
     def live_vteps(self) -> set[str]:
         """The VTEP addresses of the other hosts that are alive now."""

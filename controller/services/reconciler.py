@@ -8,9 +8,10 @@ the term's fence. Removals go before starts, so a dead task leaves every
 load balancer before its replacement exists. A pass runs after any change
 the mirror sees, when a back-off ends, and at least every PASS_SECONDS.
 
-A host is dead for the scheduler once it has been down for GRACE_SECONDS as
-this leader saw it: an agent moving to another controller, whose alive key
-lapses for a moment, does not lose its tasks.
+A host is dead for the scheduler once the liveness rule took it out of the
+tables (controller/liveness.py: its VTEP went silent, or its agent stayed
+away past the grace) and it stayed out for GRACE_SECONDS as this leader saw
+it. A host whose agent alone is down keeps its tasks and gets no new one.
 """
 from __future__ import annotations
 
@@ -108,7 +109,8 @@ class Reconciler:
         for name in orphans:                     # their service was removed
             await self._remove(name, fence)
         wakes = []
-        up = {h.name for h in hosts if h.state == "up"}
+        # Tasks answer while their host's data plane does: up, or its agent alone down.
+        up = {h.name for h in hosts if h.state != "down"}
         vips = {(v.network, v.service): v for v in await self.store.services.vips()}
         for service in services:
             eligible = [h for h in live if constraints.allows(service.constraints, h)]
@@ -153,11 +155,17 @@ class Reconciler:
                         log.warning("mesh leg of %s on %s: %s", host, network, err)
 
     def _liveness(self, hosts: list[Host], now: float) -> tuple[list[str], set[str]]:
+        """(hosts new tasks may go to, hosts whose tasks are rescheduled). A host is
+        live while "up"; dead once it has been "down" (out of every table, as the
+        liveness rule decided, controller/liveness.py) for the grace as this leader
+        saw it; "agent down" (its data plane still forwards) is neither: its tasks
+        stay, new ones go elsewhere."""
         live, dead = [], set()
         for host in hosts:
-            if host.state == "up":
+            if host.state != "down":
                 self._down_since.pop(host.name, None)
-                live.append(host.name)
+                if host.state == "up":
+                    live.append(host.name)
             elif now - self._down_since.setdefault(host.name, now) >= self.grace:
                 dead.add(host.name)
         return sorted(live), dead

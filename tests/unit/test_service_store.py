@@ -27,7 +27,8 @@ HOSTS = ("h1", "h2", "h3")
 async def cluster(store) -> None:
     for i, name in enumerate(HOSTS, 1):
         await store.register_host(Host(name=name, vtep=f"192.0.2.{i}", api=f"192.0.2.{i}:7001"))
-        await store.mark_alive(name, 60)
+        await store.mark_alive(name, 60)          # its agent connected
+        await store.settle(name, 120)             # the liveness rule: in every table
     await store.create_network("blue", "10.77.0.0/24")
 
 
@@ -158,9 +159,11 @@ async def test_the_tasks_of_a_dead_host_move_and_exited_ones_are_refilled(store,
         async def placed(check) -> bool:
             return check(await tasks_of(store))
         await wait_until(lambda: placed(lambda t: sorted(x.host for x in t) == list(HOSTS)), 20, "one per host")
-        # h3's lease ends: after the grace its task is rescheduled on h1 or h2.
-        alive = await etcd.get(store.keys.alive("h3"))
-        await etcd.revoke(alive.lease)
+        # h3 is declared dead (its agent gone, the liveness rule took it out of the
+        # tables): after the grace its task is rescheduled on h1 or h2.
+        agent = await etcd.get(store.keys.agent("h3"))
+        await etcd.revoke(agent.lease)
+        await etcd.delete(store.keys.alive("h3"))
         await wait_until(lambda: placed(lambda t: len(t) == 3 and "h3" not in {x.host for x in t}), 20,
                          "h3's task moved")
         # A task that exits is replaced, with its restart count.
