@@ -9,6 +9,7 @@ rebuilt.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pyroute2 import AsyncIPRoute
@@ -27,9 +28,13 @@ from proto import validate
 _MAIN_TABLE = 254
 
 
+# The namespace the agent runs in (the host's), for a pair whose "container" end stays there.
+OWN_NETNS = "/proc/self/ns/net"
+
+
 @dataclass(frozen=True)
 class Interface:
-    container_netns: str
+    container_netns: str | None  # None: the current namespace (a host's own leg into a network)
     ifname: str  # inside the container: "eth0", "eth1", ...
     peer_netns: str | None  # where the bridge is; None = current namespace
     peer_ifname: str
@@ -106,11 +111,25 @@ async def remove_interface(iface: Interface) -> None:
                 await delete_link(outer, outer_end["index"])
     # Deleting one end takes the other with it; this catches an orphaned
     # container end whose peer was already gone or renamed.
-    if netns_exists(iface.container_netns):
+    if iface.container_netns is None or netns_exists(iface.container_netns):
         async with iproute(iface.container_netns) as inner:
             inner_end = await get_link(inner, iface.ifname)
             if inner_end is not None:
                 await delete_link(inner, inner_end["index"])
+
+
+async def remove_unlisted(pattern: str, keep: set[str]) -> list[str]:
+    """Delete every veth of the current namespace whose name matches `pattern` (a
+    regular expression, whole name) but is not in `keep`; the names deleted."""
+    removed = []
+    async with iproute(None) as ipr:
+        links = [link async for link in await ipr.link("dump")]
+        for link in links:
+            name = link.get("ifname") or ""
+            if re.fullmatch(pattern, name) and name not in keep and link_kind(link) == "veth":
+                await delete_link(ipr, link["index"])
+                removed.append(name)
+    return removed
 
 
 async def prune_interfaces(container_netns: str, keep: set[str]) -> list[str]:
@@ -144,7 +163,7 @@ def _is_pair(inner_end, outer_end) -> bool:
 async def _create_pair(outer: AsyncIPRoute, iface: Interface) -> None:
     peer = {
         "ifname": iface.ifname,
-        "net_ns_fd": netns_path(iface.container_netns),
+        "net_ns_fd": OWN_NETNS if iface.container_netns is None else netns_path(iface.container_netns),
         "mtu": iface.mtu,
     }
     if iface.mac is not None:
