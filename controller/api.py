@@ -355,14 +355,15 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
-        async for chunk in self.logs(await self._container_name(request.container)):
+        async for chunk in self.logs(await self._container_name(request.container), request.follow):
             yield chunk
 
-    async def logs(self, container: str) -> AsyncIterator[pb.LogChunk]:
-        """A container's output so far, from its host's agent; a UserError when it cannot be had."""
+    async def logs(self, container: str, follow: bool = False) -> AsyncIterator[pb.LogChunk]:
+        """A container's output so far (with `follow`, until it stops), from its host's
+        agent; a UserError when it cannot be had."""
         spec, _ = await self.store.get_container(container)
         stub = await self._agent(spec.host)
-        async for chunk in _forward_stream(stub.Logs(pb.LogsRequest(container=container))):
+        async for chunk in _forward_stream(stub.Logs(pb.LogsRequest(container=container, follow=follow))):
             yield chunk
 
     # ---- helpers -----------------------------------------------------------
