@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -75,6 +76,14 @@ def test_requests_to_the_vip_spread_over_the_tasks_on_every_host(lab):
     print(f"{REQUESTS} requests to the VIP: {dict(answers)}")
     assert set(answers) == set(tasks), answers
     assert all(n >= REQUESTS * 0.2 for n in answers.values()), answers
+    # By name, through the embedded DNS: the service's name is its VIP, tasks.web its tasks.
+    by_name = Counter(fetch_loop(lab, "http://web/", 60))
+    assert set(by_name) == set(tasks), by_name
+    listed = lab.cli("exec", "client", "--", "nslookup", "tasks.web").stdout
+    found = sorted(set(re.findall(r"Address:\s*(10\.77\.0\.\d+)", listed)))
+    assert found == sorted(t["addresses"]["blue"] for t in tasks.values()), listed
+    answer = lab.cli("exec", "client", "--", "nslookup", "web").stdout
+    assert re.findall(r"Address:\s*(10\.77\.0\.\d+)", answer) == [vip], answer
     # Control: the same address without the table reaches nothing (nobody owns a VIP).
     # (In one shell in the client's namespace, before the agent's next pass can restore it.)
     control = lab.netns_exec(netns_of(lab, "client"), "sh", "-c",
