@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
                         vtep_filter=values["vtep-filter"] == "on",
                         port_security=values["port-security"] == "on",
                         tls=TlsFiles(Path(values["ca"]), Path(values["cert"]), Path(values["key"])),
-                        insecure=values["insecure"], registry=values["registry"]))
+                        insecure=values["insecure"], registry=values["registry"],
+                        plugin_socket=values["plugin-socket"]))
     except (config_file.ConfigError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1

@@ -58,6 +58,10 @@ AGENT = Schema("agent", (
            "container's image is pulled from the cluster's copy there, over TLS verified "
            "with the ca below, presenting this agent's certificate (plain HTTP with "
            "insecure = true). Empty: this host cannot start containers.", registry_or_empty),
+    Option("plugin-socket", str, "/run/docker/plugins/vxmesh.sock",
+           "Where to serve other container engines (root only): Docker's network and IPAM "
+           "driver 'vxmesh' (Docker finds plug-ins in /run/docker/plugins), and vxmesh-cni for "
+           "podman and other CNI runtimes (its config's 'socket'). Empty: no engines on this host."),
     *tls_options("agent"),
 ))
 

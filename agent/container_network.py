@@ -14,8 +14,18 @@ container's attachments are Docker's, kept here in one place:
   (Docker's docker_gwbridge), its MAC derived from its address there as
   every container MAC is (port security knows it before the link exists);
 - a published port is DNAT'ed to the address on that default-route network.
+
+An engine's endpoint (Docker's, a CNI runtime's) is one interface in the
+engine's namespace, named as the engine asked, once the engine has joined
+it; it has no gwbridge and sets no default route: the namespace is the
+engine's, and other endpoints may share it. Docker's namespace does not
+exist yet when it joins: the container end waits in the host's namespace
+(names.engine_handover) for Docker to move it in, and is known by the name
+Docker gave it once the namespace is named here.
 """
 from __future__ import annotations
+
+import dataclasses
 
 from agent import names
 from agent.drivers import driver_of
@@ -33,6 +43,8 @@ GWBRIDGE_KEY = "@gwbridge"
 
 
 def needs_gwbridge(spec: ContainerSpec, networks: dict[str, Network]) -> bool:
+    if spec.engine:
+        return False
     drivers = [driver_of(networks[n]) for n in spec.networks if n in networks]
     return any(d.needs_gwbridge for d in drivers) and not any(d.carries_default_route for d in drivers)
 
@@ -52,6 +64,8 @@ def assign_ifnames(record: LocalContainer, spec: ContainerSpec, networks: dict[s
 def interfaces(spec: ContainerSpec, networks: dict[str, Network], record: LocalContainer,
                host: HostNetworks) -> list[Interface]:
     """The veth pairs of a container that attaches to networks (in its own network namespace)."""
+    if spec.engine:
+        return engine_interfaces(spec, networks, record, host)
     default_set = False
     result = []
     for attachment in spec.attachments:
@@ -70,6 +84,26 @@ def interfaces(spec: ContainerSpec, networks: dict[str, Network], record: LocalC
             address=f"{record.gw_ip}/{prefixlen(gw.subnet)}", mac=mac_for_ip(record.gw_ip),
             mtu=host.overlay_mtu,
             default_gateway=gw.gateway, isolated=True))
+    return result
+
+
+def engine_interfaces(spec: ContainerSpec, networks: dict[str, Network], record: LocalContainer,
+                      host: HostNetworks) -> list[Interface]:
+    """An engine's endpoint: its one interface while joined, under the engine's name
+    for it in the engine's namespace, or waiting in the host's for the engine."""
+    if not spec.sandbox:
+        return []
+    if spec.interface:
+        where, ifname = names.container_netns(host.host, spec.id), spec.interface
+    else:
+        where, ifname = None, names.engine_handover(spec.id)
+    result = []
+    for attachment in spec.attachments:
+        network = networks[attachment.network]
+        interface = driver_of(network).interface(spec.id, record.ifnames[attachment.network], attachment,
+                                                 network, host, False)
+        result.append(dataclasses.replace(interface, container_netns=where, ifname=ifname,
+                                          default_gateway=None))
     return result
 
 

@@ -9,6 +9,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 
+from agent.engines.cni import CniPlugin
+from agent.engines.docker import DockerPlugin
+from agent.engines.endpoints import EngineEndpoints, EnginesClient
+from agent.engines.http_server import JsonServer
 from agent.guards import control_plane_guards
 from agent.host_networks import HostNetworks
 from agent.images.registry import RegistryAccess
@@ -52,6 +56,7 @@ class AgentConfig:
     tls: TlsFiles | None = None            # the agent's CA, certificate and key
     insecure: bool = False                 # plain-text gRPC; tls is then ignored
     registry: str = ""                     # the cluster's image registry, HOST:PORT
+    plugin_socket: str = ""                # where engines (Docker, vxmesh-cni) call; "": none
 
 
 def agent_transport(config: AgentConfig) -> Transport:
@@ -115,6 +120,15 @@ async def serve(config: AgentConfig) -> None:
         HostAgentService(config.name, view, runtime, on_change=reconciler.wake), server)
     transport.add_port(server, config.api)
     await server.start()
+    plugin = None
+    if config.plugin_socket:
+        engines_client = EnginesClient(config.controllers, transport.channel)
+        endpoints = EngineEndpoints(config.name, engines_client, reconciler.next_pass,
+                                    reconciler.containers.wired.get, lambda name: name in view.containers(),
+                                    reconciler.containers.adopting)
+        plugin = JsonServer(Path(config.plugin_socket),
+                            DockerPlugin(endpoints).handlers() | CniPlugin(endpoints).handlers())
+        await plugin.start()
     log.info("agent %s: vtep %s, underlay MTU %d, api %s, controllers %s, %s",
              config.name, config.vtep_ip, mtu, config.api, ", ".join(config.controllers),
              transport.description)
@@ -130,6 +144,9 @@ async def serve(config: AgentConfig) -> None:
     for task in tasks + [done_waiter]:
         task.cancel()
     await asyncio.gather(*tasks, done_waiter, return_exceptions=True)
+    if plugin is not None:
+        await plugin.close()
+        await engines_client.close()
     await server.stop(grace=1.0)
     # Containers are left running on purpose: they outlive the agent.
     for task in finished:

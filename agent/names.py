@@ -95,5 +95,12 @@ def gw_veth(container_id: str) -> str:
     return validate.ifname(f"gw{cid[:IFNAME_ID_CHARS]}")
 
 
+def engine_handover(container_id: str) -> str:
+    """An engine endpoint's container end, in the host's namespace until the engine
+    moves it into its sandbox (Docker does, and renames it eth<N>)."""
+    cid = validate.object_id("container", container_id)
+    return validate.ifname(f"vxd{cid[:IFNAME_ID_CHARS]}")
+
+
 def container_ifname(index: int) -> str:
     return validate.ifname(f"eth{_index(index)}")

@@ -35,6 +35,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "certs":
             from cli import certs
             return certs.run(args)
+        if args.command == "cni":
+            from cli import cni_install
+            return cni_install.run(args)
         return asyncio.run(user_command(args))
     except (CliError, UserError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)

@@ -177,6 +177,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     @user_errors
     async def Start(self, request, context):
         spec, status = await self.store.get_container(request.name)
+        _not_engines(spec, "start")
         if status is not None and status.state == "running":
             return _detail(spec, status)  # as Docker: starting a running container is a no-op
         mode = NetworkMode.of(spec)
@@ -188,6 +189,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     @user_errors
     async def Kill(self, request, context):
         spec, status = await self.store.get_container(request.container)
+        _not_engines(spec, "kill")
         if status is None or status.state != "running":
             raise FailedPrecondition(f"container {request.container!r} is not running")
         stub = await self._agent(spec.host)
@@ -197,6 +199,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     @user_errors
     async def ConnectNetwork(self, request, context):
         received = time.time()
+        _not_engines((await self.store.get_container(request.container))[0], "connect")
         spec = await self.store.connect(request.container, request.network)
         committed = time.time()
         detail = _detail(*await self._applied(spec))
@@ -207,6 +210,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def DisconnectNetwork(self, request, context):
+        _not_engines((await self.store.get_container(request.container))[0], "disconnect")
         spec = await self.store.disconnect(request.container, request.network)
         return _detail(*await self._applied(spec))
 
@@ -233,6 +237,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     @user_errors
     async def Stop(self, request, context):
         spec, _ = await self.store.get_container(request.name)
+        _not_engines(spec, "stop")
         timeout = request.timeout or spec.stop_timeout
         spec = await self.store.set_desired(request.name, "stopped", stop_timeout=timeout)
         status = await self._wait_status(spec, lambda s: s.state != "running", timeout + 10.0)
@@ -241,6 +246,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     @user_errors
     async def Remove(self, request, context):
         spec, status = await self.store.get_container(request.name)
+        _not_engines(spec, "rm")
         if status is not None and status.state == "running" and not request.force:
             raise FailedPrecondition(
                 f"container {request.name!r} is running: stop it first or use rm -f")
@@ -260,6 +266,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def Exec(self, request, context) -> AsyncIterator[pb.ExecOutput]:
         request_limits.check_exec(request)
         spec, _ = await self.store.get_container(request.container)
+        _not_engines(spec, "exec")
         stub = await self._agent(spec.host)
         async for chunk in _forward_stream(stub.Exec(request)):
             yield chunk
@@ -267,6 +274,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
         spec, _ = await self.store.get_container(request.container)
+        _not_engines(spec, "logs")
         stub = await self._agent(spec.host)
         async for chunk in _forward_stream(stub.Logs(request)):
             yield chunk
@@ -302,6 +310,14 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _not_engines(spec: ContainerSpec, verb: str) -> None:
+    """An engine's endpoint is its engine's to manage: vxmesh only wires it."""
+    if spec.engine:
+        engine = "docker" if spec.engine == "docker" else "its CNI runtime (podman)"
+        raise FailedPrecondition(f"cannot {verb} {spec.name!r}: it is an endpoint of {engine} container "
+                                 f"{spec.engine_id[:12] or '(not joined)'}; use {engine} for that")
 
 
 def _usable(hosts: dict, wanted: str) -> bool:

@@ -110,6 +110,7 @@ class Endpoint(Record):
     vtep: str
     ip: str
     mac: str
+    engine: str = ""  # the engine owning it ("docker", "cni"); "" for vxmesh's own
 
 
 @dataclass
@@ -193,6 +194,12 @@ class ContainerSpec(Record):
     seccomp_profile: str = ""  # JSON text, for "profile"
     allow_new_privileges: bool = False
     ulimits: list[Ulimit] = field(default_factory=list)
+    # An endpoint owned by another engine (proto/vxmesh.proto): nothing to run,
+    # only the engine's namespace `sandbox` to wire.
+    engine: str = ""
+    engine_id: str = ""
+    sandbox: str = ""
+    interface: str = ""
 
     @property
     def pinned_image(self) -> str:

@@ -9,6 +9,8 @@ rebuilt.
 """
 from __future__ import annotations
 
+import os
+
 from dataclasses import dataclass
 
 from pyroute2 import AsyncIPRoute
@@ -29,7 +31,10 @@ _MAIN_TABLE = 254
 
 @dataclass(frozen=True)
 class Interface:
-    container_netns: str
+    # None: the current namespace, where the container end waits for an engine
+    # to move it into its own (Docker's sandbox); it then gets only its MAC and
+    # MTU here, no address and no link up, which the engine sets.
+    container_netns: str | None
     ifname: str  # inside the container: "eth0", "eth1", ...
     peer_netns: str | None  # where the bridge is; None = current namespace
     peer_ifname: str
@@ -129,6 +134,25 @@ async def prune_interfaces(container_netns: str, keep: set[str]) -> list[str]:
     return removed
 
 
+async def bridge_end_exists(iface: Interface) -> bool:
+    """Whether the bridge-side end of the pair is there (wherever the other end went)."""
+    async with iproute(iface.peer_netns) as outer:
+        link = await get_link(outer, iface.peer_ifname)
+        return link is not None and link_kind(link) == "veth"
+
+
+async def remove_interfaces_with_macs(container_netns: str | None, macs: set[str]) -> list[str]:
+    """Delete the veths of the namespace whose MAC is one of `macs`; the names deleted."""
+    removed = []
+    async with iproute(container_netns) as inner:
+        links = [link async for link in await inner.link("dump")]
+        for link in links:
+            if link_kind(link) == "veth" and (link.get("address") or "").lower() in macs:
+                await delete_link(inner, link["index"])
+                removed.append(link.get("ifname"))
+    return removed
+
+
 def _is_pair(inner_end, outer_end) -> bool:
     if inner_end is None or outer_end is None:
         return False
@@ -144,7 +168,8 @@ def _is_pair(inner_end, outer_end) -> bool:
 async def _create_pair(outer: AsyncIPRoute, iface: Interface) -> None:
     peer = {
         "ifname": iface.ifname,
-        "net_ns_fd": netns_path(iface.container_netns),
+        "net_ns_fd": (netns_path(iface.container_netns) if iface.container_netns is not None
+                      else f"/proc/{os.getpid()}/ns/net"),
         "mtu": iface.mtu,
     }
     if iface.mac is not None:
@@ -164,6 +189,10 @@ async def _configure_container_end(
     index = link["index"]
     if iface.mac is not None and link.get("address") != iface.mac.lower():
         await inner.link("set", index=index, address=iface.mac.lower())
+    if iface.container_netns is None:
+        if link.get("mtu") != iface.mtu:
+            await inner.link("set", index=index, mtu=iface.mtu)
+        return  # handed over: the engine addresses it in its namespace
     await ensure_only_address(inner, index, iface.ip, iface.prefixlen)
     await set_mtu_and_up(inner, link, iface.mtu)
     if iface.default_gateway is not None:

@@ -82,7 +82,7 @@ class OverlayDriver(Driver):
     def rows(self, keys: Keys, network: Network, spec: ContainerSpec, host: Host,
              attachment: Attachment) -> list[tuple[str, Record]]:
         endpoint = Endpoint(network=network.name, container=spec.name, host=host.name, vtep=host.vtep,
-                            ip=attachment.ip, mac=attachment.mac)
+                            ip=attachment.ip, mac=attachment.mac, engine=spec.engine)
         return [(keys.endpoint(network.name, spec.name), endpoint)]
 
     def row_keys(self, keys: Keys, network: str, container: str) -> list[str]:

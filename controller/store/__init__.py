@@ -20,6 +20,7 @@ import socket
 from controller.etcd import Etcd
 from controller.keys import Keys
 from controller.store.containers import Containers
+from controller.store.engines import EngineEndpoints
 from controller.store.controllers import Controllers
 from controller.store.hosts import Hosts
 from controller.store.networks import Networks
@@ -36,6 +37,7 @@ class Store:
         self.networks = Networks(records)
         self.hosts = Hosts(records, self.controller_id)
         self.containers = Containers(records)
+        self.engines = EngineEndpoints(records)
         self.removal = Removal(records)
         self.controllers = Controllers(records)
 

@@ -14,8 +14,8 @@ import random
 from controller import drivers
 from controller.etcd import Compare, Op, Txn
 from controller.store.records import Records, owner_json
-from proto.addresses import mac_for_ip, next_free_ip, parse_subnet
-from proto.errors import FailedPrecondition, ResourceExhausted
+from proto.addresses import mac_for_ip, next_free_ip, parse_ip, parse_subnet
+from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument, ResourceExhausted
 from proto.records import Attachment, ContainerSpec, Host, Network, PortMapping
 
 # Where a free host port is chosen for `-p CONTAINER_PORT` (Linux's default
@@ -23,16 +23,21 @@ from proto.records import Attachment, ContainerSpec, Host, Network, PortMapping
 EPHEMERAL_PORTS = range(32768, 61000)
 
 
-async def attach(records: Records, spec: ContainerSpec, network_name: str, host: Host, randomize: bool) -> Txn:
+async def attach(records: Records, spec: ContainerSpec, network_name: str, host: Host, randomize: bool,
+                 ip: str = "", mac: str = "") -> Txn:
     """Add an attachment to `spec` and return the guards and writes it needs: its
-    address and the records its driver writes for it."""
+    address and the records its driver writes for it. `ip` and `mac` pin them
+    (an engine's request); otherwise the lowest free address and its MAC."""
     net_kv, network = await records.network(network_name)
     driver = drivers.driver_for(network)
     driver.check_attachable(network)
     directory = driver.reservations(records.keys, network_name, host.name)
     subnet, gateway = driver.subnet_for(network, host)
-    ip = await _pick_address(records, directory, network_name, subnet, gateway, randomize)
-    attachment = Attachment(network=network_name, ip=ip, mac=mac_for_ip(ip))
+    if ip:
+        ip = await _check_requested(records, directory, network_name, subnet, gateway, ip)
+    else:
+        ip = await _pick_address(records, directory, network_name, subnet, gateway, randomize)
+    attachment = Attachment(network=network_name, ip=ip, mac=mac or mac_for_ip(ip))
     spec.attachments.append(attachment)
     # The exact revision, not mere existence: a network removed and
     # re-created meanwhile may have another subnet.
@@ -49,6 +54,23 @@ def detach(records: Records, spec: ContainerSpec, network: Network, attachment: 
     driver = drivers.driver_for(network)
     ops = [Op.delete(driver.reservations(records.keys, network.name, spec.host) + attachment.ip)]
     return ops + [Op.delete(key) for key in driver.row_keys(records.keys, network.name, spec.name)]
+
+
+async def _check_requested(records: Records, directory: str, network: str, subnet: str, gateway: str,
+                           ip: str) -> str:
+    """A requested address: inside the subnet, not its gateway nor its network or
+    broadcast address, and free."""
+    address = parse_ip(ip, f"address for network {network!r}")
+    net = parse_subnet(subnet, bounded=False)
+    if address not in net or address in (net.network_address, net.broadcast_address):
+        raise InvalidArgument(f"address {ip} is not a usable address of network {network!r} ({subnet})")
+    if str(address) == gateway:
+        raise InvalidArgument(f"address {ip} is the gateway of network {network!r}")
+    found = await records.etcd.get(directory + str(address))
+    if found is not None:
+        owner = json.loads(found.value).get("container", "?")
+        raise AlreadyExists(f"address {ip} on network {network!r} is already used by {owner!r}")
+    return str(address)
 
 
 async def _pick_address(records: Records, directory: str, network: str, subnet: str, gateway: str,
