@@ -200,6 +200,7 @@ class ContainerSpec(Record):
     engine_id: str = ""
     sandbox: str = ""
     interface: str = ""
+    engine_endpoint: str = ""
 
     @property
     def pinned_image(self) -> str:

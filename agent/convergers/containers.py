@@ -70,6 +70,7 @@ class Containers:
         # the controller has their join: a pass reading the view from before must
         # not take that name for a leftover of a leave.
         self.adopting: set[str] = set()
+        self.wired_at: dict[str, float] = {}    # when each was wired: its "started" time
 
     def forget(self) -> None:
         self.interfaces.forget()
@@ -199,6 +200,8 @@ class Containers:
             names.container_netns(self.host.host, spec.id)))
         if joined:
             await self.interfaces.build_engine(spec, networks, record)
+            if self.wired.get(spec.name) != spec.sandbox:
+                self.wired_at[spec.name] = time.time()
             self.wired[spec.name] = spec.sandbox
         else:
             self.wired.pop(spec.name, None)
@@ -285,7 +288,8 @@ class Containers:
         if spec.engine:
             self._report(ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
                                          networks=list(spec.networks), generation=spec.generation,
-                                         state="running" if spec.name in self.wired else "created"))
+                                         state="running" if spec.name in self.wired else "created",
+                                         started_at=self.wired_at.get(spec.name, 0.0)))
             return
         state = await self.runtime.state(spec.id)
         status = ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,

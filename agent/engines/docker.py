@@ -144,7 +144,7 @@ class DockerPlugin:
         create); an endpoint's own address goes with DeleteEndpoint."""
         ip = request.get("Address", "").split("/")[0]
         for spec in await self.endpoints.list():
-            if spec.engine == ENGINE and not spec.engine_id and spec.attachments[0].ip == ip:
+            if spec.engine == ENGINE and not spec.engine_endpoint and spec.attachments[0].ip == ip:
                 await self.endpoints.detach(spec)
         return {}
 
@@ -217,7 +217,7 @@ class DockerPlugin:
         if not endpoint_id:
             raise EngineError("the request names no endpoint")
         for spec in await self.endpoints.list():
-            if spec.engine == ENGINE and spec.engine_id == endpoint_id:
+            if spec.engine == ENGINE and spec.engine_endpoint == endpoint_id:
                 return spec
         return None
 

@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
 from collections.abc import Awaitable, Callable
 
 import grpc
 
 from agent import names
-from agent.kernel.netns import adopt_netns, interface_with_mac, link_names, netns_exists, remove_netns
+from agent.kernel.netns import (adopt_netns, interface_with_mac, link_names, netns_exists, netns_path,
+                               remove_netns)
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ContainerSpec
@@ -33,6 +36,29 @@ SETTLE_SECONDS = 30.0
 # (it makes the namespace as it starts the container), and how often to look.
 ADOPT_SECONDS = 60.0
 ADOPT_POLL_SECONDS = 0.05
+CONTAINER_SECONDS = 10.0
+_CONTAINER_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def container_in_netns(netns: str) -> str:
+    """A 64-hex container id from the cgroup of a process in namespace `netns`, or ""."""
+    try:
+        wanted = os.stat(netns_path(netns)).st_ino
+    except OSError:
+        return ""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            if os.stat(f"/proc/{entry}/ns/net").st_ino != wanted:
+                continue
+            with open(f"/proc/{entry}/cgroup") as f:
+                ids = _CONTAINER_ID.findall(f.read())
+        except OSError:
+            continue
+        if ids:
+            return ids[-1]
+    return ""
 
 
 class EngineError(Exception):
@@ -94,9 +120,10 @@ class EngineEndpoints:
             host=self.host, engine=engine, network=network, ip=ip, mac=mac, engine_id=engine_id))
         return ContainerSpec.from_wire(reply)
 
-    async def name(self, spec: ContainerSpec, engine_id: str) -> ContainerSpec:
-        """Record the engine's id for the endpoint, before it joins."""
-        reply = await self.client.call("Join", pb.EngineJoinRequest(name=spec.name, engine_id=engine_id))
+    async def name(self, spec: ContainerSpec, engine_endpoint: str) -> ContainerSpec:
+        """Record the engine's name for the endpoint (Docker's endpoint id), before it joins."""
+        reply = await self.client.call("Join", pb.EngineJoinRequest(name=spec.name,
+                                                                    engine_endpoint=engine_endpoint))
         return ContainerSpec.from_wire(reply)
 
     async def join(self, spec: ContainerSpec, source: str, sandbox: str, interface: str,
@@ -148,12 +175,12 @@ class EngineEndpoints:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + ADOPT_SECONDS
         netns = names.container_netns(self.host, spec.id)
-        mac = spec.attachments[0].mac
+        mac, address = spec.attachments[0].mac, spec.attachments[0].ip
         try:
             while True:
                 try:
                     await adopt_netns(netns, source)
-                    interface = await interface_with_mac(netns, mac)
+                    interface = await interface_with_mac(netns, mac, address)
                     if interface:
                         break
                 except (OSError, ValueError):
@@ -163,11 +190,23 @@ class EngineEndpoints:
                     await remove_netns(netns)
                     return
                 await asyncio.sleep(ADOPT_POLL_SECONDS)
+            container = await self._container_of(netns, loop.time() + CONTAINER_SECONDS)
             await self.client.call("Join", pb.EngineJoinRequest(name=spec.name, sandbox=sandbox,
-                                                                interface=interface))
-            log.info("endpoint %s: %s in %s", spec.name, interface, sandbox)
+                                                                interface=interface, engine_id=container))
+            log.info("endpoint %s: %s in %s (container %s)", spec.name, interface, sandbox, container[:12])
         except EngineError as err:
             log.warning("endpoint %s: cannot record its interface: %s", spec.name, err)
+
+    async def _container_of(self, netns: str, deadline: float) -> str:
+        """The id of the container whose processes use namespace `netns` (the engine
+        starts it right after making the namespace), from their cgroup; "" if
+        none shows up in time."""
+        loop = asyncio.get_running_loop()
+        while True:
+            found = await asyncio.to_thread(container_in_netns, netns)
+            if found or loop.time() > deadline:
+                return found
+            await asyncio.sleep(ADOPT_POLL_SECONDS)
 
     async def leave(self, spec: ContainerSpec) -> None:
         """The interface goes, the address stays (Docker's Leave before DeleteEndpoint)."""

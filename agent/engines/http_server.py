@@ -105,7 +105,9 @@ class JsonServer:
         except Exception as err:  # the engine gets the reason; the loop goes on
             if not getattr(err, "expected", False):
                 log.exception("%s failed", path)
-            answer = {"Err": str(err) or type(err).__name__}
+            # libnetwork's driver API reads "Err", its IPAM API "Error".
+            message = str(err) or type(err).__name__
+            answer = {"Err": message, "Error": message}
             if hasattr(err, "cni_code"):
                 answer["Code"] = err.cni_code
             return 200, answer

@@ -158,12 +158,18 @@ async def link_names(name: str) -> set[str]:
         return {link.get("ifname") async for link in await ipr.link("dump")}
 
 
-async def interface_with_mac(name: str, mac: str) -> str:
-    """The name of the link with MAC `mac` in namespace `name`, or ""."""
+async def interface_with_mac(name: str, mac: str, address: str) -> str:
+    """The name of the link with MAC `mac` in namespace `name` once it holds
+    `address` (whoever moved it there has finished setting it up), or ""."""
     async with iproute(name) as ipr:
-        async for link in await ipr.link("dump"):
-            if (link.get("address") or "").lower() == mac.lower():
-                return link.get("ifname")
+        links = [link async for link in await ipr.link("dump")
+                 if (link.get("address") or "").lower() == mac.lower()]
+        if not links:
+            return ""
+        index = links[0]["index"]
+        async for addr in await ipr.addr("dump"):
+            if addr["index"] == index and addr.get("address") == address:
+                return links[0].get("ifname")
     return ""
 
 

@@ -97,10 +97,12 @@ class EngineEndpoints:
                               changing="the state", attempts=ALLOCATION_ATTEMPTS)
 
     @surface_unavailable
-    async def join(self, host: str, name: str, engine_id: str, sandbox: str, interface: str = "") -> ContainerSpec:
+    async def join(self, host: str, name: str, engine_id: str, sandbox: str, interface: str = "",
+                   engine_endpoint: str = "") -> ContainerSpec:
         """Record the engine's namespace (and its container id) for the agent to wire;
         an empty `sandbox` is a leave: the interface goes, the address stays."""
         check_engine_id(engine_id)
+        check_engine_id(engine_endpoint)
         check_sandbox(sandbox)
         if interface:
             validate.ifname(interface)
@@ -108,7 +110,8 @@ class EngineEndpoints:
         async def attempt(_: int) -> Commit[ContainerSpec]:
             kv, spec = await self.owned(host, name)
             updated = dataclasses.replace(spec, sandbox=sandbox, engine_id=engine_id or spec.engine_id,
-                                          interface=interface if sandbox else "")
+                                          interface=interface if sandbox else "",
+                                          engine_endpoint=engine_endpoint or spec.engine_endpoint)
             return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)],
                               [Op.put(kv.key, updated.to_json())]), updated)
 
