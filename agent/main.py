@@ -13,6 +13,7 @@ from agent.engines.cni import CniPlugin
 from agent.engines.docker import DockerPlugin
 from agent.engines.endpoints import EngineEndpoints, EnginesClient
 from agent.engines.http_server import JsonServer
+from agent.engines.reclaim import Reclaimer
 from agent.guards import control_plane_guards
 from agent.host_networks import HostNetworks
 from agent.images.registry import RegistryAccess
@@ -121,6 +122,7 @@ async def serve(config: AgentConfig) -> None:
     transport.add_port(server, config.api)
     await server.start()
     plugin = None
+    extra_tasks: list[asyncio.Task] = []
     if config.plugin_socket:
         engines_client = EnginesClient(config.controllers, transport.channel)
         endpoints = EngineEndpoints(config.name, engines_client, reconciler.next_pass,
@@ -129,12 +131,14 @@ async def serve(config: AgentConfig) -> None:
         plugin = JsonServer(Path(config.plugin_socket),
                             DockerPlugin(endpoints).handlers() | CniPlugin(endpoints).handlers())
         await plugin.start()
+        reclaimer = Reclaimer(endpoints, lambda: [s for s in view.containers().values() if s.engine])
+        extra_tasks.append(asyncio.create_task(reclaimer.run(), name="reclaim-engine-endpoints"))
     log.info("agent %s: vtep %s, underlay MTU %d, api %s, controllers %s, %s",
              config.name, config.vtep_ip, mtu, config.api, ", ".join(config.controllers),
              transport.description)
 
     tasks = [asyncio.create_task(link.run(), name="controller-link"),
-             asyncio.create_task(reconciler.run(), name="reconcile")]
+             asyncio.create_task(reconciler.run(), name="reconcile"), *extra_tasks]
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -63,6 +63,7 @@ class DockerDaemon:
         self.log = self.root / "dockerd.log"
         self.proc: subprocess.Popen | None = None
         self.mount_ns: str | None = None
+        self.cgroup_parent = f"vxmesh-docker-{host.name}"
 
     def start(self) -> DockerDaemon:
         (self.run_dir / "docker" / "plugins").mkdir(parents=True, exist_ok=True)
@@ -75,7 +76,7 @@ class DockerDaemon:
             "--pidfile /run/docker.pid -H unix:///run/docker.sock "
             "--bridge=none --iptables=false --ip-masq=false --ip6tables=false --ip-forward=false "
             "--storage-driver vfs --exec-opt native.cgroupdriver=cgroupfs "
-            f"--cgroup-parent vxmesh-docker-{self.host.name}")
+            f"--cgroup-parent {self.cgroup_parent}")
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
                 ["nsenter", f"--net=/run/netns/{self.host.netns}", "unshare", "--mount",
@@ -98,6 +99,28 @@ class DockerDaemon:
             raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
 
+    def container_pids(self) -> list[int]:
+        """The processes of its containers (each in mount namespaces of their own),
+        found by the cgroup parent this dockerd gives them."""
+        marker = f"/{self.cgroup_parent}/".encode()
+        found = []
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    if marker in Path(f"/proc/{entry}/cgroup").read_bytes():
+                        found.append(int(entry))
+                except OSError:
+                    continue
+        return found
+
+    def kill(self) -> None:
+        """dockerd, its containerd and shims, and its containers, all at once: a dead engine."""
+        for pid in processes_in_mount_ns(self.mount_ns or "") + self.container_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
     def stop(self) -> list[int]:
         """Stop dockerd and everything in its mount namespace; its directory goes.
         Returns the pids that had to be killed after dockerd's own shutdown."""
@@ -111,7 +134,7 @@ class DockerDaemon:
                 self.proc.wait(10)
         if self.mount_ns is not None:
             for _ in range(50):
-                left = processes_in_mount_ns(self.mount_ns)
+                left = processes_in_mount_ns(self.mount_ns) + self.container_pids()
                 if not left:
                     break
                 for pid in left:

@@ -41,13 +41,21 @@ class Runtime:
         self.lab = lab
         self.host = lab.hosts[0]
         self.count = 0
+        self.processes: dict[str, subprocess.Popen] = {}
 
     def netns(self) -> str:
+        """A container's namespace, with its process (the lab's removal kills it)."""
         self.count += 1
         name = f"{self.lab.prefix}-cni{self.count}"
         subprocess.run(["ip", "netns", "add", name], check=True)
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
+        self.processes[name] = subprocess.Popen(["ip", "netns", "exec", name, "sleep", "3600"])
         return name
+
+    def crash(self, name: str) -> None:
+        """The container and its namespace gone, and no DEL: a runtime that died."""
+        self.processes.pop(name).kill()
+        subprocess.run(["ip", "netns", "del", name], check=True)
 
     def config(self, version: str = "1.0.0", **extra) -> dict:
         return {"cniVersion": version, "name": "blue", "type": "vxmesh-cni",
@@ -73,7 +81,11 @@ class Runtime:
 @pytest.fixture(scope="module")
 def runtime(lab):
     """One for the module: its namespaces are numbered across tests, and go with the lab."""
-    return Runtime(lab)
+    runtime = Runtime(lab)
+    yield runtime
+    for process in runtime.processes.values():
+        process.kill()
+        process.wait()
 
 
 def addresses(netns: str, ifname: str = "eth0") -> list[str]:
@@ -224,3 +236,20 @@ def test_errors_carry_their_cni_code(lab, runtime, case):
     assert error["msg"] and error["cniVersion"] in cni.SUPPORTED_VERSIONS
     assert set(endpoints(lab)) == before
     assert addresses(netns) == []
+
+
+def test_an_endpoint_its_runtime_forgot_is_reclaimed(lab, runtime):
+    """A runtime that dies between ADD and DEL: once no process is left in the
+    container's namespace, the agent removes the endpoint, rows and address."""
+    netns = runtime.netns()
+    code, result = runtime.call("ADD", runtime.config(), container="forgotten", netns=netns)
+    assert code == 0, result
+    address = result["ips"][0]["address"].split("/")[0]
+    assert address in endpoints(lab)
+    runtime.crash(netns)
+    wait_for(lambda: address not in endpoints(lab), 60, f"the forgotten endpoint at {address} reclaimed")
+    # its address is free again: a new container may ask for it
+    again = runtime.netns()
+    code, result = runtime.call("ADD", runtime.config(), container="heir", netns=again, args=f"IP={address}")
+    assert code == 0, result
+    assert runtime.call("DEL", runtime.config(), container="heir", netns=again) == (0, None)

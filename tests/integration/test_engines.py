@@ -89,6 +89,7 @@ def engines(busybox_archive):
     # Nothing of the engines is left, and the root namespace is as it was.
     for ns in mount_namespaces:
         assert processes_in_mount_ns(ns) == [], "processes left in dockerd's mount namespace"
+    assert docker.container_pids() == [], "docker's containers left running"
     # (other labs on this machine come and go meanwhile: only this lab's count)
     left = {ns for ns in set(os.listdir("/run/netns")) - netns_before if prefix in ns}
     assert not left, f"network namespaces left behind: {sorted(left)}"
@@ -230,3 +231,19 @@ def test_bad_engine_requests_are_refused_by_name(engines):
     ghost = engines.podman.podman("run", "-d", "--name", "pghost", "--network", "nosuch", "busybox", "true",
                                   check=False)
     assert ghost.returncode != 0
+
+
+def test_endpoints_of_a_dead_docker_are_reclaimed(engines):
+    """Last in the module: dockerd and all its containers killed, nothing told the
+    plug-in; the agent finds their namespaces empty and removes the endpoints."""
+    lab = engines.lab
+    docker_ips = {e["ip"] for e in lab_cli.network(lab)["endpoints"] if e["engine"] == "docker"}
+    assert docker_ips
+    engines.docker.kill()
+    wait_for(lambda: not docker_ips & {e["ip"] for e in lab_cli.network(lab)["endpoints"]}, 90,
+             "the dead engine's endpoints reclaimed")
+    wait_for(lambda: not docker_ips & {ip for _, ip, _ in kernel_entries(lab, 2)}, 15,
+             "the dead engine's endpoints gone from h3's kernel")
+    # the podman and native containers are untouched
+    assert lab_cli.pings(lab, "n3", engines.podman.podman(
+        "inspect", "-f", "{{.NetworkSettings.Networks.blue.IPAddress}}", "p1").stdout.strip())
