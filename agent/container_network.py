@@ -17,8 +17,9 @@ container's attachments are Docker's, kept here in one place:
 
 An engine's endpoint (Docker's, a CNI runtime's) is one interface in the
 engine's namespace, named as the engine asked, once the engine has joined
-it; it has no gwbridge and sets no default route: the namespace is the
-engine's, and other endpoints may share it. Docker's namespace does not
+it, and one on the gwbridge for its egress; the namespace is the engine's,
+and other endpoints may share it: its gwbridge interface (vxg<id>) sets
+the default route only where there is none. Docker's namespace does not
 exist yet when it joins: the container end waits in the host's namespace
 (names.engine_handover) for Docker to move it in, and is known by the name
 Docker gave it once the namespace is named here.
@@ -43,8 +44,6 @@ GWBRIDGE_KEY = "@gwbridge"
 
 
 def needs_gwbridge(spec: ContainerSpec, networks: dict[str, Network]) -> bool:
-    if spec.engine:
-        return False
     drivers = [driver_of(networks[n]) for n in spec.networks if n in networks]
     return any(d.needs_gwbridge for d in drivers) and not any(d.carries_default_route for d in drivers)
 
@@ -104,6 +103,14 @@ def engine_interfaces(spec: ContainerSpec, networks: dict[str, Network], record:
                                                  network, host, False)
         result.append(dataclasses.replace(interface, container_netns=where, ifname=ifname,
                                           default_gateway=None))
+    if spec.interface and GWBRIDGE_KEY in record.ifnames and record.gw_ip:
+        # Its way out, as a native container's, once the engine's namespace is named here.
+        gw = host.gwbridge
+        result.append(Interface(
+            container_netns=where, ifname=names.engine_gw_ifname(spec.id), peer_netns=None,
+            peer_ifname=names.gw_veth(spec.id), bridge=gw.name,
+            address=f"{record.gw_ip}/{prefixlen(gw.subnet)}", mac=mac_for_ip(record.gw_ip),
+            mtu=host.overlay_mtu, default_gateway=gw.gateway, isolated=True, default_if_none=True))
     return result
 
 

@@ -102,5 +102,12 @@ def engine_handover(container_id: str) -> str:
     return validate.ifname(f"vxd{cid[:IFNAME_ID_CHARS]}")
 
 
+def engine_gw_ifname(container_id: str) -> str:
+    """An engine endpoint's gwbridge interface in the engine's namespace (several
+    endpoints may share it, so each has its own name)."""
+    cid = validate.object_id("container", container_id)
+    return validate.ifname(f"vxg{cid[:IFNAME_ID_CHARS]}")
+
+
 def container_ifname(index: int) -> str:
     return validate.ifname(f"eth{_index(index)}")

@@ -7,7 +7,8 @@ from agent import container_network as plan
 from agent import names
 from agent.host_networks import HostNetworks
 from agent.kernel.netns import ensure_netns, netns_exists, remove_netns
-from agent.kernel.veth import bridge_end_exists, ensure_interface, prune_interfaces, remove_interfaces_with_macs
+from agent.kernel.veth import (bridge_end_exists, ensure_interface, prune_interfaces, remove_host_link,
+                               remove_interfaces_with_macs)
 from agent.local_state import LocalContainer
 from proto.network_mode import NetworkMode
 from proto.records import ContainerSpec, Network
@@ -71,6 +72,8 @@ class ContainerInterfaces:
         (the name may be gone from the spec), then the name of the namespace. The
         namespace itself is the engine's and lives on while the engine holds it."""
         self._built.pop(spec.name, None)
+        # Its gwbridge pair, by the end on the host's side.
+        await remove_host_link(names.gw_veth(spec.id))
         macs = {a.mac for a in spec.attachments}
         # Docker moves its interfaces back here before it leaves.
         for removed in await remove_interfaces_with_macs(None, macs):

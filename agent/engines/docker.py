@@ -20,9 +20,9 @@ host puts their containers on one overlay. What libnetwork asks, in order:
   container starts), so the reconcile loop makes the veth with its container
   end in this host's namespace, and libnetwork moves it in, renames it eth<N>
   and gives it its address; the sandbox is then named here and the interface
-  kept like any container's (agent/engines/endpoints.py). The answer disables
-  the gateway service, so libnetwork never makes its own docker_gwbridge in
-  the host's namespace;
+  kept like any container's (agent/engines/endpoints.py), with its way out on
+  vxmesh's gwbridge. The answer disables the gateway service, so libnetwork
+  never makes its own docker_gwbridge in the host's namespace;
 - Leave, DeleteEndpoint: the interface goes, then the endpoint.
 
 Nothing is kept here: every answer is worked out from the endpoints the

@@ -48,6 +48,10 @@ class Interface:
     # through the host's address gets the DNAT'ed frame back on the port it
     # came in by (Docker sets it on every port when it has no userland proxy).
     hairpin: bool = False
+    # The default route only if the namespace has none: an engine's namespace
+    # may hold several endpoints, each with its way out; the first one sets it,
+    # and when it goes the next pass lets another.
+    default_if_none: bool = False
 
     def __post_init__(self) -> None:
         validate.ifname(self.ifname)
@@ -141,6 +145,14 @@ async def bridge_end_exists(iface: Interface) -> bool:
         return link is not None and link_kind(link) == "veth"
 
 
+async def remove_host_link(ifname: str) -> None:
+    """Delete the veth `ifname` of the current namespace (its peer goes too); absent is fine."""
+    async with iproute(None) as ipr:
+        link = await get_link(ipr, ifname)
+        if link is not None and link_kind(link) == "veth":
+            await delete_link(ipr, link["index"])
+
+
 async def remove_interfaces_with_macs(container_netns: str | None, macs: set[str]) -> list[str]:
     """Delete the veths of the namespace whose MAC is one of `macs`; the names deleted."""
     removed = []
@@ -196,7 +208,18 @@ async def _configure_container_end(
     await ensure_only_address(inner, index, iface.ip, iface.prefixlen)
     await set_mtu_and_up(inner, link, iface.mtu)
     if iface.default_gateway is not None:
-        await _ensure_default_route(inner, index, iface.default_gateway)
+        if iface.default_if_none:
+            await _add_default_route_if_none(inner, index, iface.default_gateway)
+        else:
+            await _ensure_default_route(inner, index, iface.default_gateway)
+
+
+async def _add_default_route_if_none(inner: AsyncIPRoute, index: int, gateway: str) -> None:
+    family = families.family_of(gateway, "default_gateway")
+    async for route in await inner.route("dump", family=family.af):
+        if route["dst_len"] == 0 and route.get("table") == _MAIN_TABLE:
+            return
+    await inner.route("add", dst=family.any_network, gateway=gateway, oif=index)
 
 
 async def _ensure_default_route(

@@ -124,6 +124,11 @@ def test_docker_podman_and_native_containers_ping_each_other_across_hosts(engine
     refused = lab.cli("rm", "-f", listed[d1]["name"], check=False)
     assert refused.returncode != 0 and "use docker" in refused.stderr
 
+    # their way out is vxmesh's gwbridge, masqueraded behind their host's address
+    out = engines.docker.docker("exec", "d1", "nc", "-w", "5", lab.ext_ip, "8080").stdout.strip()
+    assert out == f"hello {lab.hosts[0].underlay_ip}"
+    out = engines.podman.podman("exec", "p1", "nc", "-w", "5", lab.ext_ip, "8080").stdout.strip()
+    assert out == f"hello {lab.hosts[1].underlay_ip}"
     # libnetwork made no gateway bridge of its own, nor docker0, in h1's namespace
     links = json.loads(subprocess.run(["ip", "-n", lab.hosts[0].netns, "-j", "link"], capture_output=True,
                                       text=True, check=True).stdout)
