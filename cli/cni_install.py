@@ -21,7 +21,8 @@ from proto.errors import InvalidArgument
 
 
 def conflist(name: str, network: str, socket: str) -> dict:
-    plugin = {"type": cni.PLUGIN_TYPE, "network": network}
+    # portMappings: podman passes `-p` in runtimeConfig only to a plugin that asks.
+    plugin = {"type": cni.PLUGIN_TYPE, "network": network, "capabilities": {"portMappings": True}}
     if socket != cni.DEFAULT_SOCKET:
         plugin["socket"] = socket
     return {"cniVersion": cni.SPEC_VERSION, "name": name, "plugins": [plugin]}

@@ -17,6 +17,7 @@ from controller.user_errors import user_errors
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.errors import NotFound, PermissionDenied
+from proto.records import PortMapping
 from transport.tls import peer_identity
 
 log = logging.getLogger(__name__)
@@ -37,7 +38,8 @@ class EnginesService(pb_grpc.EnginesServicer):
         _check_caller(context, request.host)
         spec = await self.store.engines.attach(
             request.host, request.engine, request.network, ip=request.ip, mac=request.mac,
-            engine_id=request.engine_id, sandbox=request.sandbox)
+            engine_id=request.engine_id, sandbox=request.sandbox,
+            ports=tuple(PortMapping.from_wire(p) for p in request.ports))
         log.info("host %s: %s endpoint %s on %s at %s", spec.host, spec.engine, spec.name,
                  request.network, spec.attachments[0].ip)
         return spec.to_wire()

@@ -565,7 +565,7 @@ class HealthReply(_message.Message):
     def __init__(self, healthy: _Optional[bool] = ..., revision: _Optional[int] = ..., detail: _Optional[str] = ..., snapshots_served: _Optional[int] = ..., resumes_served: _Optional[int] = ..., resyncs_served: _Optional[int] = ..., agents_connected: _Optional[int] = ...) -> None: ...
 
 class EngineAttachRequest(_message.Message):
-    __slots__ = ("host", "engine", "network", "ip", "mac", "engine_id", "sandbox")
+    __slots__ = ("host", "engine", "network", "ip", "mac", "engine_id", "sandbox", "ports")
     HOST_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
@@ -573,6 +573,7 @@ class EngineAttachRequest(_message.Message):
     MAC_FIELD_NUMBER: _ClassVar[int]
     ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
     host: str
     engine: str
     network: str
@@ -580,7 +581,8 @@ class EngineAttachRequest(_message.Message):
     mac: str
     engine_id: str
     sandbox: str
-    def __init__(self, host: _Optional[str] = ..., engine: _Optional[str] = ..., network: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ...) -> None: ...
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    def __init__(self, host: _Optional[str] = ..., engine: _Optional[str] = ..., network: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
 
 class EngineJoinRequest(_message.Message):
     __slots__ = ("name", "engine_id", "sandbox", "interface", "engine_endpoint")

@@ -2,7 +2,10 @@
 
 vxmesh-cni (cli/cni.py) checks the CNI call and forwards it here as one
 JSON request on the plug-in socket; the answer is the CNI result, or an
-error with its CNI code. An endpoint is the runtime's container id on one
+error with its CNI code. Published ports come as runtimeConfig.portMappings
+(the conflist declares the capability) and are served as `run -p`'s are:
+reserved in etcd, DNAT'ed by the host's nftables to the endpoint's gwbridge
+address. An endpoint is the runtime's container id on one
 interface name (CNI's key for an attachment): ADD makes it (the address
 from CNI_ARGS IP=, or runtimeConfig "ips", else the next free one; the MAC
 from MAC= or runtimeConfig "mac", else derived from the address), joined
@@ -20,7 +23,7 @@ from agent.engines.http_server import Handler, Peer
 from agent.kernel.netns import link_names, netns_exists
 from proto import cni
 from proto.addresses import prefixlen
-from proto.records import ContainerSpec
+from proto.records import ContainerSpec, PortMapping
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +55,10 @@ class CniPlugin:
         ips = runtime.get("ips") or []
         ip = call.args.get("IP", "") or (ips[0].split("/")[0] if ips and isinstance(ips[0], str) else "")
         mac = call.args.get("MAC", "") or runtime.get("mac", "") or ""
+        ports = _port_mappings(runtime.get("portMappings") or [])
         try:
-            spec = await self.endpoints.attach(ENGINE, network.name, ip=ip, mac=mac, engine_id=call.container_id)
+            spec = await self.endpoints.attach(ENGINE, network.name, ip=ip, mac=mac, engine_id=call.container_id,
+                                               ports=ports)
         except EngineError as err:
             raise CniRefusal(cni.REFUSED, str(err)) from None
         try:
@@ -113,6 +118,23 @@ class CniPlugin:
         return cni.result(call.version, call.ifname, attachment.mac, call.netns,
                           f"{attachment.ip}/{prefixlen(network.subnet)}",
                           previous=call.config.get("prevResult"))
+
+
+def _port_mappings(entries: list) -> tuple[PortMapping, ...]:
+    """runtimeConfig.portMappings (the capability): {hostPort, containerPort, protocol}."""
+    mappings = []
+    for entry in entries if isinstance(entries, list) else [entries]:
+        try:
+            mappings.append(PortMapping(protocol=str(entry.get("protocol") or "tcp").lower(),
+                                        host_port=int(entry.get("hostPort", 0)),
+                                        container_port=int(entry["containerPort"])))
+        except (AttributeError, KeyError, TypeError, ValueError):
+            raise CniRefusal(cni.INVALID_CONFIG, f"invalid portMappings entry {entry!r}: it needs "
+                                                 "containerPort, and may give hostPort and protocol") from None
+        if entry.get("hostIP") not in (None, "", "0.0.0.0"):
+            raise CniRefusal(cni.UNSUPPORTED_FIELD, f"portMappings hostIP {entry['hostIP']!r}: vxmesh "
+                                                    "publishes on every address of the host")
+    return tuple(mappings)
 
 
 def _call(request: dict) -> cni.Invocation:

@@ -25,7 +25,7 @@ from agent.kernel.netns import (adopt_netns, interface_with_mac, link_names, net
                                remove_netns)
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
-from proto.records import ContainerSpec
+from proto.records import ContainerSpec, PortMapping
 
 log = logging.getLogger(__name__)
 
@@ -114,10 +114,11 @@ class EngineEndpoints:
         """The sandbox endpoint `name` is wired into now, or None."""
         return self._wired(name)
 
-    async def attach(self, engine: str, network: str, ip: str = "", mac: str = "",
-                     engine_id: str = "") -> ContainerSpec:
+    async def attach(self, engine: str, network: str, ip: str = "", mac: str = "", engine_id: str = "",
+                     ports: tuple[PortMapping, ...] = ()) -> ContainerSpec:
         reply = await self.client.call("Attach", pb.EngineAttachRequest(
-            host=self.host, engine=engine, network=network, ip=ip, mac=mac, engine_id=engine_id))
+            host=self.host, engine=engine, network=network, ip=ip, mac=mac, engine_id=engine_id,
+            ports=[p.to_wire() for p in ports]))
         return ContainerSpec.from_wire(reply)
 
     async def name(self, spec: ContainerSpec, engine_endpoint: str) -> ContainerSpec:

@@ -21,7 +21,7 @@ from controller.store.records import Records
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, retrying, surface_unavailable
 from proto import validate
 from proto.errors import FailedPrecondition, InvalidArgument, NotFound
-from proto.records import ContainerSpec, ContainerStatus, Network
+from proto.records import ContainerSpec, ContainerStatus, Network, PortMapping
 
 ENGINES = ("docker", "cni")
 # Docker's ids are 64 hex digits; CNI only says "unique, not empty": what a
@@ -68,7 +68,7 @@ class EngineEndpoints:
 
     @surface_unavailable
     async def attach(self, host: str, engine: str, network: str, ip: str = "", mac: str = "",
-                     engine_id: str = "", sandbox: str = "") -> ContainerSpec:
+                     engine_id: str = "", sandbox: str = "", ports: tuple[PortMapping, ...] = ()) -> ContainerSpec:
         """An address on `network` for an engine's container on `host`: the given
         one (refused if taken) or the next free one, all checked before anything
         is written."""
@@ -77,6 +77,10 @@ class EngineEndpoints:
         mac = check_mac(mac)
         check_sandbox(sandbox)
         validate.name("network", network)
+        for mapping in ports:
+            validate.protocol(mapping.protocol)
+            validate.port(mapping.container_port, "container port")
+            validate.port(mapping.host_port, "host port", zero_ok=True)
         name = f"{engine}-{secrets.token_hex(NAME_ID_CHARS // 2)}"
         key, status_key = self.keys.container(name), self.keys.status(name)
 
@@ -89,6 +93,7 @@ class EngineEndpoints:
                        Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)])
             txn.add(await allocations.attach(self.records, spec, network, host_record,
                                              randomize=lost > 0, ip=ip, mac=mac))
+            txn.add(await allocations.publish(self.records, spec, tuple(ports), randomize=lost > 0))
             status = ContainerStatus(name=name, id=spec.id, state="created", host=host)
             txn.ops += [Op.put(key, spec.to_json()), Op.put(status_key, status.to_json())]
             return Commit(txn, spec)

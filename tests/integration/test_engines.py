@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -133,6 +134,23 @@ def test_docker_podman_and_native_containers_ping_each_other_across_hosts(engine
     links = json.loads(subprocess.run(["ip", "-n", lab.hosts[0].netns, "-j", "link"], capture_output=True,
                                       text=True, check=True).stdout)
     assert not {"docker_gwbridge", "docker0"} & {link["ifname"] for link in links}
+
+
+def test_podman_publishes_a_port_through_the_agents_firewall(engines):
+    lab = engines.lab
+    engines.podman.podman("run", "-d", "--name", "pweb", "--network", "blue", "-p", "18080:80", "busybox",
+                          "httpd", "-f", "-p", "80", "-h", "/var/www")
+    url = f"http://{lab.hosts[1].underlay_ip}:18080/"
+    fetch = ("import sys, urllib.request\ntry: print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())\n"
+             "except OSError as err: print('failed', err)")
+    ask = lambda: subprocess.run(["ip", "netns", "exec", lab.ext_ns, sys.executable, "-c", fetch, url],  # noqa: E731
+                                 capture_output=True, text=True).stdout.strip()
+    wait_for(lambda: ask() == "hello from the vxmesh busybox image", 15,
+             "the lab's outside reaches pweb through h2:18080")
+    published = [c["ports"] for c in lab_cli.containers(lab) if c["engine"] == "cni" and c["ports"]]
+    assert published == [["0.0.0.0:18080->80/tcp"]]
+    engines.podman.podman("rm", "-f", "pweb")
+    wait_for(lambda: ask().startswith("failed"), 15, "the port closed with the container")
 
 
 def test_fabric_capture_shows_the_vni_between_docker_and_podman(engines, tmp_path):

@@ -5,7 +5,7 @@ import pytest
 
 from controller.store import Store
 from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
-from proto.records import Host
+from proto.records import Host, PortMapping
 from tests.helpers.etcd import snapshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -89,3 +89,21 @@ async def test_find_network_by_name_or_subnet(store):
         await store.engines.find_network("", "10.78.0.0/24")
     with pytest.raises(InvalidArgument, match="name a vxmesh network"):
         await store.engines.find_network("", "")
+
+
+async def test_engine_endpoints_publish_host_ports_as_run_p_does(store, etcd, prefix):
+    await add_hosts(store)
+    await store.create_network("blue", "10.77.0.0/24")
+    web = await store.engines.attach("h2", "cni", "blue", ports=(PortMapping("tcp", 18080, 80),
+                                                                PortMapping("udp", 0, 53)))
+    assert web.ports[0] == PortMapping("tcp", 18080, 80)
+    assert web.ports[1].protocol == "udp" and web.ports[1].host_port >= 32768
+    with pytest.raises(FailedPrecondition, match=f"already published by container {web.name!r}"):
+        await store.engines.attach("h2", "cni", "blue", ports=(PortMapping("tcp", 18080, 81),))
+    with pytest.raises(InvalidArgument, match="invalid protocol 'sctp'"):
+        await store.engines.attach("h2", "cni", "blue", ports=(PortMapping("sctp", 1, 1),))
+    with pytest.raises(InvalidArgument, match="invalid container port 0"):
+        await store.engines.attach("h2", "cni", "blue", ports=(PortMapping("tcp", 1, 0),))
+    # another host's port is its own
+    other = await store.engines.attach("h1", "cni", "blue", ports=(PortMapping("tcp", 18080, 80),))
+    assert other.ports == [PortMapping("tcp", 18080, 80)]
