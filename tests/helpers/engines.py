@@ -121,10 +121,13 @@ class DockerDaemon:
             except ProcessLookupError:
                 pass
 
-    def stop(self) -> list[int]:
-        """Stop dockerd and everything in its mount namespace; its directory goes.
-        Returns the pids that had to be killed after dockerd's own shutdown."""
-        killed: list[int] = []
+    def restart(self) -> None:
+        """Stop dockerd as systemd would (its containers stop with it) and start it
+        again on the same data: its networks come back from its own store."""
+        self._shutdown()
+        self.start()
+
+    def _shutdown(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -140,12 +143,15 @@ class DockerDaemon:
                 for pid in left:
                     try:
                         os.kill(pid, signal.SIGKILL)
-                        killed.append(pid)
                     except ProcessLookupError:
                         pass
                 time.sleep(0.1)
+
+    def stop(self) -> None:
+        """Stop dockerd and everything it started (killed if it does not stop them);
+        its directory goes."""
+        self._shutdown()
         shutil.rmtree(self.root, ignore_errors=True)
-        return killed
 
     def __enter__(self) -> DockerDaemon:
         return self.start()

@@ -87,8 +87,9 @@ def engines(busybox_archive):
         finally:
             podman.stop()
             docker.stop()
+            mount_namespaces.append(docker.mount_ns)   # a restart made a new one
     # Nothing of the engines is left, and the root namespace is as it was.
-    for ns in mount_namespaces:
+    for ns in filter(None, mount_namespaces):
         assert processes_in_mount_ns(ns) == [], "processes left in dockerd's mount namespace"
     assert docker.container_pids() == [], "docker's containers left running"
     # (other labs on this machine come and go meanwhile: only this lab's count)
@@ -214,6 +215,21 @@ def test_docker_keeps_its_network_while_the_agent_restarts(engines):
     assert green not in {e["ip"] for e in lab_cli.network(lab, "green")["endpoints"]}
     assert not engines.docker_pings("d1", g3)
     assert engines.docker_pings("d1", n3)
+
+
+def test_docker_restarted_finds_its_network_served(engines):
+    """dockerd stopped (its containers with it: Docker leaves their endpoints) and
+    started again: the plug-in, which keeps nothing, serves its network as before."""
+    lab = engines.lab
+    n3 = lab_cli.inspect(lab, "n3")["networks"]["blue"]["ip"]
+    before = {e["ip"] for e in lab_cli.network(lab)["endpoints"] if e["engine"] == "docker"}
+    engines.docker.restart()
+    wait_for(lambda: not before & {e["ip"] for e in lab_cli.network(lab)["endpoints"]}, 30,
+             "the stopped containers' endpoints gone")
+    engines.docker.docker("start", "d1")
+    d1 = engines.docker_ip("d1")
+    wait_for(lambda: engines.docker_pings("d1", n3), 15, "d1, started again, reaches n3")
+    assert lab_cli.pings(lab, "n3", d1)
 
 
 def test_every_engine_at_once_gets_distinct_addresses(engines):
