@@ -25,6 +25,10 @@ host puts their containers on one overlay. What libnetwork asks, in order:
   never makes its own docker_gwbridge in the host's namespace;
 - Leave, DeleteEndpoint: the interface goes, then the endpoint.
 
+Docker's -p reaches the driver with CreateEndpoint (libnetwork's own port
+mapping is its bridge driver's): the ports are reserved then, and DNAT'ed
+by the agent's nftables to the endpoint's gwbridge address as `run -p`'s.
+
 Nothing is kept here: every answer is worked out from the endpoints the
 controller holds for this host, so a restarted agent (or dockerd) carries on.
 """
@@ -36,7 +40,7 @@ import logging
 from agent.engines.endpoints import EngineEndpoints, EngineError
 from agent.engines.http_server import Handler, Peer
 from proto.addresses import default_gateway, prefixlen
-from proto.records import ContainerSpec
+from proto.records import ContainerSpec, PortMapping
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +50,8 @@ NETWORK_OPTION = "vxmesh.network"
 GENERIC = "com.docker.network.generic"
 GATEWAY_REQUEST = "com.docker.network.gateway"
 MAC_OPTION = "com.docker.network.endpoint.macaddress"
+PORTMAP_OPTION = "com.docker.network.portmap"
+PROTOCOLS = {6: "tcp", 17: "udp"}
 INTERFACE_PREFIX = "eth"
 
 
@@ -175,7 +181,8 @@ class DockerPlugin:
         asked = (interface.get("MacAddress") or "").lower()
         if asked and asked != mac:
             raise EngineError(f"vxmesh pins each address's MAC: {ip} has {mac}, not {asked}")
-        await self.endpoints.name(spec, request.get("EndpointID", ""))
+        ports = _published(options_of(request).get(PORTMAP_OPTION) or [])
+        await self.endpoints.name(spec, request.get("EndpointID", ""), ports)
         return {"Interface": {"MacAddress": mac}} if not asked else {}
 
     async def endpoint_info(self, request: dict, peer: Peer) -> dict:
@@ -220,6 +227,26 @@ class DockerPlugin:
             if spec.engine == ENGINE and spec.engine_endpoint == endpoint_id:
                 return spec
         return None
+
+
+def options_of(request: dict) -> dict:
+    return request.get("Options") or {}
+
+
+def _published(portmap: list) -> tuple[PortMapping, ...]:
+    """Docker's -p, as libnetwork passes it: {Proto: 6|17, Port, HostIP, HostPort, HostPortEnd}."""
+    mappings = []
+    for entry in portmap:
+        protocol = PROTOCOLS.get(entry.get("Proto"))
+        if protocol is None:
+            raise EngineError(f"-p {entry}: vxmesh publishes tcp and udp only")
+        if entry.get("HostIP") not in (None, "", "0.0.0.0", "::"):
+            raise EngineError(f"-p {entry.get('HostIP')}:...: vxmesh publishes on every address of the host")
+        if entry.get("HostPortEnd") not in (None, 0, entry.get("HostPort")):
+            raise EngineError("-p with a range of host ports: vxmesh publishes one host port per container port")
+        mappings.append(PortMapping(protocol=protocol, host_port=int(entry.get("HostPort") or 0),
+                                    container_port=int(entry.get("Port") or 0)))
+    return tuple(mappings)
 
 
 def _canonical(pool: str) -> str:

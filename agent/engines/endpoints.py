@@ -121,10 +121,12 @@ class EngineEndpoints:
             ports=[p.to_wire() for p in ports]))
         return ContainerSpec.from_wire(reply)
 
-    async def name(self, spec: ContainerSpec, engine_endpoint: str) -> ContainerSpec:
-        """Record the engine's name for the endpoint (Docker's endpoint id), before it joins."""
-        reply = await self.client.call("Join", pb.EngineJoinRequest(name=spec.name,
-                                                                    engine_endpoint=engine_endpoint))
+    async def name(self, spec: ContainerSpec, engine_endpoint: str,
+                   ports: tuple[PortMapping, ...] = ()) -> ContainerSpec:
+        """Record the engine's name for the endpoint (Docker's endpoint id), and the
+        ports it publishes, before it joins."""
+        reply = await self.client.call("Join", pb.EngineJoinRequest(
+            name=spec.name, engine_endpoint=engine_endpoint, ports=[p.to_wire() for p in ports]))
         return ContainerSpec.from_wire(reply)
 
     async def join(self, spec: ContainerSpec, source: str, sandbox: str, interface: str,

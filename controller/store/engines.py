@@ -60,6 +60,13 @@ def check_sandbox(sandbox: str) -> str:
     return sandbox
 
 
+def _check_ports(ports: tuple[PortMapping, ...]) -> None:
+    for mapping in ports:
+        validate.protocol(mapping.protocol)
+        validate.port(mapping.container_port, "container port")
+        validate.port(mapping.host_port, "host port", zero_ok=True)
+
+
 class EngineEndpoints:
     def __init__(self, records: Records) -> None:
         self.records = records
@@ -77,10 +84,7 @@ class EngineEndpoints:
         mac = check_mac(mac)
         check_sandbox(sandbox)
         validate.name("network", network)
-        for mapping in ports:
-            validate.protocol(mapping.protocol)
-            validate.port(mapping.container_port, "container port")
-            validate.port(mapping.host_port, "host port", zero_ok=True)
+        _check_ports(ports)
         name = f"{engine}-{secrets.token_hex(NAME_ID_CHARS // 2)}"
         key, status_key = self.keys.container(name), self.keys.status(name)
 
@@ -103,7 +107,7 @@ class EngineEndpoints:
 
     @surface_unavailable
     async def join(self, host: str, name: str, engine_id: str, sandbox: str, interface: str = "",
-                   engine_endpoint: str = "") -> ContainerSpec:
+                   engine_endpoint: str = "", ports: tuple[PortMapping, ...] = ()) -> ContainerSpec:
         """Record the engine's namespace (and its container id) for the agent to wire;
         an empty `sandbox` is a leave: the interface goes, the address stays."""
         check_engine_id(engine_id)
@@ -111,14 +115,19 @@ class EngineEndpoints:
         check_sandbox(sandbox)
         if interface:
             validate.ifname(interface)
+        _check_ports(ports)
 
-        async def attempt(_: int) -> Commit[ContainerSpec]:
+        async def attempt(lost: int) -> Commit[ContainerSpec]:
             kv, spec = await self.owned(host, name)
             updated = dataclasses.replace(spec, sandbox=sandbox, engine_id=engine_id or spec.engine_id,
                                           interface=interface if sandbox else "",
-                                          engine_endpoint=engine_endpoint or spec.engine_endpoint)
-            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)],
-                              [Op.put(kv.key, updated.to_json())]), updated)
+                                          engine_endpoint=engine_endpoint or spec.engine_endpoint,
+                                          ports=list(spec.ports))
+            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)])
+            if ports and not spec.ports:
+                txn.add(await allocations.publish(self.records, updated, tuple(ports), randomize=lost > 0))
+            txn.ops.append(Op.put(kv.key, updated.to_json()))
+            return Commit(txn, updated)
 
         return await retrying(self.etcd, attempt, what=f"join endpoint {name!r}")
 

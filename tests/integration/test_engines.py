@@ -137,21 +137,31 @@ def test_docker_podman_and_native_containers_ping_each_other_across_hosts(engine
     assert not {"docker_gwbridge", "docker0"} & {link["ifname"] for link in links}
 
 
-def test_podman_publishes_a_port_through_the_agents_firewall(engines):
+FETCH = ("import sys, urllib.request\ntry: print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())\n"
+         "except OSError as err: print('failed', err)")
+
+
+def fetch_from_outside(lab, url: str) -> str:
+    return subprocess.run(["ip", "netns", "exec", lab.ext_ns, sys.executable, "-c", FETCH, url],
+                          capture_output=True, text=True).stdout.strip()
+
+
+@pytest.mark.parametrize("engine", ["podman", "docker"])
+def test_published_ports_go_through_the_agents_firewall(engines, engine):
     lab = engines.lab
-    engines.podman.podman("run", "-d", "--name", "pweb", "--network", "blue", "-p", "18080:80", "busybox",
-                          "httpd", "-f", "-p", "80", "-h", "/var/www")
-    url = f"http://{lab.hosts[1].underlay_ip}:18080/"
-    fetch = ("import sys, urllib.request\ntry: print(urllib.request.urlopen(sys.argv[1], timeout=3).read().decode())\n"
-             "except OSError as err: print('failed', err)")
-    ask = lambda: subprocess.run(["ip", "netns", "exec", lab.ext_ns, sys.executable, "-c", fetch, url],  # noqa: E731
-                                 capture_output=True, text=True).stdout.strip()
-    wait_for(lambda: ask() == "hello from the vxmesh busybox image", 15,
-             "the lab's outside reaches pweb through h2:18080")
-    published = [c["ports"] for c in lab_cli.containers(lab) if c["engine"] == "cni" and c["ports"]]
-    assert published == [["0.0.0.0:18080->80/tcp"]]
-    engines.podman.podman("rm", "-f", "pweb")
-    wait_for(lambda: ask().startswith("failed"), 15, "the port closed with the container")
+    port, host = (18080, lab.hosts[1]) if engine == "podman" else (18081, lab.hosts[0])
+    run = engines.podman.podman if engine == "podman" else engines.docker.docker
+    network = "blue" if engine == "podman" else DOCKER_NET
+    run("run", "-d", "--name", f"{engine}-web", "--network", network, "-p", f"{port}:80", "busybox",
+        "httpd", "-f", "-p", "80", "-h", "/var/www")
+    url = f"http://{host.underlay_ip}:{port}/"
+    wait_for(lambda: fetch_from_outside(lab, url) == "hello from the vxmesh busybox image", 15,
+             f"the lab's outside reaches {engine}-web through {host.name}:{port}")
+    kind = "cni" if engine == "podman" else "docker"
+    published = [c["ports"] for c in lab_cli.containers(lab) if c["engine"] == kind and c["ports"]]
+    assert published == [[f"0.0.0.0:{port}->80/tcp"]]
+    run("rm", "-f", f"{engine}-web")
+    wait_for(lambda: fetch_from_outside(lab, url).startswith("failed"), 15, "the port closed with the container")
 
 
 def test_fabric_capture_shows_the_vni_between_docker_and_podman(engines, tmp_path):

@@ -107,3 +107,11 @@ async def test_engine_endpoints_publish_host_ports_as_run_p_does(store, etcd, pr
     # another host's port is its own
     other = await store.engines.attach("h1", "cni", "blue", ports=(PortMapping("tcp", 18080, 80),))
     assert other.ports == [PortMapping("tcp", 18080, 80)]
+    # Docker's -p comes with its endpoint, after the address
+    docker = await store.engines.attach("h1", "docker", "blue")
+    named = await store.engines.join("h1", docker.name, "", "", engine_endpoint="e" * 64,
+                                     ports=(PortMapping("tcp", 18081, 80),))
+    assert (named.engine_endpoint, named.ports) == ("e" * 64, [PortMapping("tcp", 18081, 80)])
+    with pytest.raises(FailedPrecondition, match="already published"):
+        await store.engines.join("h1", (await store.engines.attach("h1", "docker", "blue")).name, "", "",
+                                 ports=(PortMapping("tcp", 18081, 80),))
