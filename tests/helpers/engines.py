@@ -28,6 +28,7 @@ import sys
 import time
 from pathlib import Path
 
+from agent.oci.cgroups import HostCgroups
 from deploy.lab import Lab, LabHost
 
 DOCKER = "/usr/bin/docker"      # Debian's client, the daemon's version (not any other on PATH)
@@ -36,6 +37,26 @@ PODMAN = "/usr/bin/podman"
 CNI_PLUGINS = Path("/usr/lib/cni")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 START_SECONDS = 60.0
+
+
+# podman's parent with cgroupfs: its containers' cgroups are libpod-<id> under it.
+PODMAN_CGROUP_PARENT = "libpod_parent"
+
+
+def remove_cgroups(parent: str) -> None:
+    """The engine's containers' cgroups under `parent`, and `parent` itself once empty."""
+    cgroups = HostCgroups.detect()
+    for hierarchy in cgroups.hierarchies:
+        directory = hierarchy / parent
+        if not directory.is_dir():
+            continue
+        for child in sorted(directory.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+            if child.is_dir():
+                try:
+                    child.rmdir()
+                except OSError:
+                    pass   # still in use: left for its owner
+    cgroups.remove_parent_if_empty(parent)
 
 
 def _mnt_ns(pid: int) -> str | None:
@@ -149,8 +170,9 @@ class DockerDaemon:
 
     def stop(self) -> None:
         """Stop dockerd and everything it started (killed if it does not stop them);
-        its directory goes."""
+        its directory and its containers' cgroups go."""
         self._shutdown()
+        remove_cgroups(self.cgroup_parent)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> DockerDaemon:
@@ -244,6 +266,7 @@ class Podman:
                 except ProcessLookupError:
                     pass
         subprocess.run(["umount", "-R", str(self.root)], capture_output=True)
+        remove_cgroups(PODMAN_CGROUP_PARENT)
         shutil.rmtree(self.root, ignore_errors=True)
 
     def __enter__(self) -> Podman:

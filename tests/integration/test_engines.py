@@ -13,6 +13,7 @@ must be gone.
 """
 from __future__ import annotations
 
+import glob
 import json
 import os
 import subprocess
@@ -22,7 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.helpers import lab_cli
-from tests.helpers.engines import DockerDaemon, Podman, processes_in_mount_ns, root_namespace_state
+from tests.helpers.engines import (PODMAN_CGROUP_PARENT, DockerDaemon, Podman, processes_in_mount_ns,
+                                   root_namespace_state)
 from tests.helpers.kernel_tables import kernel_entries
 from tests.helpers.lab import lab_with_blue
 from tests.helpers.polling import wait_for
@@ -92,6 +94,8 @@ def engines(busybox_archive):
     for ns in filter(None, mount_namespaces):
         assert processes_in_mount_ns(ns) == [], "processes left in dockerd's mount namespace"
     assert docker.container_pids() == [], "docker's containers left running"
+    assert not glob.glob(f"/sys/fs/cgroup/*/{docker.cgroup_parent}"), "docker's cgroups left behind"
+    assert not glob.glob(f"/sys/fs/cgroup/*/{PODMAN_CGROUP_PARENT}/libpod-*"), "podman's cgroups left behind"
     # (other labs on this machine come and go meanwhile: only this lab's count)
     left = {ns for ns in set(os.listdir("/run/netns")) - netns_before if prefix in ns}
     assert not left, f"network namespaces left behind: {sorted(left)}"
