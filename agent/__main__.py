@@ -33,8 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                         bridge_gateway=first_host(values["bridge-subnet"]),
                         vtep_filter=values["vtep-filter"] == "on",
                         port_security=values["port-security"] == "on",
+                        vtep_probes=values["vtep-probes"] == "on",
                         tls=TlsFiles(Path(values["ca"]), Path(values["cert"]), Path(values["key"])),
-                        insecure=values["insecure"], registry=values["registry"],
+                        insecure=values["insecure"], registry=values["registry"], dns=values["dns"],
                         plugin_socket=values["plugin-socket"]))
     except (config_file.ConfigError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)

@@ -18,6 +18,18 @@ from proto.config_file import (
     tls_options,
 )
 
+def dns_servers(value) -> str | None:
+    """ADDRESS[:PORT] resolvers, each an IPv4 address."""
+    for item in value:
+        address, _, port = item.partition(":")
+        problem = ipv4_address(address)
+        if problem is not None:
+            return problem
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            return f"invalid port in {item!r}"
+    return None
+
+
 AGENT = Schema("agent", (
     Option("name", str, None,
            "This host's name, unique in the cluster: an RFC 1123 label (lowercase letters, "
@@ -46,6 +58,12 @@ AGENT = Schema("agent", (
            "vxlan_rejected), and drop and count VXLAN from this host's containers, to the "
            "host or through it (counter vxlan_from_containers). 'off': accept it from "
            "anywhere, containers included, as plain VXLAN does.", on_off),
+    Option("vtep-probes", str, "on",
+           "'on': probe every peer's VTEP address over the underlay (ICMP echo, which the "
+           "kernel answers while the agent is down) and report which answer, so the "
+           "controllers keep a host whose agent restarts in the tables and withdraw one "
+           "whose data plane is gone (controller/liveness.py). 'off': report nothing; "
+           "this host then has no say on its peers' liveness.", on_off),
     Option("port-security", str, "on",
            "'on': every container port accepts only frames from the container's assigned MAC "
            "that are ARP or IPv4 from its own address, and delivers unicast only to that MAC, "
@@ -58,12 +76,17 @@ AGENT = Schema("agent", (
            "container's image is pulled from the cluster's copy there, over TLS verified "
            "with the ca below, presenting this agent's certificate (plain HTTP with "
            "insecure = true). Empty: this host cannot start containers.", registry_or_empty),
+    Option("dns", list, [],
+           "The resolvers (ADDRESS[:PORT]) the embedded DNS forwards the names it does not hold "
+           "to, and the default bridge's containers get. Empty: the nameservers of this host's "
+           "/etc/resolv.conf.", dns_servers),
     Option("plugin-socket", str, "/run/docker/plugins/vxmesh.sock",
            "Where to serve other container engines (root only): Docker's network and IPAM "
            "driver 'vxmesh' (Docker finds plug-ins in /run/docker/plugins), and vxmesh-cni for "
            "podman and other CNI runtimes (its config's 'socket'). Empty: no engines on this host."),
     *tls_options("agent"),
 ))
+
 
 AGENT_API_PORT = 7947
 

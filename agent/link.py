@@ -8,6 +8,10 @@ controller with a short backoff and resumes from the last applied revision.
 A controller that says nothing for SILENCE_SECONDS (it sends a keepalive
 every second when idle) counts as a break: a hung controller, or one whose
 stream died without a status, must not strand the host.
+
+No status is lost for good: every container's last status goes again at
+the start of each stream, and whenever a controller asks (a resync/ record
+in the view, put there by a controller that waited for a status in vain).
 """
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ import grpc
 from agent.view import View
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
-from proto.records import ContainerStatus, Host
+from proto.records import ContainerStatus, Host, Reachability
 
 log = logging.getLogger(__name__)
 
@@ -38,10 +42,15 @@ class ControllerLink:
     def __init__(self, addresses: list[str], host: Host, view: View,
                  on_update: Callable[[], None], held_containers: Callable[[], list[str]],
                  silence: float = SILENCE_SECONDS,
-                 dial: Callable[[str], grpc.aio.Channel] = grpc.aio.insecure_channel):
+                 dial: Callable[[str], grpc.aio.Channel] = grpc.aio.insecure_channel,
+                 drop: Callable[[pb.AgentMessage], bool] | None = None):
         self.addresses = addresses
         self.silence = silence
         self.dial = dial  # opens a channel to a controller: mutual TLS in a deployment
+        # For tests only: a queued message it returns True for is lost, as one
+        # in flight on a stream that breaks. Nothing in the agent sets it.
+        self.drop = drop
+        self._resync_seen = 0.0
         self.host = host
         self.view = view
         self.on_update = on_update
@@ -49,6 +58,7 @@ class ControllerLink:
         self.connected = asyncio.Event()
         self._outbox: asyncio.Queue[pb.AgentMessage] = asyncio.Queue()
         self._reported: dict[str, ContainerStatus] = {}
+        self._reach: Reachability | None = None
 
     def report(self, status: ContainerStatus) -> None:
         """Queue a status report, unless it says what was last said."""
@@ -56,6 +66,17 @@ class ControllerLink:
             return
         self._reported[status.name] = status
         self._outbox.put_nowait(pb.AgentMessage(status=status.to_wire()))
+
+    def report_reachability(self, report: Reachability) -> None:
+        """Queue what the probes of the peers' VTEPs found (agent/probes.py)."""
+        self._reach = report
+        self._outbox.put_nowait(pb.AgentMessage(reachability=report.to_wire()))
+
+    def resend(self) -> None:
+        """Queue every container's last status again, as a controller asked."""
+        log.info("resending %d container statuses", len(self._reported))
+        for status in self._reported.values():
+            self._outbox.put_nowait(pb.AgentMessage(status=status.to_wire()))
 
     def forget(self, name: str) -> None:
         self._reported.pop(name, None)
@@ -100,6 +121,11 @@ class ControllerLink:
             if msg.WhichOneof("kind") != "update":
                 continue  # a keepalive: the controller is there
             self.view.apply(msg.update)
+            asked = self.view.resync_asked()
+            if asked != self._resync_seen:
+                self._resync_seen = asked
+                if not first:  # a new stream re-sends everything anyway
+                    self.resend()
             if first:
                 first = False
                 self.connected.set()
@@ -114,6 +140,8 @@ class ControllerLink:
         # A new controller knows nothing of what was reported to the old one.
         for status in self._reported.values():
             yield pb.AgentMessage(status=status.to_wire())
+        if self._reach is not None:
+            yield pb.AgentMessage(reachability=self._reach.to_wire())
         loop = asyncio.get_running_loop()
         next_beat = loop.time()
         while True:
@@ -122,6 +150,9 @@ class ControllerLink:
                 next_beat = loop.time() + HEARTBEAT_SECONDS
                 yield pb.AgentMessage(heartbeat=pb.Heartbeat(applied_revision=self.view.revision))
             try:
-                yield await asyncio.wait_for(self._outbox.get(), max(0.0, next_beat - loop.time()))
+                message = await asyncio.wait_for(self._outbox.get(), max(0.0, next_beat - loop.time()))
             except asyncio.TimeoutError:
-                pass
+                continue
+            if self.drop is not None and self.drop(message):
+                continue
+            yield message

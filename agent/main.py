@@ -5,10 +5,12 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
+from agent.convergers.embedded_dns import EmbeddedDns
+from agent.dns.resolver import nameservers, parse_upstream
 from agent.engines.cni import CniPlugin
 from agent.engines.docker import DockerPlugin
 from agent.engines.endpoints import EngineEndpoints, EnginesClient
@@ -25,6 +27,7 @@ from agent.link import ControllerLink
 from agent.local_state import LocalState
 from agent.names import DEFAULT_BRIDGE
 from agent.oci.runtime import Runtime
+from agent.probes import VtepProbes
 from agent.reconcile import Reconciler
 from agent.service import HostAgentService
 from agent.view import View
@@ -54,10 +57,24 @@ class AgentConfig:
     bridge_gateway: str = "172.17.0.1"
     vtep_filter: bool = True               # accept VXLAN only from live hosts' VTEPs
     port_security: bool = True             # container ports carry only their own MAC and addresses
+    vtep_probes: bool = True               # probe the peers' VTEPs, for the controllers' liveness rule
     tls: TlsFiles | None = None            # the agent's CA, certificate and key
     insecure: bool = False                 # plain-text gRPC; tls is then ignored
     registry: str = ""                     # the cluster's image registry, HOST:PORT
+    dns: list[str] = field(default_factory=list)   # resolvers to forward to; []: /etc/resolv.conf's
     plugin_socket: str = ""                # where engines (Docker, vxmesh-cni) call; "": none
+
+
+def embedded_dns(config: AgentConfig) -> EmbeddedDns:
+    """The resolver containers ask, forwarding to the configured resolvers or
+    to this host's own (read once, at start)."""
+    try:
+        host_resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        host_resolv = ""
+    servers = config.dns or nameservers(host_resolv)
+    for_containers = [s.partition(":")[0] for s in servers if not s.startswith("127.") and ":" not in s]
+    return EmbeddedDns(config.name, [parse_upstream(s) for s in servers], for_containers)
 
 
 def agent_transport(config: AgentConfig) -> Transport:
@@ -114,6 +131,7 @@ async def serve(config: AgentConfig) -> None:
                           held_containers=lambda: sorted(local.load_all()), dial=transport.channel)
     reconciler = Reconciler(networks, config.vtep_ip, view, runtime, images, local, link,
                             vtep_filter=config.vtep_filter, port_security=config.port_security,
+                            dns=embedded_dns(config),
                             guards=await control_plane_guards(config.api, config.controllers))
 
     server = transport.server()
@@ -139,6 +157,9 @@ async def serve(config: AgentConfig) -> None:
 
     tasks = [asyncio.create_task(link.run(), name="controller-link"),
              asyncio.create_task(reconciler.run(), name="reconcile"), *extra_tasks]
+    if config.vtep_probes:
+        probes = VtepProbes(config.name, config.vtep_ip, lambda: view.peer_vteps(), link.report_reachability)
+        tasks.append(asyncio.create_task(probes.run(), name="vtep-probes"))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

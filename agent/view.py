@@ -10,7 +10,7 @@ import time
 
 from proto import vxmesh_pb2 as pb
 from proto.kinds import BY_WIRE
-from proto.records import ContainerSpec, ControllerInfo, Endpoint, Host, HostAlive, Network, Record
+from proto.records import ContainerSpec, ControllerInfo, Endpoint, Host, HostAlive, Network, Record, ResyncRequest
 
 
 class View:
@@ -47,12 +47,25 @@ class View:
     def endpoints(self, network: str) -> list[Endpoint]:
         return [r for r in self.records.values() if isinstance(r, Endpoint) and r.network == network]
 
+    def all_endpoints(self) -> list[Endpoint]:
+        return [r for r in self.records.values() if isinstance(r, Endpoint)]
+
     def hosts(self) -> dict[str, Host]:
         return {r.name: r for r in self.records.values() if isinstance(r, Host)}
 
     def controllers(self) -> list[ControllerInfo]:
         """The controllers serving now, with the etcd cluster they use."""
         return [r for r in self.records.values() if isinstance(r, ControllerInfo)]
+
+    def resync_asked(self) -> float:
+        """When a controller last asked this host to report every status again (0: never)."""
+        return max((r.asked_at for r in self.records.values()
+                    if isinstance(r, ResyncRequest) and r.host == self.host), default=0.0)
+
+    def peer_vteps(self) -> dict[str, str]:
+        """name -> VTEP address of every other registered host, alive or not:
+        the peers this host probes (agent/probes.py)."""
+        return {name: host.vtep for name, host in self.hosts().items() if name != self.host}
 
     def live_vteps(self) -> set[str]:
         """The VTEP addresses of the other hosts that are alive now."""

@@ -14,8 +14,9 @@ from transport.tls import ROLES, Tls, TlsError, TlsFiles
 CONNECT_SECONDS = 5.0
 
 
-def transport_for(args: argparse.Namespace) -> Transport:
-    if is_unix(args.controller):
+def transport_for(args: argparse.Namespace, address: str | None = None) -> Transport:
+    """How to reach `address` (default: --controller)."""
+    if is_unix(address if address is not None else args.controller):
         return Transport(None)  # root on the controller's host: no certificate needed
     if args.insecure:
         return Transport.insecure("vxmesh CLI")

@@ -6,7 +6,8 @@ TLS and an admin certificate (--ca/--cert/--key, VXMESH_CA/_CERT/_KEY,
 by default the ones provisioning installs in /etc/vxmesh/tls); on the
 controller host's unix socket, which only root can open, without
 (transport/channels.py says why). A user mistake is one line on stderr and
-a non-zero exit, never a traceback.
+a non-zero exit, never a traceback. A change whose outcome is unknown (its
+host did not confirm it in time) exits OUTCOME_UNKNOWN_EXIT (3), not 1.
 
 `vxmesh controller ...` and `vxmesh agent ...` become the daemon itself
 (`python -m controller ...`, `python -m agent ...`, by exec: same process,
@@ -19,9 +20,9 @@ import asyncio
 import os
 import sys
 
-from cli.options import CliError
+from cli.options import CliError, OutcomeUnknownError
 from cli.parser import DAEMONS, build_parser
-from proto.errors import UserError
+from proto.errors import OUTCOME_UNKNOWN_EXIT, UserError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,6 +40,11 @@ def main(argv: list[str] | None = None) -> int:
             from cli import cni_install
             return cni_install.run(args)
         return asyncio.run(user_command(args))
+    except OutcomeUnknownError as err:
+        # Not a refusal: the change may have been made. Its own exit code, so a
+        # script can tell "it did not happen" from "find out whether it did".
+        print(f"Error: {err}", file=sys.stderr)
+        return OUTCOME_UNKNOWN_EXIT
     except (CliError, UserError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1
@@ -47,17 +53,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def user_command(args) -> int:
-    import grpc
-
     from cli.commands import COMMANDS, SERVICES
     from cli.connection import ControllerChannel, transport_for
+    from cli.retry import call_with_retry
     from proto import vxmesh_pb2_grpc as pb_grpc
-    try:
-        async with ControllerChannel(args.controller, transport_for(args)) as channel:
+    async def attempt(address: str) -> int:
+        async with ControllerChannel(address, transport_for(args, address)) as channel:
             stub = getattr(pb_grpc, f"{SERVICES.get(args.command, 'Controller')}Stub")(channel)
             return await COMMANDS[args.command](stub, args)
-    except grpc.aio.AioRpcError as err:
-        raise CliError(err.details() or err.code().name) from None
+
+    return await call_with_retry(args, attempt)
 
 
 def run_daemon(name: str, argv: list[str]) -> None:

@@ -28,8 +28,10 @@ def main(argv: list[str] | None = None) -> int:
         etcd_tls = TlsFiles(*(Path(values[f"etcd-{k}"]) for k in ("ca", "cert", "key")))
         run(ControllerConfig(listen=values["listen"], etcd=values["etcd"], data_dir=Path(values["data-dir"]),
                              prefix=values["prefix"], host_ttl=values["host-ttl"],
+                             agent_grace=values["agent-grace"],
                              tls=tls, insecure=values["insecure"], etcd_tls=etcd_tls,
-                             registry=values["registry"]))
+                             registry=values["registry"],
+                             default_address_pools=values["default-address-pools"]))
     except (config_file.ConfigError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1

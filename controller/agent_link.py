@@ -1,7 +1,8 @@
 """The AgentLink service: one long-lived stream per agent.
 
 Up the stream come the agent's hello (register), heartbeats (keep its lease
-alive) and container status reports; down it goes the agent's view: a
+alive), container status reports and what its probes of its peers' VTEPs
+found (controller/liveness.py); down it goes the agent's view: a
 snapshot or a resumed delta, then a delta per etcd revision that touches it,
 and keepalives while there is nothing to say (controller/agent_feed.py).
 Whatever ends a stream, the agent gets a status, so it reconnects.
@@ -18,13 +19,14 @@ import grpc
 from controller.agent_feed import KEEPALIVE_SECONDS, QUEUE_LIMIT, AgentFeed, FeedCounters
 from controller import request_limits
 from controller.cache import StateCache
+from controller.liveness import DEFAULT_GRACE_SECONDS
 from proto.errors import InvalidArgument, UserError
 from proto import validate
 from proto.addresses import OVERLAY_FAMILIES, UNDERLAY_FAMILIES, parse_host_port, parse_ip, parse_subnet
 from controller.store import Store
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
-from proto.records import ContainerStatus, Host
+from proto.records import ContainerStatus, Host, Reachability
 from transport.tls import peer_identity
 
 log = logging.getLogger(__name__)
@@ -37,13 +39,14 @@ class AgentRefused(Exception):
 class AgentLinkService(pb_grpc.AgentLinkServicer):
     def __init__(self, store: Store, cache: StateCache, host_ttl: int,
                  counters: FeedCounters | None = None, queue_limit: int = QUEUE_LIMIT,
-                 keepalive: float = KEEPALIVE_SECONDS):
+                 keepalive: float = KEEPALIVE_SECONDS, grace: float = DEFAULT_GRACE_SECONDS):
         self.store = store
         self.cache = cache
         self.host_ttl = host_ttl
         self.counters = counters if counters is not None else FeedCounters()
         self.queue_limit = queue_limit
         self.keepalive = keepalive
+        self.grace = grace
 
     async def Connect(self, request_iterator, context) -> AsyncIterator[pb.ControllerMessage]:
         first = await anext(aiter(request_iterator), None)
@@ -70,6 +73,9 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
         try:
             await self.store.register_host(host)
             lease = await self.store.mark_alive(host.name, self.host_ttl)
+            # Into the tables now (or back to "up" from "agent down"), unless
+            # its peers find its VTEP silent.
+            await self.store.settle(host.name, self.grace)
         except UserError as err:
             await context.abort(err.code, str(err))
         log.info("agent %s connected (vtep %s, resume from %d)", host.name, host.vtep, hello.resume_revision)
@@ -126,6 +132,7 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
         await self._release_forgotten(host, held)
         loop = asyncio.get_running_loop()
         renewed = loop.time()
+        reach: Reachability | None = None
         async for msg in request_iterator:
             kind = msg.WhichOneof("kind")
             if kind == "heartbeat":
@@ -139,6 +146,17 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
                 if not await self.store.keep_alive(lease):
                     log.warning("lease of %s expired; re-marking it alive", host)
                     lease = await self.store.mark_alive(host, self.host_ttl)
+                    if reach is not None:  # its report went with the old lease
+                        await self.store.put_reach(reach, lease)
+                    await self.store.settle(host, self.grace)
+            elif kind == "reachability":
+                report = Reachability.from_wire(msg.reachability)
+                problem = reachability_problem(host, report)
+                if problem is not None:
+                    log.warning("agent %s sent an invalid reachability report: %s", host, problem)
+                    raise AgentRefused(f"invalid reachability report: {problem}")
+                reach = report
+                await self.store.put_reach(report, lease)
             elif kind == "status":
                 status = ContainerStatus.from_wire(msg.status)
                 problem = status_problem(status)
@@ -152,6 +170,10 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
 
     async def _on_status(self, host: str, status: ContainerStatus) -> None:
         status.host = host
+        if status.state != "removed" and self.cache.index.statuses.get(status.name) == status:
+            # Already stored (a resync, a new stream): every status of a host
+            # comes again then, and each write is an etcd round trip.
+            return
         if status.state == "removed":
             # The agent tore it down: only now may its addresses go to others.
             await self.store.release_container(status.name, host)
@@ -202,6 +224,24 @@ def host_problem(host: Host) -> str | None:
                 parse_subnet(subnet, what, families, bounded=False)
             except InvalidArgument:
                 return f"{what} {subnet!r} of host {host.name!r} is not an IPv4 network"
+    return None
+
+
+# More peers than any cluster has hosts: a report past it is a misbehaving agent's.
+MAX_REACH_PEERS = 10_000
+
+
+def reachability_problem(host: str, report: Reachability) -> str | None:
+    """What is wrong with a reachability report from the agent of `host`, or None."""
+    if report.reporter != host:
+        return f"host {host!r} reported as {report.reporter[:80]!r}"
+    if len(report.reachable) + len(report.unreachable) > MAX_REACH_PEERS:
+        return f"more than {MAX_REACH_PEERS} peers"
+    for name in (*report.reachable, *report.unreachable):
+        try:
+            validate.host_name(name)
+        except InvalidArgument as err:
+            return str(err)
     return None
 
 

@@ -19,13 +19,14 @@ from controller import request_limits, run_options
 from controller.agent_feed import FeedCounters
 from controller.cache import StateCache
 from controller.drivers import DEFAULT_DRIVER
+from controller.generated_names import generated_name
 from controller.host_view import hosts_from_index
 from controller.images.cluster_images import ClusterImages
 from controller.images.service import NO_REGISTRY
 from controller.store import Store
-from controller.user_errors import user_errors, user_errors_streaming
+from controller.user_errors import bounded, user_errors, user_errors_streaming
 from proto import timing
-from proto.errors import FailedPrecondition, ImageError, NotFound, Unavailable, UserError
+from proto.errors import FailedPrecondition, ImageError, InvalidArgument, NotFound, OutcomeUnknown, Unavailable, UserError
 from proto.network_mode import NetworkMode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -36,6 +37,9 @@ log = logging.getLogger(__name__)
 
 # How long `run` waits for the agent to report the container running.
 START_TIMEOUT = 30.0
+# How long a wait for an agent's report lasts before the agent is asked to
+# report every status again (a report lost with a stream or a controller).
+RESYNC_AFTER = 5.0
 # How long `rm` waits for the agent to confirm the teardown.
 REMOVE_TIMEOUT = 15.0
 # How long `run` waits for the controller's mirror of etcd to catch up before reading etcd instead.
@@ -61,7 +65,8 @@ class ControllerService(pb_grpc.ControllerServicer):
         request_limits.check_network_options(request.options)
         network = await self.store.create_network(
             request.name, request.subnet, gateway=request.gateway, vni=request.vni,
-            driver=request.driver or DEFAULT_DRIVER, options=dict(request.options))
+            driver=request.driver or DEFAULT_DRIVER, options=dict(request.options), ip_range=request.ip_range,
+            internal=request.internal, attachable=request.attachable, labels=dict(request.labels))
         return network.to_wire()
 
     @user_errors
@@ -70,12 +75,14 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def InspectNetwork(self, request, context):
+        request.name = await self._network_name(request.name)
         network = await self.store.get_network(request.name)
         endpoints = await self.store.network_endpoints(request.name)
         return pb.NetworkDetail(network=network.to_wire(), endpoints=[e.to_wire() for e in endpoints])
 
     @user_errors
     async def RemoveNetwork(self, request, context):
+        request.name = await self._network_name(request.name)
         await self.store.remove_network(request.name)
         return pb.Empty()
 
@@ -113,6 +120,11 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def Run(self, request, context):
         received = time.time()
         request_limits.check_run(request)
+        # A repeat of a run already carried out (its client lost the answer):
+        # the first one's container, as its start turns out.
+        done = await self.store.request_done(request.request_id)
+        if done is not None:
+            return await self._started(await self.store.made_by(done, request.name or done.name), first=True)
         mode = NetworkMode.parse(request.networks)
         options = run_options.from_request(request)
         run_options.check_options(options, mode)
@@ -133,17 +145,28 @@ class ControllerService(pb_grpc.ControllerServicer):
         if host not in hosts:
             raise NotFound(f"no such host: {host!r}")
         if hosts[host].state != "up":
-            raise FailedPrecondition(f"host {host!r} is down")
+            raise FailedPrecondition(_not_up(host, hosts[host].state))
         # The image must be in the registry before anything is stored; every
         # start of the container then pulls exactly this manifest.
         if self.images is None:
             raise FailedPrecondition(NO_REGISTRY)
-        options = dataclasses.replace(options, image=await self.images.resolve(request.image))
+        options = run_options.with_image(options, await self.images.resolve(request.image))
+        run_options.check_options(options, mode)     # -P's ports among the rest
+        if not request.name:
+            # As Docker: a generated name (a lost race on it is the usual "already exists").
+            request.name = generated_name({spec.name for spec, _ in await self.store.list_containers()})
         spec = await self.store.create_container(
             request.name, host, list(request.command), dict(request.env),
-            request.hostname or request.name, mode, options)
+            request.hostname or request.name, mode, options, request_id=request.request_id)
         committed = time.time()
-        detail = await self._started(spec, first=True)
+        try:
+            detail = await self._started(spec, first=True)
+        except ImageError:
+            raise   # _started took the container away already
+        except FailedPrecondition:
+            if request.auto_remove:   # --rm: a start that failed leaves nothing
+                await self._remove(spec)
+            raise
         # Wall-clock stamps the agents' start events can be lined up with
         # (tests/benchmarks/bench_attach.py does).
         timing.emit(log, timing.RUN, container=spec.name, host=host, received=received,
@@ -165,8 +188,13 @@ class ControllerService(pb_grpc.ControllerServicer):
         """Wait for the agent to report the start, and turn a failed start into an error.
         A first start whose image the host could not pull takes the container away
         again: for the user, `run` failed and made nothing."""
-        status = await self._wait_status(spec, lambda s: s.state in ("running", "exited") or bool(s.error),
-                                         START_TIMEOUT)
+        status, done = await self._wait_status(spec, lambda s: s.state in ("running", "exited") or bool(s.error),
+                                               START_TIMEOUT)
+        if not done:
+            raise OutcomeUnknown(
+                f"the outcome is unknown: host {spec.host!r} has not confirmed that container "
+                f"{spec.name!r} started within {START_TIMEOUT:.0f}s; it may still start. "
+                f"Check with `vxmesh inspect {spec.name}`")
         if status is not None and status.error:
             if first and status.image_error:
                 await self._remove(spec)
@@ -176,6 +204,12 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Start(self, request, context):
+        done = await self.store.request_done(request.request_id)
+        if done is not None:
+            # The name the first try resolved an id prefix to.
+            name = done.name if request.name and done.container_id.startswith(request.name) else request.name
+            return await self._started(await self.store.made_by(done, name))
+        request.name = await self._container_name(request.name)
         spec, status = await self.store.get_container(request.name)
         _not_engines(spec, "start")
         if status is not None and status.state == "running":
@@ -183,11 +217,13 @@ class ControllerService(pb_grpc.ControllerServicer):
         mode = NetworkMode.of(spec)
         if mode.shares_container:
             await self._namespace_owner(mode.container)
-        spec = await self.store.set_desired(request.name, "running", bump_generation=True)
+        spec = await self.store.set_desired(request.name, "running", bump_generation=True,
+                                            request_id=request.request_id)
         return await self._started(spec)
 
     @user_errors
     async def Kill(self, request, context):
+        request.container = await self._container_name(request.container)
         spec, status = await self.store.get_container(request.container)
         _not_engines(spec, "kill")
         if status is None or status.state != "running":
@@ -198,9 +234,11 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def ConnectNetwork(self, request, context):
+        request.container = await self._container_name(request.container)
+        request.network = await self._network_name(request.network)
         received = time.time()
         _not_engines((await self.store.get_container(request.container))[0], "connect")
-        spec = await self.store.connect(request.container, request.network)
+        spec = await self.store.connect(request.container, request.network, tuple(request.aliases), request.ip)
         committed = time.time()
         detail = _detail(*await self._applied(spec))
         # As for run: wall-clock stamps, for tests/benchmarks/bench_lab_propagation.py.
@@ -210,6 +248,8 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def DisconnectNetwork(self, request, context):
+        request.container = await self._container_name(request.container)
+        request.network = await self._network_name(request.network)
         _not_engines((await self.store.get_container(request.container))[0], "disconnect")
         spec = await self.store.disconnect(request.container, request.network)
         return _detail(*await self._applied(spec))
@@ -232,29 +272,49 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Inspect(self, request, context):
+        request.name = await self._container_name(request.name)
         return _detail(*await self.store.get_container(request.name))
 
     @user_errors
     async def Stop(self, request, context):
-        spec, _ = await self.store.get_container(request.name)
+        done = await self.store.request_done(request.request_id)
+        if done is None:
+            request.name = await self._container_name(request.name)
+        else:
+            request.name = done.name
+        spec = await self.store.made_by(done, request.name) if done else (await self.store.get_container(request.name))[0]
         _not_engines(spec, "stop")
         timeout = request.timeout or spec.stop_timeout
-        spec = await self.store.set_desired(request.name, "stopped", stop_timeout=timeout)
-        status = await self._wait_status(spec, lambda s: s.state != "running", timeout + 10.0)
+        spec = await self.store.set_desired(request.name, "stopped", stop_timeout=timeout,
+                                            request_id=request.request_id)
+        status, done = await self._wait_status(spec, lambda s: s.state != "running", timeout + 10.0)
+        if not done:
+            raise OutcomeUnknown(
+                f"the outcome is unknown: host {spec.host!r} has not confirmed that container "
+                f"{spec.name!r} stopped within {timeout + 10.0:.0f}s; it may still stop. "
+                f"Check with `vxmesh inspect {spec.name}`")
         return _detail(spec, status)
 
     @user_errors
     async def Remove(self, request, context):
+        done = await self.store.request_done(request.request_id)
+        if done is not None:
+            if request.name not in (done.name, done.container_id) and not (
+                    request.name and done.container_id.startswith(request.name)):
+                raise FailedPrecondition(f"request id {done.id!r} was used for container {done.name!r}, "
+                                         f"not {request.name!r}")
+            return pb.Empty()   # removed by the first try of this request
+        request.name = await self._container_name(request.name)
         spec, status = await self.store.get_container(request.name)
         _not_engines(spec, "rm")
         if status is not None and status.state == "running" and not request.force:
             raise FailedPrecondition(
                 f"container {request.name!r} is running: stop it first or use rm -f")
-        await self._remove(spec)
+        await self._remove(spec, request.request_id)
         return pb.Empty()
 
-    async def _remove(self, spec: ContainerSpec) -> None:
-        await self.store.delete_container(spec.name)
+    async def _remove(self, spec: ContainerSpec, request_id: str = "") -> None:
+        await self.store.delete_container(spec.name, request_id)
         # The agent kills and tears it down, then reports "removed" and the
         # controller releases its addresses; wait for that so `rm` means gone.
         released = await self.cache.wait_until(lambda: spec.name not in self.cache.index.statuses,
@@ -264,6 +324,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors_streaming
     async def Exec(self, request, context) -> AsyncIterator[pb.ExecOutput]:
+        request.container = await self._container_name(request.container)
         request_limits.check_exec(request)
         spec, _ = await self.store.get_container(request.container)
         _not_engines(spec, "exec")
@@ -271,8 +332,33 @@ class ControllerService(pb_grpc.ControllerServicer):
         async for chunk in _forward_stream(stub.Exec(request)):
             yield chunk
 
+    async def ExecAttached(self, request_iterator, context) -> AsyncIterator[pb.ExecOutput]:
+        """exec -i / -t: the user's stream, passed through to the container's host."""
+        first = await anext(request_iterator, None)
+        try:
+            if first is None or not first.HasField("start"):
+                raise InvalidArgument("an attached exec starts with its request")
+            request_limits.check_exec(first.start)
+            first.start.container = await self._container_name(first.start.container)
+            spec, _ = await self.store.get_container(first.start.container)
+            stub = await self._agent(spec.host)
+        except UserError as err:
+            await context.abort(err.code, bounded(str(err)))
+
+        async def forwarded():
+            yield first
+            async for message in request_iterator:
+                yield message
+
+        try:
+            async for chunk in _forward_stream(stub.ExecAttached(forwarded())):
+                yield chunk
+        except UserError as err:
+            await context.abort(err.code, bounded(str(err)))
+
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
+        request.container = await self._container_name(request.container)
         spec, _ = await self.store.get_container(request.container)
         _not_engines(spec, "logs")
         stub = await self._agent(spec.host)
@@ -281,7 +367,35 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     # ---- helpers -----------------------------------------------------------
 
-    async def _wait_status(self, spec: ContainerSpec, done, timeout: float) -> ContainerStatus | None:
+    async def _network_name(self, ref: str) -> str:
+        """The network `ref` names: its name, or its id or a unique prefix of it."""
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            return ref
+        networks = await self.store.list_networks()
+        if any(n.name == ref for n in networks):
+            return ref
+        matches = [n.name for n in networks if n.id.startswith(ref)]
+        if len(matches) > 1:
+            raise InvalidArgument(f"network id prefix {ref!r} is ambiguous: {len(matches)} networks match")
+        return matches[0] if matches else ref
+
+    async def _container_name(self, ref: str) -> str:
+        """The container `ref` names: its name, or (as Docker takes them) its full
+        id or a prefix of it that only one container's id has."""
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            return ref
+        specs = [spec for spec, _ in await self.store.list_containers()]
+        if any(spec.name == ref for spec in specs):
+            return ref
+        matches = [spec.name for spec in specs if spec.id.startswith(ref)]
+        if len(matches) > 1:
+            raise InvalidArgument(f"container id prefix {ref!r} is ambiguous: {len(matches)} containers match")
+        return matches[0] if matches else ref
+
+    async def _wait_status(self, spec: ContainerSpec, done, timeout: float) -> tuple[ContainerStatus | None, bool]:
+        """Wait until the agent reports this version of the spec as `done`: the
+        status then, and whether it came. A report slow to come may have been
+        lost (with a stream, or a controller): the agent is asked to resend."""
         def current() -> ContainerStatus | None:
             status = self.cache.index.statuses.get(spec.name)
             return status if status is not None and status.id == spec.id else None
@@ -290,15 +404,21 @@ class ControllerService(pb_grpc.ControllerServicer):
             status = current()
             return status is not None and status.generation >= spec.generation and done(status)
 
-        await self.cache.wait_until(finished, timeout)
-        return current()
+        first = min(RESYNC_AFTER, timeout)
+        if not await self.cache.wait_until(finished, first):
+            try:
+                await self.store.ask_resync(spec.host)
+            except UserError as err:  # etcd away: the wait goes on, the answer says what came
+                log.warning("could not ask %s to resend its statuses: %s", spec.host, err)
+            await self.cache.wait_until(finished, timeout - first)
+        return current(), finished()
 
     async def _agent(self, host: str) -> pb_grpc.HostAgentStub:
         hosts = {h.name: h for h in await self.store.list_hosts()}
         if host not in hosts:
             raise NotFound(f"no such host: {host!r}")
         if hosts[host].state != "up" or not hosts[host].api:
-            raise Unavailable(f"host {host!r} is down")
+            raise Unavailable(_not_up(host, hosts[host].state))
         # With TLS the agent must present the certificate of this host, not
         # merely one from the cluster's CA: a host record pointing its API at
         # another host's address gets no answer.
@@ -318,6 +438,13 @@ def _not_engines(spec: ContainerSpec, verb: str) -> None:
         engine = "docker" if spec.engine == "docker" else "its CNI runtime (podman)"
         raise FailedPrecondition(f"cannot {verb} {spec.name!r}: it is an endpoint of {engine} container "
                                  f"{spec.engine_id[:12] or '(not joined)'}; use {engine} for that")
+
+
+def _not_up(host: str, state: str) -> str:
+    if state == "agent down":
+        return (f"the agent of host {host!r} is down (its containers keep running and stay "
+                "reachable); try again when it is back")
+    return f"host {host!r} is down"
 
 
 def _usable(hosts: dict, wanted: str) -> bool:

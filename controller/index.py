@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from controller.etcd import KV, Event
 from controller.keys import Keys
 from proto.kinds import BY_NAME
-from proto.records import ContainerSpec, ContainerStatus, ControllerInfo, Endpoint, Host, Network, Record
+from proto.records import (ContainerSpec, ContainerStatus, ControllerInfo, Endpoint, Host, HostAlive, Network,
+                           Reachability, Record)
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,10 @@ class Index:
         self.keys = keys
         self.networks: dict[str, Network] = {}
         self.hosts: dict[str, Host] = {}                 # key -> host
-        self.alive: set[str] = set()                     # host names with a live lease
+        self.alive: set[str] = set()                     # host names in every table
+        self.alive_records: dict[str, HostAlive] = {}    # host name -> its alive/ record
+        self.connected: set[str] = set()                 # hosts whose agent stream is open
+        self.reach: dict[str, Reachability] = {}         # reporter -> its probes' finding
         self.controllers: dict[str, ControllerInfo] = {}  # key -> the controllers serving now
         self.statuses: dict[str, ContainerStatus] = {}   # container name -> status
         self._containers: dict[str, dict[str, ContainerSpec]] = defaultdict(dict)  # host -> key -> spec
@@ -97,8 +101,13 @@ class Index:
         elif kind == "host":
             _set(self.hosts, key, record)
         elif kind == "alive":
-            # The key exists while the host's lease does.
             (self.alive.add if present else self.alive.discard)(parts[0])
+            _set(self.alive_records, parts[0], record)
+        elif kind == "agent":
+            # The key exists while the agent's lease does.
+            (self.connected.add if present else self.connected.discard)(parts[0])
+        elif kind == "reach":
+            _set(self.reach, parts[0], record)
         elif kind == "controller":
             _set(self.controllers, key, record)
         elif kind == "status":

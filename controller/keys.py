@@ -14,8 +14,16 @@ from the one table of kinds (proto/kinds.py)::
     {p}ports/<host>/<port>-<proto>      {"container": name, "host": host, "id": id}: a
                                         published host port is taken
     {p}hosts/<name>                     Host JSON (registered hosts)
-    {p}alive/<name>                     {"host": name, "controller": ..., "since": t}, bound
-                                        to a lease: exists exactly while the host is connected
+    {p}alive/<name>                     HostAlive JSON: the host is in every table (written by the
+                                        controllers' liveness rule, controller/liveness.py)
+    {p}agents/<name>                    {"host": name, "controller": ..., "since": t}, bound to a
+                                        lease: exists exactly while the host's agent is connected
+    {p}reach/<name>                     Reachability JSON: which peers' VTEPs answer this host's
+                                        probes, under the same lease as its agents/ key
+    {p}requests/<id>                    {"id", "method", "name", "container_id", "at"}: what a
+                                        client's request did, under a retention lease
+    {p}resync/<name>                    ResyncRequest JSON: a controller asks this host's agent to
+                                        report every status again
     {p}containers/<name>                ContainerSpec JSON (desired containers)
     {p}status/<name>                    ContainerStatus JSON (last agent report)
     {p}endpoints/<network>/<container>  Endpoint JSON: one MAC/IP -> VTEP table row
@@ -99,6 +107,24 @@ class Keys:
 
     def alive(self, host: str) -> str:
         return self.key("alive", host)
+
+    def agents_all(self) -> str:
+        return self.directory("agent")
+
+    def agent(self, host: str) -> str:
+        return self.key("agent", host)
+
+    def reach_all(self) -> str:
+        return self.directory("reach")
+
+    def reach(self, reporter: str) -> str:
+        return self.key("reach", reporter)
+
+    def request(self, request_id: str) -> str:
+        return self.key("request", request_id)
+
+    def resync(self, host: str) -> str:
+        return self.key("resync", host)
 
     def containers(self) -> str:
         return self.directory("container")

@@ -8,6 +8,8 @@ import os
 import signal
 import ssl
 from dataclasses import dataclass, field
+
+from proto.addresses import DEFAULT_ADDRESS_POOLS
 from pathlib import Path
 
 
@@ -23,6 +25,8 @@ from controller.images.registry_api import RegistryApi
 from controller.images.service import ImagesService
 from controller.images.skopeo import Skopeo
 from controller.keys import Keys
+from controller.liveness import DEFAULT_GRACE_SECONDS
+from controller.liveness_keeper import LivenessKeeper
 from controller.presence import Presence
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -41,8 +45,10 @@ class ControllerConfig:
     listen: list[str] = field(default_factory=lambda: ["127.0.0.1:7946"])
     etcd: list[str] = field(default_factory=list)   # empty: run a private etcd
     data_dir: Path = Path("/var/lib/vxmesh/etcd")
+    default_address_pools: list[str] = field(default_factory=lambda: list(DEFAULT_ADDRESS_POOLS))
     prefix: str = "/vxmesh/"
     host_ttl: int = 6
+    agent_grace: int = DEFAULT_GRACE_SECONDS   # controller/liveness.py
     tls: TlsFiles | None = None        # the controller's CA, certificate and key
     insecure: bool = False             # plain-text gRPC; tls is then ignored
     etcd_tls: TlsFiles | None = None   # etcd CA and client certificate (https:// members, the private etcd)
@@ -89,7 +95,7 @@ async def serve(config: ControllerConfig) -> None:
         stack.push_async_callback(etcd.close)
 
         keys = Keys(config.prefix)
-        store = Store(etcd, config.prefix)
+        store = Store(etcd, config.prefix, address_pools=tuple(config.default_address_pools))
         await store.ensure_builtin_networks()
         cache = StateCache(etcd, keys)
         await cache.start()
@@ -105,7 +111,8 @@ async def serve(config: ControllerConfig) -> None:
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ])
         pb_grpc.add_ControllerServicer_to_server(api, server)
-        pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds), server)
+        pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds,
+                                                                    grace=config.agent_grace), server)
         pb_grpc.add_ImagesServicer_to_server(ImagesService(images, store), server)
         pb_grpc.add_EnginesServicer_to_server(EnginesService(store), server)
         for address in config.listen:
@@ -120,11 +127,13 @@ async def serve(config: ControllerConfig) -> None:
         presence = Presence(store.controllers, etcd, store.controller_id, config.listen, endpoints,
                             config.host_ttl)
         announcing = asyncio.create_task(presence.run(), name="presence")
+        keeping = asyncio.create_task(LivenessKeeper(store, cache, config.agent_grace).run(), name="liveness")
         try:
             await _until_signalled()
         finally:
             announcing.cancel()
-            await asyncio.gather(announcing, return_exceptions=True)
+            keeping.cancel()
+            await asyncio.gather(announcing, keeping, return_exceptions=True)
             await presence.withdraw()
             await server.stop(grace=1.0)
 

@@ -5,8 +5,8 @@ host, the controllers serving now, which other hosts are alive (their VTEPs are 
 VXLAN from), and — only for the networks that have a container on this host — the
 network record and the endpoints of live hosts (the MAC/IP -> VTEP table).
 The first container of a network on the host pulls in that network's whole
-table; the last one leaving withdraws it. A host whose lease expired (its
-agent stopped heartbeating) has its endpoints withdrawn from every other
+table; the last one leaving withdraws it. A host out of the tables
+(controller/liveness.py) has its endpoints withdrawn from every other
 view until it is back; nothing is written to etcd for that, so its
 addresses stay reserved meanwhile.
 
@@ -56,7 +56,7 @@ class AgentView:
         self.networks = self._wanted_networks()
         changes = [Change(key, host) for key, host in self.index.hosts.items()]
         changes += [Change(key, controller) for key, controller in self.index.controllers.items()]
-        changes += [Change(self.index.keys.alive(name), HostAlive(name))
+        changes += [Change(self.index.keys.alive(name), self.index.alive_records.get(name, HostAlive(name)))
                     for name in sorted(self.index.alive) if name != self.host]
         changes += [Change(key, spec) for key, spec in self.index.containers_on(self.host).items()]
         for name in sorted(self.networks):
@@ -112,7 +112,8 @@ class AgentView:
         Decided by the index's current liveness, not the event's, so a replay
         of old events converges to the present."""
         alive = host in self.index.alive
-        out = [Change(self.index.keys.alive(host), HostAlive(host) if alive else None)]
+        out = [Change(self.index.keys.alive(host),
+                      self.index.alive_records.get(host, HostAlive(host)) if alive else None)]
         for name in sorted(self.networks):
             for key, endpoint in self.index.endpoints_on(name, host).items():
                 out.append(Change(key, endpoint if alive else None))

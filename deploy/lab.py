@@ -102,7 +102,8 @@ class Lab:
 
     def __init__(self, prefix: str = DEFAULT_PREFIX, hosts: int = 3, underlay_mtu: int = 1500,
                  state_root: Path = Path("/run/vxmesh-lab"), etcd_members: int = 0,
-                 controllers: int = 1, agent_options: dict[str, str] | None = None) -> None:
+                 controllers: int = 1, agent_options: dict[str, str] | None = None,
+                 controller_options: dict[str, object] | None = None) -> None:
         if not PREFIX_RE.match(prefix) or RESERVED_PREFIX_RE.match(prefix) or not is_tag(prefix):
             raise ValueError(f"lab prefix {prefix!r} must be 2-12 lowercase letters/digits starting "
                              "with a letter, and neither of the form h<digits> nor vxm")
@@ -125,6 +126,12 @@ class Lab:
                           "vtep-ip": CONTROLLER_IP, **self.agent_options}, "")
         except ConfigError as err:
             raise ValueError(f"agent options: {err}") from None
+        # Options every controller's config gets on top of the lab's own, e.g. {"agent-grace": 0}.
+        self.controller_options = dict(controller_options or {})
+        try:
+            render_controller(self.controller_options, "")
+        except ConfigError as err:
+            raise ValueError(f"controller options: {err}") from None
         self.prefix = prefix
         self.underlay_mtu = underlay_mtu
         self.state_dir = Path(state_root) / prefix
@@ -216,13 +223,7 @@ class Lab:
     def write_configs(self) -> None:
         header = self._config_header
         for k in self.controller_indexes:
-            self.controller_config_of(k).write_text(render_controller({
-                "listen": [f"{self.controller_ip(k)}:{CONTROLLER_PORT}", f"unix://{self.controller_socket_of(k)}"],
-                "etcd": [m.client_url for m in self.etcd_members],
-                "data-dir": str(self.state_dir / "etcd"), "registry": self.registry,
-                **tls_paths(self.tls_dir, "controller", self.controller_cert_name(k)),
-                **etcd_client_paths(self.tls_dir, self.controller_cert_name(k)),
-            }, header))
+            self.write_controller_config(k, self.controller_options)
         for host in self.hosts:
             self.write_agent_config(host, self.agent_options)
         lab_registry.write_config(self.registry_config, self.tls_dir, self.state_dir / "registry", header)
@@ -232,6 +233,17 @@ class Lab:
                                 token=f"vxmesh-lab-{self.prefix}",
                                 tls=EtcdTls(**tls_paths(self.tls_dir, "etcd", member.name)))
             self.etcd_config(member).write_text(render_etcd(config, header))
+
+    def write_controller_config(self, index: int, options: dict[str, object]) -> None:
+        """Controller `index`'s config: the lab's settings with `options` on top."""
+        self.controller_config_of(index).write_text(render_controller({
+            "listen": [f"{self.controller_ip(index)}:{CONTROLLER_PORT}", f"unix://{self.controller_socket_of(index)}"],
+            "etcd": [m.client_url for m in self.etcd_members],
+            "data-dir": str(self.state_dir / "etcd"), "registry": self.registry,
+            **tls_paths(self.tls_dir, "controller", self.controller_cert_name(index)),
+            **etcd_client_paths(self.tls_dir, self.controller_cert_name(index)),
+            **options,
+        }, self._config_header))
 
     def write_agent_config(self, host: LabHost, options: dict[str, str]) -> None:
         """The host's agent config: the lab's settings with `options` on top."""
@@ -533,6 +545,19 @@ class Lab:
         self.stop_agent(host)
         self.start_agent(host)
 
+    def cut_underlay(self, host: LabHost | str) -> None:
+        """Unplug the host from the fabric (its switch port down): its VTEP, its
+        agent's stream and its API all go, while every process on it runs on."""
+        self._fabric_port(host, "down")
+
+    def restore_underlay(self, host: LabHost | str) -> None:
+        self._fabric_port(host, "up")
+
+    def _fabric_port(self, host: LabHost | str, state: str) -> None:
+        host = self._host(host)
+        port = f"p-{host.netns.removeprefix(f'{self.prefix}-')}"
+        Node(self.fabric_ns).ip("link", "set", port, state)
+
     def stop_agent(self, host: LabHost | str) -> None:
         """kill -9 the agent, as a crash (or systemd stopping its unit, KillMode=process):
         its containers and their monitors (conmon, in the host's namespace) survive."""
@@ -574,10 +599,12 @@ class Lab:
 
     # ---- running commands ------------------------------------------------
 
-    def cli_argv(self, *args: str, controller: int = 1) -> list[str]:
-        """`vxmesh ARGS` against this lab's controller (run it with cwd=REPO_ROOT)."""
+    def cli_argv(self, *args: str, controller: int | list[int] = 1) -> list[str]:
+        """`vxmesh ARGS` against this lab's controller, or several in that order:
+        a call that breaks moves on to the next (run it with cwd=REPO_ROOT)."""
+        indexes = controller if isinstance(controller, list) else [controller]
         return [sys.executable, "-m", "cli.main", "--controller",
-                f"unix://{self.controller_socket_of(controller)}", *args]
+                ",".join(f"unix://{self.controller_socket_of(k)}" for k in indexes), *args]
 
     def tls_cli_argv(self, *args: str, role: str = "admin", name: str = "admin") -> list[str]:
         """`vxmesh ARGS` over TCP and mutual TLS, holding `role` `name`'s certificate,
@@ -587,7 +614,7 @@ class Lab:
                 "--ca", tls["ca"], "--cert", tls["cert"], "--key", tls["key"], *args]
 
     def cli(self, *args: str, check: bool = True, timeout: float = 30,
-            controller: int = 1) -> subprocess.CompletedProcess:
+            controller: int | list[int] = 1) -> subprocess.CompletedProcess:
         return _run(self.cli_argv(*args, controller=controller), check, timeout)
 
     def netns_exec(self, netns: str, *argv: str, check: bool = True,

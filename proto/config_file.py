@@ -77,6 +77,10 @@ def positive(value: Value) -> str | None:
     return None if isinstance(value, int) and value > 0 else "must be a positive number of seconds"
 
 
+def seconds_or_zero(value: Value) -> str | None:
+    return None if isinstance(value, int) and value >= 0 else "must be a number of seconds, 0 or more"
+
+
 def ipv4_address(value: Value) -> str | None:
     try:
         parse_ip(value, families=(4,))

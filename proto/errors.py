@@ -69,6 +69,17 @@ class Unavailable(UserError):
     status = "UNAVAILABLE"
 
 
+class OutcomeUnknown(UserError):
+    """The change was made, but its host did not confirm carrying it out in time:
+    it may yet happen. Not a refusal: the CLI exits with its own code
+    (OUTCOME_UNKNOWN_EXIT) so a script can tell the two apart."""
+    status = "DEADLINE_EXCEEDED"
+
+
+# The CLI's exit code when a change's outcome is unknown (a refusal exits 1).
+OUTCOME_UNKNOWN_EXIT = 3
+
+
 class ImageError(FailedPrecondition):
     """An image could not be pulled, unpacked, read, copied or removed.
 

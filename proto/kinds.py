@@ -31,7 +31,9 @@ from proto.records import (
     Host,
     HostAlive,
     Network,
+    Reachability,
     Record,
+    ResyncRequest,
 )
 
 
@@ -84,8 +86,17 @@ KINDS: tuple[Kind, ...] = (
     Kind("local-ipam", "local-ipam", ("network", "host", "ip"), None, None, Audience.NOBODY),
     Kind("port", "ports", ("host", "port-protocol"), None, None, Audience.NOBODY),
     Kind("host", "hosts", ("host",), Host, "host", Audience.EVERY_HOST),
-    # The value is written with a lease: it exists exactly while the host's agent is connected.
+    # Written by the controllers' liveness rule (controller/liveness.py): the host is in every table.
     Kind("alive", "alive", ("host",), HostAlive, "alive", Audience.OTHER_HOSTS),
+    # Written with a lease by the controller holding the host's agent stream:
+    # exists exactly while the agent is connected.
+    Kind("agent", "agents", ("host",), None, None, Audience.NOBODY),
+    # An agent's probes of its peers' VTEPs, under the same lease as its agents/ key.
+    Kind("reach", "reach", ("reporter",), Reachability, None, Audience.NOBODY),
+    # What a client's request did, written with the change, kept a while (controller/store/requests.py).
+    Kind("request", "requests", ("request",), None, None, Audience.NOBODY),
+    # One per host, overwritten: the agent re-sends every status when it changes.
+    Kind("resync", "resync", ("host",), ResyncRequest, "resync", Audience.PLACED_HOST),
     Kind("container", "containers", ("container",), ContainerSpec, "container", Audience.PLACED_HOST),
     Kind("status", "status", ("container",), ContainerStatus, None, Audience.NOBODY),
     Kind("endpoint", "endpoints", ("network", "container"), Endpoint, "endpoint", Audience.MEMBERS),

@@ -98,6 +98,10 @@ class Network(Record):
     created_at: float = 0.0
     builtin: bool = False
     scope: str = ""            # "global" or "local", as the driver says (proto/vxmesh.proto)
+    ip_range: str = ""         # where dynamic addresses come from; "": the whole subnet
+    internal: bool = False     # no egress: no gwbridge, no NAT, no default route through it
+    attachable: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,11 @@ class Endpoint(Record):
     vtep: str
     ip: str
     mac: str
+    # For the embedded DNS of the network's other hosts (agent/dns): the
+    # container's id, and its aliases on this network separated by spaces
+    # (one string keeps the record all scalars, the fast path of a table).
+    container_id: str = ""
+    aliases: str = ""
     engine: str = ""  # the engine owning it ("docker", "cni"); "" for vxmesh's own
 
 
@@ -119,6 +128,7 @@ class Attachment(Record):
     network: str
     ip: str
     mac: str
+    aliases: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,9 @@ class PortMapping(Record):
     protocol: str
     host_port: int
     container_port: int
+    # The host port was chosen for it (`-p 80`): a restart may choose another
+    # when this one was taken while the container was stopped.
+    dynamic: bool = False
 
     def __str__(self) -> str:
         return f"{self.host_port}->{self.container_port}/{self.protocol}"
@@ -194,6 +207,8 @@ class ContainerSpec(Record):
     seccomp_profile: str = ""  # JSON text, for "profile"
     allow_new_privileges: bool = False
     ulimits: list[Ulimit] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)   # --label
+    auto_remove: bool = False   # run -d --rm: the controller removes it once it exited
     # An endpoint owned by another engine (proto/vxmesh.proto): nothing to run,
     # only the engine's namespace `sandbox` to wire.
     engine: str = ""
@@ -258,9 +273,30 @@ class Host(Record):
 
 @dataclass(frozen=True)
 class HostAlive(Record):
-    """A host whose lease lives (alive/<name> exists): its VTEP may send VXLAN."""
+    """A host in every table (alive/<name> exists): its VTEP may send VXLAN.
+    With `agent_down`, its agent is gone but its VTEP still answers its peers,
+    since `since`; otherwise `since` is when it came up (controller/liveness.py)."""
     WIRE = "HostAlive"
     host: str
+    agent_down: bool = False
+    since: float = 0.0
+
+
+@dataclass
+class Reachability(Record):
+    """One agent's last finding of which peers' VTEPs answer its probes."""
+    WIRE = "Reachability"
+    reporter: str
+    reachable: list[str] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ResyncRequest(Record):
+    """A controller's request that the agent of `host` report every status again."""
+    WIRE = "ResyncRequest"
+    host: str
+    asked_at: float = 0.0
 
 
 @dataclass

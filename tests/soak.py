@@ -3,13 +3,28 @@
     python -m tests.soak [--seconds 180] [--hosts 3] [--seed N] [--keep]
 
 Builds its own lab (two controllers on a one-member etcd cluster), creates
-the overlay network `soak`, and until the time is up picks at random: run a
-container (through either controller, on any host), remove one, kill -9 and
-restart an agent, or kill -9 and restart a controller. Then it waits for the
-cluster to settle and checks, on every host:
+the overlay network `soak`, and until the time is up picks at random (each
+of the faults at least once): run a container (through either controller,
+on any host), remove one, kill -9 and restart an agent, kill -9 and restart
+a controller, and the faults of controller/liveness.py and cli/retry.py:
+
+- a burst of runs and rms through one controller (the other named after
+  it) while that controller is killed: a request that exits 0 took effect,
+  one whose outcome is unknown (exit 3) is repeated with its request id and
+  must then exit 0;
+- an agent held down past the host TTL but within the grace period: a
+  container on its host must answer pings from another host throughout,
+  and `host ls` must say "agent down";
+- a host cut from the underlay: its endpoints must leave the other hosts'
+  kernels within 10 s, and come back when it is plugged in again.
+
+Then it waits for the cluster to settle and checks, on every host:
 
 - the kernel's FDB/neighbour entries for `soak` equal the desired table;
-- every container that should run runs (its pid is alive);
+- every container that should run runs (its pid is alive) and answers a
+  ping from another host;
+- no ghost and nothing lost: the containers that exist are exactly those
+  the requests that succeeded left (a failed run made none);
 - nothing leaked: the container namespaces, the veth ends on the gateway
   bridge and in the overlay, the cgroups and the agents' state directories
   are exactly those of the containers that exist.
@@ -24,10 +39,12 @@ import argparse
 import json
 import os
 import random
+import secrets
 import subprocess
 import sys
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +56,7 @@ from deploy.topology import list_netns
 from tests.helpers.kernel_tables import desired_entries, kernel_entries
 from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import new_test_prefix
-from tests.helpers.lab_cli import containers, network
+from tests.helpers.lab_cli import containers, inspect, network
 
 NETWORK, SUBNET = "soak", "10.120.0.0/22"
 MAX_CONTAINERS = 24       # keeps the churn about changes rather than capacity
@@ -47,6 +64,11 @@ SETTLE_SECONDS = 60.0
 # Errors a request may meet while a host or controller is restarting: the
 # run is refused, nothing is half-made (the audit checks that).
 TRANSIENT = ("is down", "has not yet confirmed", "cannot reach the controller", "try again")
+OUTCOME_UNKNOWN = 3
+BURST = 6                 # requests in flight while their controller is killed
+HOST_TTL = 6.0            # the controllers' host-ttl: an agent held down longer shows "agent down"
+DEAD_HOST_BOUND = 10.0    # seconds for a cut host's endpoints to leave the other kernels
+FAULTS = ("burst with a controller kill", "agent held down", "underlay cut")
 
 
 @dataclass
@@ -54,20 +76,33 @@ class Tally:
     actions: Counter = field(default_factory=Counter)
     refused: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    # name -> whether the requests that succeeded left it existing: what the cluster must hold.
+    expected: dict[str, bool] = field(default_factory=dict)
+    figures: list[str] = field(default_factory=list)
 
 
 def churn(lab: Lab, seconds: float, rng: random.Random, tally: Tally) -> None:
     deadline = time.monotonic() + seconds
     serial = 0
-    while time.monotonic() < deadline:
+    pending_faults = list(FAULTS)
+    rng.shuffle(pending_faults)
+    while time.monotonic() < deadline or pending_faults:
         names = running_names(lab)
         roll = rng.random()
         controller = rng.choice(list(lab.controller_indexes))
-        if roll < 0.45 and len(names) < MAX_CONTAINERS:
+        fault = pending_faults.pop() if pending_faults else None
+        if fault is None and roll < 0.05:
+            fault = rng.choice(FAULTS)
+        if fault == "burst with a controller kill":
+            serial = burst_with_a_kill(lab, rng, tally, serial, names)
+        elif fault == "agent held down":
+            serial = hold_agent_down(lab, rng, tally, serial)
+        elif fault == "underlay cut":
+            serial = cut_a_host(lab, rng, tally, serial)
+        elif roll < 0.45 and len(names) < MAX_CONTAINERS:
             serial += 1
             host = rng.choice(lab.hosts).name
-            request(lab, tally, "run", ("run", "-d", "--name", f"s{serial}", "--host", host, "--network", NETWORK,
-                                        BUSYBOX, "sleep", "3600"), controller)
+            request(lab, tally, "run", run_argv(f"s{serial}", host), controller)
         elif roll < 0.75 and names:
             request(lab, tally, "rm", ("rm", "-f", rng.choice(names)), controller)
         elif roll < 0.9:
@@ -83,14 +118,127 @@ def churn(lab: Lab, seconds: float, rng: random.Random, tally: Tally) -> None:
             tally.actions["controller restart"] += 1
 
 
-def request(lab: Lab, tally: Tally, what: str, argv: tuple[str, ...], controller: int) -> None:
-    proc = lab.cli(*argv, check=False, timeout=90, controller=controller)
+def run_argv(name: str, host: str) -> tuple[str, ...]:
+    return ("run", "-d", "--name", name, "--host", host, "--network", NETWORK, BUSYBOX, "sleep", "3600")
+
+
+def request(lab: Lab, tally: Tally, what: str, argv: tuple[str, ...], controller: int | list[int]) -> bool:
+    """Make the request; an outcome unknown is repeated with its request id
+    (which must then succeed). Whether it took effect."""
+    argv = (argv[0], "--request-id", secrets.token_hex(8), *argv[1:])
+    proc = lab.cli(*argv, check=False, timeout=120, controller=controller)
+    if proc.returncode == OUTCOME_UNKNOWN:
+        tally.actions[f"{what} repeated after an unknown outcome"] += 1
+        proc = lab.cli(*argv, check=False, timeout=120, controller=list(lab.controller_indexes))
+        if proc.returncode != 0:
+            tally.problems.append(f"the repeat of `vxmesh {' '.join(argv)}` after an unknown outcome "
+                                  f"failed: {proc.stderr.strip()}")
+            return False
+    name = argv[argv.index("--name") + 1] if what == "run" else argv[-1]
     if proc.returncode == 0:
         tally.actions[what] += 1
-    elif any(t in proc.stderr for t in TRANSIENT):
-        tally.refused.append(f"{' '.join(argv[:3])}: {proc.stderr.strip()}")
+        if "with the same request id" in proc.stderr:
+            tally.actions[f"{what} moved to another controller mid-call"] += 1
+        tally.expected[name] = what == "run"
+        return True
+    if any(t in proc.stderr for t in TRANSIENT):
+        tally.refused.append(f"{' '.join(argv[:5])}: {proc.stderr.strip()}")
     else:
         tally.problems.append(f"`vxmesh {' '.join(argv)}` failed: {proc.stderr.strip()}")
+    return False
+
+
+def burst_with_a_kill(lab: Lab, rng: random.Random, tally: Tally, serial: int, names: list[str]) -> int:
+    """BURST runs and rms through one controller, killed while they are in flight."""
+    controller = rng.choice(list(lab.controller_indexes))
+    order = [controller] + [k for k in lab.controller_indexes if k != controller]
+    jobs = []
+    for _ in range(BURST):
+        if names and rng.random() < 0.4:
+            jobs.append(("rm", ("rm", "-f", names.pop(rng.randrange(len(names))))))
+        else:
+            serial += 1
+            jobs.append(("run", run_argv(f"s{serial}", rng.choice(lab.hosts).name)))
+    with ThreadPoolExecutor(BURST) as pool:
+        futures = [pool.submit(request, lab, tally, what, argv, order) for what, argv in jobs]
+        time.sleep(rng.uniform(0.8, 2.5))   # CLI start-up, then calls in flight
+        lab.stop_controller(controller)
+        time.sleep(rng.uniform(0.5, 2.0))
+        lab.start_controller(controller)
+        for future in futures:
+            future.result()
+    tally.actions["burst with a controller kill"] += 1
+    return serial
+
+
+def hold_agent_down(lab: Lab, rng: random.Random, tally: Tally, serial: int) -> int:
+    """An agent stopped past the host TTL, within the grace period: a container
+    on its host answers a peer's pings throughout."""
+    held = rng.randrange(len(lab.hosts))
+    other = (held + 1) % len(lab.hosts)
+    serial += 2
+    target, source = f"s{serial - 1}", f"s{serial}"
+    if not (request(lab, tally, "run", run_argv(target, lab.hosts[held].name), 1)
+            and request(lab, tally, "run", run_argv(source, lab.hosts[other].name), 1)):
+        return serial
+    ip = inspect(lab, target)["networks"][NETWORK]["ip"]
+    lab.stop_agent(lab.hosts[held])
+    seconds = HOST_TTL + rng.uniform(2, 8)
+    stopped, lost, sent, states = time.monotonic(), 0, 0, set()
+    try:
+        while time.monotonic() - stopped < seconds:
+            sent += 1
+            lost += not pings(lab, source, ip)
+            states.add(lab.host_states().get(lab.hosts[held].name))
+    finally:
+        lab.start_agent(lab.hosts[held])
+    tally.figures.append(f"agent of {lab.hosts[held].name} held down {seconds:.0f}s: "
+                         f"{lost} of {sent} pings lost, host ls said {sorted(s for s in states if s)}")
+    if lost:
+        tally.problems.append(f"{target} on {lab.hosts[held].name} lost {lost} of {sent} pings while its agent "
+                              "was down within the grace period")
+    if "agent down" not in states or "down" in states:
+        tally.problems.append(f"`host ls` said {sorted(s for s in states if s)} for a host whose agent "
+                              f"was held down {seconds:.0f}s (within the grace period)")
+    tally.actions["agent held down"] += 1
+    return serial
+
+
+def cut_a_host(lab: Lab, rng: random.Random, tally: Tally, serial: int) -> int:
+    """A host unplugged from the fabric: its endpoints leave the others' kernels in time."""
+    cut = rng.randrange(len(lab.hosts))
+    others = [i for i in range(len(lab.hosts)) if i != cut]
+    for i in [cut, *others]:   # each host holds the network's table while it has a container on it
+        serial += 1
+        request(lab, tally, "run", run_argv(f"s{serial}", lab.hosts[i].name), 1)
+    rows = {row for row in desired_entries(lab, others[0], NETWORK) if row[2] == lab.hosts[cut].underlay_ip}
+    started = time.monotonic()
+    lab.cut_underlay(lab.hosts[cut])
+    gone_after = None
+    try:
+        while time.monotonic() - started < DEAD_HOST_BOUND + 5:
+            if all(not rows & kernel_entries(lab, i, NETWORK) for i in others):
+                gone_after = time.monotonic() - started
+                break
+            time.sleep(0.2)
+    finally:
+        lab.restore_underlay(lab.hosts[cut])
+    tally.figures.append(f"{lab.hosts[cut].name} cut from the underlay: its {len(rows)} endpoints left the "
+                         f"other kernels after {'never' if gone_after is None else f'{gone_after:.1f}s'}")
+    if gone_after is None or gone_after > DEAD_HOST_BOUND:
+        tally.problems.append(f"{lab.hosts[cut].name}'s endpoints were still in other kernels "
+                              f"{DEAD_HOST_BOUND:.0f}s after it was cut from the underlay")
+    try:
+        lab.wait_hosts_up([lab.hosts[cut].name], timeout=60)
+    except LabError as exc:
+        tally.problems.append(f"{lab.hosts[cut].name} did not come back after its underlay was restored: {exc}")
+    tally.actions["underlay cut"] += 1
+    return serial
+
+
+def pings(lab: Lab, source: str, ip: str) -> bool:
+    return lab.cli("exec", source, "--", "ping", "-c", "1", "-W", "1", ip, check=False,
+                   controller=list(lab.controller_indexes)).returncode == 0
 
 
 def running_names(lab: Lab) -> list[str]:
@@ -111,6 +259,28 @@ def settle(lab: Lab) -> str | None:
     except (LabCommandError, subprocess.TimeoutExpired) as exc:
         return str(exc)
     return None
+
+
+def ghosts_and_losses(lab: Lab, tally: Tally) -> list[str]:
+    """The containers that exist against those the successful requests left."""
+    listed = {c["name"] for c in containers(lab, timeout=60)}
+    want = {name for name, present in tally.expected.items() if present}
+    problems = [f"ghost container {name}: no request that succeeded made it" for name in sorted(listed - want)]
+    problems += [f"lost container {name}: its run succeeded and nothing removed it"
+                 for name in sorted(want - listed)]
+    return problems
+
+
+def unreachable(lab: Lab) -> list[str]:
+    """Every container answers a ping from a container on another host."""
+    listed = containers(lab, timeout=60)
+    problems = []
+    for target in listed:
+        sources = [c for c in listed if c["host"] != target["host"]]
+        if sources and not pings(lab, sources[0]["name"], target["networks"][NETWORK]["ip"]):
+            problems.append(f"{target['name']} on {target['host']} does not answer {sources[0]['name']} "
+                            f"on {sources[0]['host']}")
+    return problems
 
 
 def audit(lab: Lab) -> list[str]:
@@ -180,6 +350,8 @@ def soak(seconds: float, hosts: int, seed: int, keep: bool = False) -> Tally:
                 tally.problems.append(f"did not settle within {SETTLE_SECONDS:.0f}s: {reason}")
                 break
             time.sleep(0.5)
+        tally.problems += ghosts_and_losses(lab, tally)
+        tally.problems += unreachable(lab)
         tally.problems += audit(lab)
     except (LabError, subprocess.TimeoutExpired) as exc:
         tally.problems.append(f"the lab failed: {exc}")
@@ -207,6 +379,8 @@ def main(argv: list[str] | None = None) -> int:
     done = ", ".join(f"{n} {what}" for what, n in sorted(tally.actions.items())) or "nothing"
     print(f"soak (seed {seed}) ran {time.monotonic() - started:.0f}s: {done}; "
           f"{len(tally.refused)} requests refused while something restarted")
+    for figure in tally.figures:
+        print(f"  {figure}")
     for problem in tally.problems:
         print(f"PROBLEM: {problem}")
     return 1 if tally.problems else 0

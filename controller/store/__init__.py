@@ -24,21 +24,25 @@ from controller.store.engines import EngineEndpoints
 from controller.store.controllers import Controllers
 from controller.store.hosts import Hosts
 from controller.store.networks import Networks
+from proto.addresses import DEFAULT_ADDRESS_POOLS
 from controller.store.records import Records
 from controller.store.removal import Removal
+from controller.store.requests import Requests
 
 
 class Store:
-    def __init__(self, etcd: Etcd, prefix: str = "/vxmesh/", *, controller_id: str | None = None) -> None:
+    def __init__(self, etcd: Etcd, prefix: str = "/vxmesh/", *, controller_id: str | None = None,
+                 address_pools: tuple[str, ...] = DEFAULT_ADDRESS_POOLS) -> None:
         self.etcd = etcd
         self.keys = Keys(prefix)
         self.controller_id = controller_id or f"{socket.gethostname()}:{os.getpid()}"
         records = Records(etcd, self.keys)
-        self.networks = Networks(records)
+        self.networks = Networks(records, address_pools)
         self.hosts = Hosts(records, self.controller_id)
-        self.containers = Containers(records)
+        self.requests = Requests(records)
+        self.containers = Containers(records, self.requests)
         self.engines = EngineEndpoints(records)
-        self.removal = Removal(records)
+        self.removal = Removal(records, self.requests)
         self.controllers = Controllers(records)
 
         self.create_network = self.networks.create
@@ -54,6 +58,9 @@ class Store:
         self.mark_alive = self.hosts.mark_alive
         self.keep_alive = self.hosts.keep_alive
         self.mark_down = self.hosts.mark_down
+        self.settle = self.hosts.settle
+        self.put_reach = self.hosts.put_reach
+        self.ask_resync = self.hosts.ask_resync
 
         self.create_container = self.containers.create
         self.connect = self.containers.connect
@@ -64,5 +71,7 @@ class Store:
         self.put_status = self.containers.put_status
 
         self.delete_container = self.removal.delete
+        self.request_done = self.requests.get
+        self.made_by = self.containers.made_by
         self.release_container = self.removal.release
         self.pending_releases = self.removal.pending

@@ -12,9 +12,11 @@ import time
 from collections.abc import Iterable
 
 from controller.etcd import Compare, Op, Txn
-from controller.run_options import RunOptions, check_options
+from controller.run_options import RunOptions, check_aliases, check_options
 from controller.store import allocations
 from controller.store.records import Records
+from controller.store.removal import spec_deletion
+from controller.store.requests import Request, Requests
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, Settled, retrying, surface_unavailable
 from proto import validate
 from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
@@ -22,13 +24,16 @@ from proto.network_mode import NetworkMode
 from proto.records import ContainerSpec, ContainerStatus
 
 DESIRED_STATES = ("running", "stopped")
+# The state an agent reports for a container whose process is gone (agent/oci/model.py).
+EXITED = "exited"
 
 
 class Containers:
-    def __init__(self, records: Records) -> None:
+    def __init__(self, records: Records, requests: Requests) -> None:
         self.records = records
         self.keys = records.keys
         self.etcd = records.etcd
+        self.requests = requests
 
     @surface_unavailable
     async def create(
@@ -40,12 +45,14 @@ class Containers:
         hostname: str,
         networks: Iterable[str] | NetworkMode,
         options: RunOptions = RunOptions(),
+        request_id: str = "",
     ) -> ContainerSpec:
         """Write the container's spec, one address per network, what each network's
         driver writes for it, its published host ports and an initial "created"
         status, all at once. An empty hostname means the name; `networks` are the
         --network values or the mode they were parsed into (none given means
-        Docker's default "bridge")."""
+        Docker's default "bridge"). With `request_id`, a repeat of a request
+        already carried out returns the container it made (requests.py)."""
         validate.name("container", name)
         if not host:
             raise InvalidArgument(f"no host given for container {name!r}")
@@ -53,7 +60,10 @@ class Containers:
         check_options(options, mode)
         key, status_key = self.keys.container(name), self.keys.status(name)
 
-        async def attempt(lost: int) -> Commit[ContainerSpec]:
+        async def attempt(lost: int) -> Commit[ContainerSpec] | Settled[ContainerSpec]:
+            done = await self.requests.get(request_id)
+            if done is not None:
+                return Settled(await self.made_by(done, name))
             if await self.etcd.get(key) is not None:
                 raise AlreadyExists(f"container {name!r} already exists")
             if await self.etcd.get(status_key) is not None:
@@ -72,15 +82,33 @@ class Containers:
                        Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)])
             if mode.shares_container:
                 await self._check_namespace_owner(spec, mode.container)
-            for network in mode.networks:
-                txn.add(await allocations.attach(self.records, spec, network, host_record, randomize=lost > 0))
+            for index, network in enumerate(mode.networks):
+                # --ip is the address on the first network, as Docker's.
+                txn.add(await allocations.attach(self.records, spec, network, host_record, randomize=lost > 0,
+                                                 aliases=options.aliases, ip=options.ip if index == 0 else ""))
             txn.add(await allocations.publish(self.records, spec, options.ports, randomize=lost > 0))
             status = ContainerStatus(name=name, id=spec.id, state="created")
             txn.ops += [Op.put(key, spec.to_json()), Op.put(status_key, status.to_json())]
+            if request_id:
+                compares, ops = await self.requests.record(
+                    Request(request_id, "run", name, spec.id, time.time()))
+                txn.compares += compares
+                txn.ops += ops
             return Commit(txn, spec)
 
         return await retrying(self.etcd, attempt, what=f"create container {name!r}",
                               changing="the addresses and ports it needs", attempts=ALLOCATION_ATTEMPTS)
+
+    @surface_unavailable
+    async def made_by(self, done: Request, name: str) -> ContainerSpec:
+        """The container a request already carried out made or changed, as it is now."""
+        if done.name != name:
+            raise InvalidArgument(f"request id {done.id!r} was used for container {done.name!r}, not {name!r}")
+        found = await self.records.record(self.keys.container(name), ContainerSpec)
+        if found is None or found[1].id != done.container_id:
+            raise FailedPrecondition(f"request {done.id!r} was carried out on container {name!r}, "
+                                     "which has been removed since")
+        return found[1]
 
     async def _check_namespace_owner(self, spec: ContainerSpec, owner: str) -> None:
         """--network container:OWNER: OWNER exists, on the same host."""
@@ -95,9 +123,11 @@ class Containers:
                 f"not {spec.host!r}; a network namespace cannot be shared across hosts")
 
     @surface_unavailable
-    async def connect(self, container: str, network: str) -> ContainerSpec:
+    async def connect(self, container: str, network: str, aliases: tuple[str, ...] = (),
+                      ip: str = "") -> ContainerSpec:
         """Attach a (running or stopped) container to one more network."""
         validate.name("network", network)
+        check_aliases(aliases)
 
         async def attempt(lost: int) -> Commit[ContainerSpec]:
             kv, spec = await self.records.container(container)
@@ -110,7 +140,8 @@ class Containers:
                 raise AlreadyExists(f"container {container!r} is already connected to network {network!r}")
             host_kv, host = await self.records.host(spec.host)
             updated = dataclasses.replace(spec, attachments=list(spec.attachments))
-            txn = await allocations.attach(self.records, updated, network, host, randomize=lost > 0)
+            txn = await allocations.attach(self.records, updated, network, host, randomize=lost > 0,
+                                           aliases=aliases, ip=ip)
             txn.compares += [Compare.mod_revision(kv.key, "=", kv.mod_revision),
                              Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)]
             txn.ops.append(Op.put(kv.key, updated.to_json()))
@@ -149,20 +180,35 @@ class Containers:
 
     @surface_unavailable
     async def set_desired(self, name: str, desired: str, bump_generation: bool = False,
-                          stop_timeout: int | None = None) -> ContainerSpec:
-        """Change what the agent should do; a generation bump makes it restart the container."""
+                          stop_timeout: int | None = None, request_id: str = "") -> ContainerSpec:
+        """Change what the agent should do; a generation bump makes it restart the container.
+        With `request_id`, a repeat changes nothing more and returns the spec as it is."""
         if desired not in DESIRED_STATES:
             raise InvalidArgument(f"invalid desired state {desired!r}: use one of {', '.join(DESIRED_STATES)}")
 
-        async def attempt(_: int) -> Commit[ContainerSpec]:
+        async def attempt(lost: int) -> Commit[ContainerSpec] | Settled[ContainerSpec]:
+            done = await self.requests.get(request_id)
+            if done is not None:
+                return Settled(await self.made_by(done, name))
             kv, spec = await self.records.container(name)
             updated = dataclasses.replace(
                 spec, desired=desired, generation=spec.generation + (1 if bump_generation else 0),
-                stop_timeout=spec.stop_timeout if stop_timeout is None else stop_timeout)
-            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)],
-                              [Op.put(kv.key, updated.to_json())]), updated)
+                stop_timeout=spec.stop_timeout if stop_timeout is None else stop_timeout,
+                ports=list(spec.ports))
+            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)])
+            if desired == "running" and spec.ports:
+                # A stopped container gave its host ports back (put_status): take them again.
+                txn.add(await allocations.retake(self.records, updated, randomize=lost > 0))
+            txn.ops.append(Op.put(kv.key, updated.to_json()))
+            if request_id:
+                compares, ops = await self.requests.record(
+                    Request(request_id, "start" if desired == "running" else "stop", name, spec.id, time.time()))
+                txn.compares += compares
+                txn.ops += ops
+            return Commit(txn, updated)
 
-        return await retrying(self.etcd, attempt, what=f"update container {name!r}")
+        return await retrying(self.etcd, attempt, what=f"update container {name!r}",
+                              changing="the published ports", attempts=ALLOCATION_ATTEMPTS)
 
     @surface_unavailable
     async def put_status(self, host: str, status: ContainerStatus) -> bool:
@@ -175,8 +221,19 @@ class Containers:
             kv, spec = found
             if spec.host != host or (status.id and status.id != spec.id):
                 return Settled(False)
-            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)],
-                              [Op.put(self.keys.status(status.name), status.to_json())]), True)
+            ops = [Op.put(self.keys.status(status.name), status.to_json())]
+            # Only a report on the current start: a late one from before a
+            # `start` must not free the ports that start took.
+            if status.state == EXITED and spec.ports and status.generation >= spec.generation:
+                # As Docker: a container that stopped no longer holds its host
+                # ports; `start` takes them again (allocations.retake).
+                held = await allocations.ports_taken(self.records, spec.host)
+                ops += [Op.delete(self.keys.port(spec.host, p.protocol, p.host_port)) for p in spec.ports
+                        if held.get((p.protocol, p.host_port)) == spec.name]
+            if status.state == EXITED and spec.auto_remove and status.generation >= spec.generation:
+                # run -d --rm: gone with its exit, as a `rm` would take it (see removal.py).
+                ops += await spec_deletion(self.records, kv, spec)
+            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), True)
 
         return await retrying(self.etcd, attempt, what=f"record the status of container {status.name!r}")
 
@@ -190,4 +247,5 @@ def _image_and_process(options: RunOptions) -> dict:
         entrypoint_set=options.entrypoint_set, working_dir=options.working_dir, user=options.user,
         read_only=options.read_only, cap_add=list(options.cap_add), cap_drop=list(options.cap_drop),
         privileged=options.privileged, seccomp=options.seccomp, seccomp_profile=options.seccomp_profile,
-        allow_new_privileges=options.allow_new_privileges, ulimits=list(options.ulimits))
+        allow_new_privileges=options.allow_new_privileges, ulimits=list(options.ulimits),
+        labels=dict(options.labels), auto_remove=options.remove_on_exit)

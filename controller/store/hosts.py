@@ -1,8 +1,12 @@
 """Hosts: registration and liveness.
 
-A host's record says where it is (VTEP, API address, underlay MTU); whether
-it is up is its alive/<name> key, bound to a lease its agent's heartbeats
-renew, so a host whose controller stops hearing from it goes down by itself.
+A host's record says where it is (VTEP, API address, underlay MTU). Whether
+its agent is connected is its agents/<name> key, bound to a lease its
+agent's heartbeats renew, so it goes by itself when its controller stops
+hearing from the agent; what the agent's probes of its peers found is its
+reach/<name> key, under the same lease. Whether the host is in every table
+is its alive/<name> key, which `settle` writes by the liveness rule
+(controller/liveness.py) from those two, in one guarded transaction.
 """
 from __future__ import annotations
 
@@ -12,12 +16,13 @@ import time
 from collections import Counter
 
 from controller.etcd import Compare, EtcdError, Op, Txn
+from controller import liveness
 from controller.host_view import host_view
 from controller.store.records import Records, json_value
-from controller.store.transaction import Commit, retrying, surface_unavailable
+from controller.store.transaction import Commit, Settled, retrying, surface_unavailable
 from proto import validate
 from proto.addresses import UNDERLAY_FAMILIES, parse_ip
-from proto.records import ContainerSpec, Endpoint, Host
+from proto.records import ContainerSpec, Endpoint, Host, HostAlive, Reachability, ResyncRequest
 
 
 class Hosts:
@@ -62,22 +67,27 @@ class Hosts:
         return await self._shown([host for _, host in records])
 
     async def _shown(self, hosts: list[Host]) -> list[Host]:
-        alive_kvs, _ = await self.etcd.get_prefix(self.keys.alive_all(), keys_only=True)
-        alive = {self.keys.parse(kv.key)[1][0] for kv in alive_kvs}
+        alive_records, _ = await self.records.records(self.keys.alive_all(), HostAlive)
+        alive = {record.host: record for _, record in alive_records}
+        connected = await self._connected()
         specs, _ = await self.records.records(self.keys.containers(), ContainerSpec)
         counts = Counter(spec.host for _, spec in specs)
-        return [host_view(h, alive, counts[h.name]) for h in hosts]
+        return [host_view(h, alive, connected, counts[h.name]) for h in hosts]
+
+    async def _connected(self) -> set[str]:
+        kvs, _ = await self.etcd.get_prefix(self.keys.agents_all(), keys_only=True)
+        return {self.keys.parse(kv.key)[1][0] for kv in kvs}
 
     @surface_unavailable
     async def mark_alive(self, host: str, ttl: int) -> int:
-        """Bind alive/<host> to a fresh lease: the key vanishes by itself if this
-        controller stops renewing it. Returns the lease id."""
+        """Bind agents/<host> to a fresh lease: the key vanishes by itself if this
+        controller stops renewing it. Returns the lease id. Whether the host is
+        then in the tables is for `settle` to say."""
         validate.host_name(host)
         lease = await self.etcd.grant(ttl)
-        # A HostAlive record (proto/records.py); the rest says who holds the lease since when.
         value = json_value({"host": host, "controller": self.controller_id, "since": time.time()})
         try:
-            await self.etcd.put(self.keys.alive(host), value, lease=lease)
+            await self.etcd.put(self.keys.agent(host), value, lease=lease)
         except BaseException:
             # Best effort: a lease we cannot revoke expires after `ttl` anyway.
             with contextlib.suppress(EtcdError):
@@ -93,3 +103,49 @@ class Hosts:
     @surface_unavailable
     async def mark_down(self, lease_id: int) -> None:
         await self.etcd.revoke(lease_id)
+
+    @surface_unavailable
+    async def ask_resync(self, host: str) -> None:
+        """Ask the agent of `host`, through whichever controller holds its stream,
+        to report every container's status again."""
+        validate.host_name(host)
+        await self.etcd.put(self.keys.resync(host), ResyncRequest(host, time.time()).to_json())
+
+    @surface_unavailable
+    async def put_reach(self, report: Reachability, lease: int) -> None:
+        """Record what a host's probes found, under its agent's lease: the
+        report goes when the agent does, and then no longer counts."""
+        await self.etcd.put(self.keys.reach(report.reporter), report.to_json(), lease=lease)
+
+    @surface_unavailable
+    async def settle(self, host: str, grace: float) -> HostAlive | None:
+        """Apply the liveness rule to `host` from what etcd holds now, and write
+        the decision guarded on every input, so controllers deciding at once
+        agree: the loser reads again and finds it done. Returns the alive/ record."""
+        validate.host_name(host)
+        alive_key = self.keys.alive(host)
+
+        async def attempt(_: int) -> Commit[HostAlive | None] | Settled[HostAlive | None]:
+            reports, revision = await self.records.records(self.keys.reach_all(), Reachability)
+            agents, _ = await self.etcd.get_prefix(self.keys.agents_all(), keys_only=True)
+            connected = {self.keys.parse(kv.key)[1][0] for kv in agents}
+            found = await self.records.record(alive_key, HostAlive)
+            current = found[1] if found is not None else None
+            evidence = liveness.evidence(host, connected, current,
+                                         {report.reporter: report for _, report in reports})
+            decided = liveness.judge(host, evidence, time.time(), grace)
+            if decided is current:
+                return Settled(current)
+            # Deletions (a lease ending) do not show in a range compare: the
+            # agent key of the host itself is compared on its own.
+            guards = [Compare.prefix_unchanged_since(self.keys.reach_all(), revision),
+                      Compare.prefix_unchanged_since(self.keys.agents_all(), revision),
+                      Compare.exists(self.keys.agent(host)) if evidence.connected
+                      else Compare.absent(self.keys.agent(host)),
+                      Compare.absent(alive_key) if found is None
+                      else Compare.mod_revision(alive_key, "=", found[0].mod_revision)]
+            op = Op.delete(alive_key) if decided is None else Op.put(alive_key, decided.to_json())
+            return Commit(Txn(guards, [op]), decided)
+
+        return await retrying(self.etcd, attempt, what=f"settle the liveness of host {host!r}",
+                              changing="its liveness")

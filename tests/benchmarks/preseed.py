@@ -9,8 +9,9 @@ are stopped ones (desired "stopped", status "exited"): as in Docker, a
 stopped container keeps its address and its row in every table, and no
 agent has to start anything.
 
-Hosts without an agent ("ghost" hosts) can be registered with their alive
-key bound to a lease this module keeps, so their endpoints count as live.
+Hosts without an agent ("ghost" hosts) can be registered with their agents/
+key bound to a lease this module keeps, and their alive key, so they count
+as connected and their endpoints as live (controller/liveness.py).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from controller.etcd import Compare, Etcd, Op
 from proto.addresses import mac_for_ip
 from controller.keys import Keys
-from proto.records import Attachment, ContainerSpec, ContainerStatus, Endpoint, Host
+from proto.records import Attachment, ContainerSpec, ContainerStatus, Endpoint, Host, HostAlive
 
 # etcd refuses transactions of more than 128 operations by default.
 CONTAINERS_PER_TXN = 25
@@ -84,12 +85,13 @@ async def register_ghost_hosts(etcd: Etcd, keys: Keys, hosts: dict[str, str]) ->
     lease of our own; returns the lease, to revoke when done."""
     lease = await etcd.grant(GHOST_TTL)
     names = sorted(hosts)
-    for start in range(0, len(names), 60):
+    for start in range(0, len(names), 40):
         ops = []
-        for name in names[start:start + 60]:
+        for name in names[start:start + 40]:
             host = Host(name=name, vtep=hosts[name], api="127.0.0.1:9", registered_at=time.time(), state="")
             ops += [Op.put(keys.host(name), host.to_json()),
-                    Op.put(keys.alive(name), b'{"controller": "vxbench-preseed"}', lease=lease)]
+                    Op.put(keys.agent(name), b'{"controller": "vxbench-preseed"}', lease=lease),
+                    Op.put(keys.alive(name), HostAlive(name, since=time.time()).to_json())]
         await etcd.txn([], ops)
     return lease
 

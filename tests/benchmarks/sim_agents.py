@@ -87,6 +87,7 @@ class LightView(_Recorder):
         self._containers: dict[str, ContainerSpec] = {}
         self._networks: dict[str, Network] = {}
         self._endpoints: dict[str, set[str]] = {}   # network -> endpoint keys
+        self._resync_asked = 0.0
         self._init_recorder(track)
 
     def apply(self, update: pb.ViewUpdate) -> None:
@@ -111,7 +112,13 @@ class LightView(_Recorder):
                     self._networks.pop(key, None)
                 else:
                     self._networks[key] = Network.from_wire(change.network)
+            elif kind == "resync" and not deleted and change.resync.host == self.host:
+                self._resync_asked = max(self._resync_asked, change.resync.asked_at)
         self.revision = update.revision
+
+    def resync_asked(self) -> float:
+        """When a controller last asked this host to report every status again (0: never)."""
+        return self._resync_asked
 
     def networks(self) -> dict[str, Network]:
         wanted = {net for spec in self._containers.values() if spec.host == self.host for net in spec.networks}

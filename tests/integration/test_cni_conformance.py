@@ -184,7 +184,7 @@ def test_static_ip_and_mac_from_cni_args_in_the_0_4_0_shape(lab, runtime):
     before = set(endpoints(lab))
     code, error = runtime.call("ADD", runtime.config("0.4.0"), container="thief", netns=other, args="IP=10.77.0.77")
     assert (code, error["code"], error["cniVersion"]) == (1, cni.REFUSED, "0.4.0")
-    assert "10.77.0.77" in error["msg"] and "already used" in error["msg"]
+    assert "10.77.0.77" in error["msg"] and "already in use" in error["msg"]
     assert set(endpoints(lab)) == before and addresses(other) == []
     assert runtime.call("DEL", runtime.config("0.4.0"), container="spec040", netns=netns) == (0, None)
 

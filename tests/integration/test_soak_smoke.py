@@ -17,3 +17,6 @@ def test_a_short_soak_holds():
     tally = soak.soak(seconds=6, hosts=2, seed=4)
     assert tally.problems == []
     assert tally.actions["run"] > 0
+    # Each fault happened once: a burst through a killed controller, an agent
+    # held down within the grace period, a host cut from the underlay.
+    assert all(tally.actions[fault] == 1 for fault in soak.FAULTS), tally.actions

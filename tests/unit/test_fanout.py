@@ -12,7 +12,7 @@ from controller.interest import InterestRouter
 from controller.keys import Keys
 from controller.view import Change
 from controller.wire_changes import WireChanges
-from proto.records import Attachment, ContainerSpec, ContainerStatus, Endpoint, Host
+from proto.records import Attachment, ContainerSpec, ContainerStatus, Endpoint, Host, HostAlive
 
 keys = Keys("/vxmesh/")
 
@@ -110,11 +110,14 @@ def test_each_record_is_encoded_once_for_every_stream():
 def test_hosts_from_the_mirror_match_what_host_ls_shows():
     index = Index(keys)
     index.hosts = {keys.host("h1"): Host(name="h1", vtep="192.0.2.1"), keys.host("h2"): Host(name="h2", vtep="192.0.2.2")}
-    index.alive = {"h1"}
+    index.alive, index.connected = {"h1", "h3"}, {"h1"}
+    index.alive_records = {"h1": HostAlive("h1"), "h3": HostAlive("h3", agent_down=True)}
+    index.hosts[keys.host("h3")] = Host(name="h3", vtep="192.0.2.3")
     index._containers["h1"] = {keys.container("c1"): spec("c1", "h1"), keys.container("c2"): spec("c2", "h1")}
     hosts = hosts_from_index(index)
     assert (hosts["h1"].state, hosts["h1"].containers) == ("up", 2)
     assert (hosts["h2"].state, hosts["h2"].containers) == ("down", 0)
+    assert hosts["h3"].state == "agent down"
     assert index.hosts[keys.host("h1")].state == "down"  # the mirror's records are not touched
 
 

@@ -362,15 +362,21 @@ async def test_liveness_follows_the_lease(store, etcd, prefix):
     await store.create_network("blue", "10.77.0.0/24")
     await store.create_container("c1", "h1", [], {}, "", ["blue"])
     lease = await store.mark_alive("h1", ttl=10)
+    await store.settle("h1", grace=120)
 
     hosts = {h.name: h for h in await store.list_hosts()}
     assert (hosts["h1"].state, hosts["h1"].containers) == ("up", 1)
     assert (hosts["h2"].state, hosts["h2"].containers) == ("down", 0)
-    alive = await etcd.get(f"{prefix}alive/h1")
-    assert alive.lease == lease and json.loads(alive.value)["controller"] == store.controller_id
+    agent = await etcd.get(f"{prefix}agents/h1")
+    assert agent.lease == lease and json.loads(agent.value)["controller"] == store.controller_id
     assert await store.keep_alive(lease) is True
 
+    # The agent gone, its host stays in the tables for the grace period...
     await store.mark_down(lease)
+    await store.settle("h1", grace=120)
+    assert (await store.get_host("h1")).state == "agent down"
+    # ...and with none, it leaves them.
+    await store.settle("h1", grace=0)
     assert (await store.get_host("h1")).state == "down"
     assert await store.keep_alive(lease) is False
     await store.mark_down(lease)  # revoking twice is harmless

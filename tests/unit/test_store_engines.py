@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from controller.store import Store
-from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from proto.errors import FailedPrecondition, InvalidArgument, NotFound
 from proto.records import Host, PortMapping
 from tests.helpers.etcd import snapshot
 
@@ -57,11 +57,11 @@ async def test_bad_engine_requests_are_refused_before_anything_is_written(store,
     refusals = [
         (dict(engine="rkt"), InvalidArgument, "unknown container engine 'rkt'"),
         (dict(network="nope"), NotFound, "network 'nope' not found"),
-        (dict(ip="10.77.0.1"), InvalidArgument, "is the gateway of network 'blue'"),
-        (dict(ip="10.77.1.5"), InvalidArgument, "not a usable address of network 'blue'"),
-        (dict(ip="10.77.0.255"), InvalidArgument, "not a usable address"),
+        (dict(ip="10.77.0.1"), InvalidArgument, "network, broadcast or gateway address of network 'blue'"),
+        (dict(ip="10.77.1.5"), InvalidArgument, "outside the subnet 10.77.0.0/24 of network 'blue'"),
+        (dict(ip="10.77.0.255"), InvalidArgument, "network, broadcast or gateway address"),
         (dict(ip="banana"), InvalidArgument, "banana"),
-        (dict(ip=taken.attachments[0].ip), AlreadyExists, f"already used by {taken.name!r}"),
+        (dict(ip=taken.attachments[0].ip), FailedPrecondition, f"already in use on network 'blue' by container {taken.name!r}"),
         (dict(mac="01:00:5e:00:00:01"), InvalidArgument, "must be a unicast address"),
         (dict(mac="02:42"), InvalidArgument, "invalid MAC address"),
         (dict(engine_id="../etc"), InvalidArgument, "invalid engine container id"),

@@ -7,7 +7,7 @@ from controller.etcd import Compare, EtcdUnavailable, Op, Txn, TxnResult
 from controller.host_view import host_view
 from controller.store.transaction import Commit, Settled, retrying, surface_unavailable
 from proto.errors import Aborted, AlreadyExists, Unavailable
-from proto.records import Host
+from proto.records import Host, HostAlive
 
 
 class ScriptedEtcd:
@@ -76,6 +76,6 @@ async def test_a_lost_etcd_is_the_users_unavailable():
 
 def test_the_host_view_fills_state_and_count_without_touching_the_record():
     host = Host(name="h1", vtep="192.0.2.1")
-    shown = host_view(host, {"h1"}, 3)
+    shown = host_view(host, {"h1": HostAlive("h1")}, {"h1"}, 3)
     assert (shown.state, shown.containers) == ("up", 3)
-    assert (host_view(host, set(), 0).state, host.state, host.containers) == ("down", "down", 0)
+    assert (host_view(host, {}, set(), 0).state, host.state, host.containers) == ("down", "down", 0)

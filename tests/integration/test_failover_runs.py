@@ -1,0 +1,115 @@
+"""A controller killed during a burst of `run`s makes no ghost (cli/retry.py,
+controller/store/requests.py).
+
+Two controllers on a one-member etcd. 40 `run`s go through controller 1
+(with controller 2 named after it) while controller 1 is killed and
+restarted: every run that exited 0 has its container running, with the id
+it printed; every one that failed has either no container, or (its outcome
+unknown, exit 3) one that the same command adopts, exiting 0 with the same
+id. The control shows what the request id buys: a run cut off with no other
+controller to go to leaves a container behind, which a repeat without its
+id is refused ("already exists") and a repeat with it adopts.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from deploy.lab import Lab
+from tests.helpers.images import BUSYBOX
+from tests.helpers.lab import lab_with_blue
+from tests.helpers.lab_cli import containers, inspect
+from tests.helpers.polling import wait_for
+
+pytestmark = pytest.mark.integration
+
+RUNS = 40
+PARALLEL = 6
+OUTCOME_UNKNOWN = 3
+
+
+@pytest.fixture(scope="module")
+def lab(busybox_archive):
+    with lab_with_blue(hosts=3, image=busybox_archive, etcd_members=1, controllers=2) as lab:
+        yield lab
+
+
+def run_argv(lab: Lab, name: str, index: int, request_id: str) -> tuple[str, ...]:
+    return ("run", "-d", "--name", name, "--host", lab.hosts[index % len(lab.hosts)].name, "--network", "blue",
+            "--request-id", request_id, BUSYBOX, "sleep", "3600")
+
+
+def found(lab: Lab, name: str, controller: int = 2) -> dict | None:
+    proc = lab.cli("inspect", name, check=False, controller=controller)
+    return inspect(lab, name, controller) if proc.returncode == 0 else None
+
+
+def stored(lab: Lab, prefix: str) -> int:
+    listed = containers(lab, controller=2)
+    return sum(c["name"].startswith(prefix) for c in listed)
+
+
+def burst_with_a_kill(lab: Lab, prefix: str, controllers: list[int], restart_after: float | None):
+    """RUNS runs through `controllers`; controller 1 killed once a few are under
+    way (and restarted after `restart_after` s). Returns [(argv, process)]."""
+    argvs = [run_argv(lab, f"{prefix}{i}", i, secrets.token_hex(8)) for i in range(RUNS)]
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        futures = [pool.submit(lab.cli, *argv, check=False, timeout=180, controller=controllers) for argv in argvs]
+        # Killed while a run it carries has its container stored but not yet
+        # confirmed: the moment a lost answer makes a ghost.
+        wait_for(lambda: sum(f.done() for f in futures) >= PARALLEL, 120, "the first runs to finish")
+        wait_for(lambda: stored(lab, prefix) > sum(f.done() for f in futures), 120,
+                 "a run in flight with its container stored", interval=0.05)
+        lab.stop_controller(1)
+        try:
+            if restart_after is not None:
+                time.sleep(restart_after)
+                lab.start_controller(1)
+            results = [f.result() for f in futures]
+        finally:
+            if restart_after is None:
+                lab.start_controller(1)
+    return list(zip(argvs, results))
+
+
+def test_a_controller_killed_during_40_runs_leaves_no_ghost(lab):
+    results = burst_with_a_kill(lab, "k", [1, 2], restart_after=3.0)
+    codes = [proc.returncode for _, proc in results]
+    moved = sum("with the same request id" in proc.stderr for _, proc in results)
+    print(f"{RUNS} runs, controller 1 killed: exit codes {sorted(set(codes))}, "
+          f"{codes.count(0)} succeeded, {moved} moved to the other controller mid-call")
+    assert moved >= 1, "the kill hit no run in flight: the test proved nothing"
+    for argv, proc in results:
+        name = argv[3]
+        container = found(lab, name)
+        if proc.returncode == 0:
+            assert container is not None, f"{name} exited 0 but does not exist"
+            assert container["id"] == proc.stdout.strip()
+            wait_for(lambda: found(lab, name)["state"] == "running", 30, f"{name} reported running")
+        elif container is not None:
+            assert proc.returncode == OUTCOME_UNKNOWN, (name, proc.returncode, proc.stderr)
+            again = lab.cli(*argv, check=False, timeout=120, controller=[2, 1])
+            assert again.returncode == 0 and again.stdout.strip() == container["id"], again.stderr
+    lab.wait_hosts_up()
+
+
+def test_control_a_run_cut_off_leaves_a_container_only_its_request_id_adopts(lab):
+    # Through controller 1 alone, killed and not back until the burst is over:
+    # the runs it was carrying cannot move on.
+    results = burst_with_a_kill(lab, "g", [1], restart_after=None)
+    cut_off = [(argv, proc) for argv, proc in results
+               if proc.returncode == OUTCOME_UNKNOWN and found(lab, argv[3]) is not None]
+    codes = [proc.returncode for _, proc in results]
+    print(f"control: {len(cut_off)} runs cut off with their container stored; "
+          f"{codes.count(0)} exited 0, {codes.count(1)} 1 (controller gone), {codes.count(OUTCOME_UNKNOWN)} 3")
+    assert cut_off, "no run was cut off after its container was stored"
+    argv, proc = cut_off[0]
+    assert "the outcome is unknown" in proc.stderr and "--request-id" in proc.stderr
+    without_id = [a for i, a in enumerate(argv) if a != "--request-id" and argv[i - 1] != "--request-id"]
+    refused = lab.cli(*without_id, check=False, controller=2)
+    assert refused.returncode == 125 and "already exists" in refused.stderr   # a refused run, as Docker
+    adopted = lab.cli(*argv, check=False, timeout=120, controller=2)
+    assert adopted.returncode == 0 and adopted.stdout.strip() == found(lab, argv[3])["id"]
