@@ -22,7 +22,9 @@ from proto.errors import InvalidArgument
 
 def conflist(name: str, network: str, socket: str) -> dict:
     # portMappings: podman passes `-p` in runtimeConfig only to a plugin that asks.
-    plugin = {"type": cni.PLUGIN_TYPE, "network": network, "capabilities": {"portMappings": True}}
+    # aliases: names the embedded DNS answers for the container (podman's --network-alias).
+    plugin = {"type": cni.PLUGIN_TYPE, "network": network,
+              "capabilities": {"portMappings": True, "aliases": True}}
     if socket != cni.DEFAULT_SOCKET:
         plugin["socket"] = socket
     return {"cniVersion": cni.SPEC_VERSION, "name": name, "plugins": [plugin]}

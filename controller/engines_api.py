@@ -39,7 +39,7 @@ class EnginesService(pb_grpc.EnginesServicer):
         spec = await self.store.engines.attach(
             request.host, request.engine, request.network, ip=request.ip, mac=request.mac,
             engine_id=request.engine_id, sandbox=request.sandbox,
-            ports=tuple(PortMapping.from_wire(p) for p in request.ports))
+            ports=tuple(PortMapping.from_wire(p) for p in request.ports), aliases=tuple(request.aliases))
         log.info("host %s: %s endpoint %s on %s at %s", spec.host, spec.engine, spec.name,
                  request.network, spec.attachments[0].ip)
         return spec.to_wire()

@@ -697,7 +697,7 @@ class HealthReply(_message.Message):
     def __init__(self, healthy: _Optional[bool] = ..., revision: _Optional[int] = ..., detail: _Optional[str] = ..., snapshots_served: _Optional[int] = ..., resumes_served: _Optional[int] = ..., resyncs_served: _Optional[int] = ..., agents_connected: _Optional[int] = ...) -> None: ...
 
 class EngineAttachRequest(_message.Message):
-    __slots__ = ("host", "engine", "network", "ip", "mac", "engine_id", "sandbox", "ports")
+    __slots__ = ("host", "engine", "network", "ip", "mac", "engine_id", "sandbox", "ports", "aliases")
     HOST_FIELD_NUMBER: _ClassVar[int]
     ENGINE_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
@@ -706,6 +706,7 @@ class EngineAttachRequest(_message.Message):
     ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
     host: str
     engine: str
     network: str
@@ -714,7 +715,8 @@ class EngineAttachRequest(_message.Message):
     engine_id: str
     sandbox: str
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
-    def __init__(self, host: _Optional[str] = ..., engine: _Optional[str] = ..., network: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, host: _Optional[str] = ..., engine: _Optional[str] = ..., network: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EngineJoinRequest(_message.Message):
     __slots__ = ("name", "engine_id", "sandbox", "interface", "engine_endpoint", "ports")

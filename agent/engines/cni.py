@@ -3,7 +3,8 @@
 vxmesh-cni (cli/cni.py) checks the CNI call and forwards it here as one
 JSON request on the plug-in socket; the answer is the CNI result, or an
 error with its CNI code. Published ports come as runtimeConfig.portMappings
-(the conflist declares the capability) and are served as `run -p`'s are:
+(the conflist declares the capability) and are served as `run -p`'s are,
+runtimeConfig.aliases as `--network-alias`'s (the embedded DNS answers them):
 reserved in etcd, DNAT'ed by the host's nftables to the endpoint's gwbridge
 address. An endpoint is the runtime's container id on one
 interface name (CNI's key for an attachment): ADD makes it (the address
@@ -56,9 +57,10 @@ class CniPlugin:
         ip = call.args.get("IP", "") or (ips[0].split("/")[0] if ips and isinstance(ips[0], str) else "")
         mac = call.args.get("MAC", "") or runtime.get("mac", "") or ""
         ports = _port_mappings(runtime.get("portMappings") or [])
+        aliases = _aliases(runtime.get("aliases") or {}, call.config.get("name", ""))
         try:
             spec = await self.endpoints.attach(ENGINE, network.name, ip=ip, mac=mac, engine_id=call.container_id,
-                                               ports=ports)
+                                               ports=ports, aliases=aliases)
         except EngineError as err:
             raise CniRefusal(cni.REFUSED, str(err)) from None
         try:
@@ -135,6 +137,14 @@ def _port_mappings(entries: list) -> tuple[PortMapping, ...]:
             raise CniRefusal(cni.UNSUPPORTED_FIELD, f"portMappings hostIP {entry['hostIP']!r}: vxmesh "
                                                     "publishes on every address of the host")
     return tuple(mappings)
+
+
+def _aliases(by_network: dict, name: str) -> tuple[str, ...]:
+    """runtimeConfig.aliases (the capability): {CNI network name: [names]}, this network's."""
+    names = by_network.get(name, []) if isinstance(by_network, dict) else []
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise CniRefusal(cni.INVALID_CONFIG, f"invalid aliases for network {name!r}: a list of names")
+    return tuple(dict.fromkeys(names))
 
 
 def _call(request: dict) -> cni.Invocation:

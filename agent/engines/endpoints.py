@@ -115,10 +115,10 @@ class EngineEndpoints:
         return self._wired(name)
 
     async def attach(self, engine: str, network: str, ip: str = "", mac: str = "", engine_id: str = "",
-                     ports: tuple[PortMapping, ...] = ()) -> ContainerSpec:
+                     ports: tuple[PortMapping, ...] = (), aliases: tuple[str, ...] = ()) -> ContainerSpec:
         reply = await self.client.call("Attach", pb.EngineAttachRequest(
             host=self.host, engine=engine, network=network, ip=ip, mac=mac, engine_id=engine_id,
-            ports=[p.to_wire() for p in ports]))
+            ports=[p.to_wire() for p in ports], aliases=list(aliases)))
         return ContainerSpec.from_wire(reply)
 
     async def name(self, spec: ContainerSpec, engine_endpoint: str,

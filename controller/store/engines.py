@@ -16,6 +16,7 @@ import secrets
 import time
 
 from controller.etcd import Compare, Op, Txn
+from controller.run_options import check_aliases
 from controller.store import allocations
 from controller.store.records import Records
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, retrying, surface_unavailable
@@ -75,7 +76,8 @@ class EngineEndpoints:
 
     @surface_unavailable
     async def attach(self, host: str, engine: str, network: str, ip: str = "", mac: str = "",
-                     engine_id: str = "", sandbox: str = "", ports: tuple[PortMapping, ...] = ()) -> ContainerSpec:
+                     engine_id: str = "", sandbox: str = "", ports: tuple[PortMapping, ...] = (),
+                     aliases: tuple[str, ...] = ()) -> ContainerSpec:
         """An address on `network` for an engine's container on `host`: the given
         one (refused if taken) or the next free one, all checked before anything
         is written."""
@@ -85,6 +87,7 @@ class EngineEndpoints:
         check_sandbox(sandbox)
         validate.name("network", network)
         _check_ports(ports)
+        check_aliases(aliases)
         name = f"{engine}-{secrets.token_hex(NAME_ID_CHARS // 2)}"
         key, status_key = self.keys.container(name), self.keys.status(name)
 
@@ -96,7 +99,7 @@ class EngineEndpoints:
             txn = Txn([Compare.absent(key), Compare.absent(status_key),
                        Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)])
             txn.add(await allocations.attach(self.records, spec, network, host_record,
-                                             randomize=lost > 0, ip=ip, mac=mac))
+                                             randomize=lost > 0, aliases=tuple(aliases), ip=ip, mac=mac))
             txn.add(await allocations.publish(self.records, spec, tuple(ports), randomize=lost > 0))
             status = ContainerStatus(name=name, id=spec.id, state="created", host=host)
             txn.ops += [Op.put(key, spec.to_json()), Op.put(status_key, status.to_json())]

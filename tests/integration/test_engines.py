@@ -52,7 +52,10 @@ class Engines:
         return networks[network]["IPAddress"]
 
     def podman_run(self, name: str, network: str = "blue") -> str:
-        self.podman.podman("run", "-d", "--name", name, "--network", network, "busybox", "sleep", "3600")
+        return self.podman_run_with(name, network=network)
+
+    def podman_run_with(self, name: str, *options: str, network: str = "blue") -> str:
+        self.podman.podman("run", "-d", "--name", name, "--network", network, *options, "busybox", "sleep", "3600")
         info = json.loads(self.podman.podman("inspect", name).stdout)[0]["NetworkSettings"]
         self.podman_sandboxes.add(info["SandboxKey"])
         return info["Networks"][network]["IPAddress"]
@@ -166,6 +169,17 @@ def test_published_ports_go_through_the_agents_firewall(engines, engine):
     assert published == [[f"0.0.0.0:{port}->80/tcp"]]
     run("rm", "-f", f"{engine}-web")
     wait_for(lambda: fetch_from_outside(lab, url).startswith("failed"), 15, "the port closed with the container")
+
+
+def test_podman_aliases_resolve_from_other_hosts(engines):
+    lab = engines.lab
+    ip = engines.podman_run_with("papi", "--network-alias", "api-alias")
+    def lookup() -> str | None:
+        result = lab.cli("exec", "n3", "--", "nslookup", "-type=a", "api-alias", check=False)
+        found = [line.split()[-1] for line in result.stdout.splitlines() if line.startswith("Address") and "#" not in line]
+        return found[-1] if found else None
+    wait_for(lambda: lookup() == ip, 15, "n3's resolver answers api-alias with papi's address")
+    engines.podman.podman("rm", "-f", "papi")
 
 
 def test_fabric_capture_shows_the_vni_between_docker_and_podman(engines, tmp_path):
