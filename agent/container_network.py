@@ -108,7 +108,7 @@ def engine_interfaces(spec: ContainerSpec, networks: dict[str, Network], record:
         interface = driver_of(network).interface(spec.id, record.ifnames[attachment.network], attachment,
                                                  network, host, False)
         result.append(dataclasses.replace(interface, container_netns=where, ifname=ifname,
-                                          default_gateway=None))
+                                          default_gateway=None, handover=where is None))
     if spec.interface and GWBRIDGE_KEY in record.ifnames and record.gw_ip:
         # Its way out, as a native container's, once the engine's namespace is named here.
         gw = host.gwbridge

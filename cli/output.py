@@ -40,8 +40,14 @@ def container_json(detail: pb.ContainerDetail) -> dict:
         "privileged": spec.privileged, "cap_add": spec.cap_add, "cap_drop": spec.cap_drop,
         "security_opt": security_opt(spec), "ulimits": [u.text for u in spec.ulimits],
         "oom_killed": status.oom_killed, "labels": spec.labels,
+        "restart_policy": _restart_text(spec), "restart_count": status.restart_count,
         "engine": spec.engine, "engine_id": spec.engine_id,
     }
+
+
+def _restart_text(spec: ContainerSpec) -> str:
+    policy = spec.restart_policy or "no"
+    return f"{policy}:{spec.restart_max_retries}" if spec.restart_max_retries else policy
 
 
 def familiar(reference: str) -> str:

@@ -358,11 +358,15 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
-        request.container = await self._container_name(request.container)
-        spec, _ = await self.store.get_container(request.container)
+        async for chunk in self.logs(await self._container_name(request.container)):
+            yield chunk
+
+    async def logs(self, container: str) -> AsyncIterator[pb.LogChunk]:
+        """A container's output so far, from its host's agent; a UserError when it cannot be had."""
+        spec, _ = await self.store.get_container(container)
         _not_engines(spec, "logs")
         stub = await self._agent(spec.host)
-        async for chunk in _forward_stream(stub.Logs(request)):
+        async for chunk in _forward_stream(stub.Logs(pb.LogsRequest(container=container))):
             yield chunk
 
     # ---- helpers -----------------------------------------------------------

@@ -58,7 +58,7 @@ class ContainerInterfaces:
         if self._built.get(spec.name) == built:
             return
         for interface in interfaces:
-            if interface.container_netns is None:
+            if interface.handover:
                 # Handed over: made once; the engine moves the container end away
                 # into its sandbox, which is named here later.
                 if not await bridge_end_exists(interface):

@@ -21,17 +21,18 @@ import time
 from collections.abc import Callable, Iterable
 
 from agent import container_network as plan
-from agent import names
+from agent import names, restart_policy
 from agent.container_config import container_config
 from agent.convergers.container_images import ContainerImages
 from agent.convergers.container_interfaces import ContainerInterfaces
 from agent.convergers.embedded_dns import EmbeddedDns
+from agent.health import HealthChecks
 from agent.host_networks import HostNetworks
 from agent.images.image import Image
 from agent.images.store import ImageStore
 from agent.kernel.netns import list_netns, netns_exists, netns_path, remove_netns
 from agent.local_state import LocalContainer, LocalState
-from agent.oci.model import ContainerError
+from agent.oci.model import EXITED, ContainerError
 from agent.oci.runtime import Runtime
 from agent.view import View
 from proto import network_mode, timing
@@ -62,6 +63,7 @@ class Containers:
         self._wake = wake       # asks the loop for a pass
         self.interfaces = ContainerInterfaces(host)
         self.dns = dns          # the embedded DNS: a listener in each namespace, the /etc files
+        self.health = HealthChecks(runtime, wake)
         self._stopping: dict[str, asyncio.Task] = {}
         self._exit_watches: dict[str, asyncio.Task] = {}
         # Images nobody uses are looked for after a teardown, and once after a
@@ -172,6 +174,9 @@ class Containers:
         # could not be pulled: that waits for the next `start`.
         start = spec.desired == "running" and not running and (
             record.started_generation < spec.generation or (state is None and not record.image_error))
+        restart = (not start and spec.desired == "running" and state is not None and state.state == EXITED
+                   and self._restart_due(spec, state, record))
+        start = start or restart
         image = await self._image(spec, record) if start else None
         start = image is not None
         building = time.time()
@@ -184,6 +189,12 @@ class Containers:
                 await self.dns.serve(spec, networks)
         if start:
             built = time.time()
+            if restart:
+                record.backoff_step = restart_policy.next_step(record.backoff_step, state.started_at,
+                                                               state.finished_at) + 1
+                record.restart_count += 1
+                log.info("restarting container %s (restart %d, policy %s)", spec.name, record.restart_count,
+                         spec.restart_policy)
             running = await self._start(spec, image, record, modes, desired, networks)
             # One event per start, with wall-clock stamps to line up with the controller's `run` event.
             timing.emit(log, timing.CONTAINER_STARTED, container=spec.name, host=self.host.host,
@@ -199,6 +210,7 @@ class Containers:
                 self.dns.stop(spec.id)
         else:
             self._watch_exit(spec)
+        self.health.follow(spec, running)
         return running
 
     async def _converge_engine(self, spec: ContainerSpec, networks: dict[str, Network],
@@ -217,6 +229,19 @@ class Containers:
             if not spec.sandbox and spec.name not in self.adopting:
                 await self.interfaces.release_engine(spec)
         return joined
+
+    def _restart_due(self, spec: ContainerSpec, state, record: LocalContainer) -> bool:
+        """Whether the exited container's restart policy starts it now; when later, a pass is
+        asked for then."""
+        at = restart_policy.due(spec.restart_policy, spec.restart_max_retries, state.exit_code,
+                                record.restart_count, record.backoff_step, state.started_at, state.finished_at)
+        if at is None:
+            return False
+        wait = at - time.time()
+        if wait > 0:
+            asyncio.get_running_loop().call_later(wait, self._wake)
+            return False
+        return True
 
     def _free_gw_ip(self) -> str:
         """This host's next free gwbridge address: the gwbridge is per host, so
@@ -310,7 +335,8 @@ class Containers:
         state = await self.runtime.state(spec.id)
         status = ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
                                  generation=record.started_generation, error=record.error,
-                                 networks=list(spec.networks), image_error=record.image_error)
+                                 networks=list(spec.networks), image_error=record.image_error,
+                                 restart_count=record.restart_count, health=self.health.state(spec.id))
         if state is not None:
             status.state = state.state
             status.pid = state.pid
@@ -334,6 +360,7 @@ class Containers:
         watch = self._exit_watches.pop(spec.id, None)
         if watch is not None:
             watch.cancel()
+        self.health.drop(spec.id)
         state = await self.runtime.state(spec.id)
         if state is not None:
             if state.state == "running":

@@ -9,8 +9,7 @@ rebuilt.
 """
 from __future__ import annotations
 
-import os
-
+import re
 from dataclasses import dataclass
 
 from pyroute2 import AsyncIPRoute
@@ -29,12 +28,13 @@ from proto import validate
 _MAIN_TABLE = 254
 
 
+# The namespace the agent runs in (the host's), for a pair whose "container" end stays there.
+OWN_NETNS = "/proc/self/ns/net"
+
+
 @dataclass(frozen=True)
 class Interface:
-    # None: the current namespace, where the container end waits for an engine
-    # to move it into its own (Docker's sandbox); it then gets only its MAC and
-    # MTU here, no address and no link up, which the engine sets.
-    container_netns: str | None
+    container_netns: str | None  # None: the current namespace (a host's own leg into a network)
     ifname: str  # inside the container: "eth0", "eth1", ...
     peer_netns: str | None  # where the bridge is; None = current namespace
     peer_ifname: str
@@ -52,6 +52,10 @@ class Interface:
     # may hold several endpoints, each with its way out; the first one sets it,
     # and when it goes the next pass lets another.
     default_if_none: bool = False
+    # The container end waits in the current namespace for an engine to move
+    # it into its own (Docker's sandbox): it gets only its MAC and MTU here, no
+    # address and no link up, which the engine sets.
+    handover: bool = False
 
     def __post_init__(self) -> None:
         validate.ifname(self.ifname)
@@ -115,11 +119,25 @@ async def remove_interface(iface: Interface) -> None:
                 await delete_link(outer, outer_end["index"])
     # Deleting one end takes the other with it; this catches an orphaned
     # container end whose peer was already gone or renamed.
-    if netns_exists(iface.container_netns):
+    if iface.container_netns is None or netns_exists(iface.container_netns):
         async with iproute(iface.container_netns) as inner:
             inner_end = await get_link(inner, iface.ifname)
             if inner_end is not None:
                 await delete_link(inner, inner_end["index"])
+
+
+async def remove_unlisted(pattern: str, keep: set[str]) -> list[str]:
+    """Delete every veth of the current namespace whose name matches `pattern` (a
+    regular expression, whole name) but is not in `keep`; the names deleted."""
+    removed = []
+    async with iproute(None) as ipr:
+        links = [link async for link in await ipr.link("dump")]
+        for link in links:
+            name = link.get("ifname") or ""
+            if re.fullmatch(pattern, name) and name not in keep and link_kind(link) == "veth":
+                await delete_link(ipr, link["index"])
+                removed.append(name)
+    return removed
 
 
 async def prune_interfaces(container_netns: str, keep: set[str]) -> list[str]:
@@ -180,8 +198,7 @@ def _is_pair(inner_end, outer_end) -> bool:
 async def _create_pair(outer: AsyncIPRoute, iface: Interface) -> None:
     peer = {
         "ifname": iface.ifname,
-        "net_ns_fd": (netns_path(iface.container_netns) if iface.container_netns is not None
-                      else f"/proc/{os.getpid()}/ns/net"),
+        "net_ns_fd": OWN_NETNS if iface.container_netns is None else netns_path(iface.container_netns),
         "mtu": iface.mtu,
     }
     if iface.mac is not None:
@@ -201,7 +218,7 @@ async def _configure_container_end(
     index = link["index"]
     if iface.mac is not None and link.get("address") != iface.mac.lower():
         await inner.link("set", index=index, address=iface.mac.lower())
-    if iface.container_netns is None:
+    if iface.handover:
         if link.get("mtu") != iface.mtu:
             await inner.link("set", index=index, mtu=iface.mtu)
         return  # handed over: the engine addresses it in its namespace

@@ -44,7 +44,7 @@ async def attach(records: Records, spec: ContainerSpec, network_name: str, host:
             raise FailedPrecondition(f"address {ip} is already in use on network {network_name!r} by container "
                                      f"{json.loads(holder.value).get('container', '?')!r}")
     else:
-        ip = await _pick_address(records, directory, network_name, network.ip_range or subnet, gateway, randomize)
+        ip = await pick_address(records, directory, network_name, network.ip_range or subnet, gateway, randomize)
     attachment = Attachment(network=network_name, ip=ip, mac=mac or mac_for_ip(ip), aliases=list(aliases))
     spec.attachments.append(attachment)
     # The exact revision, not mere existence: a network removed and
@@ -64,8 +64,8 @@ def detach(records: Records, spec: ContainerSpec, network: Network, attachment: 
     return ops + [Op.delete(key) for key in driver.row_keys(records.keys, network.name, spec.name)]
 
 
-async def _pick_address(records: Records, directory: str, network: str, subnet: str, gateway: str,
-                        randomize: bool) -> str:
+async def pick_address(records: Records, directory: str, network: str, subnet: str, gateway: str,
+                       randomize: bool, descending: bool = False) -> str:
     """The lowest free address; after a lost race a random free one, so that
     controllers that collided once do not keep colliding on the same address."""
     reserved, _ = await records.etcd.get_prefix(directory, keys_only=True)  # the keys are the addresses
@@ -74,7 +74,7 @@ async def _pick_address(records: Records, directory: str, network: str, subnet: 
     hint = None
     if randomize:
         hint = str(net.network_address + random.randrange(1, net.num_addresses - 1))
-    return next_free_ip(net, gateway, taken, hint, network=network)
+    return next_free_ip(net, gateway, taken, hint, network=network, descending=descending)
 
 
 async def publish(records: Records, spec: ContainerSpec, ports: tuple[PortMapping, ...], randomize: bool) -> Txn:
