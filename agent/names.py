@@ -97,6 +97,20 @@ def gw_veth(container_id: str) -> str:
     return validate.ifname(f"gw{cid[:IFNAME_ID_CHARS]}")
 
 
+def engine_handover(container_id: str) -> str:
+    """An engine endpoint's container end, in the host's namespace until the engine
+    moves it into its sandbox (Docker does, and renames it eth<N>)."""
+    cid = validate.object_id("container", container_id)
+    return validate.ifname(f"vxd{cid[:IFNAME_ID_CHARS]}")
+
+
+def engine_gw_ifname(container_id: str) -> str:
+    """An engine endpoint's gwbridge interface in the engine's namespace (several
+    endpoints may share it, so each has its own name)."""
+    cid = validate.object_id("container", container_id)
+    return validate.ifname(f"vxg{cid[:IFNAME_ID_CHARS]}")
+
+
 MESH_LEG_PATTERN = r"mesh[0-9]+"
 
 

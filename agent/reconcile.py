@@ -61,9 +61,20 @@ class Reconciler:
         self.load_balancers = ServiceLoadBalancers(host, view)
         self.mesh = MeshLegs(host, view)
         self.passes = 0
+        self._passed = asyncio.Event()   # set (and replaced) as each pass ends, failed or not
+        self._begun = 0                  # passes begun, and ended (failed or not)
+        self._ended = 0
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def next_pass(self) -> None:
+        """Wake the loop and wait for the end of a pass that began after this call
+        (the one running now, if any, may have read the view before it changed)."""
+        wanted = self._begun + 1
+        self.wake()
+        while self._ended < wanted:
+            await self._passed.wait()
 
     def forget(self) -> None:
         """Every converger re-checks everything on the next pass."""
@@ -87,6 +98,7 @@ class Reconciler:
             except asyncio.TimeoutError:
                 self.forget()  # periodic pass: re-check everything, healing drift
             self._wake.clear()
+            self._begun += 1
             try:
                 await self.reconcile()
             except Exception:
@@ -95,6 +107,10 @@ class Reconciler:
                 self.forget()
                 await asyncio.sleep(0.5)
                 self._wake.set()
+            finally:
+                self._ended = self._begun
+                passed, self._passed = self._passed, asyncio.Event()
+                passed.set()
 
     async def reconcile(self) -> None:
         if self.view.revision == 0:

@@ -58,6 +58,9 @@ class View:
         leg = mesh_leg(self.host)
         return [r for r in self.records.values() if isinstance(r, Endpoint) and r.container == leg]
 
+    def all_vips(self) -> list[ServiceVip]:
+        return [r for r in self.records.values() if isinstance(r, ServiceVip)]
+
     def vips(self, network: str) -> list[ServiceVip]:
         """The services' VIPs on `network` and their backends."""
         return [r for r in self.records.values() if isinstance(r, ServiceVip) and r.network == network]

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "certs":
             from cli import certs
             return certs.run(args)
+        if args.command == "cni":
+            from cli import cni_install
+            return cni_install.run(args)
         return asyncio.run(user_command(args))
     except OutcomeUnknownError as err:
         # Not a refusal: the change may have been made. Its own exit code, so a

@@ -82,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     for daemon, text in DAEMONS.items():
         sub.add_parser(daemon, help=text, add_help=False)
     certs.add_parser(sub)
+    cni = sub.add_parser("cni", help="podman and other CNI runtimes on vxmesh networks").add_subparsers(
+        dest="action", required=True)
+    install = cni.add_parser("install", help="write the CNI network config for a vxmesh network")
+    install.add_argument("--network", required=True, help="the vxmesh network")
+    install.add_argument("--name", default="", help="the CNI network's name (default: the vxmesh network's)")
+    install.add_argument("--dir", type=Path, default=Path("/etc/cni/net.d"),
+                         help="where the runtime reads network configs (podman: network_config_dir)")
+    install.add_argument("--socket", default="/run/docker/plugins/vxmesh.sock",
+                         help="the agent's plug-in socket (agent option plugin-socket)")
 
     network = sub.add_parser("network", help="manage networks").add_subparsers(dest="action", required=True)
     create = network.add_parser("create", help="create a network")

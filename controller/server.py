@@ -18,6 +18,7 @@ from controller.agent_link import AgentLinkService
 from controller.api import ControllerService
 from controller.cache import StateCache
 from controller.embedded_etcd import EmbeddedEtcd
+from controller.engines_api import EnginesService
 from controller.etcd import Etcd
 from controller.images.cluster_images import ClusterImages
 from controller.images.registry_api import RegistryApi
@@ -117,6 +118,7 @@ async def serve(config: ControllerConfig) -> None:
                                                                     grace=config.agent_grace), server)
         pb_grpc.add_ImagesServicer_to_server(ImagesService(images, store), server)
         pb_grpc.add_ServicesServicer_to_server(ServicesService(store, cache, images, api), server)
+        pb_grpc.add_EnginesServicer_to_server(EnginesService(store), server)
         for address in config.listen:
             _prepare_unix_socket(address)
             transport.add_port(server, address)

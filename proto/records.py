@@ -119,6 +119,7 @@ class Endpoint(Record):
     # (one string keeps the record all scalars, the fast path of a table).
     container_id: str = ""
     aliases: str = ""
+    engine: str = ""  # the engine owning it ("docker", "cni"); "" for vxmesh's own
 
 
 @dataclass
@@ -220,6 +221,13 @@ class ContainerSpec(Record):
     health_interval: float = 0.0
     health_timeout: float = 0.0
     health_retries: int = 0
+    # An endpoint owned by another engine (proto/vxmesh.proto): nothing to run,
+    # only the engine's namespace `sandbox` to wire.
+    engine: str = ""
+    engine_id: str = ""
+    sandbox: str = ""
+    interface: str = ""
+    engine_endpoint: str = ""
 
     @property
     def pinned_image(self) -> str:

@@ -44,7 +44,7 @@ class Network(_message.Message):
     def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., vni: _Optional[int] = ..., id: _Optional[str] = ..., created_at: _Optional[float] = ..., builtin: _Optional[bool] = ..., scope: _Optional[str] = ..., ip_range: _Optional[str] = ..., internal: _Optional[bool] = ..., attachable: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Endpoint(_message.Message):
-    __slots__ = ("network", "container", "host", "vtep", "ip", "mac", "container_id", "aliases")
+    __slots__ = ("network", "container", "host", "vtep", "ip", "mac", "container_id", "aliases", "engine")
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class Endpoint(_message.Message):
     MAC_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
     network: str
     container: str
     host: str
@@ -61,7 +62,8 @@ class Endpoint(_message.Message):
     mac: str
     container_id: str
     aliases: str
-    def __init__(self, network: _Optional[str] = ..., container: _Optional[str] = ..., host: _Optional[str] = ..., vtep: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., container_id: _Optional[str] = ..., aliases: _Optional[str] = ...) -> None: ...
+    engine: str
+    def __init__(self, network: _Optional[str] = ..., container: _Optional[str] = ..., host: _Optional[str] = ..., vtep: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., container_id: _Optional[str] = ..., aliases: _Optional[str] = ..., engine: _Optional[str] = ...) -> None: ...
 
 class Attachment(_message.Message):
     __slots__ = ("network", "ip", "mac", "aliases")
@@ -108,7 +110,7 @@ class Ulimit(_message.Message):
     def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "image_digest", "image_id", "exposed_ports", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "labels", "auto_remove", "service", "service_id", "slot", "restarts", "restart_policy", "restart_max_retries", "service_version", "health_cmd", "health_interval", "health_timeout", "health_retries")
+    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "image_digest", "image_id", "exposed_ports", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "labels", "auto_remove", "service", "service_id", "slot", "restarts", "restart_policy", "restart_max_retries", "service_version", "health_cmd", "health_interval", "health_timeout", "health_retries", "engine", "engine_id", "sandbox", "interface", "engine_endpoint")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -169,6 +171,11 @@ class ContainerSpec(_message.Message):
     HEALTH_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     HEALTH_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     host: str
@@ -215,7 +222,12 @@ class ContainerSpec(_message.Message):
     health_interval: float
     health_timeout: float
     health_retries: int
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., restarts: _Optional[int] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., service_version: _Optional[int] = ..., health_cmd: _Optional[str] = ..., health_interval: _Optional[float] = ..., health_timeout: _Optional[float] = ..., health_retries: _Optional[int] = ...) -> None: ...
+    engine: str
+    engine_id: str
+    sandbox: str
+    interface: str
+    engine_endpoint: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., restarts: _Optional[int] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., service_version: _Optional[int] = ..., health_cmd: _Optional[str] = ..., health_interval: _Optional[float] = ..., health_timeout: _Optional[float] = ..., health_retries: _Optional[int] = ..., engine: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., interface: _Optional[str] = ..., engine_endpoint: _Optional[str] = ...) -> None: ...
 
 class ContainerStatus(_message.Message):
     __slots__ = ("name", "id", "state", "pid", "exit_code", "started_at", "finished_at", "error", "generation", "host", "networks", "image_error", "oom_killed", "restart_count", "health")
@@ -715,6 +727,64 @@ class HealthReply(_message.Message):
     resyncs_served: int
     agents_connected: int
     def __init__(self, healthy: _Optional[bool] = ..., revision: _Optional[int] = ..., detail: _Optional[str] = ..., snapshots_served: _Optional[int] = ..., resumes_served: _Optional[int] = ..., resyncs_served: _Optional[int] = ..., agents_connected: _Optional[int] = ...) -> None: ...
+
+class EngineAttachRequest(_message.Message):
+    __slots__ = ("host", "engine", "network", "ip", "mac", "engine_id", "sandbox", "ports", "aliases")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    engine: str
+    network: str
+    ip: str
+    mac: str
+    engine_id: str
+    sandbox: str
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, host: _Optional[str] = ..., engine: _Optional[str] = ..., network: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EngineJoinRequest(_message.Message):
+    __slots__ = ("name", "engine_id", "sandbox", "interface", "engine_endpoint", "ports")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    engine_id: str
+    sandbox: str
+    interface: str
+    engine_endpoint: str
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    def __init__(self, name: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., interface: _Optional[str] = ..., engine_endpoint: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
+
+class EngineNetworkRequest(_message.Message):
+    __slots__ = ("name", "subnet")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    subnet: str
+    def __init__(self, name: _Optional[str] = ..., subnet: _Optional[str] = ...) -> None: ...
+
+class EngineListRequest(_message.Message):
+    __slots__ = ("host",)
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    def __init__(self, host: _Optional[str] = ...) -> None: ...
+
+class ContainerSpecList(_message.Message):
+    __slots__ = ("specs",)
+    SPECS_FIELD_NUMBER: _ClassVar[int]
+    specs: _containers.RepeatedCompositeFieldContainer[ContainerSpec]
+    def __init__(self, specs: _Optional[_Iterable[_Union[ContainerSpec, _Mapping]]] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
     __slots__ = ("name", "id", "image", "image_reference", "image_digest", "image_id", "command", "env", "networks", "mode", "replicas", "restart_condition", "restart_max_attempts", "restart_delay", "constraints", "memory_bytes", "created_at", "updated_at", "exposed_ports", "endpoint_mode", "virtual_ips", "ports", "publish_mode", "version", "update_parallelism", "update_delay", "update_state", "update_message", "stack", "health_cmd", "health_interval", "health_timeout", "health_retries")

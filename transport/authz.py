@@ -4,6 +4,7 @@
     Images     (the cluster's images) admin
     Services   (swarm-like services) admin
     AgentLink  (the agents' stream)  agent   (AgentLink also checks the hello's host name)
+    Engines    (engines' endpoints)  agent   (each call checks it is for the caller's host)
     HostAgent  (exec, logs, tables)  controller, admin
 
 The handshake already refused clients without a certificate from the
@@ -29,6 +30,7 @@ ALLOWED_ROLES: dict[str, frozenset[str]] = {
     _service("Images"): frozenset({"admin"}),
     _service("Services"): frozenset({"admin"}),
     _service("AgentLink"): frozenset({"agent"}),
+    _service("Engines"): frozenset({"agent"}),
     _service("HostAgent"): frozenset({"controller", "admin"}),
 }
 

@@ -7,6 +7,10 @@ reports each one's state to the controller. Every container has a local
 record (agent/local_state.py), written before anything is built for it, so
 an agent that dies half-way finds after its restart what to finish or
 remove, even when the controller has forgotten the container.
+
+An engine's endpoint (spec.engine: Docker's, a CNI runtime's) runs nothing:
+it is wired while its engine has joined it (agent/engines/ names the
+engine's namespace here first) and reported running exactly then.
 """
 from __future__ import annotations
 
@@ -65,6 +69,14 @@ class Containers:
         # Images nobody uses are looked for after a teardown, and once after a
         # (re)start of the agent, which may have died between the two.
         self._drop_images = True
+        # Engines' endpoints wired now: name -> the sandbox they were wired into
+        # (agent/engines/ waits on it before answering the engine).
+        self.wired: dict[str, str] = {}
+        # Engines' endpoints whose namespace agent/engines/ is naming now, before
+        # the controller has their join: a pass reading the view from before must
+        # not take that name for a leftover of a leave.
+        self.adopting: set[str] = set()
+        self.wired_at: dict[str, float] = {}    # when each was wired: its "started" time
 
     def forget(self) -> None:
         self.interfaces.forget()
@@ -154,6 +166,8 @@ class Containers:
         mode = modes[spec.name]
         if spec.networks and any(n not in networks for n in spec.networks):
             return False  # the network records are on their way in the stream
+        if spec.engine:
+            return await self._converge_engine(spec, networks, record)
         state = await self.runtime.state(spec.id)
         running = state is not None and state.state == "running"
         # A container the runtime does not know is started, unless its image
@@ -198,6 +212,23 @@ class Containers:
             self._watch_exit(spec)
         self.health.follow(spec, running)
         return running
+
+    async def _converge_engine(self, spec: ContainerSpec, networks: dict[str, Network],
+                               record: LocalContainer) -> bool:
+        """Wired while joined: into its namespace, named here, or (Docker, before it has
+        made the namespace) handed over in the host's; else nothing of it stays."""
+        joined = bool(spec.sandbox) and (not spec.interface or netns_exists(
+            names.container_netns(self.host.host, spec.id)))
+        if joined:
+            await self.interfaces.build_engine(spec, networks, record)
+            if self.wired.get(spec.name) != spec.sandbox:
+                self.wired_at[spec.name] = time.time()
+            self.wired[spec.name] = spec.sandbox
+        else:
+            self.wired.pop(spec.name, None)
+            if not spec.sandbox and spec.name not in self.adopting:
+                await self.interfaces.release_engine(spec)
+        return joined
 
     def _restart_due(self, spec: ContainerSpec, state, record: LocalContainer) -> bool:
         """Whether the exited container's restart policy starts it now; when later, a pass is
@@ -295,6 +326,12 @@ class Containers:
         self._exit_watches[spec.id] = asyncio.create_task(watch(), name=f"exit-{spec.name}")
 
     async def _report_one(self, spec: ContainerSpec, record: LocalContainer) -> None:
+        if spec.engine:
+            self._report(ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
+                                         networks=list(spec.networks), generation=spec.generation,
+                                         state="running" if spec.name in self.wired else "created",
+                                         started_at=self.wired_at.get(spec.name, 0.0)))
+            return
         state = await self.runtime.state(spec.id)
         status = ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
                                  generation=record.started_generation, error=record.error,
@@ -315,6 +352,11 @@ class Containers:
     async def _teardown(self, record: LocalContainer) -> None:
         spec = record.spec
         log.info("removing container %s (%s)", spec.name, spec.id[:12])
+        if spec.engine:
+            self.wired.pop(spec.name, None)
+            await self.interfaces.release_engine(spec)
+            self.local.delete(spec.name)
+            return
         watch = self._exit_watches.pop(spec.id, None)
         if watch is not None:
             watch.cancel()

@@ -21,6 +21,7 @@ import socket
 from controller.etcd import Etcd
 from controller.keys import Keys
 from controller.store.containers import Containers
+from controller.store.engines import EngineEndpoints
 from controller.store.controllers import Controllers
 from controller.store.hosts import Hosts
 from controller.store.networks import Networks
@@ -42,6 +43,7 @@ class Store:
         self.hosts = Hosts(records, self.controller_id)
         self.requests = Requests(records)
         self.containers = Containers(records, self.requests)
+        self.engines = EngineEndpoints(records)
         self.removal = Removal(records, self.requests)
         self.controllers = Controllers(records)
         self.services = Services(records)

@@ -25,10 +25,11 @@ EPHEMERAL_PORTS = range(32768, 61000)
 
 
 async def attach(records: Records, spec: ContainerSpec, network_name: str, host: Host, randomize: bool,
-                 aliases: tuple[str, ...] = (), ip: str = "") -> Txn:
+                 aliases: tuple[str, ...] = (), ip: str = "", mac: str = "") -> Txn:
     """Add an attachment to `spec` and return the guards and writes it needs: its
-    address (`ip`, as --ip asks, or the next free one of the network's
-    --ip-range or subnet) and the records its driver writes for it."""
+    address (`ip`, as --ip or an engine asks, or the next free one of the
+    network's --ip-range or subnet) and the records its driver writes for it.
+    `mac` pins the MAC (an engine's request); otherwise it is derived from the address."""
     net_kv, network = await records.network(network_name)
     driver = drivers.driver_for(network)
     driver.check_attachable(network)
@@ -44,7 +45,7 @@ async def attach(records: Records, spec: ContainerSpec, network_name: str, host:
                                      f"{json.loads(holder.value).get('container', '?')!r}")
     else:
         ip = await pick_address(records, directory, network_name, network.ip_range or subnet, gateway, randomize)
-    attachment = Attachment(network=network_name, ip=ip, mac=mac_for_ip(ip), aliases=list(aliases))
+    attachment = Attachment(network=network_name, ip=ip, mac=mac or mac_for_ip(ip), aliases=list(aliases))
     spec.attachments.append(attachment)
     # The exact revision, not mere existence: a network removed and
     # re-created meanwhile may have another subnet.

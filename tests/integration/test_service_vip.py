@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections import Counter
@@ -16,7 +17,7 @@ from agent.kernel import service_lb
 from deploy.lab import Lab
 from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import lab_with_blue
-from tests.helpers.lab_cli import inspect, run
+from tests.helpers.lab_cli import inspect, network, run
 from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
@@ -75,9 +76,20 @@ def test_requests_to_the_vip_spread_over_the_tasks_on_every_host(lab):
     print(f"{REQUESTS} requests to the VIP: {dict(answers)}")
     assert set(answers) == set(tasks), answers
     assert all(n >= REQUESTS * 0.2 for n in answers.values()), answers
+    # By name, through the embedded DNS: the service's name is its VIP, tasks.web its tasks.
+    by_name = Counter(fetch_loop(lab, "http://web/", 60))
+    assert set(by_name) == set(tasks), by_name
+    listed = lab.cli("exec", "client", "--", "nslookup", "tasks.web").stdout
+    found = sorted(set(re.findall(r"Address:\s*(10\.77\.0\.\d+)", listed)))
+    assert found == sorted(t["addresses"]["blue"] for t in tasks.values()), listed
+    answer = lab.cli("exec", "client", "--", "nslookup", "web").stdout
+    assert re.findall(r"Address:\s*(10\.77\.0\.\d+)", answer) == [vip], answer
     # Control: the same address without the table reaches nothing (nobody owns a VIP).
-    lab.netns_exec(netns_of(lab, "client"), "nft", "delete", "table", "ip", service_lb.TABLE)
-    assert fetch_loop(lab, f"http://{vip}/", 1) == ["FAIL"]
+    # (In one shell in the client's namespace, before the agent's next pass can restore it.)
+    control = lab.netns_exec(netns_of(lab, "client"), "sh", "-c",
+                             f"nft delete table ip {service_lb.TABLE} && timeout 2 busybox wget -qO- http://{vip}/",
+                             check=False)
+    assert control.returncode != 0 and not control.stdout.strip(), control
     # The agent's periodic pass puts the table back.
     wait_for(lambda: [len(b.backends) for b in balancer(lab, "client")] == [3], 30, "the table restored")
 
@@ -136,8 +148,7 @@ def from_outside(lab: Lab, address: str, port: int, count: int = 1) -> list[str]
 
 
 def legs(lab: Lab) -> list[str]:
-    return sorted(e["host"] for e in json.loads(lab.cli("network", "inspect", "blue").stdout)["endpoints"]
-                  if e["container"].startswith("_mesh."))
+    return sorted(e["host"] for e in network(lab, "blue")["endpoints"] if e["container"].startswith("_mesh."))
 
 
 def test_the_routing_mesh_answers_on_every_host_even_one_without_a_task(lab):
