@@ -125,6 +125,10 @@ class ControllerService(pb_grpc.ControllerServicer):
         done = await self.store.request_done(request.request_id)
         if done is not None:
             return await self._started(await self.store.made_by(done, request.name or done.name), first=True)
+        # Ids and unique id prefixes name networks, and containers in container:NAME, too.
+        request.networks[:] = [
+            f"container:{await self._container_name(n[len('container:'):])}" if n.startswith("container:")
+            else await self._network_name(n) for n in request.networks]
         mode = NetworkMode.parse(request.networks)
         options = run_options.from_request(request)
         run_options.check_options(options, mode)
@@ -358,15 +362,16 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
-        async for chunk in self.logs(await self._container_name(request.container)):
+        async for chunk in self.logs(await self._container_name(request.container), request.follow):
             yield chunk
 
-    async def logs(self, container: str) -> AsyncIterator[pb.LogChunk]:
-        """A container's output so far, from its host's agent; a UserError when it cannot be had."""
+    async def logs(self, container: str, follow: bool = False) -> AsyncIterator[pb.LogChunk]:
+        """A container's output so far (with `follow`, until it stops), from its host's
+        agent; a UserError when it cannot be had."""
         spec, _ = await self.store.get_container(container)
         _not_engines(spec, "logs")
         stub = await self._agent(spec.host)
-        async for chunk in _forward_stream(stub.Logs(pb.LogsRequest(container=container))):
+        async for chunk in _forward_stream(stub.Logs(pb.LogsRequest(container=container, follow=follow))):
             yield chunk
 
     # ---- helpers -----------------------------------------------------------

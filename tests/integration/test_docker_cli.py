@@ -262,7 +262,13 @@ def test_the_scripting_surface(lab):
     assert lab.cli("network", "inspect", "-f", "{{.name}}", blue["id"][:10]).stdout == "blue\n"
     assert lab.cli("network", "ls", "--filter", "name=blue", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").stdout \
         == "blue overlay swarm\n"
-    lab.cli("container", "rm", "-f", "s-web", "s-db", "s-done")
+    # A network and a namespace owner by id prefix on run.
+    lab.cli("run", "-d", "--name", "s-byid", "--network", blue["id"][:8], BUSYBOX, "sleep", "3600")
+    lab.cli("run", "-d", "--name", "s-side", "--network", f"container:{inspect(lab, 's-byid')['id'][:8]}",
+            BUSYBOX, "sleep", "3600")
+    assert list(inspect(lab, "s-byid")["networks"]) == ["blue"]
+    assert inspect(lab, "s-side")["network_mode"] == "container:s-byid"
+    lab.cli("container", "rm", "-f", "s-side", "s-byid", "s-web", "s-db", "s-done")
 
 
 def test_a_docker_users_lab_script(lab, tmp_path):
