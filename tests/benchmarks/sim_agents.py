@@ -87,6 +87,7 @@ class LightView(_Recorder):
         self._containers: dict[str, ContainerSpec] = {}
         self._networks: dict[str, Network] = {}
         self._endpoints: dict[str, set[str]] = {}   # network -> endpoint keys
+        self._resync_asked = 0.0
         self._init_recorder(track)
 
     def apply(self, update: pb.ViewUpdate) -> None:
@@ -106,12 +107,17 @@ class LightView(_Recorder):
                     self._containers.pop(key, None)
                 else:
                     self._containers[key] = ContainerSpec.from_wire(change.container)
+            elif kind == "resync" and change.resync.host == self.host:
+                self._resync_asked = change.resync.asked_at
             elif kind == "network" or (deleted and "/networks/" in key):
                 if deleted:
                     self._networks.pop(key, None)
                 else:
                     self._networks[key] = Network.from_wire(change.network)
         self.revision = update.revision
+
+    def resync_asked(self) -> float:
+        return self._resync_asked
 
     def networks(self) -> dict[str, Network]:
         wanted = {net for spec in self._containers.values() if spec.host == self.host for net in spec.networks}
