@@ -255,8 +255,10 @@ class Containers:
 
     async def _report_one(self, spec: ContainerSpec, record: LocalContainer) -> None:
         state = await self.runtime.state(spec.id)
+        # A container never started (its image could not be pulled) has no
+        # generation yet (-1 locally); the wire's is unsigned.
         status = ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
-                                 generation=record.started_generation, error=record.error,
+                                 generation=max(record.started_generation, 0), error=record.error,
                                  networks=list(spec.networks), image_error=record.image_error)
         if state is not None:
             status.state = state.state
