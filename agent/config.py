@@ -18,6 +18,18 @@ from proto.config_file import (
     tls_options,
 )
 
+def dns_servers(value) -> str | None:
+    """ADDRESS[:PORT] resolvers, each an IPv4 address."""
+    for item in value:
+        address, _, port = item.partition(":")
+        problem = ipv4_address(address)
+        if problem is not None:
+            return problem
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            return f"invalid port in {item!r}"
+    return None
+
+
 AGENT = Schema("agent", (
     Option("name", str, None,
            "This host's name, unique in the cluster: an RFC 1123 label (lowercase letters, "
@@ -64,8 +76,13 @@ AGENT = Schema("agent", (
            "container's image is pulled from the cluster's copy there, over TLS verified "
            "with the ca below, presenting this agent's certificate (plain HTTP with "
            "insecure = true). Empty: this host cannot start containers.", registry_or_empty),
+    Option("dns", list, [],
+           "The resolvers (ADDRESS[:PORT]) the embedded DNS forwards the names it does not hold "
+           "to, and the default bridge's containers get. Empty: the nameservers of this host's "
+           "/etc/resolv.conf.", dns_servers),
     *tls_options("agent"),
 ))
+
 
 AGENT_API_PORT = 7947
 

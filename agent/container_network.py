@@ -33,8 +33,14 @@ GWBRIDGE_KEY = "@gwbridge"
 
 
 def needs_gwbridge(spec: ContainerSpec, networks: dict[str, Network]) -> bool:
-    drivers = [driver_of(networks[n]) for n in spec.networks if n in networks]
+    # An --internal network is no way out: it neither asks for the gwbridge nor routes.
+    drivers = [driver_of(networks[n]) for n in spec.networks if n in networks and not networks[n].internal]
     return any(d.needs_gwbridge for d in drivers) and not any(d.carries_default_route for d in drivers)
+
+
+def routes(network: Network) -> bool:
+    """Whether an attachment to `network` may carry the container's default route."""
+    return driver_of(network).carries_default_route and not network.internal
 
 
 def assign_ifnames(record: LocalContainer, spec: ContainerSpec, networks: dict[str, Network]) -> None:
@@ -57,8 +63,8 @@ def interfaces(spec: ContainerSpec, networks: dict[str, Network], record: LocalC
     for attachment in spec.attachments:
         network = networks[attachment.network]
         driver = driver_of(network)
-        default_route = driver.carries_default_route and not default_set
-        default_set = default_set or driver.carries_default_route
+        default_route = routes(network) and not default_set
+        default_set = default_set or routes(network)
         result.append(driver.interface(spec.id, record.ifnames[attachment.network], attachment, network,
                                        host, default_route))
     if GWBRIDGE_KEY in record.ifnames and record.gw_ip:
@@ -79,7 +85,7 @@ def port_target(spec: ContainerSpec, networks: dict[str, Network], record: Local
     its gwbridge address; None when it has neither (every network disconnected)."""
     for attachment in spec.attachments:
         network = networks.get(attachment.network)
-        if network is not None and driver_of(network).carries_default_route:
+        if network is not None and routes(network):
             return driver_of(network).port_target(attachment, network, host)
     if record.gw_ip:
         return PortTarget(ip=record.gw_ip, bridge=host.gwbridge.name)

@@ -5,10 +5,12 @@ import asyncio
 import logging
 import os
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
+from agent.convergers.embedded_dns import EmbeddedDns
+from agent.dns.resolver import nameservers, parse_upstream
 from agent.guards import control_plane_guards
 from agent.host_networks import HostNetworks
 from agent.images.registry import RegistryAccess
@@ -54,6 +56,19 @@ class AgentConfig:
     tls: TlsFiles | None = None            # the agent's CA, certificate and key
     insecure: bool = False                 # plain-text gRPC; tls is then ignored
     registry: str = ""                     # the cluster's image registry, HOST:PORT
+    dns: list[str] = field(default_factory=list)   # resolvers to forward to; []: /etc/resolv.conf's
+
+
+def embedded_dns(config: AgentConfig) -> EmbeddedDns:
+    """The resolver containers ask, forwarding to the configured resolvers or
+    to this host's own (read once, at start)."""
+    try:
+        host_resolv = Path("/etc/resolv.conf").read_text()
+    except OSError:
+        host_resolv = ""
+    servers = config.dns or nameservers(host_resolv)
+    for_containers = [s.partition(":")[0] for s in servers if not s.startswith("127.") and ":" not in s]
+    return EmbeddedDns(config.name, [parse_upstream(s) for s in servers], for_containers)
 
 
 def agent_transport(config: AgentConfig) -> Transport:
@@ -110,6 +125,7 @@ async def serve(config: AgentConfig) -> None:
                           held_containers=lambda: sorted(local.load_all()), dial=transport.channel)
     reconciler = Reconciler(networks, config.vtep_ip, view, runtime, images, local, link,
                             vtep_filter=config.vtep_filter, port_security=config.port_security,
+                            dns=embedded_dns(config),
                             guards=await control_plane_guards(config.api, config.controllers))
 
     server = transport.server()

@@ -17,6 +17,7 @@ import time
 
 from agent import drivers
 from agent.convergers.containers import Containers
+from agent.convergers.embedded_dns import EmbeddedDns
 from agent.convergers.host_firewall import HostFirewall
 from agent.convergers.port_security import PortSecurity
 from agent.convergers.vtep_filter import VtepFilter
@@ -39,7 +40,7 @@ RESYNC_SECONDS = 10.0
 class Reconciler:
     def __init__(self, host: HostNetworks, vtep_ip: str, view: View, runtime: Runtime, images: ImageStore,
                  local: LocalState, link: ControllerLink, vtep_filter: bool = True,
-                 port_security: bool = True, guards: tuple[Guard, ...] = ()):
+                 port_security: bool = True, guards: tuple[Guard, ...] = (), dns: EmbeddedDns | None = None):
         self.host = host
         self.view = view
         self.local = local
@@ -51,7 +52,9 @@ class Reconciler:
                                    for name, driver in drivers.DRIVERS.items()}
         # Every container port carries only its container's MAC and addresses (agent option port-security).
         self.port_security = PortSecurity(host, enabled=port_security)
-        self.containers = Containers(host, view, runtime, images, local, report=link.report, wake=self.wake)
+        self.dns = dns
+        self.containers = Containers(host, view, runtime, images, local, report=link.report, wake=self.wake,
+                                     dns=dns)
         self.firewall = HostFirewall(host, guards)
         self.passes = 0
 
@@ -93,6 +96,8 @@ class Reconciler:
         began = time.time()
         desired = self.view.containers()
         local = self.local.load_all()
+        if self.dns is not None:
+            self.dns.refresh(self.view)  # first: a removed container's names go before anything else
         removed = await self.containers.remove_gone(desired, local)
         try:
             networks = self.view.networks()

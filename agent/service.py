@@ -14,6 +14,7 @@ import grpc
 from agent import names
 from agent.kernel import table
 from agent.kernel.netns import list_netns
+from agent.oci.exec_attached import Input
 from agent.oci.model import ContainerError
 from agent.oci.runtime import Runtime
 from agent.view import View
@@ -23,6 +24,8 @@ from proto import vxmesh_pb2_grpc as pb_grpc
 log = logging.getLogger(__name__)
 
 LOG_CHUNK = 64 * 1024
+# How often a followed log is read again while its container runs.
+FOLLOW_POLL_SECONDS = 0.1
 
 
 class HostAgentService(pb_grpc.HostAgentServicer):
@@ -51,6 +54,29 @@ class HostAgentService(pb_grpc.HostAgentServicer):
         except ContainerError as err:
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
 
+    async def ExecAttached(self, request_iterator, context):
+        """exec -i / -t: the first message starts the command, the rest feed it."""
+        first = await anext(request_iterator, None)
+        if first is None or not first.HasField("start"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an attached exec starts with its request")
+        start = first.start
+        inputs: asyncio.Queue[Input] = asyncio.Queue()
+        pump = asyncio.create_task(_pump(request_iterator, inputs))
+        try:
+            container_id = self._container_id(start.container)
+            async for kind, data in self.runtime.exec_attached(
+                    container_id, list(start.command), dict(start.env), start.tty, (start.rows, start.cols), inputs):
+                if kind == "stdout":
+                    yield pb.ExecOutput(stdout=data)
+                elif kind == "stderr":
+                    yield pb.ExecOutput(stderr=data)
+                else:
+                    yield pb.ExecOutput(exited=True, exit_code=data)
+        except ContainerError as err:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
+        finally:
+            pump.cancel()
+
     async def Kill(self, request, context):
         try:
             await self.runtime.kill(self._container_id(request.container), request.signal)
@@ -66,9 +92,21 @@ class HostAgentService(pb_grpc.HostAgentServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, str(err))
         if not path.exists():
             return
+        container_id = self._container_id(request.container)
         with open(path, "rb") as log_file:
-            while chunk := await asyncio.to_thread(log_file.read, LOG_CHUNK):
-                yield pb.LogChunk(data=chunk)
+            while True:
+                # Whether it runs is asked before reading: what it wrote before
+                # stopping is then read to the end before the stream ends.
+                running = request.follow and await self._running(container_id)
+                while chunk := await asyncio.to_thread(log_file.read, LOG_CHUNK):
+                    yield pb.LogChunk(data=chunk)
+                if not running:
+                    return
+                await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+    async def _running(self, container_id: str) -> bool:
+        state = await self.runtime.state(container_id)
+        return state is not None and state.state == "running"
 
     async def Tables(self, request, context):
         by_vni = {n.vni: n for n in self.view.networks().values()}
@@ -87,3 +125,11 @@ class HostAgentService(pb_grpc.HostAgentServicer):
                 reply.entries.append(pb.TableEntry(network=network_name, vni=vni, mac=mac,
                                                    ip=ip_of.get(mac, ""), vtep=fdb.get(mac, "")))
         return reply
+
+
+async def _pump(requests, inputs: asyncio.Queue[Input]) -> None:
+    """The user's input as it arrives; the stream's end is the end of input."""
+    async for message in requests:
+        inputs.put_nowait(Input(data=message.stdin, rows=message.rows, cols=message.cols,
+                                closed=message.stdin_closed))
+    inputs.put_nowait(Input(closed=True))

@@ -47,6 +47,9 @@ class View:
     def endpoints(self, network: str) -> list[Endpoint]:
         return [r for r in self.records.values() if isinstance(r, Endpoint) and r.network == network]
 
+    def all_endpoints(self) -> list[Endpoint]:
+        return [r for r in self.records.values() if isinstance(r, Endpoint)]
+
     def hosts(self) -> dict[str, Host]:
         return {r.name: r for r in self.records.values() if isinstance(r, Host)}
 

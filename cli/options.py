@@ -6,8 +6,10 @@ Each parser returns typed values or raises CliError naming the bad value, so
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import signal
+from collections.abc import Mapping
 
 from proto.records import Mount, PortMapping
 
@@ -98,12 +100,29 @@ def parse_command(args: argparse.Namespace) -> list[str]:
     return cmd
 
 
-def parse_env(pairs: list[str]) -> dict[str, str]:
-    """-e KEY=VALUE, repeated."""
+def parse_env(pairs: list[str], caller: Mapping[str, str] | None = None) -> dict[str, str]:
+    """-e KEY=VALUE, repeated; -e KEY takes KEY's value from the caller's
+    environment (`caller`, default os.environ) and is left out when it has none, as Docker."""
+    caller = os.environ if caller is None else caller
     env = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise CliError(f"invalid environment variable {pair!r}: expected KEY=VALUE")
+        if not key:
+            raise CliError(f"invalid environment variable {pair!r}: expected KEY=VALUE or KEY")
+        if not sep:
+            if key not in caller:
+                continue
+            value = caller[key]
         env[key] = value
     return env
+
+
+def parse_labels(items: list[str]) -> dict[str, str]:
+    """--label KEY[=VALUE], repeated."""
+    labels = {}
+    for item in items:
+        key, _, value = item.partition("=")
+        if not key:
+            raise CliError(f"--label {item!r} is not KEY[=VALUE]")
+        labels[key] = value
+    return labels

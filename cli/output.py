@@ -39,7 +39,7 @@ def container_json(detail: pb.ContainerDetail) -> dict:
         "working_dir": spec.working_dir, "user": spec.user, "read_only": spec.read_only,
         "privileged": spec.privileged, "cap_add": spec.cap_add, "cap_drop": spec.cap_drop,
         "security_opt": security_opt(spec), "ulimits": [u.text for u in spec.ulimits],
-        "oom_killed": status.oom_killed,
+        "oom_killed": status.oom_killed, "labels": spec.labels,
     }
 
 

@@ -14,10 +14,47 @@ from pathlib import Path
 from cli import certs
 from proto.config_file import TLS_DIR
 
+# Docker's exit status when the command line itself is wrong (`docker run --bogus`).
+EXIT_USAGE = 125
 DEFAULT_CONTROLLER = "unix:///run/vxmesh-lab/vxlab/controller.sock"
 # The daemons `vxmesh NAME ...` runs, each as `python -m NAME ...` (cli/main.py).
 DAEMONS = {"controller": "run a controller (options: vxmesh controller --help)",
            "agent": "run a host agent (options: vxmesh agent --help)"}
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse as Docker's command line behaves: a wrong or unknown option is
+    one line and exit status 125 (never 0, never argparse's 2), and options are
+    never abbreviated (`--net` is an alias of its own, not a prefix)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\nSee '{self.prog} --help'.\n")
+
+
+def bounded_int(flag: str, low: int, high: int, minus_one: int | None = None):
+    """An argparse type: an integer in [low, high]; -1 means `minus_one` when given
+    (Docker's "unlimited")."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"invalid {flag} {text!r}: not an integer") from None
+        if value == -1 and minus_one is not None:
+            return minus_one
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"invalid {flag} {value}: it must be between {low} and {high}")
+        return value
+    return parse
+
+
+FORMAT_HELP = ('"table", "json", or a Go-template-style one: \'{{.Names}}\\t{{.Status}}\', '
+               '\'{{json .}}\', \'table {{.ID}}\\t{{.Names}}\'')
+# The largest value a uint32 field of the wire format holds.
+UINT32_MAX = 2**32 - 1
 
 
 def _request_id(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +65,7 @@ def _request_id(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vxmesh", description="A multi-host VXLAN overlay for containers.")
+    parser = Parser(prog="vxmesh", description="A multi-host VXLAN overlay for containers.")
     parser.add_argument("--controller", default=os.environ.get("VXMESH_CONTROLLER", DEFAULT_CONTROLLER),
                         help="controller address: host:port or unix:///path, or several, comma-separated: "
                              "a call that loses its controller moves on to the next (env VXMESH_CONTROLLER)")
@@ -50,44 +87,90 @@ def build_parser() -> argparse.ArgumentParser:
     create = network.add_parser("create", help="create a network")
     create.add_argument("-d", "--driver", default="overlay",
                         help="network driver: overlay (across hosts, the default) or bridge (one per host)")
-    create.add_argument("--subnet", required=True)
+    create.add_argument("--subnet", default="",
+                        help="CIDR (default: a free one from the controller's default address pools)")
     create.add_argument("--gateway", default="")
+    create.add_argument("--ip-range", default="", help="where dynamic addresses come from (inside --subnet)")
+    create.add_argument("--internal", action="store_true", help="no way out: no egress, no default route")
+    create.add_argument("--attachable", action="store_true", help="accepted (every network takes containers)")
+    create.add_argument("--label", action="append", default=[], metavar="KEY[=VALUE]")
     create.add_argument("--vni", type=int, default=0)
     create.add_argument("-o", "--opt", action="append", default=[], metavar="KEY[=VALUE]",
                         help="driver option, as docker's; known: encrypted (needs IPsec ESP in the kernel)")
     create.add_argument("name")
-    network.add_parser("ls", help="list networks")
-    inspect_net = network.add_parser("inspect", help="show a network and its endpoints as JSON")
-    inspect_net.add_argument("name")
+    net_ls = network.add_parser("ls", aliases=["list"], help="list networks")
+    net_ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                        help="name, id, driver, label (KEY or KEY=VALUE), scope; repeatable")
+    net_ls.add_argument("-q", "--quiet", action="store_true", help="only the network ids")
+    net_ls.add_argument("--format", default="table", help=FORMAT_HELP)
+    prune = network.add_parser("prune", help="remove every user network no running container uses")
+    prune.add_argument("-f", "--force", action="store_true", help="do not ask")
+    inspect_net = network.add_parser("inspect", help="show networks and their endpoints as a JSON array")
+    inspect_net.add_argument("names", nargs="+", metavar="NETWORK")
+    inspect_net.add_argument("-f", "--format", default="", help="a template applied to each network")
     rm_net = network.add_parser("rm", help="remove a network")
     rm_net.add_argument("name")
     for action in ("connect", "disconnect"):
         cmd = network.add_parser(action, help=f"{action} a container {'to' if action == 'connect' else 'from'} a network")
         cmd.add_argument("network")
         cmd.add_argument("container")
+        if action == "connect":
+            cmd.add_argument("--alias", action="append", default=[], help="another name on this network")
+            cmd.add_argument("--ip", default="", help="the container's address on this network")
 
     host = sub.add_parser("host", help="list hosts").add_subparsers(dest="action", required=True)
     host_ls = host.add_parser("ls", help="list hosts")
     host_ls.add_argument("--format", choices=["table", "json"], default="table")
 
+    _container_parsers(sub)
+    # `vxmesh container ls|inspect|rm|...`: Docker's management-command form of the same commands.
+    container = sub.add_parser("container", help="manage containers (the commands above, as `container ACTION`)")
+    _container_parsers(container.add_subparsers(dest="command", metavar="ACTION", required=True), management=True)
+    _image_parsers(sub)
+    health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
+    health.add_argument("--format", choices=["table", "json"], default="table")
+    tables = sub.add_parser("tables", help="the MAC/IP -> VTEP entries a host has programmed in its kernel")
+    tables.add_argument("host")
+    tables.add_argument("--network", default="")
+    return parser
+
+
+def _container_parsers(sub: argparse._SubParsersAction, management: bool = False) -> None:
+    """run, ps, inspect, logs, port, exec, stop, start, kill, rm; under `container`
+    (management), ps is `ls` (also `list`, `ps`), as Docker's."""
+    # As `docker run`, -h is --hostname; help is --help only.
     run = sub.add_parser("run", help="run a container: vxmesh run [OPTIONS] IMAGE [COMMAND] [ARG...]",
                          description="Run a container from IMAGE, as `docker run`: the image's Entrypoint, "
                                      "Cmd, Env, WorkingDir, User and ExposedPorts apply unless overridden. "
-                                     "Options go before IMAGE; everything after it is the command.")
-    run.add_argument("-d", "--detach", action="store_true", help="run in the background (always the case)")
-    run.add_argument("--name", required=True)
+                                     "Options go before IMAGE; everything after it is the command.",
+                         add_help=False)
+    run.add_argument("--help", action="help", help="show this help message and exit")
+    run.add_argument("-d", "--detach", action="store_true",
+                     help="run in the background and print the id (without: stream its output, exit with its code)")
+    run.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    run.add_argument("--name", default="", help="the container's name (default: a generated one)")
     run.add_argument("--host", default="", help="host to run on (default: least loaded live host)")
     run.add_argument("--network", "--net", action="append", default=[],
                      help="network to attach (repeatable), or host, none, container:NAME (default: bridge)")
-    run.add_argument("--hostname", default="")
+    run.add_argument("--network-alias", "--net-alias", action="append", default=[], metavar="ALIAS",
+                     help="another name the container answers to on its networks (repeatable)")
+    run.add_argument("--ip", default="", help="the container's address on its (first) network")
+    run.add_argument("-h", "--hostname", default="", help="the container's host name (default: its name)")
     run.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     run.add_argument("-p", "--publish", action="append", default=[], metavar="[HOST_PORT:]CONTAINER_PORT[/PROTO]",
                      help="publish a container port on the host (repeatable)")
+    run.add_argument("-l", "--label", action="append", default=[], metavar="KEY[=VALUE]",
+                     help="a label, for ps --filter label= (repeatable)")
+    run.add_argument("-P", "--publish-all", action="store_true",
+                     help="publish every exposed port (the image's and --expose's) on a free host port")
+    run.add_argument("--expose", action="append", default=[], metavar="PORT[/PROTO]",
+                     help="expose a port, as the image's ExposedPorts (repeatable)")
     run.add_argument("-v", "--volume", action="append", default=[], metavar="HOST_DIR:CONTAINER_DIR[:ro]",
                      help="bind-mount a host directory (repeatable)")
     run.add_argument("-m", "--memory", default="", help="memory limit, e.g. 64m")
     run.add_argument("--cpus", type=float, default=0.0, help="CPU limit, e.g. 0.5")
-    run.add_argument("--pids-limit", type=int, default=0, help="maximum number of processes")
+    run.add_argument("--pids-limit", type=bounded_int("--pids-limit", 0, UINT32_MAX, minus_one=0), default=0,
+                     help="maximum number of processes (-1 or 0: unlimited)")
     run.add_argument("--entrypoint", default=None,
                      help="replace the image's Entrypoint (and drop its Cmd); \"\" clears it")
     run.add_argument("-w", "--workdir", default="", help="working directory inside the container")
@@ -109,37 +192,43 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]",
                      help="replaces the image's Cmd")
 
-    ps = sub.add_parser("ps", help="list containers")
+    ps = (sub.add_parser("ls", aliases=["list", "ps"], help="list containers") if management
+          else sub.add_parser("ps", help="list containers"))
     ps.add_argument("-a", "--all", action="store_true", help="also stopped containers")
-    ps.add_argument("--format", choices=["table", "json"], default="table")
+    ps.add_argument("-q", "--quiet", action="store_true", help="only the container ids")
+    ps.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
+                    help="name, id, status, network, host, label (KEY or KEY=VALUE); repeatable")
+    ps.add_argument("--format", default="table", help=FORMAT_HELP)
 
-    for name, text in (("inspect", "show a container as JSON"), ("logs", "print a container's output")):
-        cmd = sub.add_parser(name, help=text)
-        cmd.add_argument("name")
+    inspect = sub.add_parser("inspect", help="show containers as a JSON array, newest state")
+    inspect.add_argument("names", nargs="+", metavar="CONTAINER")
+    inspect.add_argument("-f", "--format", default="", help="a template applied to each container")
+    logs = sub.add_parser("logs", help="print a container's output")
+    logs.add_argument("name")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it stops")
+    port = sub.add_parser("port", help="a container's published ports: vxmesh port NAME [PORT[/PROTO]]")
+    port.add_argument("name")
+    port.add_argument("port", nargs="?", default="", metavar="PORT[/PROTO]")
     exec_ = sub.add_parser("exec", help="run a command in a container: vxmesh exec NAME -- CMD [ARG...]")
+    exec_.add_argument("-i", "--interactive", action="store_true", help="pass standard input to the command")
+    exec_.add_argument("-t", "--tty", action="store_true", help="give the command a pseudo-terminal")
     exec_.add_argument("name")
     exec_.add_argument("cmd", nargs=argparse.REMAINDER)
     stop = sub.add_parser("stop", help="stop a container (SIGTERM, then SIGKILL)")
-    stop.add_argument("-t", "--time", type=int, default=0, help="seconds to wait before SIGKILL (default 10)")
-    stop.add_argument("name")
+    stop.add_argument("-t", "--time", type=bounded_int("--time", 0, 86400), default=0,
+                      help="seconds to wait before SIGKILL (default 10)")
+    stop.add_argument("names", nargs="+", metavar="CONTAINER")
     _request_id(stop)
     start = sub.add_parser("start", help="start a stopped container again")
-    start.add_argument("name")
+    start.add_argument("names", nargs="+", metavar="CONTAINER")
     _request_id(start)
     kill = sub.add_parser("kill", help="send a signal to a container (default SIGKILL)")
     kill.add_argument("-s", "--signal", default="KILL")
-    kill.add_argument("name")
+    kill.add_argument("names", nargs="+", metavar="CONTAINER")
     rm = sub.add_parser("rm", help="remove a container")
     rm.add_argument("-f", "--force", action="store_true", help="kill it first if it is running")
-    rm.add_argument("name")
+    rm.add_argument("names", nargs="+", metavar="CONTAINER")
     _request_id(rm)
-    _image_parsers(sub)
-    health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
-    health.add_argument("--format", choices=["table", "json"], default="table")
-    tables = sub.add_parser("tables", help="the MAC/IP -> VTEP entries a host has programmed in its kernel")
-    tables.add_argument("host")
-    tables.add_argument("--network", default="")
-    return parser
 
 
 def _image_parsers(sub: argparse._SubParsersAction) -> None:

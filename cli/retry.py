@@ -112,7 +112,8 @@ def _unknown(details: str, args: argparse.Namespace, request_id: str) -> str:
 
 
 def _how_to_check(args: argparse.Namespace, request_id: str) -> str:
-    name = getattr(args, "name", "")
+    names = getattr(args, "names", None) or []   # stop, start, rm take several
+    name = getattr(args, "name", "") or (names[0] if len(names) == 1 else "")
     check = f"`vxmesh inspect {name}`" if name and args.command != "network" else "`vxmesh ps -a`"
     return f"the change may have been made: check with {check}{_repeat(args, request_id)}"
 

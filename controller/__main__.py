@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
                              prefix=values["prefix"], host_ttl=values["host-ttl"],
                              agent_grace=values["agent-grace"],
                              tls=tls, insecure=values["insecure"], etcd_tls=etcd_tls,
-                             registry=values["registry"]))
+                             registry=values["registry"],
+                             default_address_pools=values["default-address-pools"]))
     except (config_file.ConfigError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1

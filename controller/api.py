@@ -19,13 +19,14 @@ from controller import request_limits, run_options
 from controller.agent_feed import FeedCounters
 from controller.cache import StateCache
 from controller.drivers import DEFAULT_DRIVER
+from controller.generated_names import generated_name
 from controller.host_view import hosts_from_index
 from controller.images.cluster_images import ClusterImages
 from controller.images.service import NO_REGISTRY
 from controller.store import Store
-from controller.user_errors import user_errors, user_errors_streaming
+from controller.user_errors import bounded, user_errors, user_errors_streaming
 from proto import timing
-from proto.errors import FailedPrecondition, ImageError, NotFound, OutcomeUnknown, Unavailable, UserError
+from proto.errors import FailedPrecondition, ImageError, InvalidArgument, NotFound, OutcomeUnknown, Unavailable, UserError
 from proto.network_mode import NetworkMode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
@@ -64,7 +65,8 @@ class ControllerService(pb_grpc.ControllerServicer):
         request_limits.check_network_options(request.options)
         network = await self.store.create_network(
             request.name, request.subnet, gateway=request.gateway, vni=request.vni,
-            driver=request.driver or DEFAULT_DRIVER, options=dict(request.options))
+            driver=request.driver or DEFAULT_DRIVER, options=dict(request.options), ip_range=request.ip_range,
+            internal=request.internal, attachable=request.attachable, labels=dict(request.labels))
         return network.to_wire()
 
     @user_errors
@@ -73,12 +75,14 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def InspectNetwork(self, request, context):
+        request.name = await self._network_name(request.name)
         network = await self.store.get_network(request.name)
         endpoints = await self.store.network_endpoints(request.name)
         return pb.NetworkDetail(network=network.to_wire(), endpoints=[e.to_wire() for e in endpoints])
 
     @user_errors
     async def RemoveNetwork(self, request, context):
+        request.name = await self._network_name(request.name)
         await self.store.remove_network(request.name)
         return pb.Empty()
 
@@ -120,7 +124,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         # the first one's container, as its start turns out.
         done = await self.store.request_done(request.request_id)
         if done is not None:
-            return await self._started(await self.store.made_by(done, request.name), first=True)
+            return await self._started(await self.store.made_by(done, request.name or done.name), first=True)
         mode = NetworkMode.parse(request.networks)
         options = run_options.from_request(request)
         run_options.check_options(options, mode)
@@ -146,12 +150,23 @@ class ControllerService(pb_grpc.ControllerServicer):
         # start of the container then pulls exactly this manifest.
         if self.images is None:
             raise FailedPrecondition(NO_REGISTRY)
-        options = dataclasses.replace(options, image=await self.images.resolve(request.image))
+        options = run_options.with_image(options, await self.images.resolve(request.image))
+        run_options.check_options(options, mode)     # -P's ports among the rest
+        if not request.name:
+            # As Docker: a generated name (a lost race on it is the usual "already exists").
+            request.name = generated_name({spec.name for spec, _ in await self.store.list_containers()})
         spec = await self.store.create_container(
             request.name, host, list(request.command), dict(request.env),
             request.hostname or request.name, mode, options, request_id=request.request_id)
         committed = time.time()
-        detail = await self._started(spec, first=True)
+        try:
+            detail = await self._started(spec, first=True)
+        except ImageError:
+            raise   # _started took the container away already
+        except FailedPrecondition:
+            if request.auto_remove:   # --rm: a start that failed leaves nothing
+                await self._remove(spec)
+            raise
         # Wall-clock stamps the agents' start events can be lined up with
         # (tests/benchmarks/bench_attach.py does).
         timing.emit(log, timing.RUN, container=spec.name, host=host, received=received,
@@ -191,7 +206,10 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def Start(self, request, context):
         done = await self.store.request_done(request.request_id)
         if done is not None:
-            return await self._started(await self.store.made_by(done, request.name))
+            # The name the first try resolved an id prefix to.
+            name = done.name if request.name and done.container_id.startswith(request.name) else request.name
+            return await self._started(await self.store.made_by(done, name))
+        request.name = await self._container_name(request.name)
         spec, status = await self.store.get_container(request.name)
         if status is not None and status.state == "running":
             return _detail(spec, status)  # as Docker: starting a running container is a no-op
@@ -204,6 +222,7 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Kill(self, request, context):
+        request.container = await self._container_name(request.container)
         spec, status = await self.store.get_container(request.container)
         if status is None or status.state != "running":
             raise FailedPrecondition(f"container {request.container!r} is not running")
@@ -213,8 +232,10 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def ConnectNetwork(self, request, context):
+        request.container = await self._container_name(request.container)
+        request.network = await self._network_name(request.network)
         received = time.time()
-        spec = await self.store.connect(request.container, request.network)
+        spec = await self.store.connect(request.container, request.network, tuple(request.aliases), request.ip)
         committed = time.time()
         detail = _detail(*await self._applied(spec))
         # As for run: wall-clock stamps, for tests/benchmarks/bench_lab_propagation.py.
@@ -224,6 +245,8 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def DisconnectNetwork(self, request, context):
+        request.container = await self._container_name(request.container)
+        request.network = await self._network_name(request.network)
         spec = await self.store.disconnect(request.container, request.network)
         return _detail(*await self._applied(spec))
 
@@ -245,11 +268,16 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def Inspect(self, request, context):
+        request.name = await self._container_name(request.name)
         return _detail(*await self.store.get_container(request.name))
 
     @user_errors
     async def Stop(self, request, context):
         done = await self.store.request_done(request.request_id)
+        if done is None:
+            request.name = await self._container_name(request.name)
+        else:
+            request.name = done.name
         spec = await self.store.made_by(done, request.name) if done else (await self.store.get_container(request.name))[0]
         timeout = request.timeout or spec.stop_timeout
         spec = await self.store.set_desired(request.name, "stopped", stop_timeout=timeout,
@@ -266,10 +294,12 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def Remove(self, request, context):
         done = await self.store.request_done(request.request_id)
         if done is not None:
-            if done.name != request.name:
+            if request.name not in (done.name, done.container_id) and not (
+                    request.name and done.container_id.startswith(request.name)):
                 raise FailedPrecondition(f"request id {done.id!r} was used for container {done.name!r}, "
                                          f"not {request.name!r}")
             return pb.Empty()   # removed by the first try of this request
+        request.name = await self._container_name(request.name)
         spec, status = await self.store.get_container(request.name)
         if status is not None and status.state == "running" and not request.force:
             raise FailedPrecondition(
@@ -288,20 +318,71 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors_streaming
     async def Exec(self, request, context) -> AsyncIterator[pb.ExecOutput]:
+        request.container = await self._container_name(request.container)
         request_limits.check_exec(request)
         spec, _ = await self.store.get_container(request.container)
         stub = await self._agent(spec.host)
         async for chunk in _forward_stream(stub.Exec(request)):
             yield chunk
 
+    async def ExecAttached(self, request_iterator, context) -> AsyncIterator[pb.ExecOutput]:
+        """exec -i / -t: the user's stream, passed through to the container's host."""
+        first = await anext(request_iterator, None)
+        try:
+            if first is None or not first.HasField("start"):
+                raise InvalidArgument("an attached exec starts with its request")
+            request_limits.check_exec(first.start)
+            first.start.container = await self._container_name(first.start.container)
+            spec, _ = await self.store.get_container(first.start.container)
+            stub = await self._agent(spec.host)
+        except UserError as err:
+            await context.abort(err.code, bounded(str(err)))
+
+        async def forwarded():
+            yield first
+            async for message in request_iterator:
+                yield message
+
+        try:
+            async for chunk in _forward_stream(stub.ExecAttached(forwarded())):
+                yield chunk
+        except UserError as err:
+            await context.abort(err.code, bounded(str(err)))
+
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
+        request.container = await self._container_name(request.container)
         spec, _ = await self.store.get_container(request.container)
         stub = await self._agent(spec.host)
         async for chunk in _forward_stream(stub.Logs(request)):
             yield chunk
 
     # ---- helpers -----------------------------------------------------------
+
+    async def _network_name(self, ref: str) -> str:
+        """The network `ref` names: its name, or its id or a unique prefix of it."""
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            return ref
+        networks = await self.store.list_networks()
+        if any(n.name == ref for n in networks):
+            return ref
+        matches = [n.name for n in networks if n.id.startswith(ref)]
+        if len(matches) > 1:
+            raise InvalidArgument(f"network id prefix {ref!r} is ambiguous: {len(matches)} networks match")
+        return matches[0] if matches else ref
+
+    async def _container_name(self, ref: str) -> str:
+        """The container `ref` names: its name, or (as Docker takes them) its full
+        id or a prefix of it that only one container's id has."""
+        if not ref or not all(c in "0123456789abcdef" for c in ref):
+            return ref
+        specs = [spec for spec, _ in await self.store.list_containers()]
+        if any(spec.name == ref for spec in specs):
+            return ref
+        matches = [spec.name for spec in specs if spec.id.startswith(ref)]
+        if len(matches) > 1:
+            raise InvalidArgument(f"container id prefix {ref!r} is ambiguous: {len(matches)} containers match")
+        return matches[0] if matches else ref
 
     async def _wait_status(self, spec: ContainerSpec, done, timeout: float) -> tuple[ContainerStatus | None, bool]:
         """Wait until the agent reports this version of the spec as `done`: the

@@ -1,6 +1,7 @@
 """The options of `vxmesh controller`: its config file and flags (proto/config_file.py reads them)."""
 from __future__ import annotations
 
+from proto.addresses import DEFAULT_ADDRESS_POOLS, parse_pool
 from proto.config_file import (
     TLS_DIR,
     Option,
@@ -15,6 +16,18 @@ from proto.config_file import (
     seconds_or_zero,
     tls_options,
 )
+from proto.errors import InvalidArgument
+
+
+def address_pools(value) -> str | None:
+    """BASE:SIZE address pools (proto/addresses.py parses them)."""
+    for item in value:
+        try:
+            parse_pool(item)
+        except InvalidArgument as err:
+            return str(err)
+    return None
+
 
 CONTROLLER = Schema("controller", (
     Option("listen", list, ["127.0.0.1:7946"],
@@ -30,6 +43,10 @@ CONTROLLER = Schema("controller", (
     Option("prefix", str, "/vxmesh/",
            "Prefix of every key vxmesh keeps in etcd; controllers sharing a cluster and "
            "a prefix share one state.", etcd_prefix),
+    Option("default-address-pools", list, list(DEFAULT_ADDRESS_POOLS),
+           "Where `network create` without --subnet takes a subnet, as Docker's default "
+           "address pools: BASE:SIZE, the first SIZE-bit subnet of BASE that no network and "
+           "no host's own subnets overlap.", address_pools),
     Option("host-ttl", int, 6,
            "Seconds without a heartbeat before a host's agent counts as gone and its lease ends.",
            positive),

@@ -33,6 +33,20 @@ MAX_SECCOMP_PROFILE_BYTES = 256 * 1024   # Docker's own default profile is ~30 K
 MAX_HELLO_NETWORKS = 10_000
 MAX_HELLO_CONTAINERS = 100_000
 
+# Labels are shown and filtered on, never interpreted: bounded so one request
+# cannot store much.
+MAX_LABELS = 64
+MAX_LABEL_BYTES = 1024
+
+
+def check_labels(labels: Mapping[str, str]) -> None:
+    if len(labels) > MAX_LABELS:
+        raise InvalidArgument(f"too many labels: {len(labels)} (at most {MAX_LABELS})")
+    for key, value in labels.items():
+        if not key or len(key.encode()) + len(value.encode()) > MAX_LABEL_BYTES or "\0" in key + value:
+            raise InvalidArgument(f"invalid label {key[:40]!r}: a key of at most {MAX_LABEL_BYTES} bytes "
+                                  "with its value, no NUL")
+
 
 def _size(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
@@ -48,6 +62,9 @@ def check_command(command: Iterable[str], what: str = "command") -> None:
     args = list(command)
     check_count(f"{what} arguments", args, MAX_COMMAND_ARGS)
     for index, arg in enumerate(args):
+        if "\0" in arg:
+            # execve takes C strings: a NUL would cut the argument short.
+            raise InvalidArgument(f"{what} argument {index} contains a NUL byte")
         if _size(arg) > MAX_ARG_BYTES:
             raise InvalidArgument(f"{what} argument {index} is {_size(arg)} bytes (at most {MAX_ARG_BYTES})")
     total = sum(_size(arg) for arg in args)
@@ -68,6 +85,7 @@ def check_run(request) -> None:
     check_command(request.entrypoint, "entrypoint")
     check_env(request.env)
     check_count("published ports", request.ports, MAX_PORTS)
+    check_labels(request.labels)
     check_count("mounts", request.mounts, MAX_MOUNTS)
     check_count("networks", request.networks, MAX_NETWORKS_PER_CONTAINER)
     check_count("--cap-add capabilities", request.cap_add, MAX_CAPABILITIES)

@@ -14,6 +14,7 @@ import math
 import posixpath
 import re
 from collections.abc import Iterable
+import dataclasses
 from dataclasses import dataclass
 
 from proto import capabilities, validate
@@ -21,6 +22,8 @@ from proto import run_options as docker_options
 from proto.errors import InvalidArgument
 from proto.network_mode import NetworkMode
 from proto.records import Mount, PortMapping, Ulimit
+
+MAX_ALIASES = 32
 
 # Docker's lower bound: less than this cannot start a process.
 MIN_MEMORY = 6 * 1024 * 1024
@@ -61,6 +64,13 @@ class RunOptions:
     seccomp_profile: str = ""
     allow_new_privileges: bool = False
     ulimits: tuple[Ulimit, ...] = ()
+    # --network-alias: more names for the container on each of its networks (agent/dns).
+    aliases: tuple[str, ...] = ()
+    ip: str = ""            # --ip: the address on the first network
+    publish_all: bool = False                # -P
+    expose: tuple[str, ...] = ()             # --expose, "80/tcp"
+    labels: tuple[tuple[str, str], ...] = ()  # --label, as (key, value) pairs
+    remove_on_exit: bool = False             # run -d --rm
 
 
 def from_request(request) -> RunOptions:
@@ -75,7 +85,44 @@ def from_request(request) -> RunOptions:
         cap_drop=canonical_capabilities(request.cap_drop, "--cap-drop"),
         privileged=request.privileged, seccomp=request.seccomp or docker_options.SECCOMP_DEFAULT,
         seccomp_profile=request.seccomp_profile, allow_new_privileges=request.allow_new_privileges,
-        ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits))
+        ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits), aliases=tuple(request.aliases),
+        ip=request.ip, publish_all=request.publish_all, expose=tuple(canonical_port(p) for p in request.expose),
+        labels=tuple(sorted(request.labels.items())), remove_on_exit=request.auto_remove and request.detach)
+
+
+def canonical_port(text: str) -> str:
+    """--expose PORT[/PROTO] as the image's ExposedPorts write it: "80/tcp"."""
+    port, _, protocol = text.partition("/")
+    protocol = protocol or "tcp"
+    try:
+        validate.protocol(protocol)
+        validate.port(int(port) if port.isdigit() else -1, "exposed port")
+    except InvalidArgument as err:
+        raise InvalidArgument(f"invalid --expose {text!r}: {err}") from None
+    return f"{int(port)}/{protocol}"
+
+
+def with_image(options: RunOptions, image: RunImage) -> RunOptions:
+    """The options once the image is known: its ExposedPorts and --expose's are
+    the container's, and -P publishes each not published already on a free host port."""
+    exposed = tuple(dict.fromkeys((*image.exposed_ports, *options.expose)))
+    ports = options.ports
+    if options.publish_all:
+        published = {f"{p.container_port}/{p.protocol}" for p in ports}
+        ports += tuple(PortMapping(text.partition("/")[2], 0, int(text.partition("/")[0]))
+                       for text in exposed if text not in published)
+    return dataclasses.replace(options, image=dataclasses.replace(image, exposed_ports=exposed), ports=ports)
+
+
+def check_aliases(aliases) -> None:
+    """Network aliases are names a DNS answers for: RFC 1123 host names, a few."""
+    if len(aliases) > MAX_ALIASES:
+        raise InvalidArgument(f"too many network aliases: {len(aliases)} (at most {MAX_ALIASES})")
+    for alias in aliases:
+        try:
+            validate.hostname(alias)
+        except InvalidArgument as err:
+            raise InvalidArgument(f"invalid network alias: {err}") from None
 
 
 def canonical_capabilities(names: Iterable[str], flag: str) -> tuple[str, ...]:
@@ -91,6 +138,9 @@ def check_options(options: RunOptions, mode: NetworkMode) -> None:
     check_mounts(options.mounts)
     check_process(options)
     check_confinement(options)
+    check_aliases(options.aliases)
+    if options.ip and not mode.attaches:
+        raise InvalidArgument(f"conflicting options: --ip and --network {mode.text}")
     if options.memory_bytes and options.memory_bytes < MIN_MEMORY:
         raise InvalidArgument(
             f"invalid --memory {options.memory_bytes}: the minimum is {MIN_MEMORY} bytes (6 MiB)")

@@ -8,6 +8,8 @@ import os
 import signal
 import ssl
 from dataclasses import dataclass, field
+
+from proto.addresses import DEFAULT_ADDRESS_POOLS
 from pathlib import Path
 
 
@@ -42,6 +44,7 @@ class ControllerConfig:
     listen: list[str] = field(default_factory=lambda: ["127.0.0.1:7946"])
     etcd: list[str] = field(default_factory=list)   # empty: run a private etcd
     data_dir: Path = Path("/var/lib/vxmesh/etcd")
+    default_address_pools: list[str] = field(default_factory=lambda: list(DEFAULT_ADDRESS_POOLS))
     prefix: str = "/vxmesh/"
     host_ttl: int = 6
     agent_grace: int = DEFAULT_GRACE_SECONDS   # controller/liveness.py
@@ -91,7 +94,7 @@ async def serve(config: ControllerConfig) -> None:
         stack.push_async_callback(etcd.close)
 
         keys = Keys(config.prefix)
-        store = Store(etcd, config.prefix)
+        store = Store(etcd, config.prefix, address_pools=tuple(config.default_address_pools))
         await store.ensure_builtin_networks()
         cache = StateCache(etcd, keys)
         await cache.start()

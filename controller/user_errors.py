@@ -8,6 +8,19 @@ from __future__ import annotations
 
 from proto.errors import ANSWERED, UserError
 
+# gRPC carries the message in a header, whose size is bounded (8 KiB by
+# default): a message quoting a 10,000-character name must not turn into a
+# transport error. No message of ours needs more.
+MAX_MESSAGE = 1000
+
+
+def bounded(message: str) -> str:
+    """The message, its middle cut when too long (what it says of the value is
+    usually at its end: "... not found")."""
+    if len(message) <= MAX_MESSAGE:
+        return message
+    return message[:MAX_MESSAGE - 200] + "[...]" + message[-195:]
+
 
 def user_errors(method):
     """Turn a UserError into a gRPC status with its one-line message."""
@@ -15,7 +28,7 @@ def user_errors(method):
         try:
             return await method(self, request, context)
         except UserError as err:
-            await context.abort(err.code, str(err), trailing_metadata=ANSWERED)
+            await context.abort(err.code, bounded(str(err)), trailing_metadata=ANSWERED)
     wrapper.__name__ = method.__name__
     return wrapper
 
@@ -27,6 +40,6 @@ def user_errors_streaming(method):
             async for item in method(self, request, context):
                 yield item
         except UserError as err:
-            await context.abort(err.code, str(err), trailing_metadata=ANSWERED)
+            await context.abort(err.code, bounded(str(err)), trailing_metadata=ANSWERED)
     wrapper.__name__ = method.__name__
     return wrapper

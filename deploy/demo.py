@@ -28,7 +28,7 @@ def build_demo(lab: Lab) -> list[dict]:
         name = f"c{index}"
         lab.cli("run", "-d", "--name", name, "--host", host.name, "--network", DEMO_NETWORK,
                 DEMO_IMAGE, "sleep", "infinity")
-        containers.append(json.loads(lab.cli("inspect", name).stdout))
+        containers.extend(json.loads(lab.cli("inspect", name).stdout))
     return containers
 
 

@@ -245,3 +245,52 @@ def parse_host_port(text: object, what: str = "address", unix_ok: bool = False) 
         expected = "HOST:PORT or unix:///PATH" if unix_ok else "HOST:PORT"
         raise InvalidArgument(f"invalid {what} {text!r}: expected {expected}")
     return HostPort(host, check_port(int(number), f"port in {what} {text!r}"))
+
+
+# Docker's default address pools: a network created without --subnet takes the
+# first subnet of SIZE bits carved from a BASE that nothing holds yet (the
+# hosts' own subnets included). Written BASE:SIZE; the controller's option
+# `default-address-pools` replaces them.
+DEFAULT_ADDRESS_POOLS = ("172.16.0.0/12:16", "192.168.0.0/16:20")
+
+
+def parse_pool(text: str) -> tuple[IPNetwork, int]:
+    """BASE:SIZE, e.g. 10.200.0.0/16:24, or InvalidArgument."""
+    base_text, sep, size_text = str(text).rpartition(":")
+    if not sep or not size_text.isdigit():
+        raise InvalidArgument(f"invalid address pool {text!r}: it must be BASE:SIZE, e.g. 10.200.0.0/16:24")
+    base = parse_subnet(base_text, "address pool", bounded=False)
+    size = int(size_text)
+    if not base.prefixlen <= size <= PREFIX_BOUNDS[base.version][1]:
+        raise InvalidArgument(f"invalid address pool {text!r}: the size must be between /{base.prefixlen} "
+                              f"and /{PREFIX_BOUNDS[base.version][1]}")
+    return base, size
+
+
+def subnet_from_pools(pools: Iterable[str], taken: Mapping[str, IPNetwork | str]) -> IPNetwork:
+    """The first subnet of the pools that overlaps nothing in `taken`."""
+    for text in pools:
+        base, size = parse_pool(text)
+        for candidate in base.subnets(new_prefix=size):
+            if reserved_clash(candidate) is None and overlaps(candidate, taken) is None:
+                return candidate
+    raise SubnetFull("the default address pools have no free subnet left: give --subnet")
+
+
+def parse_ip_range(text: str, subnet: IPNetwork) -> IPNetwork:
+    """--ip-range: a subnet inside the network's, where its dynamic addresses come from."""
+    ip_range = parse_subnet(text, "ip range", bounded=False)
+    if not ip_range.subnet_of(subnet):
+        raise InvalidArgument(f"invalid ip range {text!r}: it is not inside the subnet {subnet}")
+    return ip_range
+
+
+def check_static_ip(text: str, subnet: IPNetwork, gateway: str, network: str) -> str:
+    """--ip: a usable address of the network's subnet, in canonical form."""
+    addr = parse_ip(text, "address", (subnet.version,))
+    if addr not in subnet:
+        raise InvalidArgument(f"invalid address {text!r}: it is outside the subnet {subnet} of network {network!r}")
+    if addr in (subnet.network_address, subnet.broadcast_address) or str(addr) == gateway:
+        raise InvalidArgument(f"invalid address {text!r}: it is the network, broadcast or gateway address "
+                              f"of network {network!r}")
+    return str(addr)

@@ -98,6 +98,10 @@ class Network(Record):
     created_at: float = 0.0
     builtin: bool = False
     scope: str = ""            # "global" or "local", as the driver says (proto/vxmesh.proto)
+    ip_range: str = ""         # where dynamic addresses come from; "": the whole subnet
+    internal: bool = False     # no egress: no gwbridge, no NAT, no default route through it
+    attachable: bool = False
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -110,6 +114,11 @@ class Endpoint(Record):
     vtep: str
     ip: str
     mac: str
+    # For the embedded DNS of the network's other hosts (agent/dns): the
+    # container's id, and its aliases on this network separated by spaces
+    # (one string keeps the record all scalars, the fast path of a table).
+    container_id: str = ""
+    aliases: str = ""
 
 
 @dataclass
@@ -118,6 +127,7 @@ class Attachment(Record):
     network: str
     ip: str
     mac: str
+    aliases: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -126,6 +136,9 @@ class PortMapping(Record):
     protocol: str
     host_port: int
     container_port: int
+    # The host port was chosen for it (`-p 80`): a restart may choose another
+    # when this one was taken while the container was stopped.
+    dynamic: bool = False
 
     def __str__(self) -> str:
         return f"{self.host_port}->{self.container_port}/{self.protocol}"
@@ -193,6 +206,8 @@ class ContainerSpec(Record):
     seccomp_profile: str = ""  # JSON text, for "profile"
     allow_new_privileges: bool = False
     ulimits: list[Ulimit] = field(default_factory=list)
+    labels: dict[str, str] = field(default_factory=dict)   # --label
+    auto_remove: bool = False   # run -d --rm: the controller removes it once it exited
 
     @property
     def pinned_image(self) -> str:

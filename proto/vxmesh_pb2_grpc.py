@@ -114,6 +114,11 @@ class HostAgentStub:
                 request_serializer=proto_dot_vxmesh__pb2.ExecRequest.SerializeToString,
                 response_deserializer=proto_dot_vxmesh__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.ExecAttached = channel.stream_stream(
+                '/vxmesh.v1.HostAgent/ExecAttached',
+                request_serializer=proto_dot_vxmesh__pb2.ExecInput.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ExecOutput.FromString,
+                _registered_method=True)
         self.Kill = channel.unary_unary(
                 '/vxmesh.v1.HostAgent/Kill',
                 request_serializer=proto_dot_vxmesh__pb2.KillRequest.SerializeToString,
@@ -135,6 +140,12 @@ class HostAgentServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Exec(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExecAttached(self, request_iterator, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -164,6 +175,11 @@ def add_HostAgentServicer_to_server(servicer, server):
             'Exec': grpc.unary_stream_rpc_method_handler(
                     servicer.Exec,
                     request_deserializer=proto_dot_vxmesh__pb2.ExecRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ExecOutput.SerializeToString,
+            ),
+            'ExecAttached': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExecAttached,
+                    request_deserializer=proto_dot_vxmesh__pb2.ExecInput.FromString,
                     response_serializer=proto_dot_vxmesh__pb2.ExecOutput.SerializeToString,
             ),
             'Kill': grpc.unary_unary_rpc_method_handler(
@@ -208,6 +224,33 @@ class HostAgent:
             target,
             '/vxmesh.v1.HostAgent/Exec',
             proto_dot_vxmesh__pb2.ExecRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecAttached(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/vxmesh.v1.HostAgent/ExecAttached',
+            proto_dot_vxmesh__pb2.ExecInput.SerializeToString,
             proto_dot_vxmesh__pb2.ExecOutput.FromString,
             options,
             channel_credentials,
@@ -395,6 +438,11 @@ class ControllerStub:
                 request_serializer=proto_dot_vxmesh__pb2.ExecRequest.SerializeToString,
                 response_deserializer=proto_dot_vxmesh__pb2.ExecOutput.FromString,
                 _registered_method=True)
+        self.ExecAttached = channel.stream_stream(
+                '/vxmesh.v1.Controller/ExecAttached',
+                request_serializer=proto_dot_vxmesh__pb2.ExecInput.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ExecOutput.FromString,
+                _registered_method=True)
         self.Logs = channel.unary_stream(
                 '/vxmesh.v1.Controller/Logs',
                 request_serializer=proto_dot_vxmesh__pb2.LogsRequest.SerializeToString,
@@ -507,6 +555,13 @@ class ControllerServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExecAttached(self, request_iterator, context):
+        """exec -i / -t
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Logs(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -599,6 +654,11 @@ def add_ControllerServicer_to_server(servicer, server):
             'Exec': grpc.unary_stream_rpc_method_handler(
                     servicer.Exec,
                     request_deserializer=proto_dot_vxmesh__pb2.ExecRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ExecOutput.SerializeToString,
+            ),
+            'ExecAttached': grpc.stream_stream_rpc_method_handler(
+                    servicer.ExecAttached,
+                    request_deserializer=proto_dot_vxmesh__pb2.ExecInput.FromString,
                     response_serializer=proto_dot_vxmesh__pb2.ExecOutput.SerializeToString,
             ),
             'Logs': grpc.unary_stream_rpc_method_handler(
@@ -1065,6 +1125,33 @@ class Controller:
             target,
             '/vxmesh.v1.Controller/Exec',
             proto_dot_vxmesh__pb2.ExecRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ExecOutput.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExecAttached(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/vxmesh.v1.Controller/ExecAttached',
+            proto_dot_vxmesh__pb2.ExecInput.SerializeToString,
             proto_dot_vxmesh__pb2.ExecOutput.FromString,
             options,
             channel_credentials,

@@ -11,6 +11,7 @@ remove, even when the controller has forgotten the container.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -20,6 +21,7 @@ from agent import names
 from agent.container_config import container_config
 from agent.convergers.container_images import ContainerImages
 from agent.convergers.container_interfaces import ContainerInterfaces
+from agent.convergers.embedded_dns import EmbeddedDns
 from agent.host_networks import HostNetworks
 from agent.images.image import Image
 from agent.images.store import ImageStore
@@ -45,7 +47,8 @@ EXIT_NOT_FOUND = 127
 
 class Containers:
     def __init__(self, host: HostNetworks, view: View, runtime: Runtime, images: ImageStore,
-                 local: LocalState, report: Callable[[ContainerStatus], None], wake: Callable[[], None]):
+                 local: LocalState, report: Callable[[ContainerStatus], None], wake: Callable[[], None],
+                 dns: EmbeddedDns | None = None):
         self.host = host
         self.view = view
         self.runtime = runtime
@@ -54,6 +57,7 @@ class Containers:
         self._report = report   # queues a status for the controller
         self._wake = wake       # asks the loop for a pass
         self.interfaces = ContainerInterfaces(host)
+        self.dns = dns          # the embedded DNS: a listener in each namespace, the /etc files
         self._stopping: dict[str, asyncio.Task] = {}
         self._exit_watches: dict[str, asyncio.Task] = {}
         # Images nobody uses are looked for after a teardown, and once after a
@@ -161,9 +165,12 @@ class Containers:
             self.interfaces.forget(spec.name)  # a (re)start always checks its network
         if running or start:
             await self.interfaces.build(spec, mode, networks, record)
+            if self.dns is not None and mode.own_namespace:
+                # Before the process starts: its first query must find the listener.
+                await self.dns.serve(spec, networks)
         if start:
             built = time.time()
-            running = await self._start(spec, image, record, modes, desired)
+            running = await self._start(spec, image, record, modes, desired, networks)
             # One event per start, with wall-clock stamps to line up with the controller's `run` event.
             timing.emit(log, timing.CONTAINER_STARTED, container=spec.name, host=self.host.host,
                         update=self.view.updated_at, began=began, network=building, built=built,
@@ -174,6 +181,8 @@ class Containers:
             # As Docker: a container that is not running has no interfaces (a
             # container sharing its namespace keeps just lo).
             await self.interfaces.release(spec)
+            if self.dns is not None:
+                self.dns.stop(spec.id)
         else:
             self._watch_exit(spec)
         return running
@@ -221,11 +230,18 @@ class Containers:
             return None
 
     async def _start(self, spec: ContainerSpec, image: Image, record: LocalContainer,
-                     modes: dict[str, NetworkMode], desired: dict[str, ContainerSpec]) -> bool:
+                     modes: dict[str, NetworkMode], desired: dict[str, ContainerSpec],
+                     networks: dict[str, Network]) -> bool:
         record.started_generation = spec.generation
         record.image_error = False
         try:
             config = container_config(spec, image, self._netns_for(spec, modes, desired))
+            if self.dns is not None:
+                # --network container:NAME shares NAME's files, as its namespace.
+                owner = desired.get(modes[spec.name].container, spec) if modes[spec.name].shares_container else spec
+                hosts, resolv = self.dns.files(owner, networks)
+                config = dataclasses.replace(config, hostname=owner.hostname or owner.name,
+                                             hosts_entries=hosts, resolv_conf=resolv)
             state = await self.runtime.start(config)
             record.error = ""
         except ContainerError as err:
@@ -284,4 +300,6 @@ class Containers:
                 await self.runtime.stop(spec.id, 0.0)  # rm -f: no grace period, as Docker
             await self.runtime.remove(spec.id)
         await self.interfaces.release(spec)
+        if self.dns is not None:
+            self.dns.stop(spec.id)
         self.local.delete(spec.name)

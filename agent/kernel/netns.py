@@ -233,3 +233,20 @@ def _remove_mount_point(name: str) -> None:
 def _check_name(name: str) -> None:
     if not name or "/" in name or name in (".", ".."):
         raise ValueError(f"invalid network namespace name {name!r}")
+
+
+def socket_in(name: str, address: str, kind: socket.SocketKind) -> socket.socket:
+    """A UDP or (listening) TCP socket bound to `address` on a free port inside
+    namespace `name` (blocking: call it in a thread). It stays in that
+    namespace, served from here."""
+    with _thread_in_netns(netns_path(name)):
+        sock = socket.socket(socket.AF_INET, kind)
+        try:
+            sock.bind((address, 0))
+            if kind == socket.SOCK_STREAM:
+                sock.listen(16)
+        except OSError:
+            sock.close()
+            raise
+    sock.setblocking(False)
+    return sock

@@ -78,6 +78,10 @@ class ContainerConfig:
     ulimits: tuple[Ulimit, ...] = ()
     read_only: bool = False                 # --read-only: the root filesystem is mounted read-only
     security: Security = Security()
+    # Lines after localhost's in /etc/hosts ("10.0.0.2\tweb1"), and the whole
+    # /etc/resolv.conf ("" = none bound: the image's own, if any).
+    hosts_entries: tuple[str, ...] = ()
+    resolv_conf: str = ""
 
     def check(self) -> None:
         """Raise ContainerError naming the first field that cannot work."""

@@ -26,7 +26,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from agent.oci import exec_session, monitor, process, processes, spec, users
+from agent.oci import exec_attached, exec_session, monitor, process, processes, spec, users
 from agent.oci.cgroups import UNIFIED, HostCgroups
 from agent.oci.container_dir import ContainerDir, Launched, Record, StartFailure
 from agent.oci.crun import Crun
@@ -235,6 +235,18 @@ class Runtime:
             async for item in output:
                 yield item
 
+    async def exec_attached(self, container_id: str, command: list[str], env: dict[str, str], tty: bool,
+                            size: tuple[int, int], inputs: asyncio.Queue) -> AsyncIterator[tuple[str, bytes | int]]:
+        """`exec` with the user's input (exec_attached.py): the same yields and errors."""
+        files = self._dir(container_id)
+        current = await self._existing(container_id)
+        if current.state != RUNNING:
+            raise ContainerError(f"exec in {current.name!r}: the container is not running")
+        async with contextlib.aclosing(exec_attached.run(
+                self.crun, container_id, current.name, files, command, env, tty, size, inputs)) as output:
+            async for item in output:
+                yield item
+
     # -- helpers -----------------------------------------------------------------------
 
     def _dir(self, container_id: str) -> ContainerDir:
@@ -274,8 +286,12 @@ class Runtime:
         overlay.ensure_directory(resolved.cwd)
         (files.etc / "hostname").write_text(f"{config.hostname}\n")
         (files.etc / "hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
-                                         "ip6-loopback\n")
-        etc_files = {f"/etc/{name}": str(files.etc / name) for name in ("hostname", "hosts")}
+                                         "ip6-loopback\n" + "".join(f"{line}\n" for line in config.hosts_entries))
+        etc_names = ["hostname", "hosts"]
+        if config.resolv_conf:
+            (files.etc / "resolv.conf").write_text(config.resolv_conf)
+            etc_names.append("resolv.conf")
+        etc_files = {f"/etc/{name}": str(files.etc / name) for name in etc_names}
         host = spec.HostFacts(cgroups_path=f"/{self.cgroup_parent}/{config.id}",
                               swap_limit=self.cgroups.swap_limit,
                               cgroup_namespace=self.cgroups.mode == UNIFIED,

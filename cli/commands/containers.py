@@ -2,16 +2,25 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
 
+import grpc
+
+from cli import attached
 from cli.commands.common import RPC_TIMEOUT
-from cli.options import parse_command, parse_env, parse_port, parse_signal, parse_size, parse_volume
+from cli.retry import broken
+from cli.options import CliError, parse_command, parse_labels, parse_env, parse_port, parse_signal, parse_size, parse_volume
+from cli.listing import container_fields, container_filter
 from cli.output import container_json, container_rows
+from cli.templates import render, render_all
 from proto import capabilities, image_ref, network_mode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.network_mode import NetworkMode
+from proto.errors import UserError
+from proto.records import ContainerSpec
 from proto.run_options import parse_security_opts, parse_ulimit
 
 
@@ -39,75 +48,202 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         cap_drop=[capabilities.canonical(c) for c in args.cap_drop], privileged=args.privileged,
         seccomp=security.seccomp, seccomp_profile=security.seccomp_profile,
         allow_new_privileges=not security.no_new_privileges,
-        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], request_id=args.request_id)
+        ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias, ip=args.ip,
+        publish_all=args.publish_all, expose=args.expose, labels=parse_labels(args.label), auto_remove=args.rm,
+        detach=args.detach, request_id=args.request_id)
+
+
+# Docker's exit statuses of `run` when no container command ran.
+EXIT_RUN_FAILED = 125        # the run itself failed (options, daemon, start)
+EXIT_CANNOT_EXECUTE = 126    # the command exists but cannot be run
+EXIT_NOT_FOUND = 127         # the command does not exist
+# How long a foreground run waits for the host's report of the exit after the output ended.
+EXIT_REPORT_SECONDS = 15.0
+
+
+def run_failure_status(message: str) -> int:
+    """The exit status of a failed run, from the runtime's reason as Docker tells them apart."""
+    text = message.lower()
+    if "failed to start" in text:
+        if "permission denied" in text:
+            return EXIT_CANNOT_EXECUTE
+        if "not found" in text or "no such file" in text:
+            return EXIT_NOT_FOUND
+    return EXIT_RUN_FAILED
 
 
 async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    detail = await api.Run(run_request(args), timeout=RPC_TIMEOUT)
-    print(detail.spec.id)
-    return 0
+    try:
+        request = run_request(args)
+    except (CliError, UserError) as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return EXIT_RUN_FAILED
+    try:
+        detail = await api.Run(request, timeout=RPC_TIMEOUT)
+    except grpc.aio.AioRpcError as err:
+        if broken(err) or err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            raise   # not an answer: cli/retry.py tries again, or says the outcome is unknown
+        message = err.details() or err.code().name
+        print(f"Error: {message}", file=sys.stderr)
+        return run_failure_status(message)
+    if args.detach:
+        print(detail.spec.id)
+        return 0
+    name = detail.spec.name
+    try:
+        async for chunk in api.Logs(pb.LogsRequest(container=name, follow=True)):
+            sys.stdout.buffer.write(chunk.data)
+            sys.stdout.buffer.flush()
+        return await _exit_code(api, name)
+    finally:
+        if args.rm:
+            await api.Remove(pb.NameRequest(name=name, force=True), timeout=RPC_TIMEOUT)
+
+
+async def _exit_code(api: pb_grpc.ControllerStub, name: str) -> int:
+    """The container's exit code, once its host has reported the exit."""
+    deadline = asyncio.get_running_loop().time() + EXIT_REPORT_SECONDS
+    while True:
+        detail = await api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT)
+        if detail.status.state != "running":
+            return detail.status.exit_code
+        if asyncio.get_running_loop().time() > deadline:
+            raise CliError(f"container {name!r} stopped writing but its host has not reported its exit")
+        await asyncio.sleep(0.1)
 
 
 async def ps(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     reply = await api.ListContainers(pb.ListContainersRequest(all=args.all), timeout=RPC_TIMEOUT)
-    items = [container_json(d) for d in reply.containers]
-    print(json.dumps(items, indent=2) if args.format == "json" else container_rows(items))
+    # Newest first, as `docker ps`.
+    matches = container_filter(args.filter)
+    items = [c for c in sorted((container_json(d) for d in reply.containers), key=lambda c: -c["created_at"])
+             if matches(c)]
+    if args.quiet:
+        print("\n".join(c["id"][:12] for c in items))
+    elif args.format == "json":
+        print(json.dumps(items, indent=2))
+    elif args.format and args.format != "table":
+        print(render_all(args.format, [container_fields(c) for c in items]))
+    else:
+        print(container_rows(items))
     return 0
 
 
 async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    detail = await api.Inspect(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
-    print(json.dumps(container_json(detail), indent=2))
-    return 0
+    """As `docker inspect`: a JSON array of the containers found (or the template
+    applied to each), an error line for each one not found, exit 1 if any was not."""
+    return await inspect_each(args, lambda name: api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT),
+                              container_json)
+
+
+async def inspect_each(args: argparse.Namespace, fetch, to_json) -> int:
+    found, failed = [], False
+    for name in args.names:
+        try:
+            found.append(to_json(await fetch(name)))
+        except grpc.aio.AioRpcError as err:
+            if broken(err):
+                raise   # not an answer: cli/retry.py tries again
+            print(f"Error: {err.details() or err.code().name}", file=sys.stderr)
+            failed = True
+    if not found:
+        return 1   # the error lines say it all
+    if args.format:
+        print("\n".join(render(args.format, item) for item in found))
+    else:
+        print(json.dumps(found, indent=2))
+    return 1 if failed else 0
 
 
 async def exec_(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     code = 0
     request = pb.ExecRequest(container=args.name, command=parse_command(args))
-    async for out in api.Exec(request, timeout=RPC_TIMEOUT):
-        if out.stdout:
-            sys.stdout.buffer.write(out.stdout)
-            sys.stdout.buffer.flush()
-        if out.stderr:
-            sys.stderr.buffer.write(out.stderr)
-            sys.stderr.buffer.flush()
-        if out.exited:
-            code = out.exit_code
+    if args.interactive or args.tty:
+        request.tty = args.tty
+        request.rows, request.cols = attached.terminal_size()
+        # As Docker: -t alone gives a terminal but keeps your input to yourself.
+        stream = api.ExecAttached(attached.inputs(request, args.interactive, args.tty))
+    else:
+        stream = api.Exec(request, timeout=RPC_TIMEOUT)
+    with attached.raw_terminal(args.tty and args.interactive):
+        async for out in stream:
+            if out.stdout:
+                sys.stdout.buffer.write(out.stdout)
+                sys.stdout.buffer.flush()
+            if out.stderr:
+                sys.stderr.buffer.write(out.stderr)
+                sys.stderr.buffer.flush()
+            if out.exited:
+                code = out.exit_code
     return code
 
 
 async def logs(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    async for chunk in api.Logs(pb.LogsRequest(container=args.name), timeout=RPC_TIMEOUT):
+    async for chunk in api.Logs(pb.LogsRequest(container=args.name, follow=args.follow),
+                                timeout=None if args.follow else RPC_TIMEOUT):
         sys.stdout.buffer.write(chunk.data)
     sys.stdout.buffer.flush()
     return 0
 
 
+async def each(args: argparse.Namespace, action) -> int:
+    """Do `action(name, request_id)` for every container named, as Docker: each
+    one's name on success, one error line per failure, and exit 1 if any failed.
+    Each name's change has its own request id, derived from the command's, so a
+    retried command (cli/retry.py) repeats none of them."""
+    failed = False
+    request_id = getattr(args, "request_id", "")
+    for index, name in enumerate(args.names):
+        try:
+            await action(name, request_id if len(args.names) == 1 or not request_id else f"{request_id}-{index}")
+            print(name)
+        except grpc.aio.AioRpcError as err:
+            if broken(err) or err.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                raise   # not an answer: cli/retry.py tries again, or says the outcome is unknown
+            print(f"Error: {err.details() or err.code().name}", file=sys.stderr)
+            failed = True
+    return 1 if failed else 0
+
+
 async def stop(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Stop(pb.StopRequest(name=args.name, timeout=args.time, request_id=args.request_id),
-                   timeout=RPC_TIMEOUT + args.time)
-    print(args.name)
-    return 0
+    return await each(args, lambda name, request_id: api.Stop(
+        pb.StopRequest(name=name, timeout=args.time, request_id=request_id), timeout=RPC_TIMEOUT + args.time))
 
 
 async def start(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Start(pb.NameRequest(name=args.name, request_id=args.request_id), timeout=RPC_TIMEOUT)
-    print(args.name)
-    return 0
+    return await each(args, lambda name, request_id: api.Start(
+        pb.NameRequest(name=name, request_id=request_id), timeout=RPC_TIMEOUT))
 
 
 async def kill(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Kill(pb.KillRequest(container=args.name, signal=parse_signal(args.signal)), timeout=RPC_TIMEOUT)
-    print(args.name)
-    return 0
+    signal = parse_signal(args.signal)
+    return await each(args, lambda name, _: api.Kill(pb.KillRequest(container=name, signal=signal),
+                                                     timeout=RPC_TIMEOUT))
 
 
 async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await api.Remove(pb.NameRequest(name=args.name, force=args.force, request_id=args.request_id),
-                     timeout=RPC_TIMEOUT)
-    print(args.name)
+    return await each(args, lambda name, request_id: api.Remove(
+        pb.NameRequest(name=name, force=args.force, request_id=request_id), timeout=RPC_TIMEOUT))
+
+
+async def port(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    """As `docker port`: each mapping "80/tcp -> 0.0.0.0:32768", or one port's host side."""
+    detail = await api.Inspect(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+    spec = ContainerSpec.from_wire(detail.spec)
+    wanted = ""
+    if args.port:
+        number, _, protocol = args.port.partition("/")
+        wanted = f"{number}/{protocol or 'tcp'}"
+    lines = [(f"{p.container_port}/{p.protocol}", f"0.0.0.0:{p.host_port}") for p in spec.ports]
+    if wanted:
+        found = [host for container, host in lines if container == wanted]
+        if not found:
+            raise CliError(f"no public port '{wanted}' published for {spec.name}")
+        print("\n".join(found))
+    else:
+        print("\n".join(f"{container} -> {host}" for container, host in lines))
     return 0
 
 
-COMMANDS = {"run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "stop": stop,
+COMMANDS = {"ls": ps, "list": ps, "port": port, "run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "stop": stop,
             "start": start, "kill": kill, "rm": rm}

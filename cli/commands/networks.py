@@ -3,8 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
+
+import grpc
 
 from cli.commands.common import RPC_TIMEOUT
+from cli.listing import network_fields, network_filter
+from cli.options import parse_labels
+from cli.commands.containers import inspect_each
+from cli.templates import render_all
 from cli.output import network_json, network_rows
 from proto import validate
 from proto import vxmesh_pb2 as pb
@@ -31,18 +38,54 @@ async def create(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
         validate.vni(args.vni)
     network = await api.CreateNetwork(pb.CreateNetworkRequest(
         name=args.name, driver=args.driver, subnet=args.subnet, gateway=args.gateway, vni=args.vni,
-        options=parse_opts(args.opt)), timeout=RPC_TIMEOUT)
+        options=parse_opts(args.opt), ip_range=args.ip_range, internal=args.internal,
+        attachable=args.attachable, labels=parse_labels(args.label)), timeout=RPC_TIMEOUT)
     print(network.id)
 
 
 async def ls(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
     reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
-    print(network_rows([Network.from_wire(n) for n in reply.networks]))
+    matches = network_filter(args.filter)
+    networks = [n for n in (Network.from_wire(w) for w in reply.networks) if matches(n)]
+    if args.quiet:
+        print("\n".join(n.id[:12] for n in networks))
+    elif args.format == "json":
+        print(json.dumps([n.to_dict() for n in networks], indent=2))
+    elif args.format and args.format != "table":
+        print(render_all(args.format, [network_fields(n) for n in networks]))
+    else:
+        print(network_rows(networks))
 
 
-async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
-    detail = await api.InspectNetwork(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
-    print(json.dumps(network_json(detail), indent=2))
+PRUNE_WARNING = ("WARNING! This will remove all custom networks not used by at least one container.\n"
+                 "Are you sure you want to continue? [y/N] ")
+
+
+async def prune(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
+    """Remove every user network no running container is attached to (the
+    controller refuses the others, which are kept)."""
+    if not args.force:
+        print(PRUNE_WARNING, end="", flush=True)
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            return
+    reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
+    deleted = []
+    for network in (Network.from_wire(w) for w in reply.networks):
+        if network.builtin:
+            continue
+        try:
+            await api.RemoveNetwork(pb.NameRequest(name=network.name), timeout=RPC_TIMEOUT)
+            deleted.append(network.name)
+        except grpc.aio.AioRpcError as err:
+            if err.code() != grpc.StatusCode.FAILED_PRECONDITION:  # in use: kept, as Docker
+                raise
+    if deleted:
+        print("Deleted Networks:\n" + "\n".join(deleted))
+
+
+async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    return await inspect_each(
+        args, lambda name: api.InspectNetwork(pb.NameRequest(name=name), timeout=RPC_TIMEOUT), network_json)
 
 
 async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
@@ -51,7 +94,8 @@ async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
 
 
 async def connect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
-    await api.ConnectNetwork(pb.ConnectRequest(network=args.network, container=args.container),
+    await api.ConnectNetwork(pb.ConnectRequest(network=args.network, container=args.container,
+                                               aliases=args.alias, ip=args.ip),
                              timeout=RPC_TIMEOUT)
 
 
@@ -60,13 +104,13 @@ async def disconnect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> N
                                 timeout=RPC_TIMEOUT)
 
 
-ACTIONS = {"create": create, "ls": ls, "inspect": inspect, "rm": rm, "connect": connect,
-           "disconnect": disconnect}
+ACTIONS = {"create": create, "ls": ls, "list": ls, "inspect": inspect, "rm": rm, "connect": connect,
+           "disconnect": disconnect, "prune": prune}
 
 
 async def network(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    await ACTIONS[args.action](api, args)
-    return 0
+    code = await ACTIONS[args.action](api, args)
+    return code or 0
 
 
 COMMANDS = {"network": network}

@@ -72,8 +72,10 @@ class OverlayDriver(Driver):
         return [endpoint for _, endpoint in records], revision
 
     def removal(self, keys: Keys, network: Network, read_at: int) -> Txn:
-        # No endpoint may appear meanwhile: an attachment writes one with its address.
-        return Txn([Compare.prefix_empty(keys.endpoints(network.name))],
+        # No endpoint may appear meanwhile: an attachment writes one with its
+        # address. (Stopped containers' endpoints, found at `read_at`, are deleted
+        # with the network.)
+        return Txn([Compare.prefix_unchanged_since(keys.endpoints(network.name), read_at)],
                    [Op.delete(keys.vni(network.vni)), Op.delete_prefix(keys.ipam_network(network.name))])
 
     def reservations(self, keys: Keys, network: str, host: str) -> str:
@@ -82,7 +84,8 @@ class OverlayDriver(Driver):
     def rows(self, keys: Keys, network: Network, spec: ContainerSpec, host: Host,
              attachment: Attachment) -> list[tuple[str, Record]]:
         endpoint = Endpoint(network=network.name, container=spec.name, host=host.name, vtep=host.vtep,
-                            ip=attachment.ip, mac=attachment.mac)
+                            ip=attachment.ip, mac=attachment.mac, container_id=spec.id,
+                            aliases=" ".join(attachment.aliases))
         return [(keys.endpoint(network.name, spec.name), endpoint)]
 
     def row_keys(self, keys: Keys, network: str, container: str) -> list[str]:

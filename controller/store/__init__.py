@@ -23,18 +23,20 @@ from controller.store.containers import Containers
 from controller.store.controllers import Controllers
 from controller.store.hosts import Hosts
 from controller.store.networks import Networks
+from proto.addresses import DEFAULT_ADDRESS_POOLS
 from controller.store.records import Records
 from controller.store.removal import Removal
 from controller.store.requests import Requests
 
 
 class Store:
-    def __init__(self, etcd: Etcd, prefix: str = "/vxmesh/", *, controller_id: str | None = None) -> None:
+    def __init__(self, etcd: Etcd, prefix: str = "/vxmesh/", *, controller_id: str | None = None,
+                 address_pools: tuple[str, ...] = DEFAULT_ADDRESS_POOLS) -> None:
         self.etcd = etcd
         self.keys = Keys(prefix)
         self.controller_id = controller_id or f"{socket.gethostname()}:{os.getpid()}"
         records = Records(etcd, self.keys)
-        self.networks = Networks(records)
+        self.networks = Networks(records, address_pools)
         self.hosts = Hosts(records, self.controller_id)
         self.requests = Requests(records)
         self.containers = Containers(records, self.requests)

@@ -8,14 +8,15 @@ endpoint row other hosts see, a bridge reserves per host and writes nothing.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
 from controller import drivers
 from controller.etcd import Compare, Op, Txn
 from controller.store.records import Records, owner_json
-from proto.addresses import mac_for_ip, next_free_ip, parse_subnet
-from proto.errors import FailedPrecondition, ResourceExhausted
+from proto.addresses import check_static_ip, mac_for_ip, next_free_ip, parse_subnet
+from proto.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
 from proto.records import Attachment, ContainerSpec, Host, Network, PortMapping
 
 # Where a free host port is chosen for `-p CONTAINER_PORT` (Linux's default
@@ -23,16 +24,27 @@ from proto.records import Attachment, ContainerSpec, Host, Network, PortMapping
 EPHEMERAL_PORTS = range(32768, 61000)
 
 
-async def attach(records: Records, spec: ContainerSpec, network_name: str, host: Host, randomize: bool) -> Txn:
+async def attach(records: Records, spec: ContainerSpec, network_name: str, host: Host, randomize: bool,
+                 aliases: tuple[str, ...] = (), ip: str = "") -> Txn:
     """Add an attachment to `spec` and return the guards and writes it needs: its
-    address and the records its driver writes for it."""
+    address (`ip`, as --ip asks, or the next free one of the network's
+    --ip-range or subnet) and the records its driver writes for it."""
     net_kv, network = await records.network(network_name)
     driver = drivers.driver_for(network)
     driver.check_attachable(network)
     directory = driver.reservations(records.keys, network_name, host.name)
     subnet, gateway = driver.subnet_for(network, host)
-    ip = await _pick_address(records, directory, network_name, subnet, gateway, randomize)
-    attachment = Attachment(network=network_name, ip=ip, mac=mac_for_ip(ip))
+    if ip:
+        if network.builtin:
+            raise InvalidArgument(f"--ip: a chosen address needs a user network, not {network_name!r}")
+        ip = check_static_ip(ip, parse_subnet(subnet, bounded=False), gateway, network_name)
+        holder = await records.etcd.get(directory + ip)
+        if holder is not None:
+            raise FailedPrecondition(f"address {ip} is already in use on network {network_name!r} by container "
+                                     f"{json.loads(holder.value).get('container', '?')!r}")
+    else:
+        ip = await _pick_address(records, directory, network_name, network.ip_range or subnet, gateway, randomize)
+    attachment = Attachment(network=network_name, ip=ip, mac=mac_for_ip(ip), aliases=list(aliases))
     spec.attachments.append(attachment)
     # The exact revision, not mere existence: a network removed and
     # re-created meanwhile may have another subnet.
@@ -66,31 +78,72 @@ async def _pick_address(records: Records, directory: str, network: str, subnet: 
 
 async def publish(records: Records, spec: ContainerSpec, ports: tuple[PortMapping, ...], randomize: bool) -> Txn:
     """Reserve the host ports of `ports` on the spec's host (choosing free ones
-    for host port 0) and record the final mappings in the spec."""
+    for host port 0) and record the final mappings in the spec, in the order given."""
     txn = Txn()
     if not ports:
         return txn
-    kvs, _ = await records.etcd.get_prefix(records.keys.ports(spec.host))
+    taken = await ports_taken(records, spec.host)
+    # The ports asked for by number are reserved before any is chosen, so that a
+    # chosen one never lands on a port asked for later in the same request
+    # (`-p 80 -p 32768:8080`).
+    chosen: dict[tuple[str, int], str] = {}
+    for mapping in ports:
+        key = (mapping.protocol, mapping.host_port)
+        if not mapping.host_port:
+            continue
+        owner = taken.get(key) or chosen.get(key)
+        if owner is not None:
+            raise FailedPrecondition(
+                f"host port {mapping.host_port}/{mapping.protocol} on host {spec.host!r} is already published "
+                f"by container {owner!r}")
+        chosen[key] = spec.name
+    final = []
+    for mapping in ports:
+        host_port = mapping.host_port
+        if not host_port:
+            start = random.choice(EPHEMERAL_PORTS) if randomize else None
+            host_port = pick_host_port(mapping.protocol, set(taken) | set(chosen), start)
+            chosen[(mapping.protocol, host_port)] = spec.name
+        final.append(dataclasses.replace(mapping, host_port=host_port, dynamic=mapping.dynamic or not mapping.host_port))
+    for mapping in final:
+        spec.ports.append(mapping)
+        port_key = records.keys.port(spec.host, mapping.protocol, mapping.host_port)
+        txn.compares.append(Compare.absent(port_key))
+        txn.ops.append(Op.put(port_key, owner_json(spec)))
+    return txn
+
+
+async def retake(records: Records, spec: ContainerSpec, randomize: bool) -> Txn:
+    """A stopped container's published ports, reserved again for its start: the
+    same host ports, except that a port chosen for it (`-p 80`) taken meanwhile
+    is replaced by another free one. A port it asked for by number and another
+    container took meanwhile refuses the start, naming the holder."""
+    held = await ports_taken(records, spec.host)
+    wanted = list(spec.ports)
+    spec.ports.clear()
+    again = []
+    for mapping in wanted:
+        owner = held.get((mapping.protocol, mapping.host_port))
+        if owner == spec.name:
+            spec.ports.append(mapping)          # never released (it exited by itself)
+        elif owner is not None and mapping.dynamic:
+            again.append(dataclasses.replace(mapping, host_port=0))
+        else:
+            again.append(mapping)
+    try:
+        return await publish(records, spec, tuple(again), randomize)
+    except FailedPrecondition as err:
+        raise FailedPrecondition(f"cannot start container {spec.name!r}: {err}") from None
+
+
+async def ports_taken(records: Records, host: str) -> dict[tuple[str, int], str]:
+    """The host ports published on `host`: (protocol, port) -> the container holding it."""
+    kvs, _ = await records.etcd.get_prefix(records.keys.ports(host))
     taken: dict[tuple[str, int], str] = {}
     for kv in kvs:
         port, _, protocol = records.keys.parse(kv.key)[1][1].partition("-")
         taken[(protocol, int(port))] = json.loads(kv.value).get("container", "?")
-    chosen: set[tuple[str, int]] = set()
-    for mapping in ports:
-        host_port = mapping.host_port
-        if host_port and (mapping.protocol, host_port) in taken:
-            raise FailedPrecondition(
-                f"host port {host_port}/{mapping.protocol} on host {spec.host!r} is already published "
-                f"by container {taken[(mapping.protocol, host_port)]!r}")
-        if not host_port:
-            start = random.choice(EPHEMERAL_PORTS) if randomize else None
-            host_port = pick_host_port(mapping.protocol, set(taken) | chosen, start)
-        chosen.add((mapping.protocol, host_port))
-        spec.ports.append(PortMapping(mapping.protocol, host_port, mapping.container_port))
-        port_key = records.keys.port(spec.host, mapping.protocol, host_port)
-        txn.compares.append(Compare.absent(port_key))
-        txn.ops.append(Op.put(port_key, owner_json(spec)))
-    return txn
+    return taken
 
 
 def pick_host_port(protocol: str, taken: set[tuple[str, int]], start: int | None = None) -> int:

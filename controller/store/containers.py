@@ -12,9 +12,10 @@ import time
 from collections.abc import Iterable
 
 from controller.etcd import Compare, Op, Txn
-from controller.run_options import RunOptions, check_options
+from controller.run_options import RunOptions, check_aliases, check_options
 from controller.store import allocations
 from controller.store.records import Records
+from controller.store.removal import spec_deletion
 from controller.store.requests import Request, Requests
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, Settled, retrying, surface_unavailable
 from proto import validate
@@ -23,6 +24,8 @@ from proto.network_mode import NetworkMode
 from proto.records import ContainerSpec, ContainerStatus
 
 DESIRED_STATES = ("running", "stopped")
+# The state an agent reports for a container whose process is gone (agent/oci/model.py).
+EXITED = "exited"
 
 
 class Containers:
@@ -79,8 +82,10 @@ class Containers:
                        Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)])
             if mode.shares_container:
                 await self._check_namespace_owner(spec, mode.container)
-            for network in mode.networks:
-                txn.add(await allocations.attach(self.records, spec, network, host_record, randomize=lost > 0))
+            for index, network in enumerate(mode.networks):
+                # --ip is the address on the first network, as Docker's.
+                txn.add(await allocations.attach(self.records, spec, network, host_record, randomize=lost > 0,
+                                                 aliases=options.aliases, ip=options.ip if index == 0 else ""))
             txn.add(await allocations.publish(self.records, spec, options.ports, randomize=lost > 0))
             status = ContainerStatus(name=name, id=spec.id, state="created")
             txn.ops += [Op.put(key, spec.to_json()), Op.put(status_key, status.to_json())]
@@ -118,9 +123,11 @@ class Containers:
                 f"not {spec.host!r}; a network namespace cannot be shared across hosts")
 
     @surface_unavailable
-    async def connect(self, container: str, network: str) -> ContainerSpec:
+    async def connect(self, container: str, network: str, aliases: tuple[str, ...] = (),
+                      ip: str = "") -> ContainerSpec:
         """Attach a (running or stopped) container to one more network."""
         validate.name("network", network)
+        check_aliases(aliases)
 
         async def attempt(lost: int) -> Commit[ContainerSpec]:
             kv, spec = await self.records.container(container)
@@ -133,7 +140,8 @@ class Containers:
                 raise AlreadyExists(f"container {container!r} is already connected to network {network!r}")
             host_kv, host = await self.records.host(spec.host)
             updated = dataclasses.replace(spec, attachments=list(spec.attachments))
-            txn = await allocations.attach(self.records, updated, network, host, randomize=lost > 0)
+            txn = await allocations.attach(self.records, updated, network, host, randomize=lost > 0,
+                                           aliases=aliases, ip=ip)
             txn.compares += [Compare.mod_revision(kv.key, "=", kv.mod_revision),
                              Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)]
             txn.ops.append(Op.put(kv.key, updated.to_json()))
@@ -178,15 +186,20 @@ class Containers:
         if desired not in DESIRED_STATES:
             raise InvalidArgument(f"invalid desired state {desired!r}: use one of {', '.join(DESIRED_STATES)}")
 
-        async def attempt(_: int) -> Commit[ContainerSpec] | Settled[ContainerSpec]:
+        async def attempt(lost: int) -> Commit[ContainerSpec] | Settled[ContainerSpec]:
             done = await self.requests.get(request_id)
             if done is not None:
                 return Settled(await self.made_by(done, name))
             kv, spec = await self.records.container(name)
             updated = dataclasses.replace(
                 spec, desired=desired, generation=spec.generation + (1 if bump_generation else 0),
-                stop_timeout=spec.stop_timeout if stop_timeout is None else stop_timeout)
-            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], [Op.put(kv.key, updated.to_json())])
+                stop_timeout=spec.stop_timeout if stop_timeout is None else stop_timeout,
+                ports=list(spec.ports))
+            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)])
+            if desired == "running" and spec.ports:
+                # A stopped container gave its host ports back (put_status): take them again.
+                txn.add(await allocations.retake(self.records, updated, randomize=lost > 0))
+            txn.ops.append(Op.put(kv.key, updated.to_json()))
             if request_id:
                 compares, ops = await self.requests.record(
                     Request(request_id, "start" if desired == "running" else "stop", name, spec.id, time.time()))
@@ -194,7 +207,8 @@ class Containers:
                 txn.ops += ops
             return Commit(txn, updated)
 
-        return await retrying(self.etcd, attempt, what=f"update container {name!r}")
+        return await retrying(self.etcd, attempt, what=f"update container {name!r}",
+                              changing="the published ports", attempts=ALLOCATION_ATTEMPTS)
 
     @surface_unavailable
     async def put_status(self, host: str, status: ContainerStatus) -> bool:
@@ -207,8 +221,19 @@ class Containers:
             kv, spec = found
             if spec.host != host or (status.id and status.id != spec.id):
                 return Settled(False)
-            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)],
-                              [Op.put(self.keys.status(status.name), status.to_json())]), True)
+            ops = [Op.put(self.keys.status(status.name), status.to_json())]
+            # Only a report on the current start: a late one from before a
+            # `start` must not free the ports that start took.
+            if status.state == EXITED and spec.ports and status.generation >= spec.generation:
+                # As Docker: a container that stopped no longer holds its host
+                # ports; `start` takes them again (allocations.retake).
+                held = await allocations.ports_taken(self.records, spec.host)
+                ops += [Op.delete(self.keys.port(spec.host, p.protocol, p.host_port)) for p in spec.ports
+                        if held.get((p.protocol, p.host_port)) == spec.name]
+            if status.state == EXITED and spec.auto_remove and status.generation >= spec.generation:
+                # run -d --rm: gone with its exit, as a `rm` would take it (see removal.py).
+                ops += await spec_deletion(self.records, kv, spec)
+            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), True)
 
         return await retrying(self.etcd, attempt, what=f"record the status of container {status.name!r}")
 
@@ -222,4 +247,5 @@ def _image_and_process(options: RunOptions) -> dict:
         entrypoint_set=options.entrypoint_set, working_dir=options.working_dir, user=options.user,
         read_only=options.read_only, cap_add=list(options.cap_add), cap_drop=list(options.cap_drop),
         privileged=options.privileged, seccomp=options.seccomp, seccomp_profile=options.seccomp_profile,
-        allow_new_privileges=options.allow_new_privileges, ulimits=list(options.ulimits))
+        allow_new_privileges=options.allow_new_privileges, ulimits=list(options.ulimits),
+        labels=dict(options.labels), auto_remove=options.remove_on_exit)

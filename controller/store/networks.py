@@ -6,39 +6,62 @@ are found, what its removal frees) is asked of its driver
 subnets that do not overlap each other nor what the hosts use themselves
 (their underlay, gwbridge and default bridge subnets, proto/records.py
 Host.own_subnets) nor address space that is not unicast
-(proto/addresses.py), and no removal while anything is attached. Every
+(proto/addresses.py), and no removal while a running container is attached
+(stopped ones leave it, as in Docker). Every
 refusal comes before anything is written.
 """
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 from collections.abc import Mapping
 
 from controller import drivers
 from controller.drivers.base import NetworkRequest
-from controller.etcd import Compare, Op, Txn
+from controller.etcd import KV, Compare, Op, Txn
+from controller.request_limits import check_labels
 from controller.store.records import Records
 from controller.store.transaction import Commit, retrying, surface_unavailable
 from proto import validate
-from proto.addresses import check_gateway, check_unicast, default_gateway, parse_subnet, subnet_clash
-from proto.errors import AlreadyExists, FailedPrecondition
-from proto.records import Endpoint, Host, Network
+from proto.addresses import (
+    DEFAULT_ADDRESS_POOLS,
+    check_gateway,
+    check_unicast,
+    default_gateway,
+    parse_ip_range,
+    parse_subnet,
+    subnet_clash,
+    subnet_from_pools,
+)
+from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument
+
+
+from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network
 
 
 class Networks:
-    def __init__(self, records: Records) -> None:
+    def __init__(self, records: Records, address_pools: tuple[str, ...] = DEFAULT_ADDRESS_POOLS) -> None:
         self.records = records
         self.keys = records.keys
+        self.address_pools = address_pools   # where a network without --subnet gets one
 
     @surface_unavailable
     async def create(self, name: str, subnet: str, gateway: str = "", vni: int = 0,
-                     driver: str = drivers.DEFAULT_DRIVER, options: Mapping[str, str] | None = None) -> Network:
+                     driver: str = drivers.DEFAULT_DRIVER, options: Mapping[str, str] | None = None, *,
+                     ip_range: str = "", internal: bool = False, attachable: bool = False,
+                     labels: Mapping[str, str] | None = None) -> Network:
+        """A network; without `subnet`, the first free one of the default address pools."""
         validate.name("network", name)
         request = NetworkRequest(name, subnet, gateway, vni, driver, dict(options or {}))
         chosen, flags = drivers.for_create(request)
-        net = check_unicast(parse_subnet(subnet))
-        gateway = check_gateway(net, gateway) if gateway else default_gateway(net)
+        asked = check_unicast(parse_subnet(subnet)) if subnet else None
+        if asked is None and (gateway or ip_range):
+            raise InvalidArgument("--gateway and --ip-range need --subnet")
+        if asked is not None:
+            gateway = check_gateway(asked, gateway) if gateway else default_gateway(asked)
+            ip_range = str(parse_ip_range(ip_range, asked)) if ip_range else ""
+        check_labels(labels or {})
         await chosen.check_create(request, flags)
         key = self.keys.network(name)
 
@@ -51,12 +74,14 @@ class Networks:
             taken = {f"network {n.name!r}": n.subnet for n in networks.values() if n.subnet}
             for _, host in hosts:
                 taken.update(host.own_subnets())
+            net = asked or subnet_from_pools(self.address_pools, taken)
             clash = subnet_clash(net, taken)
             if clash is not None:
                 raise FailedPrecondition(clash)
             network, reserved = await chosen.reserve(self.records, Network(
-                name=name, subnet=str(net), gateway=gateway, vni=vni, driver=chosen.name, scope=chosen.scope,
-                id=secrets.token_hex(32), created_at=time.time()))
+                name=name, subnet=str(net), gateway=gateway or default_gateway(net), vni=vni, driver=chosen.name,
+                scope=chosen.scope, id=secrets.token_hex(32), created_at=time.time(), ip_range=ip_range,
+                internal=internal, attachable=attachable, labels=dict(labels or {})))
             txn = Txn([Compare.absent(key),
                        # Another controller may be adding an overlapping subnet right now,
                        # or a host registering with subnets of its own.
@@ -76,14 +101,33 @@ class Networks:
                 raise FailedPrecondition(f"{name} is a pre-defined network and cannot be removed")
             driver = drivers.driver_for(network)
             endpoints, read_at = await driver.endpoints(self.records, network)
-            if endpoints:
-                users = ", ".join(e.container for e in endpoints)
-                raise FailedPrecondition(f"network {name!r} has active endpoints: {users}")
+            stopped = await self._stopped(endpoints)
+            active = [e.container for e in endpoints if e.container not in stopped]
+            if active:
+                raise FailedPrecondition(f"network {name!r} has active endpoints: {', '.join(active)}")
             txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], [Op.delete(kv.key)])
+            # As Docker, stopped containers do not hold a network: they leave it
+            # (their addresses go with the network's reservations below).
+            for spec_kv, spec in stopped.values():
+                left = dataclasses.replace(spec, attachments=[a for a in spec.attachments if a.network != name])
+                txn.compares.append(Compare.mod_revision(spec_kv.key, "=", spec_kv.mod_revision))
+                txn.ops += [Op.put(spec_kv.key, left.to_json())]
+                txn.ops += [Op.delete(k) for k in driver.row_keys(self.keys, name, spec.name)]
             txn.add(driver.removal(self.keys, network, read_at))
             return Commit(txn, None)
 
         await retrying(self.records.etcd, attempt, what=f"remove network {name!r}")
+
+    async def _stopped(self, endpoints: list[Endpoint]) -> dict[str, tuple[KV, ContainerSpec]]:
+        """The endpoints' containers that are stopped (their last report says
+        exited), with the spec each was read at."""
+        stopped = {}
+        for endpoint in endpoints:
+            status = await self.records.record(self.keys.status(endpoint.container), ContainerStatus)
+            spec = await self.records.record(self.keys.container(endpoint.container), ContainerSpec)
+            if status is not None and status[1].state == "exited" and spec is not None:
+                stopped[endpoint.container] = spec
+        return stopped
 
     @surface_unavailable
     async def get(self, name: str) -> Network:

@@ -12,12 +12,22 @@ from __future__ import annotations
 import time
 
 from controller import drivers
-from controller.etcd import Compare, Op, Txn
+from controller.etcd import KV, Compare, Op, Txn
 from controller.store import allocations
 from controller.store.records import Records
 from controller.store.requests import Request, Requests
 from controller.store.transaction import Commit, Settled, retrying, surface_unavailable
 from proto.records import ContainerSpec, Network
+
+
+async def spec_deletion(records: Records, kv: KV, spec: ContainerSpec) -> list[Op]:
+    """The first step of a removal: the spec and the records its attachments wrote."""
+    ops = [Op.delete(kv.key)]
+    for network in spec.networks:
+        found = await records.record(records.keys.network(network), Network)
+        if found is not None:  # a network stays while anything is attached to it
+            ops += [Op.delete(key) for key in drivers.driver_for(found[1]).row_keys(records.keys, network, spec.name)]
+    return ops
 
 
 class Removal:
@@ -36,11 +46,7 @@ class Removal:
             if await self.requests.get(request_id) is not None:
                 return Settled(None)
             kv, spec = await self.records.container(name)
-            ops = [Op.delete(kv.key)]
-            for network in spec.networks:
-                found = await self.records.record(self.keys.network(network), Network)
-                if found is not None:  # a network stays while anything is attached to it
-                    ops += [Op.delete(key) for key in drivers.driver_for(found[1]).row_keys(self.keys, network, name)]
+            ops = await spec_deletion(self.records, kv, spec)
             txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops)
             if request_id:
                 compares, request_ops = await self.requests.record(Request(request_id, "rm", name, spec.id, time.time()))

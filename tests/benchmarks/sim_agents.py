@@ -107,16 +107,17 @@ class LightView(_Recorder):
                     self._containers.pop(key, None)
                 else:
                     self._containers[key] = ContainerSpec.from_wire(change.container)
-            elif kind == "resync" and change.resync.host == self.host:
-                self._resync_asked = change.resync.asked_at
             elif kind == "network" or (deleted and "/networks/" in key):
                 if deleted:
                     self._networks.pop(key, None)
                 else:
                     self._networks[key] = Network.from_wire(change.network)
+            elif kind == "resync" and not deleted and change.resync.host == self.host:
+                self._resync_asked = max(self._resync_asked, change.resync.asked_at)
         self.revision = update.revision
 
     def resync_asked(self) -> float:
+        """When a controller last asked this host to report every status again (0: never)."""
         return self._resync_asked
 
     def networks(self) -> dict[str, Network]:

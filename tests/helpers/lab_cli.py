@@ -17,11 +17,13 @@ from tests.helpers.images import BUSYBOX
 
 
 def inspect(lab: Lab, name: str, controller: int = 1) -> dict:
-    return json.loads(lab.cli("inspect", name, controller=controller).stdout)
+    [found] = json.loads(lab.cli("inspect", name, controller=controller).stdout)   # an array, as Docker's
+    return found
 
 
 def network(lab: Lab, name: str = "blue", controller: int = 1) -> dict:
-    return json.loads(lab.cli("network", "inspect", name, controller=controller).stdout)
+    [found] = json.loads(lab.cli("network", "inspect", name, controller=controller).stdout)
+    return found
 
 
 def containers(lab: Lab, controller: int = 1, timeout: float = 30) -> list[dict]:

@@ -56,3 +56,73 @@ def test_process_and_confinement_options(tmp_path):
 def test_bad_options_fail_before_anything_is_sent(argv, message):
     with pytest.raises(InvalidArgument, match=message):
         request(*argv)
+
+
+def parse_exit(*argv: str) -> int:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args(list(argv))
+    return exited.value.code
+
+
+def test_dash_h_is_the_hostname_of_run_and_help_stays_double_dash():
+    assert request("-h", "web1", "busybox").hostname == "web1"
+    assert parse_exit("run", "--help") == 0
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "-h"],                                      # -h needs its host name
+    ["run", "--bogus", "--name", "c1", "busybox"],
+    ["run", "--nam", "c1", "busybox"],                  # no abbreviations
+    ["ps", "--bogus"],
+    ["network", "create", "--bogus", "x"],
+    ["run", "--pids-limit", "4294967296", "busybox"],
+    ["run", "--pids-limit", "-2", "busybox"],
+    ["stop", "-t", "-5", "c1"],
+])
+def test_a_wrong_or_unknown_option_exits_125_as_docker(argv, capsys):
+    assert parse_exit(*argv) == 125
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+
+
+def test_pids_limit_minus_one_is_unlimited():
+    assert request("--pids-limit", "-1", "busybox").pids_limit == 0
+    assert request("--pids-limit", "4294967295", "busybox").pids_limit == 4294967295
+
+
+def test_env_by_name_takes_the_callers_value_or_is_left_out():
+    from cli.options import parse_env
+    assert parse_env(["A=1", "B", "C", "D="], caller={"B": "from-caller"}) == {"A": "1", "B": "from-caller", "D": ""}
+
+
+@pytest.mark.parametrize("message,status", [
+    ("container 'x' failed to start: executable file `nope` not found in $PATH", 127),
+    ("container 'x' failed to start: open /bin/sh: permission denied", 126),
+    ("container 'x' failed to start: something else", 125),
+    ("network 'nosuch' not found", 125),          # not a start: the run itself failed
+])
+def test_a_failed_run_exits_as_docker(message, status):
+    from cli.commands.containers import run_failure_status
+    assert run_failure_status(message) == status
+
+
+def test_publish_all_takes_every_exposed_port_not_published():
+    from controller.run_options import RunImage, RunOptions, canonical_port, with_image
+    from proto.records import PortMapping
+    assert canonical_port("53/udp") == "53/udp" and canonical_port("8080") == "8080/tcp"
+    with pytest.raises(InvalidArgument, match="invalid --expose 'x/tcp'"):
+        canonical_port("x/tcp")
+    options = RunOptions(ports=(PortMapping("tcp", 8080, 80),), publish_all=True, expose=("53/udp", "80/tcp"))
+    done = with_image(options, RunImage(exposed_ports=("80/tcp", "443/tcp")))
+    assert done.image.exposed_ports == ("80/tcp", "443/tcp", "53/udp")
+    assert done.ports == (PortMapping("tcp", 8080, 80), PortMapping("tcp", 0, 443), PortMapping("udp", 0, 53))
+    assert with_image(RunOptions(expose=("53/udp",)), RunImage()).ports == ()      # exposed, not published
+
+
+def test_generated_names_are_docker_shaped_and_free():
+    from controller.generated_names import generated_name
+    picks = iter(["brave", "otter", "brave", "otter", "calm", "otter"])
+    assert generated_name({"brave_otter"}, choice=lambda _: next(picks)) == "calm_otter"
+    name = generated_name(set())
+    adjective, _, noun = name.partition("_")
+    assert adjective.isalpha() and noun.isalpha()

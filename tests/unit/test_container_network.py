@@ -113,3 +113,20 @@ def test_parse_volume_size_and_signal():
     for bad in ("NOPE", "999"):
         with pytest.raises(CliError, match="invalid signal"):
             parse_signal(bad)
+
+
+def test_an_internal_network_gives_no_way_out():
+    internal = {**NETWORKS, "priv": Network(name="priv", subnet="10.79.0.0/24", gateway="10.79.0.1", vni=4098,
+                                           internal=True),
+                "plan": Network(name="plan", subnet="10.51.0.0/24", gateway="10.51.0.1", vni=0, driver="bridge",
+                                scope="local", id="fedcba9876543210" * 4, internal=True)}
+    s = spec("priv", "plan")
+    record = LocalContainer(spec=s)
+    plan.assign_ifnames(record, s, internal)
+    assert plan.GWBRIDGE_KEY not in record.ifnames          # an overlay alone would get it
+    assert [i.default_gateway for i in plan.interfaces(s, internal, record, HOST)] == [None, None]
+    # With a network that routes, that one carries the default route.
+    s = spec("priv", "blue")
+    record = LocalContainer(spec=s)
+    plan.assign_ifnames(record, s, internal)
+    assert plan.GWBRIDGE_KEY in record.ifnames

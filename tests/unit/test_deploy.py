@@ -71,7 +71,7 @@ def test_flags_override_the_file_which_overrides_the_defaults(tmp_path):
     assert values == {"name": "n1", "controller": ["10.0.0.2:7946"], "vtep-ip": "10.0.0.12", "api": "",
                       "state-root": "/run/vxmesh", "gwbridge-subnet": "172.18.0.0/16",
                       "bridge-subnet": "172.30.0.0/16", "vtep-filter": "on", "vtep-probes": "on", "port-security": "on",
-                      "registry": "",
+                      "registry": "", "dns": [],
                       **TLS_DEFAULTS("agent")}
     assert agent_config.agent_api(values) == "10.0.0.12:7947"
     assert first_host(values["bridge-subnet"]) == "172.30.0.1"
@@ -87,7 +87,8 @@ def test_the_flag_only_command_lines_of_before_still_work():
                                       "--prefix", "/p/", "--host-ttl", "3"])
     assert config.resolve(CONTROLLER, None, config.given_flags(args, CONTROLLER)) == {
         "listen": ["10.0.0.2:7946", "unix:///run/x.sock"], "etcd": ["http://a:2379", "http://b:2379"],
-        "data-dir": "/d", "prefix": "/p/", "host-ttl": 3, "agent-grace": 120, "registry": "", **TLS_DEFAULTS("controller"),
+        "data-dir": "/d", "prefix": "/p/", "host-ttl": 3, "agent-grace": 120, "registry": "",
+        "default-address-pools": ["172.16.0.0/12:16", "192.168.0.0/16:20"], **TLS_DEFAULTS("controller"),
         "etcd-ca": "/etc/vxmesh/tls/etcd-ca.pem", "etcd-cert": "/etc/vxmesh/tls/etcd-client.pem",
         "etcd-key": "/etc/vxmesh/tls/etcd-client-key.pem"}
 

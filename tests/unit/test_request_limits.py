@@ -59,3 +59,15 @@ def test_exec_and_network_options_and_hello_have_limits():
     assert limits.hello_problem(pb.Hello(networks=["blue"], containers=["c1"])) is None
     big = pb.Hello(networks=[f"n{i}" for i in range(limits.MAX_HELLO_NETWORKS + 1)])
     assert limits.hello_problem(big) == "hello lists 10001 networks (at most 10000)"
+
+
+def test_a_nul_byte_in_a_command_is_one_clear_refusal():
+    with pytest.raises(InvalidArgument, match="exec command argument 1 contains a NUL byte"):
+        limits.check_exec(pb.ExecRequest(container="c", command=["echo", "a\0b"]))
+
+
+def test_an_error_quoting_a_huge_name_stays_within_grpc_header_limits():
+    from controller.user_errors import MAX_MESSAGE, bounded
+    assert bounded("short") == "short"
+    cut = bounded("container " + "n" * 10_000 + " not found")
+    assert len(cut) == MAX_MESSAGE and cut.startswith("container nnn") and cut.endswith("nnn' not found"[-10:])
