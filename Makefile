@@ -11,7 +11,7 @@ PY        := $(VENV)/bin/python
 # does not pull in a hypervisor.
 APT_PKGS  := etcd-server etcd-client iproute2 nftables iputils-ping iperf3 tshark tcpdump \
              busybox-static util-linux procps python3-venv \
-             crun conmon skopeo umoci docker-registry \
+             crun conmon skopeo umoci docker-registry docker.io podman containernetworking-plugins \
              vagrant vagrant-libvirt systemd openssl shellcheck
 APT_STAMP := $(VENV)/.apt-installed
 PIP_STAMP := $(VENV)/.pip-installed

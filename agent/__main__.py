@@ -35,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
                         port_security=values["port-security"] == "on",
                         vtep_probes=values["vtep-probes"] == "on",
                         tls=TlsFiles(Path(values["ca"]), Path(values["cert"]), Path(values["key"])),
-                        insecure=values["insecure"], registry=values["registry"], dns=values["dns"]))
+                        insecure=values["insecure"], registry=values["registry"], dns=values["dns"],
+                        plugin_socket=values["plugin-socket"]))
     except (config_file.ConfigError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1

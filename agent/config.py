@@ -80,6 +80,10 @@ AGENT = Schema("agent", (
            "The resolvers (ADDRESS[:PORT]) the embedded DNS forwards the names it does not hold "
            "to, and the default bridge's containers get. Empty: the nameservers of this host's "
            "/etc/resolv.conf.", dns_servers),
+    Option("plugin-socket", str, "/run/docker/plugins/vxmesh.sock",
+           "Where to serve other container engines (root only): Docker's network and IPAM "
+           "driver 'vxmesh' (Docker finds plug-ins in /run/docker/plugins), and vxmesh-cni for "
+           "podman and other CNI runtimes (its config's 'socket'). Empty: no engines on this host."),
     *tls_options("agent"),
 ))
 

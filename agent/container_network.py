@@ -14,8 +14,19 @@ container's attachments are Docker's, kept here in one place:
   (Docker's docker_gwbridge), its MAC derived from its address there as
   every container MAC is (port security knows it before the link exists);
 - a published port is DNAT'ed to the address on that default-route network.
+
+An engine's endpoint (Docker's, a CNI runtime's) is one interface in the
+engine's namespace, named as the engine asked, once the engine has joined
+it, and one on the gwbridge for its egress; the namespace is the engine's,
+and other endpoints may share it: its gwbridge interface (vxg<id>) sets
+the default route only where there is none. Docker's namespace does not
+exist yet when it joins: the container end waits in the host's namespace
+(names.engine_handover) for Docker to move it in, and is known by the name
+Docker gave it once the namespace is named here.
 """
 from __future__ import annotations
+
+import dataclasses
 
 from agent import names
 from agent.drivers import driver_of
@@ -58,6 +69,8 @@ def assign_ifnames(record: LocalContainer, spec: ContainerSpec, networks: dict[s
 def interfaces(spec: ContainerSpec, networks: dict[str, Network], record: LocalContainer,
                host: HostNetworks) -> list[Interface]:
     """The veth pairs of a container that attaches to networks (in its own network namespace)."""
+    if spec.engine:
+        return engine_interfaces(spec, networks, record, host)
     default_set = False
     result = []
     for attachment in spec.attachments:
@@ -76,6 +89,34 @@ def interfaces(spec: ContainerSpec, networks: dict[str, Network], record: LocalC
             address=f"{record.gw_ip}/{prefixlen(gw.subnet)}", mac=mac_for_ip(record.gw_ip),
             mtu=host.overlay_mtu,
             default_gateway=gw.gateway, isolated=True))
+    return result
+
+
+def engine_interfaces(spec: ContainerSpec, networks: dict[str, Network], record: LocalContainer,
+                      host: HostNetworks) -> list[Interface]:
+    """An engine's endpoint: its one interface while joined, under the engine's name
+    for it in the engine's namespace, or waiting in the host's for the engine."""
+    if not spec.sandbox:
+        return []
+    if spec.interface:
+        where, ifname = names.container_netns(host.host, spec.id), spec.interface
+    else:
+        where, ifname = None, names.engine_handover(spec.id)
+    result = []
+    for attachment in spec.attachments:
+        network = networks[attachment.network]
+        interface = driver_of(network).interface(spec.id, record.ifnames[attachment.network], attachment,
+                                                 network, host, False)
+        result.append(dataclasses.replace(interface, container_netns=where, ifname=ifname,
+                                          default_gateway=None, handover=where is None))
+    if spec.interface and GWBRIDGE_KEY in record.ifnames and record.gw_ip:
+        # Its way out, as a native container's, once the engine's namespace is named here.
+        gw = host.gwbridge
+        result.append(Interface(
+            container_netns=where, ifname=names.engine_gw_ifname(spec.id), peer_netns=None,
+            peer_ifname=names.gw_veth(spec.id), bridge=gw.name,
+            address=f"{record.gw_ip}/{prefixlen(gw.subnet)}", mac=mac_for_ip(record.gw_ip),
+            mtu=host.overlay_mtu, default_gateway=gw.gateway, isolated=True, default_if_none=True))
     return result
 
 

@@ -26,6 +26,10 @@ class LocalContainer:
     # Interface index per attached network (eth<N>), kept so connect and
     # disconnect never rename the other interfaces; "@gwbridge" for the gwbridge.
     ifnames: dict[str, int] = field(default_factory=dict)
+    # Its restart policy at work (agent/restart_policy.py): restarts so far, and
+    # the back-off's current step (reset once a run lasted long enough).
+    restart_count: int = 0
+    backoff_step: int = 0
 
     def to_json(self) -> str:
         data = asdict(self)

@@ -11,6 +11,11 @@ from pathlib import Path
 
 from agent.convergers.embedded_dns import EmbeddedDns
 from agent.dns.resolver import nameservers, parse_upstream
+from agent.engines.cni import CniPlugin
+from agent.engines.docker import DockerPlugin
+from agent.engines.endpoints import EngineEndpoints, EnginesClient
+from agent.engines.http_server import JsonServer
+from agent.engines.reclaim import Reclaimer
 from agent.guards import control_plane_guards
 from agent.host_networks import HostNetworks
 from agent.images.registry import RegistryAccess
@@ -57,6 +62,7 @@ class AgentConfig:
     insecure: bool = False                 # plain-text gRPC; tls is then ignored
     registry: str = ""                     # the cluster's image registry, HOST:PORT
     dns: list[str] = field(default_factory=list)   # resolvers to forward to; []: /etc/resolv.conf's
+    plugin_socket: str = ""                # where engines (Docker, vxmesh-cni) call; "": none
 
 
 def embedded_dns(config: AgentConfig) -> EmbeddedDns:
@@ -133,12 +139,24 @@ async def serve(config: AgentConfig) -> None:
         HostAgentService(config.name, view, runtime, on_change=reconciler.wake), server)
     transport.add_port(server, config.api)
     await server.start()
+    plugin = None
+    extra_tasks: list[asyncio.Task] = []
+    if config.plugin_socket:
+        engines_client = EnginesClient(config.controllers, transport.channel)
+        endpoints = EngineEndpoints(config.name, engines_client, reconciler.next_pass,
+                                    reconciler.containers.wired.get, lambda name: name in view.containers(),
+                                    reconciler.containers.adopting)
+        plugin = JsonServer(Path(config.plugin_socket),
+                            DockerPlugin(endpoints).handlers() | CniPlugin(endpoints).handlers())
+        await plugin.start()
+        reclaimer = Reclaimer(endpoints, lambda: [s for s in view.containers().values() if s.engine])
+        extra_tasks.append(asyncio.create_task(reclaimer.run(), name="reclaim-engine-endpoints"))
     log.info("agent %s: vtep %s, underlay MTU %d, api %s, controllers %s, %s",
              config.name, config.vtep_ip, mtu, config.api, ", ".join(config.controllers),
              transport.description)
 
     tasks = [asyncio.create_task(link.run(), name="controller-link"),
-             asyncio.create_task(reconciler.run(), name="reconcile")]
+             asyncio.create_task(reconciler.run(), name="reconcile"), *extra_tasks]
     if config.vtep_probes:
         probes = VtepProbes(config.name, config.vtep_ip, lambda: view.peer_vteps(), link.report_reachability)
         tasks.append(asyncio.create_task(probes.run(), name="vtep-probes"))
@@ -151,6 +169,9 @@ async def serve(config: AgentConfig) -> None:
     for task in tasks + [done_waiter]:
         task.cancel()
     await asyncio.gather(*tasks, done_waiter, return_exceptions=True)
+    if plugin is not None:
+        await plugin.close()
+        await engines_client.close()
     await server.stop(grace=1.0)
     # Containers are left running on purpose: they outlive the agent.
     for task in finished:

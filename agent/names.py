@@ -24,6 +24,8 @@ Interfaces (at most 15 characters, IFNAMSIZ - 1):
     gw<cid[:10]>                  bridge-side veth end on vxm_gwbridge in the
                                   host namespace (one per container)
     eth<index>                    container-side end, in the container netns
+    mesh<vni>                     the host's routing-mesh leg into overlay <vni>, in
+                                  the host namespace; meshb<vni> its end on br0
 
 Veth pairs are created in one netlink request with each end placed straight
 into its target namespace under its final name, so no temporary names exist
@@ -93,6 +95,33 @@ def gw_veth(container_id: str) -> str:
     """Host-side veth end on the gwbridge for the container's egress interface."""
     cid = validate.object_id("container", container_id)
     return validate.ifname(f"gw{cid[:IFNAME_ID_CHARS]}")
+
+
+def engine_handover(container_id: str) -> str:
+    """An engine endpoint's container end, in the host's namespace until the engine
+    moves it into its sandbox (Docker does, and renames it eth<N>)."""
+    cid = validate.object_id("container", container_id)
+    return validate.ifname(f"vxd{cid[:IFNAME_ID_CHARS]}")
+
+
+def engine_gw_ifname(container_id: str) -> str:
+    """An engine endpoint's gwbridge interface in the engine's namespace (several
+    endpoints may share it, so each has its own name)."""
+    cid = validate.object_id("container", container_id)
+    return validate.ifname(f"vxg{cid[:IFNAME_ID_CHARS]}")
+
+
+MESH_LEG_PATTERN = r"mesh[0-9]+"
+
+
+def mesh_leg_ifname(vni: int) -> str:
+    """The host's end of its routing-mesh leg into overlay network `vni`."""
+    return validate.ifname(f"mesh{validate.vni(vni)}")
+
+
+def mesh_leg_bridge_ifname(vni: int) -> str:
+    """The leg's other end, on br0 in the overlay network's namespace."""
+    return validate.ifname(f"meshb{validate.vni(vni)}")
 
 
 def container_ifname(index: int) -> str:

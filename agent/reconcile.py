@@ -19,7 +19,9 @@ from agent import drivers
 from agent.convergers.containers import Containers
 from agent.convergers.embedded_dns import EmbeddedDns
 from agent.convergers.host_firewall import HostFirewall
+from agent.convergers.mesh_legs import MeshLegs
 from agent.convergers.port_security import PortSecurity
+from agent.convergers.service_lb import ServiceLoadBalancers
 from agent.convergers.vtep_filter import VtepFilter
 from agent.guards import cluster_guards
 from agent.host_networks import HostNetworks
@@ -56,10 +58,23 @@ class Reconciler:
         self.containers = Containers(host, view, runtime, images, local, report=link.report, wake=self.wake,
                                      dns=dns)
         self.firewall = HostFirewall(host, guards)
+        self.load_balancers = ServiceLoadBalancers(host, view)
+        self.mesh = MeshLegs(host, view)
         self.passes = 0
+        self._passed = asyncio.Event()   # set (and replaced) as each pass ends, failed or not
+        self._begun = 0                  # passes begun, and ended (failed or not)
+        self._ended = 0
 
     def wake(self) -> None:
         self._wake.set()
+
+    async def next_pass(self) -> None:
+        """Wake the loop and wait for the end of a pass that began after this call
+        (the one running now, if any, may have read the view before it changed)."""
+        wanted = self._begun + 1
+        self.wake()
+        while self._ended < wanted:
+            await self._passed.wait()
 
     def forget(self) -> None:
         """Every converger re-checks everything on the next pass."""
@@ -70,6 +85,8 @@ class Reconciler:
         self.port_security.forget()
         self.containers.forget()
         self.firewall.forget()
+        self.load_balancers.forget()
+        self.mesh.forget()
 
     async def run(self) -> None:
         # The bridges every host has, whatever the view says.
@@ -81,6 +98,7 @@ class Reconciler:
             except asyncio.TimeoutError:
                 self.forget()  # periodic pass: re-check everything, healing drift
             self._wake.clear()
+            self._begun += 1
             try:
                 await self.reconcile()
             except Exception:
@@ -89,6 +107,10 @@ class Reconciler:
                 self.forget()
                 await asyncio.sleep(0.5)
                 self._wake.set()
+            finally:
+                self._ended = self._begun
+                passed, self._passed = self._passed, asyncio.Event()
+                passed.set()
 
     async def reconcile(self) -> None:
         if self.view.revision == 0:
@@ -114,8 +136,11 @@ class Reconciler:
             await self.port_security.converge(planned, networks)
             published = await self.containers.converge(desired, local, networks, began)
             await self.containers.remove_orphans(local.values())
+            mesh = await self.mesh.converge(networks)
+            # Services' VIPs in every container's namespace, before it is reported running.
+            await self.load_balancers.converge(desired)
             await self.firewall.converge(networks, published,
-                                         cluster_guards(self.view.hosts().values(), self.view.controllers()))
+                                         cluster_guards(self.view.hosts().values(), self.view.controllers()), mesh)
             # Reported once the published ports are in place too, so a `run -p`
             # that returns means the port answers.
             await self.containers.report(desired, local)

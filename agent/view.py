@@ -10,7 +10,8 @@ import time
 
 from proto import vxmesh_pb2 as pb
 from proto.kinds import BY_WIRE
-from proto.records import ContainerSpec, ControllerInfo, Endpoint, Host, HostAlive, Network, Record, ResyncRequest
+from proto.records import (ContainerSpec, ControllerInfo, Endpoint, Host, HostAlive, Network, Record,
+                           ResyncRequest, ServiceVip, mesh_leg)
 
 
 class View:
@@ -40,8 +41,10 @@ class View:
                 if isinstance(r, ContainerSpec) and r.host == self.host}
 
     def networks(self) -> dict[str, Network]:
-        """The networks this host takes part in: those its containers attach to."""
+        """The networks this host takes part in: those its containers attach to, and
+        those it has a routing-mesh leg in."""
         wanted = {net for spec in self.containers().values() for net in spec.networks}
+        wanted |= {leg.network for leg in self.mesh_legs()}
         return {r.name: r for r in self.records.values() if isinstance(r, Network) and r.name in wanted}
 
     def endpoints(self, network: str) -> list[Endpoint]:
@@ -49,6 +52,18 @@ class View:
 
     def all_endpoints(self) -> list[Endpoint]:
         return [r for r in self.records.values() if isinstance(r, Endpoint)]
+
+    def mesh_legs(self) -> list[Endpoint]:
+        """This host's legs into networks of the routing mesh."""
+        leg = mesh_leg(self.host)
+        return [r for r in self.records.values() if isinstance(r, Endpoint) and r.container == leg]
+
+    def all_vips(self) -> list[ServiceVip]:
+        return [r for r in self.records.values() if isinstance(r, ServiceVip)]
+
+    def vips(self, network: str) -> list[ServiceVip]:
+        """The services' VIPs on `network` and their backends."""
+        return [r for r in self.records.values() if isinstance(r, ServiceVip) and r.network == network]
 
     def hosts(self) -> dict[str, Host]:
         return {r.name: r for r in self.records.values() if isinstance(r, Host)}

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "certs":
             from cli import certs
             return certs.run(args)
+        if args.command == "cni":
+            from cli import cni_install
+            return cni_install.run(args)
         return asyncio.run(user_command(args))
     except OutcomeUnknownError as err:
         # Not a refusal: the change may have been made. Its own exit code, so a
@@ -50,13 +53,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def user_command(args) -> int:
-    from cli.commands import COMMANDS, SERVICES
+    from cli.commands import CHANNEL, COMMANDS, SERVICES
     from cli.connection import ControllerChannel, transport_for
     from cli.retry import call_with_retry
     from proto import vxmesh_pb2_grpc as pb_grpc
     async def attempt(address: str) -> int:
         async with ControllerChannel(address, transport_for(args, address)) as channel:
-            stub = getattr(pb_grpc, f"{SERVICES.get(args.command, 'Controller')}Stub")(channel)
+            service = SERVICES.get(args.command, "Controller")
+            stub = channel if service == CHANNEL else getattr(pb_grpc, f"{service}Stub")(channel)
             return await COMMANDS[args.command](stub, args)
 
     return await call_with_retry(args, attempt)

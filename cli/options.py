@@ -126,3 +126,15 @@ def parse_labels(items: list[str]) -> dict[str, str]:
             raise CliError(f"--label {item!r} is not KEY[=VALUE]")
         labels[key] = value
     return labels
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_duration(text: str, what: str) -> float:
+    """Docker's durations as --restart-delay takes them: 500ms, 5s, 1m (bare: seconds)."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise CliError(f"invalid {what} {text!r}: use a duration such as 500ms, 5s or 1m")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]

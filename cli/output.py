@@ -40,7 +40,14 @@ def container_json(detail: pb.ContainerDetail) -> dict:
         "privileged": spec.privileged, "cap_add": spec.cap_add, "cap_drop": spec.cap_drop,
         "security_opt": security_opt(spec), "ulimits": [u.text for u in spec.ulimits],
         "oom_killed": status.oom_killed, "labels": spec.labels,
+        "restart_policy": _restart_text(spec), "restart_count": status.restart_count,
+        "engine": spec.engine, "engine_id": spec.engine_id,
     }
+
+
+def _restart_text(spec: ContainerSpec) -> str:
+    policy = spec.restart_policy or "no"
+    return f"{policy}:{spec.restart_max_retries}" if spec.restart_max_retries else policy
 
 
 def familiar(reference: str) -> str:
@@ -64,7 +71,8 @@ def security_opt(spec: ContainerSpec) -> list[str]:
 def network_json(detail: pb.NetworkDetail) -> dict:
     network = Network.from_wire(detail.network)
     data = dict(network.to_dict())
-    data["endpoints"] = [{"container": e.container, "host": e.host, "ip": e.ip, "mac": e.mac}
+    data["endpoints"] = [{"container": e.container, "host": e.host, "ip": e.ip, "mac": e.mac,
+                          "engine": e.engine}
                          for e in (Endpoint.from_wire(x) for x in detail.endpoints)]
     return data
 
@@ -88,8 +96,15 @@ def host_json(hosts: list[Host]) -> list[dict]:
              "mtu": h.mtu, "api": h.api} for h in hosts]
 
 
+def _image_or_engine(item: dict) -> str:
+    """An engine's endpoint runs no image of vxmesh's: the engine and its container id instead."""
+    if item.get("engine"):
+        return f"({item['engine']} {item['engine_id'][:12]})"
+    return item["image"]
+
+
 def container_rows(items: list[dict]) -> str:
-    rows = [[c["id"][:12], c["name"], c["image"], c["host"], command_text(c)[:30],
+    rows = [[c["id"][:12], c["name"], _image_or_engine(c), c["host"], command_text(c)[:30],
              status_text(c), ports_text(c), networks_text(c)]
             for c in items]
     return table(rows, ["CONTAINER ID", "NAME", "IMAGE", "HOST", "COMMAND", "STATUS", "PORTS", "NETWORKS"])

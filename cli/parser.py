@@ -11,7 +11,7 @@ import argparse
 import os
 from pathlib import Path
 
-from cli import certs
+from cli import certs, service_parser
 from proto.config_file import TLS_DIR
 
 # Docker's exit status when the command line itself is wrong (`docker run --bogus`).
@@ -82,6 +82,15 @@ def build_parser() -> argparse.ArgumentParser:
     for daemon, text in DAEMONS.items():
         sub.add_parser(daemon, help=text, add_help=False)
     certs.add_parser(sub)
+    cni = sub.add_parser("cni", help="podman and other CNI runtimes on vxmesh networks").add_subparsers(
+        dest="action", required=True)
+    install = cni.add_parser("install", help="write the CNI network config for a vxmesh network")
+    install.add_argument("--network", required=True, help="the vxmesh network")
+    install.add_argument("--name", default="", help="the CNI network's name (default: the vxmesh network's)")
+    install.add_argument("--dir", type=Path, default=Path("/etc/cni/net.d"),
+                         help="where the runtime reads network configs (podman: network_config_dir)")
+    install.add_argument("--socket", default="/run/docker/plugins/vxmesh.sock",
+                         help="the agent's plug-in socket (agent option plugin-socket)")
 
     network = sub.add_parser("network", help="manage networks").add_subparsers(dest="action", required=True)
     create = network.add_parser("create", help="create a network")
@@ -127,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     container = sub.add_parser("container", help="manage containers (the commands above, as `container ACTION`)")
     _container_parsers(container.add_subparsers(dest="command", metavar="ACTION", required=True), management=True)
     _image_parsers(sub)
+    service_parser.add_parsers(sub)
+    service_parser.add_stack_parsers(sub)
     health = sub.add_parser("health", help="the controller's health; exits non-zero when it is unhealthy")
     health.add_argument("--format", choices=["table", "json"], default="table")
     tables = sub.add_parser("tables", help="the MAC/IP -> VTEP entries a host has programmed in its kernel")
@@ -187,6 +198,9 @@ def _container_parsers(sub: argparse._SubParsersAction, management: bool = False
                      help="seccomp=unconfined, seccomp=PROFILE.json, no-new-privileges[=true|false]")
     run.add_argument("--ulimit", action="append", default=[], metavar="NAME=SOFT[:HARD]",
                      help="a resource limit, e.g. nofile=1024:2048 (repeatable)")
+    run.add_argument("--restart", default="no", metavar="POLICY",
+                     help="no (default), on-failure[:MAX], always or unless-stopped: the host's agent "
+                          "starts the container again when it exits, with back-off")
     _request_id(run)
     run.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]",

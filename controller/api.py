@@ -211,6 +211,7 @@ class ControllerService(pb_grpc.ControllerServicer):
             return await self._started(await self.store.made_by(done, name))
         request.name = await self._container_name(request.name)
         spec, status = await self.store.get_container(request.name)
+        _not_engines(spec, "start")
         if status is not None and status.state == "running":
             return _detail(spec, status)  # as Docker: starting a running container is a no-op
         mode = NetworkMode.of(spec)
@@ -224,6 +225,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def Kill(self, request, context):
         request.container = await self._container_name(request.container)
         spec, status = await self.store.get_container(request.container)
+        _not_engines(spec, "kill")
         if status is None or status.state != "running":
             raise FailedPrecondition(f"container {request.container!r} is not running")
         stub = await self._agent(spec.host)
@@ -235,6 +237,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         request.container = await self._container_name(request.container)
         request.network = await self._network_name(request.network)
         received = time.time()
+        _not_engines((await self.store.get_container(request.container))[0], "connect")
         spec = await self.store.connect(request.container, request.network, tuple(request.aliases), request.ip)
         committed = time.time()
         detail = _detail(*await self._applied(spec))
@@ -247,6 +250,7 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def DisconnectNetwork(self, request, context):
         request.container = await self._container_name(request.container)
         request.network = await self._network_name(request.network)
+        _not_engines((await self.store.get_container(request.container))[0], "disconnect")
         spec = await self.store.disconnect(request.container, request.network)
         return _detail(*await self._applied(spec))
 
@@ -279,6 +283,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         else:
             request.name = done.name
         spec = await self.store.made_by(done, request.name) if done else (await self.store.get_container(request.name))[0]
+        _not_engines(spec, "stop")
         timeout = request.timeout or spec.stop_timeout
         spec = await self.store.set_desired(request.name, "stopped", stop_timeout=timeout,
                                             request_id=request.request_id)
@@ -301,6 +306,7 @@ class ControllerService(pb_grpc.ControllerServicer):
             return pb.Empty()   # removed by the first try of this request
         request.name = await self._container_name(request.name)
         spec, status = await self.store.get_container(request.name)
+        _not_engines(spec, "rm")
         if status is not None and status.state == "running" and not request.force:
             raise FailedPrecondition(
                 f"container {request.name!r} is running: stop it first or use rm -f")
@@ -321,6 +327,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         request.container = await self._container_name(request.container)
         request_limits.check_exec(request)
         spec, _ = await self.store.get_container(request.container)
+        _not_engines(spec, "exec")
         stub = await self._agent(spec.host)
         async for chunk in _forward_stream(stub.Exec(request)):
             yield chunk
@@ -351,10 +358,15 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
-        request.container = await self._container_name(request.container)
-        spec, _ = await self.store.get_container(request.container)
+        async for chunk in self.logs(await self._container_name(request.container)):
+            yield chunk
+
+    async def logs(self, container: str) -> AsyncIterator[pb.LogChunk]:
+        """A container's output so far, from its host's agent; a UserError when it cannot be had."""
+        spec, _ = await self.store.get_container(container)
+        _not_engines(spec, "logs")
         stub = await self._agent(spec.host)
-        async for chunk in _forward_stream(stub.Logs(request)):
+        async for chunk in _forward_stream(stub.Logs(pb.LogsRequest(container=container))):
             yield chunk
 
     # ---- helpers -----------------------------------------------------------
@@ -422,6 +434,14 @@ class ControllerService(pb_grpc.ControllerServicer):
     async def close(self) -> None:
         for channel in self._channels.values():
             await channel.close()
+
+
+def _not_engines(spec: ContainerSpec, verb: str) -> None:
+    """An engine's endpoint is its engine's to manage: vxmesh only wires it."""
+    if spec.engine:
+        engine = "docker" if spec.engine == "docker" else "its CNI runtime (podman)"
+        raise FailedPrecondition(f"cannot {verb} {spec.name!r}: it is an endpoint of {engine} container "
+                                 f"{spec.engine_id[:12] or '(not joined)'}; use {engine} for that")
 
 
 def _not_up(host: str, state: str) -> str:

@@ -14,7 +14,7 @@ from controller.etcd import KV, Event
 from controller.keys import Keys
 from proto.kinds import BY_NAME
 from proto.records import (ContainerSpec, ContainerStatus, ControllerInfo, Endpoint, Host, HostAlive, Network,
-                           Reachability, Record)
+                           Reachability, Record, ServiceVip)
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Index:
         # (network, host) -> key -> ep: a host going down or up touches its own
         # endpoints only, not a scan of every endpoint in each of its networks.
         self._endpoints_by_host: dict[tuple[str, str], dict[str, Endpoint]] = defaultdict(dict)
+        self._vips: dict[str, dict[str, ServiceVip]] = defaultdict(dict)                # network -> key -> vip
 
     def containers_on(self, host: str) -> dict[str, ContainerSpec]:
         return self._containers.get(host, {})
@@ -55,6 +56,9 @@ class Index:
         has not confirmed the teardown yet (its addresses are still held)."""
         names = {spec.name for specs in self._containers.values() for spec in specs.values()}
         return any(name not in names for name in self.statuses)
+
+    def vips_of(self, network: str) -> dict[str, ServiceVip]:
+        return self._vips.get(network, {})
 
     def endpoints_on(self, network: str, host: str) -> dict[str, Endpoint]:
         return self._endpoints_by_host.get((network, host), {})
@@ -119,6 +123,8 @@ class Index:
             else:  # a delete whose old value etcd no longer had
                 for specs in self._containers.values():
                     specs.pop(key, None)
+        elif kind == "vip":
+            _set(self._vips[parts[0]], key, record)
         elif kind == "endpoint":
             old = self._endpoints[parts[0]].get(key)
             if old is not None:

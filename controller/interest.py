@@ -19,6 +19,7 @@ from collections.abc import Iterable
 
 from controller.index import StateEvent
 from proto.kinds import BY_NAME, Audience
+from proto.records import MESH_LEG_PREFIX
 
 
 class Interest:
@@ -99,6 +100,10 @@ class InterestRouter:
             for audience, subject in {kind.audience_of(event.parts, record) for record in records}:
                 if audience is Audience.MEMBERS:
                     self._wake(self._by_network.get(subject, ()))
+                    # A host's routing-mesh leg makes it a member (controller/view.py).
+                    for record in records:
+                        if getattr(record, "container", "").startswith(MESH_LEG_PREFIX):
+                            self._wake(self._by_host.get(record.host, ()))
                 elif audience is Audience.PLACED_HOST and subject:
                     self._wake(self._by_host.get(subject, ()))
                 elif audience is Audience.OTHER_HOSTS:

@@ -29,6 +29,9 @@ from the one table of kinds (proto/kinds.py)::
     {p}endpoints/<network>/<container>  Endpoint JSON: one MAC/IP -> VTEP table row
     {p}controllers/<name>               ControllerInfo JSON, bound to that controller's lease:
                                         what it listens on, the etcd cluster it uses
+    {p}services/<name>                  ServiceSpec JSON (controller/services/ runs its tasks)
+    {p}vips/<network>/<service>         ServiceVip JSON: a VIP and its backends (the leader writes it)
+    {p}leaders/<role>                   the controller leading a role, bound to its lease
 
 Names never contain "/" (see `proto.validate`), so a key splits back into
 its parts unambiguously. Prefixes returned here end in "/" so that a prefix
@@ -152,6 +155,21 @@ class Keys:
 
     def controller(self, name: str) -> str:
         return self.key("controller", name)
+
+    def services(self) -> str:
+        return self.directory("service")
+
+    def service(self, name: str) -> str:
+        return self.key("service", name)
+
+    def vips_all(self) -> str:
+        return self.directory("vip")
+
+    def vip(self, network: str, service: str) -> str:
+        return self.key("vip", network, service)
+
+    def leader(self, role: str) -> str:
+        return self.key("leader", role)
 
     def parse(self, key: str) -> tuple[str, tuple[str, ...]]:
         """Split a key into its kind and name parts, e.g.

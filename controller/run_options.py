@@ -71,6 +71,13 @@ class RunOptions:
     expose: tuple[str, ...] = ()             # --expose, "80/tcp"
     labels: tuple[tuple[str, str], ...] = ()  # --label, as (key, value) pairs
     remove_on_exit: bool = False             # run -d --rm
+    restart_policy: str = ""
+    restart_max_retries: int = 0
+    # A health check (services' tasks): `sh -c health_cmd` every interval.
+    health_cmd: str = ""
+    health_interval: float = 0.0
+    health_timeout: float = 0.0
+    health_retries: int = 0
 
 
 def from_request(request) -> RunOptions:
@@ -87,7 +94,8 @@ def from_request(request) -> RunOptions:
         seccomp_profile=request.seccomp_profile, allow_new_privileges=request.allow_new_privileges,
         ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits), aliases=tuple(request.aliases),
         ip=request.ip, publish_all=request.publish_all, expose=tuple(canonical_port(p) for p in request.expose),
-        labels=tuple(sorted(request.labels.items())), remove_on_exit=request.auto_remove and request.detach)
+        labels=tuple(sorted(request.labels.items())), remove_on_exit=request.auto_remove and request.detach,
+        restart_policy=request.restart_policy, restart_max_retries=request.restart_max_retries)
 
 
 def canonical_port(text: str) -> str:
@@ -148,6 +156,11 @@ def check_options(options: RunOptions, mode: NetworkMode) -> None:
         raise InvalidArgument("--memory and --pids-limit must not be negative")
     if options.cpus < 0 or not math.isfinite(options.cpus):
         raise InvalidArgument(f"invalid --cpus {options.cpus}: it must be a positive number")
+    if (options.restart_policy or "no") not in docker_options.RESTART_POLICIES:
+        raise InvalidArgument(f"invalid restart policy {options.restart_policy!r}: use no, on-failure, "
+                              "always or unless-stopped")
+    if options.restart_max_retries and options.restart_policy != "on-failure":
+        raise InvalidArgument("only the on-failure restart policy takes a maximum of restarts")
     if options.stop_timeout < 0:
         raise InvalidArgument(f"invalid stop timeout {options.stop_timeout}: it must not be negative")
 

@@ -18,6 +18,7 @@ from controller.agent_link import AgentLinkService
 from controller.api import ControllerService
 from controller.cache import StateCache
 from controller.embedded_etcd import EmbeddedEtcd
+from controller.engines_api import EnginesService
 from controller.etcd import Etcd
 from controller.images.cluster_images import ClusterImages
 from controller.images.registry_api import RegistryApi
@@ -27,6 +28,9 @@ from controller.keys import Keys
 from controller.liveness import DEFAULT_GRACE_SECONDS
 from controller.liveness_keeper import LivenessKeeper
 from controller.presence import Presence
+from controller.services.api import ServicesService
+from controller.services.election import Election
+from controller.services.reconciler import ROLE, Reconciler
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
 from transport.tls import Tls, TlsError, TlsFiles, check_etcd_client
@@ -113,6 +117,8 @@ async def serve(config: ControllerConfig) -> None:
         pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds,
                                                                     grace=config.agent_grace), server)
         pb_grpc.add_ImagesServicer_to_server(ImagesService(images, store), server)
+        pb_grpc.add_ServicesServicer_to_server(ServicesService(store, cache, images, api), server)
+        pb_grpc.add_EnginesServicer_to_server(EnginesService(store), server)
         for address in config.listen:
             _prepare_unix_socket(address)
             transport.add_port(server, address)
@@ -126,12 +132,15 @@ async def serve(config: ControllerConfig) -> None:
                             config.host_ttl)
         announcing = asyncio.create_task(presence.run(), name="presence")
         keeping = asyncio.create_task(LivenessKeeper(store, cache, config.agent_grace).run(), name="liveness")
+        # Every controller campaigns; the one that leads keeps the services' tasks running.
+        reconciler = Reconciler(store, cache, Election(etcd, keys, ROLE, store.controller_id))
+        reconciling = asyncio.create_task(reconciler.run(), name="services")
         try:
             await _until_signalled()
         finally:
-            announcing.cancel()
-            keeping.cancel()
-            await asyncio.gather(announcing, keeping, return_exceptions=True)
+            for task in (announcing, keeping, reconciling):
+                task.cancel()
+            await asyncio.gather(announcing, keeping, reconciling, return_exceptions=True)
             await presence.withdraw()
             await server.stop(grace=1.0)
 

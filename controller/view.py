@@ -3,12 +3,17 @@
 An agent's view holds: the containers placed on its host, every registered
 host, the controllers serving now, which other hosts are alive (their VTEPs are the only ones it accepts
 VXLAN from), and — only for the networks that have a container on this host — the
-network record and the endpoints of live hosts (the MAC/IP -> VTEP table).
+network record, the endpoints of live hosts (the MAC/IP -> VTEP table) and
+the services' VIPs with their backends.
 The first container of a network on the host pulls in that network's whole
 table; the last one leaving withdraws it. A host out of the tables
 (controller/liveness.py) has its endpoints withdrawn from every other
 view until it is back; nothing is written to etcd for that, so its
 addresses stay reserved meanwhile.
+
+A host with a mesh leg in a network (an endpoint named _mesh.<host>, the
+routing mesh's way into the network) takes part in it as if a container of
+its own were attached.
 
 Which host may see which kind of record is the kind's audience
 (`Kind.audience_of` in proto/kinds.py); this module applies it, with the
@@ -26,7 +31,7 @@ from typing import Iterable
 from controller.index import Index, StateEvent
 from proto import vxmesh_pb2 as pb
 from proto.kinds import BY_NAME, WIRE_OF, Audience
-from proto.records import HostAlive, Record
+from proto.records import MESH_LEG_PREFIX, HostAlive, Record, mesh_leg
 
 
 @dataclass(frozen=True)
@@ -70,6 +75,8 @@ class AgentView:
         out: list[Change] = []
         membership_changed = False
         for ev in events:
+            if ev.kind == "endpoint" and _is_leg_of(ev.record or ev.prev, self.host):
+                membership_changed = True    # this host's mesh leg: it takes part in the network
             audience, subject = BY_NAME[ev.kind].audience_of(ev.parts, ev.record or ev.prev)
             if not audience.reaches(subject, self.host, self.networks):
                 continue
@@ -95,6 +102,7 @@ class AgentView:
         for name in sorted(self.networks - wanted):
             out.append(Change(self.index.keys.network(name), None))
             out += [Change(key, None) for key in self.index.endpoints_of(name)]
+            out += [Change(key, None) for key in self.index.vips_of(name)]
         self.networks = wanted
         return out
 
@@ -120,7 +128,11 @@ class AgentView:
         return out
 
     def _wanted_networks(self) -> set[str]:
-        return {net for spec in self.index.containers_on(self.host).values() for net in spec.networks}
+        """The networks of the containers placed here, and those this host has a mesh leg in."""
+        wanted = {net for spec in self.index.containers_on(self.host).values() for net in spec.networks}
+        leg = mesh_leg(self.host)
+        return wanted | {net for net in self.index.networks
+                         if self.index.keys.endpoint(net, leg) in self.index.endpoints_on(net, self.host)}
 
     def _network_rows(self, name: str) -> list[Change]:
         rows: list[Change] = []
@@ -128,4 +140,10 @@ class AgentView:
         if network is not None:
             rows.append(Change(self.index.keys.network(name), network))
         rows += [Change(key, ep) for key, ep in self.index.endpoints_of(name).items() if self._shown(ep) is not None]
+        rows += [Change(key, vip) for key, vip in self.index.vips_of(name).items()]
         return rows
+
+
+def _is_leg_of(record: Record | None, host: str) -> bool:
+    return (record is not None and getattr(record, "host", "") == host
+            and getattr(record, "container", "").startswith(MESH_LEG_PREFIX))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from deploy.lab import Lab
@@ -54,6 +55,39 @@ def connectivity_matrix(lab: Lab, containers: list[dict]) -> tuple[str, bool]:
     return "\n".join(lines), all(results.values())
 
 
+DEMO_SERVICE = "web"
+DEMO_PORT = 8080
+SERVE = "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www"
+
+
+def build_service(lab: Lab, timeout: float = 60.0) -> dict:
+    """A three-replica service on the demo network, published on every host; its inspect."""
+    lab.cli("service", "create", "--name", DEMO_SERVICE, "--replicas", "3", "--network", DEMO_NETWORK,
+            "-p", f"{DEMO_PORT}:80", DEMO_IMAGE, "sh", "-c", SERVE)
+    deadline = time.monotonic() + timeout
+    while True:
+        [detail] = json.loads(lab.cli("service", "inspect", DEMO_SERVICE).stdout)
+        if sum(t["state"] == "running" for t in detail["tasks"]) == 3 or time.monotonic() > deadline:
+            return detail
+
+
+def service_answers(lab: Lab, detail: dict, client: str) -> tuple[str, bool]:
+    """Who answers: the VIP from a container, and the published port of every host from outside."""
+    vip = detail["virtual_ips"][DEMO_NETWORK]
+    lines, ok = [], True
+    script = f"for i in 1 2 3 4 5 6; do timeout 2 wget -qO- http://{vip}/ || echo FAIL; done"
+    answers = lab.cli("exec", client, "--", "sh", "-c", script, check=False).stdout.split()
+    lines.append(f"  {client} -> VIP {vip}:80          " + " ".join(answers))
+    ok = ok and "FAIL" not in answers and len(answers) == 6
+    for host in lab.hosts:
+        url = f"http://{host.underlay_ip}:{DEMO_PORT}/"
+        got = lab.netns_exec(lab.ext_ns, "sh", "-c", f"timeout 2 wget -qO- {url} || echo FAIL", check=False)
+        answer = got.stdout.strip() or "FAIL"
+        lines.append(f"  outside -> {host.name} {host.underlay_ip}:{DEMO_PORT}  {answer}")
+        ok = ok and answer != "FAIL"
+    return "\n".join(lines), ok
+
+
 NEXT_STEPS = """
 Try next (the CLI reaches the lab's controller through its unix socket):
   export VXMESH_CONTROLLER=unix://{socket}
@@ -65,6 +99,8 @@ Try next (the CLI reaches the lab's controller through its unix socket):
   .venv/bin/vxmesh exec b1 -- wget -qO- http://$(.venv/bin/vxmesh inspect b2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["networks"]["blue"]["ip"])')/
   .venv/bin/vxmesh tables {h1}
   .venv/bin/vxmesh ps
+  .venv/bin/vxmesh service ps web; .venv/bin/vxmesh service scale web=5
+  .venv/bin/vxmesh kill $(.venv/bin/vxmesh service ps web --format json | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["name"])')
 When done: make lab-down
 """
 
@@ -90,6 +126,12 @@ def main() -> int:
     print(lab.cli("ps").stdout.rstrip())
     print(f"\nConnectivity matrix on overlay network '{DEMO_NETWORK}' ({DEMO_SUBNET}), ping by IP:\n")
     print(matrix)
+    detail = build_service(lab)
+    print(f"\nService {DEMO_SERVICE}: 3 replicas on '{DEMO_NETWORK}', one VIP, port {DEMO_PORT} on every host:\n")
+    print(lab.cli("service", "ps", DEMO_SERVICE).stdout.rstrip())
+    answers, served = service_answers(lab, detail, containers[0]["name"])
+    print("\nWho answers (each task serves its hostname):\n" + answers)
+    ok = ok and served
     print(NEXT_STEPS.format(socket=lab.controller_socket, h1=lab.hosts[0].name, h2=lab.hosts[1].name))
     return 0 if ok else 1
 

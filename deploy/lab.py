@@ -252,8 +252,14 @@ class Lab:
         self.agent_config(host).write_text(render_agent({
             "name": host.name, "controller": controllers,
             "vtep-ip": host.underlay_ip, "api": host.api, "registry": self.registry,
+            "plugin-socket": str(self.plugin_socket(host)),
             **tls_paths(self.tls_dir, "agent", host.name), **options,
         }, self._config_header))
+
+    def plugin_socket(self, host: LabHost) -> Path:
+        """The host's engine plug-in socket: one per host, as each host's Docker
+        would find it in its own /run/docker/plugins."""
+        return self.state_dir / "plugins" / host.name / "vxmesh.sock"
 
     @property
     def _state_file(self) -> Path:

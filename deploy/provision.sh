@@ -29,6 +29,14 @@
 #                          from DIR/etcd there too, and an etcd member's
 #                          (DIR/etcd/etcd-NAME.pem) into /etc/vxmesh/etcd-tls
 #   --insecure             plain-text gRPC and HTTP etcd instead (test networks)
+#   --engines LIST         docker,podman: let this host's existing Docker and/or
+#                          podman put containers on vxmesh networks (agent):
+#                          the agent serves the plug-in socket
+#                          /run/docker/plugins/vxmesh.sock, which Docker finds
+#                          by itself; for podman, vxmesh-cni is linked into
+#                          /usr/lib/cni and podman set to its CNI backend
+#                          (/etc/containers/containers.conf.d/50-vxmesh.conf).
+#                          Without it the agent serves no engine
 #   --src DIR              the vxmesh source to install (default: this checkout)
 #   --dry-run              print every step, change nothing
 #
@@ -48,7 +56,7 @@ ETCD_CLIENT_PORT=2379
 REGISTRY_PORT=5000
 
 usage() {
-    sed -n '2,39s/^# \{0,1\}//p' "$0" >&2
+    sed -n '2,47s/^# \{0,1\}//p' "$0" >&2
     exit 2
 }
 die() {
@@ -57,11 +65,11 @@ die() {
 }
 
 role="" address="" name="" controllers="" etcd_cluster="" etcd_endpoints="" tls_dir="" insecure=0 dry_run=0
-registry="" run_registry=0
+registry="" run_registry=0 engines=""
 src=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 while [[ $# -gt 0 ]]; do
     case $1 in
-        --role | --address | --name | --controller | --etcd-cluster | --etcd-endpoints | --tls-dir | --src | --registry)
+        --role | --address | --name | --controller | --etcd-cluster | --etcd-endpoints | --tls-dir | --src | --registry | --engines)
             [[ $# -ge 2 ]] || die "$1 needs a value"
             value=$2
             case $1 in
@@ -74,6 +82,7 @@ while [[ $# -gt 0 ]]; do
                 --tls-dir) tls_dir=$value ;;
                 --src) src=$value ;;
                 --registry) registry=$value ;;
+                --engines) engines=$value ;;
             esac
             shift 2
             ;;
@@ -110,6 +119,19 @@ fi
 if [[ $with_agent == 1 && -z $controllers ]]; then
     [[ $with_controller == 1 ]] || die "--controller is required for an agent without a controller on this host"
     controllers="$address:$CONTROLLER_PORT"
+fi
+
+with_docker=0 with_podman=0
+if [[ -n $engines ]]; then
+    [[ $with_agent == 1 ]] || die "--engines serves the engines of an agent's host (--role agent or all)"
+    IFS=, read -ra wanted_engines <<<"$engines"
+    for engine in "${wanted_engines[@]}"; do
+        case $engine in
+            docker) with_docker=1 ;;
+            podman) with_podman=1 ;;
+            *) die "--engines takes docker and podman, not '$engine'" ;;
+        esac
+    done
 fi
 
 etcd_member=0
@@ -289,10 +311,28 @@ if [[ $with_controller == 1 ]]; then
     units+=(vxmesh-controller.service)
 fi
 if [[ $with_agent == 1 ]]; then
+    # The plug-in socket only where an engine is to use it.
+    plugin_flag=(--plugin-socket "")
+    [[ -n $engines ]] && plugin_flag=(--plugin-socket /run/docker/plugins/vxmesh.sock)
     config=$(render agent --header "$header" "${insecure_flag[@]}" "${registry_flag[@]}" --name "$name" \
-        --controller "$controllers" --vtep-ip "$address")
+        --controller "$controllers" --vtep-ip "$address" "${plugin_flag[@]}")
     write_file 0644 "$ETC/agent.toml" <<<"$config"
     units+=(vxmesh-agent.service)
+fi
+
+if [[ $with_podman == 1 ]]; then
+    # podman finds CNI plugins in /usr/lib/cni; vxmesh cni install writes
+    # each network's conflist into /etc/cni/net.d.
+    run install -d -m 0755 /usr/lib/cni /etc/cni/net.d
+    run ln -sf "$PREFIX/venv/bin/vxmesh-cni" /usr/lib/cni/vxmesh-cni
+    write_file 0644 /etc/containers/containers.conf.d/50-vxmesh.conf <<EOF
+# Written by deploy/provision.sh: podman's networks through CNI, where vxmesh-cni plugs in.
+[network]
+network_backend = "cni"
+EOF
+fi
+if [[ $with_docker == 1 ]]; then
+    echo "# docker: docker network create -d vxmesh --ipam-driver vxmesh --subnet SUBNET -o vxmesh.network=NAME NAME"
 fi
 
 for unit in "${units[@]}"; do

@@ -167,7 +167,7 @@ def overlaps(subnet: IPNetwork, other_subnets: Mapping[str, IPNetwork | str]) ->
 
 
 def next_free_ip(subnet: IPNetwork, gateway: str, taken: set[str], hint: str | None = None,
-                 *, network: str = "") -> str:
+                 *, network: str = "", descending: bool = False) -> str:
     """The first usable address at or after `hint` (wrapping around), else from the start.
 
     Skips the subnet's network (and IPv4 broadcast) address, the gateway and
@@ -175,6 +175,8 @@ def next_free_ip(subnet: IPNetwork, gateway: str, taken: set[str], hint: str | N
     allocators over the subnet so they collide less; `network` only names
     the network in the SubnetFull message. The one allocator of vxmesh: the
     controller's IPAM and the agent's gateway-bridge addresses both use it.
+    `descending`: from the top down (the hosts' routing-mesh legs, which so
+    stay clear of the addresses containers come and go on).
     """
     first = int(subnet.network_address) + 1
     last = int(subnet.broadcast_address) - (1 if subnet.version == 4 else 0)
@@ -186,8 +188,11 @@ def next_free_ip(subnet: IPNetwork, gateway: str, taken: set[str], hint: str | N
             start = hinted
     skip = taken | {gateway}
     make = IPv4Address if subnet.version == 4 else IPv6Address
+    if descending and hint is None:
+        start = last
     for offset in range(size):
-        candidate = str(make(first + (start - first + offset) % size))
+        step = -offset if descending else offset
+        candidate = str(make(first + (start - first + step) % size))
         if candidate not in skip:
             return candidate
     owner = f"network {network!r}" if network else "the network"

@@ -50,6 +50,11 @@ class FailedPrecondition(UserError):
     status = "FAILED_PRECONDITION"
 
 
+class PermissionDenied(UserError):
+    """The caller may not do this (an agent acting for another host)."""
+    status = "PERMISSION_DENIED"
+
+
 class ResourceExhausted(UserError):
     status = "RESOURCE_EXHAUSTED"
 

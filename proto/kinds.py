@@ -34,6 +34,8 @@ from proto.records import (
     Reachability,
     Record,
     ResyncRequest,
+    ServiceSpec,
+    ServiceVip,
 )
 
 
@@ -102,6 +104,13 @@ KINDS: tuple[Kind, ...] = (
     Kind("endpoint", "endpoints", ("network", "container"), Endpoint, "endpoint", Audience.MEMBERS),
     # Written by each controller with its own lease: exists exactly while it runs.
     Kind("controller", "controllers", ("controller",), ControllerInfo, "controller", Audience.EVERY_HOST),
+    # Services are the controllers' business: agents see only the containers of their tasks.
+    Kind("service", "services", ("service",), ServiceSpec, None, Audience.NOBODY),
+    # A service's VIP on a network and its backends: every host on the network load-balances it.
+    Kind("vip", "vips", ("network", "service"), ServiceVip, "vip", Audience.MEMBERS),
+    # The identity of the controller leading a role ("services"), bound to its lease;
+    # its mod revision fences every write the leader makes (controller/services/election.py).
+    Kind("leader", "leaders", ("role",), None, None, Audience.NOBODY),
 )
 
 BY_NAME: dict[str, Kind] = {kind.name: kind for kind in KINDS}

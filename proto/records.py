@@ -119,6 +119,7 @@ class Endpoint(Record):
     # (one string keeps the record all scalars, the fast path of a table).
     container_id: str = ""
     aliases: str = ""
+    engine: str = ""  # the engine owning it ("docker", "cni"); "" for vxmesh's own
 
 
 @dataclass
@@ -208,6 +209,25 @@ class ContainerSpec(Record):
     ulimits: list[Ulimit] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)   # --label
     auto_remove: bool = False   # run -d --rm: the controller removes it once it exited
+    # A service's task (controller/services/); empty for a container of `run`.
+    service: str = ""
+    service_id: str = ""
+    slot: int = 0
+    restarts: int = 0
+    restart_policy: str = ""       # proto/run_options.py RESTART_POLICIES; "" is "no"
+    restart_max_retries: int = 0
+    service_version: int = 0
+    health_cmd: str = ""
+    health_interval: float = 0.0
+    health_timeout: float = 0.0
+    health_retries: int = 0
+    # An endpoint owned by another engine (proto/vxmesh.proto): nothing to run,
+    # only the engine's namespace `sandbox` to wire.
+    engine: str = ""
+    engine_id: str = ""
+    sandbox: str = ""
+    interface: str = ""
+    engine_endpoint: str = ""
 
     @property
     def pinned_image(self) -> str:
@@ -238,6 +258,8 @@ class ContainerStatus(Record):
     networks: list[str] = field(default_factory=list)
     image_error: bool = False  # the image could not be pulled: `run` removes the container
     oom_killed: bool = False   # the kernel's OOM killer ended it
+    restart_count: int = 0     # restarts by its restart policy
+    health: str = ""           # "", "starting", "healthy", "unhealthy"
 
 
 @dataclass
@@ -302,6 +324,67 @@ class ControllerInfo(Record):
     etcd_peer: list[str] = field(default_factory=list)
 
 
+@dataclass
+class ServiceSpec(Record):
+    """A service: the template of its tasks and how many to keep running
+    (controller/services/ reconciles it; proto/vxmesh.proto says each field)."""
+    WIRE = "ServiceSpec"
+    name: str
+    id: str = ""
+    image: str = ""
+    image_reference: str = ""
+    image_digest: str = ""
+    image_id: str = ""
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    networks: list[str] = field(default_factory=list)
+    mode: str = "replicated"
+    replicas: int = 1
+    restart_condition: str = "any"
+    restart_max_attempts: int = 0
+    restart_delay: float = 1.0
+    constraints: list[str] = field(default_factory=list)
+    memory_bytes: int = 0
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    exposed_ports: list[str] = field(default_factory=list)
+    endpoint_mode: str = "vip"
+    virtual_ips: dict[str, str] = field(default_factory=dict)
+    ports: list[PortMapping] = field(default_factory=list)
+    publish_mode: str = "ingress"
+    version: int = 0
+    update_parallelism: int = 1
+    update_delay: float = 0.0
+    update_state: str = ""
+    update_message: str = ""
+    stack: str = ""
+    health_cmd: str = ""
+    health_interval: float = 30.0
+    health_timeout: float = 30.0
+    health_retries: int = 3
+
+
+@dataclass
+class ServiceVip(Record):
+    """A service's VIP on one network and its running tasks' addresses there."""
+    WIRE = "ServiceVip"
+    network: str
+    service: str
+    service_id: str = ""
+    vip: str = ""
+    backends: list[str] = field(default_factory=list)
+    ports: list[PortMapping] = field(default_factory=list)
+
+
+# A host's leg into an overlay network for the routing mesh: an endpoint named
+# MESH_LEG_PREFIX + host. No container name starts with "_" (proto/validate.py).
+MESH_LEG_PREFIX = "_mesh."
+
+
+def mesh_leg(host: str) -> str:
+    return MESH_LEG_PREFIX + host
+
+
 _SCALAR_TYPES = frozenset({"str", "int", "float", "bool"})
 
 
@@ -329,4 +412,6 @@ _LIST_ITEM_TYPES: dict[tuple[str, str], type[Record]] = {
     ("ContainerSpec", "ports"): PortMapping,
     ("ContainerSpec", "mounts"): Mount,
     ("ContainerSpec", "ulimits"): Ulimit,
+    ("ServiceSpec", "ports"): PortMapping,
+    ("ServiceVip", "ports"): PortMapping,
 }

@@ -29,6 +29,30 @@ SECCOMP_UNCONFINED = "unconfined"
 SECCOMP_PROFILE = "profile"
 
 
+RESTART_POLICIES = ("no", "on-failure", "always", "unless-stopped")
+
+
+def parse_restart(text: str) -> tuple[str, int]:
+    """Docker's --restart: no, on-failure[:MAX], always, unless-stopped -> (policy, max retries)."""
+    policy, sep, count = text.partition(":")
+    if policy not in RESTART_POLICIES:
+        raise InvalidArgument(f"invalid --restart {text!r}: use no, on-failure[:MAX], always or unless-stopped")
+    if sep and policy != "on-failure":
+        raise InvalidArgument(f"invalid --restart {text!r}: only on-failure takes a maximum")
+    if sep and not count.isdigit():
+        raise InvalidArgument(f"invalid --restart {text!r}: the maximum is a number of restarts")
+    return policy, int(count) if sep else 0
+
+
+def restarts(policy: str, max_retries: int, exit_code: int, restart_count: int) -> bool:
+    """Whether a container that exited with `exit_code` is started again by its policy."""
+    if policy in ("always", "unless-stopped"):
+        return True
+    if policy == "on-failure":
+        return exit_code != 0 and (not max_retries or restart_count < max_retries)
+    return False
+
+
 def parse_ulimit(text: object) -> Ulimit:
     if not isinstance(text, str) or "=" not in text:
         raise InvalidArgument(f"invalid ulimit {text!r}: use NAME=SOFT[:HARD], e.g. nofile=1024:2048")

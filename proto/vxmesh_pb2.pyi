@@ -44,7 +44,7 @@ class Network(_message.Message):
     def __init__(self, name: _Optional[str] = ..., driver: _Optional[str] = ..., subnet: _Optional[str] = ..., gateway: _Optional[str] = ..., vni: _Optional[int] = ..., id: _Optional[str] = ..., created_at: _Optional[float] = ..., builtin: _Optional[bool] = ..., scope: _Optional[str] = ..., ip_range: _Optional[str] = ..., internal: _Optional[bool] = ..., attachable: _Optional[bool] = ..., labels: _Optional[_Mapping[str, str]] = ...) -> None: ...
 
 class Endpoint(_message.Message):
-    __slots__ = ("network", "container", "host", "vtep", "ip", "mac", "container_id", "aliases")
+    __slots__ = ("network", "container", "host", "vtep", "ip", "mac", "container_id", "aliases", "engine")
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +53,7 @@ class Endpoint(_message.Message):
     MAC_FIELD_NUMBER: _ClassVar[int]
     CONTAINER_ID_FIELD_NUMBER: _ClassVar[int]
     ALIASES_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
     network: str
     container: str
     host: str
@@ -61,7 +62,8 @@ class Endpoint(_message.Message):
     mac: str
     container_id: str
     aliases: str
-    def __init__(self, network: _Optional[str] = ..., container: _Optional[str] = ..., host: _Optional[str] = ..., vtep: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., container_id: _Optional[str] = ..., aliases: _Optional[str] = ...) -> None: ...
+    engine: str
+    def __init__(self, network: _Optional[str] = ..., container: _Optional[str] = ..., host: _Optional[str] = ..., vtep: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., container_id: _Optional[str] = ..., aliases: _Optional[str] = ..., engine: _Optional[str] = ...) -> None: ...
 
 class Attachment(_message.Message):
     __slots__ = ("network", "ip", "mac", "aliases")
@@ -108,7 +110,7 @@ class Ulimit(_message.Message):
     def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "image_digest", "image_id", "exposed_ports", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "labels", "auto_remove")
+    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "image_digest", "image_id", "exposed_ports", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "labels", "auto_remove", "service", "service_id", "slot", "restarts", "restart_policy", "restart_max_retries", "service_version", "health_cmd", "health_interval", "health_timeout", "health_retries", "engine", "engine_id", "sandbox", "interface", "engine_endpoint")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -158,6 +160,22 @@ class ContainerSpec(_message.Message):
     ULIMITS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     AUTO_REMOVE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    RESTART_POLICY_FIELD_NUMBER: _ClassVar[int]
+    RESTART_MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CMD_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     host: str
@@ -193,10 +211,26 @@ class ContainerSpec(_message.Message):
     ulimits: _containers.RepeatedCompositeFieldContainer[Ulimit]
     labels: _containers.ScalarMap[str, str]
     auto_remove: bool
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ...) -> None: ...
+    service: str
+    service_id: str
+    slot: int
+    restarts: int
+    restart_policy: str
+    restart_max_retries: int
+    service_version: int
+    health_cmd: str
+    health_interval: float
+    health_timeout: float
+    health_retries: int
+    engine: str
+    engine_id: str
+    sandbox: str
+    interface: str
+    engine_endpoint: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., restarts: _Optional[int] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., service_version: _Optional[int] = ..., health_cmd: _Optional[str] = ..., health_interval: _Optional[float] = ..., health_timeout: _Optional[float] = ..., health_retries: _Optional[int] = ..., engine: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., interface: _Optional[str] = ..., engine_endpoint: _Optional[str] = ...) -> None: ...
 
 class ContainerStatus(_message.Message):
-    __slots__ = ("name", "id", "state", "pid", "exit_code", "started_at", "finished_at", "error", "generation", "host", "networks", "image_error", "oom_killed")
+    __slots__ = ("name", "id", "state", "pid", "exit_code", "started_at", "finished_at", "error", "generation", "host", "networks", "image_error", "oom_killed", "restart_count", "health")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ID_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
@@ -210,6 +244,8 @@ class ContainerStatus(_message.Message):
     NETWORKS_FIELD_NUMBER: _ClassVar[int]
     IMAGE_ERROR_FIELD_NUMBER: _ClassVar[int]
     OOM_KILLED_FIELD_NUMBER: _ClassVar[int]
+    RESTART_COUNT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     state: str
@@ -223,7 +259,9 @@ class ContainerStatus(_message.Message):
     networks: _containers.RepeatedScalarFieldContainer[str]
     image_error: bool
     oom_killed: bool
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., generation: _Optional[int] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., image_error: _Optional[bool] = ..., oom_killed: _Optional[bool] = ...) -> None: ...
+    restart_count: int
+    health: str
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., state: _Optional[str] = ..., pid: _Optional[int] = ..., exit_code: _Optional[int] = ..., started_at: _Optional[float] = ..., finished_at: _Optional[float] = ..., error: _Optional[str] = ..., generation: _Optional[int] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., image_error: _Optional[bool] = ..., oom_killed: _Optional[bool] = ..., restart_count: _Optional[int] = ..., health: _Optional[str] = ...) -> None: ...
 
 class Host(_message.Message):
     __slots__ = ("name", "vtep", "api", "mtu", "state", "containers", "registered_at", "bridge_subnet", "underlay_subnet", "gwbridge_subnet")
@@ -290,7 +328,7 @@ class ResyncRequest(_message.Message):
     def __init__(self, host: _Optional[str] = ..., asked_at: _Optional[float] = ...) -> None: ...
 
 class Change(_message.Message):
-    __slots__ = ("key", "network", "endpoint", "container", "host", "alive", "controller", "resync", "deleted")
+    __slots__ = ("key", "network", "endpoint", "container", "host", "alive", "controller", "resync", "vip", "deleted")
     KEY_FIELD_NUMBER: _ClassVar[int]
     NETWORK_FIELD_NUMBER: _ClassVar[int]
     ENDPOINT_FIELD_NUMBER: _ClassVar[int]
@@ -299,6 +337,7 @@ class Change(_message.Message):
     ALIVE_FIELD_NUMBER: _ClassVar[int]
     CONTROLLER_FIELD_NUMBER: _ClassVar[int]
     RESYNC_FIELD_NUMBER: _ClassVar[int]
+    VIP_FIELD_NUMBER: _ClassVar[int]
     DELETED_FIELD_NUMBER: _ClassVar[int]
     key: str
     network: Network
@@ -308,8 +347,9 @@ class Change(_message.Message):
     alive: HostAlive
     controller: ControllerInfo
     resync: ResyncRequest
+    vip: ServiceVip
     deleted: bool
-    def __init__(self, key: _Optional[str] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alive: _Optional[_Union[HostAlive, _Mapping]] = ..., controller: _Optional[_Union[ControllerInfo, _Mapping]] = ..., resync: _Optional[_Union[ResyncRequest, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
+    def __init__(self, key: _Optional[str] = ..., network: _Optional[_Union[Network, _Mapping]] = ..., endpoint: _Optional[_Union[Endpoint, _Mapping]] = ..., container: _Optional[_Union[ContainerSpec, _Mapping]] = ..., host: _Optional[_Union[Host, _Mapping]] = ..., alive: _Optional[_Union[HostAlive, _Mapping]] = ..., controller: _Optional[_Union[ControllerInfo, _Mapping]] = ..., resync: _Optional[_Union[ResyncRequest, _Mapping]] = ..., vip: _Optional[_Union[ServiceVip, _Mapping]] = ..., deleted: _Optional[bool] = ...) -> None: ...
 
 class Hello(_message.Message):
     __slots__ = ("host", "resume_revision", "networks", "containers")
@@ -529,7 +569,7 @@ class HostList(_message.Message):
     def __init__(self, hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("name", "host", "networks", "hostname", "env", "command", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "request_id", "aliases", "ip", "publish_all", "expose", "labels", "auto_remove", "detach")
+    __slots__ = ("name", "host", "networks", "hostname", "env", "command", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "request_id", "aliases", "ip", "publish_all", "expose", "labels", "auto_remove", "detach", "restart_policy", "restart_max_retries")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -576,6 +616,8 @@ class RunRequest(_message.Message):
     LABELS_FIELD_NUMBER: _ClassVar[int]
     AUTO_REMOVE_FIELD_NUMBER: _ClassVar[int]
     DETACH_FIELD_NUMBER: _ClassVar[int]
+    RESTART_POLICY_FIELD_NUMBER: _ClassVar[int]
+    RESTART_MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     name: str
     host: str
     networks: _containers.RepeatedScalarFieldContainer[str]
@@ -608,7 +650,9 @@ class RunRequest(_message.Message):
     labels: _containers.ScalarMap[str, str]
     auto_remove: bool
     detach: bool
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., request_id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., ip: _Optional[str] = ..., publish_all: _Optional[bool] = ..., expose: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., detach: _Optional[bool] = ...) -> None: ...
+    restart_policy: str
+    restart_max_retries: int
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., request_id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., ip: _Optional[str] = ..., publish_all: _Optional[bool] = ..., expose: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., detach: _Optional[bool] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
     __slots__ = ("network", "container", "request_id", "aliases", "ip")
@@ -683,6 +727,250 @@ class HealthReply(_message.Message):
     resyncs_served: int
     agents_connected: int
     def __init__(self, healthy: _Optional[bool] = ..., revision: _Optional[int] = ..., detail: _Optional[str] = ..., snapshots_served: _Optional[int] = ..., resumes_served: _Optional[int] = ..., resyncs_served: _Optional[int] = ..., agents_connected: _Optional[int] = ...) -> None: ...
+
+class EngineAttachRequest(_message.Message):
+    __slots__ = ("host", "engine", "network", "ip", "mac", "engine_id", "sandbox", "ports", "aliases")
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    IP_FIELD_NUMBER: _ClassVar[int]
+    MAC_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    ALIASES_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    engine: str
+    network: str
+    ip: str
+    mac: str
+    engine_id: str
+    sandbox: str
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, host: _Optional[str] = ..., engine: _Optional[str] = ..., network: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class EngineJoinRequest(_message.Message):
+    __slots__ = ("name", "engine_id", "sandbox", "interface", "engine_endpoint", "ports")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
+    SANDBOX_FIELD_NUMBER: _ClassVar[int]
+    INTERFACE_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    engine_id: str
+    sandbox: str
+    interface: str
+    engine_endpoint: str
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    def __init__(self, name: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., interface: _Optional[str] = ..., engine_endpoint: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
+
+class EngineNetworkRequest(_message.Message):
+    __slots__ = ("name", "subnet")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SUBNET_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    subnet: str
+    def __init__(self, name: _Optional[str] = ..., subnet: _Optional[str] = ...) -> None: ...
+
+class EngineListRequest(_message.Message):
+    __slots__ = ("host",)
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    host: str
+    def __init__(self, host: _Optional[str] = ...) -> None: ...
+
+class ContainerSpecList(_message.Message):
+    __slots__ = ("specs",)
+    SPECS_FIELD_NUMBER: _ClassVar[int]
+    specs: _containers.RepeatedCompositeFieldContainer[ContainerSpec]
+    def __init__(self, specs: _Optional[_Iterable[_Union[ContainerSpec, _Mapping]]] = ...) -> None: ...
+
+class ServiceSpec(_message.Message):
+    __slots__ = ("name", "id", "image", "image_reference", "image_digest", "image_id", "command", "env", "networks", "mode", "replicas", "restart_condition", "restart_max_attempts", "restart_delay", "constraints", "memory_bytes", "created_at", "updated_at", "exposed_ports", "endpoint_mode", "virtual_ips", "ports", "publish_mode", "version", "update_parallelism", "update_delay", "update_state", "update_message", "stack", "health_cmd", "health_interval", "health_timeout", "health_retries")
+    class EnvEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    class VirtualIpsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_DIGEST_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_ID_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    ENV_FIELD_NUMBER: _ClassVar[int]
+    NETWORKS_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    RESTART_CONDITION_FIELD_NUMBER: _ClassVar[int]
+    RESTART_MAX_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    RESTART_DELAY_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINTS_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_BYTES_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    EXPOSED_PORTS_FIELD_NUMBER: _ClassVar[int]
+    ENDPOINT_MODE_FIELD_NUMBER: _ClassVar[int]
+    VIRTUAL_IPS_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_MODE_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_PARALLELISM_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_DELAY_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_STATE_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    STACK_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_CMD_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    id: str
+    image: str
+    image_reference: str
+    image_digest: str
+    image_id: str
+    command: _containers.RepeatedScalarFieldContainer[str]
+    env: _containers.ScalarMap[str, str]
+    networks: _containers.RepeatedScalarFieldContainer[str]
+    mode: str
+    replicas: int
+    restart_condition: str
+    restart_max_attempts: int
+    restart_delay: float
+    constraints: _containers.RepeatedScalarFieldContainer[str]
+    memory_bytes: int
+    created_at: float
+    updated_at: float
+    exposed_ports: _containers.RepeatedScalarFieldContainer[str]
+    endpoint_mode: str
+    virtual_ips: _containers.ScalarMap[str, str]
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    publish_mode: str
+    version: int
+    update_parallelism: int
+    update_delay: float
+    update_state: str
+    update_message: str
+    stack: str
+    health_cmd: str
+    health_interval: float
+    health_timeout: float
+    health_retries: int
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., image: _Optional[str] = ..., image_reference: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., networks: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., replicas: _Optional[int] = ..., restart_condition: _Optional[str] = ..., restart_max_attempts: _Optional[int] = ..., restart_delay: _Optional[float] = ..., constraints: _Optional[_Iterable[str]] = ..., memory_bytes: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[str] = ..., virtual_ips: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., publish_mode: _Optional[str] = ..., version: _Optional[int] = ..., update_parallelism: _Optional[int] = ..., update_delay: _Optional[float] = ..., update_state: _Optional[str] = ..., update_message: _Optional[str] = ..., stack: _Optional[str] = ..., health_cmd: _Optional[str] = ..., health_interval: _Optional[float] = ..., health_timeout: _Optional[float] = ..., health_retries: _Optional[int] = ...) -> None: ...
+
+class UpdateServiceRequest(_message.Message):
+    __slots__ = ("name", "image", "env_add", "env_rm", "command_set", "command", "replicas", "update_parallelism", "update_delay")
+    class EnvAddEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    ENV_ADD_FIELD_NUMBER: _ClassVar[int]
+    ENV_RM_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_SET_FIELD_NUMBER: _ClassVar[int]
+    COMMAND_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_PARALLELISM_FIELD_NUMBER: _ClassVar[int]
+    UPDATE_DELAY_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    image: str
+    env_add: _containers.ScalarMap[str, str]
+    env_rm: _containers.RepeatedScalarFieldContainer[str]
+    command_set: bool
+    command: _containers.RepeatedScalarFieldContainer[str]
+    replicas: int
+    update_parallelism: int
+    update_delay: float
+    def __init__(self, name: _Optional[str] = ..., image: _Optional[str] = ..., env_add: _Optional[_Mapping[str, str]] = ..., env_rm: _Optional[_Iterable[str]] = ..., command_set: _Optional[bool] = ..., command: _Optional[_Iterable[str]] = ..., replicas: _Optional[int] = ..., update_parallelism: _Optional[int] = ..., update_delay: _Optional[float] = ...) -> None: ...
+
+class ServiceVip(_message.Message):
+    __slots__ = ("network", "service", "service_id", "vip", "backends", "ports")
+    NETWORK_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_ID_FIELD_NUMBER: _ClassVar[int]
+    VIP_FIELD_NUMBER: _ClassVar[int]
+    BACKENDS_FIELD_NUMBER: _ClassVar[int]
+    PORTS_FIELD_NUMBER: _ClassVar[int]
+    network: str
+    service: str
+    service_id: str
+    vip: str
+    backends: _containers.RepeatedScalarFieldContainer[str]
+    ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    def __init__(self, network: _Optional[str] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., vip: _Optional[str] = ..., backends: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
+
+class ServiceTask(_message.Message):
+    __slots__ = ("name", "service", "slot", "host", "state", "exit_code", "error", "restarts", "started_at", "addresses", "version", "health")
+    class AddressesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    SERVICE_FIELD_NUMBER: _ClassVar[int]
+    SLOT_FIELD_NUMBER: _ClassVar[int]
+    HOST_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    EXIT_CODE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    RESTARTS_FIELD_NUMBER: _ClassVar[int]
+    STARTED_AT_FIELD_NUMBER: _ClassVar[int]
+    ADDRESSES_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    service: str
+    slot: int
+    host: str
+    state: str
+    exit_code: int
+    error: str
+    restarts: int
+    started_at: float
+    addresses: _containers.ScalarMap[str, str]
+    version: int
+    health: str
+    def __init__(self, name: _Optional[str] = ..., service: _Optional[str] = ..., slot: _Optional[int] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., started_at: _Optional[float] = ..., addresses: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ..., health: _Optional[str] = ...) -> None: ...
+
+class ServiceDetail(_message.Message):
+    __slots__ = ("spec", "tasks")
+    SPEC_FIELD_NUMBER: _ClassVar[int]
+    TASKS_FIELD_NUMBER: _ClassVar[int]
+    spec: ServiceSpec
+    tasks: _containers.RepeatedCompositeFieldContainer[ServiceTask]
+    def __init__(self, spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[ServiceTask, _Mapping]]] = ...) -> None: ...
+
+class ServiceList(_message.Message):
+    __slots__ = ("services",)
+    SERVICES_FIELD_NUMBER: _ClassVar[int]
+    services: _containers.RepeatedCompositeFieldContainer[ServiceDetail]
+    def __init__(self, services: _Optional[_Iterable[_Union[ServiceDetail, _Mapping]]] = ...) -> None: ...
+
+class ScaleRequest(_message.Message):
+    __slots__ = ("name", "replicas")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    REPLICAS_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    replicas: int
+    def __init__(self, name: _Optional[str] = ..., replicas: _Optional[int] = ...) -> None: ...
 
 class ArchiveChunk(_message.Message):
     __slots__ = ("data", "name")

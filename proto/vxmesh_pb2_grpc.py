@@ -1191,6 +1191,581 @@ class Controller:
             _registered_method=True)
 
 
+class EnginesStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Attach = channel.unary_unary(
+                '/vxmesh.v1.Engines/Attach',
+                request_serializer=proto_dot_vxmesh__pb2.EngineAttachRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ContainerSpec.FromString,
+                _registered_method=True)
+        self.Join = channel.unary_unary(
+                '/vxmesh.v1.Engines/Join',
+                request_serializer=proto_dot_vxmesh__pb2.EngineJoinRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ContainerSpec.FromString,
+                _registered_method=True)
+        self.Detach = channel.unary_unary(
+                '/vxmesh.v1.Engines/Detach',
+                request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
+                _registered_method=True)
+        self.FindNetwork = channel.unary_unary(
+                '/vxmesh.v1.Engines/FindNetwork',
+                request_serializer=proto_dot_vxmesh__pb2.EngineNetworkRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.Network.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/vxmesh.v1.Engines/List',
+                request_serializer=proto_dot_vxmesh__pb2.EngineListRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ContainerSpecList.FromString,
+                _registered_method=True)
+
+
+class EnginesServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Attach(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Join(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Detach(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FindNetwork(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_EnginesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Attach': grpc.unary_unary_rpc_method_handler(
+                    servicer.Attach,
+                    request_deserializer=proto_dot_vxmesh__pb2.EngineAttachRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ContainerSpec.SerializeToString,
+            ),
+            'Join': grpc.unary_unary_rpc_method_handler(
+                    servicer.Join,
+                    request_deserializer=proto_dot_vxmesh__pb2.EngineJoinRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ContainerSpec.SerializeToString,
+            ),
+            'Detach': grpc.unary_unary_rpc_method_handler(
+                    servicer.Detach,
+                    request_deserializer=proto_dot_vxmesh__pb2.NameRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
+            ),
+            'FindNetwork': grpc.unary_unary_rpc_method_handler(
+                    servicer.FindNetwork,
+                    request_deserializer=proto_dot_vxmesh__pb2.EngineNetworkRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.Network.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=proto_dot_vxmesh__pb2.EngineListRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ContainerSpecList.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vxmesh.v1.Engines', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vxmesh.v1.Engines', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Engines:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Attach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Engines/Attach',
+            proto_dot_vxmesh__pb2.EngineAttachRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ContainerSpec.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Join(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Engines/Join',
+            proto_dot_vxmesh__pb2.EngineJoinRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ContainerSpec.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Detach(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Engines/Detach',
+            proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FindNetwork(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Engines/FindNetwork',
+            proto_dot_vxmesh__pb2.EngineNetworkRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.Network.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Engines/List',
+            proto_dot_vxmesh__pb2.EngineListRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ContainerSpecList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
+class ServicesStub:
+    """Missing associated documentation comment in .proto file."""
+
+    def __init__(self, channel):
+        """Constructor.
+
+        Args:
+            channel: A grpc.Channel.
+        """
+        self.Create = channel.unary_unary(
+                '/vxmesh.v1.Services/Create',
+                request_serializer=proto_dot_vxmesh__pb2.ServiceSpec.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ServiceDetail.FromString,
+                _registered_method=True)
+        self.List = channel.unary_unary(
+                '/vxmesh.v1.Services/List',
+                request_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ServiceList.FromString,
+                _registered_method=True)
+        self.Inspect = channel.unary_unary(
+                '/vxmesh.v1.Services/Inspect',
+                request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ServiceDetail.FromString,
+                _registered_method=True)
+        self.Scale = channel.unary_unary(
+                '/vxmesh.v1.Services/Scale',
+                request_serializer=proto_dot_vxmesh__pb2.ScaleRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ServiceDetail.FromString,
+                _registered_method=True)
+        self.Update = channel.unary_unary(
+                '/vxmesh.v1.Services/Update',
+                request_serializer=proto_dot_vxmesh__pb2.UpdateServiceRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.ServiceDetail.FromString,
+                _registered_method=True)
+        self.Remove = channel.unary_unary(
+                '/vxmesh.v1.Services/Remove',
+                request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
+                _registered_method=True)
+        self.Logs = channel.unary_stream(
+                '/vxmesh.v1.Services/Logs',
+                request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.LogChunk.FromString,
+                _registered_method=True)
+
+
+class ServicesServicer:
+    """Missing associated documentation comment in .proto file."""
+
+    def Create(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def List(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Inspect(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Scale(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Update(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Remove(self, request, context):
+        """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Logs(self, request, context):
+        """Every task's output so far, each line prefixed "TASK@HOST | ", task by task.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+
+def add_ServicesServicer_to_server(servicer, server):
+    rpc_method_handlers = {
+            'Create': grpc.unary_unary_rpc_method_handler(
+                    servicer.Create,
+                    request_deserializer=proto_dot_vxmesh__pb2.ServiceSpec.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ServiceDetail.SerializeToString,
+            ),
+            'List': grpc.unary_unary_rpc_method_handler(
+                    servicer.List,
+                    request_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ServiceList.SerializeToString,
+            ),
+            'Inspect': grpc.unary_unary_rpc_method_handler(
+                    servicer.Inspect,
+                    request_deserializer=proto_dot_vxmesh__pb2.NameRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ServiceDetail.SerializeToString,
+            ),
+            'Scale': grpc.unary_unary_rpc_method_handler(
+                    servicer.Scale,
+                    request_deserializer=proto_dot_vxmesh__pb2.ScaleRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ServiceDetail.SerializeToString,
+            ),
+            'Update': grpc.unary_unary_rpc_method_handler(
+                    servicer.Update,
+                    request_deserializer=proto_dot_vxmesh__pb2.UpdateServiceRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.ServiceDetail.SerializeToString,
+            ),
+            'Remove': grpc.unary_unary_rpc_method_handler(
+                    servicer.Remove,
+                    request_deserializer=proto_dot_vxmesh__pb2.NameRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
+            ),
+            'Logs': grpc.unary_stream_rpc_method_handler(
+                    servicer.Logs,
+                    request_deserializer=proto_dot_vxmesh__pb2.NameRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.LogChunk.SerializeToString,
+            ),
+    }
+    generic_handler = grpc.method_handlers_generic_handler(
+            'vxmesh.v1.Services', rpc_method_handlers)
+    server.add_generic_rpc_handlers((generic_handler,))
+    server.add_registered_method_handlers('vxmesh.v1.Services', rpc_method_handlers)
+
+
+ # This class is part of an EXPERIMENTAL API.
+class Services:
+    """Missing associated documentation comment in .proto file."""
+
+    @staticmethod
+    def Create(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Services/Create',
+            proto_dot_vxmesh__pb2.ServiceSpec.SerializeToString,
+            proto_dot_vxmesh__pb2.ServiceDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def List(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Services/List',
+            proto_dot_vxmesh__pb2.Empty.SerializeToString,
+            proto_dot_vxmesh__pb2.ServiceList.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Inspect(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Services/Inspect',
+            proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ServiceDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Scale(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Services/Scale',
+            proto_dot_vxmesh__pb2.ScaleRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ServiceDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Update(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Services/Update',
+            proto_dot_vxmesh__pb2.UpdateServiceRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.ServiceDetail.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Remove(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Services/Remove',
+            proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Logs(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/vxmesh.v1.Services/Logs',
+            proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.LogChunk.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+
 class ImagesStub:
     """Missing associated documentation comment in .proto file."""
 

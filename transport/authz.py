@@ -2,7 +2,9 @@
 
     Controller (the user API)        admin
     Images     (the cluster's images) admin
+    Services   (swarm-like services) admin
     AgentLink  (the agents' stream)  agent   (AgentLink also checks the hello's host name)
+    Engines    (engines' endpoints)  agent   (each call checks it is for the caller's host)
     HostAgent  (exec, logs, tables)  controller, admin
 
 The handshake already refused clients without a certificate from the
@@ -26,7 +28,9 @@ def _service(name: str) -> str:
 ALLOWED_ROLES: dict[str, frozenset[str]] = {
     _service("Controller"): frozenset({"admin"}),
     _service("Images"): frozenset({"admin"}),
+    _service("Services"): frozenset({"admin"}),
     _service("AgentLink"): frozenset({"agent"}),
+    _service("Engines"): frozenset({"agent"}),
     _service("HostAgent"): frozenset({"controller", "admin"}),
 }
 

@@ -7,7 +7,8 @@ from agent import container_network as plan
 from agent import names
 from agent.host_networks import HostNetworks
 from agent.kernel.netns import ensure_netns, netns_exists, remove_netns
-from agent.kernel.veth import ensure_interface, prune_interfaces
+from agent.kernel.veth import (bridge_end_exists, ensure_interface, prune_interfaces, remove_host_link,
+                               remove_interfaces_with_macs)
 from agent.local_state import LocalContainer
 from proto.network_mode import NetworkMode
 from proto.records import ContainerSpec, Network
@@ -46,6 +47,43 @@ class ContainerInterfaces:
         for removed in await prune_interfaces(container_ns, {i.ifname for i in interfaces}):
             log.info("container %s: removed interface %s", spec.name, removed)
         self._built[spec.name] = built
+
+    async def build_engine(self, spec: ContainerSpec, networks: dict[str, Network],
+                           record: LocalContainer) -> None:
+        """An engine's endpoint, joined: its interface in the engine's namespace (named
+        here when it joined, agent/engines/). Nothing else there is touched: other
+        interfaces, addresses and routes are the engine's."""
+        interfaces = tuple(plan.interfaces(spec, networks, record, self.host))
+        built = (spec.id, spec.sandbox, interfaces)
+        if self._built.get(spec.name) == built:
+            return
+        for interface in interfaces:
+            if interface.handover:
+                # Handed over: made once; the engine moves the container end away
+                # into its sandbox, which is named here later.
+                if not await bridge_end_exists(interface):
+                    await ensure_interface(interface)
+            else:
+                await ensure_interface(interface)
+        self._built[spec.name] = built
+
+    async def release_engine(self, spec: ContainerSpec) -> None:
+        """An engine's endpoint left (or removed): its interface goes, found by its MAC
+        (the name may be gone from the spec), then the name of the namespace. The
+        namespace itself is the engine's and lives on while the engine holds it."""
+        self._built.pop(spec.name, None)
+        # Its gwbridge pair, by the end on the host's side.
+        await remove_host_link(names.gw_veth(spec.id))
+        macs = {a.mac for a in spec.attachments}
+        # Docker moves its interfaces back here before it leaves.
+        for removed in await remove_interfaces_with_macs(None, macs):
+            log.info("endpoint %s: removed interface %s", spec.name, removed)
+        container_ns = names.container_netns(self.host.host, spec.id)
+        if not netns_exists(container_ns):
+            return
+        for removed in await remove_interfaces_with_macs(container_ns, macs):
+            log.info("endpoint %s: removed interface %s", spec.name, removed)
+        await remove_netns(container_ns)
 
     async def release(self, spec: ContainerSpec) -> None:
         """No interfaces and no namespace of its own: the container is not running (or gone)."""

@@ -7,6 +7,10 @@ reports each one's state to the controller. Every container has a local
 record (agent/local_state.py), written before anything is built for it, so
 an agent that dies half-way finds after its restart what to finish or
 remove, even when the controller has forgotten the container.
+
+An engine's endpoint (spec.engine: Docker's, a CNI runtime's) runs nothing:
+it is wired while its engine has joined it (agent/engines/ names the
+engine's namespace here first) and reported running exactly then.
 """
 from __future__ import annotations
 
@@ -17,17 +21,18 @@ import time
 from collections.abc import Callable, Iterable
 
 from agent import container_network as plan
-from agent import names
+from agent import names, restart_policy
 from agent.container_config import container_config
 from agent.convergers.container_images import ContainerImages
 from agent.convergers.container_interfaces import ContainerInterfaces
 from agent.convergers.embedded_dns import EmbeddedDns
+from agent.health import HealthChecks
 from agent.host_networks import HostNetworks
 from agent.images.image import Image
 from agent.images.store import ImageStore
 from agent.kernel.netns import list_netns, netns_exists, netns_path, remove_netns
 from agent.local_state import LocalContainer, LocalState
-from agent.oci.model import ContainerError
+from agent.oci.model import EXITED, ContainerError
 from agent.oci.runtime import Runtime
 from agent.view import View
 from proto import network_mode, timing
@@ -58,11 +63,20 @@ class Containers:
         self._wake = wake       # asks the loop for a pass
         self.interfaces = ContainerInterfaces(host)
         self.dns = dns          # the embedded DNS: a listener in each namespace, the /etc files
+        self.health = HealthChecks(runtime, wake)
         self._stopping: dict[str, asyncio.Task] = {}
         self._exit_watches: dict[str, asyncio.Task] = {}
         # Images nobody uses are looked for after a teardown, and once after a
         # (re)start of the agent, which may have died between the two.
         self._drop_images = True
+        # Engines' endpoints wired now: name -> the sandbox they were wired into
+        # (agent/engines/ waits on it before answering the engine).
+        self.wired: dict[str, str] = {}
+        # Engines' endpoints whose namespace agent/engines/ is naming now, before
+        # the controller has their join: a pass reading the view from before must
+        # not take that name for a leftover of a leave.
+        self.adopting: set[str] = set()
+        self.wired_at: dict[str, float] = {}    # when each was wired: its "started" time
 
     def forget(self) -> None:
         self.interfaces.forget()
@@ -152,12 +166,17 @@ class Containers:
         mode = modes[spec.name]
         if spec.networks and any(n not in networks for n in spec.networks):
             return False  # the network records are on their way in the stream
+        if spec.engine:
+            return await self._converge_engine(spec, networks, record)
         state = await self.runtime.state(spec.id)
         running = state is not None and state.state == "running"
         # A container the runtime does not know is started, unless its image
         # could not be pulled: that waits for the next `start`.
         start = spec.desired == "running" and not running and (
             record.started_generation < spec.generation or (state is None and not record.image_error))
+        restart = (not start and spec.desired == "running" and state is not None and state.state == EXITED
+                   and self._restart_due(spec, state, record))
+        start = start or restart
         image = await self._image(spec, record) if start else None
         start = image is not None
         building = time.time()
@@ -170,6 +189,12 @@ class Containers:
                 await self.dns.serve(spec, networks)
         if start:
             built = time.time()
+            if restart:
+                record.backoff_step = restart_policy.next_step(record.backoff_step, state.started_at,
+                                                               state.finished_at) + 1
+                record.restart_count += 1
+                log.info("restarting container %s (restart %d, policy %s)", spec.name, record.restart_count,
+                         spec.restart_policy)
             running = await self._start(spec, image, record, modes, desired, networks)
             # One event per start, with wall-clock stamps to line up with the controller's `run` event.
             timing.emit(log, timing.CONTAINER_STARTED, container=spec.name, host=self.host.host,
@@ -185,7 +210,38 @@ class Containers:
                 self.dns.stop(spec.id)
         else:
             self._watch_exit(spec)
+        self.health.follow(spec, running)
         return running
+
+    async def _converge_engine(self, spec: ContainerSpec, networks: dict[str, Network],
+                               record: LocalContainer) -> bool:
+        """Wired while joined: into its namespace, named here, or (Docker, before it has
+        made the namespace) handed over in the host's; else nothing of it stays."""
+        joined = bool(spec.sandbox) and (not spec.interface or netns_exists(
+            names.container_netns(self.host.host, spec.id)))
+        if joined:
+            await self.interfaces.build_engine(spec, networks, record)
+            if self.wired.get(spec.name) != spec.sandbox:
+                self.wired_at[spec.name] = time.time()
+            self.wired[spec.name] = spec.sandbox
+        else:
+            self.wired.pop(spec.name, None)
+            if not spec.sandbox and spec.name not in self.adopting:
+                await self.interfaces.release_engine(spec)
+        return joined
+
+    def _restart_due(self, spec: ContainerSpec, state, record: LocalContainer) -> bool:
+        """Whether the exited container's restart policy starts it now; when later, a pass is
+        asked for then."""
+        at = restart_policy.due(spec.restart_policy, spec.restart_max_retries, state.exit_code,
+                                record.restart_count, record.backoff_step, state.started_at, state.finished_at)
+        if at is None:
+            return False
+        wait = at - time.time()
+        if wait > 0:
+            asyncio.get_running_loop().call_later(wait, self._wake)
+            return False
+        return True
 
     def _free_gw_ip(self) -> str:
         """This host's next free gwbridge address: the gwbridge is per host, so
@@ -270,12 +326,19 @@ class Containers:
         self._exit_watches[spec.id] = asyncio.create_task(watch(), name=f"exit-{spec.name}")
 
     async def _report_one(self, spec: ContainerSpec, record: LocalContainer) -> None:
+        if spec.engine:
+            self._report(ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
+                                         networks=list(spec.networks), generation=spec.generation,
+                                         state="running" if spec.name in self.wired else "created",
+                                         started_at=self.wired_at.get(spec.name, 0.0)))
+            return
         state = await self.runtime.state(spec.id)
         # A container never started (its image could not be pulled) has no
         # generation yet (-1 locally); the wire's is unsigned.
         status = ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
                                  generation=max(record.started_generation, 0), error=record.error,
-                                 networks=list(spec.networks), image_error=record.image_error)
+                                 networks=list(spec.networks), image_error=record.image_error,
+                                 restart_count=record.restart_count, health=self.health.state(spec.id))
         if state is not None:
             status.state = state.state
             status.pid = state.pid
@@ -291,9 +354,15 @@ class Containers:
     async def _teardown(self, record: LocalContainer) -> None:
         spec = record.spec
         log.info("removing container %s (%s)", spec.name, spec.id[:12])
+        if spec.engine:
+            self.wired.pop(spec.name, None)
+            await self.interfaces.release_engine(spec)
+            self.local.delete(spec.name)
+            return
         watch = self._exit_watches.pop(spec.id, None)
         if watch is not None:
             watch.cancel()
+        self.health.drop(spec.id)
         state = await self.runtime.state(spec.id)
         if state is not None:
             if state.state == "running":

@@ -6,7 +6,7 @@ from __future__ import annotations
 from agent import names
 from agent.dns.etc_files import hosts_entries, resolv_conf, uses_embedded_dns
 from agent.dns.listeners import Listeners
-from agent.dns.names import NameTable, container_records
+from agent.dns.names import NameTable, container_records, service_records
 from agent.dns.resolver import Resolver
 from agent.view import View
 from proto.records import ContainerSpec, Network
@@ -25,7 +25,8 @@ class EmbeddedDns:
         """Rebuild the names from the view (every pass, before containers change)."""
         networks = view.networks()
         local = view.containers()
-        self.table = NameTable(container_records(networks, view.all_endpoints(), local.values(), self.host))
+        self.table = NameTable(container_records(networks, view.all_endpoints(), local.values(), self.host)
+                               + service_records(networks, view.all_vips()))
         self._asks_on = {spec.name: [n for n in spec.networks if n in networks and not networks[n].builtin]
                          for spec in local.values()}
 

@@ -9,7 +9,7 @@ from agent import drivers
 from agent.host_networks import HostNetworks
 from agent.kernel import firewall, gwbridge
 from agent.kernel.bridge import LocalBridgeSpec
-from agent.kernel.firewall import BridgeRules, Guard, HostRules
+from agent.kernel.firewall import BridgeRules, Guard, HostRules, MeshRule
 from agent.local_state import LocalContainer
 from proto.records import Network
 
@@ -21,14 +21,15 @@ class HostFirewall:
         self._applied: HostRules | None = None
 
     async def converge(self, networks: dict[str, Network], published: Iterable[LocalContainer],
-                       cluster_guards: Iterable[Guard] = ()) -> None:
+                       cluster_guards: Iterable[Guard] = (), mesh: Iterable[MeshRule] = ()) -> None:
         """`published`: the running containers with interfaces of their own, whose ports lead in;
-        `cluster_guards`: the control plane the view knows of, on top of the configured one."""
+        `cluster_guards`: the control plane the view knows of, on top of the configured one;
+        `mesh`: the routing mesh's ports (agent/convergers/mesh_legs.py)."""
         ports = [rule for record in published
                  for rule in plan.port_rules(record.spec, networks, record, self.host)]
         bridges = self._bridge_rules(drivers.host_bridges(networks.values(), self.host))
         guards = tuple(sorted({*self.guards, *cluster_guards}, key=lambda g: (g.address, g.port)))
-        rules = HostRules(bridges=tuple(bridges), ports=tuple(ports), guards=guards)
+        rules = HostRules(bridges=tuple(bridges), ports=tuple(ports), guards=guards, mesh=tuple(mesh))
         if rules != self._applied:
             await firewall.apply(rules)
             self._applied = rules

@@ -4,9 +4,9 @@ A `NameRecord` is the one shape the resolver knows: a name, the network it
 is visible on, its addresses and what it came from. Containers give one per
 network per name (their name, their short id, each alias), built here from
 the view: the endpoints of overlay networks (every host's containers) and
-this host's own containers (local bridges). A later kind of record (a
-service's name and VIP, `tasks.NAME` and its tasks' addresses) adds its
-records to the same table under its own `source`, and the resolver answers
+this host's own containers (local bridges). Services add theirs (a
+service's name and VIP, `tasks.NAME` and its tasks' addresses) from the
+leader's backends records, under their own `source`; the resolver answers
 them unchanged.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from proto.records import ContainerSpec, Endpoint, Network
+from proto.records import MESH_LEG_PREFIX, ContainerSpec, Endpoint, Network, ServiceVip
 
 # Docker resolves a container by the first 12 characters of its id too.
 SHORT_ID = 12
@@ -55,9 +55,27 @@ def container_records(networks: dict[str, Network], endpoints: Iterable[Endpoint
     for endpoint in endpoints:
         if endpoint.host == host or networks.get(endpoint.network) is None:
             continue
+        if endpoint.container.startswith(MESH_LEG_PREFIX):
+            continue        # a host's routing-mesh leg: no container, no name
         add(endpoint.network, endpoint.container,
             container_names(endpoint.container, endpoint.container_id, endpoint.aliases.split()), endpoint.ip)
     return list(records.values())
+
+
+def service_records(networks: dict[str, Network], vips: Iterable[ServiceVip]) -> list[NameRecord]:
+    """The names of services (controller/services/): on each of its networks, the
+    service's name answers its VIP (dnsrr: its running tasks' addresses) and
+    tasks.NAME its running tasks' addresses, as Docker's embedded DNS does. The
+    tasks' own names (NAME.SLOT.SUFFIX) are container names already."""
+    records = []
+    for vip in vips:
+        if vip.network not in networks:
+            continue
+        name = vip.service.lower()
+        source = f"service:{vip.service}"
+        records.append(NameRecord(name, vip.network, (vip.vip,) if vip.vip else tuple(vip.backends), source))
+        records.append(NameRecord(f"tasks.{name}", vip.network, tuple(vip.backends), source))
+    return [r for r in records if r.addresses]
 
 
 class NameTable:

@@ -78,6 +78,20 @@ class PortRule:
 
 
 @dataclass(frozen=True)
+class MeshRule:
+    """A port of the routing mesh: PUBLISHED on any of this host's addresses leads,
+    per connection, to one of a service's tasks (TARGET), through this host's leg
+    into the service's network; the source becomes the leg's address, so the
+    task's reply comes back the same way."""
+
+    protocol: str  # "tcp" | "udp"
+    published: int
+    backends: tuple[str, ...]  # the tasks' addresses on the leg's network
+    target_port: int
+    leg: str  # this host's interface into that network
+
+
+@dataclass(frozen=True)
 class Guard:
     """A control-plane TCP port no container may open a connection to."""
 
@@ -91,6 +105,7 @@ class HostRules:
     ports: tuple[PortRule, ...]
     table: str = "vxmesh"
     guards: tuple[Guard, ...] = ()
+    mesh: tuple[MeshRule, ...] = ()
 
 
 def ruleset(rules: HostRules) -> dict[str, Any]:
@@ -98,6 +113,7 @@ def ruleset(rules: HostRules) -> dict[str, Any]:
     _validate(rules)
     t = _Table(rules.table)
     _published_ports(t, rules.ports)
+    _mesh(t, rules.mesh)
     _masquerade(t, rules.bridges)
     _guard(t, rules.bridges, rules.guards)
     _forward(t, rules.bridges)
@@ -118,6 +134,20 @@ def _published_ports(t: _Table, ports: tuple[PortRule, ...]) -> None:
                    _match("==", {"payload": {"protocol": port.protocol, "field": "dport"}},
                           port.host_port),
                    {"dnat": {"addr": port.target_ip, "port": port.target_port}})
+
+
+def _mesh(t: _Table, mesh: tuple[MeshRule, ...]) -> None:
+    for rule in mesh:
+        if not rule.backends:
+            continue      # nothing answers the port then: the host refuses it itself
+        choice = {"map": {"key": {"numgen": {"mode": "random", "mod": len(rule.backends), "offset": 0}},
+                          "data": {"set": [[i, ip] for i, ip in enumerate(rule.backends)]}}}
+        for chain in ("prerouting", "output"):
+            t.rule(chain, _match("==", {"fib": {"result": "type", "flags": ["daddr"]}}, "local"),
+                   _match("==", {"payload": {"protocol": rule.protocol, "field": "dport"}}, rule.published),
+                   {"dnat": {"addr": choice, "port": rule.target_port}}, comment="routing mesh")
+    for leg in sorted({rule.leg for rule in mesh}):
+        t.rule("postrouting", _oif("==", leg), {"masquerade": None}, comment="routing mesh")
 
 
 def _masquerade(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
@@ -179,7 +209,7 @@ def _forward(t: _Table, bridges: tuple[BridgeRules, ...]) -> None:
 async def apply(rules: HostRules) -> None:
     """Make the table exactly `rules`; on any error the old table stays."""
     await nft.apply(ruleset(rules)["nftables"])
-    if rules.ports:
+    if rules.ports or rules.mesh:
         # Needed for 127.0.0.1:HOST_PORT: a packet with a loopback source
         # may then be routed out of a bridge. Per namespace, like
         # ip_forward; left on afterwards, as the input guard stays too.
@@ -297,6 +327,15 @@ def _validate(rules: HostRules) -> None:
         validate.port(g.port, f"{label}port")
         if g.address:
             families.address(g.address, f"{label}address")
+
+    for i, m in enumerate(rules.mesh):
+        label = f"mesh[{i}]."
+        validate.protocol(m.protocol)
+        validate.port(m.published, f"{label}published")
+        validate.port(m.target_port, f"{label}target_port")
+        validate.ifname(m.leg)
+        for backend in m.backends:
+            families.address(backend, f"{label}backends")
 
     published: dict[tuple[str, int], int] = {}
     for i, p in enumerate(rules.ports):

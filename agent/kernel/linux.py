@@ -60,3 +60,13 @@ def mount(source: str, target: str, fstype: str | None, flags: int = 0,
         ),
         f"mount({source!r}, {target!r}, {fstype!r}, {flags:#x})",
     )
+
+
+# <linux/nsfs.h>: _IO(0xb7, 0x3)
+_NS_GET_NSTYPE = 0xB703
+
+
+def ns_type(fd: int) -> int:
+    """The CLONE_NEW* type of the namespace file `fd`; OSError if it is none."""
+    import fcntl
+    return fcntl.ioctl(fd, _NS_GET_NSTYPE)

@@ -120,6 +120,59 @@ async def ensure_netns(name: str) -> None:
             await ipr.link("set", index=lo["index"], state="up")
 
 
+async def adopt_netns(name: str, source: str) -> None:
+    """Give the namespace at `source` (another program's: a container engine's)
+    the name `name` here, by a bind mount, as `ip netns attach` does. Removing
+    the name later (remove_netns) only drops this mount: the namespace lives
+    on while its owner holds it. An existing name is replaced."""
+    _check_name(name)
+    if not _netns_dir_propagates():
+        raise RuntimeError(f"cannot name network namespace {name!r}: {NETNS_DIR} is a slave mount here")
+    if os.path.lexists(netns_path(name)):
+        await asyncio.to_thread(_remove_mount_point, name)
+    await asyncio.to_thread(_bind_netns, source, netns_path(name))
+
+
+def _bind_netns(source: str, path: str) -> None:
+    # Opened first: a path that is not a network namespace is refused by name,
+    # not bound (a bind mount of a plain file would look like a name here).
+    fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if linux.ns_type(fd) != linux.CLONE_NEWNET:
+            raise ValueError(f"{source} is not a network namespace")
+        os.makedirs(NETNS_DIR, exist_ok=True)
+        _share_netns_dir()
+        os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_EXCL, 0))
+        try:
+            linux.mount(f"/proc/self/fd/{fd}", path, None, linux.MS_BIND)
+        except BaseException:
+            os.unlink(path)
+            raise
+    finally:
+        os.close(fd)
+
+
+async def link_names(name: str) -> set[str]:
+    """The names of the links in namespace `name`."""
+    async with iproute(name) as ipr:
+        return {link.get("ifname") async for link in await ipr.link("dump")}
+
+
+async def interface_with_mac(name: str, mac: str, address: str) -> str:
+    """The name of the link with MAC `mac` in namespace `name` once it holds
+    `address` (whoever moved it there has finished setting it up), or ""."""
+    async with iproute(name) as ipr:
+        links = [link async for link in await ipr.link("dump")
+                 if (link.get("address") or "").lower() == mac.lower()]
+        if not links:
+            return ""
+        index = links[0]["index"]
+        async for addr in await ipr.addr("dump"):
+            if addr["index"] == index and addr.get("address") == address:
+                return links[0].get("ifname")
+    return ""
+
+
 async def remove_netns(name: str) -> None:
     """Delete the namespace; its interfaces go with it. Absent is fine."""
     if os.path.lexists(netns_path(name)):

@@ -9,6 +9,7 @@ rebuilt.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from pyroute2 import AsyncIPRoute
@@ -27,9 +28,13 @@ from proto import validate
 _MAIN_TABLE = 254
 
 
+# The namespace the agent runs in (the host's), for a pair whose "container" end stays there.
+OWN_NETNS = "/proc/self/ns/net"
+
+
 @dataclass(frozen=True)
 class Interface:
-    container_netns: str
+    container_netns: str | None  # None: the current namespace (a host's own leg into a network)
     ifname: str  # inside the container: "eth0", "eth1", ...
     peer_netns: str | None  # where the bridge is; None = current namespace
     peer_ifname: str
@@ -43,6 +48,14 @@ class Interface:
     # through the host's address gets the DNAT'ed frame back on the port it
     # came in by (Docker sets it on every port when it has no userland proxy).
     hairpin: bool = False
+    # The default route only if the namespace has none: an engine's namespace
+    # may hold several endpoints, each with its way out; the first one sets it,
+    # and when it goes the next pass lets another.
+    default_if_none: bool = False
+    # The container end waits in the current namespace for an engine to move
+    # it into its own (Docker's sandbox): it gets only its MAC and MTU here, no
+    # address and no link up, which the engine sets.
+    handover: bool = False
 
     def __post_init__(self) -> None:
         validate.ifname(self.ifname)
@@ -106,11 +119,25 @@ async def remove_interface(iface: Interface) -> None:
                 await delete_link(outer, outer_end["index"])
     # Deleting one end takes the other with it; this catches an orphaned
     # container end whose peer was already gone or renamed.
-    if netns_exists(iface.container_netns):
+    if iface.container_netns is None or netns_exists(iface.container_netns):
         async with iproute(iface.container_netns) as inner:
             inner_end = await get_link(inner, iface.ifname)
             if inner_end is not None:
                 await delete_link(inner, inner_end["index"])
+
+
+async def remove_unlisted(pattern: str, keep: set[str]) -> list[str]:
+    """Delete every veth of the current namespace whose name matches `pattern` (a
+    regular expression, whole name) but is not in `keep`; the names deleted."""
+    removed = []
+    async with iproute(None) as ipr:
+        links = [link async for link in await ipr.link("dump")]
+        for link in links:
+            name = link.get("ifname") or ""
+            if re.fullmatch(pattern, name) and name not in keep and link_kind(link) == "veth":
+                await delete_link(ipr, link["index"])
+                removed.append(name)
+    return removed
 
 
 async def prune_interfaces(container_netns: str, keep: set[str]) -> list[str]:
@@ -129,6 +156,33 @@ async def prune_interfaces(container_netns: str, keep: set[str]) -> list[str]:
     return removed
 
 
+async def bridge_end_exists(iface: Interface) -> bool:
+    """Whether the bridge-side end of the pair is there (wherever the other end went)."""
+    async with iproute(iface.peer_netns) as outer:
+        link = await get_link(outer, iface.peer_ifname)
+        return link is not None and link_kind(link) == "veth"
+
+
+async def remove_host_link(ifname: str) -> None:
+    """Delete the veth `ifname` of the current namespace (its peer goes too); absent is fine."""
+    async with iproute(None) as ipr:
+        link = await get_link(ipr, ifname)
+        if link is not None and link_kind(link) == "veth":
+            await delete_link(ipr, link["index"])
+
+
+async def remove_interfaces_with_macs(container_netns: str | None, macs: set[str]) -> list[str]:
+    """Delete the veths of the namespace whose MAC is one of `macs`; the names deleted."""
+    removed = []
+    async with iproute(container_netns) as inner:
+        links = [link async for link in await inner.link("dump")]
+        for link in links:
+            if link_kind(link) == "veth" and (link.get("address") or "").lower() in macs:
+                await delete_link(inner, link["index"])
+                removed.append(link.get("ifname"))
+    return removed
+
+
 def _is_pair(inner_end, outer_end) -> bool:
     if inner_end is None or outer_end is None:
         return False
@@ -144,7 +198,7 @@ def _is_pair(inner_end, outer_end) -> bool:
 async def _create_pair(outer: AsyncIPRoute, iface: Interface) -> None:
     peer = {
         "ifname": iface.ifname,
-        "net_ns_fd": netns_path(iface.container_netns),
+        "net_ns_fd": OWN_NETNS if iface.container_netns is None else netns_path(iface.container_netns),
         "mtu": iface.mtu,
     }
     if iface.mac is not None:
@@ -164,10 +218,25 @@ async def _configure_container_end(
     index = link["index"]
     if iface.mac is not None and link.get("address") != iface.mac.lower():
         await inner.link("set", index=index, address=iface.mac.lower())
+    if iface.handover:
+        if link.get("mtu") != iface.mtu:
+            await inner.link("set", index=index, mtu=iface.mtu)
+        return  # handed over: the engine addresses it in its namespace
     await ensure_only_address(inner, index, iface.ip, iface.prefixlen)
     await set_mtu_and_up(inner, link, iface.mtu)
     if iface.default_gateway is not None:
-        await _ensure_default_route(inner, index, iface.default_gateway)
+        if iface.default_if_none:
+            await _add_default_route_if_none(inner, index, iface.default_gateway)
+        else:
+            await _ensure_default_route(inner, index, iface.default_gateway)
+
+
+async def _add_default_route_if_none(inner: AsyncIPRoute, index: int, gateway: str) -> None:
+    family = families.family_of(gateway, "default_gateway")
+    async for route in await inner.route("dump", family=family.af):
+        if route["dst_len"] == 0 and route.get("table") == _MAIN_TABLE:
+            return
+    await inner.route("add", dst=family.any_network, gateway=gateway, oif=index)
 
 
 async def _ensure_default_route(

@@ -21,7 +21,7 @@ from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.network_mode import NetworkMode
 from proto.errors import UserError
 from proto.records import ContainerSpec
-from proto.run_options import parse_security_opts, parse_ulimit
+from proto.run_options import parse_restart, parse_security_opts, parse_ulimit
 
 
 def run_request(args: argparse.Namespace) -> pb.RunRequest:
@@ -34,6 +34,7 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         ports = []
     image_ref.parse(args.image)
     security = parse_security_opts(args.security_opt)
+    restart_policy, restart_max = parse_restart(args.restart)
     entrypoint = args.entrypoint
     return pb.RunRequest(
         name=args.name, host=args.host, networks=args.network, hostname=args.hostname,
@@ -50,7 +51,8 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         allow_new_privileges=not security.no_new_privileges,
         ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias, ip=args.ip,
         publish_all=args.publish_all, expose=args.expose, labels=parse_labels(args.label), auto_remove=args.rm,
-        detach=args.detach, request_id=args.request_id)
+        detach=args.detach, request_id=args.request_id,
+        restart_policy=restart_policy, restart_max_retries=restart_max)
 
 
 # Docker's exit statuses of `run` when no container command ran.

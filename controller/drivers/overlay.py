@@ -85,7 +85,7 @@ class OverlayDriver(Driver):
              attachment: Attachment) -> list[tuple[str, Record]]:
         endpoint = Endpoint(network=network.name, container=spec.name, host=host.name, vtep=host.vtep,
                             ip=attachment.ip, mac=attachment.mac, container_id=spec.id,
-                            aliases=" ".join(attachment.aliases))
+                            aliases=" ".join(attachment.aliases), engine=spec.engine)
         return [(keys.endpoint(network.name, spec.name), endpoint)]
 
     def row_keys(self, keys: Keys, network: str, container: str) -> list[str]:

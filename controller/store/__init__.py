@@ -7,7 +7,8 @@ Errors the user should see are `UserError`s (see proto/errors.py),
 including `Unavailable` when etcd is down.
 
 The modules hold one subject each: networks.py, hosts.py, containers.py,
-removal.py (a container's two-step removal), allocations.py (addresses
+removal.py (a container's two-step removal), services.py (services;
+their tasks are containers, written under a leader's fence.py), allocations.py (addresses
 and host ports) and controllers.py (each controller's record of itself). `Store` is the one object the API and the agent link hold:
 it builds the parts on one etcd and key prefix and offers their operations
 under the names those callers use.
@@ -20,6 +21,7 @@ import socket
 from controller.etcd import Etcd
 from controller.keys import Keys
 from controller.store.containers import Containers
+from controller.store.engines import EngineEndpoints
 from controller.store.controllers import Controllers
 from controller.store.hosts import Hosts
 from controller.store.networks import Networks
@@ -27,6 +29,7 @@ from proto.addresses import DEFAULT_ADDRESS_POOLS
 from controller.store.records import Records
 from controller.store.removal import Removal
 from controller.store.requests import Requests
+from controller.store.services import Services
 
 
 class Store:
@@ -40,8 +43,10 @@ class Store:
         self.hosts = Hosts(records, self.controller_id)
         self.requests = Requests(records)
         self.containers = Containers(records, self.requests)
+        self.engines = EngineEndpoints(records)
         self.removal = Removal(records, self.requests)
         self.controllers = Controllers(records)
+        self.services = Services(records)
 
         self.create_network = self.networks.create
         self.remove_network = self.networks.remove

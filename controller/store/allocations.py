@@ -25,10 +25,11 @@ EPHEMERAL_PORTS = range(32768, 61000)
 
 
 async def attach(records: Records, spec: ContainerSpec, network_name: str, host: Host, randomize: bool,
-                 aliases: tuple[str, ...] = (), ip: str = "") -> Txn:
+                 aliases: tuple[str, ...] = (), ip: str = "", mac: str = "") -> Txn:
     """Add an attachment to `spec` and return the guards and writes it needs: its
-    address (`ip`, as --ip asks, or the next free one of the network's
-    --ip-range or subnet) and the records its driver writes for it."""
+    address (`ip`, as --ip or an engine asks, or the next free one of the
+    network's --ip-range or subnet) and the records its driver writes for it.
+    `mac` pins the MAC (an engine's request); otherwise it is derived from the address."""
     net_kv, network = await records.network(network_name)
     driver = drivers.driver_for(network)
     driver.check_attachable(network)
@@ -43,8 +44,8 @@ async def attach(records: Records, spec: ContainerSpec, network_name: str, host:
             raise FailedPrecondition(f"address {ip} is already in use on network {network_name!r} by container "
                                      f"{json.loads(holder.value).get('container', '?')!r}")
     else:
-        ip = await _pick_address(records, directory, network_name, network.ip_range or subnet, gateway, randomize)
-    attachment = Attachment(network=network_name, ip=ip, mac=mac_for_ip(ip), aliases=list(aliases))
+        ip = await pick_address(records, directory, network_name, network.ip_range or subnet, gateway, randomize)
+    attachment = Attachment(network=network_name, ip=ip, mac=mac or mac_for_ip(ip), aliases=list(aliases))
     spec.attachments.append(attachment)
     # The exact revision, not mere existence: a network removed and
     # re-created meanwhile may have another subnet.
@@ -63,8 +64,8 @@ def detach(records: Records, spec: ContainerSpec, network: Network, attachment: 
     return ops + [Op.delete(key) for key in driver.row_keys(records.keys, network.name, spec.name)]
 
 
-async def _pick_address(records: Records, directory: str, network: str, subnet: str, gateway: str,
-                        randomize: bool) -> str:
+async def pick_address(records: Records, directory: str, network: str, subnet: str, gateway: str,
+                       randomize: bool, descending: bool = False) -> str:
     """The lowest free address; after a lost race a random free one, so that
     controllers that collided once do not keep colliding on the same address."""
     reserved, _ = await records.etcd.get_prefix(directory, keys_only=True)  # the keys are the addresses
@@ -73,7 +74,7 @@ async def _pick_address(records: Records, directory: str, network: str, subnet: 
     hint = None
     if randomize:
         hint = str(net.network_address + random.randrange(1, net.num_addresses - 1))
-    return next_free_ip(net, gateway, taken, hint, network=network)
+    return next_free_ip(net, gateway, taken, hint, network=network, descending=descending)
 
 
 async def publish(records: Records, spec: ContainerSpec, ports: tuple[PortMapping, ...], randomize: bool) -> Txn:

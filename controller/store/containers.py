@@ -10,10 +10,12 @@ import dataclasses
 import secrets
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from controller.etcd import Compare, Op, Txn
 from controller.run_options import RunOptions, check_aliases, check_options
 from controller.store import allocations
+from controller.store.fence import Fence
 from controller.store.records import Records
 from controller.store.removal import spec_deletion
 from controller.store.requests import Request, Requests
@@ -26,6 +28,16 @@ from proto.records import ContainerSpec, ContainerStatus
 DESIRED_STATES = ("running", "stopped")
 # The state an agent reports for a container whose process is gone (agent/oci/model.py).
 EXITED = "exited"
+
+
+@dataclass(frozen=True)
+class TaskOrigin:
+    """What makes a container a service's task (the ContainerSpec fields of the same names)."""
+    service: str
+    service_id: str
+    slot: int
+    restarts: int = 0
+    service_version: int = 0
 
 
 class Containers:
@@ -46,13 +58,18 @@ class Containers:
         networks: Iterable[str] | NetworkMode,
         options: RunOptions = RunOptions(),
         request_id: str = "",
+        *,
+        task: TaskOrigin | None = None,
+        fence: Fence | None = None,
     ) -> ContainerSpec:
         """Write the container's spec, one address per network, what each network's
         driver writes for it, its published host ports and an initial "created"
         status, all at once. An empty hostname means the name; `networks` are the
         --network values or the mode they were parsed into (none given means
         Docker's default "bridge"). With `request_id`, a repeat of a request
-        already carried out returns the container it made (requests.py)."""
+        already carried out returns the container it made (requests.py). A
+        service's task says so in `task`, and is written only while `fence`
+        (its leader's term) holds."""
         validate.name("container", name)
         if not host:
             raise InvalidArgument(f"no host given for container {name!r}")
@@ -61,6 +78,8 @@ class Containers:
         key, status_key = self.keys.container(name), self.keys.status(name)
 
         async def attempt(lost: int) -> Commit[ContainerSpec] | Settled[ContainerSpec]:
+            if fence is not None:
+                await fence.check(self.etcd)
             done = await self.requests.get(request_id)
             if done is not None:
                 return Settled(await self.made_by(done, name))
@@ -76,10 +95,12 @@ class Containers:
                 hostname=hostname or name, desired="running", created_at=time.time(), network_mode=mode.text,
                 mounts=list(options.mounts), memory_bytes=options.memory_bytes,
                 cpus=options.cpus, pids_limit=options.pids_limit, stop_timeout=options.stop_timeout,
-                **_image_and_process(options))
+                **_image_and_process(options), **(dataclasses.asdict(task) if task else {}))
             txn = Txn([Compare.absent(key), Compare.absent(status_key),
                        # Endpoints copy the host's VTEP: a re-registration must not slip in between.
                        Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)])
+            if fence is not None:
+                txn.compares.append(fence.compare)
             if mode.shares_container:
                 await self._check_namespace_owner(spec, mode.container)
             for index, network in enumerate(mode.networks):
@@ -248,4 +269,7 @@ def _image_and_process(options: RunOptions) -> dict:
         read_only=options.read_only, cap_add=list(options.cap_add), cap_drop=list(options.cap_drop),
         privileged=options.privileged, seccomp=options.seccomp, seccomp_profile=options.seccomp_profile,
         allow_new_privileges=options.allow_new_privileges, ulimits=list(options.ulimits),
-        labels=dict(options.labels), auto_remove=options.remove_on_exit)
+        labels=dict(options.labels), auto_remove=options.remove_on_exit,
+        restart_policy=options.restart_policy, restart_max_retries=options.restart_max_retries,
+        health_cmd=options.health_cmd, health_interval=options.health_interval,
+        health_timeout=options.health_timeout, health_retries=options.health_retries)

@@ -37,7 +37,7 @@ from proto.addresses import (
 from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 
 
-from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network
+from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Network, ServiceSpec
 
 
 class Networks:
@@ -105,7 +105,14 @@ class Networks:
             active = [e.container for e in endpoints if e.container not in stopped]
             if active:
                 raise FailedPrecondition(f"network {name!r} has active endpoints: {', '.join(active)}")
-            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], [Op.delete(kv.key)])
+            services, services_read_at = await self.records.records(self.keys.services(), ServiceSpec)
+            users = ", ".join(spec.name for _, spec in services if name in spec.networks)
+            if users:
+                raise FailedPrecondition(f"network {name!r} is used by service {users}")
+            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision),
+                       # A service created meanwhile guards on the network's revision; this on theirs.
+                       Compare.prefix_unchanged_since(self.keys.services(), services_read_at)],
+                      [Op.delete(kv.key)])
             # As Docker, stopped containers do not hold a network: they leave it
             # (their addresses go with the network's reservations below).
             for spec_kv, spec in stopped.values():

@@ -14,6 +14,7 @@ import time
 from controller import drivers
 from controller.etcd import KV, Compare, Op, Txn
 from controller.store import allocations
+from controller.store.fence import Fence
 from controller.store.records import Records
 from controller.store.requests import Request, Requests
 from controller.store.transaction import Commit, Settled, retrying, surface_unavailable
@@ -38,16 +39,19 @@ class Removal:
         self.requests = requests
 
     @surface_unavailable
-    async def delete(self, name: str, request_id: str = "") -> ContainerSpec | None:
+    async def delete(self, name: str, request_id: str = "", *, fence: Fence | None = None) -> ContainerSpec | None:
         """Drop the spec and the records its attachments wrote (every host's table
         loses them at once); see `release` for the rest. With `request_id`, a
-        repeat of a removal already made returns None."""
+        repeat of a removal already made returns None. A leader removing a
+        service's task passes its `fence`."""
         async def attempt(_: int) -> Commit[ContainerSpec | None] | Settled[ContainerSpec | None]:
+            if fence is not None:
+                await fence.check(self.etcd)
             if await self.requests.get(request_id) is not None:
                 return Settled(None)
             kv, spec = await self.records.container(name)
             ops = await spec_deletion(self.records, kv, spec)
-            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops)
+            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)] + ([fence.compare] if fence else []), ops)
             if request_id:
                 compares, request_ops = await self.requests.record(Request(request_id, "rm", name, spec.id, time.time()))
                 txn.compares += compares

@@ -12,7 +12,7 @@ import re
 import pytest
 
 from agent.kernel import netns
-from tests.benchmarks import bench_attach, bench_dataplane, bench_lab_propagation
+from tests.benchmarks import bench_attach, bench_dataplane, bench_engines, bench_lab_propagation, bench_services
 
 pytestmark = pytest.mark.integration
 
@@ -76,3 +76,20 @@ def test_bench_lab_propagation_prints_percentiles_and_the_poll_floor(capsys):
     for label, _, _ in bench_lab_propagation.PHASES:
         assert re.search(rf"{re.escape(label)} +{MS} +max +{MS}", out), (label, out)
     assert re.search(rf"seen by the poll: p50 {MS}", out), out
+
+
+def test_bench_engines_prints_docker_and_podman_beside_vxmesh(capsys):
+    assert bench_engines.main(["--containers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"vxmesh run -d to reachable from another host, p50: {FIGURE} ms", out), out
+    for engine in ("docker", "podman"):
+        assert re.search(rf"{engine} run -d to reachable from another host, p50: {FIGURE} ms  "
+                         rf"baseline vxmesh run -d p50 {FIGURE} ms \(x[\d.]+\)", out), (engine, out)
+
+
+def test_bench_services_prints_the_vip_next_to_the_tasks_and_the_death_to_balancer_time(capsys):
+    assert bench_services.main(["--requests", "6", "--kills", "1"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(rf"VIP connection rate: {FIGURE} conn/s  baseline direct to the tasks {FIGURE} conn/s", out), out
+    assert re.search(rf"VIP connection latency: {FIGURE} ms  baseline direct to the tasks {FIGURE} ms", out), out
+    assert re.search(rf"task death to leaving the balancer p50: {FIGURE} ms  target <= 1,000 ms  {VERDICT}", out), out

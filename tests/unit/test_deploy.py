@@ -71,7 +71,7 @@ def test_flags_override_the_file_which_overrides_the_defaults(tmp_path):
     assert values == {"name": "n1", "controller": ["10.0.0.2:7946"], "vtep-ip": "10.0.0.12", "api": "",
                       "state-root": "/run/vxmesh", "gwbridge-subnet": "172.18.0.0/16",
                       "bridge-subnet": "172.30.0.0/16", "vtep-filter": "on", "vtep-probes": "on", "port-security": "on",
-                      "registry": "", "dns": [],
+                      "registry": "", "dns": [], "plugin-socket": "/run/docker/plugins/vxmesh.sock",
                       **TLS_DEFAULTS("agent")}
     assert agent_config.agent_api(values) == "10.0.0.12:7947"
     assert first_host(values["bridge-subnet"]) == "172.30.0.1"
@@ -309,7 +309,8 @@ def test_the_lab_writes_its_config_files_in_the_deployed_format(tmp_path):
     for host in lab.hosts:
         assert config.read_file(AGENT, lab.agent_config(host)) == {
             "name": host.name, "controller": ["10.231.0.2:7946"], "vtep-ip": host.underlay_ip, "api": host.api,
-            "registry": "10.231.0.10:5000", "ca": f"{tls}/ca.pem", "cert": f"{tls}/agent-{host.name}.pem", "key": f"{tls}/agent-{host.name}-key.pem"}
+            "registry": "10.231.0.10:5000", "ca": f"{tls}/ca.pem", "cert": f"{tls}/agent-{host.name}.pem", "key": f"{tls}/agent-{host.name}-key.pem",
+            "plugin-socket": str(lab.plugin_socket(host))}
     example_keys = re.findall(r"^([a-z-]+):", (config_files.EXAMPLE_DIR / "etcd.yaml").read_text(), re.MULTILINE)
     for member in lab.etcd_members:
         text = lab.etcd_config(member).read_text()
@@ -449,12 +450,37 @@ def test_provisioning_dry_run_prints_the_steps_of_each_role(tmp_path, role, unit
         path.write_text(run.files[f"/etc/vxmesh/{name}"])
         if name == "agent.toml":
             assert config.read_file(AGENT, path) == {
-                "name": "n1", "controller": ["10.9.0.1:7946"], "vtep-ip": "10.9.0.1", "insecure": True}
+                "name": "n1", "controller": ["10.9.0.1:7946"], "vtep-ip": "10.9.0.1", "insecure": True,
+                "plugin-socket": ""}
         elif name == "controller.toml":
             assert config.read_file(CONTROLLER, path) == {
                 "listen": ["10.9.0.1:7946", "127.0.0.1:7946"], "etcd": ["http://10.9.0.1:2379"], "insecure": True}
         else:
             assert 'initial-cluster: "n1=http://10.9.0.1:2380"' in path.read_text()
+
+
+def test_provisioning_lets_the_hosts_docker_and_podman_use_vxmesh(tmp_path):
+    proc, run = provision(tmp_path, "--role", "agent", "--name", "n2", "--address", "10.9.0.2", "--insecure",
+                          "--controller", "10.9.0.1:7946", "--engines", "docker,podman")
+    assert proc.returncode == 0, proc.stderr
+    path = tmp_path / "agent.toml"
+    path.write_text(run.files["/etc/vxmesh/agent.toml"])
+    assert config.read_file(AGENT, path)["plugin-socket"] == "/run/docker/plugins/vxmesh.sock"
+    assert run.ran("ln", "-sf") == [["ln", "-sf", "/opt/vxmesh/venv/bin/vxmesh-cni", "/usr/lib/cni/vxmesh-cni"]]
+    assert 'network_backend = "cni"' in run.files["/etc/containers/containers.conf.d/50-vxmesh.conf"]
+    assert "docker network create -d vxmesh --ipam-driver vxmesh" in proc.stdout
+    # Docker alone: the socket, nothing of podman's
+    proc, run = provision(tmp_path, "--role", "agent", "--name", "n2", "--address", "10.9.0.2", "--insecure",
+                          "--controller", "10.9.0.1:7946", "--engines", "docker")
+    assert proc.returncode == 0 and not run.ran("ln")
+    assert "/etc/containers/containers.conf.d/50-vxmesh.conf" not in run.files
+    proc, run = provision(tmp_path, "--role", "agent", "--name", "n2", "--address", "10.9.0.2", "--insecure",
+                          "--controller", "10.9.0.1:7946", "--engines", "rkt")
+    assert proc.returncode != 0 and "--engines takes docker and podman, not 'rkt'" in proc.stderr
+    assert not enabled_units(run)
+    proc, run = provision(tmp_path, "--role", "controller", "--name", "c", "--address", "10.9.0.1", "--insecure",
+                          "--engines", "docker")
+    assert proc.returncode != 0 and "--engines serves the engines of an agent's host" in proc.stderr
 
 
 def test_provisioning_a_member_of_a_three_member_etcd_cluster(tmp_path):
@@ -766,7 +792,7 @@ def test_each_vagrant_node_is_provisioned_by_the_deploy_script(tmp_path, etcd_me
         agent = write(tmp_path / "agent.toml", run.files["/etc/vxmesh/agent.toml"])
         assert config.read_file(AGENT, agent) == {
             "name": node["name"], "controller": ["192.168.56.11:7946"], "vtep-ip": node["address"],
-            "registry": "192.168.56.11:5000"}
+            "registry": "192.168.56.11:5000", "plugin-socket": ""}
         installed = [c[-1] for c in tls_installs(run) if c[2] == "0600"]
         # Only etcd members and the controller get keys of the etcd CA.
         assert installed == ["/etc/vxmesh/tls/admin-key.pem", "/etc/vxmesh/tls/agent-key.pem"] + (

@@ -100,3 +100,29 @@ def test_the_files_a_container_reads():
     assert nameservers(text) == ["127.0.0.53", "192.0.2.53"]
     assert nameservers(text, reachable_from_container=True) == ["192.0.2.53"]
 
+
+
+def test_services_answer_their_vip_and_tasks_name_their_running_tasks_on_their_networks_only():
+    from agent.dns.names import NameTable, service_records
+    from proto.records import Network, ServiceVip
+    networks = {"blue": Network("blue", "10.77.0.0/24", "10.77.0.1", 4096, scope="global")}
+    vips = [ServiceVip("blue", "web", "s1", "10.77.0.9", ["10.77.0.3", "10.77.0.4"]),
+            ServiceVip("blue", "rr", "s2", "", ["10.77.0.5", "10.77.0.6"]),          # dnsrr
+            ServiceVip("blue", "idle", "s3", "", []),                                 # nothing running
+            ServiceVip("red", "hidden", "s4", "10.88.0.9", ["10.88.0.2"])]            # not this host's
+    table = NameTable(service_records(networks, vips))
+    assert table.lookup("web", ["blue"]) == ["10.77.0.9"]
+    assert table.lookup("WEB.", ["blue"]) == ["10.77.0.9"]
+    assert table.lookup("tasks.web", ["blue"]) == ["10.77.0.3", "10.77.0.4"]
+    assert table.lookup("rr", ["blue"]) == ["10.77.0.5", "10.77.0.6"]
+    assert table.lookup("idle", ["blue"]) is None and table.lookup("tasks.idle", ["blue"]) is None
+    assert table.lookup("web", ["green"]) is None            # only on networks the asker shares
+    assert table.lookup("hidden", ["red"]) is None
+
+
+def test_a_hosts_mesh_leg_has_no_name():
+    from agent.dns.names import container_records
+    from proto.records import Endpoint, Network
+    networks = {"blue": Network("blue", "10.77.0.0/24", "10.77.0.1", 4096, scope="global")}
+    legs = [Endpoint("blue", "_mesh.h2", "h2", "192.0.2.2", "10.77.0.254", "02:42:0a:4d:00:fe")]
+    assert container_records(networks, legs, [], "h1") == []

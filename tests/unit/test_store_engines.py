@@ -1,0 +1,117 @@
+"""Engines' endpoints in the store: one IPAM for every engine, refusals before any write."""
+from __future__ import annotations
+
+import pytest
+
+from controller.store import Store
+from proto.errors import FailedPrecondition, InvalidArgument, NotFound
+from proto.records import Host, PortMapping
+from tests.helpers.etcd import snapshot
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+async def add_hosts(store: Store) -> None:
+    await store.register_host(Host(name="h1", vtep="192.0.2.1", api="192.0.2.1:7001"))
+    await store.register_host(Host(name="h2", vtep="192.0.2.2", api="192.0.2.2:7001"))
+
+
+async def test_engine_endpoints_share_the_ipam_and_table_with_native_containers(store, etcd, prefix):
+    await add_hosts(store)
+    await store.create_network("blue", "10.77.0.0/24")
+    native = await store.create_container("c1", "h1", [], {}, "", ["blue"])
+    docker = await store.engines.attach("h1", "docker", "blue")
+    cni = await store.engines.attach("h2", "cni", "blue", engine_id="abc123", sandbox="/run/netns/x")
+    pinned = await store.engines.attach("h2", "cni", "blue", ip="10.77.0.40", mac="02:00:00:00:00:40")
+    ips = [native.attachments[0].ip, docker.attachments[0].ip, cni.attachments[0].ip, pinned.attachments[0].ip]
+    assert ips == ["10.77.0.2", "10.77.0.3", "10.77.0.4", "10.77.0.40"]
+    assert pinned.attachments[0].mac == "02:00:00:00:00:40"
+    assert docker.attachments[0].mac == "02:42:0a:4d:00:03"
+    assert (cni.engine, cni.engine_id, cni.sandbox, cni.host) == ("cni", "abc123", "/run/netns/x", "h2")
+    # every host of the network sees the engine's endpoint, marked with its engine
+    endpoints = {e.ip: e for e in await store.network_endpoints("blue")}
+    assert endpoints["10.77.0.3"].engine == "docker" and endpoints["10.77.0.3"].vtep == "192.0.2.1"
+    assert endpoints["10.77.0.2"].engine == ""
+    # a native run after them takes the next free address, not theirs
+    assert (await store.create_container("c2", "h1", [], {}, "", ["blue"])).attachments[0].ip == "10.77.0.5"
+    assert {s.name for s in await store.engines.list_on("h2")} == {cni.name, pinned.name}
+
+    joined = await store.engines.join("h1", docker.name, "f" * 64, "/var/run/docker/netns/1234", "eth0")
+    assert (joined.engine_id, joined.sandbox, joined.interface) == ("f" * 64, "/var/run/docker/netns/1234", "eth0")
+    left = await store.engines.join("h1", docker.name, "", "")
+    assert (left.engine_id, left.sandbox, left.interface) == ("f" * 64, "", "")
+
+    # removed like a container: rows at once, the address once the host confirms
+    await store.delete_container(docker.name)
+    assert "10.77.0.3" not in {e.ip for e in await store.network_endpoints("blue")}
+    assert await store.release_container(docker.name, "h1") is True
+    assert await etcd.get(f"{prefix}ipam/blue/10.77.0.3") is None
+
+
+async def test_bad_engine_requests_are_refused_before_anything_is_written(store, etcd, prefix):
+    await add_hosts(store)
+    await store.create_network("blue", "10.77.0.0/24")
+    taken = await store.engines.attach("h1", "docker", "blue")
+    native = await store.create_container("c1", "h1", [], {}, "", ["blue"])
+    before = await snapshot(etcd, prefix)
+    refusals = [
+        (dict(engine="rkt"), InvalidArgument, "unknown container engine 'rkt'"),
+        (dict(network="nope"), NotFound, "network 'nope' not found"),
+        (dict(ip="10.77.0.1"), InvalidArgument, "network, broadcast or gateway address of network 'blue'"),
+        (dict(ip="10.77.1.5"), InvalidArgument, "outside the subnet 10.77.0.0/24 of network 'blue'"),
+        (dict(ip="10.77.0.255"), InvalidArgument, "network, broadcast or gateway address"),
+        (dict(ip="banana"), InvalidArgument, "banana"),
+        (dict(ip=taken.attachments[0].ip), FailedPrecondition, f"already in use on network 'blue' by container {taken.name!r}"),
+        (dict(mac="01:00:5e:00:00:01"), InvalidArgument, "must be a unicast address"),
+        (dict(mac="02:42"), InvalidArgument, "invalid MAC address"),
+        (dict(engine_id="../etc"), InvalidArgument, "invalid engine container id"),
+        (dict(sandbox="relative/path"), InvalidArgument, "must be an absolute path"),
+        (dict(host="h9"), NotFound, "host 'h9' not found"),
+    ]
+    for change, error, message in refusals:
+        request = dict(host="h1", engine="docker", network="blue") | change
+        with pytest.raises(error, match=message.replace("(", r"\(").replace(")", r"\)")):
+            await store.engines.attach(**request)
+    with pytest.raises(FailedPrecondition, match="vxmesh's own"):
+        await store.engines.join("h1", native.name, "", "/x", "eth0")
+    with pytest.raises(FailedPrecondition, match="belongs to host 'h1', not 'h2'"):
+        await store.engines.join("h2", taken.name, "", "/x", "eth0")
+    with pytest.raises(InvalidArgument, match="interface"):
+        await store.engines.join("h1", taken.name, "", "/x", "bad/name")
+    assert await snapshot(etcd, prefix) == before
+
+
+async def test_find_network_by_name_or_subnet(store):
+    await store.create_network("blue", "10.77.0.0/24")
+    assert (await store.engines.find_network("blue", "")).subnet == "10.77.0.0/24"
+    assert (await store.engines.find_network("", "10.77.0.0/24")).name == "blue"
+    with pytest.raises(NotFound, match="no vxmesh network has subnet 10.78.0.0/24"):
+        await store.engines.find_network("", "10.78.0.0/24")
+    with pytest.raises(InvalidArgument, match="name a vxmesh network"):
+        await store.engines.find_network("", "")
+
+
+async def test_engine_endpoints_publish_host_ports_as_run_p_does(store, etcd, prefix):
+    await add_hosts(store)
+    await store.create_network("blue", "10.77.0.0/24")
+    web = await store.engines.attach("h2", "cni", "blue", ports=(PortMapping("tcp", 18080, 80),
+                                                                PortMapping("udp", 0, 53)))
+    assert web.ports[0] == PortMapping("tcp", 18080, 80)
+    assert web.ports[1].protocol == "udp" and web.ports[1].host_port >= 32768
+    with pytest.raises(FailedPrecondition, match=f"already published by container {web.name!r}"):
+        await store.engines.attach("h2", "cni", "blue", ports=(PortMapping("tcp", 18080, 81),))
+    with pytest.raises(InvalidArgument, match="invalid protocol 'sctp'"):
+        await store.engines.attach("h2", "cni", "blue", ports=(PortMapping("sctp", 1, 1),))
+    with pytest.raises(InvalidArgument, match="invalid container port 0"):
+        await store.engines.attach("h2", "cni", "blue", ports=(PortMapping("tcp", 1, 0),))
+    # another host's port is its own
+    other = await store.engines.attach("h1", "cni", "blue", ports=(PortMapping("tcp", 18080, 80),))
+    assert other.ports == [PortMapping("tcp", 18080, 80)]
+    # Docker's -p comes with its endpoint, after the address
+    docker = await store.engines.attach("h1", "docker", "blue")
+    named = await store.engines.join("h1", docker.name, "", "", engine_endpoint="e" * 64,
+                                     ports=(PortMapping("tcp", 18081, 80),))
+    assert (named.engine_endpoint, named.ports) == ("e" * 64, [PortMapping("tcp", 18081, 80)])
+    with pytest.raises(FailedPrecondition, match="already published"):
+        await store.engines.join("h1", (await store.engines.attach("h1", "docker", "blue")).name, "", "",
+                                 ports=(PortMapping("tcp", 18081, 80),))
