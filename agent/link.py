@@ -64,8 +64,9 @@ class ControllerLink:
         """Queue a status report, unless it says what was last said."""
         if self._reported.get(status.name) == status:
             return
+        message = pb.AgentMessage(status=status.to_wire())   # first: one that cannot go is not kept
         self._reported[status.name] = status
-        self._outbox.put_nowait(pb.AgentMessage(status=status.to_wire()))
+        self._outbox.put_nowait(message)
 
     def report_reachability(self, report: Reachability) -> None:
         """Queue what the probes of the peers' VTEPs found (agent/probes.py)."""

@@ -24,6 +24,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from cli.options import CliError, OutcomeUnknownError
+from proto.errors import ANSWERED_KEY
 
 # How long the CLI keeps trying controllers after a call broke.
 RETRY_SECONDS = 30.0
@@ -53,6 +54,8 @@ def ensure_request_id(args: argparse.Namespace) -> str:
 
 def broken(err: grpc.aio.AioRpcError) -> bool:
     """Whether the call broke in transit rather than being answered."""
+    if any(key == ANSWERED_KEY for key, _ in (err.trailing_metadata() or ())):
+        return False   # the controller's own answer, whatever it quotes
     if err.code() == grpc.StatusCode.CANCELLED:
         return True   # a controller shutting down; it never cancels on purpose
     details = err.details() or ""

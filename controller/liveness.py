@@ -25,7 +25,8 @@ on the grace period.
 
 The rule runs in every controller (controller/liveness_keeper.py), reads
 its inputs from etcd and writes its decision in a transaction guarded on
-them (controller/store/hosts.py, `settle`), so two controllers agree.
+the host's own keys (controller/store/hosts.py, `settle`), so two
+controllers agree: decisions on one host are serialized through its record.
 """
 from __future__ import annotations
 

@@ -1,7 +1,12 @@
-"""A user's mistake as a gRPC status: every service method answers a UserError with its one line."""
+"""A user's mistake as a gRPC status: every service method answers a UserError with its one line.
+
+The status carries ANSWERED in its trailing metadata: a client can tell the
+controller's own answer (final, whatever its code) from a call that broke in
+transit (which it may repeat elsewhere with its request id, cli/retry.py).
+"""
 from __future__ import annotations
 
-from proto.errors import UserError
+from proto.errors import ANSWERED, UserError
 
 # gRPC carries the message in a header, whose size is bounded (8 KiB by
 # default): a message quoting a 10,000-character name must not turn into a
@@ -23,7 +28,7 @@ def user_errors(method):
         try:
             return await method(self, request, context)
         except UserError as err:
-            await context.abort(err.code, bounded(str(err)))
+            await context.abort(err.code, bounded(str(err)), trailing_metadata=ANSWERED)
     wrapper.__name__ = method.__name__
     return wrapper
 
@@ -35,6 +40,6 @@ def user_errors_streaming(method):
             async for item in method(self, request, context):
                 yield item
         except UserError as err:
-            await context.abort(err.code, bounded(str(err)))
+            await context.abort(err.code, bounded(str(err)), trailing_metadata=ANSWERED)
     wrapper.__name__ = method.__name__
     return wrapper

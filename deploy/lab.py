@@ -545,6 +545,20 @@ class Lab:
         self.stop_agent(host)
         self.start_agent(host)
 
+    def pause_agent(self, host: LabHost | str) -> None:
+        """SIGSTOP the agent: its stream stays open but nothing it should do gets done."""
+        self._signal_agent(host, signal.SIGSTOP)
+
+    def resume_agent(self, host: LabHost | str) -> None:
+        self._signal_agent(host, signal.SIGCONT)
+
+    def _signal_agent(self, host: LabHost | str, signum: int) -> None:
+        host = self._host(host)
+        record = self._procs.records.get(f"agent-{host.name}")
+        if record is None or not is_alive(record):
+            raise LabError(f"the agent of {host.name} is not running")
+        os.kill(record.pid, signum)
+
     def cut_underlay(self, host: LabHost | str) -> None:
         """Unplug the host from the fabric (its switch port down): its VTEP, its
         agent's stream and its API all go, while every process on it runs on."""

@@ -79,6 +79,11 @@ class OutcomeUnknown(UserError):
 # The CLI's exit code when a change's outcome is unknown (a refusal exits 1).
 OUTCOME_UNKNOWN_EXIT = 3
 
+# Trailing metadata on every error status the controller itself sends: an
+# answer, as opposed to a call that broke in transit.
+ANSWERED_KEY = "vxmesh-answered"
+ANSWERED = ((ANSWERED_KEY, "1"),)
+
 
 class ImageError(FailedPrecondition):
     """An image could not be pulled, unpacked, read, copied or removed.

@@ -333,8 +333,10 @@ class Containers:
                                          started_at=self.wired_at.get(spec.name, 0.0)))
             return
         state = await self.runtime.state(spec.id)
+        # A container never started (its image could not be pulled) has no
+        # generation yet (-1 locally); the wire's is unsigned.
         status = ContainerStatus(name=spec.name, id=spec.id, host=self.host.host,
-                                 generation=record.started_generation, error=record.error,
+                                 generation=max(record.started_generation, 0), error=record.error,
                                  networks=list(spec.networks), image_error=record.image_error,
                                  restart_count=record.restart_count, health=self.health.state(spec.id))
         if state is not None:

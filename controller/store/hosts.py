@@ -120,13 +120,13 @@ class Hosts:
     @surface_unavailable
     async def settle(self, host: str, grace: float) -> HostAlive | None:
         """Apply the liveness rule to `host` from what etcd holds now, and write
-        the decision guarded on every input, so controllers deciding at once
-        agree: the loser reads again and finds it done. Returns the alive/ record."""
+        the decision guarded on the host's own keys, so controllers deciding at
+        once agree: the loser reads again and finds it done. Returns the alive/ record."""
         validate.host_name(host)
         alive_key = self.keys.alive(host)
 
         async def attempt(_: int) -> Commit[HostAlive | None] | Settled[HostAlive | None]:
-            reports, revision = await self.records.records(self.keys.reach_all(), Reachability)
+            reports, _ = await self.records.records(self.keys.reach_all(), Reachability)
             agents, _ = await self.etcd.get_prefix(self.keys.agents_all(), keys_only=True)
             connected = {self.keys.parse(kv.key)[1][0] for kv in agents}
             found = await self.records.record(alive_key, HostAlive)
@@ -136,11 +136,12 @@ class Hosts:
             decided = liveness.judge(host, evidence, time.time(), grace)
             if decided is current:
                 return Settled(current)
-            # Deletions (a lease ending) do not show in a range compare: the
-            # agent key of the host itself is compared on its own.
-            guards = [Compare.prefix_unchanged_since(self.keys.reach_all(), revision),
-                      Compare.prefix_unchanged_since(self.keys.agents_all(), revision),
-                      Compare.exists(self.keys.agent(host)) if evidence.connected
+            # Guarded on the host's own keys: decisions on one host are serialized
+            # through its alive/ record, so two controllers never both write one.
+            # Not on every peer's keys: with many agents connecting at once, any
+            # one of them would make every other host's decision lose its race;
+            # a peer's newer report is the next pass's to act on.
+            guards = [Compare.exists(self.keys.agent(host)) if evidence.connected
                       else Compare.absent(self.keys.agent(host)),
                       Compare.absent(alive_key) if found is None
                       else Compare.mod_revision(alive_key, "=", found[0].mod_revision)]

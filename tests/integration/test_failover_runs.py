@@ -33,7 +33,10 @@ OUTCOME_UNKNOWN = 3
 
 @pytest.fixture(scope="module")
 def lab(busybox_archive):
-    with lab_with_blue(hosts=3, image=busybox_archive, etcd_members=1, controllers=2) as lab:
+    # A paused agent's heartbeats stop: a host TTL well past the pause keeps
+    # its host "up", so the runs placed on it are taken, not refused.
+    with lab_with_blue(hosts=3, image=busybox_archive, etcd_members=1, controllers=2,
+                       controller_options={"host-ttl": 30}) as lab:
         yield lab
 
 
@@ -47,31 +50,39 @@ def found(lab: Lab, name: str, controller: int = 2) -> dict | None:
     return inspect(lab, name, controller) if proc.returncode == 0 else None
 
 
-def stored(lab: Lab, prefix: str) -> int:
+def stored(lab: Lab, prefix: str, host: str) -> int:
     listed = containers(lab, controller=2)
-    return sum(c["name"].startswith(prefix) for c in listed)
+    return sum(c["name"].startswith(prefix) and c["host"] == host for c in listed)
 
 
 def burst_with_a_kill(lab: Lab, prefix: str, controllers: list[int], restart_after: float | None):
-    """RUNS runs through `controllers`; controller 1 killed once a few are under
-    way (and restarted after `restart_after` s). Returns [(argv, process)]."""
+    """RUNS runs through `controllers`, a third of them on h1 whose agent is
+    paused, so its runs wait with their container stored but not confirmed: the
+    moment a lost answer makes a ghost. Controller 1 is killed then (and
+    restarted after `restart_after` s), and h1's agent resumed. [(argv, process)]"""
     argvs = [run_argv(lab, f"{prefix}{i}", i, secrets.token_hex(8)) for i in range(RUNS)]
-    with ThreadPoolExecutor(PARALLEL) as pool:
-        futures = [pool.submit(lab.cli, *argv, check=False, timeout=180, controller=controllers) for argv in argvs]
-        # Killed while a run it carries has its container stored but not yet
-        # confirmed: the moment a lost answer makes a ghost.
-        wait_for(lambda: sum(f.done() for f in futures) >= PARALLEL, 120, "the first runs to finish")
-        wait_for(lambda: stored(lab, prefix) > sum(f.done() for f in futures), 120,
-                 "a run in flight with its container stored", interval=0.05)
-        lab.stop_controller(1)
-        try:
-            if restart_after is not None:
-                time.sleep(restart_after)
-                lab.start_controller(1)
-            results = [f.result() for f in futures]
-        finally:
-            if restart_after is None:
-                lab.start_controller(1)
+    h1 = lab.hosts[0]
+    lab.pause_agent(h1)
+    paused = True
+    try:
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            futures = [pool.submit(lab.cli, *argv, check=False, timeout=180, controller=controllers)
+                       for argv in argvs]
+            wait_for(lambda: stored(lab, prefix, h1.name) >= 1, 60, "a run on h1 waiting for its paused agent")
+            lab.stop_controller(1)
+            try:
+                lab.resume_agent(h1)
+                paused = False
+                if restart_after is not None:
+                    time.sleep(restart_after)
+                    lab.start_controller(1)
+                results = [f.result() for f in futures]
+            finally:
+                if restart_after is None:
+                    lab.start_controller(1)
+    finally:
+        if paused:
+            lab.resume_agent(h1)
     return list(zip(argvs, results))
 
 

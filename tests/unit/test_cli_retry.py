@@ -9,11 +9,12 @@ from cli import main as cli_main
 from cli.options import CliError, OutcomeUnknownError
 from cli.parser import build_parser
 from cli.retry import broken, call_with_retry
-from proto.errors import OUTCOME_UNKNOWN_EXIT
+from proto.errors import ANSWERED, OUTCOME_UNKNOWN_EXIT
 
 
-def rpc_error(code: grpc.StatusCode, details: str) -> grpc.aio.AioRpcError:
-    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), grpc.aio.Metadata(), details=details)
+def rpc_error(code: grpc.StatusCode, details: str, answered: bool = False) -> grpc.aio.AioRpcError:
+    trailing = grpc.aio.Metadata(*ANSWERED) if answered else grpc.aio.Metadata()
+    return grpc.aio.AioRpcError(code, grpc.aio.Metadata(), trailing, details=details)
 
 
 def args(*argv: str):
@@ -65,6 +66,12 @@ async def test_a_refusal_is_not_retried():
     with pytest.raises(CliError, match="etcd at"):
         await call_with_retry(parsed, etcd_gone.attempt(parsed))
     assert len(etcd_gone.tries) == 1
+    # Even when its words quote a transport error (etcd's own connection refused).
+    quoting = Controllers(rpc_error(grpc.StatusCode.UNAVAILABLE, "etcd at https://10.0.0.5:2379 is unreachable: "
+                                    "failed to connect to all addresses; Connection refused", answered=True))
+    with pytest.raises(CliError, match="etcd at"):
+        await call_with_retry(parsed, quoting.attempt(parsed))
+    assert len(quoting.tries) == 1 and broken(rpc_error(grpc.StatusCode.UNAVAILABLE, "Connection refused"))
 
 
 async def test_no_answer_in_time_is_an_unknown_outcome_naming_how_to_find_out():

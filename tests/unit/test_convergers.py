@@ -221,3 +221,15 @@ def test_removed_containers_are_reported_even_when_the_pass_fails(tmp_path):
     r.forget()
     assert sorted(record) == sorted(f"forget {name}" for name in (
         "vtep filter", "overlays", "tables", "bridges", "port security", "containers", "firewall"))
+
+
+def test_a_container_whose_image_never_came_is_reported_and_its_status_goes_on_the_wire(tmp_path):
+    reported = []
+    containers = Containers(HOST, View("h1"), StoppedRuntime(), ImageStore(tmp_path / "images"),
+                            LocalState(tmp_path), report=reported.append, wake=lambda: None)
+    spec = ContainerSpec(id="0d" * 32, name="d", host="h1")
+    never_started = LocalContainer(spec=spec, error="cannot pull image busybox:latest", image_error=True)
+    run(containers._report_one(spec, never_started))
+    (status,) = reported
+    assert (status.state, status.generation, status.image_error) == ("created", 0, True)
+    assert status.to_wire().generation == 0   # -1, "never started", is not a wire value
