@@ -96,7 +96,7 @@ Try next (the CLI reaches the lab's controller through its unix socket):
   .venv/bin/vxmesh network create --subnet 10.77.0.0/24 blue
   .venv/bin/vxmesh run -d --name b1 --host {h1} --network blue busybox sleep infinity
   .venv/bin/vxmesh run -d --name b2 --host {h2} --network blue busybox httpd -f -p 80 -h /var/www
-  .venv/bin/vxmesh exec b1 -- wget -qO- http://$(.venv/bin/vxmesh inspect b2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["networks"]["blue"]["ip"])')/
+  .venv/bin/vxmesh exec b1 -- wget -qO- http://$(.venv/bin/vxmesh inspect b2 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["networks"]["blue"]["ip"])')/
   .venv/bin/vxmesh tables {h1}
   .venv/bin/vxmesh ps
   .venv/bin/vxmesh service ps web; .venv/bin/vxmesh service scale web=5

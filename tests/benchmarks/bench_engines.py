@@ -101,7 +101,7 @@ def _vxmesh(lab, name: str) -> str:
     sh(*vxmesh_argv(lab, "run", "-d", "--name", name, "--host", lab.hosts[0].name, "--network", NETWORK,
                     BUSYBOX, "sleep", "3600"))
     out = sh(*vxmesh_argv(lab, "inspect", name)).stdout
-    return json.loads(out)["networks"][NETWORK]["ip"]
+    return json.loads(out)[0]["networks"][NETWORK]["ip"]   # inspect prints an array, as Docker's
 
 
 def _docker(docker: DockerDaemon, name: str) -> str:
