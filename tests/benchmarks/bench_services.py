@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import re
+import sys
 import time
 
 from agent import names
@@ -56,6 +57,10 @@ def main(argv: list[str] | None = None) -> int:
     with bench_lab(hosts=3) as lab:
         vip, direct, removals = _bench(lab, args.requests, args.kills)
     print(f"  {args.requests} requests each: VIP {vip:.2f} s, the tasks' own addresses {direct:.2f} s")
+    if not vip or not direct:
+        # The shell's `time` counts in hundredths: too few requests read as 0 s.
+        print("  too few requests to time against each other: ask for more with --requests", file=sys.stderr)
+        return 1
     figures.report("bench_services", "VIP connection rate", args.requests / vip, "conn/s",
                    higher_is_better=True, baseline=args.requests / direct, baseline_name="direct to the tasks")
     figures.report("bench_services", "VIP connection latency", vip / args.requests * 1000, "ms",

@@ -88,7 +88,7 @@ def test_bench_engines_prints_docker_and_podman_beside_vxmesh(capsys):
 
 
 def test_bench_services_prints_the_vip_next_to_the_tasks_and_the_death_to_balancer_time(capsys):
-    assert bench_services.main(["--requests", "6", "--kills", "1"]) == 0
+    assert bench_services.main(["--requests", "60", "--kills", "1"]) == 0
     out = capsys.readouterr().out
     assert re.search(rf"VIP connection rate: {FIGURE} conn/s  baseline direct to the tasks {FIGURE} conn/s", out), out
     assert re.search(rf"VIP connection latency: {FIGURE} ms  baseline direct to the tasks {FIGURE} ms", out), out

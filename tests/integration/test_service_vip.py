@@ -218,8 +218,9 @@ def test_an_unhealthy_task_leaves_the_balancer_and_is_replaced(lab):
     lab.cli("exec", sick["name"], "--", "rm", "/tmp/ok")
     wait_for(lambda: all(sick["addresses"]["blue"] not in b.backends for b in balancer(lab, "client")
                          if b.vip == vip), 30, "the unhealthy task out of the map", interval=0.05)
-    wait_for(lambda: sick["name"] not in {t["name"] for t in healthy()}, 60, "the unhealthy task replaced")
-    replacement = next(t for t in healthy() if t["slot"] == sick["slot"])
+    # healthy() is empty while any task is not healthy: wait for the new task of the slot itself.
+    replacement = wait_for(lambda: next((t for t in healthy() if t["slot"] == sick["slot"]
+                                         and t["name"] != sick["name"]), None), 60, "the unhealthy task replaced")
     assert replacement["restarts"] == 1
     lab.cli("service", "rm", "checked")
 
