@@ -120,6 +120,9 @@ class Endpoint(Record):
     container_id: str = ""
     aliases: str = ""
     engine: str = ""  # the engine owning it ("docker", "cni"); "" for vxmesh's own
+    # Not running, by its host's last report (controller/store/containers.py,
+    # put_status): the other hosts' embedded DNS stops answering its names.
+    stopped: bool = False
 
 
 @dataclass
