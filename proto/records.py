@@ -231,6 +231,9 @@ class ContainerSpec(Record):
     sandbox: str = ""
     interface: str = ""
     engine_endpoint: str = ""
+    # run -i / -t: the first process gets a stdin / a pseudo-terminal its agent holds.
+    open_stdin: bool = False
+    tty: bool = False
 
     @property
     def pinned_image(self) -> str:
