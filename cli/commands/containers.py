@@ -15,14 +15,14 @@ from cli.commands.common import RPC_TIMEOUT
 from cli.retry import broken
 from cli.options import CliError, parse_command, parse_labels, parse_env, parse_port, parse_signal, parse_size, parse_volume
 from cli.listing import container_fields, container_filter
-from cli.output import container_json, container_rows
+from cli.output import container_inspect_json, container_json, container_rows
 from cli.templates import render, render_all
 from proto import capabilities, image_ref, network_mode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.network_mode import NetworkMode
 from proto.errors import UserError
-from proto.records import ContainerSpec
+from proto.records import ContainerSpec, Network
 from proto.run_options import parse_restart, parse_security_opts, parse_ulimit
 
 
@@ -159,8 +159,10 @@ async def ps(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     """As `docker inspect`: a JSON array of the containers found (or the template
     applied to each), an error line for each one not found, exit 1 if any was not."""
+    reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
+    networks = {n.name: n for n in (Network.from_wire(w) for w in reply.networks)}
     return await inspect_each(args, lambda name: api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT),
-                              container_json)
+                              lambda detail: container_inspect_json(detail, networks))
 
 
 async def inspect_each(args: argparse.Namespace, fetch, to_json) -> int:

@@ -241,9 +241,14 @@ def test_the_scripting_surface(lab):
     # inspect: an array, several names, newest state; a missing one is an error line and exit 1.
     both = lab.cli("inspect", "s-web", "s-db", "s-nope", check=False)
     assert both.returncode == 1 and "container 's-nope' not found" in both.stderr
-    assert [c["name"] for c in json.loads(both.stdout)] == ["s-web", "s-db"]
+    assert [c["Name"] for c in json.loads(both.stdout)] == ["/s-web", "/s-db"]
     ip = inspect(lab, "s-web")["networks"]["blue"]["ip"]
-    assert lab.cli("inspect", "-f", "{{.name}} {{.networks.blue.ip}}", "s-web").stdout == f"s-web {ip}\n"
+    # Docker's templates, as scripts write them.
+    assert lab.cli("inspect", "-f", "{{.Name}} {{.NetworkSettings.Networks.blue.IPAddress}}", "s-web").stdout \
+        == f"/s-web {ip}\n"
+    assert lab.cli("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "s-web").stdout \
+        == f"{ip}\n"
+    assert lab.cli("inspect", "-f", "{{.State.Status}}", "s-web", "s-done").stdout == "running\nexited\n"
     # ps --filter and --format.
     assert lab.cli("ps", "--filter", "label=tier=front", "--format", "{{.Names}}").stdout.split() == ["s-web"]
     assert lab.cli("ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}").stdout.split() == ["s-done"]
@@ -259,7 +264,8 @@ def test_the_scripting_surface(lab):
     assert lab.cli("container", "ls", "-q", "--filter", "name=s-db").stdout.split() == \
         [inspect(lab, "s-db")["id"][:12]]
     blue = network(lab, "blue")
-    assert lab.cli("network", "inspect", "-f", "{{.name}}", blue["id"][:10]).stdout == "blue\n"
+    assert lab.cli("network", "inspect", "-f", "{{.Name}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}}{{end}}",
+                   blue["id"][:10]).stdout == f"blue overlay {blue['subnet']}\n"
     assert lab.cli("network", "ls", "--filter", "name=blue", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").stdout \
         == "blue overlay swarm\n"
     # A network and a namespace owner by id prefix on run.

@@ -153,7 +153,7 @@ def test_a_container_that_exits_by_itself_loses_its_name(lab):
         assert lookup(lab, "b1", "brief1") == ip(lab, "brief1", "blue")
         lab.cli("exec", "brief1", "--", "touch", "/tmp/done")    # its command ends by itself
         waited = time.monotonic()
-        while lab.cli("inspect", "-f", "{{.state}}", "brief1").stdout.strip() == "running":
+        while lab.cli("inspect", "-f", "{{.State.Status}}", "brief1").stdout.strip() == "running":
             assert time.monotonic() - waited < 20, "brief1 did not exit"
             time.sleep(0.2)
         assert lookup(lab, "b1", "brief1") is None
