@@ -97,7 +97,7 @@ def container_inspect_json(detail: pb.ContainerDetail, networks: dict[str, Netwo
             "Hostname": spec.hostname or spec.name, "User": spec.user, "Tty": spec.tty, "OpenStdin": spec.open_stdin,
             "Env": [f"{k}={v}" for k, v in spec.env.items()], "Cmd": spec.command or None,
             "Image": familiar(spec.image), "WorkingDir": spec.working_dir,
-            "Entrypoint": (spec.entrypoint or None) if spec.entrypoint_set else None,
+            "Entrypoint": list(spec.entrypoint) if spec.entrypoint_set else None,   # [] : cleared
             "Labels": spec.labels, "ExposedPorts": {p: {} for p in spec.exposed_ports} or None,
         },
         "NetworkSettings": {

@@ -77,6 +77,7 @@ class Runtime:
         self._parent_lock = asyncio.Lock()
         # run -i / -t: the first process's stdin or terminal, while it runs (first_process_io.py).
         self._first_io: dict[str, FirstProcessIO] = {}
+        self._closing: set[asyncio.Task] = set()
 
     def log_path(self, container_id: str) -> Path:
         return self._dir(container_id).log_file
@@ -127,7 +128,9 @@ class Runtime:
             await asyncio.to_thread(files.write_launched, launched)
             if io is not None:
                 self._first_io[config.id] = io
-                asyncio.get_running_loop().create_task(self._close_after_exit(config.id, io, launched))
+                closing = asyncio.get_running_loop().create_task(self._close_after_exit(config.id, io, launched))
+                self._closing.add(closing)      # held, so it is not collected before it runs
+                closing.add_done_callback(self._closing.discard)
             observed = await self.state(config.id)
             assert observed is not None
             return observed

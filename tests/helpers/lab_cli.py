@@ -42,18 +42,31 @@ def seconds(text: str) -> float:
 def container_facts(found: dict) -> dict:
     """What tests ask of a container, by the names `ps --format json` uses, from `inspect`'s fields."""
     state, config, settings, own = found["State"], found["Config"], found["NetworkSettings"], found["Vxmesh"]
-    mode = found["HostConfig"]["NetworkMode"]
+    limits = found["HostConfig"]
+    mode = limits["NetworkMode"]
+    policy = limits["RestartPolicy"]
     return {
         "id": found["Id"], "name": found["Name"].removeprefix("/"), "host": own["Host"],
-        "hostname": config["Hostname"], "image": config["Image"], "command": config["Cmd"] or [],
+        "created_at": seconds(found["Created"]), "hostname": config["Hostname"], "image": config["Image"],
+        "image_reference": own["ImageReference"], "image_digest": own["ImageDigest"], "image_id": found["Image"],
+        "command": config["Cmd"] or [], "entrypoint": config["Entrypoint"],
+        "env": dict(entry.split("=", 1) for entry in config["Env"]),
+        "working_dir": config["WorkingDir"], "user": config["User"], "labels": config["Labels"],
         "state": state["Status"], "pid": state["Pid"], "exit_code": state["ExitCode"], "error": state["Error"],
         "oom_killed": state["OOMKilled"], "started_at": seconds(state["StartedAt"]),
         "finished_at": seconds(state["FinishedAt"]), "restart_count": found["RestartCount"],
+        "restart_policy": f"{policy['Name']}:{policy['MaximumRetryCount']}" if policy["MaximumRetryCount"]
+        else policy["Name"],
         "network_mode": mode if mode in ("host", "none") or mode.startswith("container:") else "default",
         "networks": {net: {"ip": e["IPAddress"], "mac": e["MacAddress"]} for net, e in settings["Networks"].items()},
         "ports": [f"{b['HostIp']}:{b['HostPort']}->{port}" for port, bound in settings["Ports"].items()
                   for b in bound or []],
-        "exposed_ports": list(config["ExposedPorts"] or {}), "labels": config["Labels"],
+        "exposed_ports": list(config["ExposedPorts"] or {}),
+        "mounts": limits["Binds"] or [], "memory_bytes": limits["Memory"], "cpus": limits["NanoCpus"] / 1e9,
+        "pids_limit": limits["PidsLimit"] or 0, "read_only": limits["ReadonlyRootfs"],
+        "privileged": limits["Privileged"], "cap_add": limits["CapAdd"] or [], "cap_drop": limits["CapDrop"] or [],
+        "security_opt": limits["SecurityOpt"] or [],
+        "ulimits": [f"{u['Name']}={u['Soft']}:{u['Hard']}" for u in limits["Ulimits"] or []],
         "engine": own["Engine"], "engine_id": own["EngineId"],
     }
 
@@ -63,7 +76,7 @@ def network_facts(found: dict) -> dict:
     own = found["Vxmesh"]
     [ipam] = found["IPAM"]["Config"] or [{}]
     return {
-        "name": found["Name"], "id": found["Id"], "driver": found["Driver"],
+        "name": found["Name"], "id": found["Id"], "driver": found["Driver"], "created_at": seconds(found["Created"]),
         "scope": "global" if found["Scope"] == "swarm" else found["Scope"],
         "subnet": ipam.get("Subnet", ""), "gateway": ipam.get("Gateway", ""), "ip_range": ipam.get("IPRange", ""),
         "vni": own["VNI"], "builtin": own["Builtin"], "internal": found["Internal"],
