@@ -41,6 +41,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--health-timeout", default="30s", help="a check that takes longer fails (default 30s)")
     create.add_argument("--health-retries", type=int, default=3,
                         help="failures in a row that make a task unhealthy (default 3)")
+    create.add_argument("--no-healthcheck", action="store_true",
+                        help="no health check: not even the image's HEALTHCHECK")
     create.add_argument("--limit-memory", default="", help="memory limit of each task, e.g. 64m")
     create.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     create.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")

@@ -52,7 +52,7 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias, ip=args.ip,
         publish_all=args.publish_all, expose=args.expose, labels=parse_labels(args.label), auto_remove=args.rm,
         detach=args.detach, request_id=args.request_id,
-        restart_policy=restart_policy, restart_max_retries=restart_max)
+        restart_policy=restart_policy, restart_max_retries=restart_max, no_healthcheck=args.no_healthcheck)
 
 
 # Docker's exit statuses of `run` when no container command ran.

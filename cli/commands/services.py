@@ -70,6 +70,7 @@ def create_request(args: argparse.Namespace) -> pb.ServiceSpec:
         update_delay=parse_duration(args.update_delay, "--update-delay"),
         health_cmd=args.health_cmd, health_interval=parse_duration(args.health_interval, "--health-interval"),
         health_timeout=parse_duration(args.health_timeout, "--health-timeout"), health_retries=args.health_retries,
+        no_healthcheck=args.no_healthcheck,
         publish_mode=modes.pop() if modes else "ingress").to_wire()
 
 
@@ -110,7 +111,9 @@ def service_json(detail: pb.ServiceDetail) -> dict:
             "ports": [f"{p.host_port}:{p.container_port}/{p.protocol}" for p in spec.ports],
             "publish_mode": spec.publish_mode, "version": spec.version,
             "healthcheck": {"cmd": spec.health_cmd, "interval": spec.health_interval,
-                            "timeout": spec.health_timeout, "retries": spec.health_retries},
+                            "timeout": spec.health_timeout, "retries": spec.health_retries,
+                            # no cmd and not disabled: the tasks run the image's HEALTHCHECK, if any
+                            "disabled": spec.no_healthcheck, "image_cmd": spec.image_health_cmd},
             "update": {"state": spec.update_state, "message": spec.update_message,
                        "parallelism": spec.update_parallelism, "delay": spec.update_delay},
             "restart_policy": {"condition": spec.restart_condition, "max_attempts": spec.restart_max_attempts,

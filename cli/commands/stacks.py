@@ -4,7 +4,7 @@ A stack is the services named STACK_* that carry the stack's name, and the
 overlay networks STACK_* its file declares. `deploy` creates what is
 missing and changes only what differs: a new image, command, environment,
 replica count or update settings is a `service update` (rolling); a change
-the update cannot make (networks, ports, mode, placement, restart policy)
+the update cannot make (networks, ports, mode, placement, restart policy, health check)
 replaces the service. `--prune` also removes the stack's services the file
 no longer has.
 """
@@ -26,7 +26,8 @@ from proto.records import ServiceSpec
 
 # What `service update` cannot change: a difference here replaces the service.
 REPLACED_BY = ("networks", "ports", "publish_mode", "mode", "endpoint_mode", "constraints",
-               "restart_condition", "restart_max_attempts", "restart_delay")
+               "restart_condition", "restart_max_attempts", "restart_delay", "health_cmd", "health_interval",
+               "health_timeout", "health_retries", "no_healthcheck")
 NETWORK_GONE_SECONDS = 30.0
 
 

@@ -15,6 +15,7 @@ from typing import AsyncIterator
 from controller.cache import StateCache
 from controller.images.cluster_images import ClusterImages
 from controller.images.service import NO_REGISTRY
+from controller.run_options import RunImage
 from controller.services import rules
 from controller.store import Store
 from controller.user_errors import user_errors, user_errors_streaming
@@ -50,7 +51,7 @@ class ServicesService(pb_grpc.ServicesServicer):
             publish_mode=spec.publish_mode or "ingress",
             virtual_ips={}, created_at=now, updated_at=now,
             image_reference=image.reference, image_digest=image.digest, image_id=image.id,
-            exposed_ports=list(image.exposed_ports))
+            exposed_ports=list(image.exposed_ports), **image_health_fields(image))
         return self._detail(await self.store.services.create(spec))
 
     @user_errors
@@ -90,7 +91,7 @@ class ServicesService(pb_grpc.ServicesServicer):
             if image is not None:
                 updated = dataclasses.replace(updated, image=request.image, image_reference=image.reference,
                                               image_digest=image.digest, image_id=image.id,
-                                              exposed_ports=list(image.exposed_ports))
+                                              exposed_ports=list(image.exposed_ports), **image_health_fields(image))
             if request.replicas >= 0:
                 updated.replicas = request.replicas
             if request.update_parallelism >= 0:
@@ -152,3 +153,14 @@ class ServicesService(pb_grpc.ServicesServicer):
 
     def _detail(self, spec: ServiceSpec) -> pb.ServiceDetail:
         return pb.ServiceDetail(spec=spec.to_wire(), tasks=self._tasks(spec))
+
+
+def image_health_fields(image: RunImage) -> dict:
+    """The service's copy of its image's HEALTHCHECK (empty: none), for its tasks."""
+    check = image.healthcheck
+    if check is None:
+        return dict(image_health_cmd="", image_health_interval=0.0, image_health_timeout=0.0,
+                    image_health_retries=0, image_health_start_period=0.0)
+    return dict(image_health_cmd=check.cmd, image_health_interval=check.interval,
+                image_health_timeout=check.timeout, image_health_retries=check.retries,
+                image_health_start_period=check.start_period)

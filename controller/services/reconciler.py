@@ -22,7 +22,7 @@ import logging
 import time
 
 from controller.cache import StateCache
-from controller.run_options import RunImage, RunOptions
+from controller.run_options import RunImage, RunOptions, with_image_health
 from controller.services import constraints, rules
 from controller.services.election import Election
 from controller.services.rolling import rollout
@@ -31,6 +31,7 @@ from controller.store import Store
 from controller.store.containers import TaskOrigin
 from controller.store.fence import Fence, NotLeader
 from proto.errors import NotFound, UserError
+from proto.image_config import HealthSettings
 from proto.network_mode import NetworkMode
 from proto.records import ContainerSpec, ContainerStatus, Host, ServiceSpec, ServiceVip
 
@@ -189,8 +190,11 @@ class Reconciler:
             ports=tuple(service.ports) if service.publish_mode == "host" else (),
             health_cmd=service.health_cmd, health_interval=service.health_interval,
             health_timeout=service.health_timeout, health_retries=service.health_retries,
+            no_healthcheck=service.no_healthcheck,
             image=RunImage(service.image_reference, service.image_digest, service.image_id,
                            tuple(service.exposed_ports)))
+        # Its image's HEALTHCHECK, read when the image was resolved, unless the service has its own or none.
+        options = with_image_health(options, image_health(service))
         try:
             await self.store.create_container(
                 name, start.host, list(service.command), dict(service.env), name.rsplit(".", 1)[1],
@@ -223,6 +227,13 @@ def backends(service: ServiceSpec, tasks: list[tuple[ContainerSpec, ContainerSta
         out.append(ServiceVip(network=network, service=service.name, service_id=service.id, vip=vip,
                               backends=addresses, ports=list(service.ports) if mesh else []))
     return out
+
+
+def image_health(service: ServiceSpec) -> HealthSettings | None:
+    if not service.image_health_cmd:
+        return None
+    return HealthSettings(service.image_health_cmd, service.image_health_interval, service.image_health_timeout,
+                          service.image_health_retries, service.image_health_start_period)
 
 
 def task_view(spec: ContainerSpec, status: ContainerStatus | None) -> TaskView:

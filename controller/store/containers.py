@@ -272,4 +272,5 @@ def _image_and_process(options: RunOptions) -> dict:
         labels=dict(options.labels), auto_remove=options.remove_on_exit,
         restart_policy=options.restart_policy, restart_max_retries=options.restart_max_retries,
         health_cmd=options.health_cmd, health_interval=options.health_interval,
-        health_timeout=options.health_timeout, health_retries=options.health_retries)
+        health_timeout=options.health_timeout, health_retries=options.health_retries,
+        health_start_period=options.health_start_period, no_healthcheck=options.no_healthcheck)

@@ -28,6 +28,7 @@ services:
   agent:
     image: busybox
     deploy: {mode: global}
+    healthcheck: {disable: true}
 networks:
   front:
     driver: overlay
@@ -47,6 +48,8 @@ def test_the_subset_becomes_service_specs_named_after_the_stack():
     assert web.constraints == ["node.hostname==h2"]
     assert (web.update_parallelism, web.update_delay) == (2, 5.0)
     assert (web.health_cmd, web.health_interval, web.health_retries) == ("wget -qO- http://localhost/", 2.0, 5)
+    # disable: not even the image's HEALTHCHECK
+    assert (web.no_healthcheck, agent.no_healthcheck, agent.health_cmd) == (False, True, "")
 
 
 def test_every_problem_is_reported_at_once():
