@@ -981,12 +981,14 @@ class ServiceTask(_message.Message):
     def __init__(self, name: _Optional[str] = ..., service: _Optional[str] = ..., slot: _Optional[int] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., started_at: _Optional[float] = ..., addresses: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ..., health: _Optional[str] = ...) -> None: ...
 
 class ServiceDetail(_message.Message):
-    __slots__ = ("spec", "tasks")
+    __slots__ = ("spec", "tasks", "desired_tasks")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_TASKS_FIELD_NUMBER: _ClassVar[int]
     spec: ServiceSpec
     tasks: _containers.RepeatedCompositeFieldContainer[ServiceTask]
-    def __init__(self, spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[ServiceTask, _Mapping]]] = ...) -> None: ...
+    desired_tasks: int
+    def __init__(self, spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[ServiceTask, _Mapping]]] = ..., desired_tasks: _Optional[int] = ...) -> None: ...
 
 class ServiceList(_message.Message):
     __slots__ = ("services",)
