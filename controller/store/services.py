@@ -42,6 +42,7 @@ class Services:
             _check_published(spec, [other for _, other in others])
             # No other service took one of its ports meanwhile.
             txn = Txn([Compare.absent(key), Compare.prefix_unchanged_since(self.keys.services(), read_at)])
+            await self._check_containers_ports(spec, txn)
             vips = await self._reserve_vips(spec, spec.networks, txn, lost)
             created = dataclasses.replace(spec, virtual_ips=vips)
             txn.ops.append(Op.put(key, created.to_json()))
@@ -49,6 +50,19 @@ class Services:
 
         return await retrying(self.etcd, attempt, what=f"create service {spec.name!r}",
                               changing="the addresses it needs", attempts=ALLOCATION_ATTEMPTS)
+
+    async def _check_containers_ports(self, spec: ServiceSpec, txn: Txn) -> None:
+        """The routing mesh opens its ports on every host: none may be a container's
+        published port on any host (nor become one before `txn` commits)."""
+        if spec.publish_mode != "ingress" or not spec.ports:
+            return
+        held, read_at = await allocations.container_ports(self.records)
+        for port in spec.ports:
+            owner = held.get((port.protocol, port.host_port))
+            if owner is not None:
+                raise FailedPrecondition(f"port {port.host_port}/{port.protocol} is already published by container "
+                                         f"{owner[0]!r} on host {owner[1]!r}: the routing mesh needs it on every host")
+        txn.compares.append(Compare.prefix_unchanged_since(self.keys.ports_all(), read_at))
 
     async def _reserve_vips(self, spec: ServiceSpec, networks: list[str], txn: Txn, lost: int) -> dict[str, str]:
         """Check that each of `networks` spans the cluster, guard it in `txn`, and in
@@ -117,6 +131,7 @@ class Services:
                 others, read_at = await self.records.records(self.keys.services(), ServiceSpec)
                 _check_published(updated, [other for _, other in others if other.name != name])
                 txn.compares.append(Compare.prefix_unchanged_since(self.keys.services(), read_at))
+                await self._check_containers_ports(updated, txn)
             # A network left gives its VIP back at once (its tasks leave it batch by
             # batch); a network joined gets one, as at creation.
             gone = [n for n in spec.networks if n not in updated.networks]
@@ -245,13 +260,13 @@ class Services:
 
 
 def _check_published(spec: ServiceSpec, others: list[ServiceSpec]) -> None:
-    """A port of the routing mesh is open on every host: one service per port."""
-    if spec.publish_mode != "ingress":
-        return
-    taken = {(p.protocol, p.host_port): other.name for other in others if other.publish_mode == "ingress"
-             for p in other.ports}
+    """A port of the routing mesh is open on every host: one service per port, and no
+    service publishing it where its tasks run (mode=host) either."""
+    taken = {(p.protocol, p.host_port): other for other in others for p in other.ports
+             if "ingress" in (spec.publish_mode, other.publish_mode)}
     for port in spec.ports:
         owner = taken.get((port.protocol, port.host_port))
         if owner is not None:
+            where = " on every host (the routing mesh)" if owner.publish_mode == "ingress" else " where its tasks run"
             raise FailedPrecondition(f"port {port.host_port}/{port.protocol} is already published by "
-                                     f"service {owner!r}")
+                                     f"service {owner.name!r}{where}")

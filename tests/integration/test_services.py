@@ -284,3 +284,20 @@ def test_update_moves_tasks_to_new_networks_ports_and_constraints_batch_by_batch
     assert bad.returncode == 1 and "--network-rm blue: the service has no such network" in bad.stderr
     remove(lab, "moving")
     lab.cli("network", "rm", "green")
+
+
+def test_a_port_of_the_routing_mesh_and_a_containers_port_refuse_each_other(lab):
+    create(lab, "meshed", "-p", "8085:80")
+    clash = lab.cli("run", "-d", "--name", "clash", "-p", "8085:80", BUSYBOX, "sleep", "3600", check=False)
+    assert clash.returncode != 0
+    assert "host port 8085/tcp is published by service 'meshed' on every host (the routing mesh)" in clash.stderr
+    assert "clash" not in {c["name"] for c in containers(lab)}
+    lab.cli("run", "-d", "--name", "holder", "--host", lab.hosts[1].name, "-p", "8086:80", BUSYBOX, "sleep", "3600")
+    refused = lab.cli("service", "create", "--name", "late", "--network", "blue", "-p", "8086:80", BUSYBOX,
+                      check=False)
+    assert refused.returncode == 1
+    assert (f"port 8086/tcp is already published by container 'holder' on host '{lab.hosts[1].name}'"
+            in refused.stderr), refused.stderr
+    assert "late" not in {s["name"] for s in json.loads(lab.cli("service", "ls", "--format", "json").stdout)}
+    lab.cli("rm", "-f", "holder")
+    remove(lab, "meshed")
