@@ -2,8 +2,9 @@
 
 What a file asks for becomes, per service, the ServiceSpec `service create`
 would send (named STACK_SERVICE, as Docker names them) and, per top-level
-network, an overlay network STACK_NETWORK with the subnet the file gives
-(vxmesh does not choose subnets). Every key outside the subset is reported
+network, an overlay network STACK_NETWORK with the subnet the file gives,
+or without one the controller's next free subnet of its default address
+pools (as `network create` without --subnet). Every key outside the subset is reported
 with its path, and nothing is deployed: a key silently ignored would be a
 behaviour silently missing.
 
@@ -85,8 +86,8 @@ def _network(stack: str, name: str, body: dict, problems: list[str]) -> StackNet
         _unknown(config or {}, _IPAM_CONFIG, f"{where}.ipam.config[{i}]", problems)
         if (config or {}).get("subnet"):
             subnets.append(str(config["subnet"]))
-    if len(subnets) != 1:
-        problems.append(f"{where}: give its subnet (ipam: config: [subnet: ...]): vxmesh does not choose one")
+    if len(subnets) > 1:
+        problems.append(f"{where}.ipam.config: one subnet at most (a network has one)")
     return StackNetwork(f"{stack}_{name}", subnets[0] if subnets else "")
 
 

@@ -52,6 +52,14 @@ def test_the_subset_becomes_service_specs_named_after_the_stack():
     assert (web.no_healthcheck, agent.no_healthcheck, agent.health_cmd) == (False, True, "")
 
 
+def test_a_network_without_a_subnet_leaves_it_to_the_address_pools():
+    text = FILE.replace("    ipam: {config: [{subnet: 10.60.0.0/24}]}\n", "")
+    assert [(n.name, n.subnet) for n in parse(text, "shop").networks] == [("shop_front", "")]
+    two = FILE.replace("[{subnet: 10.60.0.0/24}]", "[{subnet: 10.60.0.0/24}, {subnet: 10.61.0.0/24}]")
+    with pytest.raises(CliError, match="networks.front.ipam.config: one subnet at most"):
+        parse(two, "shop")
+
+
 def test_every_problem_is_reported_at_once():
     text = FILE.replace("    image: busybox\n    deploy: {mode: global}",
                         "    build: .\n    deploy: {mode: global, resources: {}}")
@@ -63,7 +71,7 @@ def test_every_problem_is_reported_at_once():
     for problem in ("services.agent.build: not supported", "services.agent.image: missing",
                     "services.agent.deploy.resources: not supported", "services.web.secrets: not supported",
                     "services.web.networks: 'back' is not among the file's networks",
-                    "networks.front.attachable: not supported", "networks.front: give its subnet"):
+                    "networks.front.attachable: not supported"):
         assert problem in message, message
 
 
