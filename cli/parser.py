@@ -204,6 +204,8 @@ def _container_parsers(sub: argparse._SubParsersAction, management: bool = False
     run.add_argument("--restart", default="no", metavar="POLICY",
                      help="no (default), on-failure[:MAX], always or unless-stopped: the host's agent "
                           "starts the container again when it exits, with back-off")
+    run.add_argument("--no-healthcheck", action="store_true",
+                     help="do not run the image's HEALTHCHECK")
     _request_id(run)
     run.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]",
