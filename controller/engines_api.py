@@ -62,6 +62,14 @@ class EnginesService(pb_grpc.EnginesServicer):
         return pb.Empty()
 
     @user_errors
+    async def Reclaim(self, request, context):
+        _, spec = await self.store.get_container(request.name)
+        _check_caller(context, spec.host)
+        # Its engine forgot it: endpoint, address and status go in one transaction.
+        await self.store.engines.reclaim(spec.host, request.name)
+        return pb.Empty()
+
+    @user_errors
     async def FindNetwork(self, request, context):
         try:
             network = await self.store.engines.find_network(request.name, request.subnet)

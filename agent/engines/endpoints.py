@@ -223,8 +223,16 @@ class EngineEndpoints:
 
     async def detach(self, spec: ContainerSpec) -> None:
         """Remove the endpoint; returns when this host has torn it down."""
+        await self._remove("Detach", spec)
+
+    async def reclaim(self, spec: ContainerSpec) -> None:
+        """Remove an endpoint its engine forgot, its address free at once (the
+        controller's Reclaim); returns when this host has torn it down."""
+        await self._remove("Reclaim", spec)
+
+    async def _remove(self, method: str, spec: ContainerSpec) -> None:
         try:
-            await self.client.call("Detach", pb.NameRequest(name=spec.name))
+            await self.client.call(method, pb.NameRequest(name=spec.name))
         except EngineError as err:
             if "not found" not in str(err):
                 raise

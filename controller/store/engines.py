@@ -19,6 +19,7 @@ from controller.etcd import Compare, Op, Txn
 from controller.run_options import check_aliases
 from controller.store import allocations
 from controller.store.records import Records
+from controller.store.removal import spec_deletion
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, retrying, surface_unavailable
 from proto import validate
 from proto.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -133,6 +134,24 @@ class EngineEndpoints:
             return Commit(txn, updated)
 
         return await retrying(self.etcd, attempt, what=f"join endpoint {name!r}")
+
+    @surface_unavailable
+    async def reclaim(self, host: str, name: str) -> ContainerSpec:
+        """Remove an endpoint its engine forgot (no process is left in its namespace,
+        agent/engines/reclaim.py) in one transaction: the spec and its table rows,
+        its address and host ports, and its status. Unlike a removal its engine
+        asked for, nothing can still be using the address, so there is no reason
+        to hold it until the host confirms the teardown: it is free the moment
+        the endpoint leaves the network."""
+        async def attempt(_: int) -> Commit[ContainerSpec]:
+            kv, spec = await self.owned(host, name)
+            ops = await spec_deletion(self.records, kv, spec)
+            ops += [Op.delete(key) for key, owner in await allocations.held(self.records)
+                    if owner.get("container") == name]
+            ops.append(Op.delete(self.keys.status(name)))
+            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), spec)
+
+        return await retrying(self.etcd, attempt, what=f"reclaim endpoint {name!r}")
 
     async def owned(self, host: str, name: str):
         """The engine endpoint `name` of `host`; anything else is refused by name."""

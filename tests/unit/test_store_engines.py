@@ -115,3 +115,38 @@ async def test_engine_endpoints_publish_host_ports_as_run_p_does(store, etcd, pr
     with pytest.raises(FailedPrecondition, match="already published"):
         await store.engines.join("h1", (await store.engines.attach("h1", "docker", "blue")).name, "", "",
                                  ports=(PortMapping("tcp", 18081, 80),))
+
+
+async def test_a_forgotten_endpoint_is_reclaimed_in_one_transaction(store, etcd, prefix):
+    """Its engine forgot it: the rows, address, host port and status go in one
+    etcd revision, so the address is free the moment the endpoint leaves the
+    network (a Detach frees it only once the host confirms the teardown)."""
+    await add_hosts(store)
+    await store.create_network("blue", "10.77.0.0/24")
+    keep = await store.engines.attach("h2", "cni", "blue")
+    lost = await store.engines.attach("h2", "cni", "blue", ports=(PortMapping("tcp", 18080, 80),))
+    ip = lost.attachments[0].ip
+    owned = [kv.key for kv, _ in await snapshot_owned(etcd, prefix, lost.name)]
+    assert any("/ipam/" in k for k in owned) and any("/ports/" in k for k in owned), owned
+    native = await store.create_container("c1", "h1", [], {}, "", ["blue"])
+    with pytest.raises(FailedPrecondition, match="belongs to host 'h2', not 'h1'"):
+        await store.engines.reclaim("h1", lost.name)
+    with pytest.raises(FailedPrecondition, match="vxmesh's own"):
+        await store.engines.reclaim("h1", native.name)
+    before = await etcd.revision()
+    await store.engines.reclaim("h2", lost.name)
+    assert await etcd.revision() == before + 1          # one transaction
+    assert await snapshot_owned(etcd, prefix, lost.name) == []
+    assert {e.ip for e in await store.network_endpoints("blue")} == {keep.attachments[0].ip, native.attachments[0].ip}
+    assert await etcd.get(store.keys.status(lost.name)) is None
+    # the address and the host port are taken again at once
+    heir = await store.engines.attach("h2", "cni", "blue", ip=ip, ports=(PortMapping("tcp", 18080, 80),))
+    assert heir.attachments[0].ip == ip
+    with pytest.raises(NotFound):
+        await store.engines.reclaim("h2", lost.name)
+
+
+async def snapshot_owned(etcd, prefix: str, name: str):
+    """Every key under `prefix` that names container `name`, with its value."""
+    kvs, _ = await etcd.get_prefix(prefix)
+    return [(kv, kv.value) for kv in kvs if name.encode() in kv.value or kv.key.endswith("/" + name)]
