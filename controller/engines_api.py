@@ -50,7 +50,8 @@ class EnginesService(pb_grpc.EnginesServicer):
         _check_caller(context, spec.host)
         return (await self.store.engines.join(spec.host, request.name, request.engine_id,
                                               request.sandbox, request.interface, request.engine_endpoint,
-                                              tuple(PortMapping.from_wire(p) for p in request.ports))).to_wire()
+                                              tuple(PortMapping.from_wire(p) for p in request.ports),
+                                              request.engine_name)).to_wire()
 
     @user_errors
     async def Detach(self, request, context):

@@ -253,8 +253,14 @@ class Lab:
             "name": host.name, "controller": controllers,
             "vtep-ip": host.underlay_ip, "api": host.api, "registry": self.registry,
             "plugin-socket": str(self.plugin_socket(host)),
+            "docker-api": str(self.docker_api_socket(host)),
             **tls_paths(self.tls_dir, "agent", host.name), **options,
         }, self._config_header))
+
+    def docker_api_socket(self, host: LabHost) -> Path:
+        """Where a test's dockerd on the host serves its API (its -H), for the agent
+        to read its containers' names: absent unless a test runs one."""
+        return self.state_dir / "engines" / f"docker-{host.name}" / "run" / "docker.sock"
 
     def plugin_socket(self, host: LabHost) -> Path:
         """The host's engine plug-in socket: one per host, as each host's Docker

@@ -150,3 +150,25 @@ async def snapshot_owned(etcd, prefix: str, name: str):
     """Every key under `prefix` that names container `name`, with its value."""
     kvs, _ = await etcd.get_prefix(prefix)
     return [(kv, kv.value) for kv in kvs if name.encode() in kv.value or kv.key.endswith("/" + name)]
+
+
+async def test_the_engines_name_for_a_container_is_an_alias_in_every_hosts_table(store):
+    """libnetwork names no container to its driver: the agent reads Docker's name
+    from Docker's API and records it; the endpoint's row carries it as an alias,
+    which every host's embedded DNS answers (agent/dns/names.py)."""
+    await add_hosts(store)
+    await store.create_network("blue", "10.77.0.0/24")
+    docker = await store.engines.attach("h1", "docker", "blue")
+    named = await store.engines.join("h1", docker.name, "f" * 64, "/var/run/docker/netns/1", "eth0",
+                                     engine_name="web_1")
+    assert named.attachments[0].aliases == ["web_1"]
+    [row] = [e for e in await store.network_endpoints("blue") if e.container == docker.name]
+    assert row.aliases == "web_1" and row.ip == docker.attachments[0].ip
+    # Once: a later join naming it again changes nothing; one naming nothing keeps it.
+    again = await store.engines.join("h1", docker.name, "f" * 64, "/var/run/docker/netns/1", "eth0",
+                                     engine_name="web_1")
+    assert again.attachments[0].aliases == ["web_1"]
+    left = await store.engines.join("h1", docker.name, "", "")
+    assert left.attachments[0].aliases == ["web_1"]
+    with pytest.raises(InvalidArgument, match="invalid container name"):
+        await store.engines.join("h1", docker.name, "", "", engine_name="../x")
