@@ -594,7 +594,12 @@ class Lab:
     def _controller_silent(self, index: int = 1) -> str | None:
         if not Path(self.controller_socket_of(index)).exists():
             return "socket not created yet"
-        proc = self.cli("host", "ls", "--format", "json", check=False, timeout=10, controller=index)
+        try:
+            proc = self.cli("host", "ls", "--format", "json", check=False, timeout=10, controller=index)
+        except subprocess.TimeoutExpired:
+            # A loaded machine (the soak's restarts, other labs) can stretch one
+            # call past 10 s: not yet an answer, asked again until the wait's end.
+            return "`host ls` did not answer within 10s"
         return _unless(proc.returncode == 0, f"`host ls` failed: {proc.stderr.strip()[-500:]}")
 
     def host_states(self) -> dict[str, str]:
