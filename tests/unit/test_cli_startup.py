@@ -55,3 +55,30 @@ def test_timing_stamps_on_stderr_only_when_asked():
     (event,) = timing.events(err.splitlines(), timing.CLI)
     assert event["command"] == "host"
     assert event["entered"] <= event["imported"]
+
+
+def test_every_command_is_found_in_the_module_that_defines_it():
+    import importlib
+
+    from cli.commands import MODULES, command
+    from cli.parser import build_parser
+    by_module: dict[str, set[str]] = {}
+    for name, module in MODULES.items():
+        by_module.setdefault(module, set()).add(name)
+    for module, names in by_module.items():
+        assert set(importlib.import_module(f"cli.commands.{module}").COMMANDS) == names, module
+    def commands(parser) -> dict:
+        (sub,) = parser._subparsers._group_actions
+        return sub.choices
+    top = commands(build_parser())
+    # `vxmesh container ACTION` is dest="command" too: its actions are commands.
+    parsed = set(top) | set(commands(top["container"]))
+    local = {"controller", "agent", "certs", "cni", "container"}   # run in cli/main.py or exec'd
+    assert parsed - local == set(MODULES)
+    assert all(callable(command(name)) for name in MODULES)
+
+
+def test_run_imports_neither_the_services_nor_yaml():
+    loaded, _ = _modules_after(["--controller", "unix:///nonexistent/vxpa-no-controller.sock", "run", "busybox"])
+    assert "proto.vxmesh_pb2" in loaded   # it did get as far as the call
+    assert not {"yaml", "cli.compose", "cli.commands.stacks", "cli.commands.services", "tomllib"} & loaded
