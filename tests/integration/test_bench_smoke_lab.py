@@ -12,7 +12,8 @@ import re
 import pytest
 
 from agent.kernel import netns
-from tests.benchmarks import bench_attach, bench_dataplane, bench_engines, bench_lab_propagation, bench_services
+from tests.benchmarks import (bench_agent_memory, bench_attach, bench_dataplane, bench_engines, bench_lab_propagation,
+                               bench_services)
 from tests.helpers.engines import root_namespace_state
 
 pytestmark = pytest.mark.integration
@@ -54,6 +55,15 @@ def test_bench_attach_prints_totals_against_docker_phases_and_baselines(capsys):
                   "docker run -d --network none", "podman run -d --network none"):
         assert re.search(rf"{re.escape(label)}.* p50 +{MS}", out), (label, out)
     assert re.search(r"attach p50 / docker p50 \d+\.\d\d", out), out
+
+
+def test_bench_agent_memory_prints_the_agents_rss_beside_its_idle_rss(capsys):
+    assert bench_agent_memory.main(["--containers", "2", "--endpoints", "200"]) == 0
+    out = capsys.readouterr().out
+    for label in ("RSS idle", "RSS with the table and 1 container", "RSS with the table and   2 containers"):
+        assert re.search(rf"{re.escape(label)}.* [\d.]+ MB", out), (label, out)
+    assert re.search(rf"agent RSS, 2 containers, 200-entry table: {FIGURE} MB  target <= 80.00 MB  {VERDICT}  "
+                     rf"baseline same agent idle {FIGURE} MB", out), out
 
 
 def test_bench_dataplane_prints_throughput_rtt_mtu_and_offloads(capsys):
