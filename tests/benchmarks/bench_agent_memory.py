@@ -10,7 +10,8 @@ addresses a node of the lab's fabric answers, so h1's probes find them
 alive and they stay in its table. Then h1's agent (the real one, as the lab
 runs it) gets one container on `bench` (its table then arrives: the whole
 network) and, --containers in all, busybox `sleep infinity` containers,
-started with the installed `vxmesh run -d`, four at a time. Once h1's
+started with the installed `vxmesh run -d`, four at a time (for 240 s at
+most: the figure names how many were reached). Once h1's
 kernel holds the whole table and every container runs, the agent's RSS
 (/proc VmRSS) is read every 0.5 s for 5 s; the figure is the largest.
 
@@ -52,6 +53,10 @@ STARTS_AT_ONCE = 4
 SAMPLES = 10
 SAMPLE_SECONDS = 0.5
 WAIT_SECONDS = 300.0
+# Containers are started for this long at most: on a loaded machine a 10,000-entry
+# table makes each start slow (see BENCHMARKS.md), and the figure is then taken at
+# the count reached, which the report names.
+START_BUDGET_SECONDS = 240.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,39 +71,50 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--endpoints must be between 1 and 15000")
     with Lab(unused_prefix(LAB_PREFIX), hosts=1, etcd_members=1) as lab:
         lab.load_busybox()
-        idle, table, full = asyncio.run(_bench(lab, args.containers, args.endpoints))
+        idle, table, full, running = asyncio.run(_bench(lab, args.containers, args.endpoints))
     print(f"agent memory: a real agent, {args.containers} containers, a table of {args.endpoints} endpoints "
           f"of other hosts")
+    if running < args.containers:
+        print(f"  only {running} of {args.containers} containers were started within the budget of "
+              f"{START_BUDGET_SECONDS:.0f} s: the figures are at {running}")
     print(f"  RSS idle (connected, nothing to run)              {idle:7.1f} MB")
     print(f"  RSS with the table and 1 container                {table:7.1f} MB   (+{table - idle:.1f} MB)")
-    print(f"  RSS with the table and {args.containers:>3} containers (max of {SAMPLES}) {full:7.1f} MB   "
+    print(f"  RSS with the table and {running:>3} containers (max of {SAMPLES}) {full:7.1f} MB   "
           f"(+{full - table:.1f} MB)")
-    figures.report(BENCH, f"agent RSS, {args.containers} containers, {args.endpoints}-entry table", full, "MB",
+    figures.report(BENCH, f"agent RSS, {running} containers, {args.endpoints}-entry table", full, "MB",
                    limit=TARGET_MB, baseline=idle, baseline_name="same agent idle")
     return 0
 
 
-async def _bench(lab: Lab, containers: int, endpoints: int) -> tuple[float, float, float]:
+async def _bench(lab: Lab, containers: int, endpoints: int) -> tuple[float, float, float, int]:
     (h1,) = lab.hosts
     pid = lab.pid(f"agent-{h1.name}")
     idle = _mb(pid)
     sh(*vxmesh_argv(lab, "network", "create", "--subnet", SUBNET, NETWORK))
     vni = json.loads(sh(*vxmesh_argv(lab, "network", "inspect", NETWORK)).stdout)[0]["vni"]
     ghosts = _ghost_vteps(lab)
-    _seed(lab, ghosts, endpoints)
+    await _controller_at(lab, _seed(lab, ghosts, endpoints))
     started = time.monotonic()
     await _run(lab, h1, ["m0"])
     await _wait_table(h1, vni, endpoints)
     print(f"  first container on the network: running, and the whole table in h1's kernel, after "
           f"{time.monotonic() - started:.1f} s", flush=True)
     table = _mb(pid)
-    await _run(lab, h1, [f"m{i}" for i in range(1, containers)])
+    budget_ends = time.monotonic() + START_BUDGET_SECONDS
+    running = 1
+    names = [f"m{i}" for i in range(1, containers)]
+    for at in range(0, len(names), STARTS_AT_ONCE):
+        if time.monotonic() > budget_ends:
+            break
+        batch = names[at:at + STARTS_AT_ONCE]
+        await _run(lab, h1, batch)
+        running += len(batch)
     await _wait_table(h1, vni, endpoints)
     full = 0.0
     for _ in range(SAMPLES):
         full = max(full, _mb(pid))
         await asyncio.sleep(SAMPLE_SECONDS)
-    return idle, table, full
+    return idle, table, full, running
 
 
 def _mb(pid: int) -> float:
@@ -114,7 +130,8 @@ def _ghost_vteps(lab: Lab) -> dict[str, str]:
     return vteps
 
 
-def _seed(lab: Lab, ghosts: dict[str, str], endpoints: int) -> None:
+def _seed(lab: Lab, ghosts: dict[str, str], endpoints: int) -> int:
+    """Write the endpoints; returns etcd's revision after the last write."""
     (member,) = lab.etcd_members
     tls = tls_paths(lab.tls_dir, "etcd-client", lab.controller_cert_name(1))
     argv = Node(lab.ctl_ns).argv(
@@ -125,6 +142,20 @@ def _seed(lab: Lab, ghosts: dict[str, str], endpoints: int) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, cwd=REPO_ROOT, timeout=WAIT_SECONDS)
     if proc.returncode != 0:
         raise RuntimeError(f"seeding {endpoints} endpoints failed: {proc.stderr.strip()[-800:]}")
+    return json.loads(proc.stdout)["revision"]
+
+
+async def _controller_at(lab: Lab, revision: int) -> None:
+    """Until the controller's state has caught up with the seeded records, so the
+    first `run` is not also waiting for the controller to read 40,000 new keys."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    while True:
+        health = sh(*vxmesh_argv(lab, "health", "--format", "json"), check=False)
+        if health.returncode == 0 and json.loads(health.stdout)["revision"] >= revision:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the controller did not reach etcd revision {revision} in {WAIT_SECONDS:.0f}s")
+        await asyncio.sleep(0.5)
 
 
 async def _run(lab: Lab, host: LabHost, names: list[str]) -> None:
