@@ -169,13 +169,20 @@ async def _run(lab: Lab, host: LabHost, names: list[str]) -> None:
 
     async def one(name: str) -> None:
         async with gate:
-            proc = await asyncio.create_subprocess_exec(
-                *vxmesh_argv(lab, "run", "-d", "--name", name, "--host", host.name, "--network", NETWORK,
-                             BUSYBOX, "sleep", "infinity"),
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-            out, err = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS)
-            if proc.returncode not in (0, OUTCOME_UNKNOWN_EXIT):
-                raise RuntimeError(f"vxmesh run {name} failed: {err.decode(errors='replace').strip()}")
+            deadline = time.monotonic() + WAIT_SECONDS
+            while True:
+                proc = await asyncio.create_subprocess_exec(
+                    *vxmesh_argv(lab, "run", "-d", "--name", name, "--host", host.name, "--network", NETWORK,
+                                 BUSYBOX, "sleep", "infinity"),
+                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+                out, err = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS)
+                if proc.returncode in (0, OUTCOME_UNKNOWN_EXIT):
+                    return
+                text = err.decode(errors="replace").strip()
+                # The controller's word for an agent whose stream dropped: "try again when it is back".
+                if "is down" not in text or time.monotonic() > deadline:
+                    raise RuntimeError(f"vxmesh run {name} failed: {text}")
+                await asyncio.sleep(1.0)
     await asyncio.gather(*(one(name) for name in names))
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
