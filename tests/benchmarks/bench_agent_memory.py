@@ -41,6 +41,7 @@ from tests.benchmarks.commands import sh
 from tests.benchmarks.lab_bench import LAB_PREFIX, read_table, vxmesh_argv
 from tests.benchmarks.proc_stats import rss_kib
 from tests.helpers.images import BUSYBOX
+from tests.helpers.lab_cli import inspect, network
 
 BENCH = "bench_agent_memory"
 NETWORK = "bench"
@@ -90,8 +91,8 @@ async def _bench(lab: Lab, containers: int, endpoints: int) -> tuple[float, floa
     (h1,) = lab.hosts
     pid = lab.pid(f"agent-{h1.name}")
     idle = _mb(pid)
-    sh(*vxmesh_argv(lab, "network", "create", "--subnet", SUBNET, NETWORK))
-    vni = json.loads(sh(*vxmesh_argv(lab, "network", "inspect", NETWORK)).stdout)[0]["vni"]
+    lab.cli("network", "create", "--subnet", SUBNET, NETWORK)
+    vni = network(lab, NETWORK)["vni"]
     ghosts = _ghost_vteps(lab)
     await _controller_at(lab, _seed(lab, ghosts, endpoints))
     started = time.monotonic()
@@ -186,7 +187,7 @@ async def _run(lab: Lab, host: LabHost, names: list[str]) -> None:
     await asyncio.gather(*(one(name) for name in names))
     deadline = time.monotonic() + WAIT_SECONDS
     while True:
-        states = {c["name"]: c["state"] for c in json.loads(sh(*vxmesh_argv(lab, "inspect", *names)).stdout)}
+        states = {name: inspect(lab, name)["state"] for name in names}
         if all(state == "running" for state in states.values()):
             return
         if time.monotonic() > deadline:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import statistics
 import sys
@@ -65,6 +64,7 @@ from tests.benchmarks.figures import percentile
 from tests.benchmarks.lab_bench import bench_lab, read_table, timing_events, vxmesh_argv, wait_new_entries
 from tests.helpers.engines import DockerDaemon, Podman
 from tests.helpers.images import BUSYBOX
+from tests.helpers.lab_cli import network, run
 
 BENCH = "bench_attach"
 NETWORK = "bench"
@@ -153,12 +153,10 @@ def main(argv: list[str] | None = None) -> int:
 async def _bench(lab: Lab, engines: Engines, archive: Path, n: int,
                  baseline_runs: int) -> tuple[list[Attach], dict[str, list[float]]]:
     h1, h2 = lab.hosts
-    sh(*vxmesh_argv(lab, "network", "create", "--subnet", SUBNET, NETWORK))
-    vni = json.loads(sh(*vxmesh_argv(lab, "network", "inspect", NETWORK)).stdout)[0]["vni"]
-    sh(*vxmesh_argv(lab, "run", "-d", "--name", "peer", "--host", h2.name, "--network", NETWORK,
-                    BUSYBOX, "sleep", "infinity"))
-    peer_id = json.loads(sh(*vxmesh_argv(lab, "inspect", "peer")).stdout)[0]["id"]
-    peer_ns = names.container_netns(h2.name, peer_id)
+    lab.cli("network", "create", "--subnet", SUBNET, NETWORK)
+    vni = network(lab, NETWORK)["vni"]
+    peer = run(lab, "peer", 1, NETWORK, "sleep", "infinity")
+    peer_ns = names.container_netns(h2.name, peer["id"])
     engines.docker.start()
     engines.docker.docker("load", "-i", str(archive))
     engines.podman.start()
