@@ -56,15 +56,25 @@ class AgentFeed:
         # Set when the queue gains an entry / loses one.
         self._filled = asyncio.Event()
         self._drained = asyncio.Event()
+        self._interrupted = False
 
-    async def next(self) -> pb.ControllerMessage:
-        """The next message to send, waiting for one."""
-        while not self._queue:
+    async def next(self) -> pb.ControllerMessage | None:
+        """The next message to send, waiting for one; None once `interrupt` was called."""
+        while not self._queue or self._interrupted:
+            if self._interrupted:
+                return None
             self._filled.clear()
             await self._filled.wait()
         message = self._queue.popleft()
         self._drained.set()
         return message
+
+    def interrupt(self, *_: object) -> None:
+        """Make `next` return None (now, or as soon as it is waiting): the stream
+        ends. A done-callback, so the stream's handler waits for its next message
+        and for the end of its other tasks in one await, without a task per message."""
+        self._interrupted = True
+        self._filled.set()
 
     def _put(self, message: pb.ControllerMessage) -> None:
         self._queue.append(message)

@@ -65,9 +65,11 @@ class ControlPlane:
         try:
             # VXBENCH_PROFILE=FILE runs the controller under cProfile, its stats written to FILE on exit.
             profile = os.environ.get("VXBENCH_PROFILE")
-            wrapper = ["-m", "cProfile", "-o", profile] if profile else []
+            # `vxmesh controller` execs `python -m controller`, which would leave
+            # the profiler behind: under it the daemon's module is run directly.
+            command = ["-m", "cProfile", "-o", profile, "-m", "controller"] if profile else ["-m", "cli.main", "controller"]
             self.controller = await asyncio.create_subprocess_exec(
-                sys.executable, *wrapper, "-m", "cli.main", "controller", "--listen", self.socket,
+                sys.executable, *command, "--listen", self.socket,
                 "--etcd", endpoint, "--host-ttl", str(HOST_TTL), "--registry", registry,
                 # Plain text on a private unix socket: the benchmarks measure the control plane, not TLS.
                 "--insecure",

@@ -384,6 +384,28 @@ async def test_liveness_follows_the_lease(store, etcd, prefix):
 
 # ---- the etcd client ----------------------------------------------------------
 
+async def test_lease_renewals_share_one_stream_and_survive_its_loss(etcd):
+    leases = [await etcd.grant(30) for _ in range(20)]
+    try:
+        # Concurrent renewals, each answered with its own lease's TTL, on one stream.
+        ttls = await asyncio.gather(*(etcd.keepalive(lease) for lease in leases * 3))
+        assert all(0 < ttl <= 30 for ttl in ttls)
+        shared = etcd._renewals._call
+        assert shared is not None
+        await etcd.keepalive(leases[0])
+        assert etcd._renewals._call is shared
+        # The stream breaks (a member restarting would end it): renewals go on.
+        shared.cancel()
+        assert all(ttl > 0 for ttl in await asyncio.gather(*(etcd.keepalive(lease) for lease in leases)))
+        assert await etcd.keepalive(leases[0]) > 0 and etcd._renewals._call is not shared
+        # A revoked lease renews to 0, on the shared stream as on a stream of its own.
+        await etcd.revoke(leases[-1])
+        assert await etcd.keepalive(leases[-1]) == 0
+    finally:
+        for lease in leases:
+            await etcd.revoke(lease)
+
+
 async def test_watch_yields_events_grouped_per_revision(etcd, prefix):
     start = await etcd.put(f"{prefix}a", b"1")
     txn = await etcd.txn([], [Op.put(f"{prefix}b", b"2"), Op.put(f"{prefix}c", b"3")])
