@@ -73,7 +73,8 @@ class ControlPlane:
                 "--etcd", endpoint, "--host-ttl", str(HOST_TTL), "--registry", registry,
                 # Plain text on a private unix socket: the benchmarks measure the control plane, not TLS.
                 "--insecure",
-                stdout=log, stderr=log, env={**os.environ, "VXMESH_LOG": "WARNING"})
+                stdout=log, stderr=log,
+                env={**os.environ, "VXMESH_LOG": "INFO" if os.environ.get("VXBENCH_CONTROLLER_LOG") else "WARNING"})
         finally:
             log.close()
         self.channel = grpc.aio.insecure_channel(self.socket, options=[
@@ -123,4 +124,7 @@ class ControlPlane:
             await self.etcd.close()
         await self.etcd_server.stop()
         self._registry.close()
+        # VXBENCH_CONTROLLER_LOG=FILE: the controller logged at INFO, kept in FILE.
+        if os.environ.get("VXBENCH_CONTROLLER_LOG"):
+            shutil.copyfile(self.work / "controller.log", os.environ["VXBENCH_CONTROLLER_LOG"])
         shutil.rmtree(self.work, ignore_errors=True)

@@ -356,6 +356,18 @@ async def test_new_vtep_rewrites_that_hosts_endpoints(store):
         await store.register_host(Host(name="h3", vtep="nope"))
 
 
+async def test_a_host_registering_again_unchanged_is_not_rewritten(store, etcd, prefix):
+    host = Host(name="h1", vtep="192.0.2.1", api="192.0.2.1:7001", mtu=1500)
+    await store.register_host(host)
+    first = await etcd.get(f"{prefix}hosts/h1")
+    await store.register_host(host)                      # a reconnection: nothing changed
+    assert (await etcd.get(f"{prefix}hosts/h1")).mod_revision == first.mod_revision
+    # The control: a changed record is written.
+    await store.register_host(Host(name="h1", vtep="192.0.2.1", api="192.0.2.1:7001", mtu=9000))
+    again = await etcd.get(f"{prefix}hosts/h1")
+    assert again.mod_revision > first.mod_revision and json.loads(again.value)["mtu"] == 9000
+
+
 async def test_liveness_follows_the_lease(store, etcd, prefix):
     await add_host(store, "h1")
     await add_host(store, "h2", "192.0.2.2")
