@@ -32,6 +32,22 @@ from transport.tls import peer_identity
 log = logging.getLogger(__name__)
 
 
+def add_to_server(service: AgentLinkService, server: grpc.aio.Server) -> None:
+    """Serve AgentLink as the generated code would, but with updates sent as the
+    bytes the feed already serialized once for every stream (wire_changes.py)."""
+    handlers = {"Connect": grpc.stream_stream_rpc_method_handler(
+        service.Connect, request_deserializer=pb.AgentMessage.FromString, response_serializer=_serialized)}
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)
+
+
+SERVICE = pb.DESCRIPTOR.services_by_name["AgentLink"].full_name
+
+
+def _serialized(message: pb.ControllerMessage | bytes) -> bytes:
+    return message if isinstance(message, bytes) else message.SerializeToString()
+
+
 class AgentRefused(Exception):
     """The agent broke the protocol: its stream ends with INVALID_ARGUMENT and this message."""
 
@@ -48,7 +64,7 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
         self.keepalive = keepalive
         self.grace = grace
 
-    async def Connect(self, request_iterator, context) -> AsyncIterator[pb.ControllerMessage]:
+    async def Connect(self, request_iterator, context) -> AsyncIterator[pb.ControllerMessage | bytes]:
         first = await anext(aiter(request_iterator), None)
         if first is None or first.WhichOneof("kind") != "hello":
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "the first message on the stream must be a hello")

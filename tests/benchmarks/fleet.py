@@ -151,7 +151,10 @@ class Fleets:
 
     async def _each(self, names: list[str], cmd: str, **args) -> list[dict]:
         parts = self._split(names)
-        return list(await asyncio.gather(*(member.call(cmd, names=mine, **args) for member, mine in parts.items())))
+        # A command's own timeout ends it with a reply: wait for that reply a little longer.
+        reply_seconds = args.get("timeout", REPLY_SECONDS - 30) + 30
+        return list(await asyncio.gather(*(member.call(cmd, reply_seconds, names=mine, **args)
+                                           for member, mine in parts.items())))
 
     async def start(self, names: list[str], kind: str = "light", track: str = "-", timeout: float = 120) -> dict:
         """Start the agents, all processes at once; when the first began and the last was connected."""
@@ -164,6 +167,14 @@ class Fleets:
         if not all(r.get("ok") for r in replies):
             raise FleetError(f"the reconnect storm: {replies}")
         return {"t_start": min(r["t_start"] for r in replies), "t_connected": max(r["t_connected"] for r in replies)}
+
+    async def wait_rows(self, names: list[str], count: int, timeout: float = 300) -> None:
+        """Until each named agent holds `count` table rows over all its networks."""
+        replies = await self._each(names, "wait_rows", count=count, timeout=timeout)
+        short = [r for r in replies if not r["ok"]]
+        if short:
+            raise FleetError(f"{sum(r['missing'] for r in short)} simulated agents did not get their {count} "
+                             f"table rows within {timeout:.0f} s (some counts: {short[0]['short']})")
 
     async def seen(self, names: list[str]) -> dict[str, list[float]]:
         """Per tracked key: how many of the named agents saw it, and when the last of them did."""

@@ -130,6 +130,10 @@ class LightView(_Recorder):
     def endpoint_count(self, network: str) -> int:
         return len(self._endpoints.get(network, ()))
 
+    def row_count(self) -> int:
+        """Endpoints held, over every network."""
+        return sum(len(keys) for keys in self._endpoints.values())
+
 
 class SimAgent:
     def __init__(self, controller: str, name: str, number: int, kind: str, track: str):
@@ -179,6 +183,8 @@ class Fleet:
             return {"ok": True}
         if op == "wait_endpoints":
             return await self._wait_endpoints(cmd["names"], cmd["network"], cmd["count"], cmd.get("timeout", 60))
+        if op == "wait_rows":
+            return await self._wait_rows(cmd["names"], cmd["count"], cmd.get("timeout", 60))
         if op == "seen":
             return self._seen(cmd["names"])
         if op == "endpoints":
@@ -224,6 +230,18 @@ class Fleet:
                 short = {n: self.agents[n].view.endpoint_count(network) for n in names if n not in reached}
                 return {"ok": False, "short": dict(list(short.items())[:10]), "missing": len(short)}
             await asyncio.sleep(0.002)
+
+    async def _wait_rows(self, names: list[str], count: int, timeout: float) -> dict:
+        """Until each named agent holds `count` endpoints over all its networks."""
+        deadline = time.monotonic() + timeout
+        while True:
+            short = {n: self.agents[n].view.row_count() for n in names}
+            short = {n: c for n, c in short.items() if c < count}
+            if not short:
+                return {"ok": True}
+            if time.monotonic() > deadline:
+                return {"ok": False, "short": dict(list(short.items())[:10]), "missing": len(short)}
+            await asyncio.sleep(0.05)
 
     def _seen(self, names: list[str]) -> dict:
         """Per tracked key: how many of the named agents saw it, and when the last did."""

@@ -134,6 +134,24 @@ def test_each_record_is_encoded_once_for_every_stream():
     assert len(wire._made) == 2  # bounded
 
 
+def test_an_update_is_serialized_from_each_records_bytes_made_once():
+    from proto import vxmesh_pb2 as pb
+    wire = WireChanges()
+    rows = [Endpoint(network="blue", container=f"c{i}", host="h1", vtep="192.0.2.1", ip=f"10.1.0.{i + 2}",
+                     mac=f"02:42:0a:01:00:{i + 2:02x}") for i in range(3)]
+    changes = [Change(keys.endpoint("blue", f"c{i}"), row) for i, row in enumerate(rows)]
+    changes.append(Change(keys.endpoint("blue", "gone"), None))
+    sent = wire.update_bytes(4242, changes, snapshot=True)
+    # What an agent parses is what one message built the usual way would say.
+    expected = pb.ControllerMessage(update=pb.ViewUpdate(revision=4242, snapshot=True,
+                                                         changes=[c.to_wire() for c in changes]))
+    assert pb.ControllerMessage.FromString(sent) == expected
+    # A second stream's update of the same records reuses their bytes.
+    misses = wire.misses
+    assert wire.update_bytes(4243, changes[:2]) and wire.misses == misses
+    assert pb.ControllerMessage.FromString(wire.update_bytes(7, [])).update.revision == 7
+
+
 def test_hosts_from_the_mirror_match_what_host_ls_shows():
     index = Index(keys)
     index.hosts = {keys.host("h1"): Host(name="h1", vtep="192.0.2.1"), keys.host("h2"): Host(name="h2", vtep="192.0.2.2")}
