@@ -168,6 +168,14 @@ class Fleets:
             raise FleetError(f"the reconnect storm: {replies}")
         return {"t_start": min(r["t_start"] for r in replies), "t_connected": max(r["t_connected"] for r in replies)}
 
+    async def wait_endpoints(self, names: list[str], network: str, count: int, timeout: float = 120) -> None:
+        """Until each named agent holds `count` endpoints of `network`."""
+        replies = await self._each(names, "wait_endpoints", network=network, count=count, timeout=timeout)
+        short = [r for r in replies if not r["ok"]]
+        if short:
+            raise FleetError(f"{sum(r['missing'] for r in short)} simulated agents did not get {count} endpoints "
+                             f"of {network!r} within {timeout:.0f} s (some counts: {short[0]['short']})")
+
     async def wait_rows(self, names: list[str], count: int, timeout: float = 300) -> None:
         """Until each named agent holds `count` table rows over all its networks."""
         replies = await self._each(names, "wait_rows", count=count, timeout=timeout)
