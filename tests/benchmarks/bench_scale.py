@@ -209,19 +209,22 @@ async def _bench(steps: list[int], updates: int, processes: int, agent_endpoints
     async with ControlPlane() as cp, Fleets(cp.socket, cp.work, processes) as fleets:
         scale = _Scale(cp, fleets)
         rows = []
+        first_rss_mb = 0.0
         for total in steps:
             fleet_cpu = fleets.cpu_seconds()
             connect, settled = await scale.grow(total)
             cpu, idle, p50, p99 = await scale.update_cost(steps[0] // GROUP, updates)
             rows.append((total, cpu, idle, p50, p99, connect, settled, fleets.cpu_seconds() - fleet_cpu))
+            first_rss_mb = first_rss_mb or rss_kib(cp.controller_pid) / 1024
             print(f"  step {total} agents: {cpu:.2f} ms CPU per update, p50 {p50:.1f} ms, p99 {p99:.1f} ms",
                   flush=True)
         _print_table(rows)
-        await _storm(cp, scale)
+        await _storm(cp, scale, rows[0])
         controller_mb = rss_kib(cp.controller_pid) / 1024
         endpoints = len(scale.agents) * GROUP
         report(BENCH, f"controller RSS, {len(scale.agents)} agents, {endpoints} endpoints on "
-               f"{len(scale.agents)} networks", controller_mb, "MB", limit=CONTROLLER_RSS_TARGET_MB)
+               f"{len(scale.agents)} networks", controller_mb, "MB", limit=CONTROLLER_RSS_TARGET_MB,
+               baseline=first_rss_mb, baseline_name=f"at {steps[0]} agents")
         await _agent_memory(cp, scale, agent_endpoints)
         print(f"  harness CPU over the whole run: simulated agents {fleets.cpu_seconds():.1f} s "
               f"({processes} processes, RSS {fleets.rss_kib() / 1024:.0f} MB), the driver "
@@ -250,8 +253,9 @@ def _print_table(rows: list[tuple]) -> None:
            baseline=first[2], baseline_name=f"{first[0]} agents")
 
 
-async def _storm(cp: ControlPlane, scale: _Scale) -> None:
-    """Every agent reconnects at once, each asking for a whole snapshot."""
+async def _storm(cp: ControlPlane, scale: _Scale, first_step: tuple) -> None:
+    """Every agent reconnects at once, each asking for a whole snapshot; beside
+    it, how long the first step's agents took to connect when they joined."""
     pid = cp.controller_pid
     cpu, fleet_cpu = cpu_seconds(pid), scale.fleets.cpu_seconds()
     took = await scale.fleets.restart(scale.agents, timeout=120)
@@ -259,7 +263,7 @@ async def _storm(cp: ControlPlane, scale: _Scale) -> None:
     print(f"  reconnect storm: controller CPU {cpu_seconds(pid) - cpu:.1f} s, simulated agents CPU "
           f"{scale.fleets.cpu_seconds() - fleet_cpu:.1f} s", flush=True)
     report(BENCH, f"reconnect storm, all {len(scale.agents)} agents to their snapshots", seconds, "s",
-           limit=STORM_TARGET_S)
+           limit=STORM_TARGET_S, baseline=first_step[5], baseline_name=f"first {first_step[0]} joining")
 
 
 async def _agent_memory(cp: ControlPlane, scale: _Scale, endpoints: int) -> None:
