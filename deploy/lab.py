@@ -253,8 +253,14 @@ class Lab:
             "name": host.name, "controller": controllers,
             "vtep-ip": host.underlay_ip, "api": host.api, "registry": self.registry,
             "plugin-socket": str(self.plugin_socket(host)),
+            "docker-api": str(self.docker_api_socket(host)),
             **tls_paths(self.tls_dir, "agent", host.name), **options,
         }, self._config_header))
+
+    def docker_api_socket(self, host: LabHost) -> Path:
+        """Where a test's dockerd on the host serves its API (its -H), for the agent
+        to read its containers' names: absent unless a test runs one."""
+        return self.state_dir / "engines" / f"docker-{host.name}" / "run" / "docker.sock"
 
     def plugin_socket(self, host: LabHost) -> Path:
         """The host's engine plug-in socket: one per host, as each host's Docker
@@ -595,7 +601,12 @@ class Lab:
     def _controller_silent(self, index: int = 1) -> str | None:
         if not Path(self.controller_socket_of(index)).exists():
             return "socket not created yet"
-        proc = self.cli("host", "ls", "--format", "json", check=False, timeout=10, controller=index)
+        try:
+            proc = self.cli("host", "ls", "--format", "json", check=False, timeout=10, controller=index)
+        except subprocess.TimeoutExpired:
+            # A loaded machine (the soak's restarts, other labs) can stretch one
+            # call past 10 s: not yet an answer, asked again until the wait's end.
+            return "`host ls` did not answer within 10s"
         return _unless(proc.returncode == 0, f"`host ls` failed: {proc.stderr.strip()[-500:]}")
 
     def host_states(self) -> dict[str, str]:

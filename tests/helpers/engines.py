@@ -78,9 +78,9 @@ class DockerDaemon:
     def __init__(self, lab: Lab, host: LabHost):
         self.lab = lab
         self.host = host
-        self.root = lab.state_dir / "engines" / f"docker-{host.name}"
-        self.run_dir = self.root / "run"
-        self.socket = self.run_dir / "docker.sock"
+        self.socket = lab.docker_api_socket(host)   # where the host's agent asks for names
+        self.run_dir = self.socket.parent
+        self.root = self.run_dir.parent
         self.log = self.root / "dockerd.log"
         self.proc: subprocess.Popen | None = None
         self.mount_ns: str | None = None

@@ -79,8 +79,12 @@ def test_bench_dataplane_prints_throughput_rtt_mtu_and_offloads(capsys):
                      rf"baseline port security off {FIGURE} us \(x[\d.]+\)", out), out
     assert re.search(rf"overlay TCP throughput: {FIGURE} Gbit/s  target >= {FIGURE} Gbit/s  {VERDICT}  "
                      rf"baseline underlay {FIGURE} Gbit/s", out), out
-    assert re.search(rf"ping RTT overhead, overlay - underlay medians: {FIGURE} us  target <= 50.00 us  "
+    assert re.search(rf"ping RTT overhead, overlay - underlay medians: {FIGURE} us  target <= 40.00 us  "
                      rf"{VERDICT}  baseline underlay RTT median {FIGURE} us", out), out
+    for hop in ("VXLAN encapsulation", "a bridge", "a veth pair", "the rest of the overlay path"):
+        assert re.search(rf"RTT cost of {hop}.*: -?{FIGURE} us  baseline underlay RTT median", out), (hop, out)
+    for step in ("+ vxlan", "+ bridge", "+ veth"):
+        assert re.search(rf"^    {re.escape(step)} +[\d.]+ +[+-][\d.]+  ", out, re.MULTILINE), (step, out)
     assert re.search(r"container eth0 +tx-checksum-ip-generic (on|off)", out), out
     assert re.search(r"vxlan vx\d+ +.*tx-udp_tnl-segmentation (on|off)", out), out
 
