@@ -54,6 +54,7 @@ STARTS_AT_ONCE = 4
 SAMPLES = 10
 SAMPLE_SECONDS = 0.5
 WAIT_SECONDS = 300.0
+RETRIED = ("is down", "is unreachable")
 # Containers are started for this long at most: on a loaded machine a 10,000-entry
 # table makes each start slow (see BENCHMARKS.md), and the figure is then taken at
 # the count reached, which the report names.
@@ -172,16 +173,18 @@ async def _run(lab: Lab, host: LabHost, names: list[str]) -> None:
         async with gate:
             deadline = time.monotonic() + WAIT_SECONDS
             while True:
+                # One request id per container: a retry after a break gets the first one's result.
                 proc = await asyncio.create_subprocess_exec(
                     *vxmesh_argv(lab, "run", "-d", "--name", name, "--host", host.name, "--network", NETWORK,
-                                 BUSYBOX, "sleep", "infinity"),
+                                 "--request-id", f"{lab.prefix}-{name}", BUSYBOX, "sleep", "infinity"),
                     stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
                 out, err = await asyncio.wait_for(proc.communicate(), WAIT_SECONDS)
                 if proc.returncode in (0, OUTCOME_UNKNOWN_EXIT):
                     return
                 text = err.decode(errors="replace").strip()
-                # The controller's word for an agent whose stream dropped: "try again when it is back".
-                if "is down" not in text or time.monotonic() > deadline:
+                # The controller's words for an agent whose stream dropped ("try again when it is
+                # back") and for etcd slow to answer on a loaded machine: both worth a retry.
+                if not any(word in text for word in RETRIED) or time.monotonic() > deadline:
                     raise RuntimeError(f"vxmesh run {name} failed: {text}")
                 await asyncio.sleep(1.0)
     await asyncio.gather(*(one(name) for name in names))
