@@ -27,6 +27,7 @@ from tests.helpers.polling import wait_for
 pytestmark = pytest.mark.integration
 
 RUNS = 40
+CONTROL_RUNS = 18   # the control needs only a few runs in flight when its controller dies
 PARALLEL = 6
 OUTCOME_UNKNOWN = 3
 
@@ -55,12 +56,13 @@ def stored(lab: Lab, prefix: str, host: str) -> int:
     return sum(c["name"].startswith(prefix) and c["host"] == host for c in listed)
 
 
-def burst_with_a_kill(lab: Lab, prefix: str, controllers: list[int], restart_after: float | None):
-    """RUNS runs through `controllers`, a third of them on h1 whose agent is
+def burst_with_a_kill(lab: Lab, prefix: str, controllers: list[int], restart_after: float | None,
+                      runs: int = RUNS):
+    """`runs` runs through `controllers`, a third of them on h1 whose agent is
     paused, so its runs wait with their container stored but not confirmed: the
     moment a lost answer makes a ghost. Controller 1 is killed then (and
     restarted after `restart_after` s), and h1's agent resumed. [(argv, process)]"""
-    argvs = [run_argv(lab, f"{prefix}{i}", i, secrets.token_hex(8)) for i in range(RUNS)]
+    argvs = [run_argv(lab, f"{prefix}{i}", i, secrets.token_hex(8)) for i in range(runs)]
     h1 = lab.hosts[0]
     lab.pause_agent(h1)
     paused = True
@@ -110,7 +112,7 @@ def test_a_controller_killed_during_40_runs_leaves_no_ghost(lab):
 def test_control_a_run_cut_off_leaves_a_container_only_its_request_id_adopts(lab):
     # Through controller 1 alone, killed and not back until the burst is over:
     # the runs it was carrying cannot move on.
-    results = burst_with_a_kill(lab, "g", [1], restart_after=None)
+    results = burst_with_a_kill(lab, "g", [1], restart_after=None, runs=CONTROL_RUNS)
     cut_off = [(argv, proc) for argv, proc in results
                if proc.returncode == OUTCOME_UNKNOWN and found(lab, argv[3]) is not None]
     codes = [proc.returncode for _, proc in results]
