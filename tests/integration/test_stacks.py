@@ -12,7 +12,7 @@ from deploy.lab import Lab
 from proto.addresses import DEFAULT_ADDRESS_POOLS
 from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import running_lab
-from tests.helpers.lab_cli import containers
+from tests.helpers.lab_cli import containers, network
 from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
@@ -118,8 +118,7 @@ def test_a_network_without_a_subnet_gets_one_from_the_address_pools(lab, tmp_pat
             "8090:80", f"{port}:80")
         lab.cli("stack", "deploy", "-c", write(tmp_path, text), name)
         wait_for(lambda: running(lab, name, 2), 60, f"two tasks of {name}")
-        [detail] = json.loads(lab.cli("network", "inspect", f"{name}_front").stdout)
-        subnets[name] = ipaddress.ip_network(detail["subnet"])
+        subnets[name] = ipaddress.ip_network(network(lab, f"{name}_front")["subnet"])
         for task in stack_tasks(lab, name):
             assert ipaddress.ip_address(task["addresses"][f"{name}_front"]) in subnets[name]
     print(f"stack networks without a subnet: left {subnets['left']}, right {subnets['right']}")
