@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
                         vtep_probes=values["vtep-probes"] == "on",
                         tls=TlsFiles(Path(values["ca"]), Path(values["cert"]), Path(values["key"])),
                         insecure=values["insecure"], registry=values["registry"], dns=values["dns"],
-                        plugin_socket=values["plugin-socket"]))
+                        plugin_socket=values["plugin-socket"],
+                        docker_api=values["docker-api"]))
     except (config_file.ConfigError, TlsError) as err:
         print(f"Error: {err}", file=sys.stderr)
         return 1

@@ -84,6 +84,11 @@ AGENT = Schema("agent", (
            "Where to serve other container engines (root only): Docker's network and IPAM "
            "driver 'vxmesh' (Docker finds plug-ins in /run/docker/plugins), and vxmesh-cni for "
            "podman and other CNI runtimes (its config's 'socket'). Empty: no engines on this host."),
+    Option("docker-api", str, "/run/docker.sock",
+           "Docker's API socket on this host (dockerd -H unix://...): the agent reads a Docker "
+           "container's name there (libnetwork gives its network driver none), so vxmesh's "
+           "embedded DNS answers it on the network like a container's name. Empty, or no "
+           "Docker there: Docker's containers are reached by address only."),
     *tls_options("agent"),
 ))
 

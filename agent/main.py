@@ -15,6 +15,7 @@ from agent.engines.cni import CniPlugin
 from agent.engines.docker import DockerPlugin
 from agent.engines.endpoints import EngineEndpoints, EnginesClient
 from agent.engines.http_server import JsonServer
+from agent.engines.docker_api import container_name as docker_container_name
 from agent.engines.reclaim import Reclaimer
 from agent.guards import control_plane_guards
 from agent.host_networks import HostNetworks
@@ -63,6 +64,7 @@ class AgentConfig:
     registry: str = ""                     # the cluster's image registry, HOST:PORT
     dns: list[str] = field(default_factory=list)   # resolvers to forward to; []: /etc/resolv.conf's
     plugin_socket: str = ""                # where engines (Docker, vxmesh-cni) call; "": none
+    docker_api: str = ""                   # Docker's API socket, for its containers' names; "": not asked
 
 
 def embedded_dns(config: AgentConfig) -> EmbeddedDns:
@@ -143,9 +145,11 @@ async def serve(config: AgentConfig) -> None:
     extra_tasks: list[asyncio.Task] = []
     if config.plugin_socket:
         engines_client = EnginesClient(config.controllers, transport.channel)
+        docker_api = config.docker_api
         endpoints = EngineEndpoints(config.name, engines_client, reconciler.next_pass,
                                     reconciler.containers.wired.get, lambda name: name in view.containers(),
-                                    reconciler.containers.adopting)
+                                    reconciler.containers.adopting,
+                                    (lambda cid: docker_container_name(docker_api, cid)) if docker_api else None)
         plugin = JsonServer(Path(config.plugin_socket),
                             DockerPlugin(endpoints).handlers() | CniPlugin(endpoints).handlers())
         await plugin.start()

@@ -12,14 +12,12 @@ import os
 from pathlib import Path
 
 from cli import certs, service_parser
+from cli.early import DAEMONS, VERSION_FLAGS, version_line
 from proto.config_file import TLS_DIR
 
 # Docker's exit status when the command line itself is wrong (`docker run --bogus`).
 EXIT_USAGE = 125
 DEFAULT_CONTROLLER = "unix:///run/vxmesh-lab/vxlab/controller.sock"
-# The daemons `vxmesh NAME ...` runs, each as `python -m NAME ...` (cli/main.py).
-DAEMONS = {"controller": "run a controller (options: vxmesh controller --help)",
-           "agent": "run a host agent (options: vxmesh agent --help)"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -77,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--insecure", action="store_true",
                         default=os.environ.get("VXMESH_INSECURE", "") == "1",
                         help="plain text to a TCP controller run with insecure = true (env VXMESH_INSECURE=1)")
+    parser.add_argument(*VERSION_FLAGS, action="version", version=version_line(),
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for daemon, text in DAEMONS.items():
@@ -107,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("-o", "--opt", action="append", default=[], metavar="KEY[=VALUE]",
                         help="driver option, as docker's; known: encrypted (needs IPsec ESP in the kernel)")
     create.add_argument("name")
+    _request_id(create)
     net_ls = network.add_parser("ls", aliases=["list"], help="list networks")
     net_ls.add_argument("-f", "--filter", action="append", default=[], metavar="KEY=VALUE",
                         help="name, id, driver, label (KEY or KEY=VALUE), scope; repeatable")
@@ -114,11 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     net_ls.add_argument("--format", default="table", help=FORMAT_HELP)
     prune = network.add_parser("prune", help="remove every user network no running container uses")
     prune.add_argument("-f", "--force", action="store_true", help="do not ask")
+    _request_id(prune)
     inspect_net = network.add_parser("inspect", help="show networks and their endpoints as a JSON array")
     inspect_net.add_argument("names", nargs="+", metavar="NETWORK")
     inspect_net.add_argument("-f", "--format", default="", help="a template applied to each network")
     rm_net = network.add_parser("rm", help="remove a network")
     rm_net.add_argument("name")
+    _request_id(rm_net)
     for action in ("connect", "disconnect"):
         cmd = network.add_parser(action, help=f"{action} a container {'to' if action == 'connect' else 'from'} a network")
         cmd.add_argument("network")
@@ -126,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "connect":
             cmd.add_argument("--alias", action="append", default=[], help="another name on this network")
             cmd.add_argument("--ip", default="", help="the container's address on this network")
+        _request_id(cmd)
 
     host = sub.add_parser("host", help="list hosts").add_subparsers(dest="action", required=True)
     host_ls = host.add_parser("ls", help="list hosts")

@@ -1,7 +1,8 @@
 """A call that loses its controller moves on to the next, with the same request id.
 
 `--controller` may name several controllers. A change (run, start, stop,
-rm) carries a request id the CLI chose (or --request-id): when the call
+rm; network create, rm, connect, disconnect, prune) carries a request id
+the CLI chose (or --request-id): when the call
 breaks mid-way (the controller died, its stream went), the CLI cannot tell
 whether the change was made, so it sends the very same request to the next
 controller; the controllers' record of request ids (controller/store/
@@ -114,7 +115,13 @@ def _unknown(details: str, args: argparse.Namespace, request_id: str) -> str:
 def _how_to_check(args: argparse.Namespace, request_id: str) -> str:
     names = getattr(args, "names", None) or []   # stop, start, rm take several
     name = getattr(args, "name", "") or (names[0] if len(names) == 1 else "")
-    check = f"`vxmesh inspect {name}`" if name and args.command != "network" else "`vxmesh ps -a`"
+    if args.command == "network":
+        # create and rm name a network; connect and disconnect a container and a network
+        container = getattr(args, "container", "")
+        check = (f"`vxmesh inspect {container}`" if container else
+                 f"`vxmesh network inspect {name}`" if name else "`vxmesh network ls`")
+    else:
+        check = f"`vxmesh inspect {name}`" if name else "`vxmesh ps -a`"
     return f"the change may have been made: check with {check}{_repeat(args, request_id)}"
 
 

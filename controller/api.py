@@ -66,7 +66,8 @@ class ControllerService(pb_grpc.ControllerServicer):
         network = await self.store.create_network(
             request.name, request.subnet, gateway=request.gateway, vni=request.vni,
             driver=request.driver or DEFAULT_DRIVER, options=dict(request.options), ip_range=request.ip_range,
-            internal=request.internal, attachable=request.attachable, labels=dict(request.labels))
+            internal=request.internal, attachable=request.attachable, labels=dict(request.labels),
+            request_id=request.request_id)
         return network.to_wire()
 
     @user_errors
@@ -82,8 +83,12 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors
     async def RemoveNetwork(self, request, context):
-        request.name = await self._network_name(request.name)
-        await self.store.remove_network(request.name)
+        done = await self.store.request_done(request.request_id)
+        if done is not None and request.name and done.network_id.startswith(request.name):
+            request.name = done.name   # the id (prefix) the first try resolved, of a network gone since
+        else:
+            request.name = await self._network_name(request.name)
+        await self.store.remove_network(request.name, request.request_id)
         return pb.Empty()
 
     # ---- health ------------------------------------------------------------
@@ -242,7 +247,8 @@ class ControllerService(pb_grpc.ControllerServicer):
         request.network = await self._network_name(request.network)
         received = time.time()
         _not_engines((await self.store.get_container(request.container))[0], "connect")
-        spec = await self.store.connect(request.container, request.network, tuple(request.aliases), request.ip)
+        spec = await self.store.connect(request.container, request.network, tuple(request.aliases), request.ip,
+                                        request_id=request.request_id)
         committed = time.time()
         detail = _detail(*await self._applied(spec))
         # As for run: wall-clock stamps, for tests/benchmarks/bench_lab_propagation.py.
@@ -255,7 +261,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         request.container = await self._container_name(request.container)
         request.network = await self._network_name(request.network)
         _not_engines((await self.store.get_container(request.container))[0], "disconnect")
-        spec = await self.store.disconnect(request.container, request.network)
+        spec = await self.store.disconnect(request.container, request.network, request_id=request.request_id)
         return _detail(*await self._applied(spec))
 
     async def _applied(self, spec: ContainerSpec) -> tuple[ContainerSpec, ContainerStatus | None]:

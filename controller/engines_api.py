@@ -50,7 +50,8 @@ class EnginesService(pb_grpc.EnginesServicer):
         _check_caller(context, spec.host)
         return (await self.store.engines.join(spec.host, request.name, request.engine_id,
                                               request.sandbox, request.interface, request.engine_endpoint,
-                                              tuple(PortMapping.from_wire(p) for p in request.ports))).to_wire()
+                                              tuple(PortMapping.from_wire(p) for p in request.ports),
+                                              request.engine_name)).to_wire()
 
     @user_errors
     async def Detach(self, request, context):
@@ -59,6 +60,14 @@ class EnginesService(pb_grpc.EnginesServicer):
         await self.store.engines.owned(spec.host, request.name)
         # As `rm -f`: the rows go at once, the address once the host confirms.
         await self.store.delete_container(request.name)
+        return pb.Empty()
+
+    @user_errors
+    async def Reclaim(self, request, context):
+        _, spec = await self.store.get_container(request.name)
+        _check_caller(context, spec.host)
+        # Its engine forgot it: endpoint, address and status go in one transaction.
+        await self.store.engines.reclaim(spec.host, request.name)
         return pb.Empty()
 
     @user_errors

@@ -14,6 +14,7 @@ from pathlib import Path
 
 
 from controller.agent_feed import FeedCounters
+from controller import agent_link
 from controller.agent_link import AgentLinkService
 from controller.api import ControllerService
 from controller.cache import StateCache
@@ -115,8 +116,8 @@ async def serve(config: ControllerConfig) -> None:
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ])
         pb_grpc.add_ControllerServicer_to_server(api, server)
-        pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds,
-                                                                    grace=config.agent_grace), server)
+        agent_link.add_to_server(AgentLinkService(store, cache, config.host_ttl, feeds, grace=config.agent_grace),
+                                 server)
         pb_grpc.add_ImagesServicer_to_server(ImagesService(images, store), server)
         pb_grpc.add_ServicesServicer_to_server(ServicesService(store, cache, images, api), server)
         pb_grpc.add_EnginesServicer_to_server(EnginesService(store), server)

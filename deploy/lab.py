@@ -253,8 +253,14 @@ class Lab:
             "name": host.name, "controller": controllers,
             "vtep-ip": host.underlay_ip, "api": host.api, "registry": self.registry,
             "plugin-socket": str(self.plugin_socket(host)),
+            "docker-api": str(self.docker_api_socket(host)),
             **tls_paths(self.tls_dir, "agent", host.name), **options,
         }, self._config_header))
+
+    def docker_api_socket(self, host: LabHost) -> Path:
+        """Where a test's dockerd on the host serves its API (its -H), for the agent
+        to read its containers' names: absent unless a test runs one."""
+        return self.state_dir / "engines" / f"docker-{host.name}" / "run" / "docker.sock"
 
     def plugin_socket(self, host: LabHost) -> Path:
         """The host's engine plug-in socket: one per host, as each host's Docker
@@ -441,6 +447,13 @@ class Lab:
         """The log of the lab process `role` ("controller", "agent-<host name>", "ext", ...)."""
         return self._procs.log_path(role)
 
+    def pid(self, role: str) -> int:
+        """The pid of the lab process `role` (named as for log_path), to read its /proc."""
+        record = self._procs.records.get(role)
+        if record is None or not is_alive(record):
+            raise LabError(f"lab process {role} is not running")
+        return record.pid
+
     def _spawn(self, role: str, netns: str, argv: list[str]) -> None:
         program = Path(argv[0])
         if not (program.is_file() and os.access(program, os.X_OK)):
@@ -588,7 +601,12 @@ class Lab:
     def _controller_silent(self, index: int = 1) -> str | None:
         if not Path(self.controller_socket_of(index)).exists():
             return "socket not created yet"
-        proc = self.cli("host", "ls", "--format", "json", check=False, timeout=10, controller=index)
+        try:
+            proc = self.cli("host", "ls", "--format", "json", check=False, timeout=10, controller=index)
+        except subprocess.TimeoutExpired:
+            # A loaded machine (the soak's restarts, other labs) can stretch one
+            # call past 10 s: not yet an answer, asked again until the wait's end.
+            return "`host ls` did not answer within 10s"
         return _unless(proc.returncode == 0, f"`host ls` failed: {proc.stderr.strip()[-500:]}")
 
     def host_states(self) -> dict[str, str]:

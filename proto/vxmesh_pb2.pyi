@@ -769,20 +769,22 @@ class EngineAttachRequest(_message.Message):
     def __init__(self, host: _Optional[str] = ..., engine: _Optional[str] = ..., network: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EngineJoinRequest(_message.Message):
-    __slots__ = ("name", "engine_id", "sandbox", "interface", "engine_endpoint", "ports")
+    __slots__ = ("name", "engine_id", "sandbox", "interface", "engine_endpoint", "ports", "engine_name")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
     INTERFACE_FIELD_NUMBER: _ClassVar[int]
     ENGINE_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     engine_id: str
     sandbox: str
     interface: str
     engine_endpoint: str
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
-    def __init__(self, name: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., interface: _Optional[str] = ..., engine_endpoint: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ...) -> None: ...
+    engine_name: str
+    def __init__(self, name: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., interface: _Optional[str] = ..., engine_endpoint: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., engine_name: _Optional[str] = ...) -> None: ...
 
 class EngineNetworkRequest(_message.Message):
     __slots__ = ("name", "subnet")

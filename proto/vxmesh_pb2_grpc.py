@@ -1215,6 +1215,11 @@ class EnginesStub:
                 request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
                 response_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
                 _registered_method=True)
+        self.Reclaim = channel.unary_unary(
+                '/vxmesh.v1.Engines/Reclaim',
+                request_serializer=proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+                response_deserializer=proto_dot_vxmesh__pb2.Empty.FromString,
+                _registered_method=True)
         self.FindNetwork = channel.unary_unary(
                 '/vxmesh.v1.Engines/FindNetwork',
                 request_serializer=proto_dot_vxmesh__pb2.EngineNetworkRequest.SerializeToString,
@@ -1248,6 +1253,15 @@ class EnginesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Reclaim(self, request, context):
+        """An endpoint its engine forgot (no process left in its namespace): removed
+        with its address and status at once, where Detach frees the address only
+        once the host confirms the teardown.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def FindNetwork(self, request, context):
         """Missing associated documentation comment in .proto file."""
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -1275,6 +1289,11 @@ def add_EnginesServicer_to_server(servicer, server):
             ),
             'Detach': grpc.unary_unary_rpc_method_handler(
                     servicer.Detach,
+                    request_deserializer=proto_dot_vxmesh__pb2.NameRequest.FromString,
+                    response_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
+            ),
+            'Reclaim': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reclaim,
                     request_deserializer=proto_dot_vxmesh__pb2.NameRequest.FromString,
                     response_serializer=proto_dot_vxmesh__pb2.Empty.SerializeToString,
             ),
@@ -1368,6 +1387,33 @@ class Engines:
             request,
             target,
             '/vxmesh.v1.Engines/Detach',
+            proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
+            proto_dot_vxmesh__pb2.Empty.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reclaim(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/vxmesh.v1.Engines/Reclaim',
             proto_dot_vxmesh__pb2.NameRequest.SerializeToString,
             proto_dot_vxmesh__pb2.Empty.FromString,
             options,

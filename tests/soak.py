@@ -22,7 +22,8 @@ Then it waits for the cluster to settle and checks, on every host:
 
 - the kernel's FDB/neighbour entries for `soak` equal the desired table;
 - every container that should run runs (its pid is alive) and answers a
-  ping from another host;
+  ping from another host, asked again every second for at most 10 s (how
+  long any took beyond its first ping is printed);
 - no ghost and nothing lost: the containers that exist are exactly those
   the requests that succeeded left (a failed run made none);
 - nothing leaked: the container namespaces, the veth ends on the gateway
@@ -61,7 +62,10 @@ from tests.helpers.lab_cli import containers, inspect, network
 NETWORK, SUBNET = "soak", "10.120.0.0/22"
 MAX_CONTAINERS = 24       # keeps the churn about changes rather than capacity
 SETTLE_SECONDS = 60.0
-REACH_SECONDS = 60.0
+# Once settled, a container answers at once: its own host's bridge holds its
+# MAC (agent/kernel/veth.py), so an address reused from another host is no
+# reason for a wait. More than this is a problem.
+REACH_SECONDS = 10.0
 # Errors a request may meet while a host or controller is restarting: the
 # run is refused, nothing is half-made (the audit checks that).
 TRANSIENT = ("is down", "has not yet confirmed", "cannot reach the controller", "try again")
@@ -273,23 +277,34 @@ def ghosts_and_losses(lab: Lab, tally: Tally) -> list[str]:
 
 
 def unreachable(lab: Lab, tally: Tally) -> list[str]:
-    """Every container answers a ping from a container on another host, within
-    REACH_SECONDS of the cluster settling (the time it took is a figure)."""
+    """Every container answers a ping from a container on another host once the
+    cluster has settled. One that does not is asked again every second, and
+    counts as unreachable for as long as that takes: more than REACH_SECONDS
+    is a problem, any time at all a figure (a ping lost to a loaded machine
+    shows there as about a second)."""
     listed = containers(lab, timeout=60)
-    pending = {c["name"]: c for c in listed}
-    started = time.monotonic()
-    while pending and time.monotonic() - started < REACH_SECONDS:
-        for name, target in list(pending.items()):
-            sources = [c for c in listed if c["host"] != target["host"]][:1]
-            if not sources or pings(lab, sources[0]["name"], target["networks"][NETWORK]["ip"]):
-                del pending[name]
-        if pending:
-            time.sleep(2.0)
-    took = time.monotonic() - started
-    if took > 5.0:
-        tally.figures.append(f"every container answered a ping only after {took:.0f}s")
-    return [f"{target['name']} on {target['host']} does not answer a ping from another host "
-            f"{REACH_SECONDS:.0f}s after the cluster settled" for target in pending.values()]
+    problems, slow = [], []
+    for target in listed:
+        sources = [c for c in listed if c["host"] != target["host"]][:1]
+        if not sources:
+            continue
+        ip, source = target["networks"][NETWORK]["ip"], sources[0]
+        first, tries = time.monotonic(), 1
+        while not pings(lab, source["name"], ip):
+            if time.monotonic() - first > REACH_SECONDS:
+                problems.append(f"{target['name']} on {target['host']} does not answer {source['name']} on "
+                                f"{source['host']} {REACH_SECONDS:.0f}s after the cluster settled")
+                break
+            tries += 1
+            time.sleep(1.0)
+        else:
+            if tries > 1:
+                slow.append(f"{target['name']} on {target['host']} after {time.monotonic() - first:.1f}s "
+                            f"({tries} pings)")
+    if slow:
+        tally.figures.append(f"after settling, {len(listed) - len(slow)} of {len(listed)} containers answered "
+                             f"their first ping; the others: {', '.join(slow)}")
+    return problems
 
 
 def audit(lab: Lab) -> list[str]:

@@ -101,8 +101,11 @@ class EnginesClient:
 
 class EngineEndpoints:
     def __init__(self, host: str, client: EnginesClient, settle: Callable[[], Awaitable[None]],
-                 wired: Callable[[str], str | None], known: Callable[[str], bool], adopting: set[str]):
+                 wired: Callable[[str], str | None], known: Callable[[str], bool], adopting: set[str],
+                 docker_name: Callable[[str], Awaitable[str]] | None = None):
         self.host = host
+        # Docker's name for a container id (agent/engines/docker_api.py), or None: not asked.
+        self._docker_name = docker_name
         self.client = client
         self._settle = settle    # wakes the reconcile loop and waits for a pass
         self._wired = wired      # the sandbox an endpoint is wired into now, or None
@@ -194,11 +197,25 @@ class EngineEndpoints:
                     return
                 await asyncio.sleep(ADOPT_POLL_SECONDS)
             container = await self._container_of(netns, loop.time() + CONTAINER_SECONDS)
+            name = await self._name_of(spec, container)
             await self.client.call("Join", pb.EngineJoinRequest(name=spec.name, sandbox=sandbox,
-                                                                interface=interface, engine_id=container))
-            log.info("endpoint %s: %s in %s (container %s)", spec.name, interface, sandbox, container[:12])
+                                                                interface=interface, engine_id=container,
+                                                                engine_name=name))
+            log.info("endpoint %s: %s in %s (container %s, %s)", spec.name, interface, sandbox, container[:12],
+                     name or "no name")
         except EngineError as err:
             log.warning("endpoint %s: cannot record its interface: %s", spec.name, err)
+
+    async def _name_of(self, spec: ContainerSpec, container: str) -> str:
+        """Docker's name for `container`, for the embedded DNS; "" when it cannot say
+        (the endpoint works the same, only without that name)."""
+        if self._docker_name is None or not container:
+            return ""
+        try:
+            return await self._docker_name(container)
+        except Exception as err:   # DockerApiError, or anything the socket threw: a name is optional
+            log.warning("endpoint %s: Docker's name for container %s unknown: %s", spec.name, container[:12], err)
+            return ""
 
     async def _container_of(self, netns: str, deadline: float) -> str:
         """The id of the container whose processes use namespace `netns` (the engine
@@ -223,8 +240,16 @@ class EngineEndpoints:
 
     async def detach(self, spec: ContainerSpec) -> None:
         """Remove the endpoint; returns when this host has torn it down."""
+        await self._remove("Detach", spec)
+
+    async def reclaim(self, spec: ContainerSpec) -> None:
+        """Remove an endpoint its engine forgot, its address free at once (the
+        controller's Reclaim); returns when this host has torn it down."""
+        await self._remove("Reclaim", spec)
+
+    async def _remove(self, method: str, spec: ContainerSpec) -> None:
         try:
-            await self.client.call("Detach", pb.NameRequest(name=spec.name))
+            await self.client.call(method, pb.NameRequest(name=spec.name))
         except EngineError as err:
             if "not found" not in str(err):
                 raise

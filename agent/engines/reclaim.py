@@ -7,7 +7,9 @@ processes: a joined endpoint's namespace with no process in it (Docker and
 podman both take a stopped container's network away, so a live endpoint
 always has one), or an endpoint never joined, is the engine's no more once
 it stays so for GRACE_SECONDS (a container's namespace exists a moment
-before its first process), and is removed like a `DEL`.
+before its first process), and is removed: its table rows, address and
+status in one transaction (the controller's Reclaim), so the address is
+free the moment the endpoint leaves the network.
 """
 from __future__ import annotations
 
@@ -80,7 +82,7 @@ class Reclaimer:
             log.warning("%s endpoint %s (container %s) has no container left: reclaiming it", spec.engine,
                         spec.name, spec.engine_id[:12] or "unknown")
             try:
-                await self.endpoints.detach(spec)
+                await self.endpoints.reclaim(spec)
                 removed.append(spec.name)
             except EngineError as err:
                 log.warning("cannot reclaim %s yet: %s", spec.name, err)

@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from pyroute2 import AsyncIPRoute
+from pyroute2.netlink.rtnl.ndmsg import NTF_MASTER, NUD_NOARP
 
 from agent.kernel import families
 from agent.kernel.links import (
@@ -269,7 +270,29 @@ async def _configure_bridge_end(
     hairpin = link.get(("linkinfo", "slave_data", "IFLA_BRPORT_MODE"))
     if bool(hairpin) != iface.hairpin:
         await outer.brport("set", index=index, mode=int(iface.hairpin))
+    if iface.mac is not None:
+        await _pin_mac(outer, index, iface.mac)
     await set_mtu_and_up(outer, link, iface.mtu)
+
+
+async def _pin_mac(outer: AsyncIPRoute, index: int, mac: str) -> None:
+    """The container's MAC is its port's: a static bridge entry.
+
+    Addresses, and so MACs, are reused: a container may get the address a
+    container on another host had a moment ago. While that one talked to
+    this host's containers, the bridge learned its MAC on the VXLAN port,
+    and the entry outlives it (the bridge's ageing, minutes). Frames for the
+    new local container then arrive on the VXLAN port, are looked up to the
+    VXLAN port and dropped (never sent back out the port they came in by),
+    until the container itself sends something: one that only answers, and
+    whose neighbours' ARP the VXLAN device's proxy answers, stays
+    unreachable from every other host. A static entry replaces the learned
+    one and never ages; it goes with the port. It is not sticky: with port
+    security off, learning may still move it, as it moves any entry (the
+    port security tests' controls show what that allows), and the periodic
+    pass puts it back. `replace` of an identical entry changes nothing, so
+    every pass may send it."""
+    await outer.fdb("replace", ifindex=index, lladdr=mac.lower(), flags=NTF_MASTER, state=NUD_NOARP)
 
 
 def _is_unicast_mac(mac: str) -> bool:

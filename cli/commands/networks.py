@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 
@@ -39,7 +40,8 @@ async def create(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
     network = await api.CreateNetwork(pb.CreateNetworkRequest(
         name=args.name, driver=args.driver, subnet=args.subnet, gateway=args.gateway, vni=args.vni,
         options=parse_opts(args.opt), ip_range=args.ip_range, internal=args.internal,
-        attachable=args.attachable, labels=parse_labels(args.label)), timeout=RPC_TIMEOUT)
+        attachable=args.attachable, labels=parse_labels(args.label), request_id=args.request_id),
+        timeout=RPC_TIMEOUT)
     print(network.id)
 
 
@@ -74,7 +76,8 @@ async def prune(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
         if network.builtin:
             continue
         try:
-            await api.RemoveNetwork(pb.NameRequest(name=network.name), timeout=RPC_TIMEOUT)
+            await api.RemoveNetwork(pb.NameRequest(name=network.name, request_id=_each(args.request_id, network.name)),
+                                    timeout=RPC_TIMEOUT)
             deleted.append(network.name)
         except grpc.aio.AioRpcError as err:
             if err.code() != grpc.StatusCode.FAILED_PRECONDITION:  # in use: kept, as Docker
@@ -83,25 +86,33 @@ async def prune(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
         print("Deleted Networks:\n" + "\n".join(deleted))
 
 
+def _each(request_id: str, name: str) -> str:
+    """prune's request id for removing one network: the same on every try of the
+    prune (a retry lists the networks again, so it is derived from the name)."""
+    if not request_id:
+        return ""
+    return f"{request_id[:47]}-{hashlib.sha256(name.encode()).hexdigest()[:16]}"
+
+
 async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     return await inspect_each(
         args, lambda name: api.InspectNetwork(pb.NameRequest(name=name), timeout=RPC_TIMEOUT), network_json)
 
 
 async def rm(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
-    await api.RemoveNetwork(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+    await api.RemoveNetwork(pb.NameRequest(name=args.name, request_id=args.request_id), timeout=RPC_TIMEOUT)
     print(args.name)
 
 
 async def connect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
     await api.ConnectNetwork(pb.ConnectRequest(network=args.network, container=args.container,
-                                               aliases=args.alias, ip=args.ip),
+                                               aliases=args.alias, ip=args.ip, request_id=args.request_id),
                              timeout=RPC_TIMEOUT)
 
 
 async def disconnect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> None:
-    await api.DisconnectNetwork(pb.ConnectRequest(network=args.network, container=args.container),
-                                timeout=RPC_TIMEOUT)
+    await api.DisconnectNetwork(pb.ConnectRequest(network=args.network, container=args.container,
+                                                  request_id=args.request_id), timeout=RPC_TIMEOUT)
 
 
 ACTIONS = {"create": create, "ls": ls, "list": ls, "inspect": inspect, "rm": rm, "connect": connect,

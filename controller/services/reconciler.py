@@ -93,7 +93,12 @@ class Reconciler:
         while True:
             seen = self.cache.revision
             try:
-                wake = await self.reconcile(fence)
+                # A pass reads every container and host from etcd: with
+                # thousands of them and passes woken by every change, that
+                # was most of a large cluster's controller CPU, spent where
+                # there was no service. The mirror says whether there is any;
+                # once one appears, its change wakes the next pass.
+                wake = await self.reconcile(fence) if self.cache.index.has_service_state() else None
             except NotLeader:
                 return
             except UserError as err:      # etcd unreachable, a lost race: the next pass retries

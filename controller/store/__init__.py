@@ -39,9 +39,9 @@ class Store:
         self.keys = Keys(prefix)
         self.controller_id = controller_id or f"{socket.gethostname()}:{os.getpid()}"
         records = Records(etcd, self.keys)
-        self.networks = Networks(records, address_pools)
-        self.hosts = Hosts(records, self.controller_id)
         self.requests = Requests(records)
+        self.networks = Networks(records, self.requests, address_pools)
+        self.hosts = Hosts(records, self.controller_id)
         self.containers = Containers(records, self.requests)
         self.engines = EngineEndpoints(records)
         self.removal = Removal(records, self.requests)

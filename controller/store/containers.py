@@ -145,12 +145,17 @@ class Containers:
 
     @surface_unavailable
     async def connect(self, container: str, network: str, aliases: tuple[str, ...] = (),
-                      ip: str = "") -> ContainerSpec:
-        """Attach a (running or stopped) container to one more network."""
+                      ip: str = "", request_id: str = "") -> ContainerSpec:
+        """Attach a (running or stopped) container to one more network. With
+        `request_id`, a repeat of a connect already made returns the spec as it is."""
         validate.name("network", network)
         check_aliases(aliases)
 
-        async def attempt(lost: int) -> Commit[ContainerSpec]:
+        async def attempt(lost: int) -> Commit[ContainerSpec] | Settled[ContainerSpec]:
+            done = await self.requests.get(request_id)
+            if done is not None:
+                done.check_same("network connect", container, network)
+                return Settled(await self.made_by(done, container))
             kv, spec = await self.records.container(container)
             mode = NetworkMode.of(spec)
             if not mode.attaches:
@@ -172,15 +177,23 @@ class Containers:
                              Compare.absent(self.keys.status(spec.name)) if status is None else
                              Compare.mod_revision(status[0].key, "=", status[0].mod_revision)]
             txn.ops.append(Op.put(kv.key, updated.to_json()))
+            if request_id:
+                txn.add(Txn(*await self.requests.record(
+                    Request(request_id, "network connect", container, spec.id, time.time(), network=network))))
             return Commit(txn, updated)
 
         return await retrying(self.etcd, attempt, what=f"connect {container!r} to {network!r}",
                               changing="the state", attempts=ALLOCATION_ATTEMPTS)
 
     @surface_unavailable
-    async def disconnect(self, container: str, network: str) -> ContainerSpec:
-        """Detach a container from a network; its address is free again at once."""
-        async def attempt(_: int) -> Commit[ContainerSpec]:
+    async def disconnect(self, container: str, network: str, request_id: str = "") -> ContainerSpec:
+        """Detach a container from a network; its address is free again at once. With
+        `request_id`, a repeat of a disconnect already made returns the spec as it is."""
+        async def attempt(_: int) -> Commit[ContainerSpec] | Settled[ContainerSpec]:
+            done = await self.requests.get(request_id)
+            if done is not None:
+                done.check_same("network disconnect", container, network)
+                return Settled(await self.made_by(done, container))
             kv, spec = await self.records.container(container)
             attachment = next((a for a in spec.attachments if a.network == network), None)
             if attachment is None:
@@ -188,7 +201,11 @@ class Containers:
             _, net = await self.records.network(network)
             updated = dataclasses.replace(spec, attachments=[a for a in spec.attachments if a is not attachment])
             ops = [Op.put(kv.key, updated.to_json())] + allocations.detach(self.records, spec, net, attachment)
-            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), updated)
+            txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops)
+            if request_id:
+                txn.add(Txn(*await self.requests.record(
+                    Request(request_id, "network disconnect", container, spec.id, time.time(), network=network))))
+            return Commit(txn, updated)
 
         return await retrying(self.etcd, attempt, what=f"disconnect {container!r} from {network!r}")
 

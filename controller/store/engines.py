@@ -15,10 +15,12 @@ import re
 import secrets
 import time
 
+from controller import drivers
 from controller.etcd import Compare, Op, Txn
 from controller.run_options import check_aliases
 from controller.store import allocations
 from controller.store.records import Records
+from controller.store.removal import spec_deletion
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, retrying, surface_unavailable
 from proto import validate
 from proto.errors import FailedPrecondition, InvalidArgument, NotFound
@@ -110,14 +112,19 @@ class EngineEndpoints:
 
     @surface_unavailable
     async def join(self, host: str, name: str, engine_id: str, sandbox: str, interface: str = "",
-                   engine_endpoint: str = "", ports: tuple[PortMapping, ...] = ()) -> ContainerSpec:
+                   engine_endpoint: str = "", ports: tuple[PortMapping, ...] = (),
+                   engine_name: str = "") -> ContainerSpec:
         """Record the engine's namespace (and its container id) for the agent to wire;
-        an empty `sandbox` is a leave: the interface goes, the address stays."""
+        an empty `sandbox` is a leave: the interface goes, the address stays. The
+        engine's name for the container (`engine_name`) becomes an alias of the
+        endpoint, written into its table row for every host's embedded DNS."""
         check_engine_id(engine_id)
         check_engine_id(engine_endpoint)
         check_sandbox(sandbox)
         if interface:
             validate.ifname(interface)
+        if engine_name:
+            validate.name("container", engine_name)
         _check_ports(ports)
 
         async def attempt(lost: int) -> Commit[ContainerSpec]:
@@ -125,14 +132,47 @@ class EngineEndpoints:
             updated = dataclasses.replace(spec, sandbox=sandbox, engine_id=engine_id or spec.engine_id,
                                           interface=interface if sandbox else "",
                                           engine_endpoint=engine_endpoint or spec.engine_endpoint,
-                                          ports=list(spec.ports))
+                                          ports=list(spec.ports), attachments=list(spec.attachments))
             txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)])
             if ports and not spec.ports:
                 txn.add(await allocations.publish(self.records, updated, tuple(ports), randomize=lost > 0))
+            if engine_name and updated.attachments and engine_name not in updated.attachments[0].aliases:
+                txn.add(await self._named(updated, engine_name))
             txn.ops.append(Op.put(kv.key, updated.to_json()))
             return Commit(txn, updated)
 
         return await retrying(self.etcd, attempt, what=f"join endpoint {name!r}")
+
+    async def _named(self, spec: ContainerSpec, engine_name: str) -> Txn:
+        """`engine_name` added to the aliases of `spec`'s attachment, and its table
+        rows written again with it (guarded on the network and host they copy)."""
+        attachment = dataclasses.replace(spec.attachments[0],
+                                         aliases=[*spec.attachments[0].aliases, engine_name])
+        spec.attachments[0] = attachment
+        net_kv, network = await self.records.network(attachment.network)
+        host_kv, host = await self.records.host(spec.host)
+        rows = drivers.driver_for(network).rows(self.keys, network, spec, host, attachment)
+        return Txn([Compare.mod_revision(net_kv.key, "=", net_kv.mod_revision),
+                    Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)],
+                   [Op.put(key, record.to_json()) for key, record in rows])
+
+    @surface_unavailable
+    async def reclaim(self, host: str, name: str) -> ContainerSpec:
+        """Remove an endpoint its engine forgot (no process is left in its namespace,
+        agent/engines/reclaim.py) in one transaction: the spec and its table rows,
+        its address and host ports, and its status. Unlike a removal its engine
+        asked for, nothing can still be using the address, so there is no reason
+        to hold it until the host confirms the teardown: it is free the moment
+        the endpoint leaves the network."""
+        async def attempt(_: int) -> Commit[ContainerSpec]:
+            kv, spec = await self.owned(host, name)
+            ops = await spec_deletion(self.records, kv, spec)
+            ops += [Op.delete(key) for key, owner in await allocations.held(self.records)
+                    if owner.get("container") == name]
+            ops.append(Op.delete(self.keys.status(name)))
+            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), spec)
+
+        return await retrying(self.etcd, attempt, what=f"reclaim endpoint {name!r}")
 
     async def owned(self, host: str, name: str):
         """The engine endpoint `name` of `host`; anything else is refused by name."""

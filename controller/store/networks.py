@@ -8,7 +8,9 @@ subnets that do not overlap each other nor what the hosts use themselves
 Host.own_subnets) nor address space that is not unicast
 (proto/addresses.py), and no removal while a running container is attached
 (stopped ones leave it, as in Docker). Every
-refusal comes before anything is written.
+refusal comes before anything is written. With a request id, create and
+remove are repeatable: the id is recorded in the change's own transaction
+(requests.py), and a repeat gets the first call's result.
 """
 from __future__ import annotations
 
@@ -22,7 +24,8 @@ from controller.drivers.base import NetworkRequest
 from controller.etcd import KV, Compare, Op, Txn
 from controller.request_limits import check_labels
 from controller.store.records import Records
-from controller.store.transaction import Commit, retrying, surface_unavailable
+from controller.store.requests import Request, Requests
+from controller.store.transaction import Commit, Settled, retrying, surface_unavailable
 from proto import validate
 from proto.addresses import (
     DEFAULT_ADDRESS_POOLS,
@@ -41,8 +44,10 @@ from proto.records import ContainerSpec, ContainerStatus, Endpoint, Host, Networ
 
 
 class Networks:
-    def __init__(self, records: Records, address_pools: tuple[str, ...] = DEFAULT_ADDRESS_POOLS) -> None:
+    def __init__(self, records: Records, requests: Requests,
+                 address_pools: tuple[str, ...] = DEFAULT_ADDRESS_POOLS) -> None:
         self.records = records
+        self.requests = requests
         self.keys = records.keys
         self.address_pools = address_pools   # where a network without --subnet gets one
 
@@ -50,8 +55,9 @@ class Networks:
     async def create(self, name: str, subnet: str, gateway: str = "", vni: int = 0,
                      driver: str = drivers.DEFAULT_DRIVER, options: Mapping[str, str] | None = None, *,
                      ip_range: str = "", internal: bool = False, attachable: bool = False,
-                     labels: Mapping[str, str] | None = None) -> Network:
-        """A network; without `subnet`, the first free one of the default address pools."""
+                     labels: Mapping[str, str] | None = None, request_id: str = "") -> Network:
+        """A network; without `subnet`, the first free one of the default address pools.
+        With `request_id`, a repeat of a create already made returns that network."""
         validate.name("network", name)
         request = NetworkRequest(name, subnet, gateway, vni, driver, dict(options or {}))
         chosen, flags = drivers.for_create(request)
@@ -65,7 +71,10 @@ class Networks:
         await chosen.check_create(request, flags)
         key = self.keys.network(name)
 
-        async def attempt(_: int) -> Commit[Network]:
+        async def attempt(_: int) -> Commit[Network] | Settled[Network]:
+            done = await self.requests.get(request_id)
+            if done is not None:
+                return Settled(await self.made_by(done, name))
             existing, revision = await self.records.records(self.keys.networks(), Network)
             networks = {n.name: n for _, n in existing}
             if name in networks:
@@ -89,13 +98,29 @@ class Networks:
                        Compare.prefix_unchanged_since(self.keys.hosts(), hosts_read_at)],
                       [Op.put(key, network.to_json())])
             txn.add(reserved)
+            if request_id:
+                txn.add(Txn(*await self.requests.record(
+                    Request(request_id, "network create", name, at=time.time(), network_id=network.id))))
             return Commit(txn, network)
 
         return await retrying(self.records.etcd, attempt, what=f"create network {name!r}", changing="the networks")
 
+    async def made_by(self, done: Request, name: str) -> Network:
+        """The network a create already carried out made, as it is now."""
+        done.check_same("network create", name)
+        found = await self.records.record(self.keys.network(name), Network)
+        if found is None or found[1].id != done.network_id:
+            raise FailedPrecondition(f"request {done.id!r} created network {name!r}, which has been removed since")
+        return found[1]
+
     @surface_unavailable
-    async def remove(self, name: str) -> None:
-        async def attempt(_: int) -> Commit[None]:
+    async def remove(self, name: str, request_id: str = "") -> None:
+        """With `request_id`, a repeat of a removal already made changes nothing."""
+        async def attempt(_: int) -> Commit[None] | Settled[None]:
+            done = await self.requests.get(request_id)
+            if done is not None:
+                done.check_same("network rm", name)
+                return Settled(None)
             kv, network = await self.records.network(name)
             if network.builtin:
                 raise FailedPrecondition(f"{name} is a pre-defined network and cannot be removed")
@@ -121,6 +146,9 @@ class Networks:
                 txn.ops += [Op.put(spec_kv.key, left.to_json())]
                 txn.ops += [Op.delete(k) for k in driver.row_keys(self.keys, name, spec.name)]
             txn.add(driver.removal(self.keys, network, read_at))
+            if request_id:
+                txn.add(Txn(*await self.requests.record(
+                    Request(request_id, "network rm", name, at=time.time(), network_id=network.id))))
             return Commit(txn, None)
 
         await retrying(self.records.etcd, attempt, what=f"remove network {name!r}")

@@ -30,12 +30,27 @@ REQUEST_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 @dataclass(frozen=True)
 class Request:
-    """What one request did: its method, and the container (name and id) it made or changed."""
+    """What one request did: its method, and the container (name and id) it made
+    or changed; for a network's own calls, the network (name and id); for
+    `network connect`/`disconnect`, the container and the network."""
     id: str
     method: str
     name: str
     container_id: str = ""
     at: float = 0.0
+    network: str = ""
+    network_id: str = ""
+
+    def check_same(self, method: str, name: str, network: str = "") -> None:
+        """A repeat must be the same call on the same things: an id reused for
+        another one is refused rather than answered with the first's result."""
+        if (self.method, self.name, self.network) != (method, name, network):
+            raise InvalidArgument(f"request id {self.id!r} was used for {_what(self.method, self.name, self.network)}, "
+                                  f"not {_what(method, name, network)}")
+
+
+def _what(method: str, name: str, network: str) -> str:
+    return f"`{method} {name}`" + (f" on network {network!r}" if network else "")
 
 
 def check_id(request_id: str) -> str:
@@ -60,7 +75,8 @@ class Requests:
         if kv is None:
             return None
         data = json.loads(kv.value)
-        return Request(**{k: data[k] for k in ("id", "method", "name", "container_id", "at") if k in data})
+        fields = ("id", "method", "name", "container_id", "at", "network", "network_id")
+        return Request(**{k: data[k] for k in fields if k in data})
 
     async def record(self, request: Request) -> tuple[list[Compare], list[Op]]:
         """The guard and the write that go into the change's own transaction:

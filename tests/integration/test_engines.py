@@ -182,6 +182,28 @@ def test_podman_aliases_resolve_from_other_hosts(engines):
     engines.podman.podman("rm", "-f", "papi")
 
 
+def resolved(lab, container: str, name: str) -> str | None:
+    """The address vxmesh container `container`'s resolver gives for `name`, or None."""
+    result = lab.cli("exec", container, "--", "nslookup", "-type=a", name, check=False)
+    # The answer's addresses follow its "Name:" line (the server's own come before).
+    answer = result.stdout.partition("Name:")[2]
+    found = [line.split()[-1] for line in answer.splitlines() if line.startswith("Address")]
+    return found[-1] if found else None
+
+
+def test_docker_container_names_resolve_from_other_hosts(engines):
+    """libnetwork gives a remote driver no container name; h1's agent reads it
+    from Docker's API once the container is known, so n3 (a vxmesh container on
+    h3) finds the Docker container by its name, as a Docker container would on
+    Docker's own network; and the name goes with the container."""
+    lab = engines.lab
+    ip = engines.docker_run("dnamed")
+    wait_for(lambda: resolved(lab, "n3", "dnamed") == ip, 15, "n3's resolver answers dnamed with its address")
+    assert lab_cli.pings(lab, "n3", "dnamed")
+    engines.docker.docker("rm", "-f", "dnamed")
+    wait_for(lambda: resolved(lab, "n3", "dnamed") is None, 15, "dnamed's name gone with it")
+
+
 def test_fabric_capture_shows_the_vni_between_docker_and_podman(engines, tmp_path):
     from scapy.all import UDP, rdpcap
     from scapy.layers.vxlan import VXLAN

@@ -124,3 +124,42 @@ def test_control_a_run_cut_off_leaves_a_container_only_its_request_id_adopts(lab
     assert refused.returncode == 125 and "already exists" in refused.stderr   # a refused run, as Docker
     adopted = lab.cli(*argv, check=False, timeout=120, controller=2)
     assert adopted.returncode == 0 and adopted.stdout.strip() == found(lab, argv[3])["id"]
+
+
+def test_a_network_connect_cut_off_by_a_controller_kill_is_made_once(lab):
+    """`network connect` through controller 1 (controller 2 named after it),
+    held in flight by a paused agent after its change is stored, while
+    controller 1 is killed: the CLI repeats it on controller 2 with the same
+    request id, which answers with the first call's result instead of "already
+    connected". The same for `network disconnect`."""
+    lab.cli("network", "create", "--subnet", "10.78.0.0/24", "red", controller=[1, 2])
+    h1 = lab.hosts[0]
+    lab.cli("run", "-d", "--name", "nc1", "--host", h1.name, "--network", "blue", BUSYBOX, "sleep", "3600",
+            controller=[2, 1])
+
+    def cut_off(action: str, expect_red: bool) -> None:
+        lab.pause_agent(h1)
+        killed = False
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                future = pool.submit(lab.cli, "network", action, "red", "nc1", check=False, timeout=120,
+                                     controller=[1, 2])
+                wait_for(lambda: ("red" in found(lab, "nc1")["networks"]) == expect_red, 30,
+                         f"the {action} stored, waiting for the paused agent")
+                lab.stop_controller(1)
+                killed = True
+                lab.resume_agent(h1)
+                proc = future.result()
+        finally:
+            lab.resume_agent(h1)
+            if killed:
+                lab.start_controller(1)
+        print(f"network {action} cut off: exit {proc.returncode}, {proc.stderr.strip()!r}")
+        assert "with the same request id" in proc.stderr, "the kill hit no call in flight: the test proved nothing"
+        assert proc.returncode == 0, proc.stderr
+        assert ("red" in found(lab, "nc1")["networks"]) == expect_red
+
+    cut_off("connect", True)
+    cut_off("disconnect", False)
+    lab.cli("rm", "-f", "nc1", controller=[2, 1])
+    lab.cli("network", "rm", "red", controller=[2, 1])

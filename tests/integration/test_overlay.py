@@ -78,6 +78,42 @@ def test_container_started_later_becomes_reachable_and_removal_cleans_tables(lab
     assert ping(lab, "late1", ip).returncode != 0
 
 
+def bridge_entries(lab: Lab, host: int, vni: int, mac: str) -> list[dict]:
+    """The `master br0` entries (the bridge's own, not the VXLAN device's) for `mac`."""
+    out = lab.netns_exec(f"vxm-{lab.hosts[host].name}-ov{vni}", "bridge", "-j", "fdb", "show", "br", "br0").stdout
+    return [e for e in json.loads(out or "[]") if e["mac"] == mac and "self" not in e.get("flags", [])]
+
+
+def test_an_address_reused_on_another_host_is_reachable_at_once(lab):
+    """A container gets the address (and so the MAC) a container on another host
+    had: while that one answered pings from h3, h3's bridge learned its MAC on the
+    VXLAN port. The new owner, on h3, must answer h1 at once, not once that
+    learned entry ages out (minutes): its port holds its MAC (a static entry),
+    whatever the bridge learned before."""
+    lab.cli("network", "create", "--subnet", "10.78.0.0/24", "reuse")
+    vni = network(lab, "reuse")["vni"]
+    ip = "10.78.0.50"
+    run(lab, "ru-src", 0, "reuse")
+    run(lab, "ru-peer", 2, "reuse")
+    lab.cli("run", "-d", "--name", "ru-old", "--host", lab.hosts[1].name, "--network", "reuse", "--ip", ip,
+            BUSYBOX, "sleep", "3600")
+    mac = inspect(lab, "ru-old")["networks"]["reuse"]["mac"]
+    assert ping(lab, "ru-peer", ip).returncode == 0
+    # The precondition: h3's bridge learned the old owner's MAC on its VXLAN port.
+    assert [e["ifname"] for e in bridge_entries(lab, 2, vni, mac)] == [f"vx{vni}"]
+    lab.cli("rm", "-f", "ru-old")
+    lab.cli("run", "-d", "--name", "ru-new", "--host", lab.hosts[2].name, "--network", "reuse", "--ip", ip,
+            BUSYBOX, "sleep", "3600")
+    assert inspect(lab, "ru-new")["networks"]["reuse"]["mac"] == mac
+    # h1's table follows the move within a pass; the answer must come then, not minutes later.
+    wait_for(lambda: ping(lab, "ru-src", ip).returncode == 0, 10, f"ru-new at {ip} answering h1")
+    [entry] = bridge_entries(lab, 2, vni, mac)
+    assert entry["ifname"] != f"vx{vni}" and entry["state"] == "static", entry
+    for name in ("ru-src", "ru-peer", "ru-new"):
+        lab.cli("rm", "-f", name)
+    lab.cli("network", "rm", "reuse")
+
+
 def test_two_overlay_networks_are_isolated(lab):
     lab.cli("network", "create", "--subnet", "10.78.0.0/24", "red")
     run(lab, "iso-blue", 0, "blue")

@@ -101,10 +101,10 @@ async def test_exec_is_not_retried_and_reads_carry_no_request_id():
 
 
 def test_an_unknown_outcome_exits_3_and_a_refusal_1(monkeypatch, capsys):
-    async def unknown(_):
+    async def unknown(*_):
         raise OutcomeUnknownError("the outcome is unknown: test")
 
-    async def refused(_):
+    async def refused(*_):
         raise CliError("container 'c1' already exists")
 
     monkeypatch.setattr(cli_main, "user_command", unknown)
@@ -112,3 +112,26 @@ def test_an_unknown_outcome_exits_3_and_a_refusal_1(monkeypatch, capsys):
     monkeypatch.setattr(cli_main, "user_command", refused)
     assert cli_main.main(["--controller", "unix:///a.sock", "ps"]) == 1
     assert "already exists" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [("network", "create", "red"), ("network", "rm", "red"),
+                                  ("network", "connect", "red", "c1"), ("network", "disconnect", "red", "c1"),
+                                  ("network", "prune", "-f")])
+async def test_network_changes_go_to_the_next_controller_with_the_same_request_id(argv):
+    parsed = args(*argv)
+    controllers = Controllers(rpc_error(grpc.StatusCode.UNAVAILABLE, "Socket closed"), 0)
+    assert await call_with_retry(parsed, controllers.attempt(parsed)) == 0
+    (first, id1), (second, id2) = controllers.tries
+    assert (first, second) == ("unix:///a.sock", "unix:///b.sock")
+    assert id1 == id2 and len(id1) == 32
+
+
+async def test_a_network_change_without_an_answer_says_how_to_check():
+    parsed = args("network", "connect", "--request-id", "conn-0001", "red", "c1")
+    always = Controllers(*[rpc_error(grpc.StatusCode.UNAVAILABLE, "Socket closed")] * 50)
+    with pytest.raises(OutcomeUnknownError, match=r"vxmesh inspect c1`, or repeat .* --request-id conn-0001"):
+        await call_with_retry(parsed, always.attempt(parsed), retry_seconds=1.0)
+    parsed = args("network", "create", "red")
+    always = Controllers(*[rpc_error(grpc.StatusCode.UNAVAILABLE, "Socket closed")] * 50)
+    with pytest.raises(OutcomeUnknownError, match=r"vxmesh network inspect red`"):
+        await call_with_retry(parsed, always.attempt(parsed), retry_seconds=1.0)

@@ -72,7 +72,7 @@ def test_flags_override_the_file_which_overrides_the_defaults(tmp_path):
                       "state-root": "/run/vxmesh", "gwbridge-subnet": "172.18.0.0/16",
                       "bridge-subnet": "172.30.0.0/16", "vtep-filter": "on", "vtep-probes": "on", "port-security": "on",
                       "registry": "", "dns": [], "plugin-socket": "/run/docker/plugins/vxmesh.sock",
-                      **TLS_DEFAULTS("agent")}
+                      "docker-api": "/run/docker.sock", **TLS_DEFAULTS("agent")}
     assert agent_config.agent_api(values) == "10.0.0.12:7947"
     assert first_host(values["bridge-subnet"]) == "172.30.0.1"
 
@@ -310,7 +310,7 @@ def test_the_lab_writes_its_config_files_in_the_deployed_format(tmp_path):
         assert config.read_file(AGENT, lab.agent_config(host)) == {
             "name": host.name, "controller": ["10.231.0.2:7946"], "vtep-ip": host.underlay_ip, "api": host.api,
             "registry": "10.231.0.10:5000", "ca": f"{tls}/ca.pem", "cert": f"{tls}/agent-{host.name}.pem", "key": f"{tls}/agent-{host.name}-key.pem",
-            "plugin-socket": str(lab.plugin_socket(host))}
+            "plugin-socket": str(lab.plugin_socket(host)), "docker-api": str(lab.docker_api_socket(host))}
     example_keys = re.findall(r"^([a-z-]+):", (config_files.EXAMPLE_DIR / "etcd.yaml").read_text(), re.MULTILINE)
     for member in lab.etcd_members:
         text = lab.etcd_config(member).read_text()

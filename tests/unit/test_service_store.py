@@ -246,3 +246,38 @@ async def test_the_routing_mesh_and_containers_never_share_a_port(store):
         await store.services.update("web", lambda s: dataclasses.replace(s, ports=[*s.ports, PortMapping("tcp", 9090, 1)]))
     assert [s.name for s in await store.services.list_all()] == ["web"]
     assert [p.host_port for p in (await store.services.get("web")).ports] == [8080, 32768]
+
+
+async def test_the_leader_reads_nothing_from_etcd_while_there_is_no_service(store, etcd, monkeypatch):
+    await cluster(store)
+    reads = []
+    list_containers = store.list_containers
+
+    async def counted():
+        reads.append(cache.revision)
+        return await list_containers()
+    monkeypatch.setattr(store, "list_containers", counted)
+    cache, _, running = await reconcilers(store, etcd, 1)
+    try:
+        # Containers come and go, and each change wakes the leader: without a
+        # service it has nothing to plan, and reads no container.
+        for i in range(5):
+            await store.create_container(f"plain{i}", "h1", [], {}, "", ["blue"])
+        await asyncio.sleep(2.5)                         # more than a periodic pass
+        assert reads == []
+        assert not cache.index.has_service_state()
+        # The control: a service makes every pass read the state again, and run its tasks.
+        await store.services.create(web(2))
+        await wait_until(lambda: cache.index.has_service_state(), 10, "the service in the mirror")
+
+        async def two_tasks() -> bool:
+            return len(await tasks_of(store)) == 2
+        await wait_until(two_tasks, 20, "two tasks")
+        assert reads
+        await store.services.remove("web")
+        await wait_until(lambda: not cache.index.has_service_state(), 20, "tasks and VIP gone from the mirror")
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await cache.stop()

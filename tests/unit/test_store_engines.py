@@ -115,3 +115,60 @@ async def test_engine_endpoints_publish_host_ports_as_run_p_does(store, etcd, pr
     with pytest.raises(FailedPrecondition, match="already published"):
         await store.engines.join("h1", (await store.engines.attach("h1", "docker", "blue")).name, "", "",
                                  ports=(PortMapping("tcp", 18081, 80),))
+
+
+async def test_a_forgotten_endpoint_is_reclaimed_in_one_transaction(store, etcd, prefix):
+    """Its engine forgot it: the rows, address, host port and status go in one
+    etcd revision, so the address is free the moment the endpoint leaves the
+    network (a Detach frees it only once the host confirms the teardown)."""
+    await add_hosts(store)
+    await store.create_network("blue", "10.77.0.0/24")
+    keep = await store.engines.attach("h2", "cni", "blue")
+    lost = await store.engines.attach("h2", "cni", "blue", ports=(PortMapping("tcp", 18080, 80),))
+    ip = lost.attachments[0].ip
+    owned = [kv.key for kv, _ in await snapshot_owned(etcd, prefix, lost.name)]
+    assert any("/ipam/" in k for k in owned) and any("/ports/" in k for k in owned), owned
+    native = await store.create_container("c1", "h1", [], {}, "", ["blue"])
+    with pytest.raises(FailedPrecondition, match="belongs to host 'h2', not 'h1'"):
+        await store.engines.reclaim("h1", lost.name)
+    with pytest.raises(FailedPrecondition, match="vxmesh's own"):
+        await store.engines.reclaim("h1", native.name)
+    before = await etcd.revision()
+    await store.engines.reclaim("h2", lost.name)
+    assert await etcd.revision() == before + 1          # one transaction
+    assert await snapshot_owned(etcd, prefix, lost.name) == []
+    assert {e.ip for e in await store.network_endpoints("blue")} == {keep.attachments[0].ip, native.attachments[0].ip}
+    assert await etcd.get(store.keys.status(lost.name)) is None
+    # the address and the host port are taken again at once
+    heir = await store.engines.attach("h2", "cni", "blue", ip=ip, ports=(PortMapping("tcp", 18080, 80),))
+    assert heir.attachments[0].ip == ip
+    with pytest.raises(NotFound):
+        await store.engines.reclaim("h2", lost.name)
+
+
+async def snapshot_owned(etcd, prefix: str, name: str):
+    """Every key under `prefix` that names container `name`, with its value."""
+    kvs, _ = await etcd.get_prefix(prefix)
+    return [(kv, kv.value) for kv in kvs if name.encode() in kv.value or kv.key.endswith("/" + name)]
+
+
+async def test_the_engines_name_for_a_container_is_an_alias_in_every_hosts_table(store):
+    """libnetwork names no container to its driver: the agent reads Docker's name
+    from Docker's API and records it; the endpoint's row carries it as an alias,
+    which every host's embedded DNS answers (agent/dns/names.py)."""
+    await add_hosts(store)
+    await store.create_network("blue", "10.77.0.0/24")
+    docker = await store.engines.attach("h1", "docker", "blue")
+    named = await store.engines.join("h1", docker.name, "f" * 64, "/var/run/docker/netns/1", "eth0",
+                                     engine_name="web_1")
+    assert named.attachments[0].aliases == ["web_1"]
+    [row] = [e for e in await store.network_endpoints("blue") if e.container == docker.name]
+    assert row.aliases == "web_1" and row.ip == docker.attachments[0].ip
+    # Once: a later join naming it again changes nothing; one naming nothing keeps it.
+    again = await store.engines.join("h1", docker.name, "f" * 64, "/var/run/docker/netns/1", "eth0",
+                                     engine_name="web_1")
+    assert again.attachments[0].aliases == ["web_1"]
+    left = await store.engines.join("h1", docker.name, "", "")
+    assert left.attachments[0].aliases == ["web_1"]
+    with pytest.raises(InvalidArgument, match="invalid container name"):
+        await store.engines.join("h1", docker.name, "", "", engine_name="../x")
