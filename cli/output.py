@@ -274,7 +274,14 @@ def image_json(image: pb.Image) -> dict:
         "Config": {"Entrypoint": list(config.entrypoint) or None, "Cmd": list(config.cmd) or None,
                    "Env": list(config.env), "WorkingDir": config.working_dir, "User": config.user,
                    "ExposedPorts": {p: {} for p in config.exposed_ports}, "Labels": dict(config.labels),
-                   "StopSignal": config.stop_signal},
+                   "StopSignal": config.stop_signal,
+                   # Docker leaves it out when the image has none.
+                   **({"Healthcheck": {"Test": list(config.healthcheck_test),
+                                       "Interval": config.healthcheck_interval,
+                                       "Timeout": config.healthcheck_timeout,
+                                       "StartPeriod": config.healthcheck_start_period,
+                                       "Retries": config.healthcheck_retries}}
+                      if config.healthcheck_test else {})},
     }
 
 

@@ -1045,7 +1045,7 @@ class ImageLines(_message.Message):
     def __init__(self, lines: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ImageConfig(_message.Message):
-    __slots__ = ("entrypoint", "cmd", "env", "working_dir", "user", "exposed_ports", "labels", "stop_signal")
+    __slots__ = ("entrypoint", "cmd", "env", "working_dir", "user", "exposed_ports", "labels", "stop_signal", "healthcheck_test", "healthcheck_interval", "healthcheck_timeout", "healthcheck_start_period", "healthcheck_retries")
     class LabelsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -1061,6 +1061,11 @@ class ImageConfig(_message.Message):
     EXPOSED_PORTS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
     STOP_SIGNAL_FIELD_NUMBER: _ClassVar[int]
+    HEALTHCHECK_TEST_FIELD_NUMBER: _ClassVar[int]
+    HEALTHCHECK_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    HEALTHCHECK_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    HEALTHCHECK_START_PERIOD_FIELD_NUMBER: _ClassVar[int]
+    HEALTHCHECK_RETRIES_FIELD_NUMBER: _ClassVar[int]
     entrypoint: _containers.RepeatedScalarFieldContainer[str]
     cmd: _containers.RepeatedScalarFieldContainer[str]
     env: _containers.RepeatedScalarFieldContainer[str]
@@ -1069,7 +1074,12 @@ class ImageConfig(_message.Message):
     exposed_ports: _containers.RepeatedScalarFieldContainer[str]
     labels: _containers.ScalarMap[str, str]
     stop_signal: str
-    def __init__(self, entrypoint: _Optional[_Iterable[str]] = ..., cmd: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., stop_signal: _Optional[str] = ...) -> None: ...
+    healthcheck_test: _containers.RepeatedScalarFieldContainer[str]
+    healthcheck_interval: int
+    healthcheck_timeout: int
+    healthcheck_start_period: int
+    healthcheck_retries: int
+    def __init__(self, entrypoint: _Optional[_Iterable[str]] = ..., cmd: _Optional[_Iterable[str]] = ..., env: _Optional[_Iterable[str]] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., stop_signal: _Optional[str] = ..., healthcheck_test: _Optional[_Iterable[str]] = ..., healthcheck_interval: _Optional[int] = ..., healthcheck_timeout: _Optional[int] = ..., healthcheck_start_period: _Optional[int] = ..., healthcheck_retries: _Optional[int] = ...) -> None: ...
 
 class Image(_message.Message):
     __slots__ = ("reference", "id", "digest", "created", "size", "architecture", "os", "config")

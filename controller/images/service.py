@@ -19,6 +19,7 @@ from controller.user_errors import user_errors
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.errors import FailedPrecondition, ResourceExhausted
+from proto.image_config import Healthcheck
 
 # An archive larger than this is refused while it arrives.
 MAX_ARCHIVE_BYTES = 16 * 1024 ** 3
@@ -81,10 +82,13 @@ class ImagesService(pb_grpc.ImagesServicer):
 
 def to_wire(info: ImageInfo) -> pb.Image:
     config = info.config
+    check = config.healthcheck or Healthcheck(())
     return pb.Image(
         reference=str(info.reference), id=info.id, digest=info.digest, created=config.created,
         size=info.size, architecture=config.architecture, os=config.os,
         config=pb.ImageConfig(entrypoint=config.entrypoint, cmd=config.cmd, env=config.env,
                               working_dir=config.working_dir, user=config.user,
                               exposed_ports=config.exposed_ports, labels=config.labels,
-                              stop_signal=config.stop_signal))
+                              stop_signal=config.stop_signal, healthcheck_test=check.test,
+                              healthcheck_interval=check.interval_ns, healthcheck_timeout=check.timeout_ns,
+                              healthcheck_start_period=check.start_period_ns, healthcheck_retries=check.retries))

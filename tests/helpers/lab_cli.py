@@ -68,6 +68,7 @@ def container_facts(found: dict) -> dict:
         "security_opt": limits["SecurityOpt"] or [],
         "ulimits": [f"{u['Name']}={u['Soft']}:{u['Hard']}" for u in limits["Ulimits"] or []],
         "engine": own["Engine"], "engine_id": own["EngineId"],
+        "health": (state.get("Health") or {}).get("Status", ""),     # "": no health check
     }
 
 

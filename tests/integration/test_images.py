@@ -130,6 +130,7 @@ def test_image_load_of_an_oci_archive_inspect_and_rm(lab, tmp_path):
     assert listed["busybox:oci"]["Id"] == listed["busybox:oci2"]["Id"]
     [detail] = json.loads(lab.cli("image", "inspect", "busybox:oci").stdout)
     assert detail["Config"]["Cmd"] == ["sh"] and detail["Config"]["ExposedPorts"] == {"80/tcp": {}}
+    assert "Healthcheck" not in detail["Config"]            # Docker leaves it out: the image has none
     assert detail["Reference"] == "docker.io/library/busybox:oci" and detail["Os"] == "linux"
     # By id: both names of the image.
     by_id = json.loads(lab.cli("image", "inspect", detail["Id"].removeprefix("sha256:")[:12]).stdout)

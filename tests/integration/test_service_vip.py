@@ -230,6 +230,8 @@ def test_the_images_healthcheck_checks_tasks_and_containers_unless_disabled(lab)
     """CHECKED's HEALTHCHECK (no --health-cmd given) is run in its tasks and in a plain
     container; --no-healthcheck turns it off: the control's task, sick as the other,
     stays in the balancer and is not replaced."""
+    [image] = json.loads(lab.cli("image", "inspect", CHECKED).stdout)
+    assert image["Config"]["Healthcheck"]["Test"] == ["CMD-SHELL", f"test ! -e {SICK_FILE}"]
     lab.cli("service", "create", "--name", "imgcheck", "--replicas", "2", "--network", "blue",
             "--restart-delay", "3s", CHECKED)
     lab.cli("service", "create", "--name", "nocheck", "--network", "blue", "--no-healthcheck", CHECKED)
