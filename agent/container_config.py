@@ -28,4 +28,5 @@ def container_config(spec: ContainerSpec, image: Image, netns_path: str) -> Cont
         security=Security(privileged=spec.privileged, cap_add=tuple(spec.cap_add),
                           cap_drop=tuple(spec.cap_drop), seccomp=spec.seccomp or SECCOMP_DEFAULT,
                           seccomp_profile=spec.seccomp_profile,
-                          no_new_privileges=not spec.allow_new_privileges))
+                          no_new_privileges=not spec.allow_new_privileges),
+        open_stdin=spec.open_stdin, tty=spec.tty)

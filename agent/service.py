@@ -55,7 +55,8 @@ class HostAgentService(pb_grpc.HostAgentServicer):
             await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(err))
 
     async def ExecAttached(self, request_iterator, context):
-        """exec -i / -t: the first message starts the command, the rest feed it."""
+        """exec -i / -t: the first message starts the command, the rest feed it; with
+        first_process (run -i / -t), they feed the container's own process."""
         first = await anext(request_iterator, None)
         if first is None or not first.HasField("start"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "an attached exec starts with its request")
@@ -64,8 +65,12 @@ class HostAgentService(pb_grpc.HostAgentServicer):
         pump = asyncio.create_task(_pump(request_iterator, inputs))
         try:
             container_id = self._container_id(start.container)
-            async for kind, data in self.runtime.exec_attached(
-                    container_id, list(start.command), dict(start.env), start.tty, (start.rows, start.cols), inputs):
+            if start.first_process:     # run -i / -t: the container's own process
+                output = self.runtime.attach(container_id, (start.rows, start.cols), inputs)
+            else:
+                output = self.runtime.exec_attached(container_id, list(start.command), dict(start.env), start.tty,
+                                                    (start.rows, start.cols), inputs)
+            async for kind, data in output:
                 if kind == "stdout":
                     yield pb.ExecOutput(stdout=data)
                 elif kind == "stderr":
@@ -98,6 +103,8 @@ class HostAgentService(pb_grpc.HostAgentServicer):
                 # Whether it runs is asked before reading: what it wrote before
                 # stopping is then read to the end before the stream ends.
                 running = request.follow and await self._running(container_id)
+                if request.follow and not running:
+                    await self.runtime.drained(container_id)   # a -t container's last output
                 while chunk := await asyncio.to_thread(log_file.read, LOG_CHUNK):
                     yield pb.LogChunk(data=chunk)
                 if not running:

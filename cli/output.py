@@ -45,6 +45,98 @@ def container_json(detail: pb.ContainerDetail) -> dict:
     }
 
 
+# Docker's time for "never" (Go's zero time), as its inspect prints StartedAt of a container never started.
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+def rfc3339(t: float) -> str:
+    """A time as Docker's inspect writes it (UTC, nanoseconds)."""
+    if not t:
+        return ZERO_TIME
+    when = datetime.datetime.fromtimestamp(t, datetime.timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond * 1000:09d}Z"
+
+
+def container_inspect_json(detail: pb.ContainerDetail, networks: dict[str, Network]) -> dict:
+    """`inspect`: Docker's structure and field names for what Docker has; what only
+    vxmesh knows (the host, the image's reference and digest, the engine owning an
+    endpoint, a service's task) under "Vxmesh". `networks`: for each attachment's
+    gateway, prefix length and network id."""
+    spec = ContainerSpec.from_wire(detail.spec)
+    status = ContainerStatus.from_wire(detail.status)
+    process = [*(spec.entrypoint if spec.entrypoint_set else []), *spec.command]
+    state = {"Status": status.state, "Running": status.state == "running", "Paused": False,
+             "Restarting": False, "OOMKilled": status.oom_killed, "Dead": False, "Pid": status.pid,
+             "ExitCode": status.exit_code, "Error": status.error, "StartedAt": rfc3339(status.started_at),
+             "FinishedAt": rfc3339(status.finished_at)}
+    if spec.health_cmd:
+        state["Health"] = {"Status": status.health or "starting"}
+    published: dict[str, list[dict] | None] = {}
+    for port in spec.ports:
+        published.setdefault(f"{port.container_port}/{port.protocol}", []).append(
+            {"HostIp": "0.0.0.0", "HostPort": str(port.host_port)})
+    return {
+        "Id": spec.id, "Created": rfc3339(spec.created_at),
+        "Path": process[0] if process else "", "Args": process[1:],
+        "State": state, "Image": spec.image_id, "Name": f"/{spec.name}", "RestartCount": status.restart_count,
+        "HostConfig": {
+            "NetworkMode": _network_mode(spec),
+            "RestartPolicy": {"Name": spec.restart_policy or "no", "MaximumRetryCount": spec.restart_max_retries},
+            "PortBindings": _port_bindings(spec),
+            "AutoRemove": spec.auto_remove,
+            "Binds": [f"{m.source}:{m.target}{':ro' if m.readonly else ''}" for m in spec.mounts] or None,
+            "Memory": spec.memory_bytes, "NanoCpus": int(round(spec.cpus * 1e9)),
+            "PidsLimit": spec.pids_limit or None,
+            "CapAdd": spec.cap_add or None, "CapDrop": spec.cap_drop or None, "Privileged": spec.privileged,
+            "ReadonlyRootfs": spec.read_only, "SecurityOpt": security_opt(spec) or None,
+            "Ulimits": [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in spec.ulimits] or None,
+        },
+        "Mounts": [{"Type": "bind", "Source": m.source, "Destination": m.target, "Mode": "ro" if m.readonly else "",
+                    "RW": not m.readonly, "Propagation": "rprivate"} for m in spec.mounts],
+        "Config": {
+            "Hostname": spec.hostname or spec.name, "User": spec.user, "Tty": spec.tty, "OpenStdin": spec.open_stdin,
+            "Env": [f"{k}={v}" for k, v in spec.env.items()], "Cmd": spec.command or None,
+            "Image": familiar(spec.image), "WorkingDir": spec.working_dir,
+            "Entrypoint": list(spec.entrypoint) if spec.entrypoint_set else None,   # [] : cleared
+            "Labels": spec.labels, "ExposedPorts": {p: {} for p in spec.exposed_ports} or None,
+        },
+        "NetworkSettings": {
+            "Ports": {**published, **{p: None for p in spec.exposed_ports if p not in published}},
+            "Networks": {a.network: _endpoint_settings(a, networks.get(a.network)) for a in spec.attachments},
+        },
+        "Vxmesh": {
+            "Host": spec.host, "ImageReference": spec.image, "ImageDigest": spec.image_digest,
+            "Engine": spec.engine, "EngineId": spec.engine_id, "Service": spec.service,
+        },
+    }
+
+
+def _port_bindings(spec: ContainerSpec) -> dict[str, list[dict]]:
+    """What -p asked for: the host port given, "" where one was chosen."""
+    bindings: dict[str, list[dict]] = {}
+    for port in spec.ports:
+        bindings.setdefault(f"{port.container_port}/{port.protocol}", []).append(
+            {"HostIp": "", "HostPort": "" if port.dynamic else str(port.host_port)})
+    return bindings
+
+
+def _network_mode(spec: ContainerSpec) -> str:
+    """HostConfig.NetworkMode as Docker writes it: the mode, or the first network given."""
+    if spec.network_mode:
+        return spec.network_mode
+    return spec.attachments[0].network if spec.attachments else "default"
+
+
+def _endpoint_settings(attachment, network: Network | None) -> dict:
+    gateway, prefix = "", 0
+    if network is not None and network.subnet:
+        gateway = network.gateway
+        prefix = int(network.subnet.rsplit("/", 1)[1])
+    return {"IPAMConfig": None, "Aliases": list(attachment.aliases) or None,
+            "NetworkID": network.id if network is not None else "", "Gateway": gateway,
+            "IPAddress": attachment.ip, "IPPrefixLen": prefix, "MacAddress": attachment.mac}
+
+
 def _restart_text(spec: ContainerSpec) -> str:
     policy = spec.restart_policy or "no"
     return f"{policy}:{spec.restart_max_retries}" if spec.restart_max_retries else policy
@@ -69,12 +161,37 @@ def security_opt(spec: ContainerSpec) -> list[str]:
 
 
 def network_json(detail: pb.NetworkDetail) -> dict:
+    """`network inspect`: Docker's structure and field names; what only vxmesh knows
+    (the VNI, each container's host and engine) under "Vxmesh"."""
     network = Network.from_wire(detail.network)
-    data = dict(network.to_dict())
-    data["endpoints"] = [{"container": e.container, "host": e.host, "ip": e.ip, "mac": e.mac,
-                          "engine": e.engine}
-                         for e in (Endpoint.from_wire(x) for x in detail.endpoints)]
-    return data
+    endpoints = [Endpoint.from_wire(x) for x in detail.endpoints]
+    prefix = "/" + network.subnet.rsplit("/", 1)[1] if network.subnet else ""
+    config = {"Subnet": network.subnet, "Gateway": network.gateway}
+    if network.ip_range:
+        config["IPRange"] = network.ip_range
+    options = {}
+    if network.vni:
+        options["com.docker.network.driver.overlay.vxlanid_list"] = str(network.vni)
+    return {
+        "Name": network.name, "Id": network.id, "Created": rfc3339(network.created_at),
+        "Scope": "swarm" if network.scope == "global" else network.scope or "local", "Driver": network.driver,
+        "EnableIPv6": False,
+        "IPAM": {"Driver": "default", "Options": None, "Config": [config] if network.subnet else []},
+        "Internal": network.internal, "Attachable": network.attachable, "Ingress": False,
+        "Containers": {_endpoint_key(e): {"Name": e.container, "MacAddress": e.mac,
+                                          "IPv4Address": f"{e.ip}{prefix}" if e.ip else "", "IPv6Address": ""}
+                       for e in endpoints},
+        "Options": options, "Labels": network.labels,
+        "Vxmesh": {
+            "VNI": network.vni, "Builtin": network.builtin,
+            "Containers": {_endpoint_key(e): {"Host": e.host, "Engine": e.engine} for e in endpoints},
+        },
+    }
+
+
+def _endpoint_key(endpoint: Endpoint) -> str:
+    """Docker keys a network's containers by id; an endpoint not yet knowing it, by name."""
+    return endpoint.container_id or endpoint.container
 
 
 def network_rows(networks: list[Network]) -> str:

@@ -163,6 +163,9 @@ def _container_parsers(sub: argparse._SubParsersAction, management: bool = False
     run.add_argument("-d", "--detach", action="store_true",
                      help="run in the background and print the id (without: stream its output, exit with its code)")
     run.add_argument("--rm", action="store_true", help="remove the container when it exits")
+    run.add_argument("-i", "--interactive", action="store_true",
+                     help="keep the container's standard input open (without -d: pass yours to it)")
+    run.add_argument("-t", "--tty", action="store_true", help="give the container a pseudo-terminal")
     run.add_argument("--name", default="", help="the container's name (default: a generated one)")
     run.add_argument("--host", default="", help="host to run on (default: least loaded live host)")
     run.add_argument("--network", "--net", action="append", default=[],

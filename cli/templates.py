@@ -1,6 +1,9 @@
 """--format as Docker's Go templates take it, for what scripts use: text with
-`{{.Field}}`, `{{.A.B}}`, `{{json .}}` / `{{json .Field}}`, `{{upper ...}}`,
-`{{lower ...}}`, and a leading `table` for a header row and aligned columns.
+`{{.Field}}`, `{{.A.B}}`, `{{.}}`, `{{json .}}` / `{{json .Field}}`,
+`{{upper ...}}`, `{{lower ...}}`, `{{range .X}}...{{else}}...{{end}}` (over
+a list's items or a map's values in key order, as Go's), `{{if .X}}...
+{{else}}...{{end}}`, and a leading `table` for a header row and aligned
+columns.
 
 Fields are found without regard to case or underscores (`{{.Names}}`,
 `{{.exit_code}}` and `{{.ExitCode}}` all work); a missing one is an error
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from cli.options import CliError
 
@@ -45,7 +49,8 @@ def _text(value) -> str:
     return str(value)
 
 
-def _evaluate(expression: str, data, template: str) -> str:
+def _value(expression: str, data, template: str):
+    """What a pipeline gives: a field of `data` (the dot), through any functions before it."""
     words = expression.split()
     if not words or not words[-1].startswith("."):
         raise CliError(f"template {template!r}: cannot evaluate {{{{{expression}}}}}")
@@ -54,14 +59,86 @@ def _evaluate(expression: str, data, template: str) -> str:
         if function not in FUNCTIONS:
             raise CliError(f"template {template!r}: function {function!r} not defined")
         value = FUNCTIONS[function](value)
-        value = value if isinstance(value, str) else _text(value)
-    return _text(value)
+    return value
+
+
+def _truthy(value) -> bool:
+    """Go's rule for if and range: false, 0, "", nil and empty collections are false."""
+    return bool(value)
+
+
+@dataclass
+class _Block:
+    """`range` or `if` with its body and its else body; the root is a block without a kind."""
+    kind: str = ""
+    expression: str = ""
+    body: list = field(default_factory=list)
+    otherwise: list = field(default_factory=list)
+    in_else: bool = False
+
+    def add(self, node) -> None:
+        (self.otherwise if self.in_else else self.body).append(node)
+
+
+def _parse(body: str, template: str) -> list:
+    """Text (str), actions (("action", expression)) and blocks, nested."""
+    root = _Block()
+    stack = [root]
+    position = 0
+    for match in _ACTION.finditer(body):
+        if match.start() > position:
+            stack[-1].add(body[position:match.start()])
+        position = match.end()
+        expression = match.group(1)
+        word = expression.split(maxsplit=1)[0] if expression.split() else ""
+        if word in ("range", "if"):
+            block = _Block(word, expression[len(word):].strip())
+            stack[-1].add(block)
+            stack.append(block)
+        elif word == "else":
+            if len(stack) == 1 or stack[-1].in_else:
+                raise CliError(f"template {template!r}: unexpected {{{{else}}}}")
+            stack[-1].in_else = True
+        elif word == "end":
+            if len(stack) == 1:
+                raise CliError(f"template {template!r}: unexpected {{{{end}}}}")
+            stack.pop()
+        else:
+            stack[-1].add(("action", expression))
+    if position < len(body):
+        stack[-1].add(body[position:])
+    if len(stack) > 1:
+        raise CliError(f"template {template!r}: unexpected EOF: {{{{{stack[-1].kind}}}}} without {{{{end}}}}")
+    return root.body
+
+
+def _execute(nodes: list, data, template: str) -> str:
+    out = []
+    for node in nodes:
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, tuple):
+            out.append(_text(_value(node[1], data, template)))
+        elif node.kind == "if":
+            chosen = node.body if _truthy(_value(node.expression, data, template)) else node.otherwise
+            out.append(_execute(chosen, data, template))
+        else:
+            items = _value(node.expression, data, template)
+            if isinstance(items, Mapping):
+                items = [items[k] for k in sorted(items)]
+            elif items is not None and not isinstance(items, list):
+                raise CliError(f"template {template!r}: range can't iterate over {_text(items)}")
+            if items:
+                out.extend(_execute(node.body, item, template) for item in items)
+            else:
+                out.append(_execute(node.otherwise, data, template))
+    return "".join(out)
 
 
 def render(template: str, data) -> str:
     """One line of output: `template` (without a `table` prefix) applied to `data`."""
     body = template.replace("\\t", "\t").replace("\\n", "\n")
-    return _ACTION.sub(lambda m: _evaluate(m.group(1), data, template), body)
+    return _execute(_parse(body, template), data, template)
 
 
 def render_all(template: str, items: list) -> str:

@@ -73,6 +73,8 @@ class RunOptions:
     remove_on_exit: bool = False             # run -d --rm
     restart_policy: str = ""
     restart_max_retries: int = 0
+    open_stdin: bool = False                 # -i
+    tty: bool = False                        # -t
     # A health check (services' tasks): `sh -c health_cmd` every interval.
     health_cmd: str = ""
     health_interval: float = 0.0
@@ -95,7 +97,8 @@ def from_request(request) -> RunOptions:
         ulimits=tuple(Ulimit.from_wire(u) for u in request.ulimits), aliases=tuple(request.aliases),
         ip=request.ip, publish_all=request.publish_all, expose=tuple(canonical_port(p) for p in request.expose),
         labels=tuple(sorted(request.labels.items())), remove_on_exit=request.auto_remove and request.detach,
-        restart_policy=request.restart_policy, restart_max_retries=request.restart_max_retries)
+        restart_policy=request.restart_policy, restart_max_retries=request.restart_max_retries,
+        open_stdin=request.interactive, tty=request.tty)
 
 
 def canonical_port(text: str) -> str:

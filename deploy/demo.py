@@ -29,7 +29,9 @@ def build_demo(lab: Lab) -> list[dict]:
         name = f"c{index}"
         lab.cli("run", "-d", "--name", name, "--host", host.name, "--network", DEMO_NETWORK,
                 DEMO_IMAGE, "sleep", "infinity")
-        containers.extend(json.loads(lab.cli("inspect", name).stdout))
+        [found] = json.loads(lab.cli("inspect", name).stdout)
+        containers.append({"name": name, "host": found["Vxmesh"]["Host"],
+                           "ip": found["NetworkSettings"]["Networks"][DEMO_NETWORK]["IPAddress"]})
     return containers
 
 
@@ -39,7 +41,7 @@ def connectivity_matrix(lab: Lab, containers: list[dict]) -> tuple[str, bool]:
 
     def ping(pair) -> bool:
         src, dst = pair
-        ip = dst["networks"][DEMO_NETWORK]["ip"]
+        ip = dst["ip"]
         return lab.cli("exec", src["name"], "--", "ping", "-c", "1", "-W", "2", ip, check=False).returncode == 0
 
     with ThreadPoolExecutor(max_workers=6) as pool:
@@ -96,7 +98,7 @@ Try next (the CLI reaches the lab's controller through its unix socket):
   .venv/bin/vxmesh network create --subnet 10.77.0.0/24 blue
   .venv/bin/vxmesh run -d --name b1 --host {h1} --network blue busybox sleep infinity
   .venv/bin/vxmesh run -d --name b2 --host {h2} --network blue busybox httpd -f -p 80 -h /var/www
-  .venv/bin/vxmesh exec b1 -- wget -qO- http://$(.venv/bin/vxmesh inspect b2 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["networks"]["blue"]["ip"])')/
+  .venv/bin/vxmesh exec b1 -- wget -qO- http://$(.venv/bin/vxmesh inspect -f '{{{{.NetworkSettings.Networks.blue.IPAddress}}}}' b2)/
   .venv/bin/vxmesh tables {h1}
   .venv/bin/vxmesh ps
   .venv/bin/vxmesh service ps web; .venv/bin/vxmesh service scale web=5

@@ -120,6 +120,9 @@ class Endpoint(Record):
     container_id: str = ""
     aliases: str = ""
     engine: str = ""  # the engine owning it ("docker", "cni"); "" for vxmesh's own
+    # Not running, by its host's last report (controller/store/containers.py,
+    # put_status): the other hosts' embedded DNS stops answering its names.
+    stopped: bool = False
 
 
 @dataclass
@@ -228,6 +231,9 @@ class ContainerSpec(Record):
     sandbox: str = ""
     interface: str = ""
     engine_endpoint: str = ""
+    # run -i / -t: the first process gets a stdin / a pseudo-terminal its agent holds.
+    open_stdin: bool = False
+    tty: bool = False
 
     @property
     def pinned_image(self) -> str:

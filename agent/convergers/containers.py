@@ -210,6 +210,8 @@ class Containers:
                 self.dns.stop(spec.id)
         else:
             self._watch_exit(spec)
+        if self.dns is not None:
+            self.dns.follow(spec.id, running)   # its names resolve while it runs
         self.health.follow(spec, running)
         return running
 
@@ -228,6 +230,8 @@ class Containers:
             self.wired.pop(spec.name, None)
             if not spec.sandbox and spec.name not in self.adopting:
                 await self.interfaces.release_engine(spec)
+        if self.dns is not None:
+            self.dns.follow(spec.id, joined)    # named while its engine has it joined
         return joined
 
     def _restart_due(self, spec: ContainerSpec, state, record: LocalContainer) -> bool:

@@ -1,6 +1,11 @@
 """The embedded DNS kept in line with the view: the name table rebuilt on every
 pass (so an answer never outlives the container by more than one pass), a
-listener in every running container's namespace, and the files it reads."""
+listener in every running container's namespace, and the files it reads.
+
+As in Docker, only running containers have names: this host's own by what
+the containers converger found (`follow`, the table rebuilt at the next
+lookup when one starts or stops), the other hosts' by their endpoints'
+`stopped` mark (their hosts' reports, through the controller)."""
 from __future__ import annotations
 
 from agent import names
@@ -16,19 +21,48 @@ class EmbeddedDns:
     def __init__(self, host: str, upstreams: list[tuple[str, int]], container_nameservers: list[str]) -> None:
         self.host = host
         self.table = NameTable()
-        self.resolver = Resolver(lambda: self.table, upstreams)
+        self.resolver = Resolver(self.names, upstreams)
         self.listeners = Listeners(self.resolver)
         self.container_nameservers = container_nameservers   # for the default bridge's resolv.conf
         self._asks_on: dict[str, list[str]] = {}             # container name -> its user networks
+        self._view: View | None = None
+        self._running: set[str] = set()    # ids of this host's containers running now
+        self._stale = False                # one of them started or stopped since the table was built
 
     def refresh(self, view: View) -> None:
         """Rebuild the names from the view (every pass, before containers change)."""
-        networks = view.networks()
+        self._view = view
+        self._build()
         local = view.containers()
-        self.table = NameTable(container_records(networks, view.all_endpoints(), local.values(), self.host)
-                               + service_records(networks, view.all_vips()))
+        networks = view.networks()
         self._asks_on = {spec.name: [n for n in spec.networks if n in networks and not networks[n].builtin]
                          for spec in local.values()}
+
+    def names(self) -> NameTable:
+        """The table a lookup reads: rebuilt first when a local container started or
+        stopped since, so its names come and go with it, not a pass later."""
+        if self._stale:
+            self._build()
+        return self.table
+
+    def follow(self, container_id: str, running: bool) -> None:
+        """What the containers converger found: whether this host's container runs."""
+        if (container_id in self._running) != running:
+            if running:
+                self._running.add(container_id)
+            else:
+                self._running.discard(container_id)
+            self._stale = True
+
+    def _build(self) -> None:
+        self._stale = False
+        view = self._view
+        if view is None:
+            return
+        networks = view.networks()
+        running = [spec for spec in view.containers().values() if spec.id in self._running]
+        self.table = NameTable(container_records(networks, view.all_endpoints(), running, self.host)
+                               + service_records(networks, view.all_vips()))
 
     async def serve(self, spec: ContainerSpec, networks: dict[str, Network]) -> None:
         """A listener in the container's own namespace, when it is on a user network."""
@@ -40,6 +74,7 @@ class EmbeddedDns:
                                    lambda: self._asks_on.get(name, []))
 
     def stop(self, container_id: str) -> None:
+        self.follow(container_id, False)
         self.listeners.close(container_id)
 
     def files(self, owner: ContainerSpec, networks: dict[str, Network]) -> tuple[tuple[str, ...], str]:

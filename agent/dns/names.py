@@ -38,7 +38,9 @@ def container_records(networks: dict[str, Network], endpoints: Iterable[Endpoint
                       local: Iterable[ContainerSpec], host: str) -> list[NameRecord]:
     """The name records of the containers on user networks this host holds:
     never the default bridge (Docker gives it no names), and a local-scope
-    network's only from this host (a bridge network is per host)."""
+    network's only from this host (a bridge network is per host). `local` are
+    this host's running containers; the endpoints of other hosts' that do not
+    run say so (`stopped`)."""
     records: dict[tuple[str, str], NameRecord] = {}
 
     def add(network: str, container: str, names: list[str], ip: str) -> None:
@@ -57,6 +59,8 @@ def container_records(networks: dict[str, Network], endpoints: Iterable[Endpoint
             continue
         if endpoint.container.startswith(MESH_LEG_PREFIX):
             continue        # a host's routing-mesh leg: no container, no name
+        if endpoint.stopped:
+            continue        # as in Docker, a container that is not running has no name
         add(endpoint.network, endpoint.container,
             container_names(endpoint.container, endpoint.container_id, endpoint.aliases.split()), endpoint.ip)
     return list(records.values())

@@ -73,7 +73,7 @@ async def run(crun: Crun, container_id: str, name: str, files: ContainerDir, com
         for fd in set(child):          # the command holds them now
             os.close(fd)
             opened.remove(fd)
-        feeding = asyncio.create_task(_feed(inputs, stdin_write, tty, opened))
+        feeding = asyncio.create_task(feed(inputs, stdin_write, tty, opened))
         async for item in _output(proc, streams, pid_file, name):
             yield item
     finally:
@@ -91,8 +91,9 @@ async def run(crun: Crun, container_id: str, name: str, files: ContainerDir, com
             path.unlink(missing_ok=True)
 
 
-async def _feed(inputs: asyncio.Queue[Input], fd: int, tty: bool, opened: list[int]) -> None:
-    """What the user sends, to the command's stdin (the terminal's master with a tty)."""
+async def feed(inputs: asyncio.Queue[Input], fd: int, tty: bool, opened: list[int]) -> None:
+    """What the user sends, to the command's stdin (the terminal's master with a tty);
+    at the end of input a pipe is closed (and taken out of `opened`)."""
     while True:
         item = await inputs.get()
         if item.rows and tty:

@@ -142,7 +142,8 @@ def _write_process(files: ContainerDir, path: Path, command: list[str], env: dic
         if not key or "=" in key or "\0" in key or "\0" in value:
             raise ContainerError(f"exec: invalid environment variable {key!r}")
         merged[key] = value
-    write_private(path, json.dumps({**base, "args": list(command),
+    # An exec's terminal, if any, is the agent's (exec_attached.py), never crun's.
+    write_private(path, json.dumps({**base, "terminal": False, "args": list(command),
                                     "env": [f"{k}={v}" for k, v in merged.items()]}))
 
 

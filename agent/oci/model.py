@@ -82,6 +82,9 @@ class ContainerConfig:
     # /etc/resolv.conf ("" = none bound: the image's own, if any).
     hosts_entries: tuple[str, ...] = ()
     resolv_conf: str = ""
+    # run -i / -t: the first process's stdin / a pseudo-terminal held by the agent (first_process_io.py).
+    open_stdin: bool = False
+    tty: bool = False
 
     def check(self) -> None:
         """Raise ContainerError naming the first field that cannot work."""

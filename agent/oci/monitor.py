@@ -54,10 +54,12 @@ class Launch:
     crun_root: Path
     overlay: Overlay
     hide_controllers: Path | None     # an empty file, or None
+    create_options: tuple[str, ...] = ()   # more options of `crun create` (run -t: --console-socket)
 
 
-async def create(launch: Launch, files: ContainerDir) -> int:
-    """Have conmon create the container; return the container's host PID."""
+async def create(launch: Launch, files: ContainerDir, stdin: int | None = None) -> int:
+    """Have conmon create the container; return the container's host PID. Its first
+    process's stdin is /dev/null, or `stdin` (run -i), passed through conmon."""
     try:
         argv = _argv(launch, files)
     except ToolError as e:
@@ -68,7 +70,7 @@ async def create(launch: Launch, files: ContainerDir) -> int:
         try:
             launcher = await asyncio.create_subprocess_exec(
                 *argv,
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
+                stdin=asyncio.subprocess.DEVNULL if stdin is None else stdin, stdout=log, stderr=log,
                 pass_fds=(write_end,), cwd=files.monitor, start_new_session=True,
                 env={"PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
                      "_OCI_SYNCPIPE": str(write_end)})
@@ -107,6 +109,7 @@ def _argv(launch: Launch, files: ContainerDir) -> list[str]:
         "--log-path", "passthrough", "--persist-dir", str(files.monitor), "--log-level", "error",
         "--runtime-arg", f"--root={launch.crun_root}", "--runtime-arg", "--cgroup-manager=cgroupfs",
         "--runtime-arg", f"--log=file:{files.crun_log}",
+        *(f"--runtime-opt={option}" for option in launch.create_options),
     ]
     hide = str(launch.hide_controllers) if launch.hide_controllers else ""
     return [tools.binary("unshare"), "--mount", "--propagation", "slave", "sh", "-c", LAUNCH,

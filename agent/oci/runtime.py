@@ -13,12 +13,14 @@ and cgroups under `<hierarchy>/<cgroup parent>/<id>`.
 All truth lives on disk, in crun's state, in /proc and in the cgroup tree,
 never in this object: a new Runtime built after an agent restart (or
 crash) finds every container as the old one left it, still running under
-its conmon.
+its conmon. The one exception is the input of a `run -i`/`-t` container
+(first_process_io.py), which lives in the agent's descriptors.
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import platform
 import signal as signals
@@ -30,6 +32,7 @@ from agent.oci import exec_attached, exec_session, monitor, process, processes, 
 from agent.oci.cgroups import UNIFIED, HostCgroups
 from agent.oci.container_dir import ContainerDir, Launched, Record, StartFailure
 from agent.oci.crun import Crun
+from agent.oci.first_process_io import DRAIN_SECONDS, FirstProcessIO
 from agent.oci.model import (
     CONTAINER_ID,
     CREATED,
@@ -72,6 +75,9 @@ class Runtime:
         self._locks: dict[str, asyncio.Lock] = {}
         # Held while a cgroup is created under the parent or the parent is removed.
         self._parent_lock = asyncio.Lock()
+        # run -i / -t: the first process's stdin or terminal, while it runs (first_process_io.py).
+        self._first_io: dict[str, FirstProcessIO] = {}
+        self._closing: set[asyncio.Task] = set()
 
     def log_path(self, container_id: str) -> Path:
         return self._dir(container_id).log_file
@@ -92,16 +98,39 @@ class Runtime:
             if current is not None and current.state == RUNNING:
                 return current
             await self.crun.delete(config.id)  # the previous run's state, if any
+            self._drop_first_io(config.id)
+            io = None
+            if config.open_stdin or config.tty:
+                io = FirstProcessIO(config.tty, files.log_file, self.root / "tty" / f"{config.id[:16]}.sock")
+            receiving = asyncio.create_task(io.receive()) if io is not None else None
             try:
                 await asyncio.to_thread(self._prepare, files, config)
+                launch = self._launch(config, files)
+                if io is not None:
+                    launch = dataclasses.replace(launch, create_options=tuple(io.runtime_options))
                 async with self._parent_lock:
-                    pid = await monitor.create(self._launch(config, files), files)
+                    pid = await monitor.create(launch, files, stdin=io and io.child_stdin)
+                if io is not None and receiving is not None:
+                    await receiving
+                    io.started()
                 launched = await asyncio.to_thread(self._launched, files, pid)
                 await self.crun.start(config.id)
             except ContainerError as e:
+                if io is not None:
+                    io.close()
                 await self._failed_start(config, files, str(e))
                 raise
+            finally:
+                if receiving is not None and not receiving.done():
+                    if io is not None:
+                        io.close()      # ends the wait for the terminal
+                    await asyncio.gather(receiving, return_exceptions=True)
             await asyncio.to_thread(files.write_launched, launched)
+            if io is not None:
+                self._first_io[config.id] = io
+                closing = asyncio.get_running_loop().create_task(self._close_after_exit(config.id, io, launched))
+                self._closing.add(closing)      # held, so it is not collected before it runs
+                closing.add_done_callback(self._closing.discard)
             observed = await self.state(config.id)
             assert observed is not None
             return observed
@@ -152,6 +181,7 @@ class Runtime:
                 raise ContainerError(
                     f"cannot remove container {current.name!r}: it is running, stop it first")
             await self._remove(container_id, files)
+            self._drop_first_io(container_id)
         self._locks.pop(container_id, None)
 
     async def remove_orphans(self, known_ids: set[str]) -> list[str]:
@@ -247,7 +277,51 @@ class Runtime:
             async for item in output:
                 yield item
 
+    async def attach(self, container_id: str, size: tuple[int, int],
+                     inputs: asyncio.Queue) -> AsyncIterator[tuple[str, bytes | int]]:
+        """run -i / -t: `inputs` to the container's first process, until it exits; then
+        yields ("exit", code). Its output is its log. ContainerError when it has no
+        input this agent holds (not run with -i or -t, not running, or started before
+        the agent's restart)."""
+        current = await self._existing(container_id)
+        io = self._first_io.get(container_id)
+        if current.state != RUNNING or io is None:
+            raise ContainerError(f"cannot attach to {current.name!r}: "
+                                 + ("it is not running" if current.state != RUNNING else
+                                    "it was not started with -i or -t by this agent"))
+        launched = await asyncio.to_thread(self._dir(container_id).read_launched)
+        feeding = asyncio.create_task(io.feed(inputs, size))
+        try:
+            if launched is not None:
+                await _wait_exit(launched, None)
+        finally:
+            feeding.cancel()
+        final = await self.state(container_id)
+        yield "exit", final.exit_code if final is not None else EXIT_LOST
+
+    async def drained(self, container_id: str) -> None:
+        """Once a -t container's terminal output is all in its log (at once otherwise)."""
+        io = self._first_io.get(container_id)
+        if io is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(io.drained.wait(), DRAIN_SECONDS)
+
     # -- helpers -----------------------------------------------------------------------
+
+    def _drop_first_io(self, container_id: str) -> None:
+        io = self._first_io.pop(container_id, None)
+        if io is not None:
+            io.close()
+
+    async def _close_after_exit(self, container_id: str, io: FirstProcessIO, launched: Launched) -> None:
+        """The agent's ends of an exited container's stdin or terminal go (its output drained first)."""
+        await _wait_exit(launched, None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(io.drained.wait(), DRAIN_SECONDS)
+        if self._first_io.get(container_id) is io:
+            self._drop_first_io(container_id)
+        else:
+            io.close()
 
     def _dir(self, container_id: str) -> ContainerDir:
         check_container_id(container_id)

@@ -71,7 +71,8 @@ def process_spec(process: Process, caps: list[str], config: ContainerConfig) -> 
     if process.user.additional_gids:
         user["additionalGids"] = list(process.user.additional_gids)
     spec: dict = {
-        "terminal": False,
+        # run -t: crun makes a terminal and hands its master to the agent (first_process_io.py).
+        "terminal": config.tty,
         "user": user,
         "args": list(process.args),
         "env": list(process.env),

@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
 
 import grpc
@@ -13,14 +15,14 @@ from cli.commands.common import RPC_TIMEOUT
 from cli.retry import broken
 from cli.options import CliError, parse_command, parse_labels, parse_env, parse_port, parse_signal, parse_size, parse_volume
 from cli.listing import container_fields, container_filter
-from cli.output import container_json, container_rows
+from cli.output import container_inspect_json, container_json, container_rows
 from cli.templates import render, render_all
 from proto import capabilities, image_ref, network_mode
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.network_mode import NetworkMode
 from proto.errors import UserError
-from proto.records import ContainerSpec
+from proto.records import ContainerSpec, Network
 from proto.run_options import parse_restart, parse_security_opts, parse_ulimit
 
 
@@ -52,7 +54,8 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         ulimits=[parse_ulimit(u).to_wire() for u in args.ulimit], aliases=args.network_alias, ip=args.ip,
         publish_all=args.publish_all, expose=args.expose, labels=parse_labels(args.label), auto_remove=args.rm,
         detach=args.detach, request_id=args.request_id,
-        restart_policy=restart_policy, restart_max_retries=restart_max)
+        restart_policy=restart_policy, restart_max_retries=restart_max,
+        interactive=args.interactive, tty=args.tty)
 
 
 # Docker's exit statuses of `run` when no container command ran.
@@ -75,6 +78,9 @@ def run_failure_status(message: str) -> int:
 
 
 async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    if args.interactive and args.tty and not args.detach and not os.isatty(sys.stdin.fileno()):
+        print("Error: the input device is not a TTY", file=sys.stderr)   # as Docker's, exit 1
+        return 1
     try:
         request = run_request(args)
     except (CliError, UserError) as err:
@@ -92,14 +98,33 @@ async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
         print(detail.spec.id)
         return 0
     name = detail.spec.name
+    attach = None
     try:
-        async for chunk in api.Logs(pb.LogsRequest(container=name, follow=True)):
-            sys.stdout.buffer.write(chunk.data)
-            sys.stdout.buffer.flush()
+        if args.interactive or args.tty:
+            # Your input (and terminal size) to the container's own process, as
+            # `exec -i`/`-t` sends it to a command; its output is its log, below.
+            start = pb.ExecRequest(container=name, first_process=True, tty=args.tty)
+            start.rows, start.cols = attached.terminal_size()
+            attach = asyncio.create_task(_drain(api.ExecAttached(
+                attached.inputs(start, args.interactive, args.tty))))
+        with attached.raw_terminal(args.tty and args.interactive):
+            async for chunk in api.Logs(pb.LogsRequest(container=name, follow=True)):
+                sys.stdout.buffer.write(chunk.data)
+                sys.stdout.buffer.flush()
         return await _exit_code(api, name)
     finally:
+        if attach is not None:
+            attach.cancel()
         if args.rm:
             await api.Remove(pb.NameRequest(name=name, force=True), timeout=RPC_TIMEOUT)
+
+
+async def _drain(stream) -> None:
+    """An attached stream whose answers say nothing the log and the exit code do not;
+    one refused (the container already gone) leaves the log to tell."""
+    with contextlib.suppress(grpc.aio.AioRpcError):
+        async for _ in stream:
+            pass
 
 
 async def _exit_code(api: pb_grpc.ControllerStub, name: str) -> int:
@@ -134,8 +159,10 @@ async def ps(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     """As `docker inspect`: a JSON array of the containers found (or the template
     applied to each), an error line for each one not found, exit 1 if any was not."""
+    reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
+    networks = {n.name: n for n in (Network.from_wire(w) for w in reply.networks)}
     return await inspect_each(args, lambda name: api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT),
-                              container_json)
+                              lambda detail: container_inspect_json(detail, networks))
 
 
 async def inspect_each(args: argparse.Namespace, fetch, to_json) -> int:

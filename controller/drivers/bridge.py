@@ -29,7 +29,8 @@ class BridgeDriver(Driver):
     async def endpoints(self, reads: Reads, network: Network) -> tuple[list[Endpoint], int]:
         specs, revision = await reads.records(reads.keys.containers(), ContainerSpec)
         return [
-            Endpoint(network=network.name, container=spec.name, host=spec.host, vtep="", ip=a.ip, mac=a.mac)
+            Endpoint(network=network.name, container=spec.name, host=spec.host, vtep="", ip=a.ip, mac=a.mac,
+                     container_id=spec.id)
             for _, spec in specs for a in spec.attachments if a.network == network.name
         ], revision
 

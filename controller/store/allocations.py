@@ -17,7 +17,7 @@ from controller.etcd import Compare, Op, Txn
 from controller.store.records import Records, owner_json
 from proto.addresses import check_static_ip, mac_for_ip, next_free_ip, parse_subnet
 from proto.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
-from proto.records import Attachment, ContainerSpec, Host, Network, PortMapping
+from proto.records import Attachment, ContainerSpec, Endpoint, Host, Network, PortMapping
 
 # Where a free host port is chosen for `-p CONTAINER_PORT` (Linux's default
 # ephemeral range, as Docker uses).
@@ -25,11 +25,13 @@ EPHEMERAL_PORTS = range(32768, 61000)
 
 
 async def attach(records: Records, spec: ContainerSpec, network_name: str, host: Host, randomize: bool,
-                 aliases: tuple[str, ...] = (), ip: str = "", mac: str = "") -> Txn:
+                 aliases: tuple[str, ...] = (), ip: str = "", mac: str = "", stopped: bool = False) -> Txn:
     """Add an attachment to `spec` and return the guards and writes it needs: its
     address (`ip`, as --ip or an engine asks, or the next free one of the
     network's --ip-range or subnet) and the records its driver writes for it.
-    `mac` pins the MAC (an engine's request); otherwise it is derived from the address."""
+    `mac` pins the MAC (an engine's request); otherwise it is derived from the address.
+    `stopped`: the container is not running now, so its endpoint row says so
+    (its names do not resolve until it starts, see put_status)."""
     net_kv, network = await records.network(network_name)
     driver = drivers.driver_for(network)
     driver.check_attachable(network)
@@ -51,8 +53,11 @@ async def attach(records: Records, spec: ContainerSpec, network_name: str, host:
     # re-created meanwhile may have another subnet.
     txn = Txn([Compare.mod_revision(net_kv.key, "=", net_kv.mod_revision), Compare.absent(directory + ip)],
               [Op.put(directory + ip, owner_json(spec))])
-    txn.ops += [Op.put(key, record.to_json())
-                for key, record in driver.rows(records.keys, network, spec, host, attachment)]
+    rows = driver.rows(records.keys, network, spec, host, attachment)
+    if stopped:
+        rows = [(key, dataclasses.replace(record, stopped=True) if isinstance(record, Endpoint) else record)
+                for key, record in rows]
+    txn.ops += [Op.put(key, record.to_json()) for key, record in rows]
     return txn
 
 

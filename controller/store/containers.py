@@ -23,7 +23,7 @@ from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, Settled, r
 from proto import validate
 from proto.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from proto.network_mode import NetworkMode
-from proto.records import ContainerSpec, ContainerStatus
+from proto.records import ContainerSpec, ContainerStatus, Endpoint
 
 DESIRED_STATES = ("running", "stopped")
 # The state an agent reports for a container whose process is gone (agent/oci/model.py).
@@ -166,10 +166,16 @@ class Containers:
                 raise AlreadyExists(f"container {container!r} is already connected to network {network!r}")
             host_kv, host = await self.records.host(spec.host)
             updated = dataclasses.replace(spec, attachments=list(spec.attachments))
+            # A stopped container's new endpoint says so; a report landing
+            # meanwhile (the status guard below) makes this attempt again.
+            status = await self.records.record(self.keys.status(spec.name), ContainerStatus)
+            running = status is not None and status[1].state == "running"
             txn = await allocations.attach(self.records, updated, network, host, randomize=lost > 0,
-                                           aliases=aliases, ip=ip)
+                                           aliases=aliases, ip=ip, stopped=not running)
             txn.compares += [Compare.mod_revision(kv.key, "=", kv.mod_revision),
-                             Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)]
+                             Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision),
+                             Compare.absent(self.keys.status(spec.name)) if status is None else
+                             Compare.mod_revision(status[0].key, "=", status[0].mod_revision)]
             txn.ops.append(Op.put(kv.key, updated.to_json()))
             if request_id:
                 txn.add(Txn(*await self.requests.record(
@@ -268,12 +274,31 @@ class Containers:
                 held = await allocations.ports_taken(self.records, spec.host)
                 ops += [Op.delete(self.keys.port(spec.host, p.protocol, p.host_port)) for p in spec.ports
                         if held.get((p.protocol, p.host_port)) == spec.name]
+            compares = [Compare.mod_revision(kv.key, "=", kv.mod_revision)]
             if status.state == EXITED and spec.auto_remove and status.generation >= spec.generation:
                 # run -d --rm: gone with its exit, as a `rm` would take it (see removal.py).
                 ops += await spec_deletion(self.records, kv, spec)
-            return Commit(Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)], ops), True)
+            elif status.generation >= spec.generation:
+                endpoint_compares, endpoint_ops = await self._endpoints_follow(spec, status.state == "running")
+                compares += endpoint_compares
+                ops += endpoint_ops
+            return Commit(Txn(compares, ops), True)
 
         return await retrying(self.etcd, attempt, what=f"record the status of container {status.name!r}")
+
+    async def _endpoints_follow(self, spec: ContainerSpec, running: bool) -> tuple[list[Compare], list[Op]]:
+        """The container's endpoint rows marked as running or not, where they say
+        otherwise: the other hosts' embedded DNS answers its names only while it
+        runs, as Docker's does (a stopped container leaves its networks' DNS)."""
+        compares, ops = [], []
+        for attachment in spec.attachments:
+            found = await self.records.record(self.keys.endpoint(attachment.network, spec.name), Endpoint)
+            if found is None or found[1].stopped == (not running):
+                continue        # a driver that writes no row (a bridge), or already right
+            kv, endpoint = found
+            compares.append(Compare.mod_revision(kv.key, "=", kv.mod_revision))
+            ops.append(Op.put(kv.key, dataclasses.replace(endpoint, stopped=not running).to_json()))
+        return compares, ops
 
 
 def _image_and_process(options: RunOptions) -> dict:
@@ -289,4 +314,5 @@ def _image_and_process(options: RunOptions) -> dict:
         labels=dict(options.labels), auto_remove=options.remove_on_exit,
         restart_policy=options.restart_policy, restart_max_retries=options.restart_max_retries,
         health_cmd=options.health_cmd, health_interval=options.health_interval,
-        health_timeout=options.health_timeout, health_retries=options.health_retries)
+        health_timeout=options.health_timeout, health_retries=options.health_retries,
+        open_stdin=options.open_stdin, tty=options.tty)

@@ -100,8 +100,9 @@ def _reached(start, name: str, peer_ns: str) -> float:
 def _vxmesh(lab, name: str) -> str:
     sh(*vxmesh_argv(lab, "run", "-d", "--name", name, "--host", lab.hosts[0].name, "--network", NETWORK,
                     BUSYBOX, "sleep", "3600"))
-    out = sh(*vxmesh_argv(lab, "inspect", name)).stdout
-    return json.loads(out)[0]["networks"][NETWORK]["ip"]   # inspect prints an array, as Docker's
+    # The same template as Docker's and podman's below: inspect's fields are Docker's.
+    return sh(*vxmesh_argv(lab, "inspect", "-f", f"{{{{.NetworkSettings.Networks.{NETWORK}.IPAddress}}}}",
+                           name)).stdout.strip()
 
 
 def _docker(docker: DockerDaemon, name: str) -> str:

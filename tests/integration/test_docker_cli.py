@@ -241,9 +241,14 @@ def test_the_scripting_surface(lab):
     # inspect: an array, several names, newest state; a missing one is an error line and exit 1.
     both = lab.cli("inspect", "s-web", "s-db", "s-nope", check=False)
     assert both.returncode == 1 and "container 's-nope' not found" in both.stderr
-    assert [c["name"] for c in json.loads(both.stdout)] == ["s-web", "s-db"]
+    assert [c["Name"] for c in json.loads(both.stdout)] == ["/s-web", "/s-db"]
     ip = inspect(lab, "s-web")["networks"]["blue"]["ip"]
-    assert lab.cli("inspect", "-f", "{{.name}} {{.networks.blue.ip}}", "s-web").stdout == f"s-web {ip}\n"
+    # Docker's templates, as scripts write them.
+    assert lab.cli("inspect", "-f", "{{.Name}} {{.NetworkSettings.Networks.blue.IPAddress}}", "s-web").stdout \
+        == f"/s-web {ip}\n"
+    assert lab.cli("inspect", "-f", "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}", "s-web").stdout \
+        == f"{ip}\n"
+    assert lab.cli("inspect", "-f", "{{.State.Status}}", "s-web", "s-done").stdout == "running\nexited\n"
     # ps --filter and --format.
     assert lab.cli("ps", "--filter", "label=tier=front", "--format", "{{.Names}}").stdout.split() == ["s-web"]
     assert lab.cli("ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}").stdout.split() == ["s-done"]
@@ -259,7 +264,8 @@ def test_the_scripting_surface(lab):
     assert lab.cli("container", "ls", "-q", "--filter", "name=s-db").stdout.split() == \
         [inspect(lab, "s-db")["id"][:12]]
     blue = network(lab, "blue")
-    assert lab.cli("network", "inspect", "-f", "{{.name}}", blue["id"][:10]).stdout == "blue\n"
+    assert lab.cli("network", "inspect", "-f", "{{.Name}} {{.Driver}} {{range .IPAM.Config}}{{.Subnet}}{{end}}",
+                   blue["id"][:10]).stdout == f"blue overlay {blue['subnet']}\n"
     assert lab.cli("network", "ls", "--filter", "name=blue", "--format", "{{.Name}} {{.Driver}} {{.Scope}}").stdout \
         == "blue overlay swarm\n"
     # A network and a namespace owner by id prefix on run.
@@ -337,3 +343,66 @@ def test_exec_with_input_and_a_terminal(lab):
     assert proc.returncode == 5, seen
     assert b"on-a-42-tty" in seen, seen
     lab.cli("rm", "-f", "it1")
+
+
+def terminal_session(argv: list[str], typed: bytes, timeout: float = 60) -> tuple[int | None, bytes]:
+    """`argv` run from a pseudo-terminal, as from a user's: once the shell's prompt
+    shows, its cursor query is answered and `typed` is typed. Its exit code and
+    everything the terminal showed."""
+    import os
+    import pty
+    import select
+    import time
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=REPO_ROOT, start_new_session=True)
+    os.close(slave)
+    seen, done = b"", False
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.2)[0]:
+            try:
+                seen += os.read(master, 4096)
+            except OSError:
+                break
+        if not done and b"# " in seen:
+            os.write(master, b"\x1b[1;1R" + typed)
+            done = True
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()
+    os.close(master)
+    return proc.returncode, seen
+
+
+def test_run_interactive_passes_stdin_to_the_containers_own_process(lab):
+    piped = subprocess.run(lab.cli_argv("run", "-i", "--rm", "--name", "runi1", "--network", "blue", BUSYBOX, "cat"),
+                           input="hi\n", capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert (piped.returncode, piped.stdout) == (0, "hi\n"), piped
+    assert "runi1" not in {c["name"] for c in containers(lab)}     # --rm
+    # Control: without -i the first process's stdin is empty, as in Docker.
+    closed = subprocess.run(lab.cli_argv("run", "--rm", "--network", "blue", BUSYBOX, "cat"),
+                            input="hi\n", capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert (closed.returncode, closed.stdout) == (0, ""), closed
+    # -it needs a terminal, as Docker says.
+    refused = subprocess.run(lab.cli_argv("run", "-it", "--rm", "--network", "blue", BUSYBOX, "sh"),
+                             input="", capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert (refused.returncode, refused.stderr.strip()) == (1, "Error: the input device is not a TTY"), refused
+
+
+def test_run_it_gives_an_interactive_shell_from_a_terminal(lab):
+    code, seen = terminal_session(
+        lab.cli_argv("run", "-it", "--rm", "--name", "runit1", "--network", "blue", BUSYBOX, "sh"),
+        b"[ -t 0 ] && [ -t 1 ] && echo on-a-$((6 * 7))-tty; exit 5\r")
+    assert code == 5, seen
+    assert b"on-a-42-tty" in seen, seen
+    assert "runit1" not in {c["name"] for c in containers(lab)}     # --rm
+
+
+def test_run_dit_keeps_a_shell_waiting_on_its_terminal(lab):
+    import time
+    lab.cli("run", "-dit", "--name", "runit2", "--network", "blue", BUSYBOX, "sh")
+    lab.cli("run", "-d", "--name", "runit3", "--network", "blue", BUSYBOX, "sh")   # control: no terminal
+    time.sleep(3)
+    states = {c["name"]: c["state"] for c in containers(lab)}
+    assert (states["runit2"], states["runit3"]) == ("running", "exited"), states
+    lab.cli("rm", "-f", "runit2", "runit3")

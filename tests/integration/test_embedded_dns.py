@@ -116,3 +116,47 @@ def test_tcp_queries_are_answered_too(lab):
     data = bytes.fromhex("".join(out.split()))
     reply = DNSRecord.parse(data[2:2 + int.from_bytes(data[:2], "big")])
     assert [str(r.rdata) for r in reply.rr] == [ip(lab, "a1", "blue")]
+
+
+def test_a_stopped_containers_name_does_not_resolve_until_it_starts_again(lab):
+    """As in Docker: `stop` takes a container's names out of the embedded DNS of
+    every host (asked here from its own host and from another), `start` brings
+    them back; the control is the name resolving while it runs."""
+    lab.cli("run", "-d", "--name", "nap1", "--host", lab.hosts[0].name, "--network", "blue",
+            "--network-alias", "napper", BUSYBOX, "sleep", "3600")
+    try:
+        address = ip(lab, "nap1", "blue")
+        for asker in ("a1", "b1"):          # a1 on nap1's host, b1 on the other
+            assert lookup(lab, asker, "nap1") == address
+            assert lookup(lab, asker, "napper") == address
+        lab.cli("stop", "-t", "0", "nap1")
+        for asker in ("a1", "b1"):
+            assert lookup(lab, asker, "nap1") is None, f"{asker} still resolves a stopped container's name"
+            assert lookup(lab, asker, "napper") is None
+        # Its pings fail by name too, as with Docker (not a stale address that no one answers).
+        assert lab.cli("exec", "b1", "--", "ping", "-c", "1", "-W", "1", "nap1", check=False).returncode != 0
+        lab.cli("start", "nap1")
+        started = time.monotonic()
+        for asker in ("a1", "b1"):
+            assert lookup(lab, asker, "nap1") == address, f"{asker} does not resolve nap1 after start"
+            assert lookup(lab, asker, "napper") == address
+        print(f"\nname back on both hosts {time.monotonic() - started:.3f}s after `start` returned")
+        assert lab.cli("exec", "b1", "--", "ping", "-c", "1", "-W", "2", "nap1", check=False).returncode == 0
+    finally:
+        lab.cli("rm", "-f", "nap1", check=False)
+
+
+def test_a_container_that_exits_by_itself_loses_its_name(lab):
+    lab.cli("run", "-d", "--name", "brief1", "--host", lab.hosts[0].name, "--network", "blue",
+            BUSYBOX, "sh", "-c", "until [ -e /tmp/done ]; do sleep 0.1; done")
+    try:
+        assert lookup(lab, "b1", "brief1") == ip(lab, "brief1", "blue")
+        lab.cli("exec", "brief1", "--", "touch", "/tmp/done")    # its command ends by itself
+        waited = time.monotonic()
+        while lab.cli("inspect", "-f", "{{.State.Status}}", "brief1").stdout.strip() == "running":
+            assert time.monotonic() - waited < 20, "brief1 did not exit"
+            time.sleep(0.2)
+        assert lookup(lab, "b1", "brief1") is None
+        assert lookup(lab, "a1", "brief1") is None
+    finally:
+        lab.cli("rm", "-f", "brief1", check=False)

@@ -3,6 +3,7 @@ the asker's networks, answers, and forwarding (to a resolver on loopback)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 from dnslib import QTYPE, RCODE, RR, A, DNSRecord
@@ -126,3 +127,34 @@ def test_a_hosts_mesh_leg_has_no_name():
     networks = {"blue": Network("blue", "10.77.0.0/24", "10.77.0.1", 4096, scope="global")}
     legs = [Endpoint("blue", "_mesh.h2", "h2", "192.0.2.2", "10.77.0.254", "02:42:0a:4d:00:fe")]
     assert container_records(networks, legs, [], "h1") == []
+
+
+def test_names_follow_the_containers_running_state_on_every_host():
+    """As in Docker, a container that is not running has no name: another host's
+    by its endpoint's `stopped` mark, this host's by what its agent found."""
+    from agent.convergers.embedded_dns import EmbeddedDns
+    from agent.view import View
+    from proto import vxmesh_pb2 as pb
+
+    def change(key, record, field):
+        return pb.Change(key=key, **{field: record.to_wire()})
+
+    local = ContainerSpec(id=ID, name="web1", host="h1", attachments=[Attachment("blue", "10.77.0.2", "m")])
+    remote = Endpoint("blue", "web2", "h2", "192.0.2.2", "10.77.0.3", "m", "cd" * 32)
+    view = View("h1")
+    view.apply(pb.ViewUpdate(revision=1, snapshot=True, changes=[
+        change("n/blue", NETWORKS["blue"], "network"), change("c/web1", local, "container"),
+        change("e/blue/web2", remote, "endpoint")]))
+    dns = EmbeddedDns("h1", [], [])
+    dns.refresh(view)
+    assert dns.names().lookup("web1", ["blue"]) is None          # not started yet
+    assert dns.names().lookup("web2", ["blue"]) == ["10.77.0.3"]
+    dns.follow(ID, True)
+    assert dns.names().lookup("web1", ["blue"]) == ["10.77.0.2"]  # at once, not a pass later
+    dns.stop(ID)
+    assert dns.names().lookup("web1", ["blue"]) is None
+    # Control: the same endpoint, reported stopped by its host, loses its name.
+    view.apply(pb.ViewUpdate(revision=2, changes=[
+        change("e/blue/web2", dataclasses.replace(remote, stopped=True), "endpoint")]))
+    dns.refresh(view)
+    assert dns.names().lookup("web2", ["blue"]) is None

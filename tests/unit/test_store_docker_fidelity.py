@@ -138,3 +138,33 @@ async def test_run_detached_with_rm_goes_when_it_exits(store, prefix, etcd):
     assert [spec.name for spec, _ in await store.list_containers()] == ["kept"]
     # Its endpoint goes with it, as with rm; the address waits for its host's confirmation.
     assert [kv.key.rsplit("/", 1)[1] for kv in (await etcd.get_prefix(f"{prefix}endpoints/"))[0]] == ["kept"]
+
+
+async def test_endpoints_say_whether_their_container_runs(store, prefix, etcd):
+    """The other hosts' embedded DNS answers a container's names only while it runs:
+    its endpoint rows follow its host's reports, a start's and a stop's alike."""
+    from proto.records import Endpoint
+
+    async def stopped(name: str, network: str = "blue") -> bool:
+        kv = await etcd.get(f"{prefix}endpoints/{network}/{name}")
+        return Endpoint.from_json(kv.value).stopped
+
+    await setup(store)
+    await store.create_network("red", "10.78.0.0/24")
+    spec = await store.create_container("c1", "h1", [], {}, "", ["blue"])
+    assert await stopped("c1") is False        # running as soon as it exists: a run's start
+    await store.put_status("h1", ContainerStatus(name="c1", id=spec.id, state="running"))
+    assert await stopped("c1") is False
+    await store.set_desired("c1", "stopped")
+    await exited(store, "c1")
+    assert await stopped("c1") is True
+    # Connected while stopped: its new endpoint is stopped too.
+    await store.connect("c1", "red")
+    assert await stopped("c1", "red") is True
+    spec = await store.set_desired("c1", "running", bump_generation=True)
+    # A late report from before the start changes nothing.
+    await store.put_status("h1", ContainerStatus(name="c1", id=spec.id, state="exited", generation=0))
+    assert await stopped("c1") is True
+    await store.put_status("h1", ContainerStatus(name="c1", id=spec.id, state="running",
+                                                 generation=spec.generation))
+    assert (await stopped("c1"), await stopped("c1", "red")) == (False, False)
