@@ -1,21 +1,29 @@
-"""Health checks of this host's containers: `sh -c CMD` run in the container, again and again.
+"""Health checks of this host's containers: a command run in the container, again and again.
 
-A container whose spec has a health command gets a probe while it runs:
-every `health_interval` seconds the command runs in it (as `exec` runs a
-command: the container's user, namespaces and confinement), a failure
-being a non-zero exit, no start, or no exit within `health_timeout`. The
-state is "starting" until the first success, "healthy" after any success,
-and "unhealthy" after `health_retries` failures in a row, as Docker's. A
-change of state asks the loop for a pass, whose report carries it to the
-controller (the leader then takes an unhealthy task out of its balancers
-and replaces it).
+A container gets a probe while it runs when its spec has a health command,
+run by `sh -c`: the one given with `--health-cmd`, or the image's
+HEALTHCHECK, which the controller copies into the spec when it creates the
+container unless --no-healthcheck says otherwise (Docker's rule: the
+image's check is the default; controller/run_options.py). The agent's own
+image store cannot say: the OCI configuration it unpacks has no such field.
+
+Every interval the command runs in the container (as `exec` runs a command:
+the container's user, namespaces and confinement), a failure being a
+non-zero exit, no start, or no exit within the timeout. The state is
+"starting" until the first success, "healthy" after any success, and
+"unhealthy" after `retries` failures in a row, failures within the image's
+start period not counted, as Docker's. A change of state asks the loop for
+a pass, whose report carries it to the controller (the leader then takes
+an unhealthy task out of its balancers and replaces it).
 """
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from agent.oci.model import ContainerError
 from agent.oci.runtime import Runtime
@@ -24,6 +32,25 @@ from proto.records import ContainerSpec
 log = logging.getLogger(__name__)
 
 STARTING, HEALTHY, UNHEALTHY = "starting", "healthy", "unhealthy"
+
+
+@dataclass(frozen=True)
+class Check:
+    """One container's health check: the argv run in it, and its timing."""
+    argv: tuple[str, ...]
+    interval: float
+    timeout: float
+    retries: int
+    start_period: float = 0.0
+
+
+def check_for(spec: ContainerSpec) -> Check | None:
+    """The container's check: its health command (given with --health-cmd, or its
+    image's HEALTHCHECK, which the controller copied into the spec), or None."""
+    if not spec.health_cmd:
+        return None
+    return Check(("sh", "-c", spec.health_cmd), spec.health_interval, spec.health_timeout,
+                 spec.health_retries, spec.health_start_period)
 
 
 class HealthChecks:
@@ -37,11 +64,12 @@ class HealthChecks:
         return self._states.get(container_id, "")
 
     def follow(self, spec: ContainerSpec, running: bool) -> None:
-        """Probe the container while it runs and has a health command; stop otherwise."""
-        if running and spec.health_cmd:
+        """Probe the container while it runs and has a check; stop otherwise."""
+        check = check_for(spec)
+        if running and check is not None:
             if spec.id not in self._probes or self._probes[spec.id].done():
                 self._states[spec.id] = STARTING
-                self._probes[spec.id] = asyncio.create_task(self._probe(spec), name=f"health-{spec.name}")
+                self._probes[spec.id] = asyncio.create_task(self._probe(spec, check), name=f"health-{spec.name}")
         else:
             self.drop(spec.id)
 
@@ -51,27 +79,30 @@ class HealthChecks:
             probe.cancel()
         self._states.pop(container_id, None)
 
-    async def _probe(self, spec: ContainerSpec) -> None:
+    async def _probe(self, spec: ContainerSpec, check: Check) -> None:
         failures = 0
+        grace_ends = time.monotonic() + check.start_period
         while True:
-            await asyncio.sleep(spec.health_interval)
-            ok = await self._check(spec)
+            await asyncio.sleep(check.interval)
+            ok = await self._check(spec, check)
+            if not ok and time.monotonic() < grace_ends and self.state(spec.id) == STARTING:
+                continue          # still in its start period: a failure does not count yet
             failures = 0 if ok else failures + 1
-            state = HEALTHY if ok else (UNHEALTHY if failures >= spec.health_retries else self.state(spec.id))
+            state = HEALTHY if ok else (UNHEALTHY if failures >= check.retries else self.state(spec.id))
             if state != self._states.get(spec.id):
                 log.info("container %s is %s", spec.name, state)
                 self._states[spec.id] = state
                 self._wake()
 
-    async def _check(self, spec: ContainerSpec) -> bool:
+    async def _check(self, spec: ContainerSpec, check: Check) -> bool:
         async def run() -> int:
             code = 1
-            async for kind, data in self.runtime.exec(spec.id, ["sh", "-c", spec.health_cmd]):
+            async for kind, data in self.runtime.exec(spec.id, list(check.argv)):
                 if kind == "exit":
                     code = int(data)
             return code
         try:
-            return await asyncio.wait_for(run(), spec.health_timeout) == 0
+            return await asyncio.wait_for(run(), check.timeout) == 0
         except (asyncio.TimeoutError, ContainerError):
             return False
         except Exception:      # a probe must never take the agent down

@@ -2,13 +2,14 @@
 
 What a file asks for becomes, per service, the ServiceSpec `service create`
 would send (named STACK_SERVICE, as Docker names them) and, per top-level
-network, an overlay network STACK_NETWORK with the subnet the file gives
-(vxmesh does not choose subnets). Every key outside the subset is reported
+network, an overlay network STACK_NETWORK with the subnet the file gives,
+or without one the controller's next free subnet of its default address
+pools (as `network create` without --subnet). Every key outside the subset is reported
 with its path, and nothing is deployed: a key silently ignored would be a
 behaviour silently missing.
 
 Supported: services.*.{image, command, environment, ports, networks,
-healthcheck.{test, interval, timeout, retries}, deploy.{replicas, mode, endpoint_mode, restart_policy.{condition,
+healthcheck.{test, interval, timeout, retries, disable}, deploy.{replicas, mode, endpoint_mode, restart_policy.{condition,
 delay, max_attempts}, placement.constraints, update_config.{parallelism,
 delay}}}; networks.*.{driver (overlay), ipam.config[].subnet}; version.
 """
@@ -25,7 +26,7 @@ from proto.records import PortMapping, ServiceSpec
 
 _TOP = {"version", "services", "networks"}
 _SERVICE = {"image", "command", "environment", "ports", "networks", "deploy", "healthcheck"}
-_HEALTH = {"test", "interval", "timeout", "retries"}
+_HEALTH = {"test", "interval", "timeout", "retries", "disable"}
 _DEPLOY = {"replicas", "mode", "endpoint_mode", "restart_policy", "placement", "update_config"}
 _RESTART = {"condition", "delay", "max_attempts"}
 _PLACEMENT = {"constraints"}
@@ -85,8 +86,8 @@ def _network(stack: str, name: str, body: dict, problems: list[str]) -> StackNet
         _unknown(config or {}, _IPAM_CONFIG, f"{where}.ipam.config[{i}]", problems)
         if (config or {}).get("subnet"):
             subnets.append(str(config["subnet"]))
-    if len(subnets) != 1:
-        problems.append(f"{where}: give its subnet (ipam: config: [subnet: ...]): vxmesh does not choose one")
+    if len(subnets) > 1:
+        problems.append(f"{where}.ipam.config: one subnet at most (a network has one)")
     return StackNetwork(f"{stack}_{name}", subnets[0] if subnets else "")
 
 
@@ -138,7 +139,9 @@ def _service(stack: str, name: str, body: dict, networks: set[str], problems: li
         stack=stack, health_cmd=_health_test(health.get("test"), f"{where}.healthcheck.test", problems),
         health_interval=_seconds(health.get("interval", "30s"), f"{where}.healthcheck.interval", problems),
         health_timeout=_seconds(health.get("timeout", "30s"), f"{where}.healthcheck.timeout", problems),
-        health_retries=int(health.get("retries", 3)))
+        health_retries=int(health.get("retries", 3)),
+        # disable: true, or test [NONE]: not even the image's HEALTHCHECK, as compose means it.
+        no_healthcheck=bool(health.get("disable")) or health.get("test") == ["NONE"])
 
 
 def _health_test(test: Any, where: str, problems: list[str]) -> str:

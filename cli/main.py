@@ -16,20 +16,44 @@ daemons parse their own options.
 """
 from __future__ import annotations
 
-import asyncio
 import os
 import sys
+import time
 
-from cli.options import CliError, OutcomeUnknownError
-from cli.parser import DAEMONS, build_parser
-from proto.errors import OUTCOME_UNKNOWN_EXIT, UserError
+# Nothing else at the top: `--version` and the daemons need no more, and each
+# command imports what it uses (tests/unit/test_cli_startup.py checks it).
+from cli.early import DAEMONS, VERSION_FLAGS, version_line
+
+# Set to 1, the command writes one timing event (proto/timing.py) to stderr
+# as it exits: when it was entered, had its imports, had its channel, had its
+# answer. bench_attach splits the CLI's share of an attach with them.
+TIMING_ENV = "VXMESH_TIMING"
 
 
 def main(argv: list[str] | None = None) -> int:
+    entered = time.time()
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] in DAEMONS:
         run_daemon(argv[0], argv[1:])
+    if len(argv) == 1 and argv[0] in VERSION_FLAGS:
+        print(version_line())   # before the parser: the whole command is the interpreter's start-up
+        return 0
+    stamps: dict[str, float | str] = {"entered": entered}
+    try:
+        return _main(argv, stamps)
+    finally:
+        if os.environ.get(TIMING_ENV) == "1":
+            _emit_stamps(stamps)
+
+
+def _main(argv: list[str], stamps: dict[str, float | str]) -> int:
+    import asyncio
+
+    from cli.options import CliError, OutcomeUnknownError
+    from cli.parser import build_parser
+    from proto.errors import OUTCOME_UNKNOWN_EXIT, UserError
     args = build_parser().parse_args(argv)
+    stamps["command"] = args.command
     # Imported here: `vxmesh certs` needs none of gRPC, the user commands none of cryptography.
     from transport.tls import TlsError
     try:
@@ -39,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "cni":
             from cli import cni_install
             return cni_install.run(args)
-        return asyncio.run(user_command(args))
+        return asyncio.run(user_command(args, stamps))
     except OutcomeUnknownError as err:
         # Not a refusal: the change may have been made. Its own exit code, so a
         # script can tell "it did not happen" from "find out whether it did".
@@ -52,18 +76,48 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
-async def user_command(args) -> int:
-    from cli.commands import CHANNEL, COMMANDS, SERVICES
+async def user_command(args, stamps: dict[str, float | str] | None = None) -> int:
+    from cli.commands import CHANNEL, SERVICES, command
     from cli.connection import ControllerChannel, transport_for
     from cli.retry import call_with_retry
     from proto import vxmesh_pb2_grpc as pb_grpc
+    stamps = {} if stamps is None else stamps
+    stamps["imported"] = time.time()
+
+    run_command = command(args.command)   # its module imported before the channel is made
+
     async def attempt(address: str) -> int:
         async with ControllerChannel(address, transport_for(args, address)) as channel:
+            stamps["connected"] = time.time()
             service = SERVICES.get(args.command, "Controller")
             stub = channel if service == CHANNEL else getattr(pb_grpc, f"{service}Stub")(channel)
-            return await COMMANDS[args.command](stub, args)
+            code = await run_command(stub, args)
+            stamps["answered"] = time.time()
+            return code
 
     return await call_with_retry(args, attempt)
+
+
+def _emit_stamps(stamps: dict[str, float | str]) -> None:
+    from proto import timing
+    print(timing.line(timing.CLI, **stamps), file=sys.stderr, flush=True)
+
+
+def run() -> None:
+    """The `vxmesh` program: main(), then out at once.
+
+    The interpreter's own shutdown (gRPC's core, every module torn down)
+    costs some 50 ms of CPU after the answer is printed, a tenth of a whole
+    `vxmesh ps`, and nothing is left for it to do: every command has written
+    and closed what it writes before main() returns. So the output is
+    flushed and the process ends there. Tests call main(), which returns."""
+    code = main()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        code = code or 1   # a reader that went away (`vxmesh ps | head -0`): as Python's own exit says
+    os._exit(code)
 
 
 def run_daemon(name: str, argv: list[str]) -> None:
@@ -74,4 +128,4 @@ def run_daemon(name: str, argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -41,6 +41,7 @@ def container_json(detail: pb.ContainerDetail) -> dict:
         "security_opt": security_opt(spec), "ulimits": [u.text for u in spec.ulimits],
         "oom_killed": status.oom_killed, "labels": spec.labels,
         "restart_policy": _restart_text(spec), "restart_count": status.restart_count,
+        "health": status.health,
         "engine": spec.engine, "engine_id": spec.engine_id,
     }
 
@@ -246,7 +247,8 @@ def networks_text(c: dict) -> str:
 
 def status_text(c: dict) -> str:
     if c["state"] == "running":
-        return f"Up {duration(c['started_at'])}"
+        health = f" ({c['health']})" if c.get("health") else ""     # as Docker: "Up 5s (healthy)"
+        return f"Up {duration(c['started_at'])}{health}"
     if c["state"] == "exited":
         ago = f" {duration(c['finished_at'])} ago" if c["finished_at"] else ""
         return f"Exited ({c['exit_code']}){ago}"

@@ -12,14 +12,12 @@ import os
 from pathlib import Path
 
 from cli import certs, service_parser
+from cli.early import DAEMONS, VERSION_FLAGS, version_line
 from proto.config_file import TLS_DIR
 
 # Docker's exit status when the command line itself is wrong (`docker run --bogus`).
 EXIT_USAGE = 125
 DEFAULT_CONTROLLER = "unix:///run/vxmesh-lab/vxlab/controller.sock"
-# The daemons `vxmesh NAME ...` runs, each as `python -m NAME ...` (cli/main.py).
-DAEMONS = {"controller": "run a controller (options: vxmesh controller --help)",
-           "agent": "run a host agent (options: vxmesh agent --help)"}
 
 
 class Parser(argparse.ArgumentParser):
@@ -77,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--insecure", action="store_true",
                         default=os.environ.get("VXMESH_INSECURE", "") == "1",
                         help="plain text to a TCP controller run with insecure = true (env VXMESH_INSECURE=1)")
+    parser.add_argument(*VERSION_FLAGS, action="version", version=version_line(),
+                        help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     for daemon, text in DAEMONS.items():
@@ -208,6 +208,8 @@ def _container_parsers(sub: argparse._SubParsersAction, management: bool = False
     run.add_argument("--restart", default="no", metavar="POLICY",
                      help="no (default), on-failure[:MAX], always or unless-stopped: the host's agent "
                           "starts the container again when it exits, with back-off")
+    run.add_argument("--no-healthcheck", action="store_true",
+                     help="do not run the image's HEALTHCHECK")
     _request_id(run)
     run.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     run.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]",

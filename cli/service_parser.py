@@ -11,7 +11,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "create", help="create a service: vxmesh service create [OPTIONS] IMAGE [COMMAND] [ARG...]",
         description="Create a service, as `docker service create`: the leading controller keeps its "
                     "tasks running, spread over the live hosts. Options go before IMAGE.")
-    create.add_argument("-d", "--detach", action="store_true", help="return at once (always the case)")
+    create.add_argument("-d", "--detach", action="store_true",
+                        help="return at once instead of waiting for the tasks to run")
     create.add_argument("--name", required=True)
     create.add_argument("--replicas", type=int, default=None, help="number of tasks (default 1)")
     create.add_argument("--mode", choices=["replicated", "global"], default="replicated",
@@ -41,6 +42,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     create.add_argument("--health-timeout", default="30s", help="a check that takes longer fails (default 30s)")
     create.add_argument("--health-retries", type=int, default=3,
                         help="failures in a row that make a task unhealthy (default 3)")
+    create.add_argument("--no-healthcheck", action="store_true",
+                        help="no health check: not even the image's HEALTHCHECK")
     create.add_argument("--limit-memory", default="", help="memory limit of each task, e.g. 64m")
     create.add_argument("image", help="the image: NAME[:TAG][@DIGEST], e.g. busybox")
     create.add_argument("cmd", nargs=argparse.REMAINDER, metavar="COMMAND [ARG...]")
@@ -54,8 +57,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     inspect.add_argument("names", nargs="+", metavar="NAME")
     scale = actions.add_parser("scale", help="set the number of tasks: vxmesh service scale NAME=N ...")
     scale.add_argument("pairs", nargs="+", metavar="NAME=N")
-    update = actions.add_parser("update", help="change a service: a new image, command or environment "
-                                               "rolls over its tasks, a batch at a time")
+    update = actions.add_parser("update", help="change a service: a new image, command, environment, "
+                                               "networks or constraints roll over its tasks, a batch at a time")
     update.add_argument("-d", "--detach", action="store_true", help="return at once (always the case)")
     update.add_argument("--image", default="")
     update.add_argument("--env-add", action="append", default=[], metavar="K=V")
@@ -65,6 +68,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     update.add_argument("--update-parallelism", type=int, default=None,
                         help="tasks replaced at once (default 1; 0: all)")
     update.add_argument("--update-delay", default=None, help="wait between batches, e.g. 2s")
+    update.add_argument("--network-add", action="append", default=[], metavar="NETWORK",
+                        help="attach the tasks to a network too (repeatable; the tasks are replaced)")
+    update.add_argument("--network-rm", action="append", default=[], metavar="NETWORK",
+                        help="detach the tasks from a network (repeatable; the tasks are replaced)")
+    update.add_argument("--publish-add", action="append", default=[], metavar="PUBLISHED:TARGET[/PROTO]",
+                        help="publish a port, in the service's publish mode (repeatable)")
+    update.add_argument("--publish-rm", action="append", default=[], metavar="PUBLISHED[/PROTO]",
+                        help="stop publishing a port, named by its published port (repeatable)")
+    update.add_argument("--constraint-add", action="append", default=[], metavar="node.hostname==NAME",
+                        help="add a placement constraint (repeatable; the tasks are replaced)")
+    update.add_argument("--constraint-rm", action="append", default=[], metavar="node.hostname==NAME",
+                        help="remove a placement constraint (repeatable; the tasks are replaced)")
     update.add_argument("name")
     logs = actions.add_parser("logs", help="print the output of every task, each line prefixed TASK@HOST |")
     logs.add_argument("name")

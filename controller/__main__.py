@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
         etcd_tls = TlsFiles(*(Path(values[f"etcd-{k}"]) for k in ("ca", "cert", "key")))
         run(ControllerConfig(listen=values["listen"], etcd=values["etcd"], data_dir=Path(values["data-dir"]),
                              prefix=values["prefix"], host_ttl=values["host-ttl"],
-                             agent_grace=values["agent-grace"],
+                             agent_grace=values["agent-grace"], dead_host_release=values["dead-host-release"],
                              tls=tls, insecure=values["insecure"], etcd_tls=etcd_tls,
                              registry=values["registry"],
                              default_address_pools=values["default-address-pools"]))

@@ -52,21 +52,32 @@ class AgentFeed:
         self.counters = counters
         self.limit = limit
         self.keepalive = keepalive
-        self._queue: deque[pb.ControllerMessage] = deque()
+        # Updates are queued serialized (wire_changes.py), keepalives as messages.
+        self._queue: deque[pb.ControllerMessage | bytes] = deque()
         # Set when the queue gains an entry / loses one.
         self._filled = asyncio.Event()
         self._drained = asyncio.Event()
+        self._interrupted = False
 
-    async def next(self) -> pb.ControllerMessage:
-        """The next message to send, waiting for one."""
-        while not self._queue:
+    async def next(self) -> pb.ControllerMessage | bytes | None:
+        """The next message to send, waiting for one; None once `interrupt` was called."""
+        while not self._queue or self._interrupted:
+            if self._interrupted:
+                return None
             self._filled.clear()
             await self._filled.wait()
         message = self._queue.popleft()
         self._drained.set()
         return message
 
-    def _put(self, message: pb.ControllerMessage) -> None:
+    def interrupt(self, *_: object) -> None:
+        """Make `next` return None (now, or as soon as it is waiting): the stream
+        ends. A done-callback, so the stream's handler waits for its next message
+        and for the end of its other tasks in one await, without a task per message."""
+        self._interrupted = True
+        self._filled.set()
+
+    def _put(self, message: pb.ControllerMessage | bytes) -> None:
         self._queue.append(message)
         self._filled.set()
 
@@ -76,7 +87,7 @@ class AgentFeed:
     async def run(self) -> None:
         """Fill the queue until cancelled (when the stream ends)."""
         view, update, revision = await self._first_update()
-        self._put(pb.ControllerMessage(update=update))
+        self._put(update)
         # Woken only by the batches that may concern this agent (controller/interest.py).
         interest = self.cache.router.add(self.host, view.networks)
         try:
@@ -84,7 +95,7 @@ class AgentFeed:
                 if self._full():
                     revision = await self._resync_when_drained()
                     view = AgentView(self.host, self.cache.index)
-                    self._put(pb.ControllerMessage(update=_update(revision, view.snapshot(), snapshot=True)))
+                    self._put(_update(revision, view.snapshot(), snapshot=True))
                     self.cache.router.update(interest, view.networks)
                     continue
                 moved = await self.cache.wait_relevant(interest, revision, self.keepalive)
@@ -97,7 +108,7 @@ class AgentFeed:
                     view = AgentView(self.host, self.cache.index)
                     revision = self.cache.revision
                     self.counters.resyncs += 1
-                    self._put(pb.ControllerMessage(update=_update(revision, view.snapshot(), snapshot=True)))
+                    self._put(_update(revision, view.snapshot(), snapshot=True))
                     self.cache.router.update(interest, view.networks)
                     continue
                 changes: list[Change] = []
@@ -106,7 +117,7 @@ class AgentFeed:
                 revision = self.cache.revision
                 self.cache.router.update(interest, view.networks)
                 if changes:
-                    self._put(pb.ControllerMessage(update=_update(revision, changes)))
+                    self._put(_update(revision, changes))
         finally:
             self.cache.router.remove(interest)
 
@@ -122,7 +133,7 @@ class AgentFeed:
         log.info("agent %s reads again: sending a fresh snapshot", self.host)
         return self.cache.revision
 
-    async def _first_update(self) -> tuple[AgentView, pb.ViewUpdate, int]:
+    async def _first_update(self) -> tuple[AgentView, bytes, int]:
         resume = self.hello.resume_revision
         if resume > 0:
             if resume > self.cache.revision:
@@ -141,6 +152,6 @@ class AgentFeed:
         return view, _update(self.cache.revision, view.snapshot(), snapshot=True), self.cache.revision
 
 
-def _update(revision: int, changes: list[Change], snapshot: bool = False) -> pb.ViewUpdate:
-    # Encoded once per record for every stream (wire_changes.py).
-    return pb.ViewUpdate(revision=revision, snapshot=snapshot, changes=wire_changes.SHARED.encode(changes))
+def _update(revision: int, changes: list[Change], snapshot: bool = False) -> bytes:
+    # Encoded once per record for every stream, and sent as bytes (wire_changes.py).
+    return wire_changes.SHARED.update_bytes(revision, changes, snapshot)

@@ -55,6 +55,12 @@ CONTROLLER = Schema("controller", (
            "while its VTEP still answers its peers' probes; a host whose VTEP stops answering "
            "two peers (all of them, when fewer probe it) leaves the tables at once. 0: a host "
            "leaves the tables as soon as its agent's lease ends.", seconds_or_zero),
+    Option("dead-host-release", int, 600,
+           "Seconds a host must have been down (out of every table) before the controller "
+           "leading the services frees the addresses and host ports its removed containers "
+           "still hold: the tasks rescheduled elsewhere, containers removed while it was away. "
+           "Until then a host that comes back finds them as it left them; an address of a "
+           "container that still exists is never freed. 0: never free them.", seconds_or_zero),
     Option("registry", str, "",
            "The cluster's image registry, HOST:PORT (Debian's docker-registry, serving TLS "
            "with a certificate from the cluster CA; deploy/provision.sh --registry runs one): "

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from controller.etcd import KV, Event
 from controller.keys import Keys
 from proto.kinds import BY_NAME
-from proto.records import (ContainerSpec, ContainerStatus, ControllerInfo, Endpoint, Host, HostAlive, Network,
-                           Reachability, Record, ServiceVip)
+from proto.records import (MESH_LEG_PREFIX, ContainerSpec, ContainerStatus, ControllerInfo, Endpoint, Host,
+                           HostAlive, Network, Reachability, Record, ServiceVip)
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,13 @@ class Index:
         # endpoints only, not a scan of every endpoint in each of its networks.
         self._endpoints_by_host: dict[tuple[str, str], dict[str, Endpoint]] = defaultdict(dict)
         self._vips: dict[str, dict[str, ServiceVip]] = defaultdict(dict)                # network -> key -> vip
+        # What the services' reconciler acts on, by key (its records are not kept
+        # here): with none of it, its pass has nothing to do.
+        self._spec_names: set[str] = set()      # containers with a spec
+        self._orphans: set[str] = set()         # containers with a status and no spec
+        self._service_keys: set[str] = set()    # services/<name>
+        self._task_keys: set[str] = set()       # containers/<name> of a service's tasks
+        self._leg_keys: set[str] = set()        # endpoints/<network>/_mesh.<host>
 
     def containers_on(self, host: str) -> dict[str, ContainerSpec]:
         return self._containers.get(host, {})
@@ -53,9 +60,14 @@ class Index:
 
     def has_orphan_statuses(self) -> bool:
         """Whether some container has a status but no spec: removed, and its host
-        has not confirmed the teardown yet (its addresses are still held)."""
-        names = {spec.name for specs in self._containers.values() for spec in specs.values()}
-        return any(name not in names for name in self.statuses)
+        has not confirmed the teardown yet (its addresses are still held).
+        Kept as changes come, not counted per call: every agent connecting asks."""
+        return bool(self._orphans)
+
+    def has_service_state(self) -> bool:
+        """Whether anything the services' reconciler manages exists: a service, a
+        task, a VIP or a routing-mesh leg (controller/services/reconciler.py)."""
+        return bool(self._service_keys or self._task_keys or self._leg_keys or any(self._vips.values()))
 
     def vips_of(self, network: str) -> dict[str, ServiceVip]:
         return self._vips.get(network, {})
@@ -116,7 +128,16 @@ class Index:
             _set(self.controllers, key, record)
         elif kind == "status":
             _set(self.statuses, parts[0], record)
+            orphan = record is not None and parts[0] not in self._spec_names
+            (self._orphans.add if orphan else self._orphans.discard)(parts[0])
+        elif kind == "service":
+            (self._service_keys.add if present else self._service_keys.discard)(key)
         elif kind == "container":
+            (self._task_keys.add if present and record is not None and record.service_id
+             else self._task_keys.discard)(key)
+            (self._spec_names.add if present else self._spec_names.discard)(parts[0])
+            orphan = not present and parts[0] in self.statuses
+            (self._orphans.add if orphan else self._orphans.discard)(parts[0])
             spec = record or prev
             if spec is not None:
                 _set(self._containers[spec.host], key, record)
@@ -126,6 +147,7 @@ class Index:
         elif kind == "vip":
             _set(self._vips[parts[0]], key, record)
         elif kind == "endpoint":
+            (self._leg_keys.add if present and parts[1].startswith(MESH_LEG_PREFIX) else self._leg_keys.discard)(key)
             old = self._endpoints[parts[0]].get(key)
             if old is not None:
                 by_host = self._endpoints_by_host[(parts[0], old.host)]

@@ -10,6 +10,12 @@ members of a network, the host a record is (or was) placed on, every host
 or every other host, or nobody. A stream that was not woken keeps its older
 revision; when it next wakes it replays the batches in between, which the
 view filters out as before.
+
+What concerns every stream (host records, liveness) wakes them together a
+moment later (BROADCAST_SECONDS), so a burst of such changes costs each
+stream one message instead of one per change: a thousand agents
+reconnecting at once each change their host's records, and every one of
+them was otherwise a message to every stream, a million in all.
 """
 from __future__ import annotations
 
@@ -20,6 +26,9 @@ from collections.abc import Iterable
 from controller.index import StateEvent
 from proto.kinds import BY_NAME, Audience
 from proto.records import MESH_LEG_PREFIX
+
+# How long a change for every stream may wait for others to go with it.
+BROADCAST_SECONDS = 0.1
 
 
 class Interest:
@@ -57,7 +66,9 @@ class Interest:
 
 
 class InterestRouter:
-    def __init__(self) -> None:
+    def __init__(self, broadcast_delay: float = BROADCAST_SECONDS) -> None:
+        self.broadcast_delay = broadcast_delay
+        self._broadcast: asyncio.TimerHandle | None = None
         self._all: set[Interest] = set()
         self._by_host: dict[str, set[Interest]] = defaultdict(set)
         self._by_network: dict[str, set[Interest]] = defaultdict(set)
@@ -106,16 +117,27 @@ class InterestRouter:
                             self._wake(self._by_host.get(record.host, ()))
                 elif audience is Audience.PLACED_HOST and subject:
                     self._wake(self._by_host.get(subject, ()))
-                elif audience is Audience.OTHER_HOSTS:
-                    self._wake(i for i in self._all if i.host != subject)
                 elif audience is not Audience.NOBODY:
-                    # Every host, or placed on a host nobody can tell (a delete
-                    # etcd kept no old value for): every stream looks.
-                    self.wake_all()
+                    # Every (other) host, or placed on a host nobody can tell (a
+                    # delete etcd kept no old value for): every stream looks,
+                    # the subject's own too (its view filters out what is not its).
+                    self.wake_all_soon()
                     return
 
     def wake_all(self) -> None:
         self._wake(self._all)
+
+    def wake_all_soon(self) -> None:
+        """Wake every stream once `broadcast_delay` has passed since the first
+        change asking for it (at once with no delay)."""
+        if self.broadcast_delay <= 0:
+            self.wake_all()
+        elif self._broadcast is None:
+            self._broadcast = asyncio.get_running_loop().call_later(self.broadcast_delay, self._broadcast_now)
+
+    def _broadcast_now(self) -> None:
+        self._broadcast = None
+        self.wake_all()
 
     @property
     def streams(self) -> int:

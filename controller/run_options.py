@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from proto import capabilities, validate
 from proto import run_options as docker_options
 from proto.errors import InvalidArgument
+from proto.image_config import HealthSettings
 from proto.network_mode import NetworkMode
 from proto.records import Mount, PortMapping, Ulimit
 
@@ -38,6 +39,7 @@ class RunImage:
     digest: str = ""                        # of its manifest: what every start pulls
     id: str = ""                            # of its configuration (Docker's IMAGE ID)
     exposed_ports: tuple[str, ...] = ()     # "80/tcp"
+    healthcheck: HealthSettings | None = None   # its HEALTHCHECK, Docker's defaults filled in
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,9 @@ class RunOptions:
     health_interval: float = 0.0
     health_timeout: float = 0.0
     health_retries: int = 0
+    health_start_period: float = 0.0
+    # --no-healthcheck: not the image's HEALTHCHECK either (with_image copies it otherwise).
+    no_healthcheck: bool = False
 
 
 def from_request(request) -> RunOptions:
@@ -98,7 +103,7 @@ def from_request(request) -> RunOptions:
         ip=request.ip, publish_all=request.publish_all, expose=tuple(canonical_port(p) for p in request.expose),
         labels=tuple(sorted(request.labels.items())), remove_on_exit=request.auto_remove and request.detach,
         restart_policy=request.restart_policy, restart_max_retries=request.restart_max_retries,
-        open_stdin=request.interactive, tty=request.tty)
+        open_stdin=request.interactive, tty=request.tty, no_healthcheck=request.no_healthcheck)
 
 
 def canonical_port(text: str) -> str:
@@ -115,14 +120,26 @@ def canonical_port(text: str) -> str:
 
 def with_image(options: RunOptions, image: RunImage) -> RunOptions:
     """The options once the image is known: its ExposedPorts and --expose's are
-    the container's, and -P publishes each not published already on a free host port."""
+    the container's, -P publishes each not published already on a free host port,
+    and its HEALTHCHECK is the container's unless --health-cmd or --no-healthcheck."""
     exposed = tuple(dict.fromkeys((*image.exposed_ports, *options.expose)))
     ports = options.ports
     if options.publish_all:
         published = {f"{p.container_port}/{p.protocol}" for p in ports}
         ports += tuple(PortMapping(text.partition("/")[2], 0, int(text.partition("/")[0]))
                        for text in exposed if text not in published)
+    options = with_image_health(options, image.healthcheck)
     return dataclasses.replace(options, image=dataclasses.replace(image, exposed_ports=exposed), ports=ports)
+
+
+def with_image_health(options: RunOptions, check: HealthSettings | None) -> RunOptions:
+    """The image's health check as the container's, when it has none of its own and
+    --no-healthcheck was not given (Docker's rule)."""
+    if check is None or options.health_cmd or options.no_healthcheck:
+        return options
+    return dataclasses.replace(options, health_cmd=check.cmd, health_interval=check.interval,
+                               health_timeout=check.timeout, health_retries=check.retries,
+                               health_start_period=check.start_period)
 
 
 def check_aliases(aliases) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 
 from controller.agent_feed import FeedCounters
+from controller import agent_link
 from controller.agent_link import AgentLinkService
 from controller.api import ControllerService
 from controller.cache import StateCache
@@ -30,7 +31,7 @@ from controller.liveness_keeper import LivenessKeeper
 from controller.presence import Presence
 from controller.services.api import ServicesService
 from controller.services.election import Election
-from controller.services.reconciler import ROLE, Reconciler
+from controller.services.reconciler import DEFAULT_DEAD_HOST_RELEASE, ROLE, Reconciler
 from controller.store import Store
 from proto import vxmesh_pb2_grpc as pb_grpc
 from transport.tls import Tls, TlsError, TlsFiles, check_etcd_client
@@ -52,6 +53,7 @@ class ControllerConfig:
     prefix: str = "/vxmesh/"
     host_ttl: int = 6
     agent_grace: int = DEFAULT_GRACE_SECONDS   # controller/liveness.py
+    dead_host_release: int = DEFAULT_DEAD_HOST_RELEASE   # controller/services/reconciler.py
     tls: TlsFiles | None = None        # the controller's CA, certificate and key
     insecure: bool = False             # plain-text gRPC; tls is then ignored
     etcd_tls: TlsFiles | None = None   # etcd CA and client certificate (https:// members, the private etcd)
@@ -114,8 +116,8 @@ async def serve(config: ControllerConfig) -> None:
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ])
         pb_grpc.add_ControllerServicer_to_server(api, server)
-        pb_grpc.add_AgentLinkServicer_to_server(AgentLinkService(store, cache, config.host_ttl, feeds,
-                                                                    grace=config.agent_grace), server)
+        agent_link.add_to_server(AgentLinkService(store, cache, config.host_ttl, feeds, grace=config.agent_grace),
+                                 server)
         pb_grpc.add_ImagesServicer_to_server(ImagesService(images, store), server)
         pb_grpc.add_ServicesServicer_to_server(ServicesService(store, cache, images, api), server)
         pb_grpc.add_EnginesServicer_to_server(EnginesService(store), server)
@@ -133,7 +135,8 @@ async def serve(config: ControllerConfig) -> None:
         announcing = asyncio.create_task(presence.run(), name="presence")
         keeping = asyncio.create_task(LivenessKeeper(store, cache, config.agent_grace).run(), name="liveness")
         # Every controller campaigns; the one that leads keeps the services' tasks running.
-        reconciler = Reconciler(store, cache, Election(etcd, keys, ROLE, store.controller_id))
+        reconciler = Reconciler(store, cache, Election(etcd, keys, ROLE, store.controller_id),
+                                release_after=config.dead_host_release)
         reconciling = asyncio.create_task(reconciler.run(), name="services")
         try:
             await _until_signalled()

@@ -5,6 +5,13 @@ endpoint: the same key and the same record object (the index decodes each
 etcd value once and every view shares it). Building the protobuf from the
 dataclass is the costly part of sending an update, so it is done once per
 record and the message reused by every stream, and by the next snapshot.
+
+Serializing is done once too: each change is kept as the bytes of its
+field in a ViewUpdate, and an update for a stream is those bytes joined
+(`update_bytes`: a protobuf message's encoding is its fields' encodings
+one after the other). gRPC then sends the bytes as they are
+(agent_link.add_to_server), so a change going to a thousand agents, or in
+a thousand snapshots, is encoded once, not once per stream.
 """
 from __future__ import annotations
 
@@ -21,9 +28,10 @@ DEFAULT_LIMIT = 32_768
 class WireChanges:
     def __init__(self, limit: int = DEFAULT_LIMIT):
         self.limit = limit
-        # (key, id(record)) -> (record, message). The record is kept with its
-        # message, so its id cannot be reused by another object meanwhile.
-        self._made: OrderedDict[tuple[str, int], tuple[object, pb.Change]] = OrderedDict()
+        # (key, id(record)) -> (record, message, its bytes as a ViewUpdate field).
+        # The record is kept with its message, so its id cannot be reused by
+        # another object meanwhile.
+        self._made: OrderedDict[tuple[str, int], tuple[object, pb.Change, bytes]] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
@@ -31,20 +39,58 @@ class WireChanges:
         return [self.change(c) for c in changes]
 
     def change(self, change: Change) -> pb.Change:
+        return self._entry(change)[0]
+
+    def field(self, change: Change) -> bytes:
+        """The change encoded as one `changes` field of a ViewUpdate."""
+        return self._entry(change)[1]
+
+    def update_bytes(self, revision: int, changes: list[Change], snapshot: bool = False) -> bytes:
+        """A ControllerMessage carrying a ViewUpdate of `changes`, serialized."""
+        head = pb.ViewUpdate(revision=revision, snapshot=snapshot).SerializeToString()
+        update = b"".join([head, *map(self.field, changes)])
+        return _UPDATE_TAG + _varint(len(update)) + update
+
+    def _entry(self, change: Change) -> tuple[pb.Change, bytes]:
         if change.record is None:
-            return pb.Change(key=change.key, deleted=True)  # nothing to build
+            message = pb.Change(key=change.key, deleted=True)  # nothing to build
+            return message, _field_bytes(message)
         slot = (change.key, id(change.record))
         found = self._made.get(slot)
         if found is not None and found[0] is change.record:
             self.hits += 1
             self._made.move_to_end(slot)
-            return found[1]
+            return found[1], found[2]
         self.misses += 1
         message = change.to_wire()
-        self._made[slot] = (change.record, message)
+        encoded = _field_bytes(message)
+        self._made[slot] = (change.record, message, encoded)
         if len(self._made) > self.limit:
             self._made.popitem(last=False)
-        return message
+        return message, encoded
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value > 0x7F:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _tag(number: int) -> bytes:
+    return _varint(number << 3 | 2)   # wire type 2: length-delimited
+
+
+# ViewUpdate.changes is field 3, ControllerMessage.update field 1 (proto/vxmesh.proto).
+_CHANGES_TAG = _tag(pb.ViewUpdate.DESCRIPTOR.fields_by_name["changes"].number)
+_UPDATE_TAG = _tag(pb.ControllerMessage.DESCRIPTOR.fields_by_name["update"].number)
+
+
+def _field_bytes(message: pb.Change) -> bytes:
+    body = message.SerializeToString()
+    return _CHANGES_TAG + _varint(len(body)) + body
 
 
 # One per controller process: the index (and so every record) is one per process too.

@@ -12,6 +12,8 @@ image layout: skopeo copies it to a registry (`push`) or an archive
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import shutil
 import subprocess
 import tempfile
@@ -50,6 +52,10 @@ class ImageSpec:
     user: str = ""
     exposed_ports: tuple[str, ...] = ("80/tcp",)
     labels: dict[str, str] = field(default_factory=lambda: {"org.vxmesh.image": "busybox"})
+    # Docker's HEALTHCHECK as its image configuration stores it ({"Test": [...],
+    # "Interval": nanoseconds, ...}); None for none. OCI has no such field, so it
+    # is written into the configuration after umoci (Docker's images carry it there).
+    healthcheck: dict | None = None
 
 
 class ImageBuildError(Exception):
@@ -79,6 +85,35 @@ def build(layout: Path, tag: str = "latest", spec: ImageSpec = ImageSpec()) -> N
     config += [a for port in spec.exposed_ports for a in ("--config.exposedports", port)]
     config += [a for key, value in spec.labels.items() for a in ("--config.label", f"{key}={value}")]
     _run(config)
+    if spec.healthcheck is not None:
+        _edit_config(layout, tag, lambda document: document.setdefault("config", {}).update(
+            Healthcheck=spec.healthcheck))
+
+
+def _edit_config(layout: Path, tag: str, edit) -> None:
+    """Change `layout:tag`'s image configuration in place: `edit` changes its JSON; the
+    configuration and manifest blobs are written anew and the index points at them."""
+    index_path = layout / "index.json"
+    index = json.loads(index_path.read_text())
+    entry = next(m for m in index["manifests"]
+                 if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == tag)
+    manifest = json.loads(_blob(layout, entry["digest"]).read_bytes())
+    document = json.loads(_blob(layout, manifest["config"]["digest"]).read_bytes())
+    edit(document)
+    manifest["config"].update(_write_blob(layout, json.dumps(document).encode()))
+    entry.update(_write_blob(layout, json.dumps(manifest).encode()))
+    index_path.write_text(json.dumps(index))
+
+
+def _blob(layout: Path, digest: str) -> Path:
+    algorithm, _, hexdigest = digest.partition(":")
+    return layout / "blobs" / algorithm / hexdigest
+
+
+def _write_blob(layout: Path, data: bytes) -> dict:
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    _blob(layout, digest).write_bytes(data)
+    return {"digest": digest, "size": len(data)}
 
 
 def push(layout: Path, tag: str, destination: str, *, cert_dir: Path | None = None,
@@ -98,12 +133,12 @@ def save(layout: Path, tag: str, archive: Path, reference: str = "") -> None:
     _run(["skopeo", "copy", "--quiet", f"oci:{layout}:{tag}", target])
 
 
-def busybox_archive(archive: Path, reference: str = "busybox:latest") -> Path:
+def busybox_archive(archive: Path, reference: str = "busybox:latest", spec: ImageSpec = ImageSpec()) -> Path:
     """The busybox image as a `docker save` tarball naming it `reference`: what
     `vxmesh image load` takes, as a user's own images would come."""
     with tempfile.TemporaryDirectory(prefix="vxmesh-busybox-layout-") as tmp:
         layout = Path(tmp) / "layout"
-        build(layout)
+        build(layout, spec=spec)
         save(layout, "latest", archive, reference)
     return archive
 

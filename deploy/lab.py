@@ -447,6 +447,13 @@ class Lab:
         """The log of the lab process `role` ("controller", "agent-<host name>", "ext", ...)."""
         return self._procs.log_path(role)
 
+    def pid(self, role: str) -> int:
+        """The pid of the lab process `role` (named as for log_path), to read its /proc."""
+        record = self._procs.records.get(role)
+        if record is None or not is_alive(record):
+            raise LabError(f"lab process {role} is not running")
+        return record.pid
+
     def _spawn(self, role: str, netns: str, argv: list[str]) -> None:
         program = Path(argv[0])
         if not (program.is_file() and os.access(program, os.X_OK)):

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +192,8 @@ def _typed(option: Option, value: Any) -> bool:
 
 def read_file(schema: Schema, path: Path) -> dict[str, Value]:
     """The options set in `path`, checked: unknown keys, wrong types and bad values fail."""
+    # Imported here: the CLI imports this module for its defaults, and reads no config file.
+    import tomllib
     try:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:

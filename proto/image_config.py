@@ -9,6 +9,7 @@ one of them), so images saved by Docker keep their healthcheck here.
 """
 from __future__ import annotations
 
+import shlex
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -23,6 +24,38 @@ class Healthcheck:
     timeout_ns: int = 0
     start_period_ns: int = 0
     retries: int = 0
+
+    def settings(self) -> HealthSettings | None:
+        """What a container runs for it, Docker's defaults for what it leaves at 0; None
+        for NONE (or an empty test): no check. The exec form runs through `sh -c`
+        too, its words quoted so the shell hands them over unchanged."""
+        kind, *rest = self.test or ("NONE",)
+        if kind == "CMD-SHELL" and rest:
+            cmd = rest[0]
+        elif kind == "CMD" and rest:
+            cmd = shlex.join(rest)
+        else:
+            return None
+        return HealthSettings(cmd, self.interval_ns / NS or DEFAULT_HEALTH_INTERVAL,
+                              self.timeout_ns / NS or DEFAULT_HEALTH_TIMEOUT,
+                              self.retries or DEFAULT_HEALTH_RETRIES, self.start_period_ns / NS)
+
+
+# Docker's defaults for a HEALTHCHECK's zero fields.
+DEFAULT_HEALTH_INTERVAL = 30.0
+DEFAULT_HEALTH_TIMEOUT = 30.0
+DEFAULT_HEALTH_RETRIES = 3
+NS = 1e9
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    """A health check as a container runs it: `sh -c cmd`, seconds and a count."""
+    cmd: str
+    interval: float
+    timeout: float
+    retries: int
+    start_period: float = 0.0
 
 
 @dataclass(frozen=True)

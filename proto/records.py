@@ -234,6 +234,8 @@ class ContainerSpec(Record):
     # run -i / -t: the first process gets a stdin / a pseudo-terminal its agent holds.
     open_stdin: bool = False
     tty: bool = False
+    no_healthcheck: bool = False   # --no-healthcheck: not the image's HEALTHCHECK either
+    health_start_period: float = 0.0
 
     @property
     def pinned_image(self) -> str:
@@ -368,6 +370,12 @@ class ServiceSpec(Record):
     health_interval: float = 30.0
     health_timeout: float = 30.0
     health_retries: int = 3
+    no_healthcheck: bool = False
+    image_health_cmd: str = ""
+    image_health_interval: float = 0.0
+    image_health_timeout: float = 0.0
+    image_health_retries: int = 0
+    image_health_start_period: float = 0.0
 
 
 @dataclass

@@ -26,10 +26,16 @@ RUN = "run"                      # controller: received, committed, running (con
 CONNECT = "connect"              # controller: received, committed, applied (container, network)
 CONTAINER_STARTED = "container-started"  # agent: update, began, network, built, process (container, host)
 TABLE_PROGRAMMED = "table-programmed"    # agent: update, began, programmed (network, host, fdb_put, ...)
+CLI = "cli"                      # the CLI, on stderr when asked: entered, imported, connected, answered (command)
+
+
+def line(event: str, **fields: Any) -> str:
+    """The event as one line of text."""
+    return MARKER + json.dumps({"event": event, **fields}, sort_keys=True)
 
 
 def emit(log: logging.Logger, event: str, **fields: Any) -> None:
-    log.info("%s%s", MARKER, json.dumps({"event": event, **fields}, sort_keys=True))
+    log.info("%s", line(event, **fields))
 
 
 def parse(line: str) -> dict[str, Any] | None:

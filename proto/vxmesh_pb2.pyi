@@ -112,7 +112,7 @@ class Ulimit(_message.Message):
     def __init__(self, name: _Optional[str] = ..., soft: _Optional[int] = ..., hard: _Optional[int] = ...) -> None: ...
 
 class ContainerSpec(_message.Message):
-    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "image_digest", "image_id", "exposed_ports", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "labels", "auto_remove", "service", "service_id", "slot", "restarts", "restart_policy", "restart_max_retries", "service_version", "health_cmd", "health_interval", "health_timeout", "health_retries", "engine", "engine_id", "sandbox", "interface", "engine_endpoint", "open_stdin", "tty")
+    __slots__ = ("id", "name", "host", "command", "env", "hostname", "attachments", "desired", "created_at", "generation", "stop_timeout", "network_mode", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "image_digest", "image_id", "exposed_ports", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "labels", "auto_remove", "service", "service_id", "slot", "restarts", "restart_policy", "restart_max_retries", "service_version", "health_cmd", "health_interval", "health_timeout", "health_retries", "engine", "engine_id", "sandbox", "interface", "engine_endpoint", "open_stdin", "tty", "no_healthcheck", "health_start_period")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -180,6 +180,8 @@ class ContainerSpec(_message.Message):
     ENGINE_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     OPEN_STDIN_FIELD_NUMBER: _ClassVar[int]
     TTY_FIELD_NUMBER: _ClassVar[int]
+    NO_HEALTHCHECK_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_START_PERIOD_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     host: str
@@ -233,7 +235,9 @@ class ContainerSpec(_message.Message):
     engine_endpoint: str
     open_stdin: bool
     tty: bool
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., restarts: _Optional[int] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., service_version: _Optional[int] = ..., health_cmd: _Optional[str] = ..., health_interval: _Optional[float] = ..., health_timeout: _Optional[float] = ..., health_retries: _Optional[int] = ..., engine: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., interface: _Optional[str] = ..., engine_endpoint: _Optional[str] = ..., open_stdin: _Optional[bool] = ..., tty: _Optional[bool] = ...) -> None: ...
+    no_healthcheck: bool
+    health_start_period: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., host: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., attachments: _Optional[_Iterable[_Union[Attachment, _Mapping]]] = ..., desired: _Optional[str] = ..., created_at: _Optional[float] = ..., generation: _Optional[int] = ..., stop_timeout: _Optional[int] = ..., network_mode: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., service: _Optional[str] = ..., service_id: _Optional[str] = ..., slot: _Optional[int] = ..., restarts: _Optional[int] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., service_version: _Optional[int] = ..., health_cmd: _Optional[str] = ..., health_interval: _Optional[float] = ..., health_timeout: _Optional[float] = ..., health_retries: _Optional[int] = ..., engine: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., interface: _Optional[str] = ..., engine_endpoint: _Optional[str] = ..., open_stdin: _Optional[bool] = ..., tty: _Optional[bool] = ..., no_healthcheck: _Optional[bool] = ..., health_start_period: _Optional[float] = ...) -> None: ...
 
 class ContainerStatus(_message.Message):
     __slots__ = ("name", "id", "state", "pid", "exit_code", "started_at", "finished_at", "error", "generation", "host", "networks", "image_error", "oom_killed", "restart_count", "health")
@@ -577,7 +581,7 @@ class HostList(_message.Message):
     def __init__(self, hosts: _Optional[_Iterable[_Union[Host, _Mapping]]] = ...) -> None: ...
 
 class RunRequest(_message.Message):
-    __slots__ = ("name", "host", "networks", "hostname", "env", "command", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "request_id", "aliases", "ip", "publish_all", "expose", "labels", "auto_remove", "detach", "restart_policy", "restart_max_retries", "interactive", "tty")
+    __slots__ = ("name", "host", "networks", "hostname", "env", "command", "ports", "mounts", "memory_bytes", "cpus", "pids_limit", "image", "entrypoint", "entrypoint_set", "working_dir", "user", "read_only", "cap_add", "cap_drop", "privileged", "seccomp", "seccomp_profile", "allow_new_privileges", "ulimits", "request_id", "aliases", "ip", "publish_all", "expose", "labels", "auto_remove", "detach", "restart_policy", "restart_max_retries", "interactive", "tty", "no_healthcheck")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -628,6 +632,7 @@ class RunRequest(_message.Message):
     RESTART_MAX_RETRIES_FIELD_NUMBER: _ClassVar[int]
     INTERACTIVE_FIELD_NUMBER: _ClassVar[int]
     TTY_FIELD_NUMBER: _ClassVar[int]
+    NO_HEALTHCHECK_FIELD_NUMBER: _ClassVar[int]
     name: str
     host: str
     networks: _containers.RepeatedScalarFieldContainer[str]
@@ -664,7 +669,8 @@ class RunRequest(_message.Message):
     restart_max_retries: int
     interactive: bool
     tty: bool
-    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., request_id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., ip: _Optional[str] = ..., publish_all: _Optional[bool] = ..., expose: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., detach: _Optional[bool] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., interactive: _Optional[bool] = ..., tty: _Optional[bool] = ...) -> None: ...
+    no_healthcheck: bool
+    def __init__(self, name: _Optional[str] = ..., host: _Optional[str] = ..., networks: _Optional[_Iterable[str]] = ..., hostname: _Optional[str] = ..., env: _Optional[_Mapping[str, str]] = ..., command: _Optional[_Iterable[str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., mounts: _Optional[_Iterable[_Union[Mount, _Mapping]]] = ..., memory_bytes: _Optional[int] = ..., cpus: _Optional[float] = ..., pids_limit: _Optional[int] = ..., image: _Optional[str] = ..., entrypoint: _Optional[_Iterable[str]] = ..., entrypoint_set: _Optional[bool] = ..., working_dir: _Optional[str] = ..., user: _Optional[str] = ..., read_only: _Optional[bool] = ..., cap_add: _Optional[_Iterable[str]] = ..., cap_drop: _Optional[_Iterable[str]] = ..., privileged: _Optional[bool] = ..., seccomp: _Optional[str] = ..., seccomp_profile: _Optional[str] = ..., allow_new_privileges: _Optional[bool] = ..., ulimits: _Optional[_Iterable[_Union[Ulimit, _Mapping]]] = ..., request_id: _Optional[str] = ..., aliases: _Optional[_Iterable[str]] = ..., ip: _Optional[str] = ..., publish_all: _Optional[bool] = ..., expose: _Optional[_Iterable[str]] = ..., labels: _Optional[_Mapping[str, str]] = ..., auto_remove: _Optional[bool] = ..., detach: _Optional[bool] = ..., restart_policy: _Optional[str] = ..., restart_max_retries: _Optional[int] = ..., interactive: _Optional[bool] = ..., tty: _Optional[bool] = ..., no_healthcheck: _Optional[bool] = ...) -> None: ...
 
 class ConnectRequest(_message.Message):
     __slots__ = ("network", "container", "request_id", "aliases", "ip")
@@ -801,7 +807,7 @@ class ContainerSpecList(_message.Message):
     def __init__(self, specs: _Optional[_Iterable[_Union[ContainerSpec, _Mapping]]] = ...) -> None: ...
 
 class ServiceSpec(_message.Message):
-    __slots__ = ("name", "id", "image", "image_reference", "image_digest", "image_id", "command", "env", "networks", "mode", "replicas", "restart_condition", "restart_max_attempts", "restart_delay", "constraints", "memory_bytes", "created_at", "updated_at", "exposed_ports", "endpoint_mode", "virtual_ips", "ports", "publish_mode", "version", "update_parallelism", "update_delay", "update_state", "update_message", "stack", "health_cmd", "health_interval", "health_timeout", "health_retries")
+    __slots__ = ("name", "id", "image", "image_reference", "image_digest", "image_id", "command", "env", "networks", "mode", "replicas", "restart_condition", "restart_max_attempts", "restart_delay", "constraints", "memory_bytes", "created_at", "updated_at", "exposed_ports", "endpoint_mode", "virtual_ips", "ports", "publish_mode", "version", "update_parallelism", "update_delay", "update_state", "update_message", "stack", "health_cmd", "health_interval", "health_timeout", "health_retries", "no_healthcheck", "image_health_cmd", "image_health_interval", "image_health_timeout", "image_health_retries", "image_health_start_period")
     class EnvEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -849,6 +855,12 @@ class ServiceSpec(_message.Message):
     HEALTH_INTERVAL_FIELD_NUMBER: _ClassVar[int]
     HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
     HEALTH_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    NO_HEALTHCHECK_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_HEALTH_CMD_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_HEALTH_INTERVAL_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_HEALTH_TIMEOUT_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_HEALTH_RETRIES_FIELD_NUMBER: _ClassVar[int]
+    IMAGE_HEALTH_START_PERIOD_FIELD_NUMBER: _ClassVar[int]
     name: str
     id: str
     image: str
@@ -882,10 +894,16 @@ class ServiceSpec(_message.Message):
     health_interval: float
     health_timeout: float
     health_retries: int
-    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., image: _Optional[str] = ..., image_reference: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., networks: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., replicas: _Optional[int] = ..., restart_condition: _Optional[str] = ..., restart_max_attempts: _Optional[int] = ..., restart_delay: _Optional[float] = ..., constraints: _Optional[_Iterable[str]] = ..., memory_bytes: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[str] = ..., virtual_ips: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., publish_mode: _Optional[str] = ..., version: _Optional[int] = ..., update_parallelism: _Optional[int] = ..., update_delay: _Optional[float] = ..., update_state: _Optional[str] = ..., update_message: _Optional[str] = ..., stack: _Optional[str] = ..., health_cmd: _Optional[str] = ..., health_interval: _Optional[float] = ..., health_timeout: _Optional[float] = ..., health_retries: _Optional[int] = ...) -> None: ...
+    no_healthcheck: bool
+    image_health_cmd: str
+    image_health_interval: float
+    image_health_timeout: float
+    image_health_retries: int
+    image_health_start_period: float
+    def __init__(self, name: _Optional[str] = ..., id: _Optional[str] = ..., image: _Optional[str] = ..., image_reference: _Optional[str] = ..., image_digest: _Optional[str] = ..., image_id: _Optional[str] = ..., command: _Optional[_Iterable[str]] = ..., env: _Optional[_Mapping[str, str]] = ..., networks: _Optional[_Iterable[str]] = ..., mode: _Optional[str] = ..., replicas: _Optional[int] = ..., restart_condition: _Optional[str] = ..., restart_max_attempts: _Optional[int] = ..., restart_delay: _Optional[float] = ..., constraints: _Optional[_Iterable[str]] = ..., memory_bytes: _Optional[int] = ..., created_at: _Optional[float] = ..., updated_at: _Optional[float] = ..., exposed_ports: _Optional[_Iterable[str]] = ..., endpoint_mode: _Optional[str] = ..., virtual_ips: _Optional[_Mapping[str, str]] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., publish_mode: _Optional[str] = ..., version: _Optional[int] = ..., update_parallelism: _Optional[int] = ..., update_delay: _Optional[float] = ..., update_state: _Optional[str] = ..., update_message: _Optional[str] = ..., stack: _Optional[str] = ..., health_cmd: _Optional[str] = ..., health_interval: _Optional[float] = ..., health_timeout: _Optional[float] = ..., health_retries: _Optional[int] = ..., no_healthcheck: _Optional[bool] = ..., image_health_cmd: _Optional[str] = ..., image_health_interval: _Optional[float] = ..., image_health_timeout: _Optional[float] = ..., image_health_retries: _Optional[int] = ..., image_health_start_period: _Optional[float] = ...) -> None: ...
 
 class UpdateServiceRequest(_message.Message):
-    __slots__ = ("name", "image", "env_add", "env_rm", "command_set", "command", "replicas", "update_parallelism", "update_delay")
+    __slots__ = ("name", "image", "env_add", "env_rm", "command_set", "command", "replicas", "update_parallelism", "update_delay", "network_add", "network_rm", "publish_add", "publish_rm", "constraint_add", "constraint_rm")
     class EnvAddEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -902,6 +920,12 @@ class UpdateServiceRequest(_message.Message):
     REPLICAS_FIELD_NUMBER: _ClassVar[int]
     UPDATE_PARALLELISM_FIELD_NUMBER: _ClassVar[int]
     UPDATE_DELAY_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_ADD_FIELD_NUMBER: _ClassVar[int]
+    NETWORK_RM_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_ADD_FIELD_NUMBER: _ClassVar[int]
+    PUBLISH_RM_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINT_ADD_FIELD_NUMBER: _ClassVar[int]
+    CONSTRAINT_RM_FIELD_NUMBER: _ClassVar[int]
     name: str
     image: str
     env_add: _containers.ScalarMap[str, str]
@@ -911,7 +935,13 @@ class UpdateServiceRequest(_message.Message):
     replicas: int
     update_parallelism: int
     update_delay: float
-    def __init__(self, name: _Optional[str] = ..., image: _Optional[str] = ..., env_add: _Optional[_Mapping[str, str]] = ..., env_rm: _Optional[_Iterable[str]] = ..., command_set: _Optional[bool] = ..., command: _Optional[_Iterable[str]] = ..., replicas: _Optional[int] = ..., update_parallelism: _Optional[int] = ..., update_delay: _Optional[float] = ...) -> None: ...
+    network_add: _containers.RepeatedScalarFieldContainer[str]
+    network_rm: _containers.RepeatedScalarFieldContainer[str]
+    publish_add: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    publish_rm: _containers.RepeatedCompositeFieldContainer[PortMapping]
+    constraint_add: _containers.RepeatedScalarFieldContainer[str]
+    constraint_rm: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., image: _Optional[str] = ..., env_add: _Optional[_Mapping[str, str]] = ..., env_rm: _Optional[_Iterable[str]] = ..., command_set: _Optional[bool] = ..., command: _Optional[_Iterable[str]] = ..., replicas: _Optional[int] = ..., update_parallelism: _Optional[int] = ..., update_delay: _Optional[float] = ..., network_add: _Optional[_Iterable[str]] = ..., network_rm: _Optional[_Iterable[str]] = ..., publish_add: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., publish_rm: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., constraint_add: _Optional[_Iterable[str]] = ..., constraint_rm: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ServiceVip(_message.Message):
     __slots__ = ("network", "service", "service_id", "vip", "backends", "ports")
@@ -965,12 +995,14 @@ class ServiceTask(_message.Message):
     def __init__(self, name: _Optional[str] = ..., service: _Optional[str] = ..., slot: _Optional[int] = ..., host: _Optional[str] = ..., state: _Optional[str] = ..., exit_code: _Optional[int] = ..., error: _Optional[str] = ..., restarts: _Optional[int] = ..., started_at: _Optional[float] = ..., addresses: _Optional[_Mapping[str, str]] = ..., version: _Optional[int] = ..., health: _Optional[str] = ...) -> None: ...
 
 class ServiceDetail(_message.Message):
-    __slots__ = ("spec", "tasks")
+    __slots__ = ("spec", "tasks", "desired_tasks")
     SPEC_FIELD_NUMBER: _ClassVar[int]
     TASKS_FIELD_NUMBER: _ClassVar[int]
+    DESIRED_TASKS_FIELD_NUMBER: _ClassVar[int]
     spec: ServiceSpec
     tasks: _containers.RepeatedCompositeFieldContainer[ServiceTask]
-    def __init__(self, spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[ServiceTask, _Mapping]]] = ...) -> None: ...
+    desired_tasks: int
+    def __init__(self, spec: _Optional[_Union[ServiceSpec, _Mapping]] = ..., tasks: _Optional[_Iterable[_Union[ServiceTask, _Mapping]]] = ..., desired_tasks: _Optional[int] = ...) -> None: ...
 
 class ServiceList(_message.Message):
     __slots__ = ("services",)

@@ -222,9 +222,14 @@ class Runtime:
             return ContainerState(record.id, record.name, CREATED, 0, 0, 0.0, 0.0)
         exited = await asyncio.to_thread(files.read_exit)
         if exited is None:
+            # The monitor's /proc entry first: while it lives the container runs,
+            # and reading it costs microseconds where `crun state` is a process of
+            # its own, asked for every container on every pass otherwise.
+            if processes.is_alive(launched.monitor_pid, launched.monitor_start_time):
+                return ContainerState(record.id, record.name, RUNNING, launched.pid, 0,
+                                      launched.started_at, 0.0)
             observed = await self.crun.state(container_id)
-            if observed is not None and observed.status in ("running", "paused") \
-                    or processes.is_alive(launched.monitor_pid, launched.monitor_start_time):
+            if observed is not None and observed.status in ("running", "paused"):
                 return ContainerState(record.id, record.name, RUNNING, launched.pid, 0,
                                       launched.started_at, 0.0)
             # Both gone: the monitor either recorded the exit since we looked,

@@ -55,7 +55,7 @@ def run_request(args: argparse.Namespace) -> pb.RunRequest:
         publish_all=args.publish_all, expose=args.expose, labels=parse_labels(args.label), auto_remove=args.rm,
         detach=args.detach, request_id=args.request_id,
         restart_policy=restart_policy, restart_max_retries=restart_max,
-        interactive=args.interactive, tty=args.tty)
+        interactive=args.interactive, tty=args.tty, no_healthcheck=args.no_healthcheck)
 
 
 # Docker's exit statuses of `run` when no container command ran.

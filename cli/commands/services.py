@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import shlex
 import sys
@@ -16,6 +17,9 @@ from proto.records import PortMapping, ServiceSpec
 
 # --update-parallelism 0: every task in one batch (a service has at most 1000).
 ALL_AT_ONCE = 1000
+# How long `service create` waits for its tasks before it gives up (the service stays).
+CONVERGE_SECONDS = 180.0
+CONVERGE_POLL = 0.3
 
 
 def parse_publish(text: str) -> tuple[PortMapping, str]:
@@ -70,6 +74,7 @@ def create_request(args: argparse.Namespace) -> pb.ServiceSpec:
         update_delay=parse_duration(args.update_delay, "--update-delay"),
         health_cmd=args.health_cmd, health_interval=parse_duration(args.health_interval, "--health-interval"),
         health_timeout=parse_duration(args.health_timeout, "--health-timeout"), health_retries=args.health_retries,
+        no_healthcheck=args.no_healthcheck,
         publish_mode=modes.pop() if modes else "ingress").to_wire()
 
 
@@ -89,7 +94,22 @@ def update_request(args: argparse.Namespace) -> pb.UpdateServiceRequest:
         command_set=args.args is not None, command=shlex.split(args.args) if args.args is not None else [],
         replicas=-1 if args.replicas is None else args.replicas,
         update_parallelism=-1 if args.update_parallelism is None else _parallelism(args.update_parallelism),
-        update_delay=-1.0 if args.update_delay is None else parse_duration(args.update_delay, "--update-delay"))
+        update_delay=-1.0 if args.update_delay is None else parse_duration(args.update_delay, "--update-delay"),
+        network_add=args.network_add, network_rm=args.network_rm,
+        publish_add=[parse_publish(p)[0].to_wire() for p in args.publish_add],
+        publish_rm=[parse_published(p).to_wire() for p in args.publish_rm],
+        constraint_add=args.constraint_add, constraint_rm=args.constraint_rm)
+
+
+def parse_published(text: str) -> PortMapping:
+    """--publish-rm PUBLISHED[/PROTO] (or PUBLISHED:TARGET[/PROTO]): the port to stop
+    publishing, by its published port and protocol."""
+    ports, _, protocol = text.partition("/")
+    published = ports.partition(":")[0]
+    try:
+        return PortMapping(validate.protocol(protocol or "tcp"), validate.port(int(published), "published port"), 0)
+    except ValueError:
+        raise CliError(f"invalid --publish-rm {text!r}: use PUBLISHED[/PROTO], e.g. 8080") from None
 
 
 def task_json(task: pb.ServiceTask) -> dict:
@@ -110,7 +130,9 @@ def service_json(detail: pb.ServiceDetail) -> dict:
             "ports": [f"{p.host_port}:{p.container_port}/{p.protocol}" for p in spec.ports],
             "publish_mode": spec.publish_mode, "version": spec.version,
             "healthcheck": {"cmd": spec.health_cmd, "interval": spec.health_interval,
-                            "timeout": spec.health_timeout, "retries": spec.health_retries},
+                            "timeout": spec.health_timeout, "retries": spec.health_retries,
+                            # no cmd and not disabled: the tasks run the image's HEALTHCHECK, if any
+                            "disabled": spec.no_healthcheck, "image_cmd": spec.image_health_cmd},
             "update": {"state": spec.update_state, "message": spec.update_message,
                        "parallelism": spec.update_parallelism, "delay": spec.update_delay},
             "restart_policy": {"condition": spec.restart_condition, "max_attempts": spec.restart_max_attempts,
@@ -127,8 +149,34 @@ def _replicas_text(item: dict) -> str:
 
 async def create(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
     detail = await api.Create(create_request(args), timeout=RPC_TIMEOUT)
-    print(detail.spec.id)
+    print(detail.spec.id, flush=True)
+    if not args.detach:
+        await wait_converged(api, args.name)
     return 0
+
+
+async def wait_converged(api: pb_grpc.ServicesStub, name: str, seconds: float = CONVERGE_SECONDS) -> None:
+    """As `docker service create` without -d: until every task it should have runs
+    (and passes its health check, if any). A task that failed (its start, or its
+    command with a non-zero exit) ends the wait with its error: the service stays,
+    and its leader keeps replacing the task, as Docker's does."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + seconds
+    while True:
+        detail = await api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT)
+        failed = next((t for t in detail.tasks if t.error or (t.state == "exited" and t.exit_code != 0)), None)
+        if failed is not None:
+            why = failed.error or f"exit code {failed.exit_code}"
+            raise CliError(f"service {name} did not converge: task {failed.name} on {failed.host} failed: {why} "
+                           f"(the service stays; `vxmesh service ps {name}`, `vxmesh service rm {name}`)")
+        ready = sum(1 for t in detail.tasks if t.state == "running" and t.health in ("", "healthy"))
+        if ready == len(detail.tasks) == detail.desired_tasks:
+            print("verify: Service converged")
+            return
+        if loop.time() >= deadline:
+            raise CliError(f"service {name} did not converge within {seconds:.0f}s: {ready} of "
+                           f"{detail.desired_tasks} tasks running (the service stays; `vxmesh service ps {name}`)")
+        await asyncio.sleep(CONVERGE_POLL)
 
 
 async def ls(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:

@@ -3,9 +3,9 @@
 A stack is the services named STACK_* that carry the stack's name, and the
 overlay networks STACK_* its file declares. `deploy` creates what is
 missing and changes only what differs: a new image, command, environment,
-replica count or update settings is a `service update` (rolling); a change
-the update cannot make (networks, ports, mode, placement, restart policy)
-replaces the service. `--prune` also removes the stack's services the file
+networks, published ports, placement, replica count or update settings is a
+`service update` (rolling); a change the update cannot make (publish or
+endpoint mode, mode, restart policy, health check) replaces the service. `--prune` also removes the stack's services the file
 no longer has.
 """
 from __future__ import annotations
@@ -25,8 +25,8 @@ from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import ServiceSpec
 
 # What `service update` cannot change: a difference here replaces the service.
-REPLACED_BY = ("networks", "ports", "publish_mode", "mode", "endpoint_mode", "constraints",
-               "restart_condition", "restart_max_attempts", "restart_delay")
+REPLACED_BY = ("publish_mode", "mode", "endpoint_mode", "restart_condition", "restart_max_attempts", "restart_delay", "health_cmd", "health_interval",
+               "health_timeout", "health_retries", "no_healthcheck")
 NETWORK_GONE_SECONDS = 30.0
 
 
@@ -77,6 +77,19 @@ def _update(old: ServiceSpec, new: ServiceSpec) -> pb.UpdateServiceRequest | Non
     if new.env != old.env:
         request.env_add.update(new.env)
         request.env_rm.extend(k for k in old.env if k not in new.env)
+        changed = True
+    if new.networks != old.networks:
+        # Docker's order: removals first; a network kept keeps its place only if the order stays.
+        request.network_rm.extend(old.networks)
+        request.network_add.extend(new.networks)
+        changed = True
+    if new.ports != old.ports:
+        request.publish_rm.extend(p.to_wire() for p in old.ports)
+        request.publish_add.extend(p.to_wire() for p in new.ports)
+        changed = True
+    if new.constraints != old.constraints:
+        request.constraint_rm.extend(old.constraints)
+        request.constraint_add.extend(new.constraints)
         changed = True
     if new.replicas != old.replicas:
         request.replicas, changed = new.replicas, True

@@ -50,7 +50,9 @@ class ClusterImages:
         if info is None:
             raise ImageError(f"cannot run image {ref.familiar}: it is not in the cluster's registry "
                              f"{self.registry} (`vxmesh image load` or `vxmesh image pull` puts it there)")
-        return RunImage(str(ref), info.digest, info.id, info.config.exposed_ports)
+        check = info.config.healthcheck
+        return RunImage(str(ref), info.digest, info.id, info.config.exposed_ports,
+                        check.settings() if check is not None else None)
 
     async def load(self, archive: Path, shown: str) -> list[str]:
         """Every image of a `docker save` tarball or OCI archive, under each of its names."""

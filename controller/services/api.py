@@ -15,13 +15,14 @@ from typing import AsyncIterator
 from controller.cache import StateCache
 from controller.images.cluster_images import ClusterImages
 from controller.images.service import NO_REGISTRY
-from controller.services import rules
+from controller.run_options import RunImage
+from controller.services import constraints, rules
 from controller.store import Store
 from controller.user_errors import user_errors, user_errors_streaming
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.errors import FailedPrecondition, InvalidArgument, UserError
-from proto.records import ServiceSpec
+from proto.records import PortMapping, ServiceSpec
 
 # How long `service rm` waits for the leader to remove the tasks.
 REMOVE_TIMEOUT = 20.0
@@ -50,7 +51,7 @@ class ServicesService(pb_grpc.ServicesServicer):
             publish_mode=spec.publish_mode or "ingress",
             virtual_ips={}, created_at=now, updated_at=now,
             image_reference=image.reference, image_digest=image.digest, image_id=image.id,
-            exposed_ports=list(image.exposed_ports))
+            exposed_ports=list(image.exposed_ports), **image_health_fields(image))
         return self._detail(await self.store.services.create(spec))
 
     @user_errors
@@ -69,8 +70,9 @@ class ServicesService(pb_grpc.ServicesServicer):
 
     @user_errors
     async def Update(self, request, context):
-        """A new template (image, command, env) starts a rolling update; replicas and the
-        update's own settings change at once."""
+        """A new template (image, command, env, networks, constraints, mode=host ports)
+        starts a rolling update; replicas, routing-mesh ports and the update's own
+        settings change at once."""
         current = await self.store.services.get(request.name)
         image = None
         if request.image:
@@ -84,13 +86,18 @@ class ServicesService(pb_grpc.ServicesServicer):
 
         def change(spec: ServiceSpec) -> ServiceSpec:
             updated = dataclasses.replace(spec, env={**{k: v for k, v in spec.env.items() if k not in request.env_rm},
-                                                     **request.env_add})
+                                                     **request.env_add},
+                                          networks=edited("network", spec.networks, request.network_rm,
+                                                          request.network_add),
+                                          constraints=edited("constraint", spec.constraints, request.constraint_rm,
+                                                             request.constraint_add),
+                                          ports=edited_ports(spec.ports, request.publish_rm, request.publish_add))
             if request.command_set:
                 updated.command = list(request.command)
             if image is not None:
                 updated = dataclasses.replace(updated, image=request.image, image_reference=image.reference,
                                               image_digest=image.digest, image_id=image.id,
-                                              exposed_ports=list(image.exposed_ports))
+                                              exposed_ports=list(image.exposed_ports), **image_health_fields(image))
             if request.replicas >= 0:
                 updated.replicas = request.replicas
             if request.update_parallelism >= 0:
@@ -98,7 +105,10 @@ class ServicesService(pb_grpc.ServicesServicer):
             if request.update_delay >= 0:
                 updated.update_delay = request.update_delay
             rules.check(updated)
-            template = ("image_digest", "command", "env")
+            # What the tasks carry: a change replaces them, a batch at a time. Ports of the
+            # routing mesh are the balancers' (no task changes); mode=host ports are the tasks'.
+            template = ("image_digest", "command", "env", "networks", "constraints") + (
+                ("ports",) if updated.publish_mode == "host" else ())
             if any(getattr(updated, f) != getattr(spec, f) for f in template):
                 updated = dataclasses.replace(updated, version=spec.version + 1, update_state="updating",
                                               update_message="")
@@ -151,4 +161,43 @@ class ServicesService(pb_grpc.ServicesServicer):
         return sorted(tasks, key=lambda t: (t.slot, t.host, t.name))
 
     def _detail(self, spec: ServiceSpec) -> pb.ServiceDetail:
-        return pb.ServiceDetail(spec=spec.to_wire(), tasks=self._tasks(spec))
+        return pb.ServiceDetail(spec=spec.to_wire(), tasks=self._tasks(spec), desired_tasks=self._desired(spec))
+
+    def _desired(self, spec: ServiceSpec) -> int:
+        if spec.mode != "global":
+            return spec.replicas
+        return sum(1 for host in list(self.cache.index.hosts.values())
+                   if host.state == "up" and constraints.allows(spec.constraints, host.name))
+
+
+def image_health_fields(image: RunImage) -> dict:
+    """The service's copy of its image's HEALTHCHECK (empty: none), for its tasks."""
+    check = image.healthcheck
+    if check is None:
+        return dict(image_health_cmd="", image_health_interval=0.0, image_health_timeout=0.0,
+                    image_health_retries=0, image_health_start_period=0.0)
+    return dict(image_health_cmd=check.cmd, image_health_interval=check.interval,
+                image_health_timeout=check.timeout, image_health_retries=check.retries,
+                image_health_start_period=check.start_period)
+
+
+def edited(what: str, current: list[str], removed, added) -> list[str]:
+    """`current` without `removed`, then with `added` (Docker's order: --X-rm before --X-add)."""
+    for item in removed:
+        if item not in current:
+            raise InvalidArgument(f"--{what}-rm {item}: the service has no such {what}")
+    kept = [item for item in current if item not in removed]
+    for item in added:
+        if item in kept:
+            raise InvalidArgument(f"--{what}-add {item}: the service has it already")
+        kept.append(item)
+    return kept
+
+
+def edited_ports(current: list[PortMapping], removed, added) -> list[PortMapping]:
+    """The published ports without those `removed` names (by published port and
+    protocol), then with those `added`."""
+    gone = {(p.protocol, p.host_port) for p in removed}
+    for protocol, port in sorted(gone - {(p.protocol, p.host_port) for p in current}):
+        raise InvalidArgument(f"--publish-rm {port}/{protocol}: the service does not publish it")
+    return [p for p in current if (p.protocol, p.host_port) not in gone] + [PortMapping.from_wire(p) for p in added]

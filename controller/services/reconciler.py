@@ -12,6 +12,15 @@ A host is dead for the scheduler once the liveness rule took it out of the
 tables (controller/liveness.py: its VTEP went silent, or its agent stayed
 away past the grace) and it stayed out for GRACE_SECONDS as this leader saw
 it. A host whose agent alone is down keeps its tasks and gets no new one.
+
+What a removed container holds (addresses, host ports, its status) is freed
+when its host's agent reports it torn down (controller/store/removal.py); a
+host that never returns never reports. Once a host has been down for
+`release_after` seconds (the controller's `dead-host-release`) as this leader
+saw it, the leader frees what its removed containers still hold: its tasks,
+removed when they were rescheduled, and containers removed while it was
+away. A container whose record still exists keeps everything (the release
+compares its record absent in the same transaction).
 """
 from __future__ import annotations
 
@@ -22,7 +31,7 @@ import logging
 import time
 
 from controller.cache import StateCache
-from controller.run_options import RunImage, RunOptions
+from controller.run_options import RunImage, RunOptions, with_image_health
 from controller.services import constraints, rules
 from controller.services.election import Election
 from controller.services.rolling import rollout
@@ -31,6 +40,7 @@ from controller.store import Store
 from controller.store.containers import TaskOrigin
 from controller.store.fence import Fence, NotLeader
 from proto.errors import NotFound, UserError
+from proto.image_config import HealthSettings
 from proto.network_mode import NetworkMode
 from proto.records import ContainerSpec, ContainerStatus, Host, ServiceSpec, ServiceVip
 
@@ -38,16 +48,22 @@ log = logging.getLogger(__name__)
 
 PASS_SECONDS = 2.0
 GRACE_SECONDS = 3.0
+DEFAULT_DEAD_HOST_RELEASE = 600
+# How often a long-dead host is looked at again for containers removed since.
+RELEASE_RECHECK = 30.0
 ROLE = "services"
 
 
 class Reconciler:
-    def __init__(self, store: Store, cache: StateCache, election: Election, grace: float = GRACE_SECONDS) -> None:
+    def __init__(self, store: Store, cache: StateCache, election: Election, grace: float = GRACE_SECONDS,
+                 release_after: float = DEFAULT_DEAD_HOST_RELEASE) -> None:
         self.store = store
         self.cache = cache
         self.election = election
         self.grace = grace
+        self.release_after = release_after     # 0: never free a dead host's leftovers
         self._down_since: dict[str, float] = {}
+        self._released_at: dict[str, float] = {}   # host -> when its leftovers were last freed
 
     async def run(self) -> None:
         """Campaign, lead until the term ends, campaign again; until cancelled."""
@@ -55,6 +71,7 @@ class Reconciler:
             while True:
                 fence = await self.election.campaign()
                 self._down_since = {}    # a new term judges hosts from its own start
+                self._released_at = {}
                 holding = asyncio.create_task(self.election.hold(), name="services-lease")
                 leading = asyncio.create_task(self._lead(fence), name="services-reconcile")
                 try:
@@ -76,7 +93,12 @@ class Reconciler:
         while True:
             seen = self.cache.revision
             try:
-                wake = await self.reconcile(fence)
+                # A pass reads every container and host from etcd: with
+                # thousands of them and passes woken by every change, that
+                # was most of a large cluster's controller CPU, spent where
+                # there was no service. The mirror says whether there is any;
+                # once one appears, its change wakes the next pass.
+                wake = await self.reconcile(fence) if self.cache.index.has_service_state() else None
             except NotLeader:
                 return
             except UserError as err:      # etcd unreachable, a lost race: the next pass retries
@@ -133,7 +155,21 @@ class Reconciler:
         for stale in vips.values():              # their service or its network went
             await self.store.services.delete_vip(stale, fence)
         await self._mesh_legs(services, sorted(up), fence)
+        await self._release_dead_hosts(now)
         return min(wakes) if wakes else None
+
+    async def _release_dead_hosts(self, now: float) -> None:
+        """Free what the removed containers of hosts down for `release_after` still hold."""
+        if not self.release_after:
+            return
+        for host, since in sorted(self._down_since.items()):
+            if now - since < self.release_after or now - self._released_at.get(host, 0.0) < RELEASE_RECHECK:
+                continue
+            self._released_at[host] = now
+            for name in await self.store.pending_releases(host):
+                if await self.store.release_container(name, host):
+                    log.info("freed what container %s held: its host %s has been down for %.0fs",
+                             name, host, now - since)
 
     async def _mesh_legs(self, services: list[ServiceSpec], up: list[str], fence: Fence) -> None:
         """Every live host gets a leg into each network of the routing mesh (the first
@@ -189,8 +225,11 @@ class Reconciler:
             ports=tuple(service.ports) if service.publish_mode == "host" else (),
             health_cmd=service.health_cmd, health_interval=service.health_interval,
             health_timeout=service.health_timeout, health_retries=service.health_retries,
+            no_healthcheck=service.no_healthcheck,
             image=RunImage(service.image_reference, service.image_digest, service.image_id,
                            tuple(service.exposed_ports)))
+        # Its image's HEALTHCHECK, read when the image was resolved, unless the service has its own or none.
+        options = with_image_health(options, image_health(service))
         try:
             await self.store.create_container(
                 name, start.host, list(service.command), dict(service.env), name.rsplit(".", 1)[1],
@@ -223,6 +262,13 @@ def backends(service: ServiceSpec, tasks: list[tuple[ContainerSpec, ContainerSta
         out.append(ServiceVip(network=network, service=service.name, service_id=service.id, vip=vip,
                               backends=addresses, ports=list(service.ports) if mesh else []))
     return out
+
+
+def image_health(service: ServiceSpec) -> HealthSettings | None:
+    if not service.image_health_cmd:
+        return None
+    return HealthSettings(service.image_health_cmd, service.image_health_interval, service.image_health_timeout,
+                          service.image_health_retries, service.image_health_start_period)
 
 
 def task_view(spec: ContainerSpec, status: ContainerStatus | None) -> TaskView:

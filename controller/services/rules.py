@@ -72,6 +72,8 @@ def check(spec: ServiceSpec) -> ServiceSpec:
         seen.add((port.protocol, port.host_port))
     if spec.ports and (spec.publish_mode or "ingress") == "ingress" and not spec.networks:
         raise InvalidArgument("the routing mesh reaches tasks over their first network: give --network")
+    if spec.health_cmd and spec.no_healthcheck:
+        raise InvalidArgument("--no-healthcheck conflicts with --health-cmd")
     if spec.health_cmd:
         request_limits.check_command([spec.health_cmd], "health command")
         for what, value in (("interval", spec.health_interval), ("timeout", spec.health_timeout)):

@@ -17,7 +17,7 @@ from controller.etcd import Compare, Op, Txn
 from controller.store.records import Records, owner_json
 from proto.addresses import check_static_ip, mac_for_ip, next_free_ip, parse_subnet
 from proto.errors import FailedPrecondition, InvalidArgument, ResourceExhausted
-from proto.records import Attachment, ContainerSpec, Endpoint, Host, Network, PortMapping
+from proto.records import Attachment, ContainerSpec, Endpoint, Host, Network, PortMapping, ServiceSpec
 
 # Where a free host port is chosen for `-p CONTAINER_PORT` (Linux's default
 # ephemeral range, as Docker uses).
@@ -89,6 +89,10 @@ async def publish(records: Records, spec: ContainerSpec, ports: tuple[PortMappin
     if not ports:
         return txn
     taken = await ports_taken(records, spec.host)
+    # A port of the routing mesh is open on every host: no container may take it,
+    # and no service may take it meanwhile (the transaction compares the services).
+    mesh, services_read_at = await mesh_ports(records)
+    txn.compares.append(Compare.prefix_unchanged_since(records.keys.services(), services_read_at))
     # The ports asked for by number are reserved before any is chosen, so that a
     # chosen one never lands on a port asked for later in the same request
     # (`-p 80 -p 32768:8080`).
@@ -102,13 +106,17 @@ async def publish(records: Records, spec: ContainerSpec, ports: tuple[PortMappin
             raise FailedPrecondition(
                 f"host port {mapping.host_port}/{mapping.protocol} on host {spec.host!r} is already published "
                 f"by container {owner!r}")
+        if key in mesh:
+            raise FailedPrecondition(
+                f"host port {mapping.host_port}/{mapping.protocol} is published by service {mesh[key]!r} on every "
+                "host (the routing mesh)")
         chosen[key] = spec.name
     final = []
     for mapping in ports:
         host_port = mapping.host_port
         if not host_port:
             start = random.choice(EPHEMERAL_PORTS) if randomize else None
-            host_port = pick_host_port(mapping.protocol, set(taken) | set(chosen), start)
+            host_port = pick_host_port(mapping.protocol, set(taken) | set(chosen) | set(mesh), start)
             chosen[(mapping.protocol, host_port)] = spec.name
         final.append(dataclasses.replace(mapping, host_port=host_port, dynamic=mapping.dynamic or not mapping.host_port))
     for mapping in final:
@@ -150,6 +158,26 @@ async def ports_taken(records: Records, host: str) -> dict[tuple[str, int], str]
         port, _, protocol = records.keys.parse(kv.key)[1][1].partition("-")
         taken[(protocol, int(port))] = json.loads(kv.value).get("container", "?")
     return taken
+
+
+async def mesh_ports(records: Records) -> tuple[dict[tuple[str, int], str], int]:
+    """The ports the routing mesh publishes on every host: (protocol, port) -> the
+    service; and the revision the services were read at."""
+    found, read_at = await records.records(records.keys.services(), ServiceSpec)
+    return {(p.protocol, p.host_port): service.name for _, service in found if service.publish_mode == "ingress"
+            for p in service.ports}, read_at
+
+
+async def container_ports(records: Records) -> tuple[dict[tuple[str, int], tuple[str, str]], int]:
+    """Every host port a container publishes, on any host: (protocol, port) -> (container,
+    host); and the revision they were read at."""
+    kvs, read_at = await records.etcd.get_prefix(records.keys.ports_all())
+    held: dict[tuple[str, int], tuple[str, str]] = {}
+    for kv in kvs:
+        host, port_text = records.keys.parse(kv.key)[1][:2]
+        port, _, protocol = port_text.partition("-")
+        held[(protocol, int(port))] = (json.loads(kv.value).get("container", "?"), host)
+    return held, read_at
 
 
 def pick_host_port(protocol: str, taken: set[tuple[str, int]], start: int | None = None) -> int:

@@ -315,4 +315,5 @@ def _image_and_process(options: RunOptions) -> dict:
         restart_policy=options.restart_policy, restart_max_retries=options.restart_max_retries,
         health_cmd=options.health_cmd, health_interval=options.health_interval,
         health_timeout=options.health_timeout, health_retries=options.health_retries,
-        open_stdin=options.open_stdin, tty=options.tty)
+        open_stdin=options.open_stdin, tty=options.tty,
+        health_start_period=options.health_start_period, no_healthcheck=options.no_healthcheck)

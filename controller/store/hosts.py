@@ -35,6 +35,8 @@ class Hosts:
     @surface_unavailable
     async def register(self, host: Host) -> None:
         """Record the host; `state` and `containers` are computed on read, not stored.
+        `registered_at` is when the record last changed (a host that comes back
+        unchanged is not written again).
 
         A host that comes back with a new VTEP address gets all its endpoints
         re-pointed in the same transaction, so no host's table ever mixes the two.
@@ -44,8 +46,13 @@ class Hosts:
         key = self.keys.host(host.name)
         record = dataclasses.replace(host, state="", containers=0, registered_at=time.time())
 
-        async def attempt(_: int) -> Commit[None]:
+        async def attempt(_: int) -> Commit[None] | Settled[None]:
             found = await self.records.record(key, Host)
+            if found is not None and dataclasses.replace(found[1], registered_at=record.registered_at) == record:
+                # An agent reconnecting with nothing changed: every agent gets
+                # every host record, so rewriting it (for a new time alone)
+                # would be a message to each, per reconnection.
+                return Settled(None)
             unchanged = Compare.absent(key) if found is None else Compare.mod_revision(key, "=", found[0].mod_revision)
             txn = Txn([unchanged], [Op.put(key, record.to_json())])
             if found is not None and found[1].vtep != host.vtep:

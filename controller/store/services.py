@@ -42,26 +42,46 @@ class Services:
             _check_published(spec, [other for _, other in others])
             # No other service took one of its ports meanwhile.
             txn = Txn([Compare.absent(key), Compare.prefix_unchanged_since(self.keys.services(), read_at)])
-            vips: dict[str, str] = {}
-            for name in spec.networks:
-                net_kv, network = await self.records.network(name)   # NotFound names it
-                if network.scope != "global":
-                    raise FailedPrecondition(
-                        f"network {name!r} is a {network.driver} network, local to each host: a service's "
-                        "tasks attach to networks that span the hosts (overlay)")
-                txn.compares.append(Compare.mod_revision(net_kv.key, "=", net_kv.mod_revision))
-                if spec.endpoint_mode == "vip":
-                    directory = drivers.driver_for(network).reservations(self.keys, name, "")
-                    vips[name] = await allocations.pick_address(self.records, directory, name, network.subnet,
-                                                                network.gateway, randomize=lost > 0)
-                    txn.compares.append(Compare.absent(directory + vips[name]))
-                    txn.ops.append(Op.put(directory + vips[name], json_value({"service": spec.name, "id": spec.id})))
+            await self._check_containers_ports(spec, txn)
+            vips = await self._reserve_vips(spec, spec.networks, txn, lost)
             created = dataclasses.replace(spec, virtual_ips=vips)
             txn.ops.append(Op.put(key, created.to_json()))
             return Commit(txn, created)
 
         return await retrying(self.etcd, attempt, what=f"create service {spec.name!r}",
                               changing="the addresses it needs", attempts=ALLOCATION_ATTEMPTS)
+
+    async def _check_containers_ports(self, spec: ServiceSpec, txn: Txn) -> None:
+        """The routing mesh opens its ports on every host: none may be a container's
+        published port on any host (nor become one before `txn` commits)."""
+        if spec.publish_mode != "ingress" or not spec.ports:
+            return
+        held, read_at = await allocations.container_ports(self.records)
+        for port in spec.ports:
+            owner = held.get((port.protocol, port.host_port))
+            if owner is not None:
+                raise FailedPrecondition(f"port {port.host_port}/{port.protocol} is already published by container "
+                                         f"{owner[0]!r} on host {owner[1]!r}: the routing mesh needs it on every host")
+        txn.compares.append(Compare.prefix_unchanged_since(self.keys.ports_all(), read_at))
+
+    async def _reserve_vips(self, spec: ServiceSpec, networks: list[str], txn: Txn, lost: int) -> dict[str, str]:
+        """Check that each of `networks` spans the cluster, guard it in `txn`, and in
+        endpoint mode "vip" reserve the service's address on it there; the VIPs."""
+        vips: dict[str, str] = {}
+        for name in networks:
+            net_kv, network = await self.records.network(name)   # NotFound names it
+            if network.scope != "global":
+                raise FailedPrecondition(
+                    f"network {name!r} is a {network.driver} network, local to each host: a service's "
+                    "tasks attach to networks that span the hosts (overlay)")
+            txn.compares.append(Compare.mod_revision(net_kv.key, "=", net_kv.mod_revision))
+            if spec.endpoint_mode == "vip":
+                directory = drivers.driver_for(network).reservations(self.keys, name, "")
+                vips[name] = await allocations.pick_address(self.records, directory, name, network.subnet,
+                                                            network.gateway, randomize=lost > 0)
+                txn.compares.append(Compare.absent(directory + vips[name]))
+                txn.ops.append(Op.put(directory + vips[name], json_value({"service": spec.name, "id": spec.id})))
+        return vips
 
     @surface_unavailable
     async def get(self, name: str) -> ServiceSpec:
@@ -95,19 +115,37 @@ class Services:
 
     @surface_unavailable
     async def update(self, name: str, change) -> ServiceSpec:
-        """Apply `change(spec) -> spec` to the record (a rolling update, a new replica count)."""
+        """Apply `change(spec) -> spec` to the record (a rolling update, a new replica count):
+        published ports checked against the other services', VIPs given back on the
+        networks it leaves and reserved on those it joins."""
         key = self.keys.service(name)
 
-        async def attempt(_: int) -> Commit[ServiceSpec]:
+        async def attempt(lost: int) -> Commit[ServiceSpec]:
             found = await self.records.record(key, ServiceSpec)
             if found is None:
                 raise NotFound(f"service {name!r} not found")
             kv, spec = found
-            updated = dataclasses.replace(change(spec), updated_at=time.time())
-            return Commit(Txn([Compare.mod_revision(key, "=", kv.mod_revision)],
-                              [Op.put(key, updated.to_json())]), updated)
+            updated = change(spec)
+            txn = Txn([Compare.mod_revision(key, "=", kv.mod_revision)], [])
+            if (updated.ports, updated.publish_mode) != (spec.ports, spec.publish_mode):
+                others, read_at = await self.records.records(self.keys.services(), ServiceSpec)
+                _check_published(updated, [other for _, other in others if other.name != name])
+                txn.compares.append(Compare.prefix_unchanged_since(self.keys.services(), read_at))
+                await self._check_containers_ports(updated, txn)
+            # A network left gives its VIP back at once (its tasks leave it batch by
+            # batch); a network joined gets one, as at creation.
+            gone = [n for n in spec.networks if n not in updated.networks]
+            vips = {n: vip for n, vip in spec.virtual_ips.items() if n not in gone}
+            txn.ops += [Op.delete(self.keys.ipam(n, spec.virtual_ips[n])) for n in gone if n in spec.virtual_ips]
+            txn.ops += [Op.delete(self.keys.vip(n, name)) for n in gone]
+            vips.update(await self._reserve_vips(
+                updated, [n for n in updated.networks if n not in spec.networks], txn, lost))
+            updated = dataclasses.replace(updated, virtual_ips=vips, updated_at=time.time())
+            txn.ops.append(Op.put(key, updated.to_json()))
+            return Commit(txn, updated)
 
-        return await retrying(self.etcd, attempt, what=f"update service {name!r}")
+        return await retrying(self.etcd, attempt, what=f"update service {name!r}",
+                              changing="the addresses it needs", attempts=ALLOCATION_ATTEMPTS)
 
     @surface_unavailable
     async def set_update_state(self, service: ServiceSpec, state: str, message: str, fence: Fence) -> None:
@@ -222,13 +260,13 @@ class Services:
 
 
 def _check_published(spec: ServiceSpec, others: list[ServiceSpec]) -> None:
-    """A port of the routing mesh is open on every host: one service per port."""
-    if spec.publish_mode != "ingress":
-        return
-    taken = {(p.protocol, p.host_port): other.name for other in others if other.publish_mode == "ingress"
-             for p in other.ports}
+    """A port of the routing mesh is open on every host: one service per port, and no
+    service publishing it where its tasks run (mode=host) either."""
+    taken = {(p.protocol, p.host_port): other for other in others for p in other.ports
+             if "ingress" in (spec.publish_mode, other.publish_mode)}
     for port in spec.ports:
         owner = taken.get((port.protocol, port.host_port))
         if owner is not None:
+            where = " on every host (the routing mesh)" if owner.publish_mode == "ingress" else " where its tasks run"
             raise FailedPrecondition(f"port {port.host_port}/{port.protocol} is already published by "
-                                     f"service {owner!r}")
+                                     f"service {owner.name!r}{where}")

@@ -1,11 +1,13 @@
 """Propagation latency: an endpoint created through the user API reaching every agent that cares.
 
     .venv/bin/python -m tests.benchmarks.bench_propagation [--agents 100] [--endpoints 1000] [--rate 25]
+                                                            [--processes 1]
 
 A private etcd and a controller process (control_env.py), and --agents
-simulated agents in one more process (sim_agents.py: the agent's own stream
-code, no kernel). Every agent gets one container on the overlay network
-"bench" through the API, so all of them take part in it. Then --endpoints
+simulated agents in --processes more processes (sim_agents.py: the agent's
+own stream code, no kernel; fleet.py's Fleets). Every agent gets one
+container on the overlay network "bench" through the API, so all of them
+take part in it. Then --endpoints
 containers are created with the API's Run at a steady --rate, spread over
 the hosts, each call in its own task (a slow call does not delay the next).
 For every endpoint we take the moment the last agent received it and report:
@@ -28,7 +30,7 @@ from proto import vxmesh_pb2 as pb
 from tests.benchmarks import baselines
 from tests.benchmarks.control_env import ControlPlane
 from tests.benchmarks.figures import percentile, report
-from tests.benchmarks.fleet import Fleet
+from tests.benchmarks.fleet import Fleets
 from tests.benchmarks.proc_stats import cpu_seconds
 from tests.helpers.images import BUSYBOX
 
@@ -45,18 +47,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=100, help="simulated agents (default 100)")
     parser.add_argument("--endpoints", type=int, default=1000, help="endpoints created (default 1000)")
     parser.add_argument("--rate", type=float, default=10.0, help="API calls started per second (default 10)")
+    parser.add_argument("--processes", type=int, default=1, help="processes of simulated agents (default 1)")
     args = parser.parse_args(argv)
     if not 1 <= args.agents <= 1000 or not 1 <= args.endpoints <= 20_000 or not 0 < args.rate <= 1000:
         parser.error("--agents 1..1000, --endpoints 1..20000, --rate in (0, 1000]")
-    asyncio.run(_bench(args.agents, args.endpoints, args.rate))
+    if not 1 <= args.processes <= 8:
+        parser.error("--processes 1..8")
+    asyncio.run(_bench(args.agents, args.endpoints, args.rate, args.processes))
     return 0
 
 
-async def _bench(agents: int, endpoints: int, rate: float) -> None:
+async def _bench(agents: int, endpoints: int, rate: float, processes: int) -> None:
     print(f"propagation: {agents} simulated agents, {endpoints} endpoints created by the API "
           f"at {rate:g}/s", flush=True)
     keys = Keys()
-    async with ControlPlane() as cp, Fleet(cp.socket, cp.work / "agents.log") as fleet:
+    async with ControlPlane() as cp, Fleets(cp.socket, cp.work, processes) as fleet:
         await cp.api.CreateNetwork(pb.CreateNetworkRequest(name=NETWORK, subnet=SUBNET), timeout=30)
         hosts = [f"sim{i:03d}" for i in range(agents)]
         await fleet.start(hosts, kind="light", track=keys.endpoints(NETWORK) + "ep-")
@@ -74,14 +79,14 @@ async def _bench(agents: int, endpoints: int, rate: float) -> None:
         idle_start = cpu_seconds(cp.controller_pid)
         await asyncio.sleep(IDLE_SECONDS)
         idle_rate = (cpu_seconds(cp.controller_pid) - idle_start) / IDLE_SECONDS
-        cpu_before, began = (cpu_seconds(cp.controller_pid), cpu_seconds(fleet.pid)), time.monotonic()
+        cpu_before, began = (cpu_seconds(cp.controller_pid), fleet.cpu_seconds()), time.monotonic()
         calls = await _steady_runs(cp, hosts, endpoints, rate)
         await fleet.wait_endpoints(hosts, NETWORK, agents + endpoints, timeout=DELIVERY_SECONDS)
         cpu_used = cpu_seconds(cp.controller_pid) - cpu_before[0] - idle_rate * (time.monotonic() - began)
-        fleet_cpu = cpu_seconds(fleet.pid) - cpu_before[1]
+        fleet_cpu = fleet.cpu_seconds() - cpu_before[1]
         watcher.cancel()
         await asyncio.gather(watcher, return_exceptions=True)
-        seen = (await fleet.call("seen", names=hosts))["seen"]
+        seen = await fleet.seen(hosts)
 
     from_return, from_commit, from_issue, before_return = [], [], [], 0
     for name, (issued, returned) in calls.items():
@@ -111,7 +116,8 @@ async def _bench(agents: int, endpoints: int, rate: float) -> None:
     report(BENCH, f"controller idle CPU with {agents} agents connected", idle_rate * 1000, "ms/s")
     report(BENCH, "controller CPU per endpoint (API + fan-out, less idle)", max(cpu_used, 0.0) / n * 1000, "ms")
     # The simulated agents share one process: their receiving is part of every latency above.
-    report(BENCH, f"simulated agents' CPU per endpoint (all {agents})", fleet_cpu / n * 1000, "ms")
+    report(BENCH, f"simulated agents' CPU per endpoint (all {agents}, {processes} processes)", fleet_cpu / n * 1000,
+           "ms")
 
 
 async def _run_all(cp: ControlPlane, wanted: list[tuple[str, str]], concurrency: int) -> None:

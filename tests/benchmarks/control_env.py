@@ -65,13 +65,16 @@ class ControlPlane:
         try:
             # VXBENCH_PROFILE=FILE runs the controller under cProfile, its stats written to FILE on exit.
             profile = os.environ.get("VXBENCH_PROFILE")
-            wrapper = ["-m", "cProfile", "-o", profile] if profile else []
+            # `vxmesh controller` execs `python -m controller`, which would leave
+            # the profiler behind: under it the daemon's module is run directly.
+            command = ["-m", "cProfile", "-o", profile, "-m", "controller"] if profile else ["-m", "cli.main", "controller"]
             self.controller = await asyncio.create_subprocess_exec(
-                sys.executable, *wrapper, "-m", "cli.main", "controller", "--listen", self.socket,
+                sys.executable, *command, "--listen", self.socket,
                 "--etcd", endpoint, "--host-ttl", str(HOST_TTL), "--registry", registry,
                 # Plain text on a private unix socket: the benchmarks measure the control plane, not TLS.
                 "--insecure",
-                stdout=log, stderr=log, env={**os.environ, "VXMESH_LOG": "WARNING"})
+                stdout=log, stderr=log,
+                env={**os.environ, "VXMESH_LOG": "INFO" if os.environ.get("VXBENCH_CONTROLLER_LOG") else "WARNING"})
         finally:
             log.close()
         self.channel = grpc.aio.insecure_channel(self.socket, options=[
@@ -121,4 +124,7 @@ class ControlPlane:
             await self.etcd.close()
         await self.etcd_server.stop()
         self._registry.close()
+        # VXBENCH_CONTROLLER_LOG=FILE: the controller logged at INFO, kept in FILE.
+        if os.environ.get("VXBENCH_CONTROLLER_LOG"):
+            shutil.copyfile(self.work / "controller.log", os.environ["VXBENCH_CONTROLLER_LOG"])
         shutil.rmtree(self.work, ignore_errors=True)

@@ -20,7 +20,7 @@ import traceback
 from tests.benchmarks import figures
 
 MODULES = ("bench_kernel", "bench_propagation", "bench_snapshot", "bench_scale",
-           "bench_attach", "bench_dataplane", "bench_lab_propagation", "bench_services", "bench_engines")
+           "bench_attach", "bench_agent_memory", "bench_dataplane", "bench_lab_propagation", "bench_services", "bench_engines")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,7 +42,10 @@ class _Recorder:
     """What every simulated view does on top of applying: timestamps and replies."""
 
     def _init_recorder(self, track: str) -> None:
-        self.track = track                       # endpoint key prefix whose arrival is timed
+        # Endpoint keys holding this text have their arrival timed: a network's
+        # prefix ("/vxmesh/endpoints/hot/"), or a container name's mark ("/upd-")
+        # when the timed endpoints are spread over many networks.
+        self.track = track
         self.first_seen: dict[str, float] = {}
         self.to_report: list[ContainerSpec] = []
         self.updates = 0
@@ -51,7 +54,7 @@ class _Recorder:
         self.updates += 1
         for change in update.changes:
             kind = change.WhichOneof("record")
-            if kind == "endpoint" and not change.deleted and change.key.startswith(self.track):
+            if kind == "endpoint" and not change.deleted and self.track in change.key:
                 self.first_seen.setdefault(change.key, now)
             elif kind == "container" and not change.deleted:
                 c = change.container
@@ -127,6 +130,10 @@ class LightView(_Recorder):
     def endpoint_count(self, network: str) -> int:
         return len(self._endpoints.get(network, ()))
 
+    def row_count(self) -> int:
+        """Endpoints held, over every network."""
+        return sum(len(keys) for keys in self._endpoints.values())
+
 
 class SimAgent:
     def __init__(self, controller: str, name: str, number: int, kind: str, track: str):
@@ -155,8 +162,11 @@ class SimAgent:
 
 
 class Fleet:
-    def __init__(self, controller: str):
+    def __init__(self, controller: str, number_base: int = 0):
         self.controller = controller
+        # Several fleet processes serve one benchmark: each numbers its hosts
+        # (and so their VTEPs) from its own base, so no two hosts share a VTEP.
+        self.number_base = number_base
         self.agents: dict[str, SimAgent] = {}
         self._numbers: dict[str, int] = {}
 
@@ -165,12 +175,16 @@ class Fleet:
         if op == "start":
             return await self._start(cmd["names"], cmd.get("kind", "light"), cmd.get("track", "-"),
                                      cmd.get("timeout", 60))
+        if op == "restart":
+            return await self._restart(cmd["names"], cmd.get("timeout", 60))
         if op == "stop_agents":
             for name in cmd["names"]:
                 await self.agents.pop(name).stop()
             return {"ok": True}
         if op == "wait_endpoints":
             return await self._wait_endpoints(cmd["names"], cmd["network"], cmd["count"], cmd.get("timeout", 60))
+        if op == "wait_rows":
+            return await self._wait_rows(cmd["names"], cmd["count"], cmd.get("timeout", 60))
         if op == "seen":
             return self._seen(cmd["names"])
         if op == "endpoints":
@@ -187,11 +201,20 @@ class Fleet:
             if name in self.agents:
                 raise ValueError(f"agent {name!r} is already running")
             # A name keeps its number, so an agent restarted under it keeps its VTEP (as a real host does).
-            number = self._numbers.setdefault(name, len(self._numbers))
+            number = self._numbers.setdefault(name, self.number_base + len(self._numbers))
             self.agents[name] = SimAgent(self.controller, name, number, kind, track)
             new.append(self.agents[name])
         await asyncio.wait_for(asyncio.gather(*(a.link.connected.wait() for a in new)), timeout)
         return {"ok": True, "t_start": started, "t_connected": time.monotonic()}
+
+    async def _restart(self, names: list[str], timeout: float) -> dict:
+        """A reconnect storm: every named agent drops its stream and comes back at
+        once as a fresh agent (empty view, so it asks for a whole snapshot)."""
+        old = [self.agents.pop(name) for name in names]
+        await asyncio.gather(*(agent.stop() for agent in old))
+        kind = "full" if old and isinstance(old[0].view, FullView) else "light"
+        track = old[0].view.track if old else "-"
+        return await self._start(names, kind, track, timeout)
 
     async def _wait_endpoints(self, names: list[str], network: str, count: int, timeout: float) -> dict:
         """Until each named agent holds `count` endpoints of `network`; when each got there."""
@@ -208,6 +231,18 @@ class Fleet:
                 return {"ok": False, "short": dict(list(short.items())[:10]), "missing": len(short)}
             await asyncio.sleep(0.002)
 
+    async def _wait_rows(self, names: list[str], count: int, timeout: float) -> dict:
+        """Until each named agent holds `count` endpoints over all its networks."""
+        deadline = time.monotonic() + timeout
+        while True:
+            short = {n: self.agents[n].view.row_count() for n in names}
+            short = {n: c for n, c in short.items() if c < count}
+            if not short:
+                return {"ok": True}
+            if time.monotonic() > deadline:
+                return {"ok": False, "short": dict(list(short.items())[:10]), "missing": len(short)}
+            await asyncio.sleep(0.05)
+
     def _seen(self, names: list[str]) -> dict:
         """Per tracked key: how many of the named agents saw it, and when the last did."""
         out: dict[str, list[float]] = {}
@@ -219,8 +254,8 @@ class Fleet:
         return {"seen": out}
 
 
-async def _serve(controller: str) -> None:
-    fleet = Fleet(controller)
+async def _serve(controller: str, number_base: int) -> None:
+    fleet = Fleet(controller, number_base)
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader(limit=64 * 1024 * 1024)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -243,10 +278,12 @@ async def _serve(controller: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="simulated vxmesh agents for the benchmarks")
     parser.add_argument("--controller", required=True, help="controller address, e.g. unix:///path.sock")
+    parser.add_argument("--number-base", type=int, default=0,
+                        help="the first host number of this process (VTEPs follow it)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr,
                         format="%(asctime)s sim_agents %(levelname)s %(message)s")
-    asyncio.run(_serve(args.controller))
+    asyncio.run(_serve(args.controller, args.number_base))
     return 0
 
 

@@ -113,9 +113,12 @@ class DockerDaemon:
             time.sleep(0.2)
         raise RuntimeError(f"dockerd on {self.host.name} did not answer within {START_SECONDS:.0f}s")
 
+    def argv(self) -> list[str]:
+        """The docker command talking to this dockerd (arguments follow)."""
+        return [DOCKER, "-H", f"unix://{self.socket}"]
+
     def docker(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        proc = subprocess.run([DOCKER, "-H", f"unix://{self.socket}", *args], capture_output=True,
-                              text=True, timeout=timeout)
+        proc = subprocess.run([*self.argv(), *args], capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc
@@ -240,10 +243,13 @@ class Podman:
             raise AssertionError(f"vxmesh cni install failed: {proc.stderr.strip()}")
         return self.cni_dir / f"{name}.conflist"
 
+    def argv(self) -> list[str]:
+        """The podman command in the host's namespace (arguments follow; run it with `env`)."""
+        return ["nsenter", f"--net=/run/netns/{self.host.netns}", PODMAN, "--cgroup-manager", "cgroupfs"]
+
     def podman(self, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
-        argv = ["nsenter", f"--net=/run/netns/{self.host.netns}", PODMAN, "--cgroup-manager", "cgroupfs",
-                *args]
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env)
+        proc = subprocess.run([*self.argv(), *args], capture_output=True, text=True, timeout=timeout,
+                              env=self.env)
         if check and proc.returncode != 0:
             raise AssertionError(f"podman {' '.join(args)} failed ({proc.returncode}): {proc.stderr.strip()}")
         return proc

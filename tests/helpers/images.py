@@ -10,6 +10,10 @@ runtime tests:
 `busybox_archive`: busybox:latest as a `docker save` tarball, which every
 lab that runs containers loads into its registry with `vxmesh image load`
 (tests/helpers/lab.py); its containers then run `BUSYBOX`.
+
+`checked_archive`: `CHECKED`, busybox with a HEALTHCHECK in its configuration
+(as Docker writes one): healthy while /tmp/sick does not exist, checked every
+300 ms, unhealthy after 2 failures; its Cmd serves httpd on port 80.
 """
 from __future__ import annotations
 
@@ -23,6 +27,12 @@ from deploy import images
 
 # What lab tests run: docker.io/library/busybox:latest, from the lab's registry.
 BUSYBOX = "busybox"
+CHECKED = "checked"
+SICK_FILE = "/tmp/sick"
+CHECKED_SPEC = images.ImageSpec(
+    cmd=("httpd", "-f", "-p", "80", "-h", "/var/www"),
+    healthcheck={"Test": ["CMD-SHELL", f"test ! -e {SICK_FILE}"], "Interval": 300_000_000,
+                 "Timeout": 2_000_000_000, "Retries": 2})
 
 ENTRY_SPEC = images.ImageSpec(
     entrypoint=("echo", "entry:"), cmd=("default-arg",), working_dir="/srv/work", user="app",
@@ -45,4 +55,12 @@ def busybox_archive(tmp_path_factory) -> Iterator[Path]:
     """busybox:latest as a `docker save` tarball, built once for every lab of the session."""
     directory = tmp_path_factory.mktemp("busybox-archive")
     yield images.busybox_archive(directory / "busybox.tar")
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def checked_archive(tmp_path_factory) -> Iterator[Path]:
+    """`CHECKED` (busybox with a HEALTHCHECK) as a `docker save` tarball."""
+    directory = tmp_path_factory.mktemp("checked-archive")
+    yield images.busybox_archive(directory / "checked.tar", f"{CHECKED}:latest", CHECKED_SPEC)
     shutil.rmtree(directory, ignore_errors=True)

@@ -42,13 +42,22 @@ def test_propagation_prints_percentiles_with_targets_and_baselines(capsys):
     assert {f.bench for f in figures.RECORDED} == {"propagation"}
 
 
-def test_scale_prints_the_growth_table_and_memory(capsys):
-    assert bench_scale.main(["--steps", "2,4", "--interested", "2", "--updates", "5", "--endpoints", "40"]) == 0
+def test_scale_prints_the_growth_table_the_storm_and_memory(capsys):
+    assert bench_scale.main(["--steps", "10,20", "--updates", "5", "--agent-endpoints", "40",
+                             "--processes", "2"]) == 0
     out = capsys.readouterr().out
-    rows = re.findall(rf"^\s+(\d+)\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}$", out, re.MULTILINE)
-    assert [(a, b) for a, b, *_ in rows] == [("2", "2"), ("4", "2"), ("4", "4")], out
-    assert re.search(rf"controller RSS, 4 agents, 40 endpoints each: {NUMBER} MB  target <= 300 MB", out), out
+    rows = re.findall(rf"^\s+(\d+)\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}/{NUMBER}\s+{NUMBER}$",
+                      out, re.MULTILINE)
+    assert [r[0] for r in rows] == ["10", "20"], out
+    for name in ("p50 etcd commit -> the 10 interested agents, 20 agents",
+                 "p99 etcd commit -> the 10 interested agents, 20 agents"):
+        assert re.search(rf"{re.escape(name)}: {NUMBER} ms  target <= [\d.]+ ms  (met|NOT met)  "
+                         rf"baseline 10 agents {NUMBER} ms", out), out
+    assert re.search(rf"CPU per update, 20 agents / 10 agents \(10 interested\): ({NUMBER}|inf) x  target <= 2.00 x", out), out
+    assert re.search(rf"reconnect storm, all 20 agents to their snapshots: {NUMBER} s  target <= 10.00 s", out), out
+    assert re.search(rf"controller RSS, 20 agents, 200 endpoints on 20 networks: {NUMBER} MB  target <= 500 MB", out), out
     assert re.search(rf"agent RSS .* with 40 table entries: {NUMBER} MB  target <= 100 MB", out), out
+    assert re.search(rf"harness CPU over the whole run: simulated agents {NUMBER} s \(2 processes", out), out
 
 
 @pytest.mark.integration

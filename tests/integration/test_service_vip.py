@@ -15,7 +15,7 @@ import pytest
 from agent import names
 from agent.kernel import service_lb
 from deploy.lab import Lab
-from tests.helpers.images import BUSYBOX
+from tests.helpers.images import BUSYBOX, CHECKED, SICK_FILE
 from tests.helpers.lab import lab_with_blue
 from tests.helpers.lab_cli import inspect, network, run
 from tests.helpers.polling import wait_for
@@ -28,8 +28,9 @@ SERVE = ("sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd 
 
 
 @pytest.fixture(scope="module")
-def lab(busybox_archive):
+def lab(busybox_archive, checked_archive):
     with lab_with_blue(hosts=3, image=busybox_archive) as lab:
+        lab.load_image(checked_archive)
         run(lab, "client", 0)
         yield lab
 
@@ -223,6 +224,53 @@ def test_an_unhealthy_task_leaves_the_balancer_and_is_replaced(lab):
                                          and t["name"] != sick["name"]), None), 60, "the unhealthy task replaced")
     assert replacement["restarts"] == 1
     lab.cli("service", "rm", "checked")
+
+
+def test_the_images_healthcheck_checks_tasks_and_containers_unless_disabled(lab):
+    """CHECKED's HEALTHCHECK (no --health-cmd given) is run in its tasks and in a plain
+    container; --no-healthcheck turns it off: the control's task, sick as the other,
+    stays in the balancer and is not replaced."""
+    lab.cli("service", "create", "--name", "imgcheck", "--replicas", "2", "--network", "blue",
+            "--restart-delay", "3s", CHECKED)
+    lab.cli("service", "create", "--name", "nocheck", "--network", "blue", "--no-healthcheck", CHECKED)
+    lab.cli("run", "-d", "--name", "plain", "--network", "blue", CHECKED)
+    lab.cli("run", "-d", "--name", "plain-off", "--network", "blue", "--no-healthcheck", CHECKED)
+
+    def healthy() -> list[dict]:
+        tasks = service(lab, "imgcheck")["tasks"]
+        return tasks if len(tasks) == 2 and all(t["health"] == "healthy" for t in tasks) else []
+    tasks = wait_for(healthy, 60, "two healthy tasks of imgcheck, checked by the image's HEALTHCHECK")
+    wait_for(lambda: settled(lab, "nocheck", 1), 60, "the task of nocheck")
+    [control] = service(lab, "nocheck")["tasks"]
+    assert control["health"] == ""
+    assert service(lab, "nocheck")["healthcheck"]["disabled"] is True
+    vip = service(lab, "imgcheck")["virtual_ips"]["blue"]
+    control_vip = service(lab, "nocheck")["virtual_ips"]["blue"]
+
+    def backends(which: str) -> list[str]:
+        return next((list(b.backends) for b in balancer(lab, "client") if b.vip == which), [])
+    wait_for(lambda: len(backends(vip)) == 2 and backends(control_vip) == [control["addresses"]["blue"]], 30,
+             "both services in the client's map")
+    # A plain container: the same check, its state in `inspect` and `ps` as Docker shows it.
+    wait_for(lambda: inspect(lab, "plain")["health"] == "healthy", 30, "plain healthy")
+    assert "(healthy)" in lab.cli("ps", "--filter", "name=plain").stdout
+
+    sick = tasks[0]
+    for name in (sick["name"], control["name"], "plain", "plain-off"):
+        lab.cli("exec", name, "--", "touch", SICK_FILE)
+    wait_for(lambda: sick["addresses"]["blue"] not in backends(vip), 30, "the sick task out of the map",
+             interval=0.05)
+    wait_for(lambda: inspect(lab, "plain")["health"] == "unhealthy", 30, "plain unhealthy")
+    replacement = wait_for(lambda: next((t for t in healthy() if t["slot"] == sick["slot"]
+                                         and t["name"] != sick["name"]), None), 60, "the sick task replaced")
+    assert replacement["restarts"] == 1
+    # The control had as long (its check would have failed within 0.6 s): still there, untouched.
+    [after] = service(lab, "nocheck")["tasks"]
+    assert (after["name"], after["health"], after["restarts"]) == (control["name"], "", 0)
+    assert backends(control_vip) == [control["addresses"]["blue"]]
+    assert inspect(lab, "plain-off")["health"] == "" and inspect(lab, "plain-off")["state"] == "running"
+    lab.cli("service", "rm", "imgcheck", "nocheck")
+    lab.cli("rm", "-f", "plain", "plain-off")
 
 
 def test_a_dead_host_leaves_the_balancers_and_the_vip_keeps_answering(lab):

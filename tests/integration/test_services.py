@@ -89,7 +89,7 @@ def test_a_killed_task_is_replaced_after_its_back_off(lab):
 
 
 def test_restart_on_failure_gives_up_after_max_attempts(lab):
-    create(lab, "flaky", "--restart-condition", "on-failure", "--restart-max-attempts", "2",
+    create(lab, "flaky", "-d", "--restart-condition", "on-failure", "--restart-max-attempts", "2",
            "--restart-delay", "200ms", command=("sh", "-c", "exit 3"))
 
     def gave_up() -> bool:
@@ -101,6 +101,28 @@ def test_restart_on_failure_gives_up_after_max_attempts(lab):
     assert (last["restarts"], last["state"], last["exit_code"]) == (2, "exited", 3)
     assert "exit 3" in lab.cli("service", "ps", "flaky").stdout
     remove(lab, "flaky")
+
+
+def test_create_waits_for_its_tasks_and_fails_clearly_when_they_cannot_start(lab):
+    began = time.monotonic()
+    proc = lab.cli("service", "create", "--name", "waited", "--replicas", "3", BUSYBOX, "sleep", "3600")
+    took = time.monotonic() - began
+    assert proc.stdout.splitlines()[-1] == "verify: Service converged"
+    assert len(running(lab, "waited")) == 3            # running when it returned, not later
+    # A command that does not exist: no task can ever start.
+    began = time.monotonic()
+    proc = lab.cli("service", "create", "--name", "broken", "--replicas", "2", BUSYBOX, "/no/such/command",
+                   check=False, timeout=240)
+    failed = time.monotonic() - began
+    assert proc.returncode == 1, proc
+    assert "service broken did not converge: task broken." in proc.stderr and "failed" in proc.stderr, proc.stderr
+    print(f"service create: converged in {took:.1f} s (3 tasks); a task that cannot start failed it in {failed:.1f} s")
+    assert "broken" in {s["name"] for s in json.loads(lab.cli("service", "ls", "--format", "json").stdout)}
+    # -d: at once, whatever becomes of the tasks.
+    proc = lab.cli("service", "create", "-d", "--name", "detached", BUSYBOX, "/no/such/command")
+    assert proc.returncode == 0 and "converge" not in proc.stdout + proc.stderr
+    for name in ("waited", "broken", "detached"):
+        remove(lab, name)
 
 
 def test_bad_input_is_refused_before_anything_is_stored(lab):
@@ -214,3 +236,68 @@ def test_a_rolling_update_replaces_every_task_and_a_failing_one_stops_it(lab):
     assert sorted(t["version"] for t in listed if t["state"] == "running") == [1, 1, 1]
     assert [t["version"] for t in listed if t["version"] == 2] == [2]
     remove(lab, "roll")
+
+
+def test_update_moves_tasks_to_new_networks_ports_and_constraints_batch_by_batch(lab):
+    """--network-add/-rm, --constraint-add, --env-add and --publish-add in one update:
+    the tasks are replaced one at a time, 1 s apart, never fewer than two of three
+    running; the VIP moves to the new network and the new port answers on a host."""
+    excluded = lab.hosts[2]
+    lab.cli("network", "create", "--subnet", "10.79.0.0/24", "green")
+    serve = ("sh", "-c", "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www")
+    create(lab, "moving", "--replicas", "3", "--update-delay", "1s", command=serve)
+    assert settled(lab, "moving", 3)
+    began = time.monotonic()
+    lab.cli("service", "update", "--network-add", "green", "--network-rm", "blue", "--env-add", "V=2",
+            "--constraint-add", f"node.hostname!={excluded.name}", "--publish-add", "8090:80", "moving")
+    fewest = 3
+
+    def rolled() -> dict:
+        nonlocal fewest
+        [detail] = json.loads(lab.cli("service", "inspect", "moving").stdout)
+        fewest = min(fewest, sum(1 for t in detail["tasks"] if t["state"] == "running"))
+        done = (detail["update"]["state"] == "completed" and len(detail["tasks"]) == 3
+                and all(t["version"] == 1 and t["state"] == "running" for t in detail["tasks"]))
+        return detail if done else {}
+    detail = wait_for(rolled, 120, "the update to complete", interval=0.2)
+    took = time.monotonic() - began
+    print(f"service update of networks, constraint, env and port: 3 tasks replaced one by one in {took:.1f} s; "
+          f"at least {fewest} of 3 running throughout")
+    assert fewest >= 2 and took >= 2.0                 # one at a time, two delays of 1 s between three batches
+    assert detail["networks"] == ["green"] and list(detail["virtual_ips"]) == ["green"]
+    assert detail["virtual_ips"]["green"].startswith("10.79.0.")
+    assert detail["ports"] == ["8090:80/tcp"] and detail["constraints"] == [f"node.hostname!={excluded.name}"]
+    for task in detail["tasks"]:
+        assert list(task["addresses"]) == ["green"] and task["host"] != excluded.name
+        assert "V=2" in lab.cli("exec", task["name"], "--", "env").stdout.split()
+    suffixes = {t["name"].rsplit(".", 1)[1] for t in detail["tasks"]}
+    host = lab.hosts[0].underlay_ip
+
+    def answer() -> str:
+        return lab.netns_exec(lab.ext_ns, "sh", "-c", f"timeout 2 wget -qO- http://{host}:8090/ || echo FAIL",
+                              timeout=30).stdout.strip()
+    assert wait_for(lambda: answer() in suffixes, 30, "port 8090 answered by a task")
+    # The port goes again; a network the service is not on cannot be removed from it.
+    lab.cli("service", "update", "--publish-rm", "8090", "moving")
+    wait_for(lambda: answer() == "FAIL", 30, "port 8090 closed")
+    bad = lab.cli("service", "update", "--network-rm", "blue", "moving", check=False)
+    assert bad.returncode == 1 and "--network-rm blue: the service has no such network" in bad.stderr
+    remove(lab, "moving")
+    lab.cli("network", "rm", "green")
+
+
+def test_a_port_of_the_routing_mesh_and_a_containers_port_refuse_each_other(lab):
+    create(lab, "meshed", "-p", "8085:80")
+    clash = lab.cli("run", "-d", "--name", "clash", "-p", "8085:80", BUSYBOX, "sleep", "3600", check=False)
+    assert clash.returncode != 0
+    assert "host port 8085/tcp is published by service 'meshed' on every host (the routing mesh)" in clash.stderr
+    assert "clash" not in {c["name"] for c in containers(lab)}
+    lab.cli("run", "-d", "--name", "holder", "--host", lab.hosts[1].name, "-p", "8086:80", BUSYBOX, "sleep", "3600")
+    refused = lab.cli("service", "create", "--name", "late", "--network", "blue", "-p", "8086:80", BUSYBOX,
+                      check=False)
+    assert refused.returncode == 1
+    assert (f"port 8086/tcp is already published by container 'holder' on host '{lab.hosts[1].name}'"
+            in refused.stderr), refused.stderr
+    assert "late" not in {s["name"] for s in json.loads(lab.cli("service", "ls", "--format", "json").stdout)}
+    lab.cli("rm", "-f", "holder")
+    remove(lab, "meshed")

@@ -3,11 +3,13 @@ a redeploy that changes only what the file changed, unknown keys refused,
 and `stack rm` leaving nothing behind."""
 from __future__ import annotations
 
+import ipaddress
 import json
 
 import pytest
 
 from deploy.lab import Lab
+from proto.addresses import DEFAULT_ADDRESS_POOLS
 from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import running_lab
 from tests.helpers.lab_cli import containers
@@ -104,3 +106,26 @@ def test_keys_outside_the_subset_are_reported_and_nothing_is_deployed(lab, tmp_p
         assert f"{key}: not supported" in proc.stderr, proc.stderr
     assert json.loads(lab.cli("stack", "ls", "--format", "json").stdout) == []
     assert "bad_front" not in lab.cli("network", "ls").stdout
+
+
+def test_a_network_without_a_subnet_gets_one_from_the_address_pools(lab, tmp_path):
+    """Two stacks whose file gives no subnet: each network gets its own free subnet
+    from the controller's default address pools, the tasks' addresses in it."""
+    subnets = {}
+    for name, port in (("left", 8091), ("right", 8092)):
+        text = FILE.format(image=BUSYBOX, serve=SERVE, web=1).replace(
+            "    ipam:\n      config: [{subnet: 10.61.0.0/24}]\n", "    driver: overlay\n").replace(
+            "8090:80", f"{port}:80")
+        lab.cli("stack", "deploy", "-c", write(tmp_path, text), name)
+        wait_for(lambda: running(lab, name, 2), 60, f"two tasks of {name}")
+        [detail] = json.loads(lab.cli("network", "inspect", f"{name}_front").stdout)
+        subnets[name] = ipaddress.ip_network(detail["subnet"])
+        for task in stack_tasks(lab, name):
+            assert ipaddress.ip_address(task["addresses"][f"{name}_front"]) in subnets[name]
+    print(f"stack networks without a subnet: left {subnets['left']}, right {subnets['right']}")
+    assert not subnets["left"].overlaps(subnets["right"])
+    pools = [ipaddress.ip_network(p.split(":")[0]) for p in DEFAULT_ADDRESS_POOLS]
+    assert all(any(s.subnet_of(pool) for pool in pools) for s in subnets.values())
+    for name in subnets:
+        lab.cli("stack", "rm", name)
+        assert f"{name}_front" not in lab.cli("network", "ls").stdout

@@ -101,10 +101,10 @@ async def test_exec_is_not_retried_and_reads_carry_no_request_id():
 
 
 def test_an_unknown_outcome_exits_3_and_a_refusal_1(monkeypatch, capsys):
-    async def unknown(_):
+    async def unknown(*_):
         raise OutcomeUnknownError("the outcome is unknown: test")
 
-    async def refused(_):
+    async def refused(*_):
         raise CliError("container 'c1' already exists")
 
     monkeypatch.setattr(cli_main, "user_command", unknown)

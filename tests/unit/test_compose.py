@@ -28,6 +28,7 @@ services:
   agent:
     image: busybox
     deploy: {mode: global}
+    healthcheck: {disable: true}
 networks:
   front:
     driver: overlay
@@ -47,6 +48,16 @@ def test_the_subset_becomes_service_specs_named_after_the_stack():
     assert web.constraints == ["node.hostname==h2"]
     assert (web.update_parallelism, web.update_delay) == (2, 5.0)
     assert (web.health_cmd, web.health_interval, web.health_retries) == ("wget -qO- http://localhost/", 2.0, 5)
+    # disable: not even the image's HEALTHCHECK
+    assert (web.no_healthcheck, agent.no_healthcheck, agent.health_cmd) == (False, True, "")
+
+
+def test_a_network_without_a_subnet_leaves_it_to_the_address_pools():
+    text = FILE.replace("    ipam: {config: [{subnet: 10.60.0.0/24}]}\n", "")
+    assert [(n.name, n.subnet) for n in parse(text, "shop").networks] == [("shop_front", "")]
+    two = FILE.replace("[{subnet: 10.60.0.0/24}]", "[{subnet: 10.60.0.0/24}, {subnet: 10.61.0.0/24}]")
+    with pytest.raises(CliError, match="networks.front.ipam.config: one subnet at most"):
+        parse(two, "shop")
 
 
 def test_every_problem_is_reported_at_once():
@@ -60,7 +71,7 @@ def test_every_problem_is_reported_at_once():
     for problem in ("services.agent.build: not supported", "services.agent.image: missing",
                     "services.agent.deploy.resources: not supported", "services.web.secrets: not supported",
                     "services.web.networks: 'back' is not among the file's networks",
-                    "networks.front.attachable: not supported", "networks.front: give its subnet"):
+                    "networks.front.attachable: not supported"):
         assert problem in message, message
 
 

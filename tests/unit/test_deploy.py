@@ -87,7 +87,7 @@ def test_the_flag_only_command_lines_of_before_still_work():
                                       "--prefix", "/p/", "--host-ttl", "3"])
     assert config.resolve(CONTROLLER, None, config.given_flags(args, CONTROLLER)) == {
         "listen": ["10.0.0.2:7946", "unix:///run/x.sock"], "etcd": ["http://a:2379", "http://b:2379"],
-        "data-dir": "/d", "prefix": "/p/", "host-ttl": 3, "agent-grace": 120, "registry": "",
+        "data-dir": "/d", "prefix": "/p/", "host-ttl": 3, "agent-grace": 120, "dead-host-release": 600, "registry": "",
         "default-address-pools": ["172.16.0.0/12:16", "192.168.0.0/16:20"], **TLS_DEFAULTS("controller"),
         "etcd-ca": "/etc/vxmesh/tls/etcd-ca.pem", "etcd-cert": "/etc/vxmesh/tls/etcd-client.pem",
         "etcd-key": "/etc/vxmesh/tls/etcd-client-key.pem"}

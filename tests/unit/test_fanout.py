@@ -59,10 +59,36 @@ async def test_a_container_wakes_its_host_and_hosts_and_liveness_wake_everyone(r
     assert woken(h1, h2) == [False, True]
     h2.woken.clear()
     router.route([ev("host", keys.host("h7"), ("h7",), Host(name="h7", vtep="192.0.2.7"))])
+    await asyncio.sleep(router.broadcast_delay * 1.5)
     assert woken(h1, h2) == [True, True]
     h1.woken.clear(), h2.woken.clear()
     router.route([ev("alive", keys.alive("h7"), ("h7",))])
+    await asyncio.sleep(router.broadcast_delay * 1.5)
     assert woken(h1, h2) == [True, True]
+
+
+async def test_a_burst_of_changes_for_everyone_wakes_each_stream_once():
+    router = InterestRouter(broadcast_delay=0.05)
+    h1 = subscribed(router, "h1", "blue")
+    wakes = []
+    original = h1.mark_relevant
+    h1.mark_relevant = lambda: (wakes.append(1), original())
+    for i in range(50):    # fifty agents connecting: their host records
+        router.route([ev("host", keys.host(f"n{i}"), (f"n{i}",), Host(name=f"n{i}", vtep="192.0.2.7"))])
+    assert wakes == []     # not yet: more may come
+    router.route([endpoint_event("blue", "c1")])
+    assert wakes == [1]    # what concerns the stream alone is not held back
+    await asyncio.sleep(0.1)
+    assert wakes == [1, 1]
+    # The control: with no delay, each change is a wake of its own.
+    router = InterestRouter(broadcast_delay=0)
+    h1 = subscribed(router, "h1", "blue")
+    wakes.clear()
+    original = h1.mark_relevant
+    h1.mark_relevant = lambda: (wakes.append(1), original())
+    for i in range(50):
+        router.route([ev("host", keys.host(f"n{i}"), (f"n{i}",), Host(name=f"n{i}", vtep="192.0.2.7"))])
+    assert len(wakes) == 50
 
 
 async def test_what_no_view_carries_wakes_nobody(router):
@@ -83,6 +109,7 @@ async def test_a_stream_follows_its_views_networks_and_is_forgotten_when_gone(ro
     h1.relevant = False
     h1.woken.clear()
     router.route([ev("host", keys.host("h7"), ("h7",), Host(name="h7", vtep="192.0.2.7"))])
+    await asyncio.sleep(router.broadcast_delay * 1.5)
     assert woken(h1) == [False] and router.streams == 0
 
 
@@ -105,6 +132,24 @@ def test_each_record_is_encoded_once_for_every_stream():
     assert deleted.deleted and deleted.key == "k2"
     wire.change(Change("k3", record)), wire.change(Change("k4", record))
     assert len(wire._made) == 2  # bounded
+
+
+def test_an_update_is_serialized_from_each_records_bytes_made_once():
+    from proto import vxmesh_pb2 as pb
+    wire = WireChanges()
+    rows = [Endpoint(network="blue", container=f"c{i}", host="h1", vtep="192.0.2.1", ip=f"10.1.0.{i + 2}",
+                     mac=f"02:42:0a:01:00:{i + 2:02x}") for i in range(3)]
+    changes = [Change(keys.endpoint("blue", f"c{i}"), row) for i, row in enumerate(rows)]
+    changes.append(Change(keys.endpoint("blue", "gone"), None))
+    sent = wire.update_bytes(4242, changes, snapshot=True)
+    # What an agent parses is what one message built the usual way would say.
+    expected = pb.ControllerMessage(update=pb.ViewUpdate(revision=4242, snapshot=True,
+                                                         changes=[c.to_wire() for c in changes]))
+    assert pb.ControllerMessage.FromString(sent) == expected
+    # A second stream's update of the same records reuses their bytes.
+    misses = wire.misses
+    assert wire.update_bytes(4243, changes[:2]) and wire.misses == misses
+    assert pb.ControllerMessage.FromString(wire.update_bytes(7, [])).update.revision == 7
 
 
 def test_hosts_from_the_mirror_match_what_host_ls_shows():
@@ -181,12 +226,28 @@ def test_the_index_keeps_each_hosts_endpoints_apart():
 
 
 def test_the_index_tells_when_a_removal_awaits_its_hosts_confirmation():
+    from controller.etcd import KV, Event
+
+    def put(key, record):
+        return Event(kind="put", kv=KV(key=key, value=record.to_json(), create_revision=1, mod_revision=1,
+                                       version=1), prev=None)
+
+    def delete(key):
+        return Event(kind="delete", kv=KV(key=key, value=b"", create_revision=0, mod_revision=0, version=0),
+                     prev=None)
+
     index = Index(keys)
-    index._containers["h1"] = {keys.container("c1"): spec("c1", "h1")}
-    index.statuses = {"c1": ContainerStatus(name="c1", id="")}
+    index.apply([put(keys.container("c1"), spec("c1", "h1")), put(keys.status("c1"), ContainerStatus(name="c1", id="")),
+                 put(keys.container("c2"), spec("c2", "h1")), put(keys.status("c2"), ContainerStatus(name="c2", id=""))])
     assert not index.has_orphan_statuses()
-    index.statuses["c2"] = ContainerStatus(name="c2", id="")  # c2's spec is gone, its status stays
+    index.apply([delete(keys.container("c2"))])           # c2's spec is gone, its status stays
     assert index.has_orphan_statuses()
+    index.apply([delete(keys.status("c2"))])              # its host confirmed the teardown
+    assert not index.has_orphan_statuses()
+    index.apply([put(keys.status("c3"), ContainerStatus(name="c3", id=""))])   # a status before its spec
+    assert index.has_orphan_statuses()
+    index.apply([put(keys.container("c3"), spec("c3", "h2"))])
+    assert not index.has_orphan_statuses()
 
 
 def test_the_router_wakes_every_stream_whose_view_a_change_reaches():
@@ -230,7 +291,7 @@ def test_the_router_wakes_every_stream_whose_view_a_change_reaches():
         [delete(keys.container("ghost"))],
     ]
     index = Index(keys)
-    router = InterestRouter()
+    router = InterestRouter(broadcast_delay=0)   # who is woken, not when
     views = {host: AgentView(host, index) for host in ("h1", "h2", "h3")}
     streams = {host: subscribed(router, host) for host in views}
     for batch in batches:

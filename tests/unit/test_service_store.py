@@ -15,13 +15,15 @@ from controller.services.reconciler import Reconciler
 from controller.store.containers import TaskOrigin
 from controller.store.fence import NotLeader
 from controller.run_options import RunImage, RunOptions
+from proto.network_mode import NetworkMode
 from proto.errors import AlreadyExists, FailedPrecondition, NotFound
-from proto.records import Host, ServiceSpec
+from proto.records import Host, PortMapping, ServiceSpec
 from tests.helpers.polling import wait_until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 HOSTS = ("h1", "h2", "h3")
+BLUE = NetworkMode.parse(["blue"])
 
 
 async def cluster(store) -> None:
@@ -217,3 +219,65 @@ async def _count(store, n: int) -> bool:
 async def _vip_is(store, vip: str, backends: list[str]) -> bool:
     found = await store.services.vips()
     return [(v.vip, v.backends) for v in found] == [(vip, backends)]
+
+
+async def test_the_routing_mesh_and_containers_never_share_a_port(store):
+    """A mesh port is open on every host: `run -p` on it is refused, a port chosen for
+    `-p 80` avoids it, and a service cannot publish a port a container holds; each
+    refusal stores nothing."""
+    await cluster(store)
+    await store.services.create(web(ports=[PortMapping("tcp", 8080, 80)], publish_mode="ingress"))
+    with pytest.raises(FailedPrecondition, match="host port 8080/tcp is published by service 'web' on every host"):
+        await store.create_container("c1", "h2", ["true"], {}, "", BLUE,
+                                     RunOptions(ports=(PortMapping("tcp", 8080, 80),)))
+    assert await store.list_containers() == []
+    # A free port is chosen past the mesh's (32768 taken by the mesh here).
+    await store.services.update("web", lambda s: dataclasses.replace(
+        s, ports=[PortMapping("tcp", 8080, 80), PortMapping("tcp", 32768, 81)]))
+    chosen = await store.create_container("c1", "h2", ["true"], {}, "", BLUE,
+                                          RunOptions(ports=(PortMapping("tcp", 0, 80), PortMapping("tcp", 9090, 90))))
+    assert [p.host_port for p in chosen.ports] == [32769, 9090]
+    # The other way round: the container's port on h2 refuses a service that would publish it everywhere.
+    other = dataclasses.replace(web(ports=[PortMapping("tcp", 9090, 80)], publish_mode="ingress"),
+                                name="api", id="cd" * 32)
+    with pytest.raises(FailedPrecondition, match="port 9090/tcp is already published by container 'c1' on host 'h2'"):
+        await store.services.create(other)
+    with pytest.raises(FailedPrecondition, match="port 9090/tcp is already published by container 'c1'"):
+        await store.services.update("web", lambda s: dataclasses.replace(s, ports=[*s.ports, PortMapping("tcp", 9090, 1)]))
+    assert [s.name for s in await store.services.list_all()] == ["web"]
+    assert [p.host_port for p in (await store.services.get("web")).ports] == [8080, 32768]
+
+
+async def test_the_leader_reads_nothing_from_etcd_while_there_is_no_service(store, etcd, monkeypatch):
+    await cluster(store)
+    reads = []
+    list_containers = store.list_containers
+
+    async def counted():
+        reads.append(cache.revision)
+        return await list_containers()
+    monkeypatch.setattr(store, "list_containers", counted)
+    cache, _, running = await reconcilers(store, etcd, 1)
+    try:
+        # Containers come and go, and each change wakes the leader: without a
+        # service it has nothing to plan, and reads no container.
+        for i in range(5):
+            await store.create_container(f"plain{i}", "h1", [], {}, "", ["blue"])
+        await asyncio.sleep(2.5)                         # more than a periodic pass
+        assert reads == []
+        assert not cache.index.has_service_state()
+        # The control: a service makes every pass read the state again, and run its tasks.
+        await store.services.create(web(2))
+        await wait_until(lambda: cache.index.has_service_state(), 10, "the service in the mirror")
+
+        async def two_tasks() -> bool:
+            return len(await tasks_of(store)) == 2
+        await wait_until(two_tasks, 20, "two tasks")
+        assert reads
+        await store.services.remove("web")
+        await wait_until(lambda: not cache.index.has_service_state(), 20, "tasks and VIP gone from the mirror")
+    finally:
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
+        await cache.stop()

@@ -356,6 +356,18 @@ async def test_new_vtep_rewrites_that_hosts_endpoints(store):
         await store.register_host(Host(name="h3", vtep="nope"))
 
 
+async def test_a_host_registering_again_unchanged_is_not_rewritten(store, etcd, prefix):
+    host = Host(name="h1", vtep="192.0.2.1", api="192.0.2.1:7001", mtu=1500)
+    await store.register_host(host)
+    first = await etcd.get(f"{prefix}hosts/h1")
+    await store.register_host(host)                      # a reconnection: nothing changed
+    assert (await etcd.get(f"{prefix}hosts/h1")).mod_revision == first.mod_revision
+    # The control: a changed record is written.
+    await store.register_host(Host(name="h1", vtep="192.0.2.1", api="192.0.2.1:7001", mtu=9000))
+    again = await etcd.get(f"{prefix}hosts/h1")
+    assert again.mod_revision > first.mod_revision and json.loads(again.value)["mtu"] == 9000
+
+
 async def test_liveness_follows_the_lease(store, etcd, prefix):
     await add_host(store, "h1")
     await add_host(store, "h2", "192.0.2.2")
@@ -383,6 +395,28 @@ async def test_liveness_follows_the_lease(store, etcd, prefix):
 
 
 # ---- the etcd client ----------------------------------------------------------
+
+async def test_lease_renewals_share_one_stream_and_survive_its_loss(etcd):
+    leases = [await etcd.grant(30) for _ in range(20)]
+    try:
+        # Concurrent renewals, each answered with its own lease's TTL, on one stream.
+        ttls = await asyncio.gather(*(etcd.keepalive(lease) for lease in leases * 3))
+        assert all(0 < ttl <= 30 for ttl in ttls)
+        shared = etcd._renewals._call
+        assert shared is not None
+        await etcd.keepalive(leases[0])
+        assert etcd._renewals._call is shared
+        # The stream breaks (a member restarting would end it): renewals go on.
+        shared.cancel()
+        assert all(ttl > 0 for ttl in await asyncio.gather(*(etcd.keepalive(lease) for lease in leases)))
+        assert await etcd.keepalive(leases[0]) > 0 and etcd._renewals._call is not shared
+        # A revoked lease renews to 0, on the shared stream as on a stream of its own.
+        await etcd.revoke(leases[-1])
+        assert await etcd.keepalive(leases[-1]) == 0
+    finally:
+        for lease in leases:
+            await etcd.revoke(lease)
+
 
 async def test_watch_yields_events_grouped_per_revision(etcd, prefix):
     start = await etcd.put(f"{prefix}a", b"1")

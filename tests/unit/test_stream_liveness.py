@@ -24,6 +24,7 @@ import pytest_asyncio
 from agent.link import ControllerLink
 from agent.view import View
 from controller.agent_feed import FeedCounters
+from controller import agent_link
 from controller.agent_link import AgentLinkService
 from controller.cache import StateCache
 from controller.embedded_etcd import EmbeddedEtcd
@@ -69,7 +70,7 @@ async def controller():
             link = AgentLinkService(store, cache, host_ttl=5, counters=FeedCounters(),
                                     queue_limit=QUEUE_LIMIT, keepalive=KEEPALIVE)
             server = grpc.aio.server()
-            pb_grpc.add_AgentLinkServicer_to_server(link, server)
+            agent_link.add_to_server(link, server)
             server.add_insecure_port(socket)
             await server.start()
             stack.push_async_callback(server.stop, 0)

@@ -1,0 +1,84 @@
+"""How the CLI starts: `--version` answered before anything heavy is imported,
+the version the same as the installed package's, and the timing stamps a
+benchmark asks for with VXMESH_TIMING=1."""
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from cli.early import VERSION
+from proto import timing
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_version_is_the_installed_packages():
+    assert VERSION == importlib.metadata.version("vxmesh")
+
+
+@pytest.mark.parametrize("argv", [["--version"], ["-v"], ["--insecure", "--version"]])
+def test_version_prints_one_line_as_docker(argv, capsys):
+    try:
+        code = main(argv)
+    except SystemExit as done:   # after other options it is argparse's version action
+        code = done.code
+    assert code == 0
+    assert capsys.readouterr().out == f"vxmesh version {VERSION}\n"
+
+
+def _modules_after(argv: list[str], env: dict[str, str] | None = None) -> tuple[set[str], str]:
+    probe = ("import sys, json\nfrom cli.main import main\ncode = main(sys.argv[1:])\n"
+             "print(json.dumps(sorted(sys.modules)), file=sys.stdout)\n")
+    proc = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, **(env or {})}, timeout=60)
+    return set(json.loads(proc.stdout.splitlines()[-1])), proc.stderr
+
+
+def test_version_imports_neither_grpc_nor_protobuf_nor_the_records():
+    loaded, _ = _modules_after(["--version"])
+    assert not {"grpc", "google.protobuf", "proto.records", "proto.vxmesh_pb2", "cryptography"} & loaded
+
+
+def test_timing_stamps_on_stderr_only_when_asked():
+    unreachable = ["--controller", "unix:///nonexistent/vxpa-no-controller.sock", "host", "ls"]
+    # An address that fails at once: the stamps come even when the command fails.
+    _, quiet = _modules_after(unreachable)
+    assert timing.MARKER not in quiet
+    _, err = _modules_after(unreachable, {"VXMESH_TIMING": "1"})
+    (event,) = timing.events(err.splitlines(), timing.CLI)
+    assert event["command"] == "host"
+    assert event["entered"] <= event["imported"]
+
+
+def test_every_command_is_found_in_the_module_that_defines_it():
+    import importlib
+
+    from cli.commands import MODULES, command
+    from cli.parser import build_parser
+    by_module: dict[str, set[str]] = {}
+    for name, module in MODULES.items():
+        by_module.setdefault(module, set()).add(name)
+    for module, names in by_module.items():
+        assert set(importlib.import_module(f"cli.commands.{module}").COMMANDS) == names, module
+    def commands(parser) -> dict:
+        (sub,) = parser._subparsers._group_actions
+        return sub.choices
+    top = commands(build_parser())
+    # `vxmesh container ACTION` is dest="command" too: its actions are commands.
+    parsed = set(top) | set(commands(top["container"]))
+    local = {"controller", "agent", "certs", "cni", "container"}   # run in cli/main.py or exec'd
+    assert parsed - local == set(MODULES)
+    assert all(callable(command(name)) for name in MODULES)
+
+
+def test_run_imports_neither_the_services_nor_yaml():
+    loaded, _ = _modules_after(["--controller", "unix:///nonexistent/vxpa-no-controller.sock", "run", "busybox"])
+    assert "proto.vxmesh_pb2" in loaded   # it did get as far as the call
+    assert not {"yaml", "cli.compose", "cli.commands.stacks", "cli.commands.services", "tomllib"} & loaded
