@@ -24,7 +24,7 @@ from controller.store.removal import spec_deletion
 from controller.store.transaction import ALLOCATION_ATTEMPTS, Commit, retrying, surface_unavailable
 from proto import validate
 from proto.errors import FailedPrecondition, InvalidArgument, NotFound
-from proto.records import ContainerSpec, ContainerStatus, Network, PortMapping
+from proto.records import ContainerSpec, ContainerStatus, Endpoint, Network, PortMapping
 
 ENGINES = ("docker", "cni")
 # Docker's ids are 64 hex digits; CNI only says "unique, not empty": what a
@@ -151,10 +151,16 @@ class EngineEndpoints:
         spec.attachments[0] = attachment
         net_kv, network = await self.records.network(attachment.network)
         host_kv, host = await self.records.host(spec.host)
-        rows = drivers.driver_for(network).rows(self.keys, network, spec, host, attachment)
-        return Txn([Compare.mod_revision(net_kv.key, "=", net_kv.mod_revision),
-                    Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)],
-                   [Op.put(key, record.to_json()) for key, record in rows])
+        txn = Txn([Compare.mod_revision(net_kv.key, "=", net_kv.mod_revision),
+                   Compare.mod_revision(host_kv.key, "=", host_kv.mod_revision)])
+        for key, record in drivers.driver_for(network).rows(self.keys, network, spec, host, attachment):
+            found = await self.records.record(key, Endpoint) if isinstance(record, Endpoint) else None
+            if found is not None:
+                # The row as it is otherwise (whether its container runs, put_status's), guarded.
+                txn.compares.append(Compare.mod_revision(found[0].key, "=", found[0].mod_revision))
+                record = dataclasses.replace(record, stopped=found[1].stopped)
+            txn.ops.append(Op.put(key, record.to_json()))
+        return txn
 
     @surface_unavailable
     async def reclaim(self, host: str, name: str) -> ContainerSpec:

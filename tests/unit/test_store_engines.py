@@ -1,6 +1,8 @@
 """Engines' endpoints in the store: one IPAM for every engine, refusals before any write."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from controller.store import Store
@@ -152,7 +154,7 @@ async def snapshot_owned(etcd, prefix: str, name: str):
     return [(kv, kv.value) for kv in kvs if name.encode() in kv.value or kv.key.endswith("/" + name)]
 
 
-async def test_the_engines_name_for_a_container_is_an_alias_in_every_hosts_table(store):
+async def test_the_engines_name_for_a_container_is_an_alias_in_every_hosts_table(store, etcd):
     """libnetwork names no container to its driver: the agent reads Docker's name
     from Docker's API and records it; the endpoint's row carries it as an alias,
     which every host's embedded DNS answers (agent/dns/names.py)."""
@@ -172,3 +174,11 @@ async def test_the_engines_name_for_a_container_is_an_alias_in_every_hosts_table
     assert left.attachments[0].aliases == ["web_1"]
     with pytest.raises(InvalidArgument, match="invalid container name"):
         await store.engines.join("h1", docker.name, "", "", engine_name="../x")
+    # Naming rewrites the row, keeping whether its container runs (put_status's mark).
+    other = await store.engines.attach("h1", "docker", "blue")
+    key = store.keys.endpoint("blue", other.name)
+    [row] = [e for e in await store.network_endpoints("blue") if e.container == other.name]
+    await etcd.put(key, dataclasses.replace(row, stopped=True).to_json())
+    await store.engines.join("h1", other.name, "e" * 64, "/var/run/docker/netns/2", "eth0", engine_name="db")
+    [row] = [e for e in await store.network_endpoints("blue") if e.container == other.name]
+    assert (row.aliases, row.stopped) == ("db", True)
