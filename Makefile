@@ -71,7 +71,7 @@ unit: setup
 	$(PY) -m pytest -q -m "not integration"
 
 test: setup proto-check imports
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadgroup
 
 # Off by default: churn containers while agents and controllers restart, then
 # audit every host's tables and look for leaks (tests/soak.py). `make test`
