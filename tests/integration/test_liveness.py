@@ -18,7 +18,7 @@ from tests.helpers.tool_text import ping_counts
 pytestmark = pytest.mark.integration
 
 DEAD_HOST_BOUND = 10.0     # seconds from a host's underlay cut to its rows gone elsewhere
-AGENT_DOWN_SECONDS = 20.0  # how long the agent stays stopped: over 3 host TTLs (6 s), well inside the 120 s grace
+AGENT_DOWN_SECONDS = 60.0  # how long the agent stays stopped (the grace period is 120 s)
 PING_INTERVAL = 0.1
 
 
@@ -61,7 +61,7 @@ def agent_down_while_pinged(lab, prefix: str, down_for: float) -> tuple[int, int
     return sent, received, states
 
 
-def test_an_agent_stopped_past_its_host_ttl_cuts_no_traffic_and_shows_agent_down(lab):
+def test_an_agent_stopped_for_a_minute_cuts_no_traffic_and_shows_agent_down(lab):
     sent, received, states = agent_down_while_pinged(lab, "ad", AGENT_DOWN_SECONDS)
     print(f"agent down {AGENT_DOWN_SECONDS:.0f}s: {sent} pings sent, {sent - received} lost; "
           f"host ls said {sorted(set(states))}")
