@@ -19,6 +19,9 @@ from tests.helpers.registry import registry, tls_registry  # noqa: F401
 BENCHMARK_SMOKES = {"test_bench_smoke_lab", "test_bench_smoke_control", "test_benchmarks_smoke"}
 
 
+# First: xdist's worker reads the groups in its own hook of the same name,
+# which would otherwise run before this one and find none.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]
