@@ -62,7 +62,7 @@ def cluster_state(lab: Lab, network_names: tuple[str, ...] = ("amber", "ochre"))
     for name in network_names:
         proc = lab.cli("network", "inspect", name, check=False)
         if proc.returncode == 0:
-            [data] = json.loads(proc.stdout)
+            data = lab_cli.network_facts(json.loads(proc.stdout)[0])
             networks[name] = (data["subnet"], data["vni"], sorted((e["container"], e["ip"]) for e in data["endpoints"]))
     listed = {c["name"]: (c["host"], c["state"], c["networks"]) for c in containers(lab)}
     return {"networks": networks, "containers": listed}
