@@ -2,7 +2,11 @@
 regressions found while comparing it with Docker's own behaviour."""
 from __future__ import annotations
 
+import os
+import pty
+import select
 import subprocess
+import time
 
 import grpc
 import pytest
@@ -181,7 +185,6 @@ def test_network_prune_removes_what_no_running_container_uses(lab):
 
 def vxmesh(lab, *args: str, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
     """The CLI with the caller's environment given (for -e NAME)."""
-    import os
     return subprocess.run(lab.cli_argv(*args), capture_output=True, text=True, cwd=REPO_ROOT, timeout=timeout,
                           env={**os.environ, **(env or {})})
 
@@ -280,7 +283,6 @@ def test_the_scripting_surface(lab):
 def test_a_docker_users_lab_script(lab, tmp_path):
     """network create without a subnet, run with names and an alias, reach by
     name, a foreground --rm run, ps -q | xargs rm -f: as written for docker."""
-    import os
     command = tmp_path / "vxmesh"   # `vxmesh` on the PATH, for xargs too, talking to this lab
     command.write_text(f'#!/bin/sh\ncd {REPO_ROOT} && exec {" ".join(lab.cli_argv())} "$@"\n')
     command.chmod(0o755)
@@ -311,36 +313,15 @@ def test_run_detached_with_rm_is_removed_when_it_exits(lab):
 
 
 def test_exec_with_input_and_a_terminal(lab):
-    import os
-    import pty
-    import select
-    import time
     lab.cli("run", "-d", "--name", "it1", "--network", "blue", BUSYBOX, "sleep", "3600")
     # -i: standard input reaches the command, and its end ends it.
     piped = subprocess.run(lab.cli_argv("exec", "-i", "it1", "cat"), input="hello through stdin\n",
                            capture_output=True, text=True, cwd=REPO_ROOT, timeout=30)
     assert (piped.returncode, piped.stdout) == (0, "hello through stdin\n"), piped
     # -it from a terminal: the command gets one, keys go through, the exit code comes back.
-    master, slave = pty.openpty()
-    proc = subprocess.Popen(lab.cli_argv("exec", "-it", "it1", "sh"), stdin=slave, stdout=slave, stderr=slave,
-                            cwd=REPO_ROOT, start_new_session=True)
-    os.close(slave)
-    seen, typed = b"", False
-    deadline = time.monotonic() + 30
-    while proc.poll() is None and time.monotonic() < deadline:
-        if select.select([master], [], [], 0.2)[0]:
-            try:
-                seen += os.read(master, 4096)
-            except OSError:
-                break
-        if not typed and b"# " in seen:     # the shell's prompt: answer its cursor query, type as a user
-            os.write(master, b"\x1b[1;1R[ -t 0 ] && [ -t 1 ] && echo on-a-$((6 * 7))-tty; exit 5\r")
-            typed = True
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    os.close(master)
-    assert proc.returncode == 5, seen
+    code, seen = terminal_session(lab.cli_argv("exec", "-it", "it1", "sh"),
+                                  b"[ -t 0 ] && [ -t 1 ] && echo on-a-$((6 * 7))-tty; exit 5\r", timeout=30)
+    assert code == 5, seen
     assert b"on-a-42-tty" in seen, seen
     lab.cli("rm", "-f", "it1")
 
@@ -349,10 +330,6 @@ def terminal_session(argv: list[str], typed: bytes, timeout: float = 60) -> tupl
     """`argv` run from a pseudo-terminal, as from a user's: once the shell's prompt
     shows, its cursor query is answered and `typed` is typed. Its exit code and
     everything the terminal showed."""
-    import os
-    import pty
-    import select
-    import time
     master, slave = pty.openpty()
     proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=REPO_ROOT, start_new_session=True)
     os.close(slave)
@@ -399,7 +376,6 @@ def test_run_it_gives_an_interactive_shell_from_a_terminal(lab):
 
 
 def test_run_dit_keeps_a_shell_waiting_on_its_terminal(lab):
-    import time
     lab.cli("run", "-dit", "--name", "runit2", "--network", "blue", BUSYBOX, "sh")
     lab.cli("run", "-d", "--name", "runit3", "--network", "blue", BUSYBOX, "sh")   # control: no terminal
     time.sleep(3)
