@@ -7,10 +7,10 @@ import contextlib
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import grpc
 
-from cli import attached
 from cli.commands.common import RPC_TIMEOUT
 from cli.retry import broken
 from cli.options import CliError, parse_command, parse_labels, parse_env, parse_port, parse_signal, parse_size, parse_volume
@@ -19,11 +19,13 @@ from cli.output import container_inspect_json, container_json, container_rows
 from cli.templates import render, render_all
 from proto import capabilities, image_ref, network_mode
 from proto import vxmesh_pb2 as pb
-from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.network_mode import NetworkMode
 from proto.errors import UserError
 from proto.records import ContainerSpec, Network
 from proto.run_options import parse_restart, parse_security_opts, parse_ulimit
+
+if TYPE_CHECKING:   # the annotations' stubs; the commands get cli/stubs.py's
+    from proto import vxmesh_pb2_grpc as pb_grpc
 
 
 def run_request(args: argparse.Namespace) -> pb.RunRequest:
@@ -97,6 +99,7 @@ async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     if args.detach:
         print(detail.spec.id)
         return 0
+    from cli import attached   # a terminal's modes: only a run in the foreground needs them
     name = detail.spec.name
     attach = None
     try:
@@ -185,6 +188,7 @@ async def inspect_each(args: argparse.Namespace, fetch, to_json) -> int:
 
 
 async def exec_(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    from cli import attached   # a terminal's modes: not needed by the other commands
     code = 0
     request = pb.ExecRequest(container=args.name, command=parse_command(args))
     if args.interactive or args.tty:
