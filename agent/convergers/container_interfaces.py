@@ -32,6 +32,12 @@ class ContainerInterfaces:
         else:
             self._built.pop(name, None)
 
+    async def namespace(self, spec: ContainerSpec, mode: NetworkMode) -> None:
+        """The container's own network namespace (none for host or container:NAME), made
+        before its runtime creates the container in it; build() adds its interfaces."""
+        if mode.own_namespace:
+            await ensure_netns(names.container_netns(self.host.host, spec.id))
+
     async def build(self, spec: ContainerSpec, mode: NetworkMode, networks: dict[str, Network],
                     record: LocalContainer) -> None:
         if not mode.own_namespace:

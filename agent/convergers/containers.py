@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from agent import container_network as plan
 from agent import names, restart_policy
@@ -180,13 +180,16 @@ class Containers:
         image = await self._image(spec, record) if start else None
         start = image is not None
         building = time.time()
+        wiring: asyncio.Task[float] | None = None
         if start:
             self.interfaces.forget(spec.name)  # a (re)start always checks its network
-        if running or start:
-            await self.interfaces.build(spec, mode, networks, record)
-            if self.dns is not None and mode.own_namespace:
-                # Before the process starts: its first query must find the listener.
-                await self.dns.serve(spec, networks)
+            # Its namespace now (the runtime creates the container in it), the rest
+            # of its network while the runtime prepares and creates the container:
+            # the runtime starts the command only once this is done.
+            await self.interfaces.namespace(spec, mode)
+            wiring = asyncio.create_task(self._wire(spec, mode, networks, record), name=f"wire-{spec.name}")
+        elif running:
+            await self._wire(spec, mode, networks, record)
         if start:
             built = time.time()
             if restart:
@@ -195,11 +198,15 @@ class Containers:
                 record.restart_count += 1
                 log.info("restarting container %s (restart %d, policy %s)", spec.name, record.restart_count,
                          spec.restart_policy)
-            running = await self._start(spec, image, record, modes, desired, networks)
-            # One event per start, with wall-clock stamps to line up with the controller's `run` event.
+            try:
+                running = await self._start(spec, image, record, modes, desired, networks, wiring)
+            finally:
+                wired = await wiring   # its error, if any, fails the pass (a start that failed first waits for it)
+            # One event per start, with wall-clock stamps to line up with the controller's `run` event
+            # (`built`: its namespace made and the runtime begun; `wired`: its interfaces done meanwhile).
             timing.emit(log, timing.CONTAINER_STARTED, container=spec.name, host=self.host.host,
                         update=self.view.updated_at, began=began, network=building, built=built,
-                        process=time.time())
+                        wired=wired, process=time.time())
         elif running and spec.desired != "running" and spec.name not in self._stopping:
             self._stopping[spec.name] = asyncio.create_task(self._stop(spec))
         if not running:
@@ -233,6 +240,15 @@ class Containers:
         if self.dns is not None:
             self.dns.follow(spec.id, joined)    # named while its engine has it joined
         return joined
+
+    async def _wire(self, spec: ContainerSpec, mode: NetworkMode, networks: dict[str, Network],
+                    record: LocalContainer) -> float:
+        """The container's interfaces, and its DNS listener (before the process starts:
+        its first query must find it). Returns when it was done."""
+        await self.interfaces.build(spec, mode, networks, record)
+        if self.dns is not None and mode.own_namespace:
+            await self.dns.serve(spec, networks)
+        return time.time()
 
     def _restart_due(self, spec: ContainerSpec, state, record: LocalContainer) -> bool:
         """Whether the exited container's restart policy starts it now; when later, a pass is
@@ -291,7 +307,7 @@ class Containers:
 
     async def _start(self, spec: ContainerSpec, image: Image, record: LocalContainer,
                      modes: dict[str, NetworkMode], desired: dict[str, ContainerSpec],
-                     networks: dict[str, Network]) -> bool:
+                     networks: dict[str, Network], wiring: Awaitable[float]) -> bool:
         record.started_generation = spec.generation
         record.image_error = False
         try:
@@ -302,7 +318,7 @@ class Containers:
                 hosts, resolv = self.dns.files(owner, networks)
                 config = dataclasses.replace(config, hostname=owner.hostname or owner.name,
                                              hosts_entries=hosts, resolv_conf=resolv)
-            state = await self.runtime.start(config)
+            state = await self.runtime.start(config, before_start=wiring)
             record.error = ""
         except ContainerError as err:
             record.error = str(err)

@@ -25,7 +25,7 @@ import json
 import platform
 import signal as signals
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 from agent.oci import exec_attached, exec_session, monitor, process, processes, spec, users
@@ -84,12 +84,17 @@ class Runtime:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def start(self, config: ContainerConfig) -> ContainerState:
+    async def start(self, config: ContainerConfig, before_start: Awaitable[None] | None = None) -> ContainerState:
         """Run the container; return once its command has been exec'd.
 
         Already running: a no-op returning its state. Exited or never started:
         started again under the same id, with the same writable layer (as
         Docker's `start`), its log appended to.
+
+        `before_start`, when given, is awaited once the container is created and
+        before its command starts: what the command needs in place (its
+        interfaces) is done while the runtime prepares and creates the container.
+        If it fails, the created container is deleted and its error raised.
         """
         await asyncio.to_thread(config.check)
         files = self._dir(config.id)
@@ -114,6 +119,13 @@ class Runtime:
                     await receiving
                     io.started()
                 launched = await asyncio.to_thread(self._launched, files, pid)
+                if before_start is not None:
+                    try:
+                        await before_start
+                    except BaseException:
+                        with contextlib.suppress(ContainerError):
+                            await self.crun.delete(config.id)   # nothing created is left behind
+                        raise
                 await self.crun.start(config.id)
             except ContainerError as e:
                 if io is not None:

@@ -202,6 +202,44 @@ async def test_a_missing_command_fails_the_start_and_leaves_nothing_running(busy
     assert leftovers(oci_host, config.id) == []
 
 
+async def test_before_start_runs_with_the_container_created_and_its_command_not_yet_begun(busybox_images, oci_host):
+    """What the agent builds meanwhile (the interfaces) is there when the command begins."""
+    runtime = oci_host.runtime()
+    config = make_config(oci_host, busybox_images.plain,
+                         ["sh", "-c", "ip link show vxoci-wired && echo found; sleep 1000"])
+    seen = []
+
+    async def wire() -> None:
+        seen.append((await runtime.crun.state(config.id)).status)
+        # A link in the test's own namespace, the one the container was created in.
+        subprocess.run(["ip", "-n", oci_host.netns, "link", "add", "vxoci-wired", "type", "veth",
+                        "peer", "name", "vxoci-peer"], check=True)
+
+    state = await runtime.start(config, before_start=wire())
+    assert seen == ["created"] and state.state == "running"
+    await wait_for_log(runtime, config.id, "found")
+    await runtime.stop(config.id, 0)
+    await runtime.remove(config.id)
+    assert leftovers(oci_host, config.id) == []
+
+
+async def test_a_before_start_that_fails_leaves_no_container_created(busybox_images, oci_host):
+    runtime = oci_host.runtime()
+    config = make_config(oci_host, busybox_images.plain, ["sleep", "1000"])
+
+    async def wire() -> None:
+        raise RuntimeError("no interfaces for you")
+
+    with pytest.raises(RuntimeError, match="no interfaces for you"):
+        await runtime.start(config, before_start=wire())
+    assert not (oci_host.root / "crun" / config.id).exists()
+    # The next start (the agent's next pass) runs it.
+    assert (await runtime.start(config)).state == "running"
+    await runtime.stop(config.id, 0)
+    await runtime.remove(config.id)
+    assert leftovers(oci_host, config.id) == []
+
+
 async def test_an_unknown_user_fails_the_start_naming_it(busybox_images, oci_host):
     runtime = oci_host.runtime()
     config = make_config(oci_host, busybox_images.plain, ["id"], user="ghost")
