@@ -240,6 +240,34 @@ async def test_a_before_start_that_fails_leaves_no_container_created(busybox_ima
     assert leftovers(oci_host, config.id) == []
 
 
+async def test_state_reads_a_containers_files_in_one_thread_hop(busybox_images, oci_host, monkeypatch):
+    """A pass asks every container's state twice: running, exited or created, one hop each."""
+    runtime = oci_host.runtime()
+    running = make_config(oci_host, busybox_images.plain, ["sleep", "1000"])
+    done = make_config(oci_host, busybox_images.plain, ["true"], name="c2")
+    failed = make_config(oci_host, busybox_images.plain, ["no-such-command"], name="c3")
+    await runtime.start(running)
+    await runtime.start(done)
+    await wait_exited(runtime, done.id)
+    with pytest.raises(ContainerError):
+        await runtime.start(failed)
+    hops = []
+    real = asyncio.to_thread
+
+    async def counted(function, *args, **kwargs):
+        hops.append(function)
+        return await real(function, *args, **kwargs)
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    for config, state in ((running, "running"), (done, "exited"), (failed, "created")):
+        hops.clear()
+        assert (await runtime.state(config.id)).state == state
+        assert len(hops) == 1, (state, hops)
+    monkeypatch.undo()
+    await runtime.stop(running.id, 0)
+    for config in (running, done, failed):
+        await runtime.remove(config.id)
+
+
 async def test_an_unknown_user_fails_the_start_naming_it(busybox_images, oci_host):
     runtime = oci_host.runtime()
     config = make_config(oci_host, busybox_images.plain, ["id"], user="ghost")
