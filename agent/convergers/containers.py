@@ -177,16 +177,19 @@ class Containers:
         restart = (not start and spec.desired == "running" and state is not None and state.state == EXITED
                    and self._restart_due(spec, state, record))
         start = start or restart
-        image = await self._image(spec, record) if start else None
-        start = image is not None
         building = time.time()
+        image = None
+        if start:
+            # Its image checked (or its pull begun) while its namespace is made: the
+            # runtime creates the container in it. Without an image yet, the
+            # namespace goes again below, with everything of a container not running.
+            image, _ = await asyncio.gather(self._image(spec, record), self.interfaces.namespace(spec, mode))
+        start = image is not None
         wiring: asyncio.Task[float] | None = None
         if start:
             self.interfaces.forget(spec.name)  # a (re)start always checks its network
-            # Its namespace now (the runtime creates the container in it), the rest
-            # of its network while the runtime prepares and creates the container:
-            # the runtime starts the command only once this is done.
-            await self.interfaces.namespace(spec, mode)
+            # The rest of its network while the runtime prepares and creates the
+            # container: the runtime starts the command only once this is done.
             wiring = asyncio.create_task(self._wire(spec, mode, networks, record), name=f"wire-{spec.name}")
         elif running:
             await self._wire(spec, mode, networks, record)
@@ -203,7 +206,8 @@ class Containers:
             finally:
                 wired = await wiring   # its error, if any, fails the pass (a start that failed first waits for it)
             # One event per start, with wall-clock stamps to line up with the controller's `run` event
-            # (`built`: its namespace made and the runtime begun; `wired`: its interfaces done meanwhile).
+            # (`built`: its image checked, its namespace made, the runtime begun; `wired`: its
+            # interfaces done meanwhile).
             timing.emit(log, timing.CONTAINER_STARTED, container=spec.name, host=self.host.host,
                         update=self.view.updated_at, began=began, network=building, built=built,
                         wired=wired, process=time.time())

@@ -25,7 +25,7 @@ controller and h1's agent each write one timing event per run (wall clock),
 which split t0..cli into: the interpreter and `cli.main`, the command's
 imports, the channel, API checks and the etcd transaction, the watch and
 stream to the agent, the agent's wait for its pass, the pass's work before
-the container, its netns, the runtime (crun under conmon, the image from
+the container, its image check and netns (side by side), the runtime (crun under conmon, the image from
 the host's store; the container's interfaces are built meanwhile, also
 shown), and the way back (rules, report, stream, reply, CLI exit).
 A warm-up container of each engine first (h1's overlay namespace gets built
@@ -112,7 +112,7 @@ PHASES = [
     ("watch + stream to agent", "committed", "update"),
     ("agent waits for a pass", "update", "pass"),
     ("agent: pass work before it", "pass", "network"),
-    ("agent: the container's netns", "network", "built"),
+    ("agent: image check + netns", "network", "built"),   # side by side
     ("runtime: crun + conmon + exec", "built", "process"),   # the interfaces are built meanwhile
     ("rules, report, stream back", "process", "running"),
     ("reply + CLI exit", "running", "cli"),
