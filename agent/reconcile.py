@@ -135,7 +135,6 @@ class Reconciler:
             planned = self.containers.prepare(desired, local, networks)
             await self.port_security.converge(planned, networks)
             published = await self.containers.converge(desired, local, networks, began)
-            await self.containers.remove_orphans(local.values())
             mesh = await self.mesh.converge(networks)
             # Services' VIPs in every container's namespace, before it is reported running.
             await self.load_balancers.converge(desired)
@@ -144,6 +143,9 @@ class Reconciler:
             # Reported once the published ports are in place too, so a `run -p`
             # that returns means the port answers.
             await self.containers.report(desired, local)
+            # Leftovers of a crash: after the report, which nothing of them changes
+            # and a `run` waits for.
+            await self.containers.remove_orphans(local.values())
         finally:
             # "removed" only now, with its published ports gone too: the
             # controller frees the container's addresses and ports on this

@@ -82,6 +82,8 @@ def test_run_imports_neither_the_services_nor_yaml():
     loaded, _ = _modules_after(["--controller", "unix:///nonexistent/vxpa-no-controller.sock", "run", "busybox"])
     assert "proto.vxmesh_pb2" in loaded   # it did get as far as the call
     assert not {"yaml", "cli.compose", "cli.commands.stacks", "cli.commands.services", "tomllib"} & loaded
+    # Nor what prints the listings: run prints an id.
+    assert not {"cli.listing", "cli.output", "cli.templates"} & loaded
 
 
 def test_ps_and_run_on_the_unix_socket_load_neither_the_generated_stubs_nor_tls_nor_the_config_schema():
