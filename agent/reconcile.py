@@ -137,6 +137,7 @@ class Reconciler:
             published = await self.containers.converge(desired, local, networks, began)
             mesh = await self.mesh.converge(networks)
             # Services' VIPs in every container's namespace, before it is reported running.
+            self.load_balancers.made_empty(self.containers.take_made_namespaces())
             await self.load_balancers.converge(desired)
             await self.firewall.converge(networks, published,
                                          cluster_guards(self.view.hosts().values(), self.view.controllers()), mesh)

@@ -32,11 +32,16 @@ class ContainerInterfaces:
         else:
             self._built.pop(name, None)
 
-    async def namespace(self, spec: ContainerSpec, mode: NetworkMode) -> None:
+    async def namespace(self, spec: ContainerSpec, mode: NetworkMode) -> str | None:
         """The container's own network namespace (none for host or container:NAME), made
-        before its runtime creates the container in it; build() adds its interfaces."""
-        if mode.own_namespace:
-            await ensure_netns(names.container_netns(self.host.host, spec.id))
+        before its runtime creates the container in it; build() adds its interfaces.
+        Returns its name if it was made now (new, so empty), else None."""
+        if not mode.own_namespace:
+            return None
+        container_ns = names.container_netns(self.host.host, spec.id)
+        existed = netns_exists(container_ns)
+        await ensure_netns(container_ns)
+        return None if existed else container_ns
 
     async def build(self, spec: ContainerSpec, mode: NetworkMode, networks: dict[str, Network],
                     record: LocalContainer) -> None:

@@ -77,6 +77,8 @@ class Containers:
         # not take that name for a leftover of a leave.
         self.adopting: set[str] = set()
         self.wired_at: dict[str, float] = {}    # when each was wired: its "started" time
+        # Network namespaces made new by this pass's starts (empty: see take_made_namespaces).
+        self.made_namespaces: set[str] = set()
 
     def forget(self) -> None:
         self.interfaces.forget()
@@ -133,6 +135,12 @@ class Containers:
                 published.append(local[spec.name])
         return published
 
+    def take_made_namespaces(self) -> set[str]:
+        """The namespaces made new since the last call: the load balancers need not
+        clear a table in them (agent/convergers/service_lb.py)."""
+        made, self.made_namespaces = self.made_namespaces, set()
+        return made
+
     async def remove_orphans(self, records: Iterable[LocalContainer]) -> None:
         """Namespaces, containers and images no record explains (a crash between
         creating and recording, or between removing and forgetting)."""
@@ -183,7 +191,9 @@ class Containers:
             # Its image checked (or its pull begun) while its namespace is made: the
             # runtime creates the container in it. Without an image yet, the
             # namespace goes again below, with everything of a container not running.
-            image, _ = await asyncio.gather(self._image(spec, record), self.interfaces.namespace(spec, mode))
+            image, made = await asyncio.gather(self._image(spec, record), self.interfaces.namespace(spec, mode))
+            if made is not None:
+                self.made_namespaces.add(made)
         start = image is not None
         wiring: asyncio.Task[float] | None = None
         if start:

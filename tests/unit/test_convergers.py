@@ -197,6 +197,7 @@ def reconciler(tmp_path, record: Pass) -> Reconciler:
     containers.converge = record.step("containers", [])
     containers.prepare = lambda desired, local, networks: record.append("containers.prepare") or []
     containers.report_removed = lambda removed: record.append(f"removed {removed}")
+    containers.take_made_namespaces = set
     r.containers = containers
     r.port_security = StandIn(record, "port security")
     r.firewall = StandIn(record, "firewall")
@@ -235,3 +236,27 @@ def test_a_container_whose_image_never_came_is_reported_and_its_status_goes_on_t
     (status,) = reported
     assert (status.state, status.generation, status.image_error) == ("created", 0, True)
     assert status.to_wire().generation == 0   # -1, "never started", is not a wire value
+
+
+def test_a_namespace_just_made_gets_no_nft_run_for_its_absent_load_balancer(monkeypatch):
+    """A container started without VIPs: its new namespace holds no table to clear;
+    one that existed before (an agent restarted over it) is cleared as always."""
+    from agent.convergers import service_lb as lb_converger
+    from agent.convergers.service_lb import ServiceLoadBalancers
+    from agent import names
+    runs = []
+
+    async def converge(netns, vips):
+        runs.append((netns, vips))
+    monkeypatch.setattr(lb_converger.service_lb, "converge", converge)
+    monkeypatch.setattr(lb_converger, "netns_exists", lambda netns: True)
+    specs = {name: ContainerSpec(id=f"{n:02d}" * 32, name=name, host="h1",
+                                 attachments=[Attachment(network="blue", ip=f"10.0.0.{n + 2}", mac="")])
+             for n, name in enumerate(("new", "old"))}
+    balancers = ServiceLoadBalancers(HOST, View("h1"))
+    balancers.made_empty({names.container_netns("h1", specs["new"].id)})
+    run(balancers.converge(specs))
+    assert runs == [(names.container_netns("h1", specs["old"].id), frozenset())]
+    runs.clear()
+    run(balancers.converge(specs))
+    assert runs == []   # both known to hold none now
