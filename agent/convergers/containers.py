@@ -122,15 +122,18 @@ class Containers:
         return planned
 
     async def converge(self, desired: dict[str, ContainerSpec], local: dict[str, LocalContainer],
-                       networks: dict[str, Network], began: float) -> list[LocalContainer]:
+                       networks: dict[str, Network], began: float,
+                       guarded: Awaitable[None] | None = None) -> list[LocalContainer]:
         """Start, stop and wire every desired container, from the records prepare() left
         in `local`. Returns the records of those running with interfaces of their own:
-        the containers whose published ports lead in."""
+        the containers whose published ports lead in. `guarded`: port security's pass
+        over the records, which every interface to be made waits for (the rest of a
+        start, its image and namespace and the runtime's create, goes on beside it)."""
         modes = {name: NetworkMode.of(spec) for name, spec in desired.items()}
         published = []
         # Owners of a shared network namespace first, so joiners find it built.
         for spec in sorted(desired.values(), key=lambda s: modes[s.name].shares_container):
-            running = await self._converge(spec, modes, networks, local[spec.name], desired, began)
+            running = await self._converge(spec, modes, networks, local[spec.name], desired, began, guarded)
             if running and modes[spec.name].attaches:
                 published.append(local[spec.name])
         return published
@@ -169,13 +172,14 @@ class Containers:
 
     async def _converge(self, spec: ContainerSpec, modes: dict[str, NetworkMode],
                         networks: dict[str, Network], record: LocalContainer,
-                        desired: dict[str, ContainerSpec], began: float) -> bool:
+                        desired: dict[str, ContainerSpec], began: float,
+                        guarded: Awaitable[None] | None = None) -> bool:
         """Whether the container runs after this pass."""
         mode = modes[spec.name]
         if spec.networks and any(n not in networks for n in spec.networks):
             return False  # the network records are on their way in the stream
         if spec.engine:
-            return await self._converge_engine(spec, networks, record)
+            return await self._converge_engine(spec, networks, record, guarded)
         state = await self.runtime.state(spec.id)
         running = state is not None and state.state == "running"
         # A container the runtime does not know is started, unless its image
@@ -200,9 +204,10 @@ class Containers:
             self.interfaces.forget(spec.name)  # a (re)start always checks its network
             # The rest of its network while the runtime prepares and creates the
             # container: the runtime starts the command only once this is done.
-            wiring = asyncio.create_task(self._wire(spec, mode, networks, record), name=f"wire-{spec.name}")
+            wiring = asyncio.create_task(self._wire(spec, mode, networks, record, guarded),
+                                         name=f"wire-{spec.name}")
         elif running:
-            await self._wire(spec, mode, networks, record)
+            await self._wire(spec, mode, networks, record, guarded)
         if start:
             built = time.time()
             if restart:
@@ -237,13 +242,13 @@ class Containers:
         return running
 
     async def _converge_engine(self, spec: ContainerSpec, networks: dict[str, Network],
-                               record: LocalContainer) -> bool:
+                               record: LocalContainer, guarded: Awaitable[None] | None = None) -> bool:
         """Wired while joined: into its namespace, named here, or (Docker, before it has
         made the namespace) handed over in the host's; else nothing of it stays."""
         joined = bool(spec.sandbox) and (not spec.interface or netns_exists(
             names.container_netns(self.host.host, spec.id)))
         if joined:
-            await self.interfaces.build_engine(spec, networks, record)
+            await self.interfaces.build_engine(spec, networks, record, guarded)
             if self.wired.get(spec.name) != spec.sandbox:
                 self.wired_at[spec.name] = time.time()
             self.wired[spec.name] = spec.sandbox
@@ -256,10 +261,10 @@ class Containers:
         return joined
 
     async def _wire(self, spec: ContainerSpec, mode: NetworkMode, networks: dict[str, Network],
-                    record: LocalContainer) -> float:
+                    record: LocalContainer, guarded: Awaitable[None] | None = None) -> float:
         """The container's interfaces, and its DNS listener (before the process starts:
         its first query must find it). Returns when it was done."""
-        await self.interfaces.build(spec, mode, networks, record)
+        await self.interfaces.build(spec, mode, networks, record, guarded)
         if self.dns is not None and mode.own_namespace:
             await self.dns.serve(spec, networks)
         return time.time()

@@ -208,7 +208,9 @@ def test_a_pass_runs_the_convergers_in_order(tmp_path):
     record = Pass()
     run(reconciler(tmp_path, record).reconcile())
     assert record == ["containers.remove_gone", "vtep filter", "overlays", "tables", "bridges",
-                      "containers.prepare", "port security", "containers",
+                      # Port security beside the containers' pass: each interface made waits
+                      # for it (test_an_interface_is_made_only_once_port_security_has_passed).
+                      "containers.prepare", "containers", "port security",
                       "firewall", "containers.report",
                       # Leftovers of a crash after the report a `run` waits for.
                       "containers.remove_orphans", "removed ['gone']"]
@@ -260,3 +262,44 @@ def test_a_namespace_just_made_gets_no_nft_run_for_its_absent_load_balancer(monk
     runs.clear()
     run(balancers.converge(specs))
     assert runs == []   # both known to hold none now
+
+
+def test_an_interface_is_made_only_once_port_security_has_passed(monkeypatch):
+    from agent.convergers import container_interfaces
+    from agent.convergers.container_interfaces import ContainerInterfaces
+    from proto.network_mode import NetworkMode
+    made = []
+
+    async def ensure_netns(name):
+        made.append(("netns", name))
+
+    async def ensure_interface(interface):
+        made.append(("interface", interface.ifname))
+
+    async def prune_interfaces(netns, keep):
+        return []
+    monkeypatch.setattr(container_interfaces, "ensure_netns", ensure_netns)
+    monkeypatch.setattr(container_interfaces, "ensure_interface", ensure_interface)
+    monkeypatch.setattr(container_interfaces, "prune_interfaces", prune_interfaces)
+    spec = ContainerSpec(id="0e" * 32, name="web", host="h1",
+                         attachments=[Attachment(network="blue", ip="10.77.0.2", mac="02:42:0a:4d:00:02")])
+    networks = {"blue": Network(name="blue", subnet="10.77.0.0/24", gateway="10.77.0.1", vni=4242)}
+    record = LocalContainer(spec=spec)
+    interfaces = ContainerInterfaces(HOST)
+
+    async def scenario():
+        from agent import container_network as plan
+        plan.assign_ifnames(record, spec, networks)
+        guarded = asyncio.get_running_loop().create_future()
+        building = asyncio.create_task(interfaces.build(spec, NetworkMode.of(spec), networks, record, guarded))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert made == [] and not building.done()      # waits: port security has not passed
+        guarded.set_result(None)
+        await building
+        assert [kind for kind, _ in made] == ["netns", "interface"]
+        # Built already: an unchanged container does not wait for a pass it does not need.
+        made.clear()
+        await interfaces.build(spec, NetworkMode.of(spec), networks, record, asyncio.get_running_loop().create_future())
+        assert made == []
+    run(scenario())
