@@ -20,6 +20,7 @@ from controller.agent_feed import KEEPALIVE_SECONDS, QUEUE_LIMIT, AgentFeed, Fee
 from controller.agent_leases import AgentLeases, Holding
 from controller import request_limits
 from controller.cache import StateCache
+from controller import liveness
 from controller.liveness import DEFAULT_GRACE_SECONDS
 from proto.errors import InvalidArgument, UserError
 from proto import validate
@@ -96,8 +97,13 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
             await self.store.register_host(host)
             holding = await self.leases.attach(host.name)
             # Into the tables now (or back to "up" from "agent down"), unless
-            # its peers find its VTEP silent.
-            await self.store.settle(host.name, self.grace)
+            # its peers find its VTEP silent. Asked of the mirror first: an
+            # agent back within host_ttl (a reconnect storm) is up already, and
+            # settling in etcd reads every peer's report. A mirror that lags
+            # is the liveness keeper's to correct, within its pass.
+            index = self.cache.index
+            if not liveness.stays_up(host.name, index.alive_records.get(host.name), index.connected, index.reach):
+                await self.store.settle(host.name, self.grace)
         except UserError as err:
             await context.abort(err.code, str(err))
         log.info("agent %s connected (vtep %s, resume from %d)", host.name, host.vtep, hello.resume_revision)

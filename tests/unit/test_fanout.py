@@ -294,13 +294,42 @@ def test_the_router_wakes_every_stream_whose_view_a_change_reaches():
     router = InterestRouter(broadcast_delay=0)   # who is woken, not when
     views = {host: AgentView(host, index) for host in ("h1", "h2", "h3")}
     streams = {host: subscribed(router, host) for host in views}
+    skipped = 0
     for batch in batches:
         events = index.apply(batch)
-        router.route(events)
+        scope = router.route(events)
         for host, view in views.items():
+            # The batch's scope, kept in the history, lets a replaying stream skip it.
+            concerned = scope.concerns(host, set(view.networks))
             changes = view.changes(events)
             if changes:
                 assert streams[host].relevant, (host, batch, changes)
+                assert concerned, (host, batch, changes)
+            skipped += not concerned
             router.update(streams[host], view.networks)
             streams[host].relevant = False
             streams[host].woken.clear()
+    assert skipped > 0   # the control: scopes leave streams out
+
+
+def test_a_replay_skips_the_batches_whose_scope_leaves_the_stream_out():
+    from controller import agent_feed
+    from controller.interest import Scope
+
+    class CountingView:
+        host, networks = "h1", {"blue"}
+
+        def __init__(self):
+            self.asked = []
+
+        def changes(self, events):
+            self.asked.append(events)
+            return [Change(e.key, e.record) for e in events]
+
+    view = CountingView()
+    blue, red, every = [endpoint_event("blue", "c1")], [endpoint_event("red", "c2")], [ev("alive", keys.alive("h7"), ("h7",))]
+    history = [(1, blue, Scope.of(blue)), (2, red, Scope.of(red)), (3, every, Scope.of(every))]
+    changes = agent_feed._replay(view, history)
+    assert view.asked == [blue, every]
+    assert [c.key for c in changes] == [keys.endpoint("blue", "c1"), keys.alive("h7")]
+
