@@ -97,7 +97,7 @@ class AgentFeed:
                 if self._full():
                     revision = await self._resync_when_drained()
                     view = AgentView(self.host, self.cache.index)
-                    self._put(_update(revision, view.snapshot(), snapshot=True))
+                    self._put(_snapshot(revision, view))
                     self.cache.router.update(interest, view.networks)
                     continue
                 moved = await self.cache.wait_relevant(interest, revision, self.keepalive)
@@ -110,7 +110,7 @@ class AgentFeed:
                     view = AgentView(self.host, self.cache.index)
                     revision = self.cache.revision
                     self.counters.resyncs += 1
-                    self._put(_update(revision, view.snapshot(), snapshot=True))
+                    self._put(_snapshot(revision, view))
                     self.cache.router.update(interest, view.networks)
                     continue
                 changes = _replay(view, batches)
@@ -147,7 +147,7 @@ class AgentFeed:
                 return view, _update(self.cache.revision, changes), self.cache.revision
         view = AgentView(self.host, self.cache.index)
         self.counters.snapshots += 1
-        return view, _update(self.cache.revision, view.snapshot(), snapshot=True), self.cache.revision
+        return view, _snapshot(self.cache.revision, view), self.cache.revision
 
 
 def _replay(view: AgentView, batches: list[ScopedBatch]) -> list[Change]:
@@ -158,6 +158,10 @@ def _replay(view: AgentView, batches: list[ScopedBatch]) -> list[Change]:
         if scope.concerns(view.host, view.networks):
             changes += view.changes(events)
     return changes
+
+
+def _snapshot(revision: int, view: AgentView) -> bytes:
+    return wire_changes.SHARED.snapshot_bytes(revision, view)
 
 
 def _update(revision: int, changes: list[Change], snapshot: bool = False) -> bytes:
