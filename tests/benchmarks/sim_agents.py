@@ -136,8 +136,13 @@ class LightView(_Recorder):
 
 
 class SimAgent:
-    def __init__(self, controller: str, name: str, number: int, kind: str, track: str):
+    def __init__(self, controller: str, name: str, number: int, kind: str, track: str,
+                 started: dict[tuple[str, int], float]):
         self.name = name
+        # When each container "started", kept by the fleet across an agent's
+        # restarts: a real agent coming back reports what its runtime says, the
+        # same start time, so the controller finds nothing new to store.
+        self.started = started
         view_type = FullView if kind == "full" else LightView
         self.view = view_type(name, track)
         host = Host(name=name, vtep=f"10.{200 + number // 62500}.{number // 250 % 250}.{1 + number % 250}",
@@ -153,7 +158,8 @@ class SimAgent:
                 continue
             self._reported.add((spec.id, spec.generation))
             self.link.report(ContainerStatus(
-                name=spec.name, id=spec.id, state="running", pid=1, started_at=time.time(),
+                name=spec.name, id=spec.id, state="running", pid=1,
+                started_at=self.started.setdefault((spec.id, spec.generation), time.time()),
                 generation=spec.generation, host=self.name, networks=spec.networks))
 
     async def stop(self) -> None:
@@ -169,6 +175,7 @@ class Fleet:
         self.number_base = number_base
         self.agents: dict[str, SimAgent] = {}
         self._numbers: dict[str, int] = {}
+        self._started: dict[tuple[str, int], float] = {}
 
     async def handle(self, cmd: dict) -> dict:
         op = cmd["cmd"]
@@ -202,7 +209,7 @@ class Fleet:
                 raise ValueError(f"agent {name!r} is already running")
             # A name keeps its number, so an agent restarted under it keeps its VTEP (as a real host does).
             number = self._numbers.setdefault(name, self.number_base + len(self._numbers))
-            self.agents[name] = SimAgent(self.controller, name, number, kind, track)
+            self.agents[name] = SimAgent(self.controller, name, number, kind, track, self._started)
             new.append(self.agents[name])
         await asyncio.wait_for(asyncio.gather(*(a.link.connected.wait() for a in new)), timeout)
         return {"ok": True, "t_start": started, "t_connected": time.monotonic()}

@@ -149,6 +149,24 @@ async def test_an_expired_lease_is_replaced_and_every_key_written_again(store):
         await leases.close()
 
 
+async def test_a_lease_found_gone_by_a_connecting_agent_is_replaced_for_everyone(store, monkeypatch):
+    monkeypatch.setattr(agent_leases, "RENEW_FRACTION", 10.0)   # the renewal will not notice first
+    leases = AgentLeases(store, TTL, sweep=SWEEP)
+    try:
+        held = [await leases.attach(f"y{i}") for i in range(3)]
+        first = leases.lease
+        await store.etcd.revoke(first)
+        newcomer = await leases.attach("y-new")   # its write finds the lease gone: no error, a new lease
+        assert leases.lease != first and newcomer.lease == leases.lease
+        started = time.monotonic()
+        while set(await agent_keys(store)) != {"y0", "y1", "y2", "y-new"}:
+            assert time.monotonic() - started < TTL, "the keys under the old lease were not written again"
+            await beat_for(leases, held + [newcomer], SWEEP)
+        assert set((await agent_keys(store)).values()) == {leases.lease}
+    finally:
+        await leases.close()
+
+
 async def test_a_lease_that_cannot_be_renewed_ends_every_stream(store, monkeypatch):
     leases = AgentLeases(store, TTL, sweep=SWEEP)
     try:
@@ -175,7 +193,7 @@ async def test_a_sweep_after_a_stalled_loop_judges_nobody(store, monkeypatch):
         # Its last heartbeat read is older than the TTL, and the whole loop
         # blocks: its newer heartbeats would be waiting unread in the stream.
         holding.last_beat -= TTL + 1
-        time.sleep(SWEEP * 3)
+        time.sleep(SWEEP * 5)
         await asyncio.sleep(SWEEP * 0.5)     # the first sweep after it
         assert "stalled" in await agent_keys(store)
         # The control: a sweep on time finds the heartbeat too old.
