@@ -125,7 +125,7 @@ class Index:
             (self.alive.add if present else self.alive.discard)(parts[0])
             _set(self.alive_records, parts[0], record)
         elif kind == "agent":
-            # The key exists while the agent's lease does.
+            # The key exists while the agent's heartbeats come (controller/agent_leases.py).
             (self.connected.add if present else self.connected.discard)(parts[0])
         elif kind == "reach":
             _set(self.reach, parts[0], record)
