@@ -217,14 +217,15 @@ class AgentLeases:
             revision, holding.revision = holding.revision, 0
             try:
                 async with gate:
-                    await self.store.mark_gone(holding.host, revision)
+                    deleted = await self.store.mark_gone(holding.host, revision)
             except (UserError, EtcdError) as err:
                 holding.revision = revision   # etcd away: the next sweep tries again
                 log.warning("could not mark host %s's agent gone: %s", holding.host, err)
                 return
             if self._holdings.get(holding.host) is holding and not holding.held:
                 del self._holdings[holding.host]   # back with `remark` if its agent beats again
-            log.info("agent %s: no heartbeat for %.0fs%s", holding.host, now - holding.last_beat,
-                     " after its stream ended" if holding.ended else "")
+            if deleted:   # else its agent connected again since, and keeps its newer key
+                log.info("agent %s: no heartbeat for %.0fs%s: marked gone", holding.host,
+                         now - holding.last_beat, " after its stream ended" if holding.ended else "")
         await asyncio.gather(*(gone(h) for h in list(self._holdings.values())
                                if h.held and now - h.last_beat > self.ttl))
