@@ -8,7 +8,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
+from agent import memory
 from agent.convergers.embedded_dns import EmbeddedDns
 from agent.dns.resolver import nameservers, parse_upstream
 from agent.engines.cni import CniPlugin
@@ -184,6 +184,7 @@ async def serve(config: AgentConfig) -> None:
 
 
 def run(config: AgentConfig) -> None:
+    memory.limit_arenas()   # before any thread starts (agent/memory.py says why)
     logging.basicConfig(level=os.environ.get("VXMESH_LOG", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(config))
