@@ -69,16 +69,16 @@ def changed_keys(before: Mapping[str, Endpoint], now: Mapping[str, Endpoint]) ->
 
 
 def partial_plan(before: Mapping[str, Endpoint], now: Mapping[str, Endpoint], changed: Iterable[str],
-                 local_host: str, have_fdb: Mapping[str, str], have_neigh: Mapping[str, str]) -> TablePlan:
-    """What `plan` would say for `now` against the kernel holding `have_*`, when
-    `have_*` are exactly the entries of `before` (what was last programmed) and
-    `changed` the keys that differ between the two.
+                 local_host: str) -> TablePlan:
+    """What `plan` would say for `now` against a kernel holding the entries of
+    `before` (what was last programmed), `changed` being the keys that differ.
 
     Only the MACs and addresses of the changed endpoints (old and new values) can
-    need an entry put or deleted; every other entry is made by endpoints that are
-    the same in both. For those MACs and addresses the entries are worked out from
-    every endpoint of `now` that has one of them, in order, as `desired_entries`
-    does (another endpoint may still hold the MAC or address a changed one gave up)."""
+    need an entry put or deleted: every other entry is made by endpoints that are
+    the same in both. For those MACs and addresses the entries on each side are
+    worked out from every endpoint that has one of them, in order, as
+    `desired_entries` does (another endpoint may hold the MAC or address a changed
+    one gave up). Nothing but the two maps of endpoints is kept between passes."""
     macs: set[str] = set()
     ips: set[str] = set()
     for key in changed:
@@ -88,19 +88,12 @@ def partial_plan(before: Mapping[str, Endpoint], now: Mapping[str, Endpoint], ch
                 ips.add(endpoint.ip)
     if not macs:
         return TablePlan()
-    touching = [ep for ep in now.values() if ep.ip in ips or ep.mac.lower() in macs]
-    want_fdb, want_neigh = desired_entries(touching, local_host)
-    return plan({mac: vtep for mac, vtep in want_fdb.items() if mac in macs},
-                {ip: mac for ip, mac in want_neigh.items() if ip in ips},
-                {mac: have_fdb[mac] for mac in macs if mac in have_fdb},
-                {ip: have_neigh[ip] for ip in ips if ip in have_neigh})
 
+    def entries(endpoints: Mapping[str, Endpoint]) -> tuple[dict[str, str], dict[str, str]]:
+        fdb, neigh = desired_entries([ep for ep in endpoints.values() if ep.ip in ips or ep.mac.lower() in macs],
+                                     local_host)
+        return ({mac: vtep for mac, vtep in fdb.items() if mac in macs},
+                {ip: mac for ip, mac in neigh.items() if ip in ips})
 
-def applied(todo: TablePlan, fdb: dict[str, str], neigh: dict[str, str]) -> None:
-    """Bring `fdb` and `neigh` (entries as programmed) to what they are once `todo` is."""
-    for mac in todo.fdb_del:
-        fdb.pop(mac, None)
-    for ip in todo.neigh_del:
-        neigh.pop(ip, None)
-    fdb.update(todo.fdb_put)
-    neigh.update(todo.neigh_put)
+    return plan(*entries(now), *entries(before))
+

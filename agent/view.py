@@ -34,7 +34,6 @@ class View:
         self._others: dict[str, Record] = {}
         self._by_kind: dict[type, dict[str, Record]] = {}
         self._endpoints: dict[str, dict[str, Endpoint]] = {}
-        self._endpoint_network: dict[str, str] = {}           # endpoint key -> its network
         self._legs: dict[str, Endpoint] = {}                  # the hosts' routing-mesh legs, by key
         # Counters: one step per change of any endpoint of a network (_changes),
         # and per snapshot, which may change every network at once (_snapshots).
@@ -46,7 +45,7 @@ class View:
 
     def apply(self, update: pb.ViewUpdate) -> None:
         if update.snapshot:
-            self._others, self._by_kind, self._endpoints, self._endpoint_network, self._legs = {}, {}, {}, {}, {}
+            self._others, self._by_kind, self._endpoints, self._legs = {}, {}, {}, {}
             self._snapshots += 1
         for change in update.changes:
             kind = change.WhichOneof("record")
@@ -57,7 +56,8 @@ class View:
         self.updated_at = time.time()
 
     def _drop(self, key: str) -> None:
-        network = self._endpoint_network.pop(key, None)
+        # A network's endpoints are found by its few networks, not by a map of every key.
+        network = next((name for name, endpoints in self._endpoints.items() if key in endpoints), None)
         if network is not None:
             del self._endpoints[network][key]
             if not self._endpoints[network]:
@@ -73,7 +73,6 @@ class View:
         if isinstance(record, Endpoint):
             record = _compact(record)
             self._endpoints.setdefault(record.network, {})[key] = record
-            self._endpoint_network[key] = record.network
             self._changes[record.network] = self._changes.get(record.network, 0) + 1
             if record.container.startswith(MESH_LEG_PREFIX):
                 self._legs[key] = record

@@ -10,7 +10,8 @@ pass, after `forget` (the periodic pass, and the one after a failed pass:
 what heals a stale or missing entry) or when the network's record changed;
 in between, a pass skips a network whose endpoints did not change (the
 view's change stamp), and plans a change from the changed endpoints alone,
-against the entries it last programmed."""
+against the endpoints it last programmed (kept as the view's records, not as
+entries: no string of its own per entry)."""
 from __future__ import annotations
 
 import logging
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 
 from agent import names
 from agent.kernel import table
-from agent.table_diff import applied, changed_keys, desired_entries, partial_plan, plan
+from agent.table_diff import changed_keys, desired_entries, partial_plan, plan
 from agent.view import View
 from proto import timing
 from proto.records import Endpoint, Network
@@ -33,9 +34,7 @@ class _Programmed:
     """What one network's table was last made to hold, and from what."""
     network: Network                  # the record as it was then
     stamp: tuple[int, int]            # the view's change stamp of its endpoints then
-    endpoints: dict[str, Endpoint]    # its endpoints then, by key
-    fdb: dict[str, str]               # the entries the kernel holds since: mac -> vtep
-    neigh: dict[str, str]             # and ip -> mac
+    endpoints: dict[str, Endpoint]    # its endpoints then, by key: the kernel holds their entries since
 
 
 class Tables:
@@ -71,14 +70,14 @@ class Tables:
         now = dict(self.view.endpoints_by_key(network.name))
         netns = names.overlay_netns(self.host, network.vni)
         if known is not None:
-            fdb, neigh = known.fdb, known.neigh
-            todo = partial_plan(known.endpoints, now, changed_keys(known.endpoints, now), self.host, fdb, neigh)
+            todo = partial_plan(known.endpoints, now, changed_keys(known.endpoints, now), self.host)
         else:
             self.full_reads += 1
-            fdb, neigh = desired_entries(now.values(), self.host)
+            want_fdb, want_neigh = desired_entries(now.values(), self.host)
             have_fdb = await table.read_fdb(netns, network.vni)
             have_neigh = await table.read_neighbours(netns, network.vni)
-            todo = plan(fdb, neigh, have_fdb, have_neigh)
+            todo = plan(want_fdb, want_neigh, have_fdb, have_neigh)
+            del want_fdb, want_neigh, have_fdb, have_neigh    # not kept: tens of thousands of strings
         if todo:
             errors = await table.program(netns, network.vni, todo.fdb_put, todo.fdb_del,
                                          todo.neigh_put, todo.neigh_del)
@@ -91,6 +90,4 @@ class Tables:
                         fdb_put=len(todo.fdb_put), fdb_del=len(todo.fdb_del), neigh_put=len(todo.neigh_put),
                         neigh_del=len(todo.neigh_del), update=self.view.updated_at, began=began,
                         programmed=time.time())
-        if known is not None:
-            applied(todo, fdb, neigh)
-        self._programmed[network.name] = _Programmed(network, stamp, now, fdb, neigh)
+        self._programmed[network.name] = _Programmed(network, stamp, now)
