@@ -87,7 +87,7 @@ def agent_transport(config: AgentConfig) -> Transport:
     if config.tls is None:
         raise TlsError("the agent needs its CA, certificate and key (ca, cert, key), "
                        "or insecure = true for plain text")
-    return Transport(Tls.load(config.tls, ("agent",), config.name))
+    return Transport(Tls.load_apart(config.tls, ("agent",), config.name))
 
 
 def registry_access(config: AgentConfig, state_dir: Path) -> RegistryAccess:
