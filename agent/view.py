@@ -13,6 +13,7 @@ looked.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections.abc import Mapping
@@ -148,7 +149,6 @@ def _compact(endpoint: Endpoint) -> Endpoint:
     """The same endpoint with its few distinct values shared: thousands of endpoints
     name the same network, hosts and VTEPs, each decoded as a string of its own."""
     intern = sys.intern
-    return Endpoint(network=intern(endpoint.network), container=endpoint.container, host=intern(endpoint.host),
-                    vtep=intern(endpoint.vtep), ip=endpoint.ip, mac=endpoint.mac,
-                    container_id=endpoint.container_id, aliases=intern(endpoint.aliases),
-                    engine=intern(endpoint.engine), stopped=endpoint.stopped)
+    return dataclasses.replace(endpoint, network=intern(endpoint.network), host=intern(endpoint.host),
+                               vtep=intern(endpoint.vtep), aliases=intern(endpoint.aliases),
+                               engine=intern(endpoint.engine))

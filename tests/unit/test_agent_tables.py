@@ -61,6 +61,7 @@ def test_the_view_answers_by_kind_and_network():
     updates.send(change("e/red/r1", endpoint(1, network="red")),
                  change("e/blue/_mesh.h1", Endpoint("blue", mesh_leg("h1"), "h1", "192.0.2.99", "10.64.63.1",
                                                     "02:42:00:00:00:fe")))
+    assert view.endpoints_by_key("blue")["e/blue/c1"] == endpoint(1)     # every field as sent
     assert set(view.containers()) == {"m0"}
     assert set(view.networks()) == {"blue"}
     assert len(view.endpoints("blue")) == TABLE + 1
