@@ -8,7 +8,7 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
+from agent import memory
 from agent.convergers.embedded_dns import EmbeddedDns
 from agent.dns.resolver import nameservers, parse_upstream
 from agent.engines.cni import CniPlugin
@@ -87,7 +87,7 @@ def agent_transport(config: AgentConfig) -> Transport:
     if config.tls is None:
         raise TlsError("the agent needs its CA, certificate and key (ca, cert, key), "
                        "or insecure = true for plain text")
-    return Transport(Tls.load(config.tls, ("agent",), config.name))
+    return Transport(Tls.load_apart(config.tls, ("agent",), config.name))
 
 
 def registry_access(config: AgentConfig, state_dir: Path) -> RegistryAccess:
@@ -185,6 +185,7 @@ async def serve(config: AgentConfig) -> None:
 
 
 def run(config: AgentConfig) -> None:
+    memory.limit_arenas()   # before any thread starts (agent/memory.py says why)
     logging.basicConfig(level=os.environ.get("VXMESH_LOG", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(config))
