@@ -6,14 +6,17 @@ import asyncio
 import json
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from cli.commands.common import RPC_TIMEOUT
 from cli.options import CliError, parse_duration, parse_env, parse_size
 from cli.output import familiar, table
 from proto import image_ref, validate
 from proto import vxmesh_pb2 as pb
-from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import PortMapping, ServiceSpec
+
+if TYPE_CHECKING:   # the annotations' stubs; the commands get cli/stubs.py's
+    from proto import vxmesh_pb2_grpc as pb_grpc
 
 # --update-parallelism 0: every task in one batch (a service has at most 1000).
 ALL_AT_ONCE = 1000
