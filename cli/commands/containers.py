@@ -100,7 +100,6 @@ async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     if args.detach:
         print(detail.spec.id)
         return 0
-    from cli import attached   # a terminal's modes: only a run in the foreground needs them
     name = detail.spec.name
     try:
         return await _attached(api, name, args.interactive, args.tty)
@@ -126,6 +125,7 @@ async def attach(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 async def _attached(api: pb_grpc.ControllerStub, name: str, interactive: bool, tty: bool, tail: str = "") -> int:
     """Your terminal on a running container: its log followed from `tail` (Docker's
     --tail), your input to its own process when `interactive`, until it stops."""
+    from cli import attached   # a terminal's modes: only a run in the foreground and attach need them
     attach = None
     try:
         if interactive or tty:
