@@ -15,7 +15,7 @@ import asyncio
 import logging
 import time
 
-from agent import drivers
+from agent import drivers, memory
 from agent.convergers.containers import Containers
 from agent.convergers.embedded_dns import EmbeddedDns
 from agent.convergers.host_firewall import HostFirewall
@@ -97,6 +97,8 @@ class Reconciler:
                 await asyncio.wait_for(self._wake.wait(), RESYNC_SECONDS)
             except asyncio.TimeoutError:
                 self.forget()  # periodic pass: re-check everything, healing drift
+                # What the last one read back whole (tables, namespaces) is freed by now.
+                memory.give_back()
             self._wake.clear()
             self._begun += 1
             try:

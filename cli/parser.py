@@ -280,6 +280,11 @@ def _container_parsers(sub: argparse._SubParsersAction, management: bool = False
     logs = sub.add_parser("logs", help="print a container's output")
     logs.add_argument("name")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it stops")
+    logs.add_argument("-n", "--tail", default="all", help="lines to show from the end of the log (default all)")
+    attach = sub.add_parser("attach", help="your terminal on a running container: its output from now on, "
+                                           "your input if it was run with -i, until it stops")
+    attach.add_argument("--no-stdin", action="store_true", help="do not send your input")
+    attach.add_argument("name")
     port = sub.add_parser("port", help="a container's published ports: vxmesh port NAME [PORT[/PROTO]]")
     port.add_argument("name")
     port.add_argument("port", nargs="?", default="", metavar="PORT[/PROTO]")

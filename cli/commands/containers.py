@@ -100,27 +100,48 @@ async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     if args.detach:
         print(detail.spec.id)
         return 0
-    from cli import attached   # a terminal's modes: only a run in the foreground needs them
     name = detail.spec.name
+    try:
+        return await _attached(api, name, args.interactive, args.tty)
+    finally:
+        if args.rm:
+            await api.Remove(pb.NameRequest(name=name, force=True), timeout=RPC_TIMEOUT)
+
+
+async def attach(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    """As `docker attach`: the running container's output from now on, your input
+    to its first process if it was run with -i (unless --no-stdin), until it
+    stops; the exit code is its own."""
+    detail = await api.Inspect(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+    if detail.status.state != "running":
+        raise CliError(f"container {detail.spec.name} is not running: you cannot attach to a stopped container, "
+                       "start it first")
+    interactive = detail.spec.open_stdin and not args.no_stdin
+    if interactive and detail.spec.tty and not os.isatty(sys.stdin.fileno()):
+        raise CliError("the input device is not a TTY")   # as Docker's
+    return await _attached(api, detail.spec.name, interactive, detail.spec.tty, tail="0")
+
+
+async def _attached(api: pb_grpc.ControllerStub, name: str, interactive: bool, tty: bool, tail: str = "") -> int:
+    """Your terminal on a running container: its log followed from `tail` (Docker's
+    --tail), your input to its own process when `interactive`, until it stops."""
+    from cli import attached   # a terminal's modes: only a run in the foreground and attach need them
     attach = None
     try:
-        if args.interactive or args.tty:
+        if interactive or tty:
             # Your input (and terminal size) to the container's own process, as
             # `exec -i`/`-t` sends it to a command; its output is its log, below.
-            start = pb.ExecRequest(container=name, first_process=True, tty=args.tty)
+            start = pb.ExecRequest(container=name, first_process=True, tty=tty)
             start.rows, start.cols = attached.terminal_size()
-            attach = asyncio.create_task(_drain(api.ExecAttached(
-                attached.inputs(start, args.interactive, args.tty))))
-        with attached.raw_terminal(args.tty and args.interactive):
-            async for chunk in api.Logs(pb.LogsRequest(container=name, follow=True)):
+            attach = asyncio.create_task(_drain(api.ExecAttached(attached.inputs(start, interactive, tty))))
+        with attached.raw_terminal(tty and interactive):
+            async for chunk in api.Logs(pb.LogsRequest(container=name, follow=True, tail=tail)):
                 sys.stdout.buffer.write(chunk.data)
                 sys.stdout.buffer.flush()
         return await _exit_code(api, name)
     finally:
         if attach is not None:
             attach.cancel()
-        if args.rm:
-            await api.Remove(pb.NameRequest(name=name, force=True), timeout=RPC_TIMEOUT)
 
 
 async def _drain(stream) -> None:
@@ -218,7 +239,7 @@ async def exec_(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 
 
 async def logs(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    async for chunk in api.Logs(pb.LogsRequest(container=args.name, follow=args.follow),
+    async for chunk in api.Logs(pb.LogsRequest(container=args.name, follow=args.follow, tail=args.tail),
                                 timeout=None if args.follow else RPC_TIMEOUT):
         sys.stdout.buffer.write(chunk.data)
     sys.stdout.buffer.flush()
@@ -284,5 +305,5 @@ async def port(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ls": ps, "list": ps, "port": port, "run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "stop": stop,
+COMMANDS = {"ls": ps, "list": ps, "port": port, "run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "attach": attach, "stop": stop,
             "start": start, "kill": kill, "rm": rm}
