@@ -8,14 +8,14 @@ import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
+from agent import memory
 from agent.convergers.embedded_dns import EmbeddedDns
 from agent.dns.resolver import nameservers, parse_upstream
 from agent.engines.cni import CniPlugin
 from agent.engines.docker import DockerPlugin
 from agent.engines.endpoints import EngineEndpoints, EnginesClient
 from agent.engines.http_server import JsonServer
-from agent.engines.docker_api import container_name as docker_container_name
+from agent.engines.docker_api import container_names as docker_container_names
 from agent.engines.reclaim import Reclaimer
 from agent.guards import control_plane_guards
 from agent.host_networks import HostNetworks
@@ -87,7 +87,7 @@ def agent_transport(config: AgentConfig) -> Transport:
     if config.tls is None:
         raise TlsError("the agent needs its CA, certificate and key (ca, cert, key), "
                        "or insecure = true for plain text")
-    return Transport(Tls.load(config.tls, ("agent",), config.name))
+    return Transport(Tls.load_apart(config.tls, ("agent",), config.name))
 
 
 def registry_access(config: AgentConfig, state_dir: Path) -> RegistryAccess:
@@ -149,7 +149,8 @@ async def serve(config: AgentConfig) -> None:
         endpoints = EngineEndpoints(config.name, engines_client, reconciler.next_pass,
                                     reconciler.containers.wired.get, lambda name: name in view.containers(),
                                     reconciler.containers.adopting,
-                                    (lambda cid: docker_container_name(docker_api, cid)) if docker_api else None)
+                                    (lambda cid, endpoint: docker_container_names(docker_api, cid, endpoint))
+                                    if docker_api else None)
         plugin = JsonServer(Path(config.plugin_socket),
                             DockerPlugin(endpoints).handlers() | CniPlugin(endpoints).handlers())
         await plugin.start()
@@ -184,6 +185,7 @@ async def serve(config: AgentConfig) -> None:
 
 
 def run(config: AgentConfig) -> None:
+    memory.limit_arenas()   # before any thread starts (agent/memory.py says why)
     logging.basicConfig(level=os.environ.get("VXMESH_LOG", "INFO"),
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     asyncio.run(serve(config))

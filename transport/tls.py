@@ -15,12 +15,17 @@ from __future__ import annotations
 
 import datetime
 import functools
+import json
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
 import grpc
+
+from transport.cert_subject import CN, OU, subject_of_pem
 
 # cryptography is imported where it is used: it costs a user command that
 # talks over the local unix socket ~70 ms of start-up for nothing.
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
 
 ROLES = ("agent", "controller", "etcd", "admin")
 ORGANIZATION = "vxmesh"
+CHECK_SECONDS = 60.0       # load_apart's child: an interpreter start and a few signature checks
 
 
 class TlsError(Exception):
@@ -63,7 +69,33 @@ class Tls:
     @classmethod
     def load(cls, files: TlsFiles, roles: tuple[str, ...], name: str | None = None) -> Tls:
         """Read and check `files` for a process running as one of `roles` (named `name`)."""
-        ca_pem, cert_pem, key_pem, cert = _checked_pair(files)
+        ca_pem, cert_pem, key_pem = _read_files(files)
+        return cls.checked(files, roles, name, ca_pem, cert_pem, key_pem)
+
+    @classmethod
+    def load_apart(cls, files: TlsFiles, roles: tuple[str, ...], name: str | None = None) -> Tls:
+        """`load`, its checks run by a child process (transport/tls_check.py): the
+        cryptography package they need then never maps its 8 MB library into a
+        daemon that runs for months and needs none of it after. The child checks
+        exactly the bytes read here, which are the ones kept."""
+        ca_pem, cert_pem, key_pem = _read_files(files)
+        request = {"files": [str(files.ca), str(files.cert), str(files.key)], "roles": list(roles), "name": name,
+                   "pems": [pem.decode("latin-1") for pem in (ca_pem, cert_pem, key_pem)]}
+        proc = subprocess.run([sys.executable, "-m", "transport.tls_check"], input=json.dumps(request),
+                              capture_output=True, text=True, timeout=CHECK_SECONDS)
+        try:
+            answer = json.loads(proc.stdout)
+        except ValueError:
+            raise TlsError(f"checking {files.cert} failed: {proc.stderr.strip()[-300:]}") from None
+        if "error" in answer:
+            raise TlsError(answer["error"])
+        return cls(files, Identity(answer["role"], answer["name"]), ca_pem, cert_pem, key_pem)
+
+    @classmethod
+    def checked(cls, files: TlsFiles, roles: tuple[str, ...], name: str | None, ca_pem: bytes, cert_pem: bytes,
+                key_pem: bytes) -> Tls:
+        """The checks of `load` on material read from `files`."""
+        cert = _checked_pems(files, ca_pem, cert_pem, key_pem)
         role, cn = role_and_name(cert)
         if role not in roles:
             raise TlsError(f"{files.cert} is {article(role) if role else 'not a vxmesh'} certificate; "
@@ -99,8 +131,15 @@ def check_etcd_client(files: TlsFiles, cluster_ca: Path) -> None:
 def _checked_pair(files: TlsFiles) -> tuple[bytes, bytes, bytes, x509.Certificate]:
     """(CA, certificate and key as read, the parsed certificate): the certificate
     signed by the CA, the key its own, not expired."""
-    ca_pem, cert_pem, key_pem = (_read(files.ca, "CA certificate"), _read(files.cert, "certificate"),
-                                 _read(files.key, "private key"))
+    ca_pem, cert_pem, key_pem = _read_files(files)
+    return ca_pem, cert_pem, key_pem, _checked_pems(files, ca_pem, cert_pem, key_pem)
+
+
+def _read_files(files: TlsFiles) -> tuple[bytes, bytes, bytes]:
+    return (_read(files.ca, "CA certificate"), _read(files.cert, "certificate"), _read(files.key, "private key"))
+
+
+def _checked_pems(files: TlsFiles, ca_pem: bytes, cert_pem: bytes, key_pem: bytes) -> x509.Certificate:
     ca, cert = _parse_cert(files.ca, ca_pem), _parse_cert(files.cert, cert_pem)
     try:
         from cryptography.hazmat.primitives import serialization
@@ -113,7 +152,7 @@ def _checked_pair(files: TlsFiles) -> tuple[bytes, bytes, bytes, x509.Certificat
         raise TlsError(f"{files.key} is not the private key of {files.cert}")
     if cert.not_valid_after_utc < datetime.datetime.now(datetime.timezone.utc):
         raise TlsError(f"{files.cert} expired on {cert.not_valid_after_utc:%Y-%m-%d}")
-    return ca_pem, cert_pem, key_pem, cert
+    return cert
 
 
 def article(words: str) -> str:
@@ -174,10 +213,11 @@ def peer_identity(context: grpc.aio.ServicerContext) -> Identity | None:
 @functools.lru_cache(maxsize=1024)
 def _identity_of(pem: bytes) -> Identity | None:
     # Parsed once per certificate, not once per call: agents hold long streams
-    # but the CLI opens a connection per command.
-    from cryptography import x509
-    try:
-        role, name = role_and_name(x509.load_pem_x509_certificate(pem))
-    except ValueError:
+    # but the CLI opens a connection per command. The subject only, without the
+    # cryptography package (transport/cert_subject.py says why): gRPC has
+    # verified the certificate already.
+    subject = subject_of_pem(pem)
+    if subject is None:
         return None
-    return Identity(role, name) if role else None
+    role = subject.get(OU, "")
+    return Identity(role, subject.get(CN, "")) if role in ROLES else None

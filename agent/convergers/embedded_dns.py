@@ -1,6 +1,12 @@
-"""The embedded DNS kept in line with the view: the name table rebuilt on every
-pass (so an answer never outlives the container by more than one pass), a
-listener in every running container's namespace, and the files it reads.
+"""The embedded DNS kept in line with the view: the name table built from the
+view when a lookup needs it, a listener in every running container's
+namespace, and the files it reads.
+
+The table is built at the first lookup after the view or a local
+container's running state changed (so an answer never outlives a change it
+was told of), never by the pass itself: with tens of thousands of endpoints
+a build costs tens of milliseconds, and most passes are followed by no
+lookup at all.
 
 As in Docker, only running containers have names: this host's own by what
 the containers converger found (`follow`, the table rebuilt at the next
@@ -28,11 +34,15 @@ class EmbeddedDns:
         self._view: View | None = None
         self._running: set[str] = set()    # ids of this host's containers running now
         self._stale = False                # one of them started or stopped since the table was built
+        self._built_at: tuple[int, float] | None = None   # the view's state the table was built from
+        self.builds = 0                    # tables built, for tests: a pass alone builds none
 
     def refresh(self, view: View) -> None:
-        """Rebuild the names from the view (every pass, before containers change)."""
+        """Follow the view (every pass, before containers change): the next lookup
+        builds the names again if it changed."""
         self._view = view
-        self._build()
+        if (view.revision, view.updated_at) != self._built_at:
+            self._stale = True
         local = view.containers()
         networks = view.networks()
         self._asks_on = {spec.name: [n for n in spec.networks if n in networks and not networks[n].builtin]
@@ -59,6 +69,8 @@ class EmbeddedDns:
         view = self._view
         if view is None:
             return
+        self.builds += 1
+        self._built_at = (view.revision, view.updated_at)
         networks = view.networks()
         running = [spec for spec in view.containers().values() if spec.id in self._running]
         self.table = NameTable(container_records(networks, view.all_endpoints(), running, self.host)
