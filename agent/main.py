@@ -15,7 +15,7 @@ from agent.engines.cni import CniPlugin
 from agent.engines.docker import DockerPlugin
 from agent.engines.endpoints import EngineEndpoints, EnginesClient
 from agent.engines.http_server import JsonServer
-from agent.engines.docker_api import container_name as docker_container_name
+from agent.engines.docker_api import container_names as docker_container_names
 from agent.engines.reclaim import Reclaimer
 from agent.guards import control_plane_guards
 from agent.host_networks import HostNetworks
@@ -149,7 +149,8 @@ async def serve(config: AgentConfig) -> None:
         endpoints = EngineEndpoints(config.name, engines_client, reconciler.next_pass,
                                     reconciler.containers.wired.get, lambda name: name in view.containers(),
                                     reconciler.containers.adopting,
-                                    (lambda cid: docker_container_name(docker_api, cid)) if docker_api else None)
+                                    (lambda cid, endpoint: docker_container_names(docker_api, cid, endpoint))
+                                    if docker_api else None)
         plugin = JsonServer(Path(config.plugin_socket),
                             DockerPlugin(endpoints).handlers() | CniPlugin(endpoints).handlers())
         await plugin.start()

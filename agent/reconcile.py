@@ -133,19 +133,27 @@ class Reconciler:
             for name, convergers in self.network_convergers.items():
                 for converger in convergers:
                     await converger.converge(by_driver[name], began)
-            # Port security before the interfaces exist: no frame crosses an unguarded port.
+            # Port security before the interfaces exist: no frame crosses an unguarded
+            # port. Every interface to be made waits for it; a start's image check,
+            # namespace and runtime create go on beside it.
             planned = self.containers.prepare(desired, local, networks)
-            await self.port_security.converge(planned, networks)
-            published = await self.containers.converge(desired, local, networks, began)
-            await self.containers.remove_orphans(local.values())
+            guarding = asyncio.ensure_future(self.port_security.converge(planned, networks))
+            try:
+                published = await self.containers.converge(desired, local, networks, began, guarding)
+            finally:
+                await guarding   # its failure fails the pass, even if nothing waited for it
             mesh = await self.mesh.converge(networks)
             # Services' VIPs in every container's namespace, before it is reported running.
+            self.load_balancers.made_empty(self.containers.take_made_namespaces())
             await self.load_balancers.converge(desired)
             await self.firewall.converge(networks, published,
                                          cluster_guards(self.view.hosts().values(), self.view.controllers()), mesh)
             # Reported once the published ports are in place too, so a `run -p`
             # that returns means the port answers.
             await self.containers.report(desired, local)
+            # Leftovers of a crash: after the report, which nothing of them changes
+            # and a `run` waits for.
+            await self.containers.remove_orphans(local.values())
         finally:
             # "removed" only now, with its published ports gone too: the
             # controller frees the container's addresses and ports on this

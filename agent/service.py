@@ -14,10 +14,13 @@ import grpc
 from agent import names
 from agent.kernel import table
 from agent.kernel.netns import list_netns
+from agent.log_tail import tail_offset
 from agent.oci.exec_attached import Input
 from agent.oci.model import ContainerError
 from agent.oci.runtime import Runtime
 from agent.view import View
+from proto import validate
+from proto.errors import InvalidArgument
 from proto import vxmesh_pb2 as pb
 from proto import vxmesh_pb2_grpc as pb_grpc
 
@@ -98,7 +101,13 @@ class HostAgentService(pb_grpc.HostAgentServicer):
         if not path.exists():
             return
         container_id = self._container_id(request.container)
+        try:
+            lines = validate.log_tail(request.tail)
+        except InvalidArgument as err:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(err))
         with open(path, "rb") as log_file:
+            if lines is not None:
+                log_file.seek(await asyncio.to_thread(tail_offset, log_file, lines))
             while True:
                 # Whether it runs is asked before reading: what it wrote before
                 # stopping is then read to the end before the stream ends.

@@ -8,7 +8,6 @@ import grpc
 
 from cli.options import CliError
 from transport.channels import Transport, is_unix
-from transport.tls import ROLES, Tls, TlsError, TlsFiles
 
 # How long the CLI waits for the controller to accept the connection.
 CONNECT_SECONDS = 5.0
@@ -20,6 +19,8 @@ def transport_for(args: argparse.Namespace, address: str | None = None) -> Trans
         return Transport(None)  # root on the controller's host: no certificate needed
     if args.insecure:
         return Transport.insecure("vxmesh CLI")
+    # Here, not at the top: the controller host's unix socket needs no certificates.
+    from transport.tls import ROLES, Tls, TlsError, TlsFiles
     try:
         # Any of the cluster's certificates: the controller says what it may do.
         return Transport(Tls.load(TlsFiles(args.ca, args.cert, args.key), ROLES))

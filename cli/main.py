@@ -52,10 +52,8 @@ def _main(argv: list[str], stamps: dict[str, float | str]) -> int:
     from cli.options import CliError, OutcomeUnknownError
     from cli.parser import build_parser
     from proto.errors import OUTCOME_UNKNOWN_EXIT, UserError
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     stamps["command"] = args.command
-    # Imported here: `vxmesh certs` needs none of gRPC, the user commands none of cryptography.
-    from transport.tls import TlsError
     try:
         if args.command == "certs":
             from cli import certs
@@ -69,18 +67,31 @@ def _main(argv: list[str], stamps: dict[str, float | str]) -> int:
         # script can tell "it did not happen" from "find out whether it did".
         print(f"Error: {err}", file=sys.stderr)
         return OUTCOME_UNKNOWN_EXIT
-    except (CliError, UserError, TlsError) as err:
+    except (CliError, UserError) as err:
+        print(f"Error: {err}", file=sys.stderr)
+        return 1
+    except Exception as err:
+        if not _is_tls_error(err):
+            raise
         print(f"Error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
 
 
+def _is_tls_error(err: Exception) -> bool:
+    """Whether `err` is transport/tls.py's TlsError (TLS files that cannot be used).
+    Asked this way so that a command on the unix socket never loads that module
+    (and cryptography's types with it): if it was not loaded, nothing raised one."""
+    tls = sys.modules.get("transport.tls")
+    return tls is not None and isinstance(err, tls.TlsError)
+
+
 async def user_command(args, stamps: dict[str, float | str] | None = None) -> int:
     from cli.commands import CHANNEL, SERVICES, command
     from cli.connection import ControllerChannel, transport_for
     from cli.retry import call_with_retry
-    from proto import vxmesh_pb2_grpc as pb_grpc
+    from cli.stubs import Stub
     stamps = {} if stamps is None else stamps
     stamps["imported"] = time.time()
 
@@ -90,7 +101,7 @@ async def user_command(args, stamps: dict[str, float | str] | None = None) -> in
         async with ControllerChannel(address, transport_for(args, address)) as channel:
             stamps["connected"] = time.time()
             service = SERVICES.get(args.command, "Controller")
-            stub = channel if service == CHANNEL else getattr(pb_grpc, f"{service}Stub")(channel)
+            stub = channel if service == CHANNEL else Stub(channel, service)
             code = await run_command(stub, args)
             stamps["answered"] = time.time()
             return code

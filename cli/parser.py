@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from cli import certs, service_parser
 from cli.early import DAEMONS, VERSION_FLAGS, version_line
-from proto.config_file import TLS_DIR
 
 # Docker's exit status when the command line itself is wrong (`docker run --bogus`).
 EXIT_USAGE = 125
 DEFAULT_CONTROLLER = "unix:///run/vxmesh-lab/vxlab/controller.sock"
+# Where provisioning installs the TLS files: proto/config_file.py's TLS_DIR, not
+# imported from there (with the daemons' whole config schema) for three defaults;
+# tests/unit/test_cli_startup.py checks the two are the same.
+TLS_DIR = "/etc/vxmesh/tls"
 
 
 class Parser(argparse.ArgumentParser):
@@ -62,7 +66,14 @@ def _request_id(parser: argparse.ArgumentParser) -> None:
                              "never a second change")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The whole command line; given the `argv` about to be parsed, every command
+    is still listed but only the one `argv` names gets its options and actions.
+
+    Building all of them (some 250 arguments over 60 sub-parsers) cost a
+    `vxmesh ps` 25-35 ms of CPU, against the one command it parses. A parser
+    built for one command parses exactly as the whole one does for that
+    command; `vxmesh --help` and a command line naming none build them all."""
     parser = Parser(prog="vxmesh", description="A multi-host VXLAN overlay for containers.")
     parser.add_argument("--controller", default=os.environ.get("VXMESH_CONTROLLER", DEFAULT_CONTROLLER),
                         help="controller address: host:port or unix:///path, or several, comma-separated: "
@@ -78,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(*VERSION_FLAGS, action="version", version=version_line(),
                         help="print the version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    wanted = command_word(parser, argv) if argv is not None else None
+    if wanted is not None:
+        sub = OnlyCommand(sub, wanted)
 
     for daemon, text in DAEMONS.items():
         sub.add_parser(daemon, help=text, add_help=False)
@@ -148,6 +162,43 @@ def build_parser() -> argparse.ArgumentParser:
     tables.add_argument("host")
     tables.add_argument("--network", default="")
     return parser
+
+
+def command_word(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str | None:
+    """The word of `argv` argparse will take for the command: the first that is
+    neither one of `parser`'s (global) options nor an option's value."""
+    words = iter(argv)
+    for word in words:
+        if not word.startswith("-") or word == "--":   # argparse's COMMAND, even "--" (refused)
+            return word
+        action = parser._option_string_actions.get(word.split("=", 1)[0])
+        if action is not None and action.nargs != 0 and "=" not in word:
+            next(words, None)   # the option's value
+    return None
+
+
+class OnlyCommand:
+    """The `COMMAND` sub-parsers of build_parser(argv): each command is listed
+    (for the help and the "invalid choice" error), only `wanted` is built."""
+
+    def __init__(self, action: argparse._SubParsersAction, wanted: str | None):
+        self.action = action
+        self.wanted = wanted
+
+    def add_parser(self, name: str, **kwargs):
+        if self.wanted in (name, *kwargs.get("aliases", ())):
+            return self.action.add_parser(name, **kwargs)
+        # Listed under its name, aliases and help; parsed never (argv names another command).
+        listed = {key: kwargs[key] for key in ("aliases", "help") if key in kwargs}
+        self.action.add_parser(name, add_help=False, **listed)
+        return _Unbuilt()
+
+
+class _Unbuilt:
+    """What a command argv does not name is built into: nothing."""
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: self
 
 
 def _container_parsers(sub: argparse._SubParsersAction, management: bool = False) -> None:
@@ -229,6 +280,11 @@ def _container_parsers(sub: argparse._SubParsersAction, management: bool = False
     logs = sub.add_parser("logs", help="print a container's output")
     logs.add_argument("name")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until it stops")
+    logs.add_argument("-n", "--tail", default="all", help="lines to show from the end of the log (default all)")
+    attach = sub.add_parser("attach", help="your terminal on a running container: its output from now on, "
+                                           "your input if it was run with -i, until it stops")
+    attach.add_argument("--no-stdin", action="store_true", help="do not send your input")
+    attach.add_argument("name")
     port = sub.add_parser("port", help="a container's published ports: vxmesh port NAME [PORT[/PROTO]]")
     port.add_argument("name")
     port.add_argument("port", nargs="?", default="", metavar="PORT[/PROTO]")

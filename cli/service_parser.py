@@ -59,7 +59,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     scale.add_argument("pairs", nargs="+", metavar="NAME=N")
     update = actions.add_parser("update", help="change a service: a new image, command, environment, "
                                                "networks or constraints roll over its tasks, a batch at a time")
-    update.add_argument("-d", "--detach", action="store_true", help="return at once (always the case)")
+    update.add_argument("-d", "--detach", action="store_true",
+                        help="return at once instead of waiting for every task to run the new version")
     update.add_argument("--image", default="")
     update.add_argument("--env-add", action="append", default=[], metavar="K=V")
     update.add_argument("--env-rm", action="append", default=[], metavar="K")

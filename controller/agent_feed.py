@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from dataclasses import dataclass
 
-from controller.cache import StateCache
+from controller.cache import ScopedBatch, StateCache
 from controller import wire_changes
 from controller.view import AgentView, Change
 from proto import vxmesh_pb2 as pb
@@ -25,8 +25,10 @@ from proto import vxmesh_pb2 as pb
 log = logging.getLogger(__name__)
 
 # How long the controller stays silent on a stream at most; agents give up
-# on a controller after a few of these (agent/link.py SILENCE_SECONDS).
-KEEPALIVE_SECONDS = 1.0
+# on a controller after two and a half of these (agent/link.py
+# SILENCE_SECONDS). A keepalive costs a wakeup and a write per idle stream,
+# a thousand a second with a thousand agents at one second.
+KEEPALIVE_SECONDS = 2.0
 # Messages queued for one agent at most, on top of what gRPC has in flight.
 QUEUE_LIMIT = 256
 # How long the controller waits for its cache to reach a revision an agent
@@ -95,7 +97,7 @@ class AgentFeed:
                 if self._full():
                     revision = await self._resync_when_drained()
                     view = AgentView(self.host, self.cache.index)
-                    self._put(_update(revision, view.snapshot(), snapshot=True))
+                    self._put(_snapshot(revision, view))
                     self.cache.router.update(interest, view.networks)
                     continue
                 moved = await self.cache.wait_relevant(interest, revision, self.keepalive)
@@ -103,17 +105,15 @@ class AgentFeed:
                     if not self._queue:  # the agent has nothing to read: tell it we are here
                         self._put(pb.ControllerMessage(heartbeat=pb.Heartbeat(applied_revision=revision)))
                     continue
-                batches = self.cache.batches_since(revision)
+                batches = self.cache.scoped_batches_since(revision)
                 if batches is None:  # the history no longer reaches back to this agent's revision
                     view = AgentView(self.host, self.cache.index)
                     revision = self.cache.revision
                     self.counters.resyncs += 1
-                    self._put(_update(revision, view.snapshot(), snapshot=True))
+                    self._put(_snapshot(revision, view))
                     self.cache.router.update(interest, view.networks)
                     continue
-                changes: list[Change] = []
-                for _, events in batches:
-                    changes += view.changes(events)
+                changes = _replay(view, batches)
                 revision = self.cache.revision
                 self.cache.router.update(interest, view.networks)
                 if changes:
@@ -138,18 +138,30 @@ class AgentFeed:
         if resume > 0:
             if resume > self.cache.revision:
                 await self.cache.wait_until(lambda: self.cache.revision >= resume, CATCH_UP_SECONDS)
-            batches = self.cache.batches_since(resume)
+            batches = self.cache.scoped_batches_since(resume)
             if batches is not None and resume <= self.cache.revision:
                 view = AgentView(self.host, self.cache.index, self.hello.networks)
-                changes: list[Change] = []
-                for _, events in batches:
-                    changes += view.changes(events)
+                changes = _replay(view, batches)
                 changes += view.sync_membership()
                 self.counters.resumes += 1
                 return view, _update(self.cache.revision, changes), self.cache.revision
         view = AgentView(self.host, self.cache.index)
         self.counters.snapshots += 1
-        return view, _update(self.cache.revision, view.snapshot(), snapshot=True), self.cache.revision
+        return view, _snapshot(self.cache.revision, view), self.cache.revision
+
+
+def _replay(view: AgentView, batches: list[ScopedBatch]) -> list[Change]:
+    """The view's changes for the batches, skipping those whose scope leaves it out.
+    Asked batch by batch: a batch may change the networks the view holds."""
+    changes: list[Change] = []
+    for _, events, scope in batches:
+        if scope.concerns(view.host, view.networks):
+            changes += view.changes(events)
+    return changes
+
+
+def _snapshot(revision: int, view: AgentView) -> bytes:
+    return wire_changes.SHARED.snapshot_bytes(revision, view)
 
 
 def _update(revision: int, changes: list[Change], snapshot: bool = False) -> bytes:

@@ -17,8 +17,10 @@ from typing import AsyncIterator
 import grpc
 
 from controller.agent_feed import KEEPALIVE_SECONDS, QUEUE_LIMIT, AgentFeed, FeedCounters
+from controller.agent_leases import AgentLeases, Holding
 from controller import request_limits
 from controller.cache import StateCache
+from controller import liveness
 from controller.liveness import DEFAULT_GRACE_SECONDS
 from proto.errors import InvalidArgument, UserError
 from proto import validate
@@ -63,6 +65,11 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
         self.queue_limit = queue_limit
         self.keepalive = keepalive
         self.grace = grace
+        # Every agent's agents/<host> key under one lease of this controller's.
+        self.leases = AgentLeases(store, host_ttl)
+
+    async def close(self) -> None:
+        await self.leases.close()
 
     async def Connect(self, request_iterator, context) -> AsyncIterator[pb.ControllerMessage | bytes]:
         first = await anext(aiter(request_iterator), None)
@@ -88,26 +95,37 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
         host.registered_at = time.time()
         try:
             await self.store.register_host(host)
-            lease = await self.store.mark_alive(host.name, self.host_ttl)
+            holding = await self.leases.attach(host.name)
             # Into the tables now (or back to "up" from "agent down"), unless
-            # its peers find its VTEP silent.
-            await self.store.settle(host.name, self.grace)
+            # its peers find its VTEP silent. Asked of the mirror first: an
+            # agent back within host_ttl (a reconnect storm) is up already, and
+            # settling in etcd reads every peer's report. A mirror that lags
+            # is the liveness keeper's to correct, within its pass.
+            index = self.cache.index
+            if not liveness.stays_up(host.name, index.alive_records.get(host.name), index.connected, index.reach):
+                await self.store.settle(host.name, self.grace)
         except UserError as err:
             await context.abort(err.code, str(err))
         log.info("agent %s connected (vtep %s, resume from %d)", host.name, host.vtep, hello.resume_revision)
 
         feed = AgentFeed(host.name, hello, self.cache, self.counters, self.queue_limit, self.keepalive)
         producer = asyncio.create_task(feed.run(), name=f"feed-{host.name}")
-        reader = asyncio.create_task(self._read(host.name, lease, set(hello.containers), request_iterator),
+        reader = asyncio.create_task(self._read(holding, set(hello.containers), request_iterator),
                                      name=f"reader-{host.name}")
         self.counters.connected += 1
         # Either task ending (the agent's side closed, a report could not be
         # stored, the feed failed) interrupts the wait for the next message.
+        # So does the controller's lease failing (agent_leases.py).
         reader.add_done_callback(feed.interrupt)
         producer.add_done_callback(feed.interrupt)
+        holding.lost.add_done_callback(feed.interrupt)
         try:
             while (message := await feed.next()) is not None:
                 yield message
+            if holding.lost.done():
+                reader.cancel()   # ends with the lease's error rather than the agent's side
+                await asyncio.gather(reader, return_exceptions=True)
+                reader = holding.lost
             # End the stream with a status the agent sees, so it reconnects (to
             # us or another controller) and resumes. Cancelling the handler
             # instead would leave the agent waiting on a stream that never says
@@ -115,16 +133,17 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
             await self._end_stream(host.name, reader if reader.done() else producer, context)
         finally:
             self.counters.connected -= 1
+            holding.lost.remove_done_callback(feed.interrupt)
             for task in (reader, producer):
                 task.cancel()
             await asyncio.gather(reader, producer, return_exceptions=True)
-            # The lease is left to expire (host_ttl) rather than revoked: an
-            # agent that restarts within it never has its endpoints withdrawn
-            # from the other hosts, so its containers' traffic does not stop.
+            # The key stays until host_ttl after the last heartbeat rather than
+            # going now: an agent that restarts within it never shows as down.
+            self.leases.detach(holding)
             log.info("agent %s disconnected", host.name)
 
     @staticmethod
-    async def _end_stream(host: str, ended: asyncio.Task, context) -> None:
+    async def _end_stream(host: str, ended: asyncio.Future, context) -> None:
         # Only the handler's task aborts: an abort from the reader's task
         # would race the handler's own writes on the call.
         err = ended.exception()
@@ -136,29 +155,20 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
         code = err.code if isinstance(err, UserError) else grpc.StatusCode.UNAVAILABLE
         await context.abort(code, f"controller dropped the stream of {host}: {err}")
 
-    async def _read(self, host: str, lease: int, held: set[str], request_iterator) -> None:
+    async def _read(self, holding: Holding, held: set[str], request_iterator) -> None:
+        host = holding.host
         # Here rather than before the stream starts: with thousands of
         # containers it reads every allocation, and the agent's snapshot need
         # not wait for it. Reports are read only after it, as before.
         await self._release_forgotten(host, held)
-        loop = asyncio.get_running_loop()
-        renewed = loop.time()
-        reach: Reachability | None = None
         async for msg in request_iterator:
             kind = msg.WhichOneof("kind")
             if kind == "heartbeat":
-                # A lease renewal costs an etcd round trip (~1 ms of CPU here); with
-                # hundreds of agents beating every second, renewing at most every
-                # quarter of the TTL costs a fraction of that. A host that stops
-                # beating is then declared down up to a quarter TTL sooner, never later.
-                if loop.time() - renewed < self.host_ttl / 4:
-                    continue
-                renewed = loop.time()
-                if not await self.store.keep_alive(lease):
-                    log.warning("lease of %s expired; re-marking it alive", host)
-                    lease = await self.store.mark_alive(host, self.host_ttl)
-                    if reach is not None:  # its report went with the old lease
-                        await self.store.put_reach(reach, lease)
+                # No etcd call: the heartbeat's time is noted, and the sweep
+                # (agent_leases.py) deletes the host's key once they stop.
+                if not self.leases.beat(holding):
+                    log.warning("agent %s beats again after its key was deleted; marking it connected", host)
+                    await self.leases.remark(holding)
                     await self.store.settle(host, self.grace)
             elif kind == "reachability":
                 report = Reachability.from_wire(msg.reachability)
@@ -166,8 +176,7 @@ class AgentLinkService(pb_grpc.AgentLinkServicer):
                 if problem is not None:
                     log.warning("agent %s sent an invalid reachability report: %s", host, problem)
                     raise AgentRefused(f"invalid reachability report: {problem}")
-                reach = report
-                await self.store.put_reach(report, lease)
+                await self.leases.put_reach(holding, report)
             elif kind == "status":
                 status = ContainerStatus.from_wire(msg.status)
                 problem = status_problem(status)

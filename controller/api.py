@@ -25,7 +25,7 @@ from controller.images.cluster_images import ClusterImages
 from controller.images.service import NO_REGISTRY
 from controller.store import Store
 from controller.user_errors import bounded, user_errors, user_errors_streaming
-from proto import timing
+from proto import timing, validate
 from proto.errors import FailedPrecondition, ImageError, InvalidArgument, NotFound, OutcomeUnknown, Unavailable, UserError
 from proto.network_mode import NetworkMode
 from proto import vxmesh_pb2 as pb
@@ -368,16 +368,20 @@ class ControllerService(pb_grpc.ControllerServicer):
 
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
-        async for chunk in self.logs(await self._container_name(request.container), request.follow):
+        async for chunk in self.logs(await self._container_name(request.container), request.follow,
+                                     request.tail):
             yield chunk
 
-    async def logs(self, container: str, follow: bool = False) -> AsyncIterator[pb.LogChunk]:
-        """A container's output so far (with `follow`, until it stops), from its host's
-        agent; a UserError when it cannot be had."""
+    async def logs(self, container: str, follow: bool = False, tail: str = "") -> AsyncIterator[pb.LogChunk]:
+        """A container's output so far (with `follow`, until it stops; with `tail`,
+        Docker's --tail, from its last lines), from its host's agent; a UserError
+        when it cannot be had."""
+        validate.log_tail(tail)   # refused here, before any host is asked
         spec, _ = await self.store.get_container(container)
         _not_engines(spec, "logs")
         stub = await self._agent(spec.host)
-        async for chunk in _forward_stream(stub.Logs(pb.LogsRequest(container=container, follow=follow))):
+        async for chunk in _forward_stream(stub.Logs(pb.LogsRequest(container=container, follow=follow,
+                                                                    tail=tail))):
             yield chunk
 
     # ---- helpers -----------------------------------------------------------

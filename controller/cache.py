@@ -21,12 +21,13 @@ from typing import Callable
 
 from controller.etcd import Compacted, Etcd, EtcdUnavailable
 from controller.index import Index, StateEvent
-from controller.interest import Interest, InterestRouter
+from controller.interest import Interest, InterestRouter, Scope
 from controller.keys import Keys
 
 log = logging.getLogger(__name__)
 
 Batch = tuple[int, list[StateEvent]]
+ScopedBatch = tuple[int, list[StateEvent], Scope]
 
 # How often the watch asks etcd for a progress notification (the current
 # revision, with no events): the longest an idle, working watch goes unnoticed.
@@ -46,6 +47,7 @@ class StateCache:
         self.healthy = False
         self._revs: list[int] = []
         self._batches: list[list[StateEvent]] = []
+        self._scopes: list[Scope] = []    # which streams each batch may concern
         self._events_kept = 0
         # Resolved at the next change, then replaced: every waiter (one per
         # agent stream, plus API calls) awaits the same future, so a change
@@ -70,6 +72,13 @@ class StateCache:
             return None
         start = bisect.bisect_right(self._revs, revision)
         return list(zip(self._revs[start:], self._batches[start:]))
+
+    def scoped_batches_since(self, revision: int) -> list[ScopedBatch] | None:
+        """As `batches_since`, each batch with the streams it may concern."""
+        if revision < self.floor:
+            return None
+        start = bisect.bisect_right(self._revs, revision)
+        return list(zip(self._revs[start:], self._batches[start:], self._scopes[start:]))
 
     async def wait_beyond(self, revision: int, timeout: float | None = None) -> bool:
         """Wait until the cache has moved past `revision`, or was reloaded."""
@@ -123,7 +132,7 @@ class StateCache:
         index = Index(self.keys)
         index.load(kvs)
         self.index = index
-        self._revs, self._batches, self._events_kept = [], [], 0
+        self._revs, self._batches, self._scopes, self._events_kept = [], [], [], 0
         self.revision = self.floor = revision
         self.healthy = True
         self.router.wake_all()  # every stream needs a fresh snapshot
@@ -139,8 +148,7 @@ class StateCache:
                 async for revision, events in self.etcd.watch(self.keys.prefix, self.revision + 1,
                                                               progress_interval=PROGRESS_SECONDS):
                     decoded = self.index.apply(events)
-                    self._record(revision, decoded)
-                    self.router.route(decoded)
+                    self._record(revision, decoded, self.router.route(decoded))
                     self.healthy = True
                     backoff = 0.1
                     await self._notify()
@@ -163,13 +171,14 @@ class StateCache:
                 log.warning("cannot reload state from etcd: %s", err)
                 await asyncio.sleep(1.0)
 
-    def _record(self, revision: int, events: list[StateEvent]) -> None:
+    def _record(self, revision: int, events: list[StateEvent], scope: Scope) -> None:
         if revision > self.revision:
             self.revision = revision
         if not events:
             return  # a progress notification: the revision moved, nothing to replay
         self._revs.append(revision)
         self._batches.append(events)
+        self._scopes.append(scope)
         self._events_kept += len(events)
         if self._events_kept > self.history_limit:
             self._trim()
@@ -183,7 +192,7 @@ class StateCache:
         # needing a whole snapshot for changes it never cared about.
         self.router.wake_all()
         self._events_kept -= sum(len(b) for b in self._batches[:cut])
-        del self._revs[:cut], self._batches[:cut]
+        del self._revs[:cut], self._batches[:cut], self._scopes[:cut]
 
     async def _notify(self) -> None:
         if self._moved is not None and not self._moved.done():

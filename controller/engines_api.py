@@ -51,7 +51,7 @@ class EnginesService(pb_grpc.EnginesServicer):
         return (await self.store.engines.join(spec.host, request.name, request.engine_id,
                                               request.sandbox, request.interface, request.engine_endpoint,
                                               tuple(PortMapping.from_wire(p) for p in request.ports),
-                                              request.engine_name)).to_wire()
+                                              request.engine_name, tuple(request.engine_aliases))).to_wire()
 
     @user_errors
     async def Detach(self, request, context):

@@ -731,10 +731,11 @@ class Etcd:
     async def keepalive(self, lease_id: int) -> int:
         """Renew the lease; returns its remaining TTL, 0 if it expired or is unknown.
 
-        Renewals share one LeaseKeepAlive stream: a controller renews a lease
-        per connected agent, and opening a stream for each (as the fallback
-        below does) cost about a millisecond of CPU, most of the idle cost of
-        a thousand agents. When the shared stream fails, this renewal takes
+        Renewals share one LeaseKeepAlive stream: opening a stream for each
+        (as the fallback below does) cost about a millisecond of CPU, most of
+        a controller's idle cost when it renewed a lease per connected agent
+        (it now renews one for all of them, controller/agent_leases.py, beside
+        its presence, its election and the requests' leases). When the shared stream fails, this renewal takes
         its own stream, which fails over to another member as any call does."""
         try:
             return await self._renewals.renew(self, lease_id)

@@ -38,6 +38,9 @@ class Index:
         self.reach: dict[str, Reachability] = {}         # reporter -> its probes' finding
         self.controllers: dict[str, ControllerInfo] = {}  # key -> the controllers serving now
         self.statuses: dict[str, ContainerStatus] = {}   # container name -> status
+        # Moves with every change to what each agent's snapshot shares with
+        # every other (hosts, controllers, liveness): see wire_changes.py.
+        self.cluster_version = 0
         self._containers: dict[str, dict[str, ContainerSpec]] = defaultdict(dict)  # host -> key -> spec
         self._endpoints: dict[str, dict[str, Endpoint]] = defaultdict(dict)        # network -> key -> ep
         # (network, host) -> key -> ep: a host going down or up touches its own
@@ -112,6 +115,8 @@ class Index:
         if parsed is None:
             return None
         kind, parts = parsed
+        if kind in CLUSTER_KINDS:
+            self.cluster_version += 1
         if kind == "network":
             _set(self.networks, parts[0], record)
         elif kind == "host":
@@ -120,7 +125,7 @@ class Index:
             (self.alive.add if present else self.alive.discard)(parts[0])
             _set(self.alive_records, parts[0], record)
         elif kind == "agent":
-            # The key exists while the agent's lease does.
+            # The key exists while the agent's heartbeats come (controller/agent_leases.py).
             (self.connected.add if present else self.connected.discard)(parts[0])
         elif kind == "reach":
             _set(self.reach, parts[0], record)
@@ -158,6 +163,10 @@ class Index:
                 self._endpoints_by_host[(parts[0], record.host)][key] = record
             _set(self._endpoints[parts[0]], key, record)
         return StateEvent(key, kind, parts, record, prev)
+
+
+# The kinds every agent's snapshot holds alike (controller/view.py, `cluster_changes`).
+CLUSTER_KINDS = frozenset({"host", "alive", "controller"})
 
 
 def _set(table: dict, key, record) -> None:

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 
 from controller.index import StateEvent
 from proto.kinds import BY_NAME, Audience
@@ -65,6 +66,51 @@ class Interest:
             self._timer = None
 
 
+@dataclass(frozen=True)
+class Scope:
+    """Which streams one revision's events may concern: every one, or those of
+    `hosts` and those holding one of `networks`. Kept with the batch in the
+    cache's history, so a stream replaying the batches since its revision
+    skips those that cannot concern it with a set test, instead of asking
+    each event's audience (a stream woken by a change for every host would
+    otherwise go through every network's changes since it last looked)."""
+    everyone: bool = False
+    hosts: frozenset[str] = frozenset()
+    networks: frozenset[str] = frozenset()
+
+    @classmethod
+    def of(cls, events: list[StateEvent]) -> Scope:
+        hosts: set[str] = set()
+        networks: set[str] = set()
+        for event in events:
+            kind = BY_NAME[event.kind]
+            # Asked of the old value too: a record placed on a host concerns the
+            # host it was on as well as the one it is on.
+            records = [r for r in (event.record, event.prev) if r is not None] or [None]
+            for audience, subject in {kind.audience_of(event.parts, record) for record in records}:
+                if audience is Audience.MEMBERS:
+                    networks.add(subject)
+                    # A host's routing-mesh leg makes it a member (controller/view.py).
+                    for record in records:
+                        if getattr(record, "container", "").startswith(MESH_LEG_PREFIX):
+                            hosts.add(record.host)
+                elif audience is Audience.PLACED_HOST and subject:
+                    hosts.add(subject)
+                elif audience is not Audience.NOBODY:
+                    # Every (other) host, or placed on a host nobody can tell (a
+                    # delete etcd kept no old value for): every stream looks,
+                    # the subject's own too (its view filters out what is not its).
+                    return EVERYONE
+        return cls(False, frozenset(hosts), frozenset(networks))
+
+    def concerns(self, host: str, networks: Collection[str]) -> bool:
+        """Whether the stream of `host`, holding the tables of `networks`, is in it."""
+        return self.everyone or host in self.hosts or not self.networks.isdisjoint(networks)
+
+
+EVERYONE = Scope(everyone=True)
+
+
 class InterestRouter:
     def __init__(self, broadcast_delay: float = BROADCAST_SECONDS) -> None:
         self.broadcast_delay = broadcast_delay
@@ -101,28 +147,17 @@ class InterestRouter:
         for name in interest.networks:
             self._discard(self._by_network, name, interest)
 
-    def route(self, events: list[StateEvent]) -> None:
-        """Wake the streams one revision's events may concern."""
-        for event in events:
-            kind = BY_NAME[event.kind]
-            # Asked of the old value too: a record placed on a host concerns the
-            # host it was on as well as the one it is on.
-            records = [r for r in (event.record, event.prev) if r is not None] or [None]
-            for audience, subject in {kind.audience_of(event.parts, record) for record in records}:
-                if audience is Audience.MEMBERS:
-                    self._wake(self._by_network.get(subject, ()))
-                    # A host's routing-mesh leg makes it a member (controller/view.py).
-                    for record in records:
-                        if getattr(record, "container", "").startswith(MESH_LEG_PREFIX):
-                            self._wake(self._by_host.get(record.host, ()))
-                elif audience is Audience.PLACED_HOST and subject:
-                    self._wake(self._by_host.get(subject, ()))
-                elif audience is not Audience.NOBODY:
-                    # Every (other) host, or placed on a host nobody can tell (a
-                    # delete etcd kept no old value for): every stream looks,
-                    # the subject's own too (its view filters out what is not its).
-                    self.wake_all_soon()
-                    return
+    def route(self, events: list[StateEvent]) -> Scope:
+        """Wake the streams one revision's events may concern; which those are."""
+        scope = Scope.of(events)
+        if scope.everyone:
+            self.wake_all_soon()
+            return scope
+        for name in scope.networks:
+            self._wake(self._by_network.get(name, ()))
+        for host in scope.hosts:
+            self._wake(self._by_host.get(host, ()))
+        return scope
 
     def wake_all(self) -> None:
         self._wake(self._all)

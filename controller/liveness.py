@@ -82,6 +82,18 @@ def vtep_silent(ev: Evidence) -> bool:
     return needed > 0 and ev.silent >= needed
 
 
+def stays_up(host: str, current: HostAlive | None, connected: Collection[str],
+             reach: Mapping[str, Reachability]) -> bool:
+    """Whether `judge` keeps `current` for `host` once its agent is connected:
+    it is up already and no connected peer finds its VTEP silent. Reads only
+    the peers' "silent" lists, so an agent connecting to a large cluster is
+    not a pass over every report (`evidence`), nor a read of them from etcd."""
+    if current is None or current.agent_down:
+        return False
+    return not any(host in report.unreachable for reporter, report in reach.items()
+                   if reporter != host and reporter in connected)
+
+
 def judge(host: str, ev: Evidence, now: float, grace: float) -> HostAlive | None:
     """The host's alive/ record as it should be now (None: out of every table).
     Returns `ev.current` itself when nothing is to change."""

@@ -116,8 +116,8 @@ async def serve(config: ControllerConfig) -> None:
             ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ])
         pb_grpc.add_ControllerServicer_to_server(api, server)
-        agent_link.add_to_server(AgentLinkService(store, cache, config.host_ttl, feeds, grace=config.agent_grace),
-                                 server)
+        agents = AgentLinkService(store, cache, config.host_ttl, feeds, grace=config.agent_grace)
+        agent_link.add_to_server(agents, server)
         pb_grpc.add_ImagesServicer_to_server(ImagesService(images, store), server)
         pb_grpc.add_ServicesServicer_to_server(ServicesService(store, cache, images, api), server)
         pb_grpc.add_EnginesServicer_to_server(EnginesService(store), server)
@@ -146,6 +146,9 @@ async def serve(config: ControllerConfig) -> None:
             await asyncio.gather(announcing, keeping, reconciling, return_exceptions=True)
             await presence.withdraw()
             await server.stop(grace=1.0)
+            # Its agents' keys are left to their lease, as when a controller dies:
+            # an agent that moves to another controller within host_ttl never shows as down.
+            await agents.close()
 
 
 def cluster_images(config: ControllerConfig) -> ClusterImages:

@@ -58,12 +58,22 @@ class AgentView:
         self.networks: set[str] = set(networks)
 
     def snapshot(self) -> list[Change]:
-        self.networks = self._wanted_networks()
+        return self.cluster_changes() + self.own_changes()
+
+    def cluster_changes(self, exclude_self: bool = True) -> list[Change]:
+        """The part of a snapshot every agent shares: every host, every controller,
+        the liveness of every host but its own (all of them with `exclude_self`
+        False). The index's `cluster_version` moves whenever this does."""
         changes = [Change(key, host) for key, host in self.index.hosts.items()]
         changes += [Change(key, controller) for key, controller in self.index.controllers.items()]
         changes += [Change(self.index.keys.alive(name), self.index.alive_records.get(name, HostAlive(name)))
-                    for name in sorted(self.index.alive) if name != self.host]
-        changes += [Change(key, spec) for key, spec in self.index.containers_on(self.host).items()]
+                    for name in sorted(self.index.alive) if name != self.host or not exclude_self]
+        return changes
+
+    def own_changes(self) -> list[Change]:
+        """The rest of a snapshot: the containers placed on this host, and its networks' tables."""
+        self.networks = self._wanted_networks()
+        changes = [Change(key, spec) for key, spec in self.index.containers_on(self.host).items()]
         for name in sorted(self.networks):
             changes += self._network_rows(name)
         return changes

@@ -147,3 +147,13 @@ def _shown(value: object) -> str:
     """The value in a message: quoted, and cut short so a megabyte of input stays one line."""
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def log_tail(tail: str) -> int | None:
+    """Docker's `logs --tail`: None for the whole log ("" or "all"), else how many
+    lines from its end."""
+    if tail in ("", "all"):
+        return None
+    if not (tail.isascii() and tail.isdigit()):
+        raise InvalidArgument(f"invalid --tail {_shown(tail)}: a number of lines, or all")
+    return int(tail)

@@ -461,12 +461,14 @@ class ExecOutput(_message.Message):
     def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exited: _Optional[bool] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class LogsRequest(_message.Message):
-    __slots__ = ("container", "follow")
+    __slots__ = ("container", "follow", "tail")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
+    TAIL_FIELD_NUMBER: _ClassVar[int]
     container: str
     follow: bool
-    def __init__(self, container: _Optional[str] = ..., follow: _Optional[bool] = ...) -> None: ...
+    tail: str
+    def __init__(self, container: _Optional[str] = ..., follow: _Optional[bool] = ..., tail: _Optional[str] = ...) -> None: ...
 
 class LogChunk(_message.Message):
     __slots__ = ("data",)
@@ -769,7 +771,7 @@ class EngineAttachRequest(_message.Message):
     def __init__(self, host: _Optional[str] = ..., engine: _Optional[str] = ..., network: _Optional[str] = ..., ip: _Optional[str] = ..., mac: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EngineJoinRequest(_message.Message):
-    __slots__ = ("name", "engine_id", "sandbox", "interface", "engine_endpoint", "ports", "engine_name")
+    __slots__ = ("name", "engine_id", "sandbox", "interface", "engine_endpoint", "ports", "engine_name", "engine_aliases")
     NAME_FIELD_NUMBER: _ClassVar[int]
     ENGINE_ID_FIELD_NUMBER: _ClassVar[int]
     SANDBOX_FIELD_NUMBER: _ClassVar[int]
@@ -777,6 +779,7 @@ class EngineJoinRequest(_message.Message):
     ENGINE_ENDPOINT_FIELD_NUMBER: _ClassVar[int]
     PORTS_FIELD_NUMBER: _ClassVar[int]
     ENGINE_NAME_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_ALIASES_FIELD_NUMBER: _ClassVar[int]
     name: str
     engine_id: str
     sandbox: str
@@ -784,7 +787,8 @@ class EngineJoinRequest(_message.Message):
     engine_endpoint: str
     ports: _containers.RepeatedCompositeFieldContainer[PortMapping]
     engine_name: str
-    def __init__(self, name: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., interface: _Optional[str] = ..., engine_endpoint: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., engine_name: _Optional[str] = ...) -> None: ...
+    engine_aliases: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., engine_id: _Optional[str] = ..., sandbox: _Optional[str] = ..., interface: _Optional[str] = ..., engine_endpoint: _Optional[str] = ..., ports: _Optional[_Iterable[_Union[PortMapping, _Mapping]]] = ..., engine_name: _Optional[str] = ..., engine_aliases: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class EngineNetworkRequest(_message.Message):
     __slots__ = ("name", "subnet")

@@ -17,11 +17,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import grpc
 
-from transport.authz import Authorizer
-from transport.tls import Tls
+if TYPE_CHECKING:
+    # Only for the annotation: a plain-text channel (the CLI on the controller's
+    # unix socket) loads neither the certificates' module nor the servers' checks.
+    from transport.tls import Tls
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +53,7 @@ class Transport:
         return grpc.aio.secure_channel(address, self.tls.channel_credentials(), options=options)
 
     def server(self, options: Sequence[tuple[str, object]] = ()) -> grpc.aio.Server:
+        from transport.authz import Authorizer
         interceptors = [Authorizer()] if self.tls is not None else []
         return grpc.aio.server(options=list(options), interceptors=interceptors)
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 from agent import container_network as plan
 from agent import names
@@ -32,8 +33,21 @@ class ContainerInterfaces:
         else:
             self._built.pop(name, None)
 
+    async def namespace(self, spec: ContainerSpec, mode: NetworkMode) -> str | None:
+        """The container's own network namespace (none for host or container:NAME), made
+        before its runtime creates the container in it; build() adds its interfaces.
+        Returns its name if it was made now (new, so empty), else None."""
+        if not mode.own_namespace:
+            return None
+        container_ns = names.container_netns(self.host.host, spec.id)
+        existed = netns_exists(container_ns)
+        await ensure_netns(container_ns)
+        return None if existed else container_ns
+
     async def build(self, spec: ContainerSpec, mode: NetworkMode, networks: dict[str, Network],
-                    record: LocalContainer) -> None:
+                    record: LocalContainer, guarded: Awaitable[None] | None = None) -> None:
+        """Its interfaces as planned; `guarded`: port security's pass over them, awaited
+        before any is made (no frame crosses an unguarded port), not when none is."""
         if not mode.own_namespace:
             return  # host or container:NAME: nothing of its own
         container_ns = names.container_netns(self.host.host, spec.id)
@@ -41,6 +55,8 @@ class ContainerInterfaces:
         built = (spec.id, mode, interfaces)
         if self._built.get(spec.name) == built:
             return  # an earlier pass built exactly this; the periodic pass re-checks it
+        if guarded is not None:
+            await guarded
         await ensure_netns(container_ns)
         for interface in interfaces:
             await ensure_interface(interface)
@@ -49,7 +65,7 @@ class ContainerInterfaces:
         self._built[spec.name] = built
 
     async def build_engine(self, spec: ContainerSpec, networks: dict[str, Network],
-                           record: LocalContainer) -> None:
+                           record: LocalContainer, guarded: Awaitable[None] | None = None) -> None:
         """An engine's endpoint, joined: its interface in the engine's namespace (named
         here when it joined, agent/engines/). Nothing else there is touched: other
         interfaces, addresses and routes are the engine's."""
@@ -57,6 +73,8 @@ class ContainerInterfaces:
         built = (spec.id, spec.sandbox, interfaces)
         if self._built.get(spec.name) == built:
             return
+        if guarded is not None:
+            await guarded
         for interface in interfaces:
             if interface.handover:
                 # Handed over: made once; the engine moves the container end away

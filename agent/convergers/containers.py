@@ -18,7 +18,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from agent import container_network as plan
 from agent import names, restart_policy
@@ -77,6 +77,8 @@ class Containers:
         # not take that name for a leftover of a leave.
         self.adopting: set[str] = set()
         self.wired_at: dict[str, float] = {}    # when each was wired: its "started" time
+        # Network namespaces made new by this pass's starts (empty: see take_made_namespaces).
+        self.made_namespaces: set[str] = set()
 
     def forget(self) -> None:
         self.interfaces.forget()
@@ -120,18 +122,27 @@ class Containers:
         return planned
 
     async def converge(self, desired: dict[str, ContainerSpec], local: dict[str, LocalContainer],
-                       networks: dict[str, Network], began: float) -> list[LocalContainer]:
+                       networks: dict[str, Network], began: float,
+                       guarded: Awaitable[None] | None = None) -> list[LocalContainer]:
         """Start, stop and wire every desired container, from the records prepare() left
         in `local`. Returns the records of those running with interfaces of their own:
-        the containers whose published ports lead in."""
+        the containers whose published ports lead in. `guarded`: port security's pass
+        over the records, which every interface to be made waits for (the rest of a
+        start, its image and namespace and the runtime's create, goes on beside it)."""
         modes = {name: NetworkMode.of(spec) for name, spec in desired.items()}
         published = []
         # Owners of a shared network namespace first, so joiners find it built.
         for spec in sorted(desired.values(), key=lambda s: modes[s.name].shares_container):
-            running = await self._converge(spec, modes, networks, local[spec.name], desired, began)
+            running = await self._converge(spec, modes, networks, local[spec.name], desired, began, guarded)
             if running and modes[spec.name].attaches:
                 published.append(local[spec.name])
         return published
+
+    def take_made_namespaces(self) -> set[str]:
+        """The namespaces made new since the last call: the load balancers need not
+        clear a table in them (agent/convergers/service_lb.py)."""
+        made, self.made_namespaces = self.made_namespaces, set()
+        return made
 
     async def remove_orphans(self, records: Iterable[LocalContainer]) -> None:
         """Namespaces, containers and images no record explains (a crash between
@@ -161,13 +172,14 @@ class Containers:
 
     async def _converge(self, spec: ContainerSpec, modes: dict[str, NetworkMode],
                         networks: dict[str, Network], record: LocalContainer,
-                        desired: dict[str, ContainerSpec], began: float) -> bool:
+                        desired: dict[str, ContainerSpec], began: float,
+                        guarded: Awaitable[None] | None = None) -> bool:
         """Whether the container runs after this pass."""
         mode = modes[spec.name]
         if spec.networks and any(n not in networks for n in spec.networks):
             return False  # the network records are on their way in the stream
         if spec.engine:
-            return await self._converge_engine(spec, networks, record)
+            return await self._converge_engine(spec, networks, record, guarded)
         state = await self.runtime.state(spec.id)
         running = state is not None and state.state == "running"
         # A container the runtime does not know is started, unless its image
@@ -177,16 +189,25 @@ class Containers:
         restart = (not start and spec.desired == "running" and state is not None and state.state == EXITED
                    and self._restart_due(spec, state, record))
         start = start or restart
-        image = await self._image(spec, record) if start else None
-        start = image is not None
         building = time.time()
+        image = None
+        if start:
+            # Its image checked (or its pull begun) while its namespace is made: the
+            # runtime creates the container in it. Without an image yet, the
+            # namespace goes again below, with everything of a container not running.
+            image, made = await asyncio.gather(self._image(spec, record), self.interfaces.namespace(spec, mode))
+            if made is not None:
+                self.made_namespaces.add(made)
+        start = image is not None
+        wiring: asyncio.Task[float] | None = None
         if start:
             self.interfaces.forget(spec.name)  # a (re)start always checks its network
-        if running or start:
-            await self.interfaces.build(spec, mode, networks, record)
-            if self.dns is not None and mode.own_namespace:
-                # Before the process starts: its first query must find the listener.
-                await self.dns.serve(spec, networks)
+            # The rest of its network while the runtime prepares and creates the
+            # container: the runtime starts the command only once this is done.
+            wiring = asyncio.create_task(self._wire(spec, mode, networks, record, guarded),
+                                         name=f"wire-{spec.name}")
+        elif running:
+            await self._wire(spec, mode, networks, record, guarded)
         if start:
             built = time.time()
             if restart:
@@ -195,11 +216,16 @@ class Containers:
                 record.restart_count += 1
                 log.info("restarting container %s (restart %d, policy %s)", spec.name, record.restart_count,
                          spec.restart_policy)
-            running = await self._start(spec, image, record, modes, desired, networks)
-            # One event per start, with wall-clock stamps to line up with the controller's `run` event.
+            try:
+                running = await self._start(spec, image, record, modes, desired, networks, wiring)
+            finally:
+                wired = await wiring   # its error, if any, fails the pass (a start that failed first waits for it)
+            # One event per start, with wall-clock stamps to line up with the controller's `run` event
+            # (`built`: its image checked, its namespace made, the runtime begun; `wired`: its
+            # interfaces done meanwhile).
             timing.emit(log, timing.CONTAINER_STARTED, container=spec.name, host=self.host.host,
                         update=self.view.updated_at, began=began, network=building, built=built,
-                        process=time.time())
+                        wired=wired, process=time.time())
         elif running and spec.desired != "running" and spec.name not in self._stopping:
             self._stopping[spec.name] = asyncio.create_task(self._stop(spec))
         if not running:
@@ -216,13 +242,13 @@ class Containers:
         return running
 
     async def _converge_engine(self, spec: ContainerSpec, networks: dict[str, Network],
-                               record: LocalContainer) -> bool:
+                               record: LocalContainer, guarded: Awaitable[None] | None = None) -> bool:
         """Wired while joined: into its namespace, named here, or (Docker, before it has
         made the namespace) handed over in the host's; else nothing of it stays."""
         joined = bool(spec.sandbox) and (not spec.interface or netns_exists(
             names.container_netns(self.host.host, spec.id)))
         if joined:
-            await self.interfaces.build_engine(spec, networks, record)
+            await self.interfaces.build_engine(spec, networks, record, guarded)
             if self.wired.get(spec.name) != spec.sandbox:
                 self.wired_at[spec.name] = time.time()
             self.wired[spec.name] = spec.sandbox
@@ -233,6 +259,15 @@ class Containers:
         if self.dns is not None:
             self.dns.follow(spec.id, joined)    # named while its engine has it joined
         return joined
+
+    async def _wire(self, spec: ContainerSpec, mode: NetworkMode, networks: dict[str, Network],
+                    record: LocalContainer, guarded: Awaitable[None] | None = None) -> float:
+        """The container's interfaces, and its DNS listener (before the process starts:
+        its first query must find it). Returns when it was done."""
+        await self.interfaces.build(spec, mode, networks, record, guarded)
+        if self.dns is not None and mode.own_namespace:
+            await self.dns.serve(spec, networks)
+        return time.time()
 
     def _restart_due(self, spec: ContainerSpec, state, record: LocalContainer) -> bool:
         """Whether the exited container's restart policy starts it now; when later, a pass is
@@ -291,7 +326,7 @@ class Containers:
 
     async def _start(self, spec: ContainerSpec, image: Image, record: LocalContainer,
                      modes: dict[str, NetworkMode], desired: dict[str, ContainerSpec],
-                     networks: dict[str, Network]) -> bool:
+                     networks: dict[str, Network], wiring: Awaitable[float]) -> bool:
         record.started_generation = spec.generation
         record.image_error = False
         try:
@@ -302,7 +337,7 @@ class Containers:
                 hosts, resolv = self.dns.files(owner, networks)
                 config = dataclasses.replace(config, hostname=owner.hostname or owner.name,
                                              hosts_entries=hosts, resolv_conf=resolv)
-            state = await self.runtime.start(config)
+            state = await self.runtime.start(config, before_start=wiring)
             record.error = ""
         except ContainerError as err:
             record.error = str(err)

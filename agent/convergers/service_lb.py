@@ -10,6 +10,7 @@ and a container whose networks have no VIP anymore loses its table.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 
 from agent import names
 from agent.host_networks import HostNetworks
@@ -47,6 +48,12 @@ class ServiceLoadBalancers:
 
     def forget(self) -> None:
         self._applied.clear()
+
+    def made_empty(self, namespaces: Iterable[str]) -> None:
+        """Namespaces this agent has just made: a new namespace has no nftables
+        table, so a container started without VIPs needs no `nft` run there (an
+        nft process, some 20 ms, on every `run`'s path before its report)."""
+        self._clean.update(namespaces)
 
     async def _converge(self, netns: str, vips: frozenset[Balanced]) -> None:
         applied = self._applied.get(netns)

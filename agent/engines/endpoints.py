@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 
 from agent import names
+from agent.engines.docker_api import DockerNames
 from agent.kernel.netns import (adopt_netns, interface_with_mac, link_names, netns_exists, netns_path,
                                remove_netns)
 from proto import vxmesh_pb2 as pb
@@ -102,10 +103,11 @@ class EnginesClient:
 class EngineEndpoints:
     def __init__(self, host: str, client: EnginesClient, settle: Callable[[], Awaitable[None]],
                  wired: Callable[[str], str | None], known: Callable[[str], bool], adopting: set[str],
-                 docker_name: Callable[[str], Awaitable[str]] | None = None):
+                 docker_names: Callable[[str, str], Awaitable[DockerNames]] | None = None):
         self.host = host
-        # Docker's name for a container id (agent/engines/docker_api.py), or None: not asked.
-        self._docker_name = docker_name
+        # Docker's name and aliases for (a container id, its endpoint's id)
+        # (agent/engines/docker_api.py), or None: not asked.
+        self._docker_names = docker_names
         self.client = client
         self._settle = settle    # wakes the reconcile loop and waits for a pass
         self._wired = wired      # the sandbox an endpoint is wired into now, or None
@@ -197,25 +199,33 @@ class EngineEndpoints:
                     return
                 await asyncio.sleep(ADOPT_POLL_SECONDS)
             container = await self._container_of(netns, loop.time() + CONTAINER_SECONDS)
-            name = await self._name_of(spec, container)
+            known = await self._names_of(spec, container)
             await self.client.call("Join", pb.EngineJoinRequest(name=spec.name, sandbox=sandbox,
                                                                 interface=interface, engine_id=container,
-                                                                engine_name=name))
+                                                                engine_name=known.name,
+                                                                engine_aliases=list(known.aliases)))
             log.info("endpoint %s: %s in %s (container %s, %s)", spec.name, interface, sandbox, container[:12],
-                     name or "no name")
+                     " ".join((known.name, *known.aliases)) or "no name")
         except EngineError as err:
             log.warning("endpoint %s: cannot record its interface: %s", spec.name, err)
 
-    async def _name_of(self, spec: ContainerSpec, container: str) -> str:
-        """Docker's name for `container`, for the embedded DNS; "" when it cannot say
-        (the endpoint works the same, only without that name)."""
-        if self._docker_name is None or not container:
-            return ""
+    async def _names_of(self, spec: ContainerSpec, container: str) -> DockerNames:
+        """Docker's name and aliases for `container`, for the embedded DNS; none when
+        it cannot say (the endpoint works the same, only without those names)."""
+        if self._docker_names is None or not container:
+            return DockerNames()
         try:
-            return await self._docker_name(container)
+            known = await self._docker_names(container, spec.engine_endpoint)
         except Exception as err:   # DockerApiError, or anything the socket threw: a name is optional
             log.warning("endpoint %s: Docker's name for container %s unknown: %s", spec.name, container[:12], err)
-            return ""
+            return DockerNames()
+        if known.aliases_unknown:
+            log.warning("endpoint %s: Docker's aliases for container %s unknown: %s", spec.name, container[:12],
+                        known.aliases_unknown)
+        if known.refused:
+            log.warning("endpoint %s: Docker's aliases %s are no host names; the DNS does not answer them",
+                        spec.name, ", ".join(map(repr, known.refused)))
+        return known
 
     async def _container_of(self, netns: str, deadline: float) -> str:
         """The id of the container whose processes use namespace `netns` (the engine

@@ -25,7 +25,7 @@ import json
 import platform
 import signal as signals
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 
 from agent.oci import exec_attached, exec_session, monitor, process, processes, spec, users
@@ -84,12 +84,17 @@ class Runtime:
 
     # -- lifecycle -------------------------------------------------------------------
 
-    async def start(self, config: ContainerConfig) -> ContainerState:
+    async def start(self, config: ContainerConfig, before_start: Awaitable[None] | None = None) -> ContainerState:
         """Run the container; return once its command has been exec'd.
 
         Already running: a no-op returning its state. Exited or never started:
         started again under the same id, with the same writable layer (as
         Docker's `start`), its log appended to.
+
+        `before_start`, when given, is awaited once the container is created and
+        before its command starts: what the command needs in place (its
+        interfaces) is done while the runtime prepares and creates the container.
+        If it fails, the created container is deleted and its error raised.
         """
         await asyncio.to_thread(config.check)
         files = self._dir(config.id)
@@ -114,6 +119,13 @@ class Runtime:
                     await receiving
                     io.started()
                 launched = await asyncio.to_thread(self._launched, files, pid)
+                if before_start is not None:
+                    try:
+                        await before_start
+                    except BaseException:
+                        with contextlib.suppress(ContainerError):
+                            await self.crun.delete(config.id)   # nothing created is left behind
+                        raise
                 await self.crun.start(config.id)
             except ContainerError as e:
                 if io is not None:
@@ -208,40 +220,22 @@ class Runtime:
     async def state(self, container_id: str) -> ContainerState | None:
         """What the container is doing now, or None if there is no such container."""
         files = self._dir(container_id)
-        record = await asyncio.to_thread(files.read_record)
-        if record is None:
-            return None
-        launched = await asyncio.to_thread(files.read_launched)
-        if launched is None:
-            failure = await asyncio.to_thread(files.read_start_failure)
-            if failure is not None:
-                # As Docker: a command that never ran leaves the container
-                # "created", with the would-be exit code and the reason.
-                return ContainerState(record.id, record.name, CREATED, 0, failure.exit_code,
-                                      0.0, failure.failed_at, failure.error)
-            return ContainerState(record.id, record.name, CREATED, 0, 0, 0.0, 0.0)
+        # Its files in one thread hop, not one per file: every pass asks this of
+        # every container of the host, twice (its converge and its report).
+        known = await asyncio.to_thread(_state_from_files, files)
+        if not isinstance(known, _Unsure):
+            return known
+        record, launched = known.record, known.launched
+        observed = await self.crun.state(container_id)
+        if observed is not None and observed.status in ("running", "paused"):
+            return ContainerState(record.id, record.name, RUNNING, launched.pid, 0, launched.started_at, 0.0)
+        # Both gone: the monitor either recorded the exit since we looked,
+        # or was killed first. Then a stand-in is recorded (only if there
+        # is still none), so finished_at stays put.
+        await asyncio.to_thread(files.write_exit_if_missing, EXIT_LOST)
         exited = await asyncio.to_thread(files.read_exit)
-        if exited is None:
-            # The monitor's /proc entry first: while it lives the container runs,
-            # and reading it costs microseconds where `crun state` is a process of
-            # its own, asked for every container on every pass otherwise.
-            if processes.is_alive(launched.monitor_pid, launched.monitor_start_time):
-                return ContainerState(record.id, record.name, RUNNING, launched.pid, 0,
-                                      launched.started_at, 0.0)
-            observed = await self.crun.state(container_id)
-            if observed is not None and observed.status in ("running", "paused"):
-                return ContainerState(record.id, record.name, RUNNING, launched.pid, 0,
-                                      launched.started_at, 0.0)
-            # Both gone: the monitor either recorded the exit since we looked,
-            # or was killed first. Then a stand-in is recorded (only if there
-            # is still none), so finished_at stays put.
-            await asyncio.to_thread(files.write_exit_if_missing, EXIT_LOST)
-            exited = await asyncio.to_thread(files.read_exit)
-            assert exited is not None
-        code, finished_at = exited
-        oom = await asyncio.to_thread(files.oom_killed)
-        return ContainerState(record.id, record.name, EXITED, 0, code, launched.started_at,
-                              finished_at, oom_killed=oom)
+        assert exited is not None
+        return await asyncio.to_thread(_exited_state, files, record, launched, exited)
 
     async def list(self) -> list[ContainerState]:
         found = []
@@ -431,6 +425,45 @@ class Runtime:
         """Every id this host has anything of: a directory, crun state or a cgroup."""
         crun_ids = {i for i in self.crun.ids() if CONTAINER_ID.match(i)}
         return self._dir_ids() | crun_ids | self.cgroups.container_ids(self.cgroup_parent)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Unsure:
+    """Its files say it was started and has not exited, and its monitor is gone: crun knows."""
+    record: Record
+    launched: Launched
+
+
+def _state_from_files(files: ContainerDir) -> ContainerState | None | _Unsure:
+    """The container's state as its files and its monitor's /proc entry tell it (blocking)."""
+    record = files.read_record()
+    if record is None:
+        return None
+    launched = files.read_launched()
+    if launched is None:
+        failure = files.read_start_failure()
+        if failure is not None:
+            # As Docker: a command that never ran leaves the container
+            # "created", with the would-be exit code and the reason.
+            return ContainerState(record.id, record.name, CREATED, 0, failure.exit_code,
+                                  0.0, failure.failed_at, failure.error)
+        return ContainerState(record.id, record.name, CREATED, 0, 0, 0.0, 0.0)
+    exited = files.read_exit()
+    if exited is None:
+        # The monitor's /proc entry first: while it lives the container runs,
+        # and reading it costs microseconds where `crun state` is a process of
+        # its own, asked for every container on every pass otherwise.
+        if processes.is_alive(launched.monitor_pid, launched.monitor_start_time):
+            return ContainerState(record.id, record.name, RUNNING, launched.pid, 0, launched.started_at, 0.0)
+        return _Unsure(record, launched)
+    return _exited_state(files, record, launched, exited)
+
+
+def _exited_state(files: ContainerDir, record: Record, launched: Launched,
+                  exited: tuple[int, float]) -> ContainerState:
+    code, finished_at = exited
+    return ContainerState(record.id, record.name, EXITED, 0, code, launched.started_at, finished_at,
+                          oom_killed=files.oom_killed())
 
 
 async def _wait_exit(launched: Launched, timeout: float | None) -> bool:

@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 # (tests/unit/test_cli_startup.py checks this against each module's COMMANDS).
 MODULES = {
     **dict.fromkeys(("host", "health", "tables"), "cluster"),
-    **dict.fromkeys(("ls", "list", "port", "run", "ps", "inspect", "exec", "logs", "stop", "start", "kill", "rm"),
+    **dict.fromkeys(("ls", "list", "port", "run", "ps", "inspect", "exec", "logs", "attach", "stop", "start", "kill",
+                     "rm"),
                     "containers"),
     **dict.fromkeys(("image", "images"), "images"),
     "network": "networks",

@@ -3,12 +3,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
 from cli.commands.common import RPC_TIMEOUT
 from cli.output import host_json, host_rows, table
 from proto import vxmesh_pb2 as pb
-from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import Host
+
+if TYPE_CHECKING:   # the annotations' stubs; the commands get cli/stubs.py's
+    from proto import vxmesh_pb2_grpc as pb_grpc
 
 # Health answers within its own bound on etcd (controller/api.py); a bit more for the call.
 HEALTH_TIMEOUT = 10.0

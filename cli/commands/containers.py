@@ -7,23 +7,26 @@ import contextlib
 import json
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import grpc
 
-from cli import attached
 from cli.commands.common import RPC_TIMEOUT
 from cli.retry import broken
 from cli.options import CliError, parse_command, parse_labels, parse_env, parse_port, parse_signal, parse_size, parse_volume
-from cli.listing import container_fields, container_filter
-from cli.output import container_inspect_json, container_json, container_rows
-from cli.templates import render, render_all
 from proto import capabilities, image_ref, network_mode
 from proto import vxmesh_pb2 as pb
-from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.network_mode import NetworkMode
 from proto.errors import UserError
 from proto.records import ContainerSpec, Network
 from proto.run_options import parse_restart, parse_security_opts, parse_ulimit
+
+if TYPE_CHECKING:   # the annotations' stubs; the commands get cli/stubs.py's
+    from proto import vxmesh_pb2_grpc as pb_grpc
+
+# The listings' and templates' code (cli/listing.py, output.py, templates.py) is
+# imported by the commands that print them: `run -d`, on every attach's path,
+# loads none of it (tests/unit/test_cli_startup.py).
 
 
 def run_request(args: argparse.Namespace) -> pb.RunRequest:
@@ -98,25 +101,47 @@ async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
         print(detail.spec.id)
         return 0
     name = detail.spec.name
+    try:
+        return await _attached(api, name, args.interactive, args.tty)
+    finally:
+        if args.rm:
+            await api.Remove(pb.NameRequest(name=name, force=True), timeout=RPC_TIMEOUT)
+
+
+async def attach(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    """As `docker attach`: the running container's output from now on, your input
+    to its first process if it was run with -i (unless --no-stdin), until it
+    stops; the exit code is its own."""
+    detail = await api.Inspect(pb.NameRequest(name=args.name), timeout=RPC_TIMEOUT)
+    if detail.status.state != "running":
+        raise CliError(f"container {detail.spec.name} is not running: you cannot attach to a stopped container, "
+                       "start it first")
+    interactive = detail.spec.open_stdin and not args.no_stdin
+    if interactive and detail.spec.tty and not os.isatty(sys.stdin.fileno()):
+        raise CliError("the input device is not a TTY")   # as Docker's
+    return await _attached(api, detail.spec.name, interactive, detail.spec.tty, tail="0")
+
+
+async def _attached(api: pb_grpc.ControllerStub, name: str, interactive: bool, tty: bool, tail: str = "") -> int:
+    """Your terminal on a running container: its log followed from `tail` (Docker's
+    --tail), your input to its own process when `interactive`, until it stops."""
+    from cli import attached   # a terminal's modes: only a run in the foreground and attach need them
     attach = None
     try:
-        if args.interactive or args.tty:
+        if interactive or tty:
             # Your input (and terminal size) to the container's own process, as
             # `exec -i`/`-t` sends it to a command; its output is its log, below.
-            start = pb.ExecRequest(container=name, first_process=True, tty=args.tty)
+            start = pb.ExecRequest(container=name, first_process=True, tty=tty)
             start.rows, start.cols = attached.terminal_size()
-            attach = asyncio.create_task(_drain(api.ExecAttached(
-                attached.inputs(start, args.interactive, args.tty))))
-        with attached.raw_terminal(args.tty and args.interactive):
-            async for chunk in api.Logs(pb.LogsRequest(container=name, follow=True)):
+            attach = asyncio.create_task(_drain(api.ExecAttached(attached.inputs(start, interactive, tty))))
+        with attached.raw_terminal(tty and interactive):
+            async for chunk in api.Logs(pb.LogsRequest(container=name, follow=True, tail=tail)):
                 sys.stdout.buffer.write(chunk.data)
                 sys.stdout.buffer.flush()
         return await _exit_code(api, name)
     finally:
         if attach is not None:
             attach.cancel()
-        if args.rm:
-            await api.Remove(pb.NameRequest(name=name, force=True), timeout=RPC_TIMEOUT)
 
 
 async def _drain(stream) -> None:
@@ -140,6 +165,8 @@ async def _exit_code(api: pb_grpc.ControllerStub, name: str) -> int:
 
 
 async def ps(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    from cli.listing import container_fields, container_filter
+    from cli.output import container_json, container_rows
     reply = await api.ListContainers(pb.ListContainersRequest(all=args.all), timeout=RPC_TIMEOUT)
     # Newest first, as `docker ps`.
     matches = container_filter(args.filter)
@@ -150,6 +177,7 @@ async def ps(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     elif args.format == "json":
         print(json.dumps(items, indent=2))
     elif args.format and args.format != "table":
+        from cli.templates import render_all
         print(render_all(args.format, [container_fields(c) for c in items]))
     else:
         print(container_rows(items))
@@ -159,6 +187,7 @@ async def ps(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 async def inspect(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     """As `docker inspect`: a JSON array of the containers found (or the template
     applied to each), an error line for each one not found, exit 1 if any was not."""
+    from cli.output import container_inspect_json
     reply = await api.ListNetworks(pb.Empty(), timeout=RPC_TIMEOUT)
     networks = {n.name: n for n in (Network.from_wire(w) for w in reply.networks)}
     return await inspect_each(args, lambda name: api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT),
@@ -178,6 +207,7 @@ async def inspect_each(args: argparse.Namespace, fetch, to_json) -> int:
     if not found:
         return 1   # the error lines say it all
     if args.format:
+        from cli.templates import render
         print("\n".join(render(args.format, item) for item in found))
     else:
         print(json.dumps(found, indent=2))
@@ -185,6 +215,7 @@ async def inspect_each(args: argparse.Namespace, fetch, to_json) -> int:
 
 
 async def exec_(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    from cli import attached   # a terminal's modes: not needed by the other commands
     code = 0
     request = pb.ExecRequest(container=args.name, command=parse_command(args))
     if args.interactive or args.tty:
@@ -208,7 +239,7 @@ async def exec_(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 
 
 async def logs(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
-    async for chunk in api.Logs(pb.LogsRequest(container=args.name, follow=args.follow),
+    async for chunk in api.Logs(pb.LogsRequest(container=args.name, follow=args.follow, tail=args.tail),
                                 timeout=None if args.follow else RPC_TIMEOUT):
         sys.stdout.buffer.write(chunk.data)
     sys.stdout.buffer.flush()
@@ -274,5 +305,5 @@ async def port(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"ls": ps, "list": ps, "port": port, "run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "stop": stop,
+COMMANDS = {"ls": ps, "list": ps, "port": port, "run": run, "ps": ps, "inspect": inspect, "exec": exec_, "logs": logs, "attach": attach, "stop": stop,
             "start": start, "kill": kill, "rm": rm}

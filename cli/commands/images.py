@@ -11,12 +11,15 @@ import asyncio
 import json
 import sys
 from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING
 
 from cli.options import CliError
 from cli.output import image_json, image_rows
 from proto import image_ref
 from proto import vxmesh_pb2 as pb
-from proto import vxmesh_pb2_grpc as pb_grpc
+
+if TYPE_CHECKING:   # the annotations' stubs; the commands get cli/stubs.py's
+    from proto import vxmesh_pb2_grpc as pb_grpc
 
 # Copies between registries and unpacking big archives take their time.
 IMAGE_TIMEOUT = 3600.0

@@ -1,4 +1,4 @@
-"""`vxmesh service create|ls|ps|inspect|scale|rm`: services (the Services API)."""
+"""`vxmesh service create|update|ls|ps|inspect|scale|rm|logs`: services (the Services API)."""
 from __future__ import annotations
 
 import argparse
@@ -6,18 +6,22 @@ import asyncio
 import json
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from cli.commands.common import RPC_TIMEOUT
 from cli.options import CliError, parse_duration, parse_env, parse_size
 from cli.output import familiar, table
 from proto import image_ref, validate
 from proto import vxmesh_pb2 as pb
-from proto import vxmesh_pb2_grpc as pb_grpc
 from proto.records import PortMapping, ServiceSpec
+
+if TYPE_CHECKING:   # the annotations' stubs; the commands get cli/stubs.py's
+    from proto import vxmesh_pb2_grpc as pb_grpc
 
 # --update-parallelism 0: every task in one batch (a service has at most 1000).
 ALL_AT_ONCE = 1000
-# How long `service create` waits for its tasks before it gives up (the service stays).
+# How long `service create` and `update` wait for the tasks before they give up
+# (the service stays, and its leader goes on).
 CONVERGE_SECONDS = 180.0
 CONVERGE_POLL = 0.3
 
@@ -155,23 +159,34 @@ async def create(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
     return 0
 
 
-async def wait_converged(api: pb_grpc.ServicesStub, name: str, seconds: float = CONVERGE_SECONDS) -> None:
-    """As `docker service create` without -d: until every task it should have runs
-    (and passes its health check, if any). A task that failed (its start, or its
-    command with a non-zero exit) ends the wait with its error: the service stays,
-    and its leader keeps replacing the task, as Docker's does."""
+async def wait_converged(api: pb_grpc.ServicesStub, name: str, seconds: float = CONVERGE_SECONDS,
+                         version: int | None = None) -> None:
+    """As `docker service create` and `update` without -d: until every task it
+    should have runs (and passes its health check, if any), of template
+    `version` when given (an update's), printing the progress as it moves. A
+    task that failed (its start, or its command with a non-zero exit), or a
+    rollout that paused, ends the wait with its error: the service stays, and its
+    leader keeps replacing the task, as Docker's does."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + seconds
+    shown = None
     while True:
         detail = await api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT)
-        failed = next((t for t in detail.tasks if t.error or (t.state == "exited" and t.exit_code != 0)), None)
+        current = [t for t in detail.tasks if version is None or t.version == version]
+        failed = next((t for t in current if t.error or (t.state == "exited" and t.exit_code != 0)), None)
         if failed is not None:
             why = failed.error or f"exit code {failed.exit_code}"
             raise CliError(f"service {name} did not converge: task {failed.name} on {failed.host} failed: {why} "
                            f"(the service stays; `vxmesh service ps {name}`, `vxmesh service rm {name}`)")
-        ready = sum(1 for t in detail.tasks if t.state == "running" and t.health in ("", "healthy"))
-        if ready == len(detail.tasks) == detail.desired_tasks:
-            print("verify: Service converged")
+        if detail.spec.update_state == "paused":
+            raise CliError(f"service {name}: the update paused: {detail.spec.update_message} "
+                           f"(`vxmesh service ps {name}`)")
+        ready = sum(1 for t in current if t.state == "running" and t.health in ("", "healthy"))
+        if (ready, detail.desired_tasks) != shown:
+            shown = (ready, detail.desired_tasks)
+            print(f"overall progress: {ready} out of {detail.desired_tasks} tasks", flush=True)
+        if ready == len(detail.tasks) == detail.desired_tasks and detail.spec.update_state != "updating":
+            print("verify: Service converged", flush=True)
             return
         if loop.time() >= deadline:
             raise CliError(f"service {name} did not converge within {seconds:.0f}s: {ready} of "
@@ -229,8 +244,10 @@ async def rm(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
 
 
 async def update(api: pb_grpc.ServicesStub, args: argparse.Namespace) -> int:
-    await api.Update(update_request(args), timeout=RPC_TIMEOUT)
-    print(args.name)
+    detail = await api.Update(update_request(args), timeout=RPC_TIMEOUT)
+    print(args.name, flush=True)
+    if not args.detach:
+        await wait_converged(api, args.name, version=detail.spec.version)
     return 0
 
 

@@ -26,6 +26,8 @@ from proto.image_ref import ImageRef
 
 # An image id prefix must be this long to name an image (as Docker's shortest useful ones).
 MIN_ID_PREFIX = 4
+# Image configurations kept decoded, by their digest (see ClusterImages._find).
+CONFIGS_KEPT = 256
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,11 @@ class ClusterImages:
         self.registry = registry
         self.api = api
         self.skopeo = skopeo
+        # A configuration blob is named by the digest of its content, so one read of
+        # it serves every later `run` of the image: a request to the registry (a TLS
+        # connection of its own) less on each. The manifest, which a tag moves, is
+        # read every time.
+        self._configs: dict[str, ImageConfig] = {}
 
     async def resolve(self, text: str) -> RunImage:
         """What `run IMAGE` will run: the manifest digest, id and exposed ports of IMAGE."""
@@ -160,9 +167,14 @@ class ClusterImages:
                                     ref.familiar)
         if manifest is None:
             return None
-        document = await self._call(self.api.config(location.repository, manifest), ref.familiar)
-        return ImageInfo(ref, manifest.digest, manifest.config_digest, manifest.layers_size,
-                         ImageConfig.from_image_json(document, ref.familiar))
+        config = self._configs.get(manifest.config_digest)
+        if config is None:
+            document = await self._call(self.api.config(location.repository, manifest), ref.familiar)
+            config = ImageConfig.from_image_json(document, ref.familiar)
+            if len(self._configs) >= CONFIGS_KEPT:
+                self._configs.pop(next(iter(self._configs)))   # the oldest read
+            self._configs[manifest.config_digest] = config
+        return ImageInfo(ref, manifest.digest, manifest.config_digest, manifest.layers_size, config)
 
     @staticmethod
     async def _call(call, what: str):

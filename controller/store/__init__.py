@@ -59,6 +59,9 @@ class Store:
         self.get_host = self.hosts.get
         self.list_hosts = self.hosts.list_all
         self.mark_alive = self.hosts.mark_alive
+        self.grant_lease = self.hosts.grant_lease
+        self.mark_connected = self.hosts.mark_connected
+        self.mark_gone = self.hosts.mark_gone
         self.keep_alive = self.hosts.keep_alive
         self.mark_down = self.hosts.mark_down
         self.settle = self.hosts.settle

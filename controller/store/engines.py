@@ -113,11 +113,12 @@ class EngineEndpoints:
     @surface_unavailable
     async def join(self, host: str, name: str, engine_id: str, sandbox: str, interface: str = "",
                    engine_endpoint: str = "", ports: tuple[PortMapping, ...] = (),
-                   engine_name: str = "") -> ContainerSpec:
+                   engine_name: str = "", engine_aliases: tuple[str, ...] = ()) -> ContainerSpec:
         """Record the engine's namespace (and its container id) for the agent to wire;
         an empty `sandbox` is a leave: the interface goes, the address stays. The
-        engine's name for the container (`engine_name`) becomes an alias of the
-        endpoint, written into its table row for every host's embedded DNS."""
+        engine's name for the container (`engine_name`) and its aliases on the
+        network (`engine_aliases`) become aliases of the endpoint, written into
+        its table row for every host's embedded DNS."""
         check_engine_id(engine_id)
         check_engine_id(engine_endpoint)
         check_sandbox(sandbox)
@@ -125,6 +126,7 @@ class EngineEndpoints:
             validate.ifname(interface)
         if engine_name:
             validate.name("container", engine_name)
+        check_aliases(engine_aliases)
         _check_ports(ports)
 
         async def attempt(lost: int) -> Commit[ContainerSpec]:
@@ -136,18 +138,21 @@ class EngineEndpoints:
             txn = Txn([Compare.mod_revision(kv.key, "=", kv.mod_revision)])
             if ports and not spec.ports:
                 txn.add(await allocations.publish(self.records, updated, tuple(ports), randomize=lost > 0))
-            if engine_name and updated.attachments and engine_name not in updated.attachments[0].aliases:
-                txn.add(await self._named(updated, engine_name))
+            if updated.attachments:
+                known = updated.attachments[0].aliases
+                added = [n for n in dict.fromkeys((engine_name, *engine_aliases)) if n and n not in known]
+                if added:
+                    txn.add(await self._named(updated, added))
             txn.ops.append(Op.put(kv.key, updated.to_json()))
             return Commit(txn, updated)
 
         return await retrying(self.etcd, attempt, what=f"join endpoint {name!r}")
 
-    async def _named(self, spec: ContainerSpec, engine_name: str) -> Txn:
-        """`engine_name` added to the aliases of `spec`'s attachment, and its table
-        rows written again with it (guarded on the network and host they copy)."""
+    async def _named(self, spec: ContainerSpec, added: list[str]) -> Txn:
+        """`added` names appended to the aliases of `spec`'s attachment, and its table
+        rows written again with them (guarded on the network and host they copy)."""
         attachment = dataclasses.replace(spec.attachments[0],
-                                         aliases=[*spec.attachments[0].aliases, engine_name])
+                                         aliases=[*spec.attachments[0].aliases, *added])
         spec.attachments[0] = attachment
         net_kv, network = await self.records.network(attachment.network)
         host_kv, host = await self.records.host(spec.host)

@@ -1,10 +1,11 @@
 """Hosts: registration and liveness.
 
 A host's record says where it is (VTEP, API address, underlay MTU). Whether
-its agent is connected is its agents/<name> key, bound to a lease its
-agent's heartbeats renew, so it goes by itself when its controller stops
-hearing from the agent; what the agent's probes of its peers found is its
-reach/<name> key, under the same lease. Whether the host is in every table
+its agent is connected is its agents/<name> key, bound to the lease of the
+controller holding its stream (controller/agent_leases.py), which deletes it
+when the agent's heartbeats stop, and which goes with the controller's lease
+when the controller does; what the agent's probes of its peers found is its
+reach/<name> key, under the same lease and deleted with it. Whether the host is in every table
 is its alive/<name> key, which `settle` writes by the liveness rule
 (controller/liveness.py) from those two, in one guarded transaction.
 """
@@ -22,6 +23,7 @@ from controller.store.records import Records, json_value
 from controller.store.transaction import Commit, Settled, retrying, surface_unavailable
 from proto import validate
 from proto.addresses import UNDERLAY_FAMILIES, parse_ip
+from proto.errors import Unavailable
 from proto.records import ContainerSpec, Endpoint, Host, HostAlive, Reachability, ResyncRequest
 
 
@@ -87,20 +89,43 @@ class Hosts:
 
     @surface_unavailable
     async def mark_alive(self, host: str, ttl: int) -> int:
-        """Bind agents/<host> to a fresh lease: the key vanishes by itself if this
-        controller stops renewing it. Returns the lease id. Whether the host is
-        then in the tables is for `settle` to say."""
+        """Bind agents/<host> to a fresh lease of its own: the key vanishes by
+        itself if nobody renews it. Returns the lease id. (A controller binds
+        all its agents' keys to one lease instead: `mark_connected`.)"""
         validate.host_name(host)
         lease = await self.etcd.grant(ttl)
-        value = json_value({"host": host, "controller": self.controller_id, "since": time.time()})
         try:
-            await self.etcd.put(self.keys.agent(host), value, lease=lease)
+            await self.mark_connected(host, lease)
         except BaseException:
             # Best effort: a lease we cannot revoke expires after `ttl` anyway.
-            with contextlib.suppress(EtcdError):
+            with contextlib.suppress(EtcdError, Unavailable):
                 await self.etcd.revoke(lease)
             raise
         return lease
+
+    @surface_unavailable
+    async def grant_lease(self, ttl: int) -> int:
+        """A lease of `ttl` seconds for agents' keys (controller/agent_leases.py)."""
+        return await self.etcd.grant(ttl)
+
+    @surface_unavailable
+    async def mark_connected(self, host: str, lease: int) -> int:
+        """Write agents/<host> (its agent is connected to this controller) bound
+        to `lease`; returns the key's mod revision, which `mark_gone` guards on.
+        Whether the host is then in the tables is for `settle` to say."""
+        validate.host_name(host)
+        value = json_value({"host": host, "controller": self.controller_id, "since": time.time()})
+        return await self.etcd.put(self.keys.agent(host), value, lease=lease)
+
+    @surface_unavailable
+    async def mark_gone(self, host: str, revision: int) -> bool:
+        """Delete agents/<host> and the host's reach/ report, if the key is still
+        the one written at `revision`: an agent that connected again since (here
+        or to another controller) has a newer one, which stays. Whether it was deleted."""
+        validate.host_name(host)
+        result = await self.etcd.txn([Compare.mod_revision(self.keys.agent(host), "=", revision)],
+                                     [Op.delete(self.keys.agent(host)), Op.delete(self.keys.reach(host))])
+        return result.succeeded
 
     @surface_unavailable
     async def keep_alive(self, lease_id: int) -> bool:

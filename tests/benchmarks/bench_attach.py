@@ -25,8 +25,9 @@ controller and h1's agent each write one timing event per run (wall clock),
 which split t0..cli into: the interpreter and `cli.main`, the command's
 imports, the channel, API checks and the etcd transaction, the watch and
 stream to the agent, the agent's wait for its pass, the pass's work before
-the container, netns + veth, the runtime (crun under conmon, the image from
-the host's store), and the way back (rules, report, stream, reply, CLI exit).
+the container, its image check and netns (side by side), the runtime (crun under conmon, the image from
+the host's store; the container's interfaces are built meanwhile, also
+shown), and the way back (rules, report, stream, reply, CLI exit).
 A warm-up container of each engine first (h1's overlay namespace gets built
 then) is not counted.
 
@@ -111,8 +112,8 @@ PHASES = [
     ("watch + stream to agent", "committed", "update"),
     ("agent waits for a pass", "update", "pass"),
     ("agent: pass work before it", "pass", "network"),
-    ("agent: netns + veth", "network", "built"),
-    ("runtime: crun + conmon + exec", "built", "process"),
+    ("agent: image check + netns", "network", "built"),   # side by side
+    ("runtime: crun + conmon + exec", "built", "process"),   # the interfaces are built meanwhile
     ("rules, report, stream back", "process", "running"),
     ("reply + CLI exit", "running", "cli"),
     ("CLI exit -> ping started", "cli", "ping_start"),
@@ -120,6 +121,8 @@ PHASES = [
 ]
 # Beside the chain: the table's fan-out to the peer host, from the etcd commit.
 FANOUT = ("table fan-out: commit -> h2 kernel", "committed", "peer_table")
+# Beside the runtime: the container's interfaces and DNS listener, built while it is created.
+WIRING = ("interfaces + DNS listener, beside the runtime", "built", "wired")
 
 
 @dataclass
@@ -277,7 +280,7 @@ def _add_daemon_stamps(lab: Lab, attaches: list[Attach]) -> None:
                                f"and {agent}")
         run, start = runs[attach.name], starts[attach.name]
         attach.stamps.update({key: float(run[key]) for key in ("received", "committed", "running")})
-        attach.stamps.update({key: float(start[key]) for key in ("update", "network", "built", "process")})
+        attach.stamps.update({key: float(start[key]) for key in ("update", "network", "built", "wired", "process")})
         attach.stamps["pass"] = float(start["began"])
 
 
@@ -313,9 +316,9 @@ def _report(attaches: list[Attach], baselines: dict[str, list[float]]) -> None:
     for label, start, end in PHASES:
         phase = [_stamp(a, end) - _stamp(a, start) for a in attaches]
         print(f"    {label:<32} {_ms(statistics.median(phase))}   max {_ms(max(phase))}")
-    label, start, end = FANOUT
-    fanout = [_stamp(a, end) - _stamp(a, start) for a in attaches]
-    print(f"  beside it, {label}: p50 {_ms(percentile(fanout, 50))}  max {_ms(max(fanout))}")
+    for label, start, end in (WIRING, FANOUT):
+        beside = [_stamp(a, end) - _stamp(a, start) for a in attaches]
+        print(f"  beside it, {label}: p50 {_ms(percentile(beside, 50))}  max {_ms(max(beside))}")
     peer = [a.peer_table - a.t0 for a in attaches]
     late = sum(a.peer_table > a.cli for a in attaches)
     print(f"  h2 kernel has the endpoint (FDB + neighbour) after t0: p50 {_ms(percentile(peer, 50))}  "

@@ -81,8 +81,12 @@ def test_bench_dataplane_prints_throughput_rtt_mtu_and_offloads(capsys):
                      rf"baseline underlay {FIGURE} Gbit/s", out), out
     assert re.search(rf"ping RTT overhead, overlay - underlay medians: {FIGURE} us  target <= 40.00 us  "
                      rf"{VERDICT}  baseline underlay RTT median {FIGURE} us", out), out
+    assert re.search(rf"ping RTT overhead at 1 ms spacing, overlay - underlay medians: -?{FIGURE} us  "
+                     rf"baseline underlay RTT median at 1 ms {FIGURE} us", out), out
     for hop in ("VXLAN encapsulation", "a bridge", "a veth pair", "the rest of the overlay path"):
-        assert re.search(rf"RTT cost of {hop}.*: -?{FIGURE} us  baseline underlay RTT median", out), (hop, out)
+        for spacing in ("", " at 1 ms spacing"):
+            assert re.search(rf"RTT cost of {hop}[^:]*{spacing}: -?{FIGURE} us  baseline underlay RTT median", out), \
+                (hop, spacing, out)
     for step in ("+ vxlan", "+ bridge", "+ veth"):
         assert re.search(rf"^    {re.escape(step)} +[\d.]+ +[+-][\d.]+  ", out, re.MULTILINE), (step, out)
     assert re.search(r"container eth0 +tx-checksum-ip-generic (on|off)", out), out

@@ -18,6 +18,7 @@ from proto import vxmesh_pb2_grpc as pb_grpc
 from tests.helpers.images import BUSYBOX
 from tests.helpers.lab import lab_with_blue
 from tests.helpers.lab_cli import containers, inspect, network
+from tests.helpers.polling import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -304,7 +305,6 @@ vxmesh network rm labnet
 
 
 def test_run_detached_with_rm_is_removed_when_it_exits(lab):
-    from tests.helpers.polling import wait_for
     lab.cli("run", "-d", "--rm", "--name", "brief", "--network", "blue", BUSYBOX, "sleep", "1")
     wait_for(lambda: "brief" not in {c["name"] for c in containers(lab)}, 20, "brief to be removed after it exited")
     # The name is free again, once its host confirmed the teardown.
@@ -326,16 +326,22 @@ def test_exec_with_input_and_a_terminal(lab):
     lab.cli("rm", "-f", "it1")
 
 
-def terminal_session(argv: list[str], typed: bytes, timeout: float = 60) -> tuple[int | None, bytes]:
+def terminal_session(argv: list[str], typed: bytes, timeout: float = 60,
+                     nudge: bytes = b"") -> tuple[int | None, bytes]:
     """`argv` run from a pseudo-terminal, as from a user's: once the shell's prompt
     shows, its cursor query is answered and `typed` is typed. Its exit code and
-    everything the terminal showed."""
+    everything the terminal showed. `nudge` is typed every second until a prompt
+    shows (an attached shell shows none until it is asked for a new line)."""
     master, slave = pty.openpty()
     proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, cwd=REPO_ROOT, start_new_session=True)
     os.close(slave)
     seen, done = b"", False
     deadline = time.monotonic() + timeout
+    nudged = time.monotonic()
     while proc.poll() is None and time.monotonic() < deadline:
+        if nudge and not done and time.monotonic() - nudged > 1:
+            os.write(master, nudge)
+            nudged = time.monotonic()
         if select.select([master], [], [], 0.2)[0]:
             try:
                 seen += os.read(master, 4096)
@@ -373,6 +379,36 @@ def test_run_it_gives_an_interactive_shell_from_a_terminal(lab):
     assert code == 5, seen
     assert b"on-a-42-tty" in seen, seen
     assert "runit1" not in {c["name"] for c in containers(lab)}     # --rm
+
+
+def test_attach_gives_a_running_containers_output_from_now_and_your_input(lab):
+    lab.cli("run", "-di", "--name", "att1", "--network", "blue", BUSYBOX, "sh", "-c", "echo before; exec cat")
+    wait_for(lambda: lab.cli("logs", "att1").stdout == "before\n", 30, "att1's first line")
+    attached = subprocess.run(lab.cli_argv("attach", "att1"), input="hello\n", capture_output=True, text=True,
+                              cwd=REPO_ROOT, timeout=60)
+    # What it wrote before is not shown again; the end of your input ends cat, and the
+    # container's exit code is attach's.
+    assert (attached.returncode, attached.stdout) == (0, "hello\n"), attached
+    assert inspect(lab, "att1")["state"] == "exited"
+    # logs --tail, as Docker's: the last lines, none, or all; a bad count refused.
+    assert lab.cli("logs", "--tail", "1", "att1").stdout == "hello\n"
+    assert lab.cli("logs", "-n", "0", "att1").stdout == ""
+    assert lab.cli("logs", "--tail", "all", "att1").stdout == "before\nhello\n"
+    bad = lab.cli("logs", "--tail", "-2", "att1", check=False)
+    assert bad.returncode == 1 and "invalid --tail '-2': a number of lines, or all" in bad.stderr, bad
+    # A stopped container cannot be attached to.
+    stopped = lab.cli("attach", "att1", check=False)
+    assert stopped.returncode == 1 and "you cannot attach to a stopped container" in stopped.stderr, stopped
+    lab.cli("rm", "att1")
+
+
+def test_attach_to_a_shell_run_with_dit(lab):
+    lab.cli("run", "-dit", "--name", "att2", "--network", "blue", BUSYBOX, "sh")
+    code, seen = terminal_session(lab.cli_argv("attach", "att2"),
+                                  b"[ -t 0 ] && echo attached-$((6 * 7)); exit 4\r", nudge=b"\r")
+    assert code == 4, seen
+    assert b"attached-42" in seen, seen
+    lab.cli("rm", "att2")
 
 
 def test_run_dit_keeps_a_shell_waiting_on_its_terminal(lab):

@@ -192,16 +192,21 @@ def resolved(lab, container: str, name: str) -> str | None:
 
 
 def test_docker_container_names_resolve_from_other_hosts(engines):
-    """libnetwork gives a remote driver no container name; h1's agent reads it
-    from Docker's API once the container is known, so n3 (a vxmesh container on
-    h3) finds the Docker container by its name, as a Docker container would on
-    Docker's own network; and the name goes with the container."""
+    """libnetwork gives a remote driver no container name nor its --network-alias;
+    h1's agent reads them from Docker's API once the container is known, so n3 (a
+    vxmesh container on h3) finds the Docker container by its name and its alias,
+    as a Docker container would on Docker's own network; and they go with the
+    container."""
     lab = engines.lab
-    ip = engines.docker_run("dnamed")
+    engines.docker.docker("run", "-d", "--name", "dnamed", "--network", DOCKER_NET, "--network-alias", "dalias",
+                          "busybox", "sleep", "3600")
+    ip = engines.docker_ip("dnamed")
     wait_for(lambda: resolved(lab, "n3", "dnamed") == ip, 15, "n3's resolver answers dnamed with its address")
-    assert lab_cli.pings(lab, "n3", "dnamed")
+    assert resolved(lab, "n3", "dalias") == ip
+    assert lab_cli.pings(lab, "n3", "dalias")
     engines.docker.docker("rm", "-f", "dnamed")
-    wait_for(lambda: resolved(lab, "n3", "dnamed") is None, 15, "dnamed's name gone with it")
+    wait_for(lambda: resolved(lab, "n3", "dnamed") is None and resolved(lab, "n3", "dalias") is None, 15,
+             "dnamed's name and alias gone with it")
 
 
 def test_fabric_capture_shows_the_vni_between_docker_and_podman(engines, tmp_path):

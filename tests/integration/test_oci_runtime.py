@@ -202,6 +202,72 @@ async def test_a_missing_command_fails_the_start_and_leaves_nothing_running(busy
     assert leftovers(oci_host, config.id) == []
 
 
+async def test_before_start_runs_with_the_container_created_and_its_command_not_yet_begun(busybox_images, oci_host):
+    """What the agent builds meanwhile (the interfaces) is there when the command begins."""
+    runtime = oci_host.runtime()
+    config = make_config(oci_host, busybox_images.plain,
+                         ["sh", "-c", "ip link show vxoci-wired && echo found; sleep 1000"])
+    seen = []
+
+    async def wire() -> None:
+        seen.append((await runtime.crun.state(config.id)).status)
+        # A link in the test's own namespace, the one the container was created in.
+        subprocess.run(["ip", "-n", oci_host.netns, "link", "add", "vxoci-wired", "type", "veth",
+                        "peer", "name", "vxoci-peer"], check=True)
+
+    state = await runtime.start(config, before_start=wire())
+    assert seen == ["created"] and state.state == "running"
+    await wait_for_log(runtime, config.id, "found")
+    await runtime.stop(config.id, 0)
+    await runtime.remove(config.id)
+    assert leftovers(oci_host, config.id) == []
+
+
+async def test_a_before_start_that_fails_leaves_no_container_created(busybox_images, oci_host):
+    runtime = oci_host.runtime()
+    config = make_config(oci_host, busybox_images.plain, ["sleep", "1000"])
+
+    async def wire() -> None:
+        raise RuntimeError("no interfaces for you")
+
+    with pytest.raises(RuntimeError, match="no interfaces for you"):
+        await runtime.start(config, before_start=wire())
+    assert not (oci_host.root / "crun" / config.id).exists()
+    # The next start (the agent's next pass) runs it.
+    assert (await runtime.start(config)).state == "running"
+    await runtime.stop(config.id, 0)
+    await runtime.remove(config.id)
+    assert leftovers(oci_host, config.id) == []
+
+
+async def test_state_reads_a_containers_files_in_one_thread_hop(busybox_images, oci_host, monkeypatch):
+    """A pass asks every container's state twice: running, exited or created, one hop each."""
+    runtime = oci_host.runtime()
+    running = make_config(oci_host, busybox_images.plain, ["sleep", "1000"])
+    done = make_config(oci_host, busybox_images.plain, ["true"], name="c2")
+    failed = make_config(oci_host, busybox_images.plain, ["no-such-command"], name="c3")
+    await runtime.start(running)
+    await runtime.start(done)
+    await wait_exited(runtime, done.id)
+    with pytest.raises(ContainerError):
+        await runtime.start(failed)
+    hops = []
+    real = asyncio.to_thread
+
+    async def counted(function, *args, **kwargs):
+        hops.append(function)
+        return await real(function, *args, **kwargs)
+    monkeypatch.setattr(asyncio, "to_thread", counted)
+    for config, state in ((running, "running"), (done, "exited"), (failed, "created")):
+        hops.clear()
+        assert (await runtime.state(config.id)).state == state
+        assert len(hops) == 1, (state, hops)
+    monkeypatch.undo()
+    await runtime.stop(running.id, 0)
+    for config in (running, done, failed):
+        await runtime.remove(config.id)
+
+
 async def test_an_unknown_user_fails_the_start_naming_it(busybox_images, oci_host):
     runtime = oci_host.runtime()
     config = make_config(oci_host, busybox_images.plain, ["id"], user="ghost")

@@ -212,18 +212,25 @@ def test_service_logs_gathers_every_task_line_by_line(lab):
 def test_a_rolling_update_replaces_every_task_and_a_failing_one_stops_it(lab):
     create(lab, "roll", "--replicas", "4", "-e", "V=1")
     wait_for(lambda: settled(lab, "roll", 4), 60, "four tasks of roll")
-    lab.cli("service", "update", "--env-add", "V=2", "--update-parallelism", "2", "--update-delay", "1s", "roll")
-
-    def rolled() -> bool:
-        [detail] = json.loads(lab.cli("service", "inspect", "roll").stdout)
-        return (detail["update"]["state"] == "completed" and len(detail["tasks"]) == 4
-                and all(t["version"] == 1 and t["state"] == "running" for t in detail["tasks"]))
-    wait_for(rolled, 90, "the update to complete")
+    # As Docker's, `service update` waits for the rollout, showing its progress.
+    proc = lab.cli("service", "update", "--env-add", "V=2", "--update-parallelism", "2", "--update-delay", "1s",
+                   "roll", timeout=240)
+    lines = proc.stdout.splitlines()
+    assert lines[0] == "roll" and lines[-1] == "verify: Service converged", lines
+    assert "overall progress: 4 out of 4 tasks" in lines and len(lines) >= 4, lines
+    [detail] = json.loads(lab.cli("service", "inspect", "roll").stdout)   # done when it returned, not later
+    assert detail["update"]["state"] == "completed" and len(detail["tasks"]) == 4
+    assert all(t["version"] == 1 and t["state"] == "running" for t in detail["tasks"]), detail["tasks"]
     for task in tasks(lab, "roll"):
         assert "V=2" in lab.cli("exec", task["name"], "--", "env").stdout.split()
 
-    # A command that fails at once: the first batch fails and the rollout pauses.
-    lab.cli("service", "update", "--args", "sh -c 'exit 1'", "--update-parallelism", "1", "roll")
+    # A command that fails at once: the first batch fails, the rollout pauses and
+    # the waiting update says why.
+    failed = lab.cli("service", "update", "--args", "sh -c 'exit 1'", "--update-parallelism", "1", "roll",
+                     check=False, timeout=240)
+    assert failed.returncode == 1, failed
+    assert ("service roll: the update paused" in failed.stderr
+            or "service roll did not converge: task roll." in failed.stderr), failed.stderr
 
     def paused() -> dict:
         [detail] = json.loads(lab.cli("service", "inspect", "roll").stdout)
@@ -248,7 +255,7 @@ def test_update_moves_tasks_to_new_networks_ports_and_constraints_batch_by_batch
     create(lab, "moving", "--replicas", "3", "--update-delay", "1s", command=serve)
     assert settled(lab, "moving", 3)
     began = time.monotonic()
-    lab.cli("service", "update", "--network-add", "green", "--network-rm", "blue", "--env-add", "V=2",
+    lab.cli("service", "update", "-d", "--network-add", "green", "--network-rm", "blue", "--env-add", "V=2",
             "--constraint-add", f"node.hostname!={excluded.name}", "--publish-add", "8090:80", "moving")
     fewest = 3
 

@@ -82,3 +82,74 @@ def test_run_imports_neither_the_services_nor_yaml():
     loaded, _ = _modules_after(["--controller", "unix:///nonexistent/vxpa-no-controller.sock", "run", "busybox"])
     assert "proto.vxmesh_pb2" in loaded   # it did get as far as the call
     assert not {"yaml", "cli.compose", "cli.commands.stacks", "cli.commands.services", "tomllib"} & loaded
+    # Nor what prints the listings: run prints an id.
+    assert not {"cli.listing", "cli.output", "cli.templates"} & loaded
+
+
+def test_ps_and_run_on_the_unix_socket_load_neither_the_generated_stubs_nor_tls_nor_the_config_schema():
+    for argv in (["ps"], ["run", "-d", "busybox"]):
+        loaded, _ = _modules_after(["--controller", "unix:///nonexistent/vxas-no-controller.sock", *argv])
+        assert "proto.vxmesh_pb2" in loaded   # it did get as far as the call
+        assert not {"proto.vxmesh_pb2_grpc", "transport.tls", "transport.authz", "proto.config_file",
+                    "cryptography", "uuid", "cli.attached"} & loaded, argv
+
+
+class _RecordingChannel:
+    """Records the callables a stub makes: (kind, path, serializer, deserializer)."""
+
+    def __init__(self):
+        self.made = []
+
+    def __getattr__(self, kind):
+        def make(path, request_serializer, response_deserializer, _registered_method=False):
+            self.made.append((kind, path, request_serializer, response_deserializer, _registered_method))
+            return (kind, path)
+        return make
+
+
+def test_the_lazy_stub_makes_each_method_as_the_generated_stub_does():
+    from cli.stubs import Stub
+    from proto import vxmesh_pb2 as pb
+    from proto import vxmesh_pb2_grpc as pb_grpc
+    for service in pb.DESCRIPTOR.services_by_name.values():
+        generated = _RecordingChannel()
+        getattr(pb_grpc, f"{service.name}Stub")(generated)
+        lazy_channel = _RecordingChannel()
+        lazy = Stub(lazy_channel, service.name)
+        assert lazy_channel.made == []   # nothing made before it is asked for
+        for method in service.methods:
+            assert getattr(lazy, method.name) == getattr(lazy, method.name)   # made once, kept
+        assert lazy_channel.made == generated.made, service.name
+        with pytest.raises(AttributeError):
+            lazy.NoSuchMethod
+
+
+@pytest.mark.parametrize("argv", [
+    ["ps"], ["ps", "-a", "--format", "json"], ["--controller", "ps", "ps", "-q"], ["--ca=x", "run", "-d", "busybox"],
+    ["--insecure", "--key", "k", "run", "--name", "a", "-p", "80", "busybox", "sleep", "1"],
+    ["container", "ls", "-a"], ["network", "create", "--subnet", "10.9.0.0/24", "n1"], ["service", "ls"],
+    ["image", "ls"], ["host", "ls"], ["stop", "-t", "3", "a", "b"],
+])
+def test_a_parser_built_for_its_command_parses_as_the_whole_one(argv):
+    from cli.parser import build_parser
+    assert vars(build_parser(argv).parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+def test_a_parser_built_for_its_command_still_lists_and_refuses_as_the_whole_one(capsys):
+    from cli.parser import build_parser, command_word
+    assert command_word(build_parser(), ["--controller", "run", "ps"]) == "ps"
+    assert command_word(build_parser(), ["--insecure"]) is None
+    for argv in (["bogus"], ["ps", "--bogus"], ["network"], ["--", "ps"], ["-", "ps"]):
+        errors = []
+        for parser in (build_parser(argv), build_parser()):
+            with pytest.raises(SystemExit) as done:
+                parser.parse_args(argv)
+            errors.append((done.value.code, capsys.readouterr().err))
+        assert errors[0] == errors[1]
+        assert errors[0][0] == 125
+
+
+def test_the_parsers_tls_directory_is_the_config_files():
+    from cli.parser import TLS_DIR
+    from proto.config_file import TLS_DIR as CONFIG_TLS_DIR
+    assert TLS_DIR == CONFIG_TLS_DIR

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.images import archives
+from controller.images import archives, cluster_images
 from controller.images.cluster_images import ClusterImages
 from controller.images.registry_api import DOCKER_MANIFEST, Manifest, RegistryError, RegistryUnreachable
 from controller.run_options import RunImage
@@ -81,6 +81,7 @@ class FakeRegistry:
         self.stored: dict[str, dict[str, Manifest]] = {}
         self.blobs: dict[str, bytes] = {}
         self.reachable = True
+        self.config_reads: list[str] = []
 
     def add(self, repository: str, tag: str, cmd: str, ports: tuple[str, ...] = ()) -> Manifest:
         blob = config_blob(cmd, ports)
@@ -100,6 +101,7 @@ class FakeRegistry:
         return None
 
     async def config(self, repository, manifest):
+        self.config_reads.append(manifest.config_digest)
         return json.loads(self.blobs[manifest.config_digest])
 
     async def repositories(self):
@@ -141,6 +143,28 @@ async def test_run_resolves_an_image_to_its_digest_id_and_ports():
     registry.reachable = False
     with pytest.raises(Unavailable, match="cannot reach the image registry"):
         await images.resolve("busybox")
+
+
+async def test_run_reads_an_images_configuration_once_and_its_manifest_every_time():
+    images, registry, _ = cluster()
+    first = registry.add(BUSYBOX_REPO, "latest", "sh", ("80/tcp",))
+    for _ in range(3):
+        assert (await images.resolve("busybox")).id == first.config_digest
+    assert registry.config_reads == [first.config_digest]
+    # The tag moved: the manifest is read again, and the new configuration with it.
+    moved = registry.add(BUSYBOX_REPO, "latest", "httpd", ("8080/tcp",))
+    resolved = await images.resolve("busybox")
+    assert (resolved.digest, resolved.id, resolved.exposed_ports) == (moved.digest, moved.config_digest,
+                                                                      ("8080/tcp",))
+    assert registry.config_reads == [first.config_digest, moved.config_digest]
+    # Bounded: the oldest configuration read goes first.
+    for n in range(cluster_images.CONFIGS_KEPT):
+        registry.add(BUSYBOX_REPO, f"t{n}", f"cmd{n}")
+        await images.resolve(f"busybox:t{n}")
+    await images.resolve("busybox:latest")
+    assert registry.config_reads[-1] == moved.config_digest
+    await images.resolve(f"busybox:t{cluster_images.CONFIGS_KEPT - 1}")
+    assert registry.config_reads[-1] == moved.config_digest   # still kept: no read
 
 
 async def test_list_shows_vxmeshs_images_only_and_inspect_finds_them_by_id():

@@ -197,6 +197,7 @@ def reconciler(tmp_path, record: Pass) -> Reconciler:
     containers.converge = record.step("containers", [])
     containers.prepare = lambda desired, local, networks: record.append("containers.prepare") or []
     containers.report_removed = lambda removed: record.append(f"removed {removed}")
+    containers.take_made_namespaces = set
     r.containers = containers
     r.port_security = StandIn(record, "port security")
     r.firewall = StandIn(record, "firewall")
@@ -207,8 +208,12 @@ def test_a_pass_runs_the_convergers_in_order(tmp_path):
     record = Pass()
     run(reconciler(tmp_path, record).reconcile())
     assert record == ["containers.remove_gone", "vtep filter", "overlays", "tables", "bridges",
-                      "containers.prepare", "port security", "containers",
-                      "containers.remove_orphans", "firewall", "containers.report", "removed ['gone']"]
+                      # Port security beside the containers' pass: each interface made waits
+                      # for it (test_an_interface_is_made_only_once_port_security_has_passed).
+                      "containers.prepare", "containers", "port security",
+                      "firewall", "containers.report",
+                      # Leftovers of a crash after the report a `run` waits for.
+                      "containers.remove_orphans", "removed ['gone']"]
 
 
 def test_removed_containers_are_reported_even_when_the_pass_fails(tmp_path):
@@ -233,3 +238,68 @@ def test_a_container_whose_image_never_came_is_reported_and_its_status_goes_on_t
     (status,) = reported
     assert (status.state, status.generation, status.image_error) == ("created", 0, True)
     assert status.to_wire().generation == 0   # -1, "never started", is not a wire value
+
+
+def test_a_namespace_just_made_gets_no_nft_run_for_its_absent_load_balancer(monkeypatch):
+    """A container started without VIPs: its new namespace holds no table to clear;
+    one that existed before (an agent restarted over it) is cleared as always."""
+    from agent.convergers import service_lb as lb_converger
+    from agent.convergers.service_lb import ServiceLoadBalancers
+    from agent import names
+    runs = []
+
+    async def converge(netns, vips):
+        runs.append((netns, vips))
+    monkeypatch.setattr(lb_converger.service_lb, "converge", converge)
+    monkeypatch.setattr(lb_converger, "netns_exists", lambda netns: True)
+    specs = {name: ContainerSpec(id=f"{n:02d}" * 32, name=name, host="h1",
+                                 attachments=[Attachment(network="blue", ip=f"10.0.0.{n + 2}", mac="")])
+             for n, name in enumerate(("new", "old"))}
+    balancers = ServiceLoadBalancers(HOST, View("h1"))
+    balancers.made_empty({names.container_netns("h1", specs["new"].id)})
+    run(balancers.converge(specs))
+    assert runs == [(names.container_netns("h1", specs["old"].id), frozenset())]
+    runs.clear()
+    run(balancers.converge(specs))
+    assert runs == []   # both known to hold none now
+
+
+def test_an_interface_is_made_only_once_port_security_has_passed(monkeypatch):
+    from agent.convergers import container_interfaces
+    from agent.convergers.container_interfaces import ContainerInterfaces
+    from proto.network_mode import NetworkMode
+    made = []
+
+    async def ensure_netns(name):
+        made.append(("netns", name))
+
+    async def ensure_interface(interface):
+        made.append(("interface", interface.ifname))
+
+    async def prune_interfaces(netns, keep):
+        return []
+    monkeypatch.setattr(container_interfaces, "ensure_netns", ensure_netns)
+    monkeypatch.setattr(container_interfaces, "ensure_interface", ensure_interface)
+    monkeypatch.setattr(container_interfaces, "prune_interfaces", prune_interfaces)
+    spec = ContainerSpec(id="0e" * 32, name="web", host="h1",
+                         attachments=[Attachment(network="blue", ip="10.77.0.2", mac="02:42:0a:4d:00:02")])
+    networks = {"blue": Network(name="blue", subnet="10.77.0.0/24", gateway="10.77.0.1", vni=4242)}
+    record = LocalContainer(spec=spec)
+    interfaces = ContainerInterfaces(HOST)
+
+    async def scenario():
+        from agent import container_network as plan
+        plan.assign_ifnames(record, spec, networks)
+        guarded = asyncio.get_running_loop().create_future()
+        building = asyncio.create_task(interfaces.build(spec, NetworkMode.of(spec), networks, record, guarded))
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert made == [] and not building.done()      # waits: port security has not passed
+        guarded.set_result(None)
+        await building
+        assert [kind for kind, _ in made] == ["netns", "interface"]
+        # Built already: an unchanged container does not wait for a pass it does not need.
+        made.clear()
+        await interfaces.build(spec, NetworkMode.of(spec), networks, record, asyncio.get_running_loop().create_future())
+        assert made == []
+    run(scenario())

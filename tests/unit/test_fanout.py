@@ -294,13 +294,83 @@ def test_the_router_wakes_every_stream_whose_view_a_change_reaches():
     router = InterestRouter(broadcast_delay=0)   # who is woken, not when
     views = {host: AgentView(host, index) for host in ("h1", "h2", "h3")}
     streams = {host: subscribed(router, host) for host in views}
+    skipped = 0
     for batch in batches:
         events = index.apply(batch)
-        router.route(events)
+        scope = router.route(events)
         for host, view in views.items():
+            # The batch's scope, kept in the history, lets a replaying stream skip it.
+            concerned = scope.concerns(host, set(view.networks))
             changes = view.changes(events)
             if changes:
                 assert streams[host].relevant, (host, batch, changes)
+                assert concerned, (host, batch, changes)
+            skipped += not concerned
             router.update(streams[host], view.networks)
             streams[host].relevant = False
             streams[host].woken.clear()
+    assert skipped > 0   # the control: scopes leave streams out
+
+
+def test_a_replay_skips_the_batches_whose_scope_leaves_the_stream_out():
+    from controller import agent_feed
+    from controller.interest import Scope
+
+    class CountingView:
+        host, networks = "h1", {"blue"}
+
+        def __init__(self):
+            self.asked = []
+
+        def changes(self, events):
+            self.asked.append(events)
+            return [Change(e.key, e.record) for e in events]
+
+    view = CountingView()
+    blue, red, every = [endpoint_event("blue", "c1")], [endpoint_event("red", "c2")], [ev("alive", keys.alive("h7"), ("h7",))]
+    history = [(1, blue, Scope.of(blue)), (2, red, Scope.of(red)), (3, every, Scope.of(every))]
+    changes = agent_feed._replay(view, history)
+    assert view.asked == [blue, every]
+    assert [c.key for c in changes] == [keys.endpoint("blue", "c1"), keys.alive("h7")]
+
+
+
+def test_a_snapshot_shares_the_part_every_agent_gets_and_leaves_out_its_own_liveness():
+    from controller.etcd import KV, Event
+    from controller.view import AgentView
+    from proto import vxmesh_pb2 as pb
+    from proto.records import Network
+
+    def put(key, record):
+        return Event(kind="put", kv=KV(key=key, value=record.to_json(), create_revision=1, mod_revision=1,
+                                       version=1), prev=None)
+
+    index = Index(keys)
+    index.apply([put(keys.host(h), Host(name=h, vtep=f"192.0.2.{i}")) for i, h in enumerate(("h1", "h2", "h3"), 1)]
+                + [put(keys.alive(h), HostAlive(h, since=5.0)) for h in ("h1", "h2", "h3")]
+                + [put(keys.network("blue"), Network("blue", "10.1.0.0/24", "10.1.0.1", 4096)),
+                   put(keys.container("a"), spec("a", "h1")), put(keys.container("b"), spec("b", "h2")),
+                   put(keys.endpoint("blue", "a"), Endpoint(network="blue", container="a", host="h1",
+                                                            vtep="192.0.2.1", ip="10.1.0.2", mac="02:42:0a:01:00:02"))])
+    wire = WireChanges()
+
+    def both(host: str) -> tuple[bytes, bytes]:
+        usual = wire.update_bytes(9, AgentView(host, index).snapshot(), snapshot=True)
+        return wire.snapshot_bytes(9, AgentView(host, index)), usual
+    for host in ("h1", "h2", "h3", "h4"):
+        shared, usual = both(host)
+        assert shared == usual, host
+    message = pb.ControllerMessage.FromString(both("h1")[0])
+    assert keys.alive("h1") not in {c.key for c in message.update.changes}
+    assert keys.alive("h2") in {c.key for c in message.update.changes}
+    # The shared part follows the cluster: a host leaving the tables is seen at once.
+    built = wire._cluster
+    index.apply([Event(kind="delete", kv=KV(key=keys.alive("h2"), value=b"", create_revision=0, mod_revision=0,
+                                            version=0), prev=None)])
+    shared, usual = both("h1")
+    assert shared == usual and wire._cluster is not built
+    assert keys.alive("h2") not in {c.key for c in pb.ControllerMessage.FromString(shared).update.changes}
+    # The control: the shared part is reused only while the cluster's version says nothing moved.
+    index.alive.discard("h3")
+    shared, usual = both("h1")
+    assert shared != usual

@@ -8,7 +8,9 @@ import struct
 import pytest
 
 from agent.probes import Findings, checksum, echo_reply_ident, echo_request
-from controller.liveness import evidence, judge, state_of, tally, vtep_silent
+import itertools
+
+from controller.liveness import evidence, judge, state_of, stays_up, tally, vtep_silent
 from controller.store import Store
 from proto.records import Host, HostAlive, Reachability
 
@@ -71,6 +73,29 @@ def test_only_connected_peers_that_probed_the_host_have_a_say():
     assert tally({"h2"}, reports(h2=([], ["h2"]))) == {}
     # With no peer probing at all (a 1-host cluster), the grace period alone decides.
     assert decide(set(), UP, {}, now=100.0) == AGENT_DOWN
+
+
+def test_the_quick_check_at_connection_never_keeps_a_record_the_rule_would_change():
+    """An agent connecting skips settling in etcd when `stays_up` says so:
+    whenever it does, the rule itself must keep the record."""
+    findings = [([], []), (["h2"], []), ([], ["h2"])]
+    kept = 0
+    for current in (None, UP, AGENT_DOWN):
+        for found in itertools.product(findings, repeat=3):
+            reach = reports(h1=found[0], h3=found[1], h4=found[2])
+            for peers in itertools.product((True, False), repeat=3):
+                connected = {"h2"} | {p for p, on in zip(("h1", "h3", "h4"), peers) if on}
+                if stays_up("h2", current, connected, reach):
+                    kept += 1
+                    assert decide(connected, current, reach) is current, (current, reach, connected)
+    assert kept > 0
+    # It says so for a host up with no silent connected peer; the control: one
+    # connected peer finding it silent (in a two-host cluster, enough to convict)
+    # sends it to etcd, as does a host not up.
+    assert stays_up("h2", UP, {"h1", "h2"}, reports(h1=(["h2"], [])))
+    assert not stays_up("h2", UP, {"h1", "h2"}, reports(h1=([], ["h2"])))
+    assert stays_up("h2", UP, {"h2"}, reports(h1=([], ["h2"])))     # h1's report went with its agent
+    assert not stays_up("h2", AGENT_DOWN, {"h1", "h2"}, {}) and not stays_up("h2", None, {"h2"}, {})
 
 
 def test_host_ls_shows_up_agent_down_or_down():

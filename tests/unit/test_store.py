@@ -213,6 +213,28 @@ async def test_create_container_writes_spec_addresses_endpoints_and_status(store
     assert [s.name for s, _ in await store.list_containers()] == ["web"]
 
 
+async def test_create_container_reads_what_it_checks_at_once(store, etcd, monkeypatch):
+    """The request, the name, a leftover status and the host: read together, one round trip."""
+    await add_host(store, "h1", "192.0.2.1")
+    await store.create_network("blue", "10.77.0.0/24")
+    real_get, in_flight, most = etcd.get, 0, 0
+
+    async def get(key):
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        try:
+            return await real_get(key)
+        finally:
+            in_flight -= 1
+    monkeypatch.setattr(etcd, "get", get)
+    await store.create_container("web", "h1", [], {}, "", ["blue"], request_id="req-0123456789")
+    assert most == 4
+    # And the answers are still taken in their order: a repeat of the request gets its container.
+    again = await store.create_container("web", "h1", [], {}, "", ["blue"], request_id="req-0123456789")
+    assert again.name == "web"
+
+
 async def test_refused_containers_leave_etcd_untouched(store, etcd, prefix):
     await add_host(store)
     await store.create_network("tiny", "10.77.0.0/30")  # room for one container

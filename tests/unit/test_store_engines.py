@@ -182,3 +182,25 @@ async def test_the_engines_name_for_a_container_is_an_alias_in_every_hosts_table
     await store.engines.join("h1", other.name, "e" * 64, "/var/run/docker/netns/2", "eth0", engine_name="db")
     [row] = [e for e in await store.network_endpoints("blue") if e.container == other.name]
     assert (row.aliases, row.stopped) == ("db", True)
+
+
+async def test_the_engines_aliases_for_a_container_join_its_name_in_the_table(store):
+    """Docker's --network-alias, read by the agent from Docker's API, is answered like
+    the container's name; a bad alias is refused before anything is stored."""
+    await add_hosts(store)
+    await store.create_network("blue", "10.77.0.0/24")
+    docker = await store.engines.attach("h1", "docker", "blue")
+    with pytest.raises(InvalidArgument, match="invalid network alias"):
+        await store.engines.join("h1", docker.name, "f" * 64, "/var/run/docker/netns/1", "eth0",
+                                 engine_name="web_1", engine_aliases=("db", "no_such host"))
+    _, unchanged = await store.engines.records.container(docker.name)
+    assert unchanged.attachments[0].aliases == [] and unchanged.sandbox == ""
+    named = await store.engines.join("h1", docker.name, "f" * 64, "/var/run/docker/netns/1", "eth0",
+                                     engine_name="web_1", engine_aliases=("db", "cache", "db"))
+    assert named.attachments[0].aliases == ["web_1", "db", "cache"]
+    [row] = [e for e in await store.network_endpoints("blue") if e.container == docker.name]
+    assert row.aliases == "web_1 db cache"
+    # Only what is new is added.
+    again = await store.engines.join("h1", docker.name, "f" * 64, "/var/run/docker/netns/1", "eth0",
+                                     engine_name="web_1", engine_aliases=("cache", "queue"))
+    assert again.attachments[0].aliases == ["web_1", "db", "cache", "queue"]

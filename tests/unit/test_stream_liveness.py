@@ -1,8 +1,9 @@
 """The agents' stream stays alive and fair: a controller in this process (on
 a private etcd) with fake agents, and an agent link facing fake controllers.
 
-- a stream whose controller side fails (here: etcd refusing a heartbeat's
-  lease renewal) ends with a status the agent sees, instead of hanging;
+- a stream whose controller side fails (here: etcd refusing to renew the
+  agents' lease, controller/agent_leases.py) ends with a status the agent
+  sees, instead of hanging;
 - an idle stream carries keepalives;
 - a stuck agent (connected, heartbeating, not reading) never delays another
   agent's updates, and gets one fresh snapshot once it reads again;
