@@ -30,14 +30,17 @@ from dataclasses import dataclass, field
 
 from controller.etcd import EtcdError
 from controller.store import Store
+from controller.store.hosts import MARKS_PER_TXN
 from proto.errors import UserError
 from proto.records import Reachability
 
 log = logging.getLogger(__name__)
 
 SWEEP_SECONDS = 1.0
-# The lease is renewed this often, as a fraction of its TTL.
-RENEW_FRACTION = 0.25
+# The lease is renewed this often, as a fraction of its TTL: one lease, so
+# often is cheap, and the controller's loop may stall for most of the TTL
+# (a busy machine) without losing it.
+RENEW_FRACTION = 1 / 6
 # A sweep's timer firing this many sweep periods late means the event loop
 # was stalled: heartbeats may be waiting unread in the streams, so nobody is
 # judged on them by this sweep.
@@ -160,16 +163,23 @@ class AgentLeases:
             task.add_done_callback(lambda t: t in self._tasks and self._tasks.remove(t))
 
     async def _remark_all(self, holdings: list[Holding]) -> None:
-        gate = asyncio.Semaphore(CONCURRENCY)
-
-        async def remark(holding: Holding) -> None:
-            async with gate:
-                try:
-                    await self.remark(holding)
-                except (UserError, EtcdError) as err:
+        """Every key under a lost lease written again, fifty to a transaction:
+        until they are back, the liveness keepers see those hosts' agents gone,
+        and each host they turn "agent down" is a change for every stream."""
+        for start in range(0, len(holdings), MARKS_PER_TXN):
+            chunk = holdings[start:start + MARKS_PER_TXN]
+            try:
+                lease = await self._lease()
+                revision = await self.store.mark_connected_many([(h.host, h.reach) for h in chunk], lease)
+            except (UserError, EtcdError) as err:
+                for holding in chunk:
                     holding.revision = 0   # its next heartbeat tries again (agent_link.py)
-                    log.warning("could not mark host %s connected again: %s", holding.host, err)
-        await asyncio.gather(*(remark(h) for h in holdings))
+                log.warning("could not mark %d hosts connected again: %s", len(chunk), err)
+                continue
+            for holding in chunk:
+                holding.revision, holding.lease = revision, lease
+                if not holding.ended:
+                    self._holdings[holding.host] = holding
 
     async def _renewing(self) -> None:
         while True:

@@ -61,6 +61,7 @@ class Store:
         self.mark_alive = self.hosts.mark_alive
         self.grant_lease = self.hosts.grant_lease
         self.mark_connected = self.hosts.mark_connected
+        self.mark_connected_many = self.hosts.mark_connected_many
         self.mark_gone = self.hosts.mark_gone
         self.keep_alive = self.hosts.keep_alive
         self.mark_down = self.hosts.mark_down

@@ -27,6 +27,11 @@ from proto.errors import Unavailable
 from proto.records import ContainerSpec, Endpoint, Host, HostAlive, Reachability, ResyncRequest
 
 
+# Hosts marked connected in one transaction at most: two operations each
+# (its agents/ key and its reach/ report), within etcd's default of 128.
+MARKS_PER_TXN = 50
+
+
 class Hosts:
     def __init__(self, records: Records, controller_id: str) -> None:
         self.records = records
@@ -116,6 +121,23 @@ class Hosts:
         validate.host_name(host)
         value = json_value({"host": host, "controller": self.controller_id, "since": time.time()})
         return await self.etcd.put(self.keys.agent(host), value, lease=lease)
+
+    @surface_unavailable
+    async def mark_connected_many(self, marks: list[tuple[str, Reachability | None]], lease: int) -> int:
+        """`mark_connected` for several hosts at once, each with its last reach
+        report, in one transaction (at most MARKS_PER_TXN of them: etcd bounds
+        a transaction's operations); returns the keys' mod revision."""
+        if len(marks) > MARKS_PER_TXN:
+            raise ValueError(f"at most {MARKS_PER_TXN} hosts per transaction, not {len(marks)}")
+        since = time.time()
+        ops = []
+        for host, reach in marks:
+            validate.host_name(host)
+            ops.append(Op.put(self.keys.agent(host), json_value(
+                {"host": host, "controller": self.controller_id, "since": since}), lease=lease))
+            if reach is not None:
+                ops.append(Op.put(self.keys.reach(host), reach.to_json(), lease=lease))
+        return (await self.etcd.txn([], ops)).revision
 
     @surface_unavailable
     async def mark_gone(self, host: str, revision: int) -> bool:

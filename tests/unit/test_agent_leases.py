@@ -131,20 +131,30 @@ async def test_every_key_goes_with_a_controller_that_stops_renewing(store):
         await asyncio.sleep(0.2)
 
 
-async def test_an_expired_lease_is_replaced_and_every_key_written_again(store):
+async def test_an_expired_lease_is_replaced_and_every_key_written_again(store, monkeypatch):
     leases = AgentLeases(store, TTL, sweep=SWEEP)
     try:
-        holdings = [await leases.attach(f"x{i}") for i in range(5)]
+        holdings = [await leases.attach(f"x{i}") for i in range(60)]
         await leases.put_reach(holdings[0], Reachability("x0", ["x1"], []))
         first = leases.lease
+        one_by_one, batches = [], []
+        monkeypatch.setattr(store, "mark_connected", lambda *a: one_by_one.append(a))
+        real_many = store.mark_connected_many
+
+        async def many(marks, lease):
+            batches.append(len(marks))
+            return await real_many(marks, lease)
+        monkeypatch.setattr(store, "mark_connected_many", many)
         await store.etcd.revoke(first)    # as an expiry while the controller's loop was stalled
         assert await agent_keys(store) == {}
         started = time.monotonic()
-        while len(await agent_keys(store)) < 5:
+        while len(await agent_keys(store)) < 60:
             assert time.monotonic() - started < TTL, "the keys were not written again"
             await beat_for(leases, holdings, SWEEP)
         assert set((await agent_keys(store)).values()) == {leases.lease} and leases.lease != first
         assert await reach_keys(store) == {"x0"}
+        # Written again fifty to a transaction, not one by one.
+        assert batches == [50, 10] and one_by_one == []
     finally:
         await leases.close()
 
