@@ -21,6 +21,9 @@ both see the same machine load:
   * Where the overhead goes (hop_ladder.py): the same pings over the
     underlay plus one kernel object at a time (a VXLAN device, then a
     bridge, then a veth pair) between the two hosts, in the same rounds.
+    The gwbridge (NAT egress, published ports) is not on this path: two
+    containers of one overlay talk through the overlay's bridge and VXLAN
+    device only, so it has no rung.
   * Port security (agent option port-security, on by default): the overlay
     figures again with it switched off on both hosts (the agents restarted
     with `port-security = "off"`, as an operator would), each round measuring
