@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 LOG_CHUNK = 64 * 1024
 # How often a followed log is read again while its container runs.
 FOLLOW_POLL_SECONDS = 0.1
+# How long a `start -a`'s log stream waits for the start it was opened for.
+WAIT_START_SECONDS = 60.0
 
 
 class HostAgentService(pb_grpc.HostAgentServicer):
@@ -98,6 +100,8 @@ class HostAgentService(pb_grpc.HostAgentServicer):
             path = self.runtime.log_path(self._container_id(request.container))
         except ContainerError as err:
             await context.abort(grpc.StatusCode.NOT_FOUND, str(err))
+        if request.wait_start and not path.exists():
+            path.touch(mode=0o600)   # the first start appends to it (agent/oci/monitor.py)
         if not path.exists():
             return
         container_id = self._container_id(request.container)
@@ -108,6 +112,12 @@ class HostAgentService(pb_grpc.HostAgentServicer):
         with open(path, "rb") as log_file:
             if lines is not None:
                 log_file.seek(await asyncio.to_thread(tail_offset, log_file, lines))
+            if request.follow and request.wait_start:
+                state = await self.runtime.state(container_id)
+                before = state.started_at if state is not None else 0.0
+                yield pb.LogChunk()   # the log is held: the caller starts the container now
+                if not await self._started_after(container_id, before):
+                    return
             while True:
                 # Whether it runs is asked before reading: what it wrote before
                 # stopping is then read to the end before the stream ends.
@@ -119,6 +129,17 @@ class HostAgentService(pb_grpc.HostAgentServicer):
                 if not running:
                     return
                 await asyncio.sleep(FOLLOW_POLL_SECONDS)
+
+    async def _started_after(self, container_id: str, before: float) -> bool:
+        """Whether the container starts again (a start time other than `before`)
+        within WAIT_START_SECONDS; it may have ended already."""
+        deadline = asyncio.get_running_loop().time() + WAIT_START_SECONDS
+        while asyncio.get_running_loop().time() < deadline:
+            state = await self.runtime.state(container_id)
+            if state is not None and state.started_at and state.started_at != before:
+                return True
+            await asyncio.sleep(FOLLOW_POLL_SECONDS)
+        return False
 
     async def _running(self, container_id: str) -> bool:
         state = await self.runtime.state(container_id)

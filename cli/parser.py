@@ -299,6 +299,10 @@ def _container_parsers(sub: argparse._SubParsersAction, management: bool = False
     stop.add_argument("names", nargs="+", metavar="CONTAINER")
     _request_id(stop)
     start = sub.add_parser("start", help="start a stopped container again")
+    start.add_argument("-a", "--attach", action="store_true", help="print its output until it stops, "
+                                                                   "and exit with its exit code")
+    start.add_argument("-i", "--interactive", action="store_true", help="attach your input too (a container "
+                                                                        "run with -i)")
     start.add_argument("names", nargs="+", metavar="CONTAINER")
     _request_id(start)
     kill = sub.add_parser("kill", help="send a signal to a container (default SIGKILL)")

@@ -369,10 +369,11 @@ class ControllerService(pb_grpc.ControllerServicer):
     @user_errors_streaming
     async def Logs(self, request, context) -> AsyncIterator[pb.LogChunk]:
         async for chunk in self.logs(await self._container_name(request.container), request.follow,
-                                     request.tail):
+                                     request.tail, request.wait_start):
             yield chunk
 
-    async def logs(self, container: str, follow: bool = False, tail: str = "") -> AsyncIterator[pb.LogChunk]:
+    async def logs(self, container: str, follow: bool = False, tail: str = "",
+                   wait_start: bool = False) -> AsyncIterator[pb.LogChunk]:
         """A container's output so far (with `follow`, until it stops; with `tail`,
         Docker's --tail, from its last lines), from its host's agent; a UserError
         when it cannot be had."""
@@ -381,7 +382,7 @@ class ControllerService(pb_grpc.ControllerServicer):
         _not_engines(spec, "logs")
         stub = await self._agent(spec.host)
         async for chunk in _forward_stream(stub.Logs(pb.LogsRequest(container=container, follow=follow,
-                                                                    tail=tail))):
+                                                                    tail=tail, wait_start=wait_start))):
             yield chunk
 
     # ---- helpers -----------------------------------------------------------

@@ -461,14 +461,16 @@ class ExecOutput(_message.Message):
     def __init__(self, stdout: _Optional[bytes] = ..., stderr: _Optional[bytes] = ..., exited: _Optional[bool] = ..., exit_code: _Optional[int] = ...) -> None: ...
 
 class LogsRequest(_message.Message):
-    __slots__ = ("container", "follow", "tail")
+    __slots__ = ("container", "follow", "tail", "wait_start")
     CONTAINER_FIELD_NUMBER: _ClassVar[int]
     FOLLOW_FIELD_NUMBER: _ClassVar[int]
     TAIL_FIELD_NUMBER: _ClassVar[int]
+    WAIT_START_FIELD_NUMBER: _ClassVar[int]
     container: str
     follow: bool
     tail: str
-    def __init__(self, container: _Optional[str] = ..., follow: _Optional[bool] = ..., tail: _Optional[str] = ...) -> None: ...
+    wait_start: bool
+    def __init__(self, container: _Optional[str] = ..., follow: _Optional[bool] = ..., tail: _Optional[str] = ..., wait_start: _Optional[bool] = ...) -> None: ...
 
 class LogChunk(_message.Message):
     __slots__ = ("data",)

@@ -122,9 +122,11 @@ async def attach(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     return await _attached(api, detail.spec.name, interactive, detail.spec.tty, tail="0")
 
 
-async def _attached(api: pb_grpc.ControllerStub, name: str, interactive: bool, tty: bool, tail: str = "") -> int:
+async def _attached(api: pb_grpc.ControllerStub, name: str, interactive: bool, tty: bool, tail: str = "",
+                    logs=None) -> int:
     """Your terminal on a running container: its log followed from `tail` (Docker's
-    --tail), your input to its own process when `interactive`, until it stops."""
+    --tail), or `logs` when the stream is already open, your input to its own
+    process when `interactive`, until it stops."""
     from cli import attached   # a terminal's modes: only a run in the foreground and attach need them
     attach = None
     try:
@@ -135,7 +137,9 @@ async def _attached(api: pb_grpc.ControllerStub, name: str, interactive: bool, t
             start.rows, start.cols = attached.terminal_size()
             attach = asyncio.create_task(_drain(api.ExecAttached(attached.inputs(start, interactive, tty))))
         with attached.raw_terminal(tty and interactive):
-            async for chunk in api.Logs(pb.LogsRequest(container=name, follow=True, tail=tail)):
+            if logs is None:
+                logs = api.Logs(pb.LogsRequest(container=name, follow=True, tail=tail))
+            async for chunk in logs:
                 sys.stdout.buffer.write(chunk.data)
                 sys.stdout.buffer.flush()
         return await _exit_code(api, name)
@@ -271,8 +275,30 @@ async def stop(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
 
 
 async def start(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
+    if args.attach or args.interactive:
+        if len(args.names) != 1:
+            raise CliError("you cannot start and attach multiple containers at once")
+        return await _start_attached(api, args.names[0], args.interactive, args.request_id)
     return await each(args, lambda name, request_id: api.Start(
         pb.NameRequest(name=name, request_id=request_id), timeout=RPC_TIMEOUT))
+
+
+async def _start_attached(api: pb_grpc.ControllerStub, name: str, interactive: bool, request_id: str) -> int:
+    """As `docker start -a` (`-i`: with your input): the output of the run it starts,
+    from its first byte, until it stops; the exit code is the container's. The log
+    stream is opened first and the container started once the agent holds it, so
+    nothing it writes at once is missed."""
+    detail = await api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT)
+    name = detail.spec.name
+    interactive = interactive and detail.spec.open_stdin
+    if interactive and detail.spec.tty and not os.isatty(sys.stdin.fileno()):
+        raise CliError("the input device is not a TTY")   # as Docker's
+    if detail.status.state == "running":   # as Docker's: attached to it as it is
+        return await _attached(api, name, interactive, detail.spec.tty, tail="0")
+    logs = api.Logs(pb.LogsRequest(container=name, follow=True, tail="0", wait_start=True))
+    await anext(aiter(logs), None)   # the agent's empty chunk: it holds the log now
+    await api.Start(pb.NameRequest(name=name, request_id=request_id), timeout=RPC_TIMEOUT)
+    return await _attached(api, name, interactive, detail.spec.tty, logs=logs)
 
 
 async def kill(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:

@@ -402,6 +402,24 @@ def test_attach_gives_a_running_containers_output_from_now_and_your_input(lab):
     lab.cli("rm", "att1")
 
 
+def test_start_attached_prints_that_runs_output_from_its_first_byte(lab):
+    lab.cli("run", "-d", "--name", "sa1", "--network", "blue", BUSYBOX, "sh", "-c", "echo ran; exit 3")
+    wait_for(lambda: inspect(lab, "sa1")["state"] == "exited", 30, "sa1's first run to end")
+    again = lab.cli("start", "-a", "sa1", check=False)
+    # Its output at once, and only this run's (the log holds both); its exit code.
+    assert (again.returncode, again.stdout) == (3, "ran\n"), again
+    assert lab.cli("logs", "sa1").stdout == "ran\nran\n"
+    # -i: your input to a container run with -i, started again.
+    lab.cli("run", "-di", "--name", "sa2", "--network", "blue", BUSYBOX, "cat")
+    lab.cli("stop", "sa2")
+    fed = subprocess.run(lab.cli_argv("start", "-ai", "sa2"), input="again\n", capture_output=True, text=True,
+                         cwd=REPO_ROOT, timeout=60)
+    assert (fed.returncode, fed.stdout) == (0, "again\n"), fed
+    several = lab.cli("start", "-a", "sa1", "sa2", check=False)
+    assert several.returncode == 1 and "cannot start and attach multiple containers at once" in several.stderr
+    lab.cli("rm", "sa1", "sa2")
+
+
 def test_attach_to_a_shell_run_with_dit(lab):
     lab.cli("run", "-dit", "--name", "att2", "--network", "blue", BUSYBOX, "sh")
     code, seen = terminal_session(lab.cli_argv("attach", "att2"),
