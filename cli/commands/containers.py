@@ -102,7 +102,8 @@ async def run(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
         return 0
     name = detail.spec.name
     try:
-        return await _attached(api, name, args.interactive, args.tty)
+        return await _attached(api, name, args.interactive, args.tty,
+                               api.Logs(pb.LogsRequest(container=name, follow=True)))
     finally:
         if args.rm:
             await api.Remove(pb.NameRequest(name=name, force=True), timeout=RPC_TIMEOUT)
@@ -116,17 +117,27 @@ async def attach(api: pb_grpc.ControllerStub, args: argparse.Namespace) -> int:
     if detail.status.state != "running":
         raise CliError(f"container {detail.spec.name} is not running: you cannot attach to a stopped container, "
                        "start it first")
-    interactive = detail.spec.open_stdin and not args.no_stdin
-    if interactive and detail.spec.tty and not os.isatty(sys.stdin.fileno()):
-        raise CliError("the input device is not a TTY")   # as Docker's
-    return await _attached(api, detail.spec.name, interactive, detail.spec.tty, tail="0")
+    return await _attached(api, detail.spec.name, _sends_input(detail.spec, not args.no_stdin), detail.spec.tty,
+                           _from_now(api, detail.spec.name))
 
 
-async def _attached(api: pb_grpc.ControllerStub, name: str, interactive: bool, tty: bool, tail: str = "",
-                    logs=None) -> int:
-    """Your terminal on a running container: its log followed from `tail` (Docker's
-    --tail), or `logs` when the stream is already open, your input to its own
-    process when `interactive`, until it stops."""
+def _sends_input(spec: pb.ContainerSpec, asked: bool) -> bool:
+    """Whether your input goes to the container's first process: asked for, and the
+    container run with -i; with its terminal, only from yours, as Docker says."""
+    interactive = asked and spec.open_stdin
+    if interactive and spec.tty and not os.isatty(sys.stdin.fileno()):
+        raise CliError("the input device is not a TTY")
+    return interactive
+
+
+def _from_now(api: pb_grpc.ControllerStub, name: str):
+    """The container's log stream from what it writes next on."""
+    return api.Logs(pb.LogsRequest(container=name, follow=True, tail="0"))
+
+
+async def _attached(api: pb_grpc.ControllerStub, name: str, interactive: bool, tty: bool, logs) -> int:
+    """Your terminal on a running container: its log stream `logs` printed, your
+    input to its own process when `interactive`, until it stops."""
     from cli import attached   # a terminal's modes: only a run in the foreground and attach need them
     attach = None
     try:
@@ -137,8 +148,6 @@ async def _attached(api: pb_grpc.ControllerStub, name: str, interactive: bool, t
             start.rows, start.cols = attached.terminal_size()
             attach = asyncio.create_task(_drain(api.ExecAttached(attached.inputs(start, interactive, tty))))
         with attached.raw_terminal(tty and interactive):
-            if logs is None:
-                logs = api.Logs(pb.LogsRequest(container=name, follow=True, tail=tail))
             async for chunk in logs:
                 sys.stdout.buffer.write(chunk.data)
                 sys.stdout.buffer.flush()
@@ -290,11 +299,9 @@ async def _start_attached(api: pb_grpc.ControllerStub, name: str, interactive: b
     nothing it writes at once is missed."""
     detail = await api.Inspect(pb.NameRequest(name=name), timeout=RPC_TIMEOUT)
     name = detail.spec.name
-    interactive = interactive and detail.spec.open_stdin
-    if interactive and detail.spec.tty and not os.isatty(sys.stdin.fileno()):
-        raise CliError("the input device is not a TTY")   # as Docker's
+    interactive = _sends_input(detail.spec, interactive)
     if detail.status.state == "running":   # as Docker's: attached to it as it is
-        return await _attached(api, name, interactive, detail.spec.tty, tail="0")
+        return await _attached(api, name, interactive, detail.spec.tty, _from_now(api, name))
     logs = api.Logs(pb.LogsRequest(container=name, follow=True, tail="0", wait_start=True))
     await anext(aiter(logs), None)   # the agent's empty chunk: it holds the log now
     await api.Start(pb.NameRequest(name=name, request_id=request_id), timeout=RPC_TIMEOUT)

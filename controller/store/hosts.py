@@ -119,8 +119,7 @@ class Hosts:
         to `lease`; returns the key's mod revision, which `mark_gone` guards on.
         Whether the host is then in the tables is for `settle` to say."""
         validate.host_name(host)
-        value = json_value({"host": host, "controller": self.controller_id, "since": time.time()})
-        return await self.etcd.put(self.keys.agent(host), value, lease=lease)
+        return await self.etcd.put(self.keys.agent(host), self._agent_value(host, time.time()), lease=lease)
 
     @surface_unavailable
     async def mark_connected_many(self, marks: list[tuple[str, Reachability | None]], lease: int) -> int:
@@ -133,11 +132,14 @@ class Hosts:
         ops = []
         for host, reach in marks:
             validate.host_name(host)
-            ops.append(Op.put(self.keys.agent(host), json_value(
-                {"host": host, "controller": self.controller_id, "since": since}), lease=lease))
+            ops.append(Op.put(self.keys.agent(host), self._agent_value(host, since), lease=lease))
             if reach is not None:
                 ops.append(Op.put(self.keys.reach(host), reach.to_json(), lease=lease))
         return (await self.etcd.txn([], ops)).revision
+
+    def _agent_value(self, host: str, since: float) -> bytes:
+        """The value of agents/<host>: which controller holds its agent's stream, since when."""
+        return json_value({"host": host, "controller": self.controller_id, "since": since})
 
     @surface_unavailable
     async def mark_gone(self, host: str, revision: int) -> bool:
